@@ -1,0 +1,58 @@
+"""edge-sdk: deploy small ("Lite") language models on NVIDIA Jetson Orin.
+
+The core (this package) holds what every part shares and needs neither torch nor onnxruntime:
+model configuration, the bundle and its manifest, the tokenizer wrapper and the error tree.
+Subpackages: :mod:`edge_sdk.exporters` (torch -> ONNX/INT8 bundle), :mod:`edge_sdk.runtime`
+(stream tokens from a bundle), :mod:`edge_sdk.power` (power modes, sensors, efficiency).
+"""
+
+from __future__ import annotations
+
+from edge_sdk.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
+    Bundle,
+    BundleWriter,
+    load_bundle,
+)
+from edge_sdk.config import SUPPORTED_ARCHITECTURES, ModelConfig, RopeScaling
+from edge_sdk.errors import (
+    AccuracyError,
+    BackendUnavailableError,
+    BundleError,
+    ConfigError,
+    EdgeError,
+    ExportError,
+    GenerationError,
+    PowerError,
+    UnsupportedModelError,
+)
+from edge_sdk.tokenizer import Tokenizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    # errors
+    "EdgeError",
+    "ConfigError",
+    "UnsupportedModelError",
+    "BundleError",
+    "ExportError",
+    "AccuracyError",
+    "BackendUnavailableError",
+    "GenerationError",
+    "PowerError",
+    # model configuration
+    "ModelConfig",
+    "RopeScaling",
+    "SUPPORTED_ARCHITECTURES",
+    # bundle
+    "Bundle",
+    "BundleWriter",
+    "load_bundle",
+    "BUNDLE_FORMAT",
+    "BUNDLE_FORMAT_VERSION",
+    # tokenizer
+    "Tokenizer",
+]
