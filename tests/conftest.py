@@ -1,0 +1,37 @@
+"""Test-wide setup: hardware markers skip with a reason when the hardware is absent."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+
+def _on_jetson() -> bool:
+    model = Path("/proc/device-tree/model")
+    text = model.read_text(errors="ignore") if model.is_file() else ""
+    return Path("/etc/nv_tegra_release").is_file() or "Jetson" in text or "Orin" in text
+
+
+def _has_cuda() -> bool:
+    return Path("/proc/driver/nvidia/version").is_file() or _on_jetson()
+
+
+def _has_tensorrt() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+_HARDWARE = {
+    "jetson": (_on_jetson, "needs a Jetson Orin (run the on-device suite there: pytest -m jetson)"),
+    "cuda": (_has_cuda, "needs an NVIDIA GPU with a driver"),
+    "tensorrt": (_has_tensorrt, "needs TensorRT's Python bindings (JetPack's python3-libnvinfer)"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    present = {name: check() for name, (check, _) in _HARDWARE.items()}
+    for item in items:
+        for name, (_, reason) in _HARDWARE.items():
+            if name in item.keywords and not present[name]:
+                item.add_marker(pytest.mark.skip(reason=reason))
