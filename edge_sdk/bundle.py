@@ -196,6 +196,9 @@ class BundleWriter:
                                  encoding="utf-8")
         for path in [*files, manifest_path]:
             _fsync(path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.dir, 0o777 & ~umask)  # mkdtemp made it private
         _replace_dir(self.dir, self.target)
         self._committed = True
         return Bundle(self.target, manifest)

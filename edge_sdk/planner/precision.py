@@ -1,0 +1,68 @@
+"""Weight precisions the planner knows, and how each stores a model (the layout it estimates).
+
+- ``fp32``: every tensor float32; tied embeddings stored once.
+- ``fp16`` / ``bf16``: every tensor 2 bytes; tied embeddings stored once.
+- ``int8``: the layout ``edge-export --int8`` writes. Every MatMul weight (attention, MLP and the
+  LM head) int8 per output channel plus one fp32 scale per output channel; the embedding table
+  int8 per row plus one fp32 scale per row; norms and biases fp32. With tied embeddings the
+  table is stored twice, once [vocab, hidden] for the Gather and once transposed
+  [hidden, vocab] for the LM head MatMul. Activations and the KV cache are fp32 (the graph
+  dequantizes to fp32).
+- ``int4``: block-wise weight-only quantization as ORT ``MatMulNBits``, AWQ/GPTQ and MLC q4f16
+  store it: 4-bit weights, per group of ``group_size`` input values one fp16 scale and one 4-bit
+  zero point. Float parts (norms, biases, a kept embedding) fp16, activations and KV cache fp16.
+
+``--keep-embedding`` keeps the embedding table (and a tied LM head) in the float precision of
+the format instead of quantizing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_sdk.errors import ConfigError
+
+__all__ = ["WeightFormat", "PRECISIONS", "weight_format", "DTYPE_BYTES"]
+
+DTYPE_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How a precision stores weights and what it computes in."""
+
+    name: str
+    weight_bytes: float            # bytes per quantized weight value
+    float_bytes: int               # norms, biases, kept embeddings
+    activation_dtype: str          # activations and, by default, the KV cache
+    compute: str                   # the GPU peak that bounds it: int8 / fp16 / fp32
+    quantized: bool = False
+    group_size: int | None = None  # int4: values per scale / zero point
+    scale_bytes: int = 0           # per output channel (int8) or per group (int4)
+    zero_point_bytes: float = 0.0  # per group (int4)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (group {self.group_size})" if self.group_size else self.name
+
+
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8", "int4")
+
+
+def weight_format(name: str, group_size: int = 128) -> WeightFormat:
+    """The format of precision ``name``; ``group_size`` applies to int4."""
+    key = name.strip().lower()
+    if key in ("float32", "fp32"):
+        return WeightFormat("fp32", 4, 4, "fp32", "fp32")
+    if key in ("float16", "fp16", "half"):
+        return WeightFormat("fp16", 2, 2, "fp16", "fp16")
+    if key in ("bfloat16", "bf16"):
+        return WeightFormat("bf16", 2, 2, "bf16", "fp16")
+    if key.startswith("int8"):
+        return WeightFormat("int8", 1, 4, "fp32", "int8", quantized=True, scale_bytes=4)
+    if key.startswith("int4"):
+        if group_size <= 0:
+            raise ConfigError(f"--group-size must be a positive integer, got {group_size}")
+        return WeightFormat("int4", 0.5, 2, "fp16", "fp16", quantized=True, group_size=group_size,
+                            scale_bytes=2, zero_point_bytes=0.5)
+    raise ConfigError(f"unknown precision {name!r}; valid precisions: {', '.join(PRECISIONS)}")

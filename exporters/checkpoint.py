@@ -1,0 +1,102 @@
+"""Write and load the SDK's ``model.pt`` checkpoint (format in :mod:`edge_sdk.checkpoint`)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edge_sdk.checkpoint import (
+    ACCEPTED_FORMATS,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMAT_VERSION,
+    check_checkpoint_dict,
+)
+from edge_sdk.config import ModelConfig
+from edge_sdk.errors import ExportError, UnsupportedModelError
+from edge_sdk.exporters.model import LiteForCausalLM
+
+__all__ = ["save_checkpoint", "load_checkpoint", "LoadedModel"]
+
+
+class LoadedModel:
+    """A model ready to export: the PyTorch module, its tokenizer JSON, where it came from."""
+
+    def __init__(self, model: LiteForCausalLM, tokenizer_json: str, source: str, name: str) -> None:
+        self.model = model
+        self.tokenizer_json = tokenizer_json
+        self.source = source
+        self.name = name
+
+    @property
+    def config(self) -> ModelConfig:
+        """The model's configuration."""
+        return self.model.config
+
+
+def save_checkpoint(model: LiteForCausalLM, tokenizer_json: str, path: str | os.PathLike[str],
+                    dtype: torch.dtype = torch.float32, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` and its tokenizer as an edge-sdk ``model.pt`` (atomically)."""
+    path = Path(path)
+    state = {name: tensor.detach().to(dtype).contiguous().clone()
+             for name, tensor in model.state_dict().items()
+             if not (model.config.tie_word_embeddings and name == "lm_head.weight")}
+    data = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "tokenizer": tokenizer_json,
+        "state_dict": state,
+        "metadata": dict(metadata or {}),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
+    """Load a ``model.pt`` with ``torch.load(weights_only=True)``: no code from the file runs."""
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            AttributeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedModelError(
+            f"{path} cannot be loaded safely as a checkpoint ({first_line[:160]}). A pickled "
+            f"module or arbitrary object is never unpickled. Accepted: {ACCEPTED_FORMATS}"
+        ) from exc
+    check_checkpoint_dict(data, path)
+    config = ModelConfig.from_dict(data["config"])
+    model = build_model(config, data["state_dict"], str(path))
+    name = str(data.get("metadata", {}).get("name") or path.stem)
+    return LoadedModel(model, str(data["tokenizer"]), str(path), name)
+
+
+def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor], source: str) -> LiteForCausalLM:
+    """A float32 :class:`LiteForCausalLM` in eval mode holding ``state_dict``."""
+    model = LiteForCausalLM(config)
+    state = {k: v.float() for k, v in state_dict.items()}
+    own = model.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items()
+             if k in own and own[k].shape != v.shape]
+    if wrong:
+        raise ExportError(f"{source}: weight shapes do not match the config: {'; '.join(wrong[:3])}")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if config.tie_word_embeddings:
+        missing = [m for m in missing if m != "lm_head.weight"]
+    # Rotary frequencies are derived from the config; checkpoints may carry a copy.
+    unexpected = [u for u in unexpected if not u.endswith("rotary_emb.inv_freq")]
+    if missing or unexpected:
+        raise ExportError(
+            f"{source}: weights do not match the config (missing: {', '.join(missing[:5]) or 'none'}; "
+            f"unexpected: {', '.join(unexpected[:5]) or 'none'})"
+        )
+    return model.eval()

@@ -1,0 +1,63 @@
+"""Load a Hugging Face model folder (config.json + *.safetensors + tokenizer.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from edge_sdk.config import SUPPORTED_ARCHITECTURES, ModelConfig
+from edge_sdk.errors import ConfigError, UnsupportedModelError
+from edge_sdk.exporters.checkpoint import LoadedModel, build_model
+
+__all__ = ["load_hf_folder"]
+
+
+def load_hf_folder(folder: Path) -> LoadedModel:
+    """Read a supported Hugging Face folder with safetensors (never pickle)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise UnsupportedModelError(
+            f"{folder} has no config.json; a Hugging Face model folder needs config.json, "
+            f"*.safetensors and tokenizer.json (supported: {', '.join(SUPPORTED_ARCHITECTURES)})")
+    config = _with_generation_eos(ModelConfig.from_hf_file(config_path), folder)
+    weight_files = sorted(folder.glob("*.safetensors"))
+    if not weight_files:
+        hint = " (only PyTorch .bin weights found: re-save with safe_serialization=True)" \
+            if any(folder.glob("*.bin")) else ""
+        raise UnsupportedModelError(f"{folder} has no *.safetensors weights{hint}")
+    tokenizer_path = folder / "tokenizer.json"
+    if not tokenizer_path.is_file():
+        raise UnsupportedModelError(
+            f"{folder} has no tokenizer.json (the fast-tokenizer file); save the tokenizer with "
+            "transformers' AutoTokenizer.save_pretrained, which writes it")
+    state: dict[str, torch.Tensor] = {}
+    for path in weight_files:
+        try:
+            state.update(load_file(str(path)))
+        except (SafetensorError, OSError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from exc
+    model = build_model(config, state, str(folder))
+    return LoadedModel(model, tokenizer_path.read_text(encoding="utf-8"), str(folder), folder.name)
+
+
+def _with_generation_eos(config: ModelConfig, folder: Path) -> ModelConfig:
+    """Add EOS ids from generation_config.json (chat models stop on several ids)."""
+    path = folder / "generation_config.json"
+    if not path.is_file():
+        return config
+    try:
+        eos = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id")
+    except (OSError, ValueError):
+        return config
+    extra = eos if isinstance(eos, list) else ([] if eos is None else [eos])
+    merged = tuple(dict.fromkeys([*config.eos_token_ids, *(int(i) for i in extra)]))
+    if merged == config.eos_token_ids:
+        return config
+    data = config.to_dict()
+    data["eos_token_ids"] = list(merged)
+    return ModelConfig.from_dict(data)

@@ -1,0 +1,32 @@
+"""Turn what the user names (a ``model.pt`` or a Hugging Face folder) into a :class:`LoadedModel`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edge_sdk.checkpoint import ACCEPTED_FORMATS
+from edge_sdk.errors import ConfigError, UnsupportedModelError
+from edge_sdk.exporters.checkpoint import LoadedModel, load_checkpoint
+from edge_sdk.exporters.hf import load_hf_folder
+
+__all__ = ["load_model", "demo_checkpoint_path"]
+
+
+def demo_checkpoint_path() -> Path:
+    """The packaged demo model (``model.pt``, about 2 M parameters, trained on generated stories)."""
+    return Path(__file__).resolve().parent / "demo" / "model.pt"
+
+
+def load_model(source: str | os.PathLike[str]) -> LoadedModel:
+    """Load a ``model.pt`` checkpoint or a Hugging Face model folder, in float32, eval mode."""
+    path = Path(source)
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist. Give {ACCEPTED_FORMATS}")
+    if path.is_dir():
+        return load_hf_folder(path)
+    if path.name == "config.json":
+        return load_hf_folder(path.parent)
+    if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
+        return load_checkpoint(path)
+    raise UnsupportedModelError(f"{path} is not a model this SDK reads. Give {ACCEPTED_FORMATS}")
