@@ -35,3 +35,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for name, (_, reason) in _HARDWARE.items():
             if name in item.keywords and not present[name]:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# -- shared model fixtures (made once per test session, a few seconds of CPU) ---------------------
+
+@pytest.fixture(scope="session")
+def demo_checkpoint() -> Path:
+    """The packaged demo model.pt."""
+    from edge_sdk.exporters import demo_checkpoint_path
+
+    return demo_checkpoint_path()
+
+
+@pytest.fixture(scope="session")
+def demo_bundle_fp32(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path) -> Path:
+    """An fp32 bundle of the demo model."""
+    from edge_sdk.exporters import export
+
+    return export(demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-fp32", "fp32").bundle.path
+
+
+@pytest.fixture(scope="session")
+def demo_bundle_int8(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path) -> Path:
+    """An int8 bundle of the demo model."""
+    from edge_sdk.exporters import export
+
+    return export(demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-int8", "int8").bundle.path
