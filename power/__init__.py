@@ -1,0 +1,48 @@
+"""edge_sdk.power: power modes, power sensors, sampling and tokens/s-per-watt efficiency.
+
+Sensors (:func:`detect_sensor`; INA3221 sysfs, jtop, NVML, RAPL, replayed trace) are read by a
+:class:`PowerSampler` thread; an :class:`EfficiencyLog` ties its samples to token timestamps;
+:func:`power_mode` sets a Jetson power mode (``"15W"``) and always restores the previous one;
+:class:`PowerGovernor` paces generation under a software budget. Hardware paths can be pointed at
+a fake board through :mod:`edge_sdk.power.paths`. Command line: ``edge-power``.
+"""
+
+from __future__ import annotations
+
+from edge_sdk.power.controller import ModeChange, PowerController
+from edge_sdk.power.efficiency import EfficiencyLog, EfficiencySummary, PhaseFigures
+from edge_sdk.power.governor import GovernorReport, PowerGovernor
+from edge_sdk.power.jetson_clocks import JetsonClocks
+from edge_sdk.power.modes import PowerModeGuard, power_mode, recorded_states, restore_recorded
+from edge_sdk.power.nvml_limit import NvmlPowerLimit
+from edge_sdk.power.nvpmodel import NvpModel
+from edge_sdk.power.nvpmodel_conf import NvpConfig, PowerMode, parse_nvpmodel_conf
+from edge_sdk.power.plot import plot_efficiency
+from edge_sdk.power.sampler import EnergyMeter, PowerSampler, SamplerStats
+from edge_sdk.power.sensor_ina3221 import Ina3221Sensor
+from edge_sdk.power.sensor_jtop import JtopSensor
+from edge_sdk.power.sensor_nvml import NvmlSensor
+from edge_sdk.power.sensor_rapl import RaplSensor
+from edge_sdk.power.sensor_replay import ReplaySensor, SyntheticSensor, load_trace
+from edge_sdk.power.sensors import (
+    PowerReading,
+    PowerSensor,
+    RailReading,
+    detect_sensor,
+    open_sensor,
+    probe_sensors,
+)
+
+__all__ = [
+    # sensors
+    "PowerSensor", "PowerReading", "RailReading", "detect_sensor", "open_sensor",
+    "probe_sensors", "Ina3221Sensor", "JtopSensor", "NvmlSensor", "RaplSensor", "ReplaySensor",
+    "SyntheticSensor", "load_trace",
+    # sampling and efficiency
+    "PowerSampler", "SamplerStats", "EnergyMeter", "EfficiencyLog", "EfficiencySummary",
+    "PhaseFigures", "plot_efficiency", "PowerGovernor", "GovernorReport",
+    # power modes
+    "NvpModel", "PowerMode", "NvpConfig", "parse_nvpmodel_conf", "JetsonClocks",
+    "NvmlPowerLimit", "PowerController", "ModeChange", "PowerModeGuard", "power_mode",
+    "restore_recorded", "recorded_states",
+]

@@ -1,0 +1,216 @@
+"""``edge-power``: power modes, sensors and efficiency on a Jetson (or any Linux machine).
+
+Commands: ``status``, ``modes``, ``set MODE``, ``restore``, ``monitor``, ``run -- COMMAND``,
+``bench BUNDLE``. Every command takes ``--json`` (one JSON object on stdout) and ``--debug``.
+Hardware paths come from :mod:`edge_sdk.power.paths` (``EDGE_SDK_*`` environment variables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
+from edge_sdk.errors import BackendUnavailableError, PowerError
+from edge_sdk.power.paths import sysfs
+
+__all__ = ["main", "build_parser"]
+
+PROG = "edge-power"
+
+
+def _board_model() -> str | None:
+    path = sysfs("/sys/firmware/devicetree/base/model")
+    try:
+        return path.read_text(errors="replace").strip("\x00\n ") or None
+    except OSError:
+        return None
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], lines: list[str]) -> None:
+    if args.json:
+        print_json(data)
+    else:
+        print("\n".join(lines))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from edge_sdk.power.modes import recorded_states
+    from edge_sdk.power.nvpmodel import NvpModel
+    from edge_sdk.power.sensors import open_sensor
+
+    data: dict[str, Any] = {"board": _board_model(), "mode": None, "sensor": None}
+    lines = [f"board:   {data['board'] or 'unknown (not a Jetson?)'}"]
+    nvp = NvpModel()
+    if nvp.program:
+        mode = nvp.current()
+        data["mode"] = {"id": mode.id, "name": mode.name, "watts": mode.watts}
+        lines.append(f"mode:    {mode.label()}")
+    else:
+        lines.append("mode:    - (no nvpmodel: not a Jetson)")
+    sensor_error = None
+    try:
+        with open_sensor(args.sensor) as sensor:
+            reading = sensor.read()
+        data["sensor"] = sensor.describe()
+        data["reading"] = reading.to_dict()
+        lines.append(f"sensor:  {sensor.describe()}")
+        lines.append(f"total:   {reading.total_w:.2f} W ({reading.total_source})")
+        lines += [f"  {name:<18} {r.power_w:7.3f} W" + (
+            f"  {r.voltage_mv:.0f} mV {r.current_ma:.0f} mA" if r.voltage_mv is not None
+            and r.current_ma is not None else "") for name, r in reading.rails.items()]
+    except (PowerError, BackendUnavailableError) as exc:
+        sensor_error = str(exc)
+        data["sensor_error"] = sensor_error
+        lines.append("sensor:  none")
+    pending = recorded_states()
+    data["recorded"] = pending
+    if pending:
+        lines.append(f"recorded previous state: {', '.join(pending)} (edge-power restore puts it back)")
+    _emit(args, data, lines)
+    if sensor_error:
+        raise PowerError(sensor_error)
+    return EXIT_OK
+
+
+def cmd_modes(args: argparse.Namespace) -> int:
+    from edge_sdk.power.nvpmodel import NvpModel
+
+    nvp = NvpModel()
+    modes = nvp.modes()
+    current = nvp.current().id if nvp.program else None
+    default = nvp.config().default_id
+    rows = [{"id": m.id, "name": m.name, "watts": m.watts, "default": m.id == default,
+             "current": m.id == current, "tpc_pg_mask": m.tpc_pg_mask} for m in modes]
+    lines = [f"{'*' if r['current'] else ' '} {r['id']:>2}  {r['name']:<14} "
+             f"{(str(r['watts']).rstrip('0').rstrip('.') + ' W') if r['watts'] else 'no cap':<8}"
+             f"{'  (default)' if r['default'] else ''}" for r in rows]
+    _emit(args, {"modes": rows, "default": default, "current": current},
+          lines + ["* = current mode"])
+    return EXIT_OK
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    from edge_sdk.power.jetson_clocks import JetsonClocks
+    from edge_sdk.power.modes import record_state
+    from edge_sdk.power.nvpmodel import NvpModel
+
+    steps: list[Any] = [NvpModel()]
+    if args.jetson_clocks:
+        steps.append(JetsonClocks())
+    changes = []
+    for controller in steps:
+        target = args.mode if controller.kind == "nvpmodel" else "max"
+        if args.dry_run:
+            changes.append(controller.apply(target, dry_run=True))
+            continue
+        record_state(controller.kind, controller.snapshot())
+        changes.append(controller.apply(target))
+    lines = [c.describe() for c in changes]
+    if not args.dry_run and any(c.changed for c in changes):
+        lines.append("the previous state is recorded: 'edge-power restore' puts it back")
+    _emit(args, {"changes": [c.to_dict() for c in changes], "dry_run": args.dry_run}, lines)
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from edge_sdk.power.modes import recorded_states, restore_recorded
+
+    if args.dry_run:
+        states = recorded_states()
+        lines = [f"would restore {k}: {v}" for k, v in states.items()] or ["nothing recorded"]
+        _emit(args, {"recorded": states, "dry_run": True}, lines)
+        return EXIT_OK
+    changes = restore_recorded()
+    lines = [c.describe() for c in changes] or ["nothing recorded: no power state to restore"]
+    _emit(args, {"restored": [c.to_dict() for c in changes]}, lines)
+    return EXIT_OK
+
+
+def _add_sensor_flags(p: argparse.ArgumentParser, interval: float | None = None) -> None:
+    p.add_argument("--sensor", default="auto", metavar="SPEC",
+                   help="power sensor: auto (default), ina3221, jtop, nvml[:GPU], rapl, "
+                        "replay:FILE")
+    p.add_argument("--interval", type=float, default=interval, metavar="S",
+                   help="seconds between power samples (default: the sensor's refresh, ~0.1)")
+
+
+def _add_mode_flags(p: argparse.ArgumentParser, mode_required: bool = False) -> None:
+    p.add_argument("--mode", required=mode_required, metavar="MODE",
+                   help="power mode by id, name or budget (15W finds 15W or MODE_15W); the "
+                        "previous mode is restored afterwards")
+    p.add_argument("--jetson-clocks", action="store_true",
+                   help="also pin clocks with jetson_clocks (stored and restored)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``edge-power`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Power modes, power sensors and tokens/s per watt on Jetson Orin "
+        "(and other Linux machines).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("status", help="board, power sensor, current mode, rails and total power")
+    p.add_argument("--sensor", default="auto", metavar="SPEC", help="sensor to read (see monitor)")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("modes", help="list the power modes (id, name, watts, default, current)")
+    p.set_defaults(func=cmd_modes)
+    p = sub.add_parser("set", help="switch the power mode and record the previous one")
+    p.add_argument("mode", metavar="MODE", help="id (2), name (MAXN, MODE_15W) or budget (15W)")
+    p.add_argument("--jetson-clocks", action="store_true", help="also pin clocks (jetson_clocks)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    p.set_defaults(func=cmd_set)
+    p = sub.add_parser("restore", help="put back the recorded previous mode (also after a crash)")
+    p.add_argument("--dry-run", action="store_true", help="print what is recorded, change nothing")
+    p.set_defaults(func=cmd_restore)
+
+    from edge_sdk.power import cli_measure
+
+    p = sub.add_parser("monitor", help="sample power and print it (Ctrl-C stops, exit 0)")
+    _add_sensor_flags(p, 0.1)
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--log", metavar="FILE", help="write every sample to this JSONL file")
+    p.set_defaults(func=cli_measure.cmd_monitor)
+    p = sub.add_parser("run", help="run a command under a mode while sampling power",
+                       usage=f"{PROG} run [--mode MODE] [--log FILE] [options] -- COMMAND ...")
+    _add_mode_flags(p)
+    _add_sensor_flags(p)
+    p.add_argument("--log", metavar="FILE", help="write every sample to this JSONL file")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND",
+                   help="the program and its arguments, after --")
+    p.set_defaults(func=cli_measure.cmd_run)
+    p = sub.add_parser("bench", help="generate with a bundle under a mode; log tokens/s per watt")
+    p.add_argument("bundle", metavar="BUNDLE", help="a bundle directory made by edge-export")
+    _add_mode_flags(p)
+    _add_sensor_flags(p)
+    p.add_argument("--tokens", type=int, default=128, metavar="N", help="tokens to generate")
+    p.add_argument("--prompt", default="The Jetson Orin is", help="the prompt")
+    p.add_argument("--budget", type=float, metavar="W",
+                   help="software power cap in watts (pacing governor) for budgets no mode has")
+    p.add_argument("--log", metavar="FILE", help="JSONL log: one line per sample and per token")
+    p.add_argument("--summary", metavar="FILE", help="write the summary as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write the summary as CSV (one row per phase)")
+    p.add_argument("--plot", metavar="FILE", help="PNG of power and token rate (needs matplotlib)")
+    p.set_defaults(func=cli_measure.cmd_bench)
+    for action in sub.choices.values():
+        add_common_flags(action)
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
+        return int(args.func(args))
+    except OSError as exc:  # sysfs / state files: translate at the boundary
+        raise PowerError(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}") from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``edge-power``."""
+    return run_command(_dispatch, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The measuring ``edge-power`` commands: ``monitor``, ``run -- COMMAND`` and ``bench BUNDLE``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from edge_sdk.cli_support import EXIT_ERROR, EXIT_OK, print_json
+from edge_sdk.errors import BackendUnavailableError, PowerError
+from edge_sdk.power.efficiency import EfficiencyLog
+from edge_sdk.power.modes import PowerModeGuard, power_mode
+from edge_sdk.power.sampler import PowerSampler, SamplerStats
+from edge_sdk.power.sensors import PowerSensor, open_sensor
+
+__all__ = ["cmd_monitor", "cmd_run", "cmd_bench"]
+
+
+def _note(text: str) -> None:
+    print(f"edge-power: {text}", file=sys.stderr, flush=True)
+
+
+def _sensor_or_none(spec: str) -> PowerSensor | None:
+    """The requested sensor; with ``auto`` and none found, None and a warning (tokens/s still)."""
+    try:
+        return open_sensor(spec)
+    except (PowerError, BackendUnavailableError) as exc:
+        if spec != "auto":
+            raise
+        _note(f"warning: no power sensor, measuring time only ({str(exc).split(' (tried')[0]})")
+        return None
+
+
+@contextlib.contextmanager
+def _maybe_mode(args: argparse.Namespace) -> Iterator[PowerModeGuard | None]:
+    if not args.mode:
+        yield None
+        return
+    with power_mode(args.mode, jetson_clocks=args.jetson_clocks, dry_run=args.dry_run) as guard:
+        for change in guard.changes:
+            _note(change.describe())
+        yield guard
+
+
+def _stats_line(stats: SamplerStats) -> str:
+    if stats.energy_j is None:
+        return "no power samples"
+    return (f"energy {stats.energy_j:.2f} J over {stats.duration_s:.2f} s, average "
+            f"{stats.avg_w:.2f} W, peak {stats.peak_w:.2f} W ({stats.samples} samples, "
+            f"{stats.failures} failed reads)")
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    sensor = open_sensor(args.sensor)
+    log = EfficiencyLog(args.log) if args.log else None
+    sampler = PowerSampler(sensor, args.interval, on_sample=log.add_sample if log else None)
+    started = time.monotonic()
+    try:
+        with sampler:
+            while args.duration is None or time.monotonic() - started < args.duration:
+                time.sleep(min(1.0, args.duration or 1.0))
+                reading = sampler.latest()
+                if reading is not None and not args.json:
+                    rails = "  ".join(f"{k}={v:.2f}W" for k, v in reading.rail_watts().items())
+                    print(f"{reading.time - started:7.1f} s  total {reading.total_w:6.2f} W  "
+                          f"{rails}", flush=True)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how an open-ended monitor ends
+    finally:
+        sensor.close()
+        if log:
+            log.close()
+    stats = sampler.stats()
+    if args.json:
+        print_json({"sensor": sensor.describe(), **stats.to_dict()})
+    else:
+        print(_stats_line(stats))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise PowerError("no command to run: edge-power run [--mode 15W] -- COMMAND ...")
+    with _maybe_mode(args) as guard:
+        if args.dry_run:
+            _note(f"dry run: would run {' '.join(cmd)}")
+            if args.json:
+                print_json({"dry_run": True, "changes": [c.to_dict() for c in guard.changes]
+                            if guard else [], "command": cmd})
+            return EXIT_OK
+        sensor = _sensor_or_none(args.sensor)
+        log = EfficiencyLog(args.log) if args.log else None
+        sampler = PowerSampler(sensor, args.interval, on_sample=log.add_sample if log else None) \
+            if sensor else None
+        started = time.monotonic()
+        if sampler:
+            sampler.start()
+        try:
+            proc = subprocess.Popen(cmd)
+        except OSError as exc:
+            if sampler:
+                sampler.stop()
+            raise PowerError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from exc
+        try:
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: stop the child before the mode is restored
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            stats = sampler.stop() if sampler else None
+            if sensor:
+                sensor.close()
+            if log:
+                log.close()
+        elapsed = time.monotonic() - started
+    result: dict[str, Any] = {"command": cmd, "returncode": code, "elapsed_s": elapsed,
+                              "mode": args.mode, "sensor": sensor.describe() if sensor else None,
+                              "power": stats.to_dict() if stats else None}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{cmd[0]} exited {code} after {elapsed:.2f} s; "
+              + (_stats_line(stats) if stats else "no power sensor"))
+    return code if 0 <= code < 256 else EXIT_ERROR
+
+
+def _load_runtime() -> Any:
+    try:
+        from edge_sdk.runtime import load  # composed at the top only: power never needs runtime
+    except (ImportError, AttributeError) as exc:
+        raise PowerError("the runtime (edge_sdk.runtime.load) is not available yet, so bench "
+                         "cannot generate; measure any program with: edge-power run -- COMMAND") \
+            from exc
+    return load
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    load = _load_runtime()
+    if args.tokens < 1:
+        raise PowerError("--tokens must be at least 1")
+    model = load(args.bundle)
+    with _maybe_mode(args):
+        if args.dry_run:
+            _note(f"dry run: would generate {args.tokens} tokens from {args.bundle}")
+            return EXIT_OK
+        sensor = _sensor_or_none(args.sensor)
+        log = EfficiencyLog(args.log)
+        sampler = PowerSampler(sensor, args.interval, on_sample=log.add_sample) if sensor else None
+        governor = None
+        if args.budget:
+            if sampler is None:
+                raise PowerError("--budget needs a power sensor")
+            from edge_sdk.power.governor import PowerGovernor
+            governor = PowerGovernor(args.budget, sampler)
+        try:
+            if sampler:
+                sampler.start()
+                time.sleep(min(0.2, 2 * sampler.interval))  # a baseline before prefill starts
+            log.start()
+            for event in model.stream(args.prompt, max_new_tokens=args.tokens):
+                log.token(text=getattr(event, "text", None),
+                          token_id=getattr(event, "token_id", None))
+                if governor:
+                    governor.pace()
+            log.stop()
+        finally:
+            stats = sampler.stop() if sampler else None
+            if sensor:
+                sensor.close()
+        info: dict[str, Any] = {"bundle": str(args.bundle), "mode": args.mode,
+                                "sensor": sensor.describe() if sensor else None,
+                                "sampler": stats.to_dict() if stats else None}
+        if governor:
+            info["governor"] = governor.report().to_dict()
+        summary = log.write_summary(args.summary, args.csv, info)
+        log.close()
+        if args.plot:
+            from edge_sdk.power.plot import plot_efficiency
+            plot_efficiency(log, args.plot)
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        for p in [summary.run, *summary.phases]:
+            power = (f"{p.avg_w:.2f} W avg, {p.peak_w:.2f} W peak, {p.energy_j:.2f} J, "
+                     f"{p.tokens_per_joule:.3f} tok/s per W, {p.mj_per_token:.1f} mJ/token"
+                     if p.energy_j and p.tokens_per_joule and p.avg_w and p.peak_w
+                     and p.mj_per_token else "no power")
+            rate = f"{p.tokens_per_s:.1f} tok/s" if p.tokens_per_s else "-"
+            print(f"{p.name:<8} {p.tokens:5d} tokens {p.duration_s:7.2f} s {rate:>12}  {power}")
+    return EXIT_OK

@@ -1,0 +1,201 @@
+"""Set a power mode and always put the previous one back.
+
+:class:`PowerModeGuard` records the state before any change on disk (``EDGE_SDK_STATE_DIR``), then
+applies the change; on leaving - normally, by exception, Ctrl-C, SIGTERM or SIGHUP - it restores
+the state it found. After a hard kill (SIGKILL, power loss) :func:`restore_recorded` (the
+``edge-power restore`` command) reads the record and puts the original state back::
+
+    with power_mode("15W"):
+        run_the_model()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from edge_sdk.errors import EdgeError, PowerError
+from edge_sdk.power import paths
+from edge_sdk.power.controller import ModeChange, PowerController
+
+__all__ = ["PowerModeGuard", "power_mode", "restore_recorded", "recorded_states",
+           "record_state", "controller_for"]
+
+_RECORD_PREFIX = "previous-"
+_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+                 if s is not None)
+
+
+def _record_path(kind: str) -> Path:
+    return paths.state_dir() / f"{_RECORD_PREFIX}{kind}.json"
+
+
+def record_state(kind: str, snapshot: dict[str, Any]) -> bool:
+    """Write the state before a change, unless one is already recorded (the earliest original
+    wins). Durable: written to a temporary file, fsynced, renamed. Returns True if written."""
+    path = _record_path(kind)
+    if path.exists():
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "w") as fh:
+            json.dump({"kind": kind, "snapshot": snapshot, "recorded_at": time.time(),
+                       "pid": os.getpid()}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise PowerError(f"cannot record the current power state in {path.parent} ({exc}); set "
+                         "EDGE_SDK_STATE_DIR to a writable folder") from exc
+    return True
+
+
+def recorded_states() -> dict[str, dict[str, Any]]:
+    """Every recorded state, ``{kind: snapshot}``."""
+    found: dict[str, dict[str, Any]] = {}
+    folder = paths.state_dir()
+    for path in sorted(folder.glob(f"{_RECORD_PREFIX}*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+            found[str(record["kind"])] = dict(record["snapshot"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PowerError(f"unreadable power-state record {path}: {exc}") from exc
+    return found
+
+
+def _forget(kind: str) -> None:
+    _record_path(kind).unlink(missing_ok=True)
+
+
+def controller_for(kind: str, snapshot: dict[str, Any] | None = None) -> PowerController:
+    """A controller of ``kind`` (``nvpmodel``, ``jetson_clocks``, ``nvml``)."""
+    if kind == "nvpmodel":
+        from edge_sdk.power.nvpmodel import NvpModel
+        return NvpModel()
+    if kind == "jetson_clocks":
+        from edge_sdk.power.jetson_clocks import JetsonClocks
+        return JetsonClocks()
+    if kind == "nvml":
+        from edge_sdk.power.nvml_limit import NvmlPowerLimit
+        return NvmlPowerLimit(index=int((snapshot or {}).get("index", 0)))
+    raise PowerError(f"unknown power controller '{kind}'")
+
+
+def restore_recorded() -> list[ModeChange]:
+    """Put back every recorded state (jetson_clocks first, then the mode) and forget the records."""
+    changes = []
+    states = recorded_states()
+    for kind in sorted(states, key=lambda k: k != "jetson_clocks"):
+        changes.append(controller_for(kind, states[kind]).restore(states[kind]))
+        _forget(kind)
+    return changes
+
+
+class _Interrupted(SystemExit):
+    """Raised from a SIGTERM/SIGHUP handler so the ``with`` block unwinds and restores."""
+
+
+def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted(128 + signum)
+
+
+class PowerModeGuard:
+    """Context manager: apply ``(controller, target)`` steps, restore them in reverse on exit."""
+
+    def __init__(self, steps: list[tuple[PowerController, str]], dry_run: bool = False) -> None:
+        self.steps = steps
+        self.dry_run = dry_run
+        self.changes: list[ModeChange] = []
+        self._done: list[tuple[PowerController, dict[str, Any], bool]] = []
+        self._handlers: dict[int, Any] = {}
+        self._pending: int | None = None
+
+    def __enter__(self) -> PowerModeGuard:
+        self._install_handlers()
+        try:
+            for controller, target in self.steps:
+                if self.dry_run:
+                    self.changes.append(controller.apply(target, dry_run=True))
+                    continue
+                snapshot = controller.snapshot()
+                wrote = record_state(controller.kind, snapshot)
+                self._done.append((controller, snapshot, wrote))
+                self.changes.append(controller.apply(target))
+        except BaseException:
+            self._restore(raising=False)
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._restore(raising=exc_type is None)
+
+    def _restore(self, raising: bool) -> None:
+        blocked = self._block_signals()
+        failures = []
+        try:
+            while self._done:
+                controller, snapshot, wrote = self._done.pop()
+                try:
+                    controller.restore(snapshot)
+                except (EdgeError, OSError) as exc:
+                    failures.append(f"{controller.kind}: {exc}")
+                    continue
+                if wrote:
+                    _forget(controller.kind)
+        finally:
+            self._restore_handlers(blocked)
+        pending, self._pending = self._pending, None
+        if failures:
+            message = ("could not restore the previous power state (" + "; ".join(failures)
+                       + "); run: sudo edge-power restore")
+            if raising:
+                raise PowerError(message)
+            print(f"edge-power: warning: {message}", file=sys.stderr)
+        if pending == signal.SIGINT:
+            raise KeyboardInterrupt
+        if pending is not None:
+            raise _Interrupted(128 + pending)
+
+    # -- signals: SIGTERM/SIGHUP unwind the block; one arriving during the restore waits for it ----
+    def _install_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in _SIGNALS:
+            self._handlers[sig] = signal.signal(sig, _raise_on_signal)
+
+    def _block_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        def defer(signum: int, frame: FrameType | None) -> None:
+            self._pending = signum
+
+        return {sig: signal.signal(sig, defer) for sig in (signal.SIGINT, *_SIGNALS)}
+
+    def _restore_handlers(self, blocked: dict[int, Any]) -> None:
+        if blocked:
+            signal.signal(signal.SIGINT, blocked[signal.SIGINT])
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._handlers = {}
+
+
+def power_mode(mode: str, jetson_clocks: bool = False, dry_run: bool = False,
+               controller: PowerController | None = None) -> PowerModeGuard:
+    """Guard that sets the Jetson power ``mode`` (id, name or budget like ``15W``) and, with
+    ``jetson_clocks``, pins the clocks; both are restored on exit."""
+    from edge_sdk.power.jetson_clocks import JetsonClocks
+    from edge_sdk.power.nvpmodel import NvpModel
+
+    steps: list[tuple[PowerController, str]] = [(controller or NvpModel(), mode)]
+    if jetson_clocks:
+        steps.append((JetsonClocks(), "max"))
+    return PowerModeGuard(steps, dry_run=dry_run)
