@@ -1,0 +1,44 @@
+"""The planner: will a model fit on a Jetson Orin module, how fast can it be, what does it cost.
+
+Core: standard library and other ``edge_sdk`` core modules only (no torch, no onnxruntime).
+:func:`plan` is the entry point; ``edge-plan`` (:mod:`edge_sdk.planner.cli`) prints its result.
+"""
+
+from __future__ import annotations
+
+from edge_sdk.planner.catalog import DEVICES, Device, PowerMode, device_names, get_device
+from edge_sdk.planner.cost import EnergyEstimate, TcoEstimate, estimate_tco, read_tokens_per_joule
+from edge_sdk.planner.inputs import ModelSource, resolve_model
+from edge_sdk.planner.memory import (
+    MemoryEstimate,
+    WeightBreakdown,
+    estimate_memory,
+    kv_cache_bytes,
+    max_batch,
+    max_context,
+    weight_bytes,
+)
+from edge_sdk.planner.nvpmodel_conf import device_with_conf
+from edge_sdk.planner.plan import CostInputs, Plan, plan
+from edge_sdk.planner.precision import PRECISIONS, WeightFormat, weight_format
+from edge_sdk.planner.presets import PRESETS, get_preset, preset_names
+from edge_sdk.planner.rule_of_thumb import RuleOfThumbComparison, compare_rule_of_thumb
+from edge_sdk.planner.speed import SpeedEstimate, decode_flops, prefill_flops
+
+__all__ = [
+    # entry point and its result
+    "plan", "Plan", "CostInputs",
+    # inputs
+    "resolve_model", "ModelSource", "PRESETS", "get_preset", "preset_names",
+    # devices
+    "Device", "PowerMode", "DEVICES", "get_device", "device_names", "device_with_conf",
+    # precision and memory
+    "PRECISIONS", "WeightFormat", "weight_format", "WeightBreakdown", "MemoryEstimate",
+    "weight_bytes", "kv_cache_bytes", "estimate_memory", "max_context", "max_batch",
+    # speed
+    "SpeedEstimate", "decode_flops", "prefill_flops",
+    # energy and cost
+    "EnergyEstimate", "TcoEstimate", "estimate_tco", "read_tokens_per_joule",
+    # rule of thumb
+    "RuleOfThumbComparison", "compare_rule_of_thumb",
+]

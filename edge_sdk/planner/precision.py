@@ -1,16 +1,21 @@
 """Weight precisions the planner knows, and how each stores a model (the layout it estimates).
 
-- ``fp32``: every tensor float32; tied embeddings stored once.
-- ``fp16`` / ``bf16``: every tensor 2 bytes; tied embeddings stored once.
-- ``int8``: the layout ``edge-export --int8`` writes. Every MatMul weight (attention, MLP and the
-  LM head) int8 per output channel plus one fp32 scale per output channel; the embedding table
-  int8 per row plus one fp32 scale per row; norms and biases fp32. With tied embeddings the
-  table is stored twice, once [vocab, hidden] for the Gather and once transposed
-  [hidden, vocab] for the LM head MatMul. Activations and the KV cache are fp32 (the graph
-  dequantizes to fp32).
+- ``fp32``: the layout ``edge-export`` writes without ``--int8``: every tensor float32.
+- ``fp16`` / ``bf16``: every tensor 2 bytes.
+- ``int8``: the layout ``edge-export --int8`` writes (``exporters/quantize.py``). Every MatMul
+  weight (attention, MLP and an untied LM head) int8 per output channel plus one fp32 scale per
+  output channel; the embedding table int8 per row plus one fp32 scale per row; norms and biases
+  fp32. Activations and the KV cache are fp32 (the graph dequantizes to fp32).
 - ``int4``: block-wise weight-only quantization as ORT ``MatMulNBits``, AWQ/GPTQ and MLC q4f16
   store it: 4-bit weights, per group of ``group_size`` input values one fp16 scale and one 4-bit
   zero point. Float parts (norms, biases, a kept embedding) fp16, activations and KV cache fp16.
+
+Tied embeddings: every bundle stores the table once (the exporter writes the LM head as
+``MatMul(x, Transpose(table))``, for int8 through ``DequantizeLinear(axis=1)`` with the row scales
+as the head's channel scales). In memory, onnxruntime folds that Transpose at load time into a
+second, transposed copy of the table, so for the SDK's own formats (fp32, int8) the resident
+weights hold the table twice (``tied_copy_at_load``). fp16/bf16/int4 describe runtimes that share
+a tied head (llama.cpp, MLC, TensorRT-LLM): once.
 
 ``--keep-embedding`` keeps the embedding table (and a tied LM head) in the float precision of
 the format instead of quantizing it.
@@ -40,6 +45,7 @@ class WeightFormat:
     group_size: int | None = None  # int4: values per scale / zero point
     scale_bytes: int = 0           # per output channel (int8) or per group (int4)
     zero_point_bytes: float = 0.0  # per group (int4)
+    tied_copy_at_load: bool = False  # a tied LM head becomes a second, transposed table in memory
 
     @property
     def label(self) -> str:
@@ -53,13 +59,14 @@ def weight_format(name: str, group_size: int = 128) -> WeightFormat:
     """The format of precision ``name``; ``group_size`` applies to int4."""
     key = name.strip().lower()
     if key in ("float32", "fp32"):
-        return WeightFormat("fp32", 4, 4, "fp32", "fp32")
+        return WeightFormat("fp32", 4, 4, "fp32", "fp32", tied_copy_at_load=True)
     if key in ("float16", "fp16", "half"):
         return WeightFormat("fp16", 2, 2, "fp16", "fp16")
     if key in ("bfloat16", "bf16"):
         return WeightFormat("bf16", 2, 2, "bf16", "fp16")
     if key.startswith("int8"):
-        return WeightFormat("int8", 1, 4, "fp32", "int8", quantized=True, scale_bytes=4)
+        return WeightFormat("int8", 1, 4, "fp32", "int8", quantized=True, scale_bytes=4,
+                            tied_copy_at_load=True)
     if key.startswith("int4"):
         if group_size <= 0:
             raise ConfigError(f"--group-size must be a positive integer, got {group_size}")

@@ -1,0 +1,203 @@
+"""Memory model: weights by precision, KV cache, prefill workspace, runtime overhead, fit.
+
+Sizes are bytes; reports print GB = 10^9 bytes. Assumptions (documented in the README):
+
+- Weights follow the layout of :mod:`edge_sdk.planner.precision` (``stored``: the bundle's
+  model files; ``total``: resident, with the load-time copy of a tied head).
+- KV cache: ``2 (K and V) x layers x kv_heads x head_dim x context x batch x bytes``, allocated
+  for the whole context up front (what a static-shape runtime or TensorRT engine does).
+- Prefill workspace: the transient tensors of one layer for the whole prompt, with attention
+  scores materialized (``heads x prompt^2``; a flash-attention kernel needs none of that term)
+  and logits for every prompt position (``prompt x vocab``: the exported graph returns them).
+- Runtime overhead: 256 MB (allocator arenas, kernels' scratch) plus 5% of weights + KV cache for
+  fragmentation. The OS and the CUDA context are the device's ``reserved_bytes``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge_sdk.config import ModelConfig
+from edge_sdk.errors import ConfigError
+from edge_sdk.planner.catalog import Device
+from edge_sdk.planner.precision import DTYPE_BYTES, WeightFormat
+
+__all__ = [
+    "WeightBreakdown", "MemoryEstimate", "weight_bytes", "kv_cache_bytes",
+    "prefill_workspace_bytes", "runtime_overhead_bytes", "estimate_memory", "max_context",
+    "max_batch", "layer_matmul_parameters",
+]
+
+RUNTIME_FIXED_BYTES = 256 * 10**6
+RUNTIME_FRACTION = 0.05
+DEFAULT_HEADROOM = 0.10
+
+
+@dataclass(frozen=True)
+class WeightBreakdown:
+    """Bytes of the weights, by part: as stored in a bundle, as resident in memory, as read per token."""
+
+    precision: str
+    layers: int          # attention + MLP matrices of all layers (with scales / zero points)
+    norms_biases: int
+    embedding: int       # the token-embedding table (Gather), with scales
+    lm_head: int         # an untied LM head (0 when tied: it reuses the table)
+    tied_copy: int       # the transposed table a runtime builds at load for a tied head
+    stored: int          # in the bundle: layers + norms + embedding + LM head
+    total: int           # resident in memory: stored + tied copy
+    read_per_token: int  # layers + norms + LM head (or the table) + one embedding row
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Everything that must fit in the device's memory, and whether it does."""
+
+    weights: WeightBreakdown
+    kv_cache: int
+    kv_dtype: str
+    workspace: int
+    overhead: int
+    total: int
+    device_memory: int
+    reserved: int
+    usable: int          # device memory - reserved, less the headroom
+    headroom: float
+    fits: bool
+
+    @property
+    def free(self) -> int:
+        """Usable memory left (negative when it does not fit)."""
+        return self.usable - self.total
+
+
+def _matmul_bytes(fmt: WeightFormat, in_features: int, out_features: int) -> int:
+    """One weight matrix [in, out]: quantized per output channel (int8) or per group (int4)."""
+    values = in_features * out_features
+    if not fmt.quantized:
+        return int(values * fmt.weight_bytes)
+    if fmt.group_size is None:  # per output channel
+        return int(values * fmt.weight_bytes) + out_features * fmt.scale_bytes
+    groups = math.ceil(in_features / fmt.group_size) * out_features
+    return int(values * fmt.weight_bytes + groups * (fmt.scale_bytes + fmt.zero_point_bytes))
+
+
+def layer_matmul_parameters(config: ModelConfig) -> int:
+    """Weight-matrix parameters of one layer (q, k, v, o, gate, up, down): the ones a token multiplies."""
+    h = config.hidden_size
+    return (2 * h * config.q_size + 2 * h * config.kv_size) + 3 * h * config.intermediate_size
+
+
+def weight_bytes(config: ModelConfig, fmt: WeightFormat, quantize_embedding: bool = True
+                 ) -> WeightBreakdown:
+    """Weight bytes of ``config`` in format ``fmt``: stored, resident and read per decode token."""
+    h, inter, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
+    per_layer = (_matmul_bytes(fmt, h, config.q_size) + 2 * _matmul_bytes(fmt, h, config.kv_size)
+                 + _matmul_bytes(fmt, config.q_size, h) + 2 * _matmul_bytes(fmt, h, inter)
+                 + _matmul_bytes(fmt, inter, h))
+    layers = config.num_layers * per_layer
+    biases = config.num_layers * (config.q_size + 2 * config.kv_size) if config.qkv_bias else 0
+    norms = (2 * config.num_layers + 1) * h
+    norms_biases = (norms + biases) * fmt.float_bytes
+    if fmt.quantized and quantize_embedding:  # per row, as the Gather reads it: [vocab, hidden]
+        embedding = _matmul_bytes(fmt, h, vocab)
+    else:
+        embedding = vocab * h * fmt.float_bytes
+    tied = config.tie_word_embeddings
+    lm_head = 0 if tied else _matmul_bytes(fmt, h, vocab)
+    tied_copy = embedding if tied and fmt.tied_copy_at_load else 0
+    stored = layers + norms_biases + embedding + lm_head
+    row = math.ceil(embedding / vocab)
+    read = layers + norms_biases + (lm_head if lm_head else embedding) + row
+    return WeightBreakdown(fmt.label, layers, norms_biases, embedding, lm_head, tied_copy, stored,
+                           stored + tied_copy, read)
+
+
+def kv_cache_bytes(config: ModelConfig, context: int, batch: int = 1, dtype: str = "fp16") -> int:
+    """K and V for every layer: 2 x layers x kv_heads x head_dim x context x batch x bytes."""
+    per_value = DTYPE_BYTES[dtype]
+    return int(2 * config.num_layers * config.num_kv_heads * config.head_dim * context * batch
+               * per_value)
+
+
+def prefill_workspace_bytes(config: ModelConfig, prompt: int, batch: int = 1,
+                            dtype: str = "fp16") -> int:
+    """Peak transient activations while one layer processes the whole prompt."""
+    h, p = config.hidden_size, prompt
+    residual = 2 * p * h
+    attention = p * (2 * config.q_size + 2 * config.kv_size) + 2 * config.num_heads * p * p
+    mlp = 3 * p * config.intermediate_size
+    logits = p * config.vocab_size
+    return int(batch * DTYPE_BYTES[dtype] * (residual + max(attention, mlp) + logits))
+
+
+def runtime_overhead_bytes(weights: int, kv_cache: int) -> int:
+    """Allocator arenas and scratch: a fixed part plus a fraction of weights and cache."""
+    return int(RUNTIME_FIXED_BYTES + RUNTIME_FRACTION * (weights + kv_cache))
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ConfigError(f"--{name} must be a positive integer, got {value}")
+
+
+def estimate_memory(config: ModelConfig, device: Device, fmt: WeightFormat, context: int,
+                    batch: int = 1, prompt: int | None = None, kv_dtype: str | None = None,
+                    quantize_embedding: bool = True, headroom: float = DEFAULT_HEADROOM
+                    ) -> MemoryEstimate:
+    """Memory needed to serve ``batch`` sequences of ``context`` tokens, and whether it fits."""
+    prompt = max(1, context // 2) if prompt is None else prompt
+    _check_positive(context=context, batch=batch, prompt=prompt)
+    if prompt > context:
+        raise ConfigError(f"--prompt ({prompt}) cannot exceed --context ({context})")
+    if not 0 <= headroom < 1:
+        raise ConfigError(f"--headroom must be in [0, 1), got {headroom}")
+    kv_dtype = kv_dtype or fmt.activation_dtype
+    weights = weight_bytes(config, fmt, quantize_embedding)
+    kv = kv_cache_bytes(config, context, batch, kv_dtype)
+    workspace = prefill_workspace_bytes(config, prompt, batch, fmt.activation_dtype)
+    overhead = runtime_overhead_bytes(weights.total, kv)
+    total = weights.total + kv + workspace + overhead
+    usable = int((device.memory_bytes - device.reserved_bytes) * (1 - headroom))
+    return MemoryEstimate(weights, kv, kv_dtype, workspace, overhead, total, device.memory_bytes,
+                          device.reserved_bytes, usable, headroom, total <= usable)
+
+
+def _largest(fits: Callable[[int], bool], upper: int) -> int:
+    """Largest n in [0, upper] with fits(n), for a monotone predicate (0 if none)."""
+    low, high = 0, upper
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def max_context(config: ModelConfig, device: Device, fmt: WeightFormat, batch: int = 1,
+                prompt: int | None = None, kv_dtype: str | None = None,
+                quantize_embedding: bool = True, headroom: float = DEFAULT_HEADROOM) -> int:
+    """Longest context (up to the model's ``max_position_embeddings``) that fits; 0 if none.
+
+    With ``prompt`` None the prompt is half the context, as in :func:`estimate_memory`;
+    otherwise the prompt is ``min(prompt, context)``.
+    """
+    def fits(context: int) -> bool:
+        p = None if prompt is None else min(prompt, context)
+        return estimate_memory(config, device, fmt, context, batch, p, kv_dtype,
+                               quantize_embedding, headroom).fits
+    return _largest(fits, config.max_position_embeddings)
+
+
+def max_batch(config: ModelConfig, device: Device, fmt: WeightFormat, context: int,
+              prompt: int | None = None, kv_dtype: str | None = None,
+              quantize_embedding: bool = True, headroom: float = DEFAULT_HEADROOM,
+              limit: int = 4096) -> int:
+    """Largest batch (up to ``limit``) of ``context``-token sequences that fits; 0 if none."""
+    def fits(batch: int) -> bool:
+        return estimate_memory(config, device, fmt, context, batch, prompt, kv_dtype,
+                               quantize_embedding, headroom).fits
+    return _largest(fits, limit)
