@@ -1,0 +1,65 @@
+"""edge-export: summary, JSON, and one clear line with a non-zero exit for each user error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edge_sdk.exporters.cli import main
+
+
+def test_fp32_export_prints_a_summary(demo_checkpoint: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(demo_checkpoint), "--fp32", "-o", str(tmp_path / "b"), "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["precision"] == "fp32" and summary["parity_vs_pytorch"] <= 1e-4
+    assert "[1/4] load" in captured.err and "[4/4] write" in captured.err
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda d: d / "missing.pt", "does not exist"),
+    (lambda d: (torch.save(torch.nn.Linear(2, 2), d / "module.pt"), d / "module.pt")[1], "never unpickled"),
+    (lambda d: ((d / "hf").mkdir(), (d / "hf" / "config.json").write_text(
+        '{"architectures": ["GPT2LMHeadModel"]}'), d / "hf")[2], "not supported"),
+])
+def test_user_errors_are_one_line(make_input, message: str, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    model = make_input(tmp_path)
+    assert main([str(model), "--int8", "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edge-export: error: ") and message in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["model.pt"])  # neither --int8 nor --fp32
+    assert exc.value.code == 2
+
+
+def test_accuracy_gate_fails_then_force_keeps(demo_checkpoint: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_sdk.exporters import evaluate
+
+    monkeypatch.setitem(evaluate.THRESHOLDS, "int8", {"min_top1_agreement": 1.01, "max_perplexity_ratio": 1.0})
+    out = tmp_path / "gated"
+    assert main([str(demo_checkpoint), "--int8", "-o", str(out), "-q"]) == 1
+    assert "below the threshold" in capsys.readouterr().err and not out.exists()
+    assert main([str(demo_checkpoint), "--int8", "-o", str(out), "-q", "--force"]) == 0
+    assert "gate: forced" in capsys.readouterr().out
+
+
+def test_console_script_exit_code(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "edge_sdk.exporters.cli", str(tmp_path / "nope.pt"), "--int8"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"edge-export: error: {tmp_path / 'nope.pt'} does not exist. "
+                                                + proc.stderr.split("does not exist. ", 1)[1].strip()]
