@@ -1,8 +1,8 @@
 """Energy and cost: tokens per joule, energy and electricity cost per million tokens, TCO.
 
 Tokens per joule come from a measured efficiency summary of the power module when one is given
-(``edge-power`` writes JSON with ``tokens_per_joule`` at the top level or under ``decode`` /
-``total``), otherwise from the estimate ``decode tokens/s bound / mode budget``: the budget caps
+(JSON with ``tokens_per_joule`` at the top level or under ``decode``, ``phases.decode`` (the
+decode phase of an ``edge-power`` summary), ``total`` or ``run``, in that order), otherwise from the estimate ``decode tokens/s bound / mode budget``: the budget caps
 the module's power, the bound caps the speed, so the estimate is rough in both directions.
 The TCO over N years: hardware price + electricity for ``power x utilisation + idle power x
 (1 - utilisation)`` around the clock; the tokens it produces: ``tokens/s x utilisation x time``.
@@ -71,14 +71,16 @@ def read_tokens_per_joule(path: str | Path) -> float:
     except ValueError as exc:
         raise ConfigError(f"the efficiency file {path} is not JSON: {exc}") from exc
     if isinstance(data, dict):
-        for where in (data, data.get("decode"), data.get("total")):
+        phases = data.get("phases") if isinstance(data.get("phases"), dict) else {}
+        for where in (data, data.get("decode"), phases.get("decode"), data.get("total"),
+                      data.get("run")):
             if isinstance(where, dict):
                 value = _positive_number(where.get("tokens_per_joule"))
                 if value is not None:
                     return value
     raise ConfigError(
         f"the efficiency file {path} has no positive 'tokens_per_joule' (looked at the top level "
-        "and under 'decode' and 'total'); write one with edge-power"
+        "and under 'decode', 'phases.decode', 'total' and 'run'); write one with edge-power"
     )
 
 
