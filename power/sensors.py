@@ -147,10 +147,9 @@ def open_sensor(spec: str = "auto") -> PowerSensor:
                          "or replay:FILE")
     if kind == "replay" and not arg:
         raise PowerError("the replay sensor needs a file: replay:FILE (a CSV or JSONL power log)")
-    sensor = factories[kind](arg)
     try:
-        return sensor.open()
-    except BackendUnavailableError as exc:
+        return factories[kind](arg).open()
+    except (BackendUnavailableError, PowerError) as exc:
         raise PowerError(f"sensor '{spec}' is not available here: {exc}") from exc
 
 
