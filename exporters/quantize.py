@@ -90,7 +90,11 @@ def quantize_int8(model: onnx.ModelProto,
             base = tables[node.input[0]]
             transposed = node.output[0]
             node.input[0], node.output[0] = f"{base}.int8", f"{transposed}.int8"
-            new_nodes += [node, helper.make_node("DequantizeLinear", [f"{transposed}.int8", f"{base}.scale"],
+            # The head gets its own copy of the scales (V floats): onnxruntime fuses a
+            # DequantizeLinear into MatMulNBits only when nothing else reads its scale tensor.
+            scale = numpy_helper.to_array(next(i for i in graph.initializer if i.name == f"{base}.scale"))
+            graph.initializer.append(numpy_helper.from_array(scale, f"{transposed}.scale"))
+            new_nodes += [node, helper.make_node("DequantizeLinear", [f"{transposed}.int8", f"{transposed}.scale"],
                                                  [transposed], name=f"{base}/DequantizeLinearTransposed", axis=1)]
         elif node.op_type == "MatMul" and len(node.input) == 2 and _float_matrix(inits, node.input[1]):
             w = numpy_helper.to_array(inits[node.input[1]])
