@@ -1,0 +1,60 @@
+"""Runtime: stream tokens from a bundle inside a device application (numpy + onnxruntime).
+
+::
+
+    from edge_sdk.runtime import load
+
+    gen = load("demo-int8")                      # backend="auto": TensorRT EP > CUDA EP > CPU
+    for event in gen.stream("Once upon a time", max_new_tokens=64):
+        print(event.text, end="", flush=True)
+    result = gen.generate("Once upon a time", max_new_tokens=64)
+    print(result.stats.decode_tokens_per_s, result.stats.time_to_first_token_s)
+
+Never imports torch. See ``runtime/README.md`` for backends, the KV cache and measurements.
+"""
+
+from edge_sdk.runtime.backend import (
+    AUTO_ORDER,
+    BACKENDS,
+    Backend,
+    BackendOptions,
+    available_backends,
+    create_backend,
+)
+from edge_sdk.runtime.detokenize import IncrementalDecoder
+from edge_sdk.runtime.generator import (
+    DEFAULT_MAX_NEW_TOKENS,
+    Conversation,
+    GenerationResult,
+    Generator,
+    Stream,
+    TokenEvent,
+    load,
+)
+from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.sampling import Sampler, SamplingOptions
+from edge_sdk.runtime.stats import GenerationStats, StopReason
+from edge_sdk.runtime.stops import StopMatcher
+
+__all__ = [
+    "load",
+    "Generator",
+    "Stream",
+    "Conversation",
+    "TokenEvent",
+    "GenerationResult",
+    "GenerationStats",
+    "StopReason",
+    "SamplingOptions",
+    "Sampler",
+    "StopMatcher",
+    "IncrementalDecoder",
+    "KVCache",
+    "Backend",
+    "BackendOptions",
+    "BACKENDS",
+    "AUTO_ORDER",
+    "available_backends",
+    "create_backend",
+    "DEFAULT_MAX_NEW_TOKENS",
+]

@@ -1,0 +1,167 @@
+"""The one small interface every runtime backend implements, and the registry that picks one.
+
+A backend owns an inference session and the KV cache of one running sequence. The generator
+drives it with two calls and never sees tensors other than the last position's logits::
+
+    with backend:                               # activate() ... deactivate()
+        backend.allocate(max_length)            # the KV cache, once per generation
+        logits = backend.forward(prompt_ids)    # [vocab] float32, the cache grows by len(ids)
+        logits = backend.forward([next_id])     # one decode step
+
+Adding a backend is one new file with a :class:`Backend` subclass and one line in
+:data:`BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from edge_sdk.bundle import Bundle
+from edge_sdk.errors import BackendUnavailableError
+
+__all__ = ["Backend", "BackendOptions", "BACKENDS", "AUTO_ORDER", "available_backends",
+           "create_backend"]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Settings a backend takes from :func:`edge_sdk.runtime.load`.
+
+    ``threads``: intra-op threads on the CPU (None: onnxruntime's default, one per physical
+    core). ``session_config``: extra onnxruntime session config entries, applied over the ones
+    the bundle's manifest records. ``trt_cache_dir``: where the TensorRT EP keeps its engines
+    (None: ``~/.cache/edge-sdk/trt/<bundle name>``). ``device_id``: the CUDA device.
+    """
+
+    threads: int | None = None
+    session_config: dict[str, str] = field(default_factory=dict)
+    trt_cache_dir: Path | None = None
+    device_id: int = 0
+
+
+class Backend(ABC):
+    """A model session plus the KV cache of one sequence (see the module docstring)."""
+
+    #: The name :func:`edge_sdk.runtime.load` takes (``backend="ort-cpu"``).
+    name: str = ""
+
+    def __init__(self, bundle: Bundle, options: BackendOptions) -> None:
+        self.bundle = bundle
+        self.options = options
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise :class:`BackendUnavailableError` naming what to install when unusable here."""
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether :meth:`check_available` passes."""
+        try:
+            cls.check_available()
+        except BackendUnavailableError:
+            return False
+        return True
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def activate(self) -> None:
+        """Create the session (load weights, build or load engines)."""
+
+    @abstractmethod
+    def deactivate(self) -> None:
+        """Release the session and the cache."""
+
+    def __enter__(self) -> Backend:
+        self.activate()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.deactivate()
+
+    # -- inference ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def allocate(self, max_length: int) -> None:
+        """Make an empty KV cache that holds ``max_length`` positions (reuses one that fits)."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Empty the cache without freeing it."""
+
+    @abstractmethod
+    def forward(self, token_ids: np.ndarray) -> np.ndarray:
+        """Run ``token_ids`` [n] int64 on top of the cache; return the last position's logits.
+
+        The cache grows by n. Returns a float32 [vocab] array the caller may keep until the
+        next call.
+        """
+
+    @property
+    @abstractmethod
+    def cache_length(self) -> int:
+        """Positions now in the cache."""
+
+    @property
+    @abstractmethod
+    def cache_bytes(self) -> int:
+        """Bytes allocated for the KV cache (0 before :meth:`allocate`)."""
+
+    @property
+    def device(self) -> str:
+        """What runs the model, in words (e.g. ``"onnxruntime CPUExecutionProvider"``)."""
+        return self.name
+
+
+def _ort_backends() -> dict[str, type[Backend]]:
+    from edge_sdk.runtime.ort_backend import OrtCpuBackend, OrtCudaBackend, OrtTensorrtBackend
+
+    return {b.name: b for b in (OrtTensorrtBackend, OrtCudaBackend, OrtCpuBackend)}
+
+
+def _native_tensorrt() -> dict[str, type[Backend]]:
+    from edge_sdk.runtime.trt_backend import TensorrtBackend
+
+    return {TensorrtBackend.name: TensorrtBackend}
+
+
+#: Backend names, in the order ``backend="auto"`` tries them.
+AUTO_ORDER: tuple[str, ...] = ("ort-tensorrt", "ort-cuda", "ort-cpu")
+#: Every backend name :func:`create_backend` accepts (besides ``"auto"``).
+BACKENDS: tuple[str, ...] = (*AUTO_ORDER, "tensorrt")
+
+
+def _registry() -> dict[str, type[Backend]]:
+    return {**_ort_backends(), **_native_tensorrt()}
+
+
+def available_backends() -> list[str]:
+    """Names of the backends usable on this machine, in ``auto`` order."""
+    registry = _registry()
+    return [name for name in BACKENDS if registry[name].is_available()]
+
+
+def create_backend(name: str, bundle: Bundle, options: BackendOptions) -> Backend:
+    """The backend called ``name`` (or the first available one for ``"auto"``), not yet active."""
+    registry = _registry()
+    if name == "auto":
+        for candidate in AUTO_ORDER:
+            if registry[candidate].is_available():
+                return registry[candidate](bundle, options)
+        raise BackendUnavailableError(
+            "no runtime backend is usable here: install onnxruntime "
+            "(pip install 'edge-sdk[cpu]', or 'edge-sdk[gpu]' on a CUDA machine)"
+        )
+    if name not in registry:
+        raise BackendUnavailableError(
+            f"unknown backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}"
+        )
+    cls = registry[name]
+    cls.check_available()
+    return cls(bundle, options)

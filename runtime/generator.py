@@ -1,0 +1,362 @@
+"""The generator: a loaded bundle on a backend, streaming tokens with statistics.
+
+::
+
+    gen = edge_sdk.runtime.load("demo-int8")
+    for event in gen.stream("Once upon a time", max_new_tokens=64):
+        print(event.text, end="", flush=True)
+    result = gen.generate("Once upon a time", max_new_tokens=64, temperature=0.8, seed=1)
+    print(result.stats.decode_tokens_per_s)
+
+One generator runs one sequence at a time (one KV cache): starting a new stream ends the
+previous one. :meth:`Generator.chat` keeps the conversation in the cache between turns.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.bundle import Bundle, load_bundle
+from edge_sdk.errors import GenerationError
+from edge_sdk.runtime.backend import Backend, BackendOptions, create_backend
+from edge_sdk.runtime.detokenize import IncrementalDecoder
+from edge_sdk.runtime.sampling import Sampler, SamplingOptions
+from edge_sdk.runtime.stats import GenerationStats, StopReason, summarize
+from edge_sdk.runtime.stops import StopMatcher
+from edge_sdk.tokenizer import Tokenizer
+
+__all__ = ["load", "Generator", "Stream", "Conversation", "TokenEvent", "GenerationResult",
+           "DEFAULT_MAX_NEW_TOKENS"]
+
+DEFAULT_MAX_NEW_TOKENS = 256
+Prompt = str | Sequence[int]
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token: its id, the text it adds (may be "" while a character or a possible
+    stop string is incomplete), its position in the output and when it appeared (seconds since
+    the call started)."""
+
+    token_id: int
+    text: str
+    index: int
+    time: float
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A finished generation. ``text`` is the streamed pieces joined (a stop string is cut);
+    ``token_ids`` are every generated id, the end-of-sequence token included when it ended
+    the generation."""
+
+    text: str
+    token_ids: list[int]
+    stop_reason: StopReason
+    stats: GenerationStats
+
+
+def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
+         threads: int | None = None, max_context: int | None = None, verify: bool = True,
+         session_config: dict[str, str] | None = None,
+         trt_cache_dir: str | os.PathLike[str] | None = None, device_id: int = 0) -> Generator:
+    """Load a bundle (checking its manifest and hashes unless ``verify=False``) on a backend.
+
+    ``backend``: ``"auto"`` (TensorRT EP, then CUDA EP, then CPU: the first usable), or one of
+    ``"ort-tensorrt"``, ``"ort-cuda"``, ``"ort-cpu"``, ``"tensorrt"``. ``threads``: CPU threads
+    (default: one per physical core). ``max_context``: positions the KV cache holds, prompt
+    and output together (default and maximum: the bundle's ``max_sequence_length``).
+    """
+    from pathlib import Path
+
+    bundle = load_bundle(bundle_path, verify=verify)
+    if threads is not None and threads < 1:
+        raise GenerationError(f"threads must be at least 1, got {threads}")
+    options = BackendOptions(threads=threads, session_config=dict(session_config or {}),
+                             trt_cache_dir=Path(trt_cache_dir) if trt_cache_dir else None,
+                             device_id=device_id)
+    engine = create_backend(backend, bundle, options)
+    engine.activate()
+    return Generator(bundle, engine, Tokenizer(bundle.tokenizer_path), max_context)
+
+
+class Generator:
+    """Streams tokens from one bundle on one backend (see the module docstring)."""
+
+    def __init__(self, bundle: Bundle, backend: Backend, tokenizer: Tokenizer,
+                 max_context: int | None = None) -> None:
+        limit = bundle.max_sequence_length
+        if max_context is not None and not 2 <= max_context <= limit:
+            raise GenerationError(
+                f"max_context must be between 2 and the bundle's limit of {limit}, "
+                f"got {max_context}")
+        self.bundle = bundle
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.max_context = max_context or limit
+        self.eos_token_ids = frozenset(bundle.config.eos_token_ids)
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._context: list[int] = []  # ids in the KV cache
+        self._pending: list[int] = []  # sampled, not yet run through the model
+        self._current: Stream | None = None
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def stream(self, prompt: Prompt, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+               temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+               repetition_penalty: float = 1.0, seed: int | None = None,
+               stop: str | Sequence[str] = (), ignore_eos: bool = False) -> Stream:
+        """Start generating after ``prompt`` (text, or token ids); iterate for events.
+
+        Sampling options are those of :class:`~edge_sdk.runtime.SamplingOptions` (default
+        greedy). Generation stops at an end-of-sequence id of the bundle (unless
+        ``ignore_eos``), at any of the ``stop`` strings (not emitted), after ``max_new_tokens``,
+        or when prompt + output reach ``max_context`` (reason ``"length"``).
+        """
+        return self._start(prompt, continue_context=False, max_new_tokens=max_new_tokens,
+                           temperature=temperature, top_k=top_k, top_p=top_p,
+                           repetition_penalty=repetition_penalty, seed=seed, stop=stop,
+                           ignore_eos=ignore_eos)
+
+    def generate(self, prompt: Prompt, *, on_token: Callable[[TokenEvent], object] | None = None,
+                 **options: Any) -> GenerationResult:
+        """Generate to the end and return the text with statistics.
+
+        ``on_token`` (the callback form) is called with each :class:`TokenEvent`; returning
+        ``False`` from it stops generation (reason ``"cancelled"``). Other options: as
+        :meth:`stream`.
+        """
+        return self.stream(prompt, **options).run(on_token)
+
+    def chat(self) -> Conversation:
+        """A conversation that keeps every turn in the KV cache (see :class:`Conversation`)."""
+        return Conversation(self)
+
+    def cancel(self) -> None:
+        """Stop the running stream at its next token (safe to call from any thread)."""
+        current = self._current
+        if current is not None:
+            current.cancel()
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text`` with this bundle's tokenizer."""
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        """Bytes of the KV cache (allocated at the first generation for ``max_context``)."""
+        return self.backend.cache_bytes
+
+    def close(self) -> None:
+        """Release the backend's session and cache."""
+        self.backend.deactivate()
+
+    def __enter__(self) -> Generator:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _start(self, prompt: Prompt, *, continue_context: bool,
+               max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0,
+               top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0,
+               seed: int | None = None, stop: str | Sequence[str] = (),
+               ignore_eos: bool = False) -> Stream:
+        started = time.perf_counter()
+        sampling = SamplingOptions(float(temperature), int(top_k), float(top_p),
+                                   float(repetition_penalty), seed)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+            raise GenerationError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+        if max_new_tokens < 1:
+            raise GenerationError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        stops = [stop] if isinstance(stop, str) else list(stop)
+        continuing = continue_context and bool(self._context or self._pending)
+        ids = self._prompt_ids(prompt, add_special_tokens=not continuing)
+        with self._lock:
+            if self._current is not None:
+                self._current.cancel()
+            self._epoch += 1
+            if not continuing:
+                self._context, self._pending = [], []
+            used = len(self._context) + len(self._pending) + len(ids)
+            if used >= self.max_context:
+                what = "the conversation" if continuing else "the prompt"
+                raise GenerationError(
+                    f"{what} takes {used} tokens, but the context holds {self.max_context} "
+                    "(prompt and output together): shorten it"
+                    + (" or start a new conversation" if continuing else "")
+                    + (f", or load with a larger max_context (up to "
+                       f"{self.bundle.max_sequence_length})"
+                       if self.max_context < self.bundle.max_sequence_length else ""))
+            stream = Stream(self, self._epoch, ids, started, max_new_tokens, sampling, stops,
+                            ignore_eos)
+            self._current = stream
+        return stream
+
+    def _prompt_ids(self, prompt: Prompt, add_special_tokens: bool) -> list[int]:
+        if isinstance(prompt, str):
+            if not prompt:
+                raise GenerationError("the prompt is empty: give some text to continue")
+            ids = self.tokenizer.encode(prompt, add_special_tokens=add_special_tokens)
+        else:
+            ids = [int(i) for i in prompt]
+            vocab = self.bundle.config.vocab_size
+            bad = [i for i in ids if not 0 <= i < vocab]
+            if bad:
+                raise GenerationError(f"token ids {bad[:5]} are outside the vocabulary of {vocab}")
+        if not ids:
+            raise GenerationError("the prompt is empty: give some text to continue")
+        return ids
+
+
+class Stream:
+    """Iterator over the :class:`TokenEvent` s of one generation.
+
+    Break out of the loop, call :meth:`close` or :meth:`cancel` to stop early; the generator
+    can be used again at once. After the end, :attr:`result` holds the
+    :class:`GenerationResult`.
+    """
+
+    def __init__(self, owner: Generator, epoch: int, prompt_ids: list[int], started: float,
+                 max_new_tokens: int, sampling: SamplingOptions, stops: list[str],
+                 ignore_eos: bool) -> None:
+        self._owner = owner
+        self._epoch = epoch
+        self.prompt_ids = prompt_ids
+        self._started = started
+        self._max_new = max_new_tokens
+        self._sampling = sampling
+        self._stops = stops
+        self._ignore_eos = ignore_eos
+        self._cancelled = threading.Event()
+        self._events = self._run()
+        self.result: GenerationResult | None = None
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        return self
+
+    def __next__(self) -> TokenEvent:
+        return next(self._events)
+
+    def cancel(self) -> None:
+        """Stop at the next token (safe from any thread); the stream then ends normally."""
+        self._cancelled.set()
+
+    def close(self) -> None:
+        """Stop now (from the thread that iterates)."""
+        self._events.close()
+
+    def run(self, on_token: Callable[[TokenEvent], object] | None = None) -> GenerationResult:
+        """Consume the stream, calling ``on_token`` per event (``False`` stops); the result."""
+        for event in self:
+            if on_token is not None and on_token(event) is False:
+                self.cancel()
+        assert self.result is not None
+        return self.result
+
+    def _run(self) -> Iterator[TokenEvent]:
+        gen = self._owner
+        backend = gen.backend
+        clock = time.perf_counter
+        sampler = Sampler(self._sampling, gen.bundle.config.vocab_size)
+        stops = StopMatcher(self._stops)
+        eos = frozenset() if self._ignore_eos else gen.eos_token_ids
+        generated: list[int] = []
+        pieces: list[str] = []
+        times: list[float] = []
+        reason: StopReason = "cancelled"
+        prefill_s = 0.0
+        try:
+            with gen._lock:
+                if gen._epoch != self._epoch:
+                    return  # a newer stream took the generator before this one started
+                feed = gen._pending + self.prompt_ids
+                if not gen._context:
+                    backend.allocate(gen.max_context)
+                logits = backend.forward(np.asarray(feed, dtype=np.int64))
+                gen._context += feed
+                gen._pending = []
+            prefill_s = clock() - self._started
+            sampler.observe(gen._context)
+            decoder = IncrementalDecoder(gen.tokenizer, gen._context)
+            room = gen.max_context - len(gen._context)  # outputs that fit, the last one unrun
+            while not self._cancelled.is_set():
+                token = sampler(logits)
+                now = clock() - self._started
+                final: StopReason | None = None
+                if token in eos:
+                    final = "eos"
+                elif len(generated) + 1 >= self._max_new:
+                    final = "max_new_tokens"
+                elif len(generated) + 1 >= room:
+                    final = "length"
+                piece = stops.push(decoder.push(token))
+                if stops.matched is None and final is not None:
+                    piece += stops.push(decoder.flush())
+                    if stops.matched is None:
+                        piece += stops.flush()
+                if stops.matched is not None:
+                    final = "stop"
+                with gen._lock:
+                    if gen._epoch != self._epoch:
+                        break  # superseded: leave the new stream's state alone
+                    gen._pending = [token]
+                generated.append(token)
+                times.append(now)
+                pieces.append(piece)
+                yield TokenEvent(token, piece, len(generated) - 1, now)
+                if final is not None:
+                    reason = final
+                    break
+                with gen._lock:
+                    if gen._epoch != self._epoch or self._cancelled.is_set():
+                        break
+                    logits = backend.forward(np.asarray(gen._pending, dtype=np.int64))
+                    gen._context += gen._pending
+                    gen._pending = []
+        finally:
+            if gen._current is self:
+                gen._current = None
+            stats = summarize(prompt_tokens=len(self.prompt_ids), token_times=times,
+                              prefill_s=prefill_s, total_s=clock() - self._started,
+                              stop_reason=reason,
+                              context_tokens=len(gen._context) + len(gen._pending),
+                              kv_cache_bytes=backend.cache_bytes, backend=backend.device)
+            self.result = GenerationResult("".join(pieces), generated, reason, stats)
+
+
+class Conversation:
+    """Turns that continue one sequence: each :meth:`send` runs only the new text on top of the
+    KV cache that holds every earlier turn (prompts and replies).
+
+    The text is fed exactly as given (add any turn markers your model was trained with). A new
+    :meth:`Generator.stream` on the same generator ends the conversation's cache.
+    """
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self._started = False
+
+    def send(self, text: Prompt, **options: Any) -> Stream:
+        """Stream the reply to ``text`` (options as :meth:`Generator.stream`)."""
+        stream = self.generator._start(text, continue_context=self._started, **options)
+        self._started = True
+        return stream
+
+    @property
+    def context_tokens(self) -> int:
+        """Tokens of the conversation so far (all in the cache but the last reply token)."""
+        gen = self.generator
+        return len(gen._context) + len(gen._pending)

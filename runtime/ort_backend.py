@@ -1,0 +1,280 @@
+"""onnxruntime backends: TensorRT EP, CUDA EP and CPU, in that order of preference.
+
+Each requests its execution provider followed by the ones after it in the order
+TensorRT EP -> CUDA EP -> CPU, so a node one provider cannot run falls back to the next.
+The KV cache lives where the provider computes (device memory for CUDA and TensorRT, host memory
+for the CPU) and is bound with I/O binding (see :mod:`edge_sdk.runtime.kv_cache`); only the
+token ids go in and the last position's logits come out each step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edge_sdk._optional import require
+from edge_sdk.bundle import Bundle
+from edge_sdk.errors import BackendUnavailableError, BundleError, GenerationError
+from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.runtime.backend import Backend, BackendOptions
+from edge_sdk.runtime.kv_cache import KVCache
+
+__all__ = ["OrtBackend", "OrtCpuBackend", "OrtCudaBackend", "OrtTensorrtBackend",
+           "PREFILL_CHUNK"]
+
+#: Prompts run in chunks of at most this many tokens (bounds the prefill logits' memory).
+PREFILL_CHUNK = 256
+
+_GPU_HINT = ("install onnxruntime-gpu (pip install 'edge-sdk[gpu]'; on Jetson, the "
+             "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "
+             "CUDA and cuDNN from JetPack are on the library path")
+
+
+class OrtBackend(Backend):
+    """One onnxruntime session with I/O-bound KV cache buffers."""
+
+    provider: ClassVar[str] = "CPUExecutionProvider"
+    cache_device: ClassVar[str] = "cpu"
+    hint: ClassVar[str] = ""
+
+    def __init__(self, bundle: Bundle, options: BackendOptions) -> None:
+        super().__init__(bundle, options)
+        config = bundle.config
+        self._layers = config.num_layers
+        self._kv_heads = config.num_kv_heads
+        self._head_dim = config.head_dim
+        self._vocab = config.vocab_size
+        self._past = past_names(config.num_layers)
+        self._present = present_names(config.num_layers)
+        self.session: Any = None
+        self._binding: Any = None
+        self.cache: KVCache | None = None
+        # one-token decode inputs and output, bound by pointer, refilled in place
+        self._ids1 = np.zeros((1, 1), dtype=np.int64)
+        self._pos1 = np.zeros((1, 1), dtype=np.int64)
+        self._logits1 = np.zeros((1, 1, self._vocab), dtype=np.float32)
+        self._mask = np.ones((1, 0), dtype=np.int64)
+
+    @classmethod
+    def check_available(cls) -> None:
+        ort = require("onnxruntime", f"The {cls.name} backend")
+        if cls.provider not in ort.get_available_providers():
+            raise BackendUnavailableError(
+                f"the {cls.name} backend needs onnxruntime's {cls.provider}, which this "
+                f"onnxruntime {ort.__version__} does not have "
+                f"(it has {', '.join(ort.get_available_providers())}): {cls.hint}"
+            )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def session_options(self) -> Any:
+        """Session options: threads, the manifest's session config, then the user's."""
+        ort = require("onnxruntime", f"The {self.name} backend")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        if self.options.threads:
+            options.intra_op_num_threads = int(self.options.threads)
+        entries = dict(self.bundle.manifest.get("onnxruntime", {}).get("session_config", {}))
+        entries.update(self.options.session_config)
+        for key, value in entries.items():
+            options.add_session_config_entry(str(key), str(value))
+        return options
+
+    def providers(self) -> list[Any]:
+        """The provider list handed to onnxruntime, most preferred first."""
+        return ["CPUExecutionProvider"]
+
+    def activate(self) -> None:
+        if self.session is not None:
+            return
+        ort = require("onnxruntime", f"The {self.name} backend")
+        path = self.bundle.onnx_path
+        try:
+            self.session = ort.InferenceSession(str(path), self.session_options(),
+                                                providers=self.providers())
+        except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
+            raise BundleError(f"onnxruntime cannot load {path} on {self.name}: {exc}") from exc
+        active = self.session.get_providers()
+        if self.provider not in active:
+            self.session = None
+            raise BackendUnavailableError(
+                f"onnxruntime did not start {self.provider} for {self.name} "
+                f"(running {', '.join(active)}): {self.hint}"
+            )
+        names = {i.name for i in self.session.get_inputs()}
+        missing = [n for n in ("input_ids", "attention_mask", "position_ids", *self._past)
+                   if n not in names]
+        if missing:
+            raise BundleError(f"{path} lacks the inputs {', '.join(missing)}; export it again")
+        self._binding = self.session.io_binding()
+
+    def deactivate(self) -> None:
+        self._binding = None
+        self.session = None
+        self.cache = None
+
+    @property
+    def device(self) -> str:
+        if self.session is None:
+            return f"onnxruntime {self.provider}"
+        return "onnxruntime " + " > ".join(self.session.get_providers())
+
+    # -- cache ----------------------------------------------------------------------------------
+
+    def _allocator(self) -> Any:
+        if self.cache_device == "cpu":
+            def allocate(n: int) -> tuple[Any, int]:
+                buf = np.empty(n, dtype=np.float32)
+                return buf, int(buf.ctypes.data)
+            return allocate
+        ort = require("onnxruntime", f"The {self.name} backend")
+
+        def allocate_device(n: int) -> tuple[Any, int]:
+            value = ort.OrtValue.ortvalue_from_shape_and_type(
+                [n], np.float32, self.cache_device, self.options.device_id)
+            return value, int(value.data_ptr())
+        return allocate_device
+
+    def allocate(self, max_length: int) -> None:
+        if self.session is None:
+            self.activate()
+        if self.cache is not None and self.cache.capacity == max_length:
+            self.cache.reset()
+            return
+        self.cache = None  # free the old one first
+        self.cache = KVCache(2 * self._layers, self._kv_heads, self._head_dim, max_length,
+                             self._allocator())
+        self._mask = np.ones((1, max_length), dtype=np.int64)
+
+    def reset(self) -> None:
+        if self.cache is not None:
+            self.cache.reset()
+
+    @property
+    def cache_length(self) -> int:
+        return 0 if self.cache is None else self.cache.length
+
+    @property
+    def cache_bytes(self) -> int:
+        return 0 if self.cache is None else self.cache.nbytes
+
+    # -- inference ------------------------------------------------------------------------------
+
+    def forward(self, token_ids: np.ndarray) -> np.ndarray:
+        cache = self.cache
+        if cache is None:
+            raise GenerationError("allocate the KV cache before running the model")
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        if cache.length + ids.size > cache.capacity:
+            raise GenerationError(
+                f"{ids.size} more tokens do not fit the context: {cache.length} of "
+                f"{cache.capacity} positions are used"
+            )
+        if ids.size == 1:
+            self._ids1[0, 0] = ids[0]
+            self._pos1[0, 0] = cache.length
+            return self._step(self._ids1, self._pos1, self._logits1)
+        logits = self._logits1[0, 0]
+        for start in range(0, ids.size, PREFILL_CHUNK):
+            chunk = np.ascontiguousarray(ids[start:start + PREFILL_CHUNK]).reshape(1, -1)
+            n = chunk.shape[1]
+            positions = np.arange(cache.length, cache.length + n, dtype=np.int64).reshape(1, n)
+            out = np.empty((1, n, self._vocab), dtype=np.float32)
+            logits = self._step(chunk, positions, out)
+        return logits
+
+    def _step(self, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        cache = self.cache
+        assert cache is not None
+        bind = self._binding
+        n = ids.shape[1]
+        total = cache.length + n
+        bind.bind_input("input_ids", "cpu", 0, np.int64, [1, n], ids.ctypes.data)
+        bind.bind_input("position_ids", "cpu", 0, np.int64, [1, n], positions.ctypes.data)
+        bind.bind_input("attention_mask", "cpu", 0, np.int64, [1, total], self._mask.ctypes.data)
+        device, device_id = self.cache_device, self.options.device_id
+        past_shape, present_shape = cache.past_shape(), cache.present_shape(n)
+        for name, ptr in zip(self._past, cache.past_pointers):
+            bind.bind_input(name, device, device_id, np.float32, past_shape, ptr)
+        for name, ptr in zip(self._present, cache.present_pointers):
+            bind.bind_output(name, device, device_id, np.float32, present_shape, ptr)
+        bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+        try:
+            self.session.run_with_iobinding(bind)
+        except Exception as exc:  # onnxruntime's own error types
+            raise GenerationError(f"onnxruntime failed on {self.name}: {exc}") from exc
+        cache.advance(n)
+        return logits[0, -1]
+
+
+class OrtCpuBackend(OrtBackend):
+    """onnxruntime on the CPU (``pip install 'edge-sdk[cpu]'``)."""
+
+    name = "ort-cpu"
+    provider = "CPUExecutionProvider"
+    hint = "install onnxruntime: pip install 'edge-sdk[cpu]'"
+
+
+class OrtCudaBackend(OrtBackend):
+    """onnxruntime's CUDA EP, then the CPU for nodes CUDA cannot run."""
+
+    name = "ort-cuda"
+    provider = "CUDAExecutionProvider"
+    cache_device = "cuda"
+    hint = _GPU_HINT
+
+    def providers(self) -> list[Any]:
+        return [("CUDAExecutionProvider", {"device_id": self.options.device_id}),
+                "CPUExecutionProvider"]
+
+
+class OrtTensorrtBackend(OrtBackend):
+    """onnxruntime's TensorRT EP (INT8 for int8 bundles, FP16, an engine cache), then CUDA, CPU.
+
+    The first load builds TensorRT engines (minutes on an Orin) into the cache directory; later
+    loads reuse them.
+    """
+
+    name = "ort-tensorrt"
+    provider = "TensorrtExecutionProvider"
+    cache_device = "cuda"
+    hint = _GPU_HINT + "; the TensorRT EP also needs TensorRT's libraries (part of JetPack)"
+
+    def engine_cache_dir(self) -> Path:
+        """Where TensorRT engines for this bundle are kept."""
+        if self.options.trt_cache_dir is not None:
+            return Path(self.options.trt_cache_dir)
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        digest = self.bundle.manifest["files"][self.bundle.manifest["graph"]["file"]]["sha256"]
+        return base / "edge-sdk" / "trt" / f"{self.bundle.path.name}-{digest[:12]}"
+
+    def _profile(self, past: int, new: int) -> str:
+        kv = f"1x{self._kv_heads}x{past}x{self._head_dim}"
+        shapes = [f"input_ids:1x{new}", f"position_ids:1x{new}", f"attention_mask:1x{past + new}"]
+        shapes += [f"{name}:{kv}" for name in self._past]
+        return ",".join(shapes)
+
+    def providers(self) -> list[Any]:
+        cache_dir = self.engine_cache_dir()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        longest = self.bundle.max_sequence_length
+        trt = {
+            "device_id": self.options.device_id,
+            "trt_fp16_enable": True,
+            "trt_int8_enable": self.bundle.precision == "int8",
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache_dir),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache_dir),
+            "trt_profile_min_shapes": self._profile(0, 1),
+            "trt_profile_opt_shapes": self._profile(longest // 2, 1),
+            "trt_profile_max_shapes": self._profile(longest - 1, min(PREFILL_CHUNK, longest)),
+        }
+        return [("TensorrtExecutionProvider", trt),
+                ("CUDAExecutionProvider", {"device_id": self.options.device_id}),
+                "CPUExecutionProvider"]

@@ -1,0 +1,99 @@
+"""Choosing the next token from logits: greedy, temperature, top-k, top-p, repetition penalty.
+
+Everything is numpy over one [vocab] vector, so the per-token cost does not grow with the
+context: the repetition penalty keeps a [vocab] mask of the ids seen so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_sdk.errors import GenerationError
+
+__all__ = ["SamplingOptions", "Sampler"]
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to pick tokens.
+
+    ``temperature`` 0 (the default) is greedy: always the most likely token. Above 0 the
+    logits are divided by it and a token is drawn, among the ``top_k`` most likely (0: all) whose
+    cumulative probability reaches ``top_p`` (1.0: all). ``repetition_penalty`` > 1 makes tokens
+    already in the prompt or the output less likely (the CTRL / Hugging Face rule: positive
+    logits divided by it, negative ones multiplied). ``seed`` makes sampling repeatable.
+    """
+
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.temperature >= 0:
+            raise GenerationError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise GenerationError(f"top_k must be >= 0 (0 turns it off), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise GenerationError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not self.repetition_penalty > 0:
+            raise GenerationError(
+                f"repetition_penalty must be > 0 (1.0 turns it off), got {self.repetition_penalty}")
+
+    @property
+    def greedy(self) -> bool:
+        """Whether no randomness is involved."""
+        return self.temperature == 0 or self.top_k == 1
+
+
+class Sampler:
+    """Stateful sampler for one generation (its random stream and the ids it has seen)."""
+
+    def __init__(self, options: SamplingOptions, vocab_size: int) -> None:
+        self.options = options
+        self._rng = np.random.default_rng(options.seed)
+        self._penalize = options.repetition_penalty != 1.0
+        self._seen = np.zeros(vocab_size, dtype=bool) if self._penalize else None
+
+    def observe(self, token_ids: Iterable[int]) -> None:
+        """Record ids that are in the context (for the repetition penalty)."""
+        if self._seen is not None:
+            ids = np.fromiter(token_ids, dtype=np.int64)
+            self._seen[ids[(ids >= 0) & (ids < self._seen.size)]] = True
+
+    def __call__(self, logits: np.ndarray) -> int:
+        """The next token id for ``logits`` [vocab] (not modified)."""
+        opts = self.options
+        if self._seen is not None:
+            logits = logits.copy()
+            seen = logits[self._seen]
+            logits[self._seen] = np.where(seen > 0, seen / opts.repetition_penalty,
+                                          seen * opts.repetition_penalty)
+        if opts.greedy:
+            token = int(np.argmax(logits))
+        else:
+            token = self._draw(logits)
+        if self._seen is not None:
+            self._seen[token] = True
+        return token
+
+    def _draw(self, logits: np.ndarray) -> int:
+        opts = self.options
+        scaled = logits.astype(np.float64) / opts.temperature
+        if 0 < opts.top_k < scaled.size:
+            candidates = np.argpartition(scaled, -opts.top_k)[-opts.top_k:]
+        else:
+            candidates = np.arange(scaled.size)
+        values = scaled[candidates]
+        order = np.argsort(-values, kind="stable")
+        candidates, values = candidates[order], values[order]
+        probs = np.exp(values - values[0])
+        probs /= probs.sum()
+        if opts.top_p < 1.0:
+            keep = int(np.searchsorted(np.cumsum(probs), opts.top_p) + 1)
+            candidates, probs = candidates[:keep], probs[:keep] / probs[:keep].sum()
+        return int(candidates[self._rng.choice(candidates.size, p=probs)])

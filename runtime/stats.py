@@ -1,0 +1,68 @@
+"""What one generation cost: token counts, time to first token, decode speed, latencies."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["GenerationStats", "StopReason", "summarize"]
+
+#: Why generation ended: an end-of-sequence token, a stop string, ``max_new_tokens``, the
+#: model's context limit, or the application stopped it.
+StopReason = Literal["eos", "stop", "max_new_tokens", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """Statistics of one generation (times in seconds, from the start of the call)."""
+
+    prompt_tokens: int
+    new_tokens: int
+    time_to_first_token_s: float
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    token_latency_p50_s: float
+    token_latency_p95_s: float
+    total_s: float
+    stop_reason: StopReason
+    context_tokens: int
+    kv_cache_bytes: int
+    backend: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for JSON)."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One human-readable line."""
+        return (f"{self.prompt_tokens} prompt + {self.new_tokens} new tokens, "
+                f"TTFT {self.time_to_first_token_s * 1e3:.1f} ms, "
+                f"decode {self.decode_tokens_per_s:.1f} tok/s "
+                f"(p50 {self.token_latency_p50_s * 1e3:.2f} ms, "
+                f"p95 {self.token_latency_p95_s * 1e3:.2f} ms), stop: {self.stop_reason}, "
+                f"KV cache {self.kv_cache_bytes / 2**20:.1f} MiB, {self.backend}")
+
+
+def summarize(*, prompt_tokens: int, token_times: list[float], prefill_s: float, total_s: float,
+              stop_reason: StopReason, context_tokens: int, kv_cache_bytes: int,
+              backend: str) -> GenerationStats:
+    """Build :class:`GenerationStats` from the time (since the start) each token appeared."""
+    times = np.asarray(token_times, dtype=np.float64)
+    gaps = np.diff(times)
+    decode_s = float(times[-1] - times[0]) if times.size > 1 else 0.0
+    return GenerationStats(
+        prompt_tokens=prompt_tokens,
+        new_tokens=int(times.size),
+        time_to_first_token_s=float(times[0]) if times.size else 0.0,
+        prefill_tokens_per_s=prompt_tokens / prefill_s if prefill_s > 0 else 0.0,
+        decode_tokens_per_s=gaps.size / decode_s if decode_s > 0 else 0.0,
+        token_latency_p50_s=float(np.percentile(gaps, 50)) if gaps.size else 0.0,
+        token_latency_p95_s=float(np.percentile(gaps, 95)) if gaps.size else 0.0,
+        total_s=total_s,
+        stop_reason=stop_reason,
+        context_tokens=context_tokens,
+        kv_cache_bytes=kv_cache_bytes,
+        backend=backend,
+    )
