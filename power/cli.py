@@ -43,14 +43,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     data: dict[str, Any] = {"board": _board_model(), "mode": None, "sensor": None}
     lines = [f"board:   {data['board'] or 'unknown (not a Jetson?)'}"]
+    errors: list[str] = []
     nvp = NvpModel()
     if nvp.program:
-        mode = nvp.current()
-        data["mode"] = {"id": mode.id, "name": mode.name, "watts": mode.watts}
-        lines.append(f"mode:    {mode.label()}")
+        try:
+            mode = nvp.current()
+            data["mode"] = {"id": mode.id, "name": mode.name, "watts": mode.watts}
+            lines.append(f"mode:    {mode.label()}")
+        except (PowerError, BackendUnavailableError) as exc:
+            errors.append(str(exc))
+            data["mode_error"] = str(exc)
+            lines.append("mode:    unknown")
     else:
         lines.append("mode:    - (no nvpmodel: not a Jetson)")
-    sensor_error = None
     try:
         with open_sensor(args.sensor) as sensor:
             reading = sensor.read()
@@ -62,16 +67,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  {r.voltage_mv:.0f} mV {r.current_ma:.0f} mA" if r.voltage_mv is not None
             and r.current_ma is not None else "") for name, r in reading.rails.items()]
     except (PowerError, BackendUnavailableError) as exc:
-        sensor_error = str(exc)
-        data["sensor_error"] = sensor_error
+        errors.append(str(exc))
+        data["sensor_error"] = str(exc)
         lines.append("sensor:  none")
     pending = recorded_states()
     data["recorded"] = pending
     if pending:
         lines.append(f"recorded previous state: {', '.join(pending)} (edge-power restore puts it back)")
     _emit(args, data, lines)
-    if sensor_error:
-        raise PowerError(sensor_error)
+    if errors:
+        raise PowerError(errors[0])
     return EXIT_OK
 
 
@@ -103,8 +108,9 @@ def cmd_set(args: argparse.Namespace) -> int:
     changes = []
     for controller in steps:
         target = args.mode if controller.kind == "nvpmodel" else "max"
+        planned = controller.apply(target, dry_run=True)  # validates before anything changes
         if args.dry_run:
-            changes.append(controller.apply(target, dry_run=True))
+            changes.append(planned)
             continue
         record_state(controller.kind, controller.snapshot())
         changes.append(controller.apply(target))

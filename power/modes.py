@@ -122,8 +122,9 @@ class PowerModeGuard:
         self._install_handlers()
         try:
             for controller, target in self.steps:
+                planned = controller.apply(target, dry_run=True)  # validate before recording
                 if self.dry_run:
-                    self.changes.append(controller.apply(target, dry_run=True))
+                    self.changes.append(planned)
                     continue
                 snapshot = controller.snapshot()
                 wrote = record_state(controller.kind, snapshot)

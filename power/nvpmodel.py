@@ -145,7 +145,7 @@ class NvpModel:
     # -- changing ------------------------------------------------------------------------------
     def apply(self, target: str, dry_run: bool = False) -> ModeChange:
         """Switch to ``target`` (id, name or budget). Refuses changes that need a reboot."""
-        mode = self.resolve(target)
+        mode = self.resolve(target)  # reads the file first: a malformed one is named as such
         now = self.current()
         command = " ".join(self._command("-m", str(mode.id)))
         if mode.id == now.id:
@@ -180,6 +180,7 @@ class NvpModel:
 
     def snapshot(self) -> dict[str, Any]:
         """The current mode as a record that :meth:`restore` understands."""
+        self.config()  # a malformed file is reported as such, before nvpmodel is asked
         mode = self.current()
         return {"mode_id": mode.id, "mode_name": mode.name, "conf": str(self.conf),
                 "program": self.program}
