@@ -1,0 +1,136 @@
+"""``edge-run``: stream text from a bundle.
+
+    edge-run demo-int8 "Once upon a time" -n 64 --stats
+    echo "Once upon a time" | edge-run demo-int8 --json
+    edge-run demo-int8 --chat
+
+Text goes to stdout as it is generated; statistics to stderr (``--stats``); ``--json`` prints
+one object (``text``, ``token_ids``, ``stop_reason``, ``stats``) instead, one per turn with
+``--chat``. Exit 0 on success, 1 for an error the user can fix, 2 for bad usage, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
+from edge_sdk.runtime.backend import BACKENDS
+from edge_sdk.runtime.generator import DEFAULT_MAX_NEW_TOKENS, Generator, Stream, load
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``edge-run`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="edge-run",
+        description="Stream text from an edge-sdk bundle (made by edge-export).",
+        epilog="Stop reasons: eos, stop (a --stop string), max_new_tokens, length (the context "
+               "is full), cancelled.")
+    parser.add_argument("bundle", help="bundle directory")
+    parser.add_argument("prompt", nargs="?",
+                        help="text to continue; read from stdin when not given")
+    gen = parser.add_argument_group("generation")
+    gen.add_argument("-n", "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
+                     help=f"most tokens to generate (default {DEFAULT_MAX_NEW_TOKENS})")
+    gen.add_argument("--temperature", type=float, default=0.0,
+                     help="sampling temperature; 0 (default) is greedy")
+    gen.add_argument("--top-k", type=int, default=0,
+                     help="sample among the k most likely tokens (0, default: all)")
+    gen.add_argument("--top-p", type=float, default=1.0,
+                     help="sample among the most likely tokens reaching this probability "
+                          "(default 1.0: all)")
+    gen.add_argument("--repetition-penalty", type=float, default=1.0,
+                     help="> 1 makes tokens already in the context less likely (default 1.0)")
+    gen.add_argument("--seed", type=int, default=None, help="random seed (same seed, same text)")
+    gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                     help="stop before this text (not printed); repeat for several")
+    gen.add_argument("--ignore-eos", action="store_true",
+                     help="keep generating past end-of-sequence tokens")
+    run = parser.add_argument_group("runtime")
+    run.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                     help="auto (default) tries ort-tensorrt, ort-cuda, ort-cpu in that order")
+    run.add_argument("--threads", type=int, default=None,
+                     help="CPU threads (default: one per physical core)")
+    run.add_argument("--max-context", type=int, default=None,
+                     help="positions the KV cache holds, prompt and output together "
+                          "(default: the bundle's max_sequence_length)")
+    run.add_argument("--no-verify", action="store_true",
+                     help="skip checking the bundle files' SHA-256 (faster start)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--stats", action="store_true",
+                     help="print statistics (tokens, TTFT, tok/s, latencies) on stderr")
+    out.add_argument("--chat", action="store_true",
+                     help="interactive: each line read is one turn; the conversation stays in "
+                          "the KV cache between turns (end with Ctrl-D)")
+    add_common_flags(parser)
+    return parser
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
+            "top_k": args.top_k, "top_p": args.top_p,
+            "repetition_penalty": args.repetition_penalty, "seed": args.seed,
+            "stop": args.stop, "ignore_eos": args.ignore_eos}
+
+
+def _emit(stream: Stream, args: argparse.Namespace) -> None:
+    for event in stream:
+        if not args.json and event.text:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+    result = stream.result
+    assert result is not None
+    if args.json:
+        print_json({"text": result.text, "token_ids": result.token_ids,
+                    "stop_reason": result.stop_reason, "stats": result.stats.to_dict()})
+    else:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    if args.stats:
+        print(result.stats.summary(), file=sys.stderr)
+
+
+def _chat(generator: Generator, args: argparse.Namespace) -> int:
+    conversation = generator.chat()
+    interactive = sys.stdin.isatty()
+    turns = [args.prompt] if args.prompt else []
+    while True:
+        if turns:
+            line = turns.pop()
+        else:
+            if interactive:
+                print("> ", end="", file=sys.stderr, flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                return EXIT_OK
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+        _emit(conversation.send(line + "\n", **_options(args)), args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    prompt = args.prompt
+    if prompt is None and not args.chat:
+        prompt = sys.stdin.read()
+        prompt = prompt[:-1] if prompt.endswith("\n") else prompt
+    generator = load(args.bundle, args.backend, threads=args.threads,
+                     max_context=args.max_context, verify=not args.no_verify)
+    with generator:
+        if args.chat:
+            return _chat(generator, args)
+        _emit(generator.stream(prompt, **_options(args)), args)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``edge-run``."""
+    return run_command(_main, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
