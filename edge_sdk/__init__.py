@@ -1,7 +1,8 @@
 """edge-sdk: deploy small ("Lite") language models on NVIDIA Jetson Orin.
 
 The core (this package) holds what every part shares and needs neither torch nor onnxruntime:
-model configuration, the bundle and its manifest, the tokenizer wrapper and the error tree.
+model configuration, the bundle and its manifest, the tokenizer wrapper, the error tree and the
+planner (:func:`plan`: will a model fit a Jetson module, how fast, at what energy cost).
 Subpackages: :mod:`edge_sdk.exporters` (torch -> ONNX/INT8 bundle), :mod:`edge_sdk.runtime`
 (stream tokens from a bundle), :mod:`edge_sdk.power` (power modes, sensors, efficiency).
 """
@@ -15,6 +16,7 @@ from edge_sdk.bundle import (
     BundleWriter,
     load_bundle,
 )
+from edge_sdk.checkpoint import read_checkpoint_config, read_checkpoint_metadata
 from edge_sdk.config import SUPPORTED_ARCHITECTURES, ModelConfig, RopeScaling
 from edge_sdk.errors import (
     AccuracyError,
@@ -26,6 +28,17 @@ from edge_sdk.errors import (
     GenerationError,
     PowerError,
     UnsupportedModelError,
+)
+from edge_sdk.planner import (
+    DEVICES,
+    PRESETS,
+    CostInputs,
+    Device,
+    Plan,
+    get_device,
+    get_preset,
+    plan,
+    resolve_model,
 )
 from edge_sdk.tokenizer import Tokenizer
 
@@ -53,6 +66,18 @@ __all__ = [
     "load_bundle",
     "BUNDLE_FORMAT",
     "BUNDLE_FORMAT_VERSION",
-    # tokenizer
+    # tokenizer and checkpoint metadata
     "Tokenizer",
+    "read_checkpoint_config",
+    "read_checkpoint_metadata",
+    # planner (edge-plan)
+    "plan",
+    "Plan",
+    "CostInputs",
+    "resolve_model",
+    "Device",
+    "DEVICES",
+    "get_device",
+    "PRESETS",
+    "get_preset",
 ]

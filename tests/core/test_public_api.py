@@ -1,0 +1,49 @@
+"""The curated public surface: complete, importable, and free of heavy imports."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+from pathlib import Path
+
+import pytest
+
+import edge_sdk
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ["edge_sdk", "edge_sdk.exporters", "edge_sdk.runtime", "edge_sdk.power", "edge_sdk.planner"]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_every_public_name_resolves(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", [])
+    assert exported, f"{name} has no __all__"
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert not missing
+
+
+def test_the_root_exports_every_error_class() -> None:
+    errors = importlib.import_module("edge_sdk.errors")
+    assert set(errors.__all__) <= set(edge_sdk.__all__)
+
+
+def test_core_runtime_and_power_import_without_torch() -> None:
+    code = ("import sys, edge_sdk, edge_sdk.runtime, edge_sdk.power, edge_sdk.planner; "
+            "print(sorted(m for m in ('torch', 'onnx', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_packaging_lists_every_package() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for package, folder in config["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([package, *rel.parts]))
+    assert found <= listed, f"not listed in pyproject.toml: {sorted(found - listed)}"
