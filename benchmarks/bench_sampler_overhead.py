@@ -60,7 +60,8 @@ def main() -> int:
           f"{100 * r['idle_cpu_s'] / r['idle_wall_s']:19.3f}%")
     print(f"{f'sampler at {args.hz:g} Hz':<22}{r['sampler_wall_s']:9.2f}{r['sampler_cpu_s']:10.4f}"
           f"{100 * r['sampler_cpu_s'] / r['sampler_wall_s']:19.3f}%")
-    print(f"samples {r['samples']}, rails {r['rails']}, sampler thread CPU {r['thread_cpu_s']:.4f} s")
+    print(f"samples {r['samples']}, rails {r['rails']}, "
+          f"sampler thread CPU {r['thread_cpu_s']:.4f} s")
     print(f"overhead: {100 * extra / r['sampler_wall_s']:.3f}% of one core "
           f"(sampler thread alone: {100 * r['thread_cpu_s'] / r['sampler_wall_s']:.3f}%); "
           f"ratio with/without CPU time: "

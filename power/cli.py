@@ -73,7 +73,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     pending = recorded_states()
     data["recorded"] = pending
     if pending:
-        lines.append(f"recorded previous state: {', '.join(pending)} (edge-power restore puts it back)")
+        lines.append(f"recorded previous state: {', '.join(pending)} "
+                     "(edge-power restore puts it back)")
     _emit(args, data, lines)
     if errors:
         raise PowerError(errors[0])

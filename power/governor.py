@@ -50,7 +50,8 @@ class PowerGovernor:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if budget_w <= 0:
             raise PowerError(f"a power budget must be positive, not {budget_w}")
-        self.budget_w, self.sampler, self.window_s, self.margin = budget_w, sampler, window_s, margin
+        self.budget_w, self.sampler = budget_w, sampler
+        self.window_s, self.margin = window_s, margin
         self.clock, self.sleep = clock, sleep
         self.min_interval = 0.0
         self._intervals: deque[float] = deque(maxlen=32)

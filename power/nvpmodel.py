@@ -122,7 +122,8 @@ class NvpModel:
         if text.isdigit():
             found = self.config().by_id(int(text))
             if found is None:
-                raise PowerError(f"no power mode with id {text} on this board; available: {available}")
+                raise PowerError(f"no power mode with id {text} on this board; "
+                                 f"available: {available}")
             return found
         exact = [m for m in modes if m.name.upper() == text.upper()]
         if exact:

@@ -88,7 +88,8 @@ def parse_nvpmodel_conf(text: str, path: str = "<text>") -> NvpConfig:
             attrs = {k.upper(): v for k, v in _ATTR.findall(match.group("attrs"))}
             if kind == "POWER_MODEL":
                 if "ID" not in attrs or "NAME" not in attrs or not attrs["ID"].isdigit():
-                    raise bad(lineno, f"POWER_MODEL needs ID=<number> and NAME=<name>: {raw.strip()!r}")
+                    raise bad(lineno, "POWER_MODEL needs ID=<number> and NAME=<name>: "
+                                      f"{raw.strip()!r}")
                 current = (int(attrs["ID"]), attrs["NAME"], {})
             elif kind == "PM_CONFIG":
                 value = attrs.get("DEFAULT", "")

@@ -3,16 +3,12 @@
 Every path goes through here so that tests (and users with unusual installs) can point the module
 at a fake board with environment variables:
 
-=========================  ======================================================  ==============================
-variable                   what                                                    default
-=========================  ======================================================  ==============================
-``EDGE_SDK_SYSFS_ROOT``    prefix for every ``/sys`` path (and the device tree)     ``/`` (the real tree)
-``EDGE_SDK_NVPMODEL``      the ``nvpmodel`` program                                ``nvpmodel`` on ``PATH``
-``EDGE_SDK_NVPMODEL_CONF`` nvpmodel's configuration file (passed with ``-f``)      ``/etc/nvpmodel.conf``
-``EDGE_SDK_JETSON_CLOCKS`` the ``jetson_clocks`` program                           ``jetson_clocks`` on ``PATH``
-``EDGE_SDK_STATE_DIR``     where the mode before a change is recorded              ``/var/lib/edge-sdk`` (root),
-                                                                                   else ``~/.local/state/edge-sdk``
-=========================  ======================================================  ==============================
+- ``EDGE_SDK_SYSFS_ROOT``: prefix for every ``/sys`` path (default: the real tree)
+- ``EDGE_SDK_NVPMODEL``: the ``nvpmodel`` program (default: ``nvpmodel`` on ``PATH`` or /usr/sbin)
+- ``EDGE_SDK_NVPMODEL_CONF``: its configuration, passed with ``-f`` (default /etc/nvpmodel.conf)
+- ``EDGE_SDK_JETSON_CLOCKS``: the ``jetson_clocks`` program (default: on ``PATH``)
+- ``EDGE_SDK_STATE_DIR``: where the mode before a change is recorded (default
+  ``/var/lib/edge-sdk`` as root, else ``~/.local/state/edge-sdk``)
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def find_ina3221_channels() -> tuple[list[Channel], str]:
 
 
 class Ina3221Sensor(PowerSensor):
-    """The Jetson's on-module INA3221 monitors. Total: ``VDD_IN`` if present, else the rails' sum."""
+    """The Jetson's INA3221 monitors. Total: ``VDD_IN`` if present, else the rails' sum."""
 
     kind = "ina3221"
     refresh_hz = 10.0

@@ -67,7 +67,7 @@ class PowerReading:
 
 
 def total_of(rails: dict[str, RailReading]) -> tuple[float, str]:
-    """The board total: ``VDD_IN`` where present (Orin Nano/NX), else the sum of rails (AGX Orin)."""
+    """The board total: ``VDD_IN`` where present (Orin Nano/NX), else the rails' sum (AGX)."""
     if "VDD_IN" in rails:
         return rails["VDD_IN"].power_w, "VDD_IN"
     return sum(r.power_w for r in rails.values()), "sum of rails"

@@ -238,7 +238,8 @@ class _FakeJtop:
 
     def start(self) -> None:
         if not self.running:
-            raise OSError("The jtop.service is not active. Please run: sudo systemctl restart jtop.service")
+            raise OSError("The jtop.service is not active. Please run: "
+                          "sudo systemctl restart jtop.service")
 
     def close(self) -> None:
         pass
