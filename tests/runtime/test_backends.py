@@ -1,0 +1,75 @@
+"""Backends: selection by name, clear errors when one is unavailable, the shared lifecycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_sdk import BackendUnavailableError, load_bundle
+from edge_sdk.runtime import (
+    AUTO_ORDER,
+    BACKENDS,
+    Backend,
+    BackendOptions,
+    available_backends,
+    create_backend,
+    load,
+)
+
+
+def test_auto_order_and_names() -> None:
+    assert AUTO_ORDER == ("ort-tensorrt", "ort-cuda", "ort-cpu")
+    assert set(BACKENDS) == {"ort-tensorrt", "ort-cuda", "ort-cpu", "tensorrt"}
+    usable = available_backends()
+    assert "ort-cpu" in usable
+    assert usable == [name for name in BACKENDS if name in usable]
+
+
+def test_auto_picks_the_first_usable(demo_bundle_fp32: Path) -> None:
+    backend = create_backend("auto", load_bundle(demo_bundle_fp32), BackendOptions())
+    assert backend.name == available_backends()[0]
+
+
+def test_unknown_backend_names_the_choices(demo_bundle_fp32: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match="unknown backend 'cuda'.*ort-cpu"):
+        load(demo_bundle_fp32, "cuda")
+
+
+@pytest.mark.skipif("ort-cuda" in available_backends(), reason="CUDA EP present here")
+def test_missing_cuda_names_the_extra(demo_bundle_fp32: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match=r"edge-sdk\[gpu\]"):
+        load(demo_bundle_fp32, "ort-cuda")
+    with pytest.raises(BackendUnavailableError, match="TensorRT"):
+        load(demo_bundle_fp32, "ort-tensorrt")
+
+
+def test_native_tensorrt_names_what_to_install(demo_bundle_fp32: Path) -> None:
+    with pytest.raises(BackendUnavailableError, match="tensorrt|JetPack"):
+        load(demo_bundle_fp32, "tensorrt")
+
+
+def test_lifecycle_is_a_context_manager(demo_bundle_fp32: Path) -> None:
+    bundle = load_bundle(demo_bundle_fp32, verify=False)
+    backend = create_backend("ort-cpu", bundle, BackendOptions(threads=1))
+    assert isinstance(backend, Backend) and backend.cache_bytes == 0
+    with backend:
+        backend.allocate(16)
+        logits = backend.forward(np.array([5, 6, 7]))
+        assert logits.shape == (bundle.config.vocab_size,) and backend.cache_length == 3
+        backend.forward(np.array([8]))
+        assert backend.cache_length == 4
+        backend.reset()
+        assert backend.cache_length == 0 and backend.cache_bytes > 0
+    assert backend.cache_bytes == 0
+
+
+@pytest.mark.cuda
+def test_cuda_backend_matches_cpu(demo_bundle_fp32: Path) -> None:
+    if "ort-cuda" not in available_backends():
+        pytest.skip("onnxruntime here has no CUDA EP (pip install 'edge-sdk[gpu]')")
+    with load(demo_bundle_fp32, "ort-cuda") as gpu, load(demo_bundle_fp32, "ort-cpu") as cpu:
+        a = gpu.generate("Once upon a time", max_new_tokens=32)
+        b = cpu.generate("Once upon a time", max_new_tokens=32)
+        assert a.token_ids == b.token_ids
