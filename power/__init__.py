@@ -16,7 +16,7 @@ from edge_sdk.power.jetson_clocks import JetsonClocks
 from edge_sdk.power.modes import PowerModeGuard, power_mode, recorded_states, restore_recorded
 from edge_sdk.power.nvml_limit import NvmlPowerLimit
 from edge_sdk.power.nvpmodel import NvpModel
-from edge_sdk.power.nvpmodel_conf import NvpConfig, PowerMode, parse_nvpmodel_conf
+from edge_sdk.nvpmodel_conf import NvpConfig, PowerMode, parse_nvpmodel_conf
 from edge_sdk.power.plot import plot_efficiency
 from edge_sdk.power.sampler import EnergyMeter, PowerSampler, SamplerStats
 from edge_sdk.power.sensor_ina3221 import Ina3221Sensor

@@ -7,7 +7,7 @@ from typing import Any
 
 from edge_sdk.errors import PowerError
 from edge_sdk.power.controller import ModeChange
-from edge_sdk.power.nvpmodel_conf import watts_in_name
+from edge_sdk.nvpmodel_conf import watts_in_name
 from edge_sdk.power.sensor_nvml import nvml_handle
 
 __all__ = ["NvmlPowerLimit"]

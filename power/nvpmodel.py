@@ -16,7 +16,7 @@ from typing import Any
 from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.power import paths
 from edge_sdk.power.controller import ModeChange
-from edge_sdk.power.nvpmodel_conf import (
+from edge_sdk.nvpmodel_conf import (
     NvpConfig,
     PowerMode,
     load_nvpmodel_conf,

@@ -1,5 +1,7 @@
 """Parse nvpmodel's configuration file (``/etc/nvpmodel.conf``), tolerant of real files' spacing.
 
+Core, shared by the power module (setting modes) and the planner (clock caps per mode).
+
 Blocks open with a header in angle brackets (``< POWER_MODEL ID=1 NAME=MODE_15W >``, also
 ``<PARAM TYPE=CLOCK NAME=EMC >``) followed by ``PARAM ARG VALUE`` lines; ``#`` starts a comment.
 """
