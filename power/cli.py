@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", metavar="FILE", help="write the summary as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the summary as CSV (one row per phase)")
     p.add_argument("--plot", metavar="FILE", help="PNG of power and token rate (needs matplotlib)")
-    p.set_defaults(func=cli_measure.cmd_bench)
+    p.set_defaults(func=cli_measure.cmd_bench, load_runtime=_load_runtime)
     for action in sub.choices.values():
         add_common_flags(action)
     return parser
@@ -212,6 +212,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return int(args.func(args))
     except OSError as exc:  # sysfs / state files: translate at the boundary
         raise PowerError(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}") from exc
+
+
+def _load_runtime() -> Any:
+    """The runtime's ``load`` (bench composes power with the runtime; nothing else in power does)."""
+    try:
+        from edge_sdk.runtime import load  # composed at the top only: power never needs runtime
+    except (ImportError, AttributeError) as exc:
+        raise PowerError("the runtime (edge_sdk.runtime.load) is not available yet, so bench "
+                         "cannot generate; measure any program with: edge-power run -- COMMAND") \
+            from exc
+    return load
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -133,18 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code if 0 <= code < 256 else EXIT_ERROR
 
 
-def _load_runtime() -> Any:
-    try:
-        from edge_sdk.runtime import load  # composed at the top only: power never needs runtime
-    except (ImportError, AttributeError) as exc:
-        raise PowerError("the runtime (edge_sdk.runtime.load) is not available yet, so bench "
-                         "cannot generate; measure any program with: edge-power run -- COMMAND") \
-            from exc
-    return load
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
-    load = _load_runtime()
+    load = args.load_runtime()
     if args.tokens < 1:
         raise PowerError("--tokens must be at least 1")
     model = load(args.bundle)
