@@ -34,13 +34,16 @@ class BackendOptions:
 
     ``threads``: intra-op threads on the CPU (None: onnxruntime's default, one per physical
     core). ``session_config``: extra onnxruntime session config entries, applied over the ones
-    the bundle's manifest records. ``trt_cache_dir``: where the TensorRT EP keeps its engines
-    (None: ``~/.cache/edge-sdk/trt/<bundle name>``). ``device_id``: the CUDA device.
+    the bundle's manifest records. ``cache_dir``: where TensorRT engines and optimized CPU
+    graphs are kept (None: ``$EDGE_SDK_CACHE_DIR`` or ``~/.cache/edge-sdk``).
+    ``optimized_cache``: load the CPU graph from that cache (see
+    :mod:`edge_sdk.runtime.ort_cache`). ``device_id``: the CUDA device.
     """
 
     threads: int | None = None
     session_config: dict[str, str] = field(default_factory=dict)
-    trt_cache_dir: Path | None = None
+    cache_dir: Path | None = None
+    optimized_cache: bool = True
     device_id: int = 0
 
 

@@ -25,16 +25,20 @@ class IncrementalDecoder:
         self._ids: list[int] = list(context or [])[-4:]
         self._prefix = 0  # start of the decode window
         self._read = len(self._ids)  # tokens before this are already emitted
+        self._prefix_text: str | None = None  # decode of [prefix, read), cached
 
     def push(self, token_id: int) -> str:
         """Add one token; return the newly completed text."""
         self._ids.append(token_id)
-        prefix_text = self._tok.decode(self._ids[self._prefix:self._read])
+        if self._prefix_text is None:
+            self._prefix_text = self._tok.decode(self._ids[self._prefix:self._read])
+        prefix_text = self._prefix_text
         text = self._tok.decode(self._ids[self._prefix:])
         if len(text) <= len(prefix_text) or text.endswith(_REPLACEMENT):
             return ""  # incomplete character (or nothing visible yet): hold back
         piece = text[len(prefix_text):]
         self._prefix, self._read = self._read, len(self._ids)
+        self._prefix_text = None
         if self._prefix > 64:  # keep the list short: drop what no window needs any more
             del self._ids[:self._prefix]
             self._read -= self._prefix
@@ -46,4 +50,5 @@ class IncrementalDecoder:
         prefix_text = self._tok.decode(self._ids[self._prefix:self._read])
         text = self._tok.decode(self._ids[self._prefix:])
         self._prefix = self._read = len(self._ids)
+        self._prefix_text = None
         return text[len(prefix_text):] if text.startswith(prefix_text) else ""

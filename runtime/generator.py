@@ -67,13 +67,17 @@ class GenerationResult:
 def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
          threads: int | None = None, max_context: int | None = None, verify: bool = True,
          session_config: dict[str, str] | None = None,
-         trt_cache_dir: str | os.PathLike[str] | None = None, device_id: int = 0) -> Generator:
+         cache_dir: str | os.PathLike[str] | None = None, optimized_cache: bool = True,
+         device_id: int = 0) -> Generator:
     """Load a bundle (checking its manifest and hashes unless ``verify=False``) on a backend.
 
     ``backend``: ``"auto"`` (TensorRT EP, then CUDA EP, then CPU: the first usable), or one of
     ``"ort-tensorrt"``, ``"ort-cuda"``, ``"ort-cpu"``, ``"tensorrt"``. ``threads``: CPU threads
     (default: one per physical core). ``max_context``: positions the KV cache holds, prompt
     and output together (default and maximum: the bundle's ``max_sequence_length``).
+    ``cache_dir``: TensorRT engines and optimized CPU graphs (default ``$EDGE_SDK_CACHE_DIR`` or
+    ``~/.cache/edge-sdk``); ``optimized_cache=False`` loads the bundle's graph as it is (more
+    memory, same speed).
     """
     from pathlib import Path
 
@@ -81,7 +85,8 @@ def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
     if threads is not None and threads < 1:
         raise GenerationError(f"threads must be at least 1, got {threads}")
     options = BackendOptions(threads=threads, session_config=dict(session_config or {}),
-                             trt_cache_dir=Path(trt_cache_dir) if trt_cache_dir else None,
+                             cache_dir=Path(cache_dir) if cache_dir else None,
+                             optimized_cache=optimized_cache,
                              device_id=device_id)
     engine = create_backend(backend, bundle, options)
     engine.activate()

@@ -9,7 +9,6 @@ token ids go in and the last position's logits come out each step.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +20,7 @@ from edge_sdk.errors import BackendUnavailableError, BundleError, GenerationErro
 from edge_sdk.onnx_io import past_names, present_names
 from edge_sdk.runtime.backend import Backend, BackendOptions
 from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 
 __all__ = ["OrtBackend", "OrtCpuBackend", "OrtCudaBackend", "OrtTensorrtBackend",
            "PREFILL_CHUNK"]
@@ -79,11 +79,20 @@ class OrtBackend(Backend):
         options.inter_op_num_threads = 1
         if self.options.threads:
             options.intra_op_num_threads = int(self.options.threads)
+        for key, value in self._session_config().items():
+            options.add_session_config_entry(key, value)
+        return options
+
+    def _session_config(self) -> dict[str, str]:
         entries = dict(self.bundle.manifest.get("onnxruntime", {}).get("session_config", {}))
         entries.update(self.options.session_config)
-        for key, value in entries.items():
-            options.add_session_config_entry(str(key), str(value))
-        return options
+        return {str(k): str(v) for k, v in entries.items()}
+
+    def _model_sha256(self) -> str:
+        return str(self.bundle.manifest["files"][self.bundle.manifest["graph"]["file"]]["sha256"])
+
+    def _cache_root(self) -> Path:
+        return self.options.cache_dir or default_cache_dir()
 
     def providers(self) -> list[Any]:
         """The provider list handed to onnxruntime, most preferred first."""
@@ -95,6 +104,9 @@ class OrtBackend(Backend):
         ort = require("onnxruntime", f"The {self.name} backend")
         path = self.bundle.onnx_path
         try:
+            if self.options.optimized_cache and self.cache_device == "cpu":
+                path = optimized_model(ort, path, self._model_sha256(), self.session_options(),
+                                       self._session_config(), self._cache_root())
             self.session = ort.InferenceSession(str(path), self.session_options(),
                                                 providers=self.providers())
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
@@ -247,11 +259,7 @@ class OrtTensorrtBackend(OrtBackend):
 
     def engine_cache_dir(self) -> Path:
         """Where TensorRT engines for this bundle are kept."""
-        if self.options.trt_cache_dir is not None:
-            return Path(self.options.trt_cache_dir)
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        digest = self.bundle.manifest["files"][self.bundle.manifest["graph"]["file"]]["sha256"]
-        return base / "edge-sdk" / "trt" / f"{self.bundle.path.name}-{digest[:12]}"
+        return self._cache_root() / "trt" / f"{self.bundle.path.name}-{self._model_sha256()[:12]}"
 
     def _profile(self, past: int, new: int) -> str:
         kv = f"1x{self._kv_heads}x{past}x{self._head_dim}"

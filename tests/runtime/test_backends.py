@@ -73,3 +73,28 @@ def test_cuda_backend_matches_cpu(demo_bundle_fp32: Path) -> None:
         a = gpu.generate("Once upon a time", max_new_tokens=32)
         b = cpu.generate("Once upon a time", max_new_tokens=32)
         assert a.token_ids == b.token_ids
+
+
+def test_optimized_graph_cache(demo_bundle_int8: Path, tmp_path: Path) -> None:
+    prompt = "Once upon a time"
+    with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path, optimized_cache=False) as plain:
+        expected = plain.generate(prompt, max_new_tokens=40, ignore_eos=True)
+    assert not (tmp_path / "ort").exists()
+    with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path) as first:
+        made = sorted((tmp_path / "ort").iterdir())
+        assert len(made) == 1 and {p.name for p in made[0].iterdir()} == {"model.onnx", "model.data"}
+        assert first.generate(prompt, max_new_tokens=40, ignore_eos=True).token_ids == expected.token_ids
+    stamp = (made[0] / "model.data").stat().st_mtime_ns
+    with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path) as again:  # reused, not rebuilt
+        assert again.generate(prompt, max_new_tokens=40, ignore_eos=True).token_ids == expected.token_ids
+    assert (made[0] / "model.data").stat().st_mtime_ns == stamp
+    with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path,
+              session_config={"session.intra_op.allow_spinning": "0"}):
+        assert len(list((tmp_path / "ort").iterdir())) == 2  # another config, another entry
+
+
+def test_unwritable_cache_falls_back_to_the_bundle(demo_bundle_int8: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with load(demo_bundle_int8, "ort-cpu", cache_dir=blocker) as gen:
+        assert gen.generate("Once", max_new_tokens=3).stats.new_tokens == 3

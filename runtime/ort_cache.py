@@ -1,0 +1,81 @@
+"""A per-machine cache of the graph onnxruntime optimizes at load, with its weights in a file.
+
+onnxruntime fuses the bundle's int8 ``DequantizeLinear -> MatMul`` pairs into ``MatMulNBits`` at
+every load, keeping the original weights, the fused copies and the parsed model in memory at once:
+a 200 M int8 bundle took ~450 MB over the interpreter. Saved once with external initializers
+and loaded from there, the fused weights are memory-mapped and the process holds ~245 MB (the
+fused weights plus ~20 MB), at the same speed (measured in ``benchmarks/bench_runtime.py``).
+
+The saved graph can hold hardware-specific rewrites, so the cache key covers the model file's
+SHA-256, the onnxruntime version, the session config, the machine and its CPU flags. A cache
+that cannot be written is skipped: the runtime then loads the bundle's graph as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["default_cache_dir", "optimized_model"]
+
+_GRAPH = "model.onnx"
+_DATA = "model.data"
+
+
+def default_cache_dir() -> Path:
+    """``$EDGE_SDK_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-sdk``, else ``~/.cache/edge-sdk``."""
+    if os.environ.get("EDGE_SDK_CACHE_DIR"):
+        return Path(os.environ["EDGE_SDK_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge-sdk"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="ignore").splitlines():
+            if line.startswith(("flags", "Features")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _key(model_sha256: str, ort_version: str, session_config: dict[str, str]) -> str:
+    text = json.dumps([model_sha256, ort_version, sorted(session_config.items()),
+                       platform.machine(), _cpu_flags()])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def optimized_model(ort: Any, source: Path, model_sha256: str, options: Any,
+                    session_config: dict[str, str], cache_dir: Path) -> Path:
+    """Path of the optimized graph for ``source`` (made now if missing); ``source`` on failure."""
+    folder = cache_dir / "ort" / f"{source.parent.name}-{_key(model_sha256, ort.__version__, session_config)}"
+    if (folder / _GRAPH).is_file() and (folder / _DATA).is_file():
+        return folder / _GRAPH
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError:
+        return source
+    try:
+        options.optimized_model_filepath = str(work / _GRAPH)
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", _DATA)
+        options.add_session_config_entry(
+            "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        if not (work / _GRAPH).is_file():
+            return source
+        if not (work / _DATA).is_file():  # a graph without large weights: nothing to map
+            (work / _DATA).touch()
+        os.rename(work, folder)
+        return folder / _GRAPH
+    except OSError:  # another process made it first, or the disk is full / read-only
+        return folder / _GRAPH if (folder / _GRAPH).is_file() else source
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
