@@ -104,11 +104,13 @@ class OrtBackend(Backend):
         ort = require("onnxruntime", f"The {self.name} backend")
         path = self.bundle.onnx_path
         try:
+            options = self.session_options()
             if self.options.optimized_cache and self.cache_device == "cpu":
                 path = optimized_model(ort, path, self._model_sha256(), self.session_options(),
                                        self._session_config(), self._cache_root())
-            self.session = ort.InferenceSession(str(path), self.session_options(),
-                                                providers=self.providers())
+                if path != self.bundle.onnx_path:  # already optimized for this machine
+                    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            self.session = ort.InferenceSession(str(path), options, providers=self.providers())
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
             raise BundleError(f"onnxruntime cannot load {path} on {self.name}: {exc}") from exc
         active = self.session.get_providers()

@@ -8,7 +8,9 @@ fused weights plus ~20 MB), at the same speed (measured in ``benchmarks/bench_ru
 
 The saved graph can hold hardware-specific rewrites, so the cache key covers the model file's
 SHA-256, the onnxruntime version, the session config, the machine and its CPU flags. A cache
-that cannot be written is skipped: the runtime then loads the bundle's graph as it is.
+that cannot be written is skipped: the runtime then loads the bundle's graph as it is. The
+cached graph is loaded with graph optimizations off (they are already applied), as onnxruntime
+advises for offline-optimized models; tensors under 64 KiB stay inside the graph file.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def optimized_model(ort: Any, source: Path, model_sha256: str, options: Any,
         options.add_session_config_entry(
             "session.optimized_model_external_initializers_file_name", _DATA)
         options.add_session_config_entry(
-            "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+            "session.optimized_model_external_initializers_min_size_in_bytes", "65536")
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         if not (work / _GRAPH).is_file():
             return source

@@ -1,0 +1,434 @@
+"""Runtime benchmark: overhead over a bare onnxruntime loop, onnxruntime-genai, roofline, memory.
+
+    python benchmarks/bench_runtime.py                      # demo int8 bundle (seconds)
+    python benchmarks/bench_runtime.py --llama200m          # + a 200M Llama vs onnxruntime-genai
+
+Prints one table and writes JSON (``--out``). Every comparison is interleaved (A, B, C, A, B,
+C, ...) and reported as medians, because the machines this runs on are shared and noisy.
+
+Rows:
+- ``edge-sdk runtime``: :func:`edge_sdk.runtime.load` + ``generate`` (greedy, EOS ignored),
+  everything included (sampling, detokenization, stop checks, statistics), on the bundle's
+  graph file (``optimized_cache=False``), the same file the bare loops run.
+- ``edge-sdk, cached graph``: the default load, from the cached optimized graph.
+- ``bare ORT loop``: ``session.run`` with numpy feeds, the present tensors fed back as the next
+  past, argmax in numpy: the least a Python program can do with the same file.
+- ``ORT values loop``: the same with ``run_with_ort_values`` (the cache never becomes numpy; ORT
+  allocates a new present each step): the alternative KV strategy to the runtime's
+  preallocated, I/O-bound ping-pong buffers.
+- ``onnxruntime-genai``: its own builder's int8 model of the same weights (``--llama200m``; the
+  column is skipped with a message when ``onnxruntime_genai`` is not installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sdk import load_bundle
+from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.runtime import load
+
+# -- the 200M Llama (random init, made locally) ---------------------------------------------------
+
+LLAMA200M = dict(hidden_size=1024, num_hidden_layers=12, num_attention_heads=16,
+                 num_key_value_heads=4, intermediate_size=2816, vocab_size=32000,
+                 max_position_embeddings=2048, tie_word_embeddings=False)
+
+
+def _byte_level_tokenizer(vocab_size: int) -> str:
+    """A byte-level BPE trained on the exporter's packaged text (fits any Llama vocab)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from edge_sdk.exporters import export as _export_mod  # noqa: F401 - locate the package data
+
+    data = Path(sys.modules["edge_sdk.exporters"].__file__).parent / "data"
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=min(vocab_size, 4096), special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train([str(p) for p in sorted(data.glob("*.txt"))], trainer)
+    return tok.to_str()
+
+
+def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Make (once) the HF folder, this SDK's int8 bundle and onnxruntime-genai's int8 model."""
+    work.mkdir(parents=True, exist_ok=True)
+    hf = work / "llama200m-hf"
+    if not (hf / "config.json").is_file():
+        import torch
+        import transformers
+
+        log("making the 200M Llama (random init) ...")
+        config = transformers.LlamaConfig(**LLAMA200M, eos_token_id=0, bos_token_id=0)
+        torch.manual_seed(0)
+        model = transformers.LlamaForCausalLM(config).eval()
+        model.save_pretrained(hf, safe_serialization=True)
+        (hf / "tokenizer.json").write_text(_byte_level_tokenizer(LLAMA200M["vocab_size"]))
+        (hf / "tokenizer_config.json").write_text(json.dumps({
+            "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>",
+            "bos_token": "<|endoftext|>", "model_max_length": 2048}))
+    ours = work / "llama200m-edge-int8"
+    if not (ours / "manifest.json").is_file():
+        from edge_sdk.exporters import export
+
+        log("exporting it with edge-sdk (int8) ...")
+        export(hf, ours, "int8", max_seq_len=512, eval_tokens=256, force=True)
+    genai = work / "llama200m-genai-int8"
+    if not (genai / "genai_config.json").is_file():
+        try:
+            import onnxruntime_genai  # noqa: F401
+        except ImportError:
+            log("onnxruntime-genai is not installed: skipping its model")
+        else:
+            log("exporting it with onnxruntime-genai's builder (int8) ...")
+            subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf),
+                            "-o", str(genai), "-p", "int8", "-e", "cpu", "-c",
+                            str(work / "genai-cache"), "--extra_options", "accuracy_level=4"],
+                           check=True, stdout=subprocess.DEVNULL)
+    return {"hf": hf, "edge": ours, "genai": genai}
+
+
+# -- one generation per variant: (time to first token s, decode tokens/s) -------------------------
+
+Timing = tuple[float, float]
+
+
+def _timing(start: float, first: float, last: float, tokens: int) -> Timing:
+    return first - start, (tokens - 1) / (last - first)
+
+
+def _session(bundle_path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    bundle = load_bundle(bundle_path, verify=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    for key, value in bundle.manifest.get("onnxruntime", {}).get("session_config", {}).items():
+        options.add_session_config_entry(key, value)
+    return ort.InferenceSession(str(bundle.onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def bare_loop(session: Any, layers: int, prompt: list[int], tokens: int) -> Timing:
+    """``session.run`` with numpy feeds; each step's presents are the next step's past."""
+    outputs = ["logits", *present_names(layers)]
+    names = past_names(layers)
+    kv_heads, head_dim = session.get_inputs()[3].shape[1], session.get_inputs()[3].shape[3]
+    start = time.perf_counter()
+    past = [np.zeros((1, kv_heads, 0, head_dim), np.float32) for _ in names]
+    ids = np.array([prompt], dtype=np.int64)
+    length, first = 0, 0.0
+    for step in range(tokens):
+        n = ids.shape[1]
+        feed = {"input_ids": ids, "attention_mask": np.ones((1, length + n), np.int64),
+                "position_ids": np.arange(length, length + n, dtype=np.int64)[None]}
+        feed.update(zip(names, past))
+        logits, *past = session.run(outputs, feed)
+        length += n
+        ids = np.array([[int(np.argmax(logits[0, -1]))]], dtype=np.int64)
+        if step == 0:
+            first = time.perf_counter()
+    return _timing(start, first, time.perf_counter(), tokens)
+
+
+def ortvalue_loop(session: Any, layers: int, prompt: list[int], tokens: int) -> Timing:
+    """``run_with_ort_values``: the cache stays in onnxruntime-allocated OrtValues."""
+    import onnxruntime as ort
+
+    outputs = ["logits", *present_names(layers)]
+    names = past_names(layers)
+    kv_heads, head_dim = session.get_inputs()[3].shape[1], session.get_inputs()[3].shape[3]
+    value = ort.OrtValue.ortvalue_from_numpy
+    start = time.perf_counter()
+    empty = np.zeros((1, kv_heads, 0, head_dim), np.float32)
+    past = [value(empty) for _ in names]
+    ids = np.array([prompt], dtype=np.int64)
+    length, first = 0, 0.0
+    for step in range(tokens):
+        n = ids.shape[1]
+        feed = {"input_ids": value(ids), "attention_mask": value(np.ones((1, length + n), np.int64)),
+                "position_ids": value(np.arange(length, length + n, dtype=np.int64)[None])}
+        feed.update(zip(names, past))
+        logits, *past = session.run_with_ort_values(outputs, feed)
+        length += n
+        ids = np.array([[int(np.argmax(logits.numpy()[0, -1]))]], dtype=np.int64)
+        if step == 0:
+            first = time.perf_counter()
+    return _timing(start, first, time.perf_counter(), tokens)
+
+
+def runtime_run(generator: Any, prompt: list[int], tokens: int) -> Timing:
+    """This SDK's runtime, everything included."""
+    stats = generator.generate(prompt, max_new_tokens=tokens, ignore_eos=True).stats
+    assert stats.new_tokens == tokens
+    return stats.time_to_first_token_s, stats.decode_tokens_per_s
+
+
+def host_work_per_token(generator: Any, prompt: list[int], tokens: int, repeats: int = 5) -> float:
+    """Seconds of host work per token: a generation with onnxruntime's run replaced by a no-op.
+
+    Everything else runs (binding the KV buffers, sampling, detokenization, stop checks,
+    statistics), so this is the runtime's own cost per token, free of the model's noisy time.
+    """
+    session = generator.backend.session
+    session.run_with_iobinding = lambda *args, **kwargs: None  # instance attribute: a no-op
+    try:
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            generator.generate(prompt, max_new_tokens=tokens, ignore_eos=True)
+            best = min(best, (time.perf_counter() - t0) / tokens)
+        return best
+    finally:
+        del session.run_with_iobinding
+
+
+def genai_runner(folder: Path, threads: int) -> Callable[[list[int], int], Timing] | None:
+    """onnxruntime-genai over its own model folder (None when it is not installed)."""
+    try:
+        import onnxruntime_genai as og
+    except ImportError:
+        return None
+    config = og.Config(str(folder))
+    config.overlay(json.dumps({"model": {"decoder": {"session_options": {
+        "intra_op_num_threads": threads, "inter_op_num_threads": 1}}}}))
+    model = og.Model(config)
+
+    def run(prompt: list[int], tokens: int) -> Timing:
+        params = og.GeneratorParams(model)
+        total = len(prompt) + tokens
+        params.set_search_options(max_length=total, min_length=total, do_sample=False)
+        start = time.perf_counter()
+        generator = og.Generator(model, params)
+        generator.append_tokens(prompt)
+        first, count = 0.0, 0
+        while not generator.is_done():
+            generator.generate_next_token()
+            generator.get_next_tokens()
+            count += 1
+            if count == 1:
+                first = time.perf_counter()
+        assert count == tokens, count
+        return _timing(start, first, time.perf_counter(), tokens)
+    return run
+
+
+# -- machine limits: copy bandwidth, roofline, peak memory ----------------------------------------
+
+def copy_bandwidth(threads: int, mbytes: int = 256, repeats: int = 5) -> float:
+    """Best STREAM-style copy bandwidth (bytes read + written per second) with ``threads``."""
+    n = mbytes * 2**20 // 8
+    src, dst = np.ones(n), np.empty(n)
+    parts = np.array_split(np.arange(n), threads)
+    bounds = [(int(p[0]), int(p[-1]) + 1) for p in parts]
+    best = float("inf")
+    for _ in range(repeats):
+        workers = [threading.Thread(target=np.copyto, args=(dst[a:b], src[a:b])) for a, b in bounds]
+        t0 = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.nbytes / best
+
+
+def weight_bytes_per_token(bundle_path: Path, context: int) -> int:
+    """Bytes read per decode step: every weight once (an untied embedding table: one row) + KV."""
+    bundle = load_bundle(bundle_path, verify=False)
+    cfg = bundle.config
+    per_weight = 1 if bundle.precision == "int8" else 4
+    table = cfg.vocab_size * cfg.hidden_size
+    weights = cfg.parameter_count() - (0 if cfg.tie_word_embeddings else table)
+    kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * context
+    return weights * per_weight + kv
+
+
+_RSS_SCRIPT = """
+import sys, json
+from edge_sdk.runtime import load
+gen = load(sys.argv[1], "ort-cpu", threads=int(sys.argv[2]), verify=False,
+           optimized_cache=sys.argv[5] == "1")
+ids = json.loads(sys.argv[3])
+r = gen.generate(ids, max_new_tokens=int(sys.argv[4]), ignore_eos=True)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+print(json.dumps({"peak_rss": int(hwm) * 1024,
+                  "kv_cache_bytes": gen.kv_cache_bytes, "new_tokens": r.stats.new_tokens}))
+"""
+
+
+def peak_memory(bundle_path: Path, threads: int, prompt: list[int], tokens: int,
+                optimized_cache: bool = True) -> dict[str, Any]:
+    """Peak resident memory (VmHWM, Linux) of one generation in a fresh process, against
+    weights + KV cache."""
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(bundle_path), str(threads),
+                          json.dumps(prompt), str(tokens), str(int(optimized_cache))],
+                         capture_output=True, text=True,
+                         check=True).stdout
+    data = json.loads(out.strip().splitlines()[-1])
+    bundle = load_bundle(bundle_path, verify=False)
+    weights = sum(rec["size"] for name, rec in bundle.manifest["files"].items()
+                  if name.startswith("model.onnx"))
+    data["weights_bytes"] = weights
+    data["margin_bytes"] = data["peak_rss"] - weights - data["kv_cache_bytes"]
+    return data
+
+
+# -- the benchmark --------------------------------------------------------------------------------
+
+def compare(name: str, bundle_path: Path, threads: int, prompt_tokens: int, tokens: int,
+            repeats: int, genai_folder: Path | None) -> dict[str, Any]:
+    """Interleaved runs of every variant on one model; medians."""
+    bundle = load_bundle(bundle_path, verify=False)
+    layers = bundle.config.num_layers
+    rng = np.random.default_rng(0)
+    prompt = [int(i) for i in rng.integers(1, min(bundle.config.vocab_size, 2000), prompt_tokens)]
+    context = bundle.max_sequence_length
+    generator = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context,
+                     optimized_cache=False)  # the same file as the bare loops
+    cached = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context)
+    session = _session(bundle_path, threads)
+    variants: dict[str, Callable[[], Timing]] = {
+        "edge-sdk runtime": lambda: runtime_run(generator, prompt, tokens),
+        "edge-sdk, cached graph": lambda: runtime_run(cached, prompt, tokens),
+        "bare ORT loop": lambda: bare_loop(session, layers, prompt, tokens),
+        "ORT values loop": lambda: ortvalue_loop(session, layers, prompt, tokens),
+    }
+    notes = []
+    if genai_folder is not None:
+        genai = genai_runner(genai_folder, threads)
+        if genai is None:
+            notes.append("onnxruntime-genai: skipped (pip install onnxruntime-genai)")
+        elif (genai_folder / "genai_config.json").is_file():
+            variants["onnxruntime-genai int8"] = lambda: genai(prompt, tokens)
+    samples: dict[str, list[Timing]] = {k: [] for k in variants}
+    for fn in variants.values():
+        fn()  # warm-up
+    for _ in range(repeats):
+        for key, fn in variants.items():
+            samples[key].append(fn())
+    rows = {}
+    for key, runs in samples.items():
+        rows[key] = {"ttft_s": statistics.median(r[0] for r in runs),
+                     "decode_tokens_per_s": statistics.median(r[1] for r in runs),
+                     "runs": [list(r) for r in runs]}
+    bare = rows["bare ORT loop"]["decode_tokens_per_s"]
+    for row in rows.values():
+        row["decode_time_vs_bare"] = bare / row["decode_tokens_per_s"] - 1.0
+    long_prompt = (prompt * (context // len(prompt) + 1))[:max(1, context - tokens - 1)]
+    host = {"short_context_s": host_work_per_token(generator, prompt, tokens),
+            "long_context_s": host_work_per_token(generator, long_prompt, tokens)
+            if len(long_prompt) > len(prompt) else None}
+    host["share_of_bare_token_time"] = host["short_context_s"] * bare
+    generator.close()
+    cached.close()
+    return {"model": name, "bundle": str(bundle_path), "max_context": context, "precision": bundle.precision,
+            "parameters": bundle.config.parameter_count(), "prompt_tokens": prompt_tokens,
+            "new_tokens": tokens, "threads": threads, "repeats": repeats, "rows": rows,
+            "host_work_per_token": host,
+            "notes": notes, "prompt": prompt}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="bundle to measure (default: export the demo model at int8)")
+    parser.add_argument("--llama200m", action="store_true",
+                        help="also the 200M random Llama vs onnxruntime-genai (about 1 min to "
+                             "prepare once, cached in --work; 2-4 min to run)")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edge-sdk-bench",
+                        help="where models and exports are kept between runs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--prompt-tokens", type=int, default=16)
+    parser.add_argument("--tokens", type=int, default=128, help="new tokens per run (greedy)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved runs per variant")
+    parser.add_argument("--out", type=Path, default=Path("bench_runtime.json"),
+                        help="JSON report (default: ./bench_runtime.json)")
+    args = parser.parse_args(argv)
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    models: list[tuple[str, Path, Path | None]] = []
+    bundle = args.bundle
+    if bundle is None:
+        bundle = args.work / "demo-int8"
+        if not (bundle / "manifest.json").is_file():
+            from edge_sdk.exporters import demo_checkpoint_path, export
+
+            log("exporting the demo model (int8) ...")
+            export(demo_checkpoint_path(), bundle, "int8")
+    models.append(("demo" if args.bundle is None else bundle.name, bundle, None))
+    if args.llama200m:
+        paths = prepare_llama200m(args.work, log)
+        models.append(("llama-200M", paths["edge"], paths["genai"]))
+
+    log("measuring copy bandwidth ...")
+    bandwidth = copy_bandwidth(args.threads)
+    results = []
+    for name, path, genai in models:
+        log(f"benchmarking {name} ({args.repeats} interleaved runs per variant) ...")
+        result = compare(name, path, args.threads, args.prompt_tokens, args.tokens,
+                         args.repeats, genai)
+        per_token = weight_bytes_per_token(path, args.prompt_tokens + args.tokens // 2)
+        ours = result["rows"]["edge-sdk runtime"]["decode_tokens_per_s"]
+        result["roofline"] = {"bytes_per_token": per_token, "copy_bandwidth_bytes_per_s": bandwidth,
+                              "tokens_per_s": bandwidth / per_token,
+                              "share_reached": ours / (bandwidth / per_token)}
+        result["memory"] = peak_memory(path, args.threads, result["prompt"], args.tokens)
+        result["memory_bundle_graph"] = peak_memory(path, args.threads, result["prompt"],
+                                                    args.tokens, optimized_cache=False)
+        results.append(result)
+
+    report = {"benchmark": "edge-sdk runtime", "machine": {
+        "platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "onnxruntime": __import__("onnxruntime").__version__}, "results": results}
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    _print_table(results)
+    print(f"\nJSON: {args.out}")
+    return 0
+
+
+def _print_table(results: list[dict[str, Any]]) -> None:
+    header = f"{'model':<12} {'variant':<24} {'decode tok/s':>12} {'TTFT ms':>9} {'vs bare':>8}"
+    print(header)
+    print("-" * len(header))
+    for res in results:
+        for key, row in res["rows"].items():
+            print(f"{res['model']:<12} {key:<24} {row['decode_tokens_per_s']:>12.1f} "
+                  f"{row['ttft_s'] * 1e3:>9.1f} {row['decode_time_vs_bare'] * 100:>+7.1f}%")
+        roof, host = res["roofline"], res["host_work_per_token"]
+        longer = (f", {host['long_context_s'] * 1e6:.0f} us at a {res['max_context']}-token "
+                  "context" if host["long_context_s"] else "")
+        print(f"{res['model']:<12} runtime host work per token: {host['short_context_s'] * 1e6:.0f}"
+              f" us = {host['share_of_bare_token_time'] * 100:.1f}% of a bare-loop token{longer}")
+        print(f"{res['model']:<12} roofline: {roof['bytes_per_token'] / 1e6:.1f} MB/token at "
+              f"{roof['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s copy = "
+              f"{roof['tokens_per_s']:.0f} tok/s; runtime reaches {roof['share_reached'] * 100:.0f}%")
+        for label, mem in (("cached graph", res["memory"]),
+                           ("bundle graph", res["memory_bundle_graph"])):
+            print(f"{res['model']:<12} peak RSS ({label}) {mem['peak_rss'] / 2**20:.0f} MiB = "
+                  f"weights {mem['weights_bytes'] / 2**20:.0f} + KV cache "
+                  f"{mem['kv_cache_bytes'] / 2**20:.1f} + {mem['margin_bytes'] / 2**20:.0f} MiB")
+        for note in res["notes"]:
+            print(f"{res['model']:<12} {note}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
