@@ -53,9 +53,9 @@ def _byte_level_tokenizer(vocab_size: int) -> str:
     """A byte-level BPE trained on the exporter's packaged text (fits any Llama vocab)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from edge_sdk.exporters import export as _export_mod  # noqa: F401 - locate the package data
+    import edge_sdk.exporters
 
-    data = Path(sys.modules["edge_sdk.exporters"].__file__).parent / "data"
+    data = Path(edge_sdk.exporters.__file__).parent / "data"
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -79,8 +80,6 @@ def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
     ``~/.cache/edge-sdk``); ``optimized_cache=False`` loads the bundle's graph as it is (more
     memory, same speed).
     """
-    from pathlib import Path
-
     bundle = load_bundle(bundle_path, verify=verify)
     if threads is not None and threads < 1:
         raise GenerationError(f"threads must be at least 1, got {threads}")

@@ -98,3 +98,23 @@ def test_unwritable_cache_falls_back_to_the_bundle(demo_bundle_int8: Path, tmp_p
     blocker.write_text("not a directory")
     with load(demo_bundle_int8, "ort-cpu", cache_dir=blocker) as gen:
         assert gen.generate("Once", max_new_tokens=3).stats.new_tokens == 3
+
+
+def test_runtime_never_imports_torch_or_the_exporters() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, edge_sdk.runtime, edge_sdk.runtime.cli; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('edge_sdk.exporters') "
+            "or m.startswith('edge_sdk.power')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_public_surface_is_complete() -> None:
+    import edge_sdk.runtime as runtime
+
+    for name in runtime.__all__:
+        assert getattr(runtime, name) is not None
+    assert {"load", "Generator", "Stream", "TokenEvent", "GenerationResult", "GenerationStats",
+            "Backend", "available_backends"} <= set(runtime.__all__)
