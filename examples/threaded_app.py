@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from edge_sdk.runtime import GenerationResult, Generator, TokenEvent, load
+from edge_sdk.runtime import GenerationResult, Generator, Stream, TokenEvent, load
 
 
 class TextWorker:
@@ -27,27 +27,29 @@ class TextWorker:
         self.on_text = on_text
         self.done: queue.Queue[GenerationResult] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._stream: Stream | None = None
 
     def start(self, prompt: str, **options: object) -> None:
         """Begin generating (cancels a generation still running)."""
         self.cancel()
+        # Made here, in the caller's thread, so that cancel() can always reach it.
+        stream = self._stream = self.generator.stream(prompt, **options)  # type: ignore[arg-type]
 
-        def work() -> None:
-            def forward(event: TokenEvent) -> None:
-                if event.text:
-                    self.on_text(event.text)  # e.g. publish a std_msgs/String, or post to the UI
+        def forward(event: TokenEvent) -> None:
+            if event.text:
+                self.on_text(event.text)  # e.g. publish a std_msgs/String, or post to the UI
 
-            self.done.put(self.generator.generate(prompt, on_token=forward, **options))
-
-        self._thread = threading.Thread(target=work, name="edge-sdk-generate", daemon=True)
+        self._thread = threading.Thread(target=lambda: self.done.put(stream.run(forward)),
+                                        name="edge-sdk-generate", daemon=True)
         self._thread.start()
 
     def cancel(self) -> None:
         """Stop the running generation at its next token and wait for the thread."""
+        if self._stream is not None:
+            self._stream.cancel()
         if self._thread is not None:
-            self.generator.cancel()
             self._thread.join()
-            self._thread = None
+        self._thread = self._stream = None
 
 
 def main() -> int:
