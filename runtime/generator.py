@@ -112,6 +112,7 @@ class Generator:
         self._context: list[int] = []  # ids in the KV cache
         self._pending: list[int] = []  # sampled, not yet run through the model
         self._current: Stream | None = None
+        self._owner: Conversation | None = None  # whose sequence the cache holds (None: a stream)
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -126,7 +127,7 @@ class Generator:
         ``ignore_eos``), at any of the ``stop`` strings (not emitted), after ``max_new_tokens``,
         or when prompt + output reach ``max_context`` (reason ``"length"``).
         """
-        return self._start(prompt, continue_context=False, max_new_tokens=max_new_tokens,
+        return self._start(prompt, max_new_tokens=max_new_tokens,
                            temperature=temperature, top_k=top_k, top_p=top_p,
                            repetition_penalty=repetition_penalty, seed=seed, stop=stop,
                            ignore_eos=ignore_eos)
@@ -173,7 +174,7 @@ class Generator:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _start(self, prompt: Prompt, *, continue_context: bool,
+    def _start(self, prompt: Prompt, *, conversation: Conversation | None = None,
                max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0,
                top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0,
                seed: int | None = None, stop: str | Sequence[str] = (),
@@ -186,7 +187,10 @@ class Generator:
         if max_new_tokens < 1:
             raise GenerationError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         stops = [stop] if isinstance(stop, str) else list(stop)
-        continuing = continue_context and bool(self._context or self._pending)
+        continuing = conversation is not None and conversation._started
+        if continuing and self._owner is not conversation:
+            raise GenerationError("another generation on this generator replaced the "
+                                  "conversation's KV cache; start a new one with .chat()")
         ids = self._prompt_ids(prompt, add_special_tokens=not continuing)
         with self._lock:
             if self._current is not None:
@@ -194,6 +198,7 @@ class Generator:
             self._epoch += 1
             if not continuing:
                 self._context, self._pending = [], []
+            self._owner = conversation
             used = len(self._context) + len(self._pending) + len(ids)
             if used >= self.max_context:
                 what = "the conversation" if continuing else "the prompt"
@@ -345,8 +350,9 @@ class Conversation:
     """Turns that continue one sequence: each :meth:`send` runs only the new text on top of the
     KV cache that holds every earlier turn (prompts and replies).
 
-    The text is fed exactly as given (add any turn markers your model was trained with). A new
-    :meth:`Generator.stream` on the same generator ends the conversation's cache.
+    The text is fed exactly as given (add any turn markers your model was trained with). Another
+    generation on the same generator replaces the conversation's cache; the conversation's next
+    :meth:`send` then raises :class:`~edge_sdk.GenerationError`.
     """
 
     def __init__(self, generator: Generator) -> None:
@@ -355,7 +361,7 @@ class Conversation:
 
     def send(self, text: Prompt, **options: Any) -> Stream:
         """Stream the reply to ``text`` (options as :meth:`Generator.stream`)."""
-        stream = self.generator._start(text, continue_context=self._started, **options)
+        stream = self.generator._start(text, conversation=self, **options)
         self._started = True
         return stream
 

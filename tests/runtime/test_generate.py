@@ -239,3 +239,13 @@ def test_sampler_rules() -> None:
     penalty = Sampler(SamplingOptions(repetition_penalty=2.0), 3)
     penalty.observe([0, 1])
     assert penalty(np.array([3.0, -2.0, 2.0], dtype=np.float32)) == 2  # 3/2 < 2
+
+
+def test_a_replaced_conversation_says_so(gen_fp32: Generator) -> None:
+    chat = gen_fp32.chat()
+    chat.send("Tom had a red ball.", max_new_tokens=3).run()
+    gen_fp32.generate(PROMPT, max_new_tokens=3)
+    with pytest.raises(GenerationError, match="new one with .chat"):
+        chat.send(" Then", max_new_tokens=3)
+    fresh = gen_fp32.chat()
+    assert fresh.send("Tom had a red ball.", max_new_tokens=3).run().stats.new_tokens == 3
