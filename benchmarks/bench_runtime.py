@@ -37,23 +37,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_sdk.runtime import load
 
 from edge_sdk import load_bundle
 from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime import load
 
 # -- the 200M Llama (random init, made locally) ---------------------------------------------------
 
-LLAMA200M = dict(hidden_size=1024, num_hidden_layers=12, num_attention_heads=16,
-                 num_key_value_heads=4, intermediate_size=2816, vocab_size=32000,
-                 max_position_embeddings=2048, tie_word_embeddings=False)
+LLAMA200M: dict[str, Any] = {
+    "hidden_size": 1024, "num_hidden_layers": 12, "num_attention_heads": 16,
+    "num_key_value_heads": 4, "intermediate_size": 2816, "vocab_size": 32000,
+    "max_position_embeddings": 2048, "tie_word_embeddings": False}
 
 
 def _byte_level_tokenizer(vocab_size: int) -> str:
     """A byte-level BPE trained on the exporter's packaged text (fits any Llama vocab)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     import edge_sdk.exporters
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     data = Path(edge_sdk.exporters.__file__).parent / "data"
     tok = Tokenizer(models.BPE())
@@ -323,19 +323,20 @@ def compare(name: str, bundle_path: Path, threads: int, prompt_tokens: int, toke
     for _ in range(repeats):
         for key, fn in variants.items():
             samples[key].append(fn())
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for key, runs in samples.items():
         rows[key] = {"ttft_s": statistics.median(r[0] for r in runs),
                      "decode_tokens_per_s": statistics.median(r[1] for r in runs),
                      "runs": [list(r) for r in runs]}
-    bare = rows["bare ORT loop"]["decode_tokens_per_s"]
+    bare = float(rows["bare ORT loop"]["decode_tokens_per_s"])
     for row in rows.values():
         row["decode_time_vs_bare"] = bare / row["decode_tokens_per_s"] - 1.0
     long_prompt = (prompt * (context // len(prompt) + 1))[:max(1, context - tokens - 1)]
-    host = {"short_context_s": host_work_per_token(generator, prompt, tokens),
+    short = host_work_per_token(generator, prompt, tokens)
+    host = {"short_context_s": short,
             "long_context_s": host_work_per_token(generator, long_prompt, tokens)
-            if len(long_prompt) > len(prompt) else None}
-    host["share_of_bare_token_time"] = host["short_context_s"] * bare
+            if len(long_prompt) > len(prompt) else None,
+            "share_of_bare_token_time": short * bare}
     generator.close()
     cached.close()
     return {"model": name, "bundle": str(bundle_path), "max_context": context, "precision": bundle.precision,

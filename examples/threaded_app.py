@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from edge_sdk.runtime import GenerationResult, Generator, Stream, TokenEvent, load
 
@@ -29,11 +30,11 @@ class TextWorker:
         self._thread: threading.Thread | None = None
         self._stream: Stream | None = None
 
-    def start(self, prompt: str, **options: object) -> None:
+    def start(self, prompt: str, **options: Any) -> None:
         """Begin generating (cancels a generation still running)."""
         self.cancel()
         # Made here, in the caller's thread, so that cancel() can always reach it.
-        stream = self._stream = self.generator.stream(prompt, **options)  # type: ignore[arg-type]
+        stream = self._stream = self.generator.stream(prompt, **options)
 
         def forward(event: TokenEvent) -> None:
             if event.text:

@@ -24,8 +24,14 @@ import numpy as np
 from edge_sdk.bundle import Bundle
 from edge_sdk.errors import BackendUnavailableError
 
-__all__ = ["Backend", "BackendOptions", "BACKENDS", "AUTO_ORDER", "available_backends",
-           "create_backend"]
+__all__ = [
+    "AUTO_ORDER",
+    "BACKENDS",
+    "Backend",
+    "BackendOptions",
+    "available_backends",
+    "create_backend",
+]
 
 
 @dataclass(frozen=True)

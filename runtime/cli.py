@@ -16,11 +16,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.runtime.backend import BACKENDS
 from edge_sdk.runtime.generator import DEFAULT_MAX_NEW_TOKENS, Generator, Stream, load
 
-__all__ = ["main", "build_parser"]
+from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
+
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +118,7 @@ def _main(args: argparse.Namespace) -> int:
     prompt = args.prompt
     if prompt is None and not args.chat:
         prompt = sys.stdin.read()
-        prompt = prompt[:-1] if prompt.endswith("\n") else prompt
+        prompt = prompt.removesuffix("\n")
     generator = load(args.bundle, args.backend, threads=args.threads,
                      max_context=args.max_context, verify=not args.no_verify)
     with generator:

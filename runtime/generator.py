@@ -18,24 +18,32 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as PyGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
-
-from edge_sdk.bundle import Bundle, load_bundle
-from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.backend import Backend, BackendOptions, create_backend
 from edge_sdk.runtime.detokenize import IncrementalDecoder
 from edge_sdk.runtime.sampling import Sampler, SamplingOptions
 from edge_sdk.runtime.stats import GenerationStats, StopReason, summarize
 from edge_sdk.runtime.stops import StopMatcher
+
+from edge_sdk.bundle import Bundle, load_bundle
+from edge_sdk.errors import GenerationError
 from edge_sdk.tokenizer import Tokenizer
 
-__all__ = ["load", "Generator", "Stream", "Conversation", "TokenEvent", "GenerationResult",
-           "DEFAULT_MAX_NEW_TOKENS"]
+__all__ = [
+    "DEFAULT_MAX_NEW_TOKENS",
+    "Conversation",
+    "GenerationResult",
+    "Generator",
+    "Stream",
+    "TokenEvent",
+    "load",
+]
 
 DEFAULT_MAX_NEW_TOKENS = 256
 Prompt = str | Sequence[int]
@@ -275,7 +283,7 @@ class Stream:
         assert self.result is not None
         return self.result
 
-    def _run(self) -> Iterator[TokenEvent]:
+    def _run(self) -> PyGenerator[TokenEvent, None, None]:
         gen = self._owner
         backend = gen.backend
         clock = time.perf_counter

@@ -13,17 +13,22 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from edge_sdk.runtime.backend import Backend, BackendOptions
+from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 
 from edge_sdk._optional import require
 from edge_sdk.bundle import Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime.backend import Backend, BackendOptions
-from edge_sdk.runtime.kv_cache import KVCache
-from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 
-__all__ = ["OrtBackend", "OrtCpuBackend", "OrtCudaBackend", "OrtTensorrtBackend",
-           "PREFILL_CHUNK"]
+__all__ = [
+    "PREFILL_CHUNK",
+    "OrtBackend",
+    "OrtCpuBackend",
+    "OrtCudaBackend",
+    "OrtTensorrtBackend",
+]
 
 #: Prompts run in chunks of at most this many tokens (bounds the prefill logits' memory).
 PREFILL_CHUNK = 256

@@ -13,7 +13,7 @@ import numpy as np
 
 from edge_sdk.errors import GenerationError
 
-__all__ = ["SamplingOptions", "Sampler"]
+__all__ = ["Sampler", "SamplingOptions"]
 
 
 @dataclass(frozen=True)

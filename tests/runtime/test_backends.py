@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edge_sdk import BackendUnavailableError, load_bundle
 from edge_sdk.runtime import (
     AUTO_ORDER,
     BACKENDS,
@@ -17,6 +15,8 @@ from edge_sdk.runtime import (
     create_backend,
     load,
 )
+
+from edge_sdk import BackendUnavailableError, load_bundle
 
 
 def test_auto_order_and_names() -> None:
@@ -112,7 +112,7 @@ def test_runtime_never_imports_torch_or_the_exporters() -> None:
 
 
 def test_public_surface_is_complete() -> None:
-    import edge_sdk.runtime as runtime
+    from edge_sdk import runtime
 
     for name in runtime.__all__:
         assert getattr(runtime, name) is not None

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edge_sdk.runtime import GenerationResult, Generator, TokenEvent, load
 
 from edge_sdk import GenerationError
-from edge_sdk.runtime import Generator, GenerationResult, TokenEvent, load
 
 PROMPT = "Once upon a time"
 
@@ -125,7 +125,7 @@ def test_stop_string_spanning_tokens_is_cut(gen_fp32: Generator, greedy: Generat
 
 
 def test_seed_makes_sampling_repeatable(gen_fp32: Generator, greedy: GenerationResult) -> None:
-    options = dict(max_new_tokens=40, temperature=1.0, top_k=50, top_p=0.95, seed=7)
+    options = {"max_new_tokens": 40, "temperature": 1.0, "top_k": 50, "top_p": 0.95, "seed": 7}
     first = gen_fp32.generate(PROMPT, **options)
     again = gen_fp32.generate(PROMPT, **options)
     other = gen_fp32.generate(PROMPT, **{**options, "seed": 8})

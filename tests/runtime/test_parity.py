@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from edge_sdk.runtime import Generator
 
 torch = pytest.importorskip("torch")
