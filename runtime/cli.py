@@ -117,8 +117,12 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace) -> int:
     prompt = args.prompt
     if prompt is None and not args.chat:
+        if sys.stdin.isatty():
+            print("edge-run: reading the prompt from stdin (end it with Ctrl-D)", file=sys.stderr)
         prompt = sys.stdin.read()
         prompt = prompt.removesuffix("\n")
+    if sys.stderr.isatty():  # a TensorRT EP's first load builds engines for minutes
+        print(f"edge-run: loading {args.bundle} ({args.backend}) ...", file=sys.stderr, flush=True)
     generator = load(args.bundle, args.backend, threads=args.threads,
                      max_context=args.max_context, verify=not args.no_verify)
     with generator:
