@@ -55,8 +55,9 @@ class MemoryEstimate:
     """Everything that must fit in the device's memory, and whether it does."""
 
     weights: WeightBreakdown
-    kv_cache: int
+    kv_cache: int        # one copy: 2 x layers x kv_heads x head_dim x context x batch x bytes
     kv_dtype: str
+    kv_allocated: int    # what the runtime allocates: KV_BUFFERS copies
     workspace: int
     overhead: int
     total: int
@@ -114,6 +115,12 @@ def weight_bytes(config: ModelConfig, fmt: WeightFormat, quantize_embedding: boo
                            stored + tied_copy, read)
 
 
+# The runtime's cache keeps two buffers per tensor (past read, present written in place, swapped
+# each step: a slice of one buffer is not contiguous for the standard graph), so it allocates
+# two copies of the cache for the bundle's maximum context (runtime/kv_cache.py).
+KV_BUFFERS = 2
+
+
 def kv_cache_bytes(config: ModelConfig, context: int, batch: int = 1, dtype: str = "fp16") -> int:
     """K and V for every layer: 2 x layers x kv_heads x head_dim x context x batch x bytes."""
     per_value = DTYPE_BYTES[dtype]
@@ -158,10 +165,11 @@ def estimate_memory(config: ModelConfig, device: Device, fmt: WeightFormat, cont
     weights = weight_bytes(config, fmt, quantize_embedding)
     kv = kv_cache_bytes(config, context, batch, kv_dtype)
     workspace = prefill_workspace_bytes(config, prompt, batch, fmt.activation_dtype)
-    overhead = runtime_overhead_bytes(weights.total, kv)
-    total = weights.total + kv + workspace + overhead
+    allocated = KV_BUFFERS * kv
+    overhead = runtime_overhead_bytes(weights.total, allocated)
+    total = weights.total + allocated + workspace + overhead
     usable = int((device.memory_bytes - device.reserved_bytes) * (1 - headroom))
-    return MemoryEstimate(weights, kv, kv_dtype, workspace, overhead, total, device.memory_bytes,
+    return MemoryEstimate(weights, kv, kv_dtype, allocated, workspace, overhead, total, device.memory_bytes,
                           device.reserved_bytes, usable, headroom, total <= usable)
 
 

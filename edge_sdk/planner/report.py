@@ -37,7 +37,9 @@ def format_plan(p: Plan) -> str:
                       + (f", tied head's load-time copy {_gb(w.tied_copy)}" if w.tied_copy else ""))
     memory_rows = [
         (f"weights ({w.precision})", f"{_gb(w.total)}   {weights_detail}"),
-        (f"KV cache ({m.kv_dtype}, {p.context} x {p.batch})", _gb(m.kv_cache)),
+        (f"KV cache ({m.kv_dtype}, {p.context} x {p.batch})",
+         f"{_gb(m.kv_allocated)}   {_gb(m.kv_cache)} per copy, x{m.kv_allocated // max(m.kv_cache, 1)} "
+         "(the runtime's past/present buffers)"),
         (f"prefill workspace ({s.prompt_tokens}-token prompt)", _gb(m.workspace)),
         ("runtime overhead", _gb(m.overhead)),
         ("total", _gb(m.total)),
