@@ -118,3 +118,14 @@ def test_public_surface_is_complete() -> None:
         assert getattr(runtime, name) is not None
     assert {"load", "Generator", "Stream", "TokenEvent", "GenerationResult", "GenerationStats",
             "Backend", "available_backends"} <= set(runtime.__all__)
+
+
+@pytest.mark.tensorrt
+@pytest.mark.cuda
+def test_tensorrt_ep_builds_and_caches_engines(demo_bundle_int8: Path, tmp_path: Path) -> None:
+    if "ort-tensorrt" not in available_backends():
+        pytest.skip("onnxruntime here has no TensorRT EP (onnxruntime-gpu + TensorRT)")
+    with load(demo_bundle_int8, "ort-tensorrt", cache_dir=tmp_path) as gen:
+        result = gen.generate("Once upon a time", max_new_tokens=16)
+        assert result.stats.new_tokens >= 1 and "TensorrtExecutionProvider" in result.stats.backend
+    assert any((tmp_path / "trt").rglob("*"))
