@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge_sdk.runtime import load
-
 from edge_sdk import EdgeError
+from edge_sdk.runtime import load
 
 
 def main() -> int:

@@ -16,10 +16,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.runtime.backend import BACKENDS
 from edge_sdk.runtime.generator import DEFAULT_MAX_NEW_TOKENS, Generator, Stream, load
-
-from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 
 __all__ = ["build_parser", "main"]
 

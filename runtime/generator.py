@@ -25,14 +25,20 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-from edge_sdk.runtime.backend import Backend, BackendOptions, create_backend
+
+from edge_sdk.bundle import Bundle, load_bundle
+from edge_sdk.errors import BackendUnavailableError, GenerationError
+from edge_sdk.runtime.backend import (
+    AUTO_ORDER,
+    Backend,
+    BackendOptions,
+    available_backends,
+    create_backend,
+)
 from edge_sdk.runtime.detokenize import IncrementalDecoder
 from edge_sdk.runtime.sampling import Sampler, SamplingOptions
 from edge_sdk.runtime.stats import GenerationStats, StopReason, summarize
 from edge_sdk.runtime.stops import StopMatcher
-
-from edge_sdk.bundle import Bundle, load_bundle
-from edge_sdk.errors import GenerationError
 from edge_sdk.tokenizer import Tokenizer
 
 __all__ = [
@@ -95,9 +101,31 @@ def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
                              cache_dir=Path(cache_dir) if cache_dir else None,
                              optimized_cache=optimized_cache,
                              device_id=device_id)
-    engine = create_backend(backend, bundle, options)
-    engine.activate()
+    engine = _activated_backend(backend, bundle, options)
     return Generator(bundle, engine, Tokenizer(bundle.tokenizer_path), max_context)
+
+
+def _activated_backend(name: str, bundle: Bundle, options: BackendOptions) -> Backend:
+    """The named backend, started; for ``"auto"``, the first in AUTO_ORDER that starts."""
+    if name != "auto":
+        engine = create_backend(name, bundle, options)
+        engine.activate()
+        return engine
+    failures = []
+    for candidate in available_backends():
+        if candidate not in AUTO_ORDER:
+            continue
+        engine = create_backend(candidate, bundle, options)
+        try:
+            engine.activate()
+        except BackendUnavailableError as exc:  # listed by onnxruntime, but cannot start here
+            failures.append(str(exc))
+            continue
+        return engine
+    raise BackendUnavailableError("no runtime backend starts here: " + "; ".join(failures)
+                                  if failures else
+                                  "no runtime backend is usable here: install onnxruntime "
+                                  "(pip install 'edge-sdk[cpu]', or 'edge-sdk[gpu]')")
 
 
 class Generator:

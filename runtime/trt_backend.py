@@ -8,10 +8,10 @@ TensorRT execution provider, which runs the same graph through TensorRT.
 from __future__ import annotations
 
 import numpy as np
-from edge_sdk.runtime.backend import Backend
 
 from edge_sdk._optional import require
 from edge_sdk.errors import BackendUnavailableError
+from edge_sdk.runtime.backend import Backend
 
 __all__ = ["TensorrtBackend"]
 

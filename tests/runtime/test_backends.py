@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from edge_sdk import BackendUnavailableError, load_bundle
 from edge_sdk.runtime import (
     AUTO_ORDER,
     BACKENDS,
@@ -15,8 +17,6 @@ from edge_sdk.runtime import (
     create_backend,
     load,
 )
-
-from edge_sdk import BackendUnavailableError, load_bundle
 
 
 def test_auto_order_and_names() -> None:
@@ -129,3 +129,19 @@ def test_tensorrt_ep_builds_and_caches_engines(demo_bundle_int8: Path, tmp_path:
         result = gen.generate("Once upon a time", max_new_tokens=16)
         assert result.stats.new_tokens >= 1 and "TensorrtExecutionProvider" in result.stats.backend
     assert any((tmp_path / "trt").rglob("*"))
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider:UserWarning")
+def test_auto_skips_a_listed_provider_that_does_not_start(demo_bundle_fp32: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_sdk.runtime.ort_backend import OrtCudaBackend
+
+    if "ort-cuda" in available_backends():
+        pytest.skip("CUDA EP present here")
+    # onnxruntime lists an EP whose libraries are missing (e.g. onnxruntime-gpu without CUDA)
+    monkeypatch.setattr(OrtCudaBackend, "check_available", classmethod(lambda cls: None))
+    assert "ort-cuda" in available_backends()
+    with pytest.raises(BackendUnavailableError, match="CUDAExecutionProvider"):
+        load(demo_bundle_fp32, "ort-cuda")
+    with load(demo_bundle_fp32) as gen:  # auto: ort-cuda fails to start, ort-cpu runs
+        assert gen.backend.name == "ort-cpu"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from edge_sdk.runtime.cli import main
 
 PROMPT = "Once upon a time"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_sdk.runtime import GenerationResult, Generator, TokenEvent, load
 
 from edge_sdk import GenerationError
+from edge_sdk.runtime import GenerationResult, Generator, TokenEvent, load
 
 PROMPT = "Once upon a time"
 

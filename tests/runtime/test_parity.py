@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edge_sdk.runtime import Generator
 
 torch = pytest.importorskip("torch")
