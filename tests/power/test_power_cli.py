@@ -142,24 +142,9 @@ def test_run_killed_by_sigterm_restores_and_sigkill_then_restore(fake_board) -> 
         assert board.mode_id() == 2
 
 
-def test_bench_without_runtime_says_so(fake_board, capsys) -> None:
-    try:
-        from edge_sdk.runtime import load  # noqa: F401
-        pytest.skip("the runtime exists: test_bench_logs_tokens_per_watt_and_restores covers bench")
-    except (ImportError, AttributeError):
-        pass
-    board = fake_board("agx_orin_64gb")
-    _one_line_error(capsys, ["bench", "some-bundle", "--mode", "15W"], "runtime")
-    assert board.mode_id() == 2
-
-
 def test_bench_logs_tokens_per_watt_and_restores(fake_board, capsys, tmp_path: Path,
                                                  demo_bundle_int8: Path) -> None:
     pytest.importorskip("onnxruntime")
-    try:
-        from edge_sdk.runtime import load  # noqa: F401
-    except (ImportError, AttributeError):
-        pytest.skip("the runtime is not available yet")
     board = fake_board("agx_orin_64gb")
     log, summary, table = tmp_path / "b.jsonl", tmp_path / "s.json", tmp_path / "s.csv"
     assert main(["bench", str(demo_bundle_int8), "--mode", "15W", "--tokens", "12",
