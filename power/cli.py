@@ -193,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle directory made by edge-export")
     _add_mode_flags(p)
     _add_sensor_flags(p)
-    p.add_argument("--tokens", type=int, default=128, metavar="N", help="tokens to generate")
+    p.add_argument("--tokens", type=int, default=128, metavar="N",
+                   help="tokens per generation (default 128)")
+    p.add_argument("--duration", type=float, default=0.0, metavar="S",
+                   help="repeat generations (end-of-text ignored) until S seconds have passed, "
+                        "so slow sensors (~10 Hz) see enough samples; repeated prompts count in "
+                        "the decode phase (default 0: one generation)")
     p.add_argument("--prompt", default="The Jetson Orin is", help="the prompt")
     p.add_argument("--budget", type=float, metavar="W",
                    help="software power cap in watts (pacing governor) for budgets no mode has")

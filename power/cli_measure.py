@@ -137,6 +137,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     load = args.load_runtime()
     if args.tokens < 1:
         raise PowerError("--tokens must be at least 1")
+    if args.duration < 0:
+        raise PowerError("--duration must not be negative")
     model = load(args.bundle)
     with _maybe_mode(args):
         if args.dry_run:
@@ -156,11 +158,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 sampler.start()
                 time.sleep(min(0.2, 2 * sampler.interval))  # a baseline before prefill starts
             log.start()
-            for event in model.stream(args.prompt, max_new_tokens=args.tokens):
-                log.token(text=getattr(event, "text", None),
-                          token_id=getattr(event, "token_id", None))
-                if governor:
-                    governor.pace()
+            until = time.monotonic() + args.duration
+            repeat = args.duration > 0
+            while True:
+                for event in model.stream(args.prompt, max_new_tokens=args.tokens, ignore_eos=repeat):
+                    log.token(text=event.text, token_id=event.token_id)
+                    if governor:
+                        governor.pace()
+                if time.monotonic() >= until:
+                    break
             log.stop()
         finally:
             stats = sampler.stop() if sampler else None

@@ -157,3 +157,26 @@ def test_bench_logs_tokens_per_watt_and_restores(fake_board, capsys, tmp_path: P
     assert {"sample", "token", "start", "stop", "summary"} <= kinds
     assert json.loads(summary.read_text())["run"]["tokens"] == data["run"]["tokens"]
     assert board.mode_id() == 2
+
+
+def test_bench_stopped_by_a_signal_restores_the_mode(fake_board, demo_bundle_int8: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    board = fake_board("orin_nano_8gb")  # default 15W (0); bench under 7W (1)
+    env = {**board_env(board), "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "edge_sdk.power.cli", "bench", str(demo_bundle_int8), "--mode", "7W",
+           "--duration", "60", "--tokens", "64"]
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while board.mode_id() != 1 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        time.sleep(1.0)  # generating by now
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(sig)
+        code = proc.wait(30)
+        if sig == signal.SIGKILL:
+            assert board.mode_id() == 1
+            assert main(["restore"]) == 0
+        else:
+            assert code in (128 + sig, 130), proc.stderr.read() if proc.stderr else ""
+        assert board.mode_id() == 0
