@@ -290,6 +290,20 @@ class OrtTensorrtBackend(OrtBackend):
             "trt_profile_opt_shapes": self._profile(longest // 2, 1),
             "trt_profile_max_shapes": self._profile(longest - 1, min(PREFILL_CHUNK, longest)),
         }
+        trt.update(self._engine_record_options())
         return [("TensorrtExecutionProvider", trt),
                 ("CUDAExecutionProvider", {"device_id": self.options.device_id}),
                 "CPUExecutionProvider"]
+
+    def _engine_record_options(self) -> dict[str, Any]:
+        """Workspace cap and builder level of the bundle's last ``edge-engine`` build, if any."""
+        engines = self.bundle.manifest.get("engines") or []
+        if not engines:
+            return {}
+        record = engines[-1]
+        options: dict[str, Any] = {}
+        if record.get("workspace_mb"):
+            options["trt_max_workspace_size"] = int(record["workspace_mb"]) * 2**20
+        if record.get("builder_optimization_level") is not None:
+            options["trt_builder_optimization_level"] = int(record["builder_optimization_level"])
+        return options

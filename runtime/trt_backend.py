@@ -1,55 +1,201 @@
-"""Native TensorRT backend (engine file in the bundle, no onnxruntime): not in this release.
+"""Native TensorRT backend: the bundle's engine, device buffers from pycuda, no onnxruntime.
 
-The name ``tensorrt`` is reserved so that scripts can ask for it; today it checks that the
-TensorRT Python bindings are present and then says to use ``ort-tensorrt``, onnxruntime's
-TensorRT execution provider, which runs the same graph through TensorRT.
+::
+
+    activate   deserialize the engine that matches this TensorRT and GPU (runtime/trt_engine.py),
+               one execution context, one CUDA stream
+    allocate   once per generation: the KV cache for the whole context (two device buffers per
+               tensor, swapped each step: runtime/kv_cache.py), token ids, positions, the
+               attention mask (all ones, uploaded once) and the logits of one prefill chunk
+    forward    set_input_shape + set_tensor_address by name, execute_async_v3 on the stream,
+               copy back only the last position's logits [vocab]
+
+Profile 0 (``prefill``) serves chunks of several tokens, profile 1 (``decode``) single tokens;
+the context switches between them when the step kind changes. ``tensorrt`` and ``pycuda`` are
+imported only here, when the backend starts.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from edge_sdk._optional import require
-from edge_sdk.errors import BackendUnavailableError
-from edge_sdk.runtime.backend import Backend
+from edge_sdk.bundle import Bundle
+from edge_sdk.errors import BundleError, GenerationError
+from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.runtime.backend import Backend, BackendOptions
+from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.trt_engine import select_engine
 
-__all__ = ["TensorrtBackend"]
+__all__ = ["TensorrtBackend", "PREFILL_CHUNK"]
+
+PREFILL_CHUNK = 256  # the engine's prefill profile covers chunks up to this (engine_profiles)
 
 
 class TensorrtBackend(Backend):
-    """Placeholder for engines run directly with TensorRT (see the module docstring)."""
+    """The bundle's TensorRT engine, run with the name-based tensor API on a CUDA stream."""
 
     name = "tensorrt"
+
+    def __init__(self, bundle: Bundle, options: BackendOptions) -> None:
+        super().__init__(bundle, options)
+        config = bundle.config
+        self._layers, self._vocab = config.num_layers, config.vocab_size
+        self._kv_heads, self._head_dim = config.num_kv_heads, config.head_dim
+        self._past, self._present = past_names(config.num_layers), present_names(config.num_layers)
+        self.record: dict[str, Any] = {}
+        self.cache: KVCache | None = None
+        self._cuda: Any = None
+        self._cuda_context: Any = None
+        self._engine: Any = None
+        self._context: Any = None
+        self._stream: Any = None
+        self._dtypes: dict[str, Any] = {}
+        self._buffers: dict[str, Any] = {}
+        self._host: dict[str, np.ndarray] = {}
+        self._profile = -1
 
     @classmethod
     def check_available(cls) -> None:
         require("tensorrt", "The tensorrt backend")
         require("pycuda.driver", "The tensorrt backend")
-        raise BackendUnavailableError(
-            "the native tensorrt backend is not part of this edge-sdk release; use "
-            "backend='ort-tensorrt' (onnxruntime's TensorRT execution provider, "
-            "pip install 'edge-sdk[gpu]')"
-        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
 
     def activate(self) -> None:
-        self.check_available()
+        if self._context is not None:
+            return
+        trt = require("tensorrt", "The tensorrt backend")
+        cuda = require("pycuda.driver", "The tensorrt backend")
+        cuda.init()
+        device = cuda.Device(self.options.device_id)
+        self._cuda, self._cuda_context = cuda, device.retain_primary_context()
+        self._cuda_context.push()
+        major, minor = device.compute_capability()
+        self.record = select_engine(self.bundle.manifest, trt.__version__, str(device.name()),
+                                    f"{major}.{minor}", str(self.bundle.path))
+        data = (self.bundle.path / self.record["file"]).read_bytes()
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._engine = runtime.deserialize_cuda_engine(data)
+        if self._engine is None:
+            self.deactivate()
+            raise BundleError(f"TensorRT {trt.__version__} cannot load {self.record['file']}; "
+                              f"rebuild it here: edge-engine {self.bundle.path}")
+        self._context = self._engine.create_execution_context()
+        self._stream = cuda.Stream()
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
+        missing = [n for n in ("input_ids", "position_ids", "attention_mask", "logits", *self._past,
+                               *self._present) if n not in self._dtypes]
+        if missing:
+            raise BundleError(f"{self.record['file']} lacks the tensors {', '.join(missing)}; "
+                              f"rebuild it: edge-engine {self.bundle.path}")
 
     def deactivate(self) -> None:
-        return None
+        self.cache = None
+        self._buffers, self._host = {}, {}
+        self._context = self._engine = self._stream = None
+        if self._cuda_context is not None:
+            self._cuda_context.pop()
+            self._cuda_context = None
+        self._profile = -1
+
+    @property
+    def device(self) -> str:
+        return f"TensorRT {self.record.get('tensorrt', '')} {self.record.get('file', '')}".strip()
+
+    # -- buffers --------------------------------------------------------------------------------
 
     def allocate(self, max_length: int) -> None:
-        self.check_available()
+        if self._context is None:
+            self.activate()
+        built_for = int(self.record.get("max_sequence_length", max_length))
+        if max_length > built_for:
+            raise GenerationError(f"the engine serves {built_for} positions, {max_length} asked; "
+                                  f"rebuild it with edge-engine --max-seq-len {max_length}")
+        if self.cache is not None and self.cache.capacity == max_length:
+            self.cache.reset()
+            return
+        cuda = self._cuda
+        kv_type = self._dtypes[self._past[0]]
+        self.cache = None
+        self.cache = KVCache(2 * self._layers, self._kv_heads, self._head_dim, max_length,
+                             self._device_allocator(kv_type.itemsize), itemsize=kv_type.itemsize)
+        chunk = min(PREFILL_CHUNK, max_length)
+        for name, size in (("input_ids", chunk), ("position_ids", chunk), ("attention_mask", max_length)):
+            self._host[name] = cuda.pagelocked_empty(size, self._dtypes[name])
+            self._buffers[name] = cuda.mem_alloc(size * self._dtypes[name].itemsize)
+        self._host["attention_mask"][:] = 1
+        cuda.memcpy_htod_async(self._buffers["attention_mask"], self._host["attention_mask"], self._stream)
+        logits_type = self._dtypes["logits"]
+        self._buffers["logits"] = cuda.mem_alloc(chunk * self._vocab * logits_type.itemsize)
+        self._host["logits"] = cuda.pagelocked_empty(self._vocab, logits_type)
+
+    def _device_allocator(self, itemsize: int) -> Any:
+        cuda = self._cuda
+
+        def allocate(n: int) -> tuple[Any, int]:
+            memory = cuda.mem_alloc(max(1, n) * itemsize)
+            return memory, int(memory)
+        return allocate
 
     def reset(self) -> None:
-        return None
-
-    def forward(self, token_ids: np.ndarray) -> np.ndarray:
-        raise BackendUnavailableError("the native tensorrt backend is not available")
+        if self.cache is not None:
+            self.cache.reset()
 
     @property
     def cache_length(self) -> int:
-        return 0
+        return 0 if self.cache is None else self.cache.length
 
     @property
     def cache_bytes(self) -> int:
-        return 0
+        return 0 if self.cache is None else self.cache.nbytes
+
+    # -- inference ------------------------------------------------------------------------------
+
+    def forward(self, token_ids: np.ndarray) -> np.ndarray:
+        cache = self.cache
+        if cache is None:
+            raise GenerationError("allocate the KV cache before running the model")
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        if cache.length + ids.size > cache.capacity:
+            raise GenerationError(f"{ids.size} more tokens do not fit the context: {cache.length} "
+                                  f"of {cache.capacity} positions are used")
+        logits = self._host["logits"]
+        for start in range(0, ids.size, PREFILL_CHUNK):
+            logits = self._step(ids[start:start + PREFILL_CHUNK])
+        return logits.astype(np.float32, copy=False)
+
+    def _step(self, ids: np.ndarray) -> np.ndarray:
+        cache, cuda, context, stream = self.cache, self._cuda, self._context, self._stream
+        assert cache is not None
+        n = ids.size
+        profile = 1 if n == 1 and self._engine.num_optimization_profiles > 1 else 0
+        if profile != self._profile:
+            context.set_optimization_profile_async(profile, stream.handle)
+            self._profile = profile
+        host = self._host
+        host["input_ids"][:n] = ids
+        host["position_ids"][:n] = np.arange(cache.length, cache.length + n)
+        for name in ("input_ids", "position_ids"):
+            cuda.memcpy_htod_async(self._buffers[name], host[name][:n], stream)
+            context.set_input_shape(name, (1, n))
+            context.set_tensor_address(name, int(self._buffers[name]))
+        context.set_input_shape("attention_mask", (1, cache.length + n))
+        context.set_tensor_address("attention_mask", int(self._buffers["attention_mask"]))
+        past_shape = tuple(cache.past_shape())
+        for name, ptr in zip(self._past, cache.past_pointers):
+            context.set_input_shape(name, past_shape)
+            context.set_tensor_address(name, ptr)
+        for name, ptr in zip(self._present, cache.present_pointers):
+            context.set_tensor_address(name, ptr)
+        context.set_tensor_address("logits", int(self._buffers["logits"]))
+        if not context.execute_async_v3(stream.handle):
+            raise GenerationError("TensorRT failed to run the engine (see its messages above)")
+        row = self._vocab * self._dtypes["logits"].itemsize
+        cuda.memcpy_dtoh_async(host["logits"], int(self._buffers["logits"]) + (n - 1) * row, stream)
+        stream.synchronize()
+        cache.advance(n)
+        return host["logits"]
