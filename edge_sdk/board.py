@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["board_path", "read_board_model", "read_mem_total", "module_name", "detect_module"]
+__all__ = ["board_path", "detect_module", "module_name", "read_board_model", "read_mem_total"]
 
 _MODEL_FILES = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
 _GIB = 2**30

@@ -16,6 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from edge_sdk.exporters.engine_profiles import (
+    MiB,
+    Profile,
+    WorkspacePlan,
+    engine_profiles,
+    workspace_plan,
+)
+from edge_sdk.exporters.trt_compat import check_model
+from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
 
 from edge_sdk._optional import require
 from edge_sdk.board import detect_module, read_board_model
@@ -23,13 +32,18 @@ from edge_sdk.bundle import Bundle, load_bundle
 from edge_sdk.bundle_update import update_bundle
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ExportError
-from edge_sdk.exporters.engine_profiles import MiB, Profile, WorkspacePlan, engine_profiles, workspace_plan
-from edge_sdk.exporters.trt_compat import check_model
-from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
 from edge_sdk.planner import get_device
 
-__all__ = ["EngineOptions", "EngineResult", "build_engine", "engine_file_name", "engine_record",
-           "add_engine_record", "trt_major", "DEFAULT_WORKSPACE_MB"]
+__all__ = [
+    "DEFAULT_WORKSPACE_MB",
+    "EngineOptions",
+    "EngineResult",
+    "add_engine_record",
+    "build_engine",
+    "engine_file_name",
+    "engine_record",
+    "trt_major",
+]
 
 #: Workspace when the module is unknown (not a Jetson, no --device) and none is asked for.
 DEFAULT_WORKSPACE_MB = 1024

@@ -17,10 +17,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_sdk.cli_support import EXIT_ERROR, EXIT_OK, Progress, add_common_flags, print_json, run_command
 from edge_sdk.exporters.trt_compat import DEFAULT_TARGET, check_path
 
-__all__ = ["main", "build_parser"]
+from edge_sdk.cli_support import (
+    EXIT_ERROR,
+    EXIT_OK,
+    Progress,
+    add_common_flags,
+    print_json,
+    run_command,
+)
+
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="longest context the engine serves (default: the bundle's)")
     parser.add_argument("--timing-cache", type=Path, default=None, metavar="FILE",
                         help="read and update this TensorRT timing cache (faster rebuilds)")
-    parser.add_argument("--builder-level", type=int, default=None, choices=range(0, 6), metavar="N",
+    parser.add_argument("--builder-level", type=int, default=None, choices=range(6), metavar="N",
                         help="TensorRT builder optimization level 0-5 (default 3)")
     parser.add_argument("--dla", type=int, default=None, metavar="N",
                         help="build for DLA core N, with GPU fallback (AGX Orin, Orin NX)")

@@ -30,8 +30,17 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
 from edge_sdk.planner import Device, estimate_memory, weight_format
 
-__all__ = ["PREFILL_CHUNK", "Profile", "engine_profiles", "dim_ranges", "WorkspacePlan",
-           "workspace_plan", "MIN_WORKSPACE", "MAX_WORKSPACE", "BUILD_WEIGHT_COPIES"]
+__all__ = [
+    "BUILD_WEIGHT_COPIES",
+    "MAX_WORKSPACE",
+    "MIN_WORKSPACE",
+    "PREFILL_CHUNK",
+    "Profile",
+    "WorkspacePlan",
+    "dim_ranges",
+    "engine_profiles",
+    "workspace_plan",
+]
 
 PREFILL_CHUNK = 256  # the runtime's prefill chunk (runtime/ort_backend.py)
 MiB = 2**20

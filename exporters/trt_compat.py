@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-
-from edge_sdk.errors import BundleError, ConfigError
 from edge_sdk.exporters import trt_ops as T
 from edge_sdk.exporters.engine_profiles import Profile, engine_profiles
 from edge_sdk.exporters.trt_qdq import QdqContext, check_qdq
 from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
 
-__all__ = ["Finding", "CompatReport", "check_model", "check_path", "DEFAULT_TARGET"]
+from edge_sdk.errors import BundleError, ConfigError
+
+__all__ = ["DEFAULT_TARGET", "CompatReport", "Finding", "check_model", "check_path"]
 
 DEFAULT_TARGET = "10"
 DEFAULT_MAX_SEQ_LEN = 2048
@@ -107,7 +107,7 @@ def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
     graph = model.graph
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
-    except Exception:  # inference is a help, not a requirement
+    except Exception:  # noqa: BLE001 - inference is a help, not a requirement
         inferred = graph
     types: dict[str, int] = {}
     for info in [*inferred.value_info, *graph.input, *graph.output]:

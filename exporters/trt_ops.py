@@ -23,32 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TrtTarget", "TARGETS", "get_target"]
+__all__ = ["TARGETS", "TrtTarget", "get_target"]
 
 # Operators with "Y" in the 8.4/8.5 matrix (standard ONNX domain).
-_OPS_8 = frozenset("""
-Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast
-Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace
-DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather
-GatherElements GatherND Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual
-GRU HardSigmoid HardSwish Identity If ImageScaler InstanceNormalization IsNaN LeakyRelu Less
-LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean Min Mul
-Neg NonMaxSuppression Not Or Pad ParametricSoftplus Pow PRelu QuantizeLinear RandomUniform
-RandomUniformLike Range ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean
-ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RNN Round
-ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size
-Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu
-Tile TopK Transpose Unsqueeze Upsample Where Xor
-""".split())
-_ADDED_8_5_8_6 = frozenset("""
-RandomNormal RandomNormalLike MeanVarianceNormalization RoiAlign Mod Trilu GridSample NonZero
-LayerNormalization
-""".split())
+_OPS_8 = frozenset(["Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "Asin", "Asinh", "Atan", "Atanh", "AveragePool", "BatchNormalization", "Cast", "Ceil", "Celu", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "Cosh", "CumSum", "DepthToSpace", "DequantizeLinear", "Div", "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "EyeLike", "Flatten", "Floor", "Gather", "GatherElements", "GatherND", "Gemm", "GlobalAveragePool", "GlobalLpPool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "GRU", "HardSigmoid", "HardSwish", "Identity", "If", "ImageScaler", "InstanceNormalization", "IsNaN", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "Loop", "LRN", "LSTM", "LpNormalization", "LpPool", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mul", "Neg", "NonMaxSuppression", "Not", "Or", "Pad", "ParametricSoftplus", "Pow", "PRelu", "QuantizeLinear", "RandomUniform", "RandomUniformLike", "Range", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "ReverseSequence", "RNN", "Round", "ScaledTanh", "Scan", "Scatter", "ScatterElements", "ScatterND", "Selu", "Shape", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Size", "Slice", "Softmax", "Softplus", "Softsign", "SpaceToDepth", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tan", "Tanh", "ThresholdedRelu", "Tile", "TopK", "Transpose", "Unsqueeze", "Upsample", "Where", "Xor"])
+_ADDED_8_5_8_6 = frozenset(["RandomNormal", "RandomNormalLike", "MeanVarianceNormalization", "RoiAlign", "Mod", "Trilu", "GridSample", "NonZero", "LayerNormalization"])
 # Operators with "Y" in the 10.x matrix that 8.x lacks.
-_ADDED_10 = frozenset("""
-BlackmanWindow CastLike DeformConv GroupNormalization Gelu HammingWindow HannWindow Hardmax IsInf
-Mish OneHot Reciprocal STFT
-""".split())
+_ADDED_10 = frozenset(["BlackmanWindow", "CastLike", "DeformConv", "GroupNormalization", "Gelu", "HammingWindow", "HannWindow", "Hardmax", "IsInf", "Mish", "OneHot", "Reciprocal", "STFT"])
 
 # ONNX TensorProto element types by number (onnx.TensorProto.DataType).
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL = 1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -103,7 +84,7 @@ def get_target(version: str) -> TrtTarget:
     major = key.split(".")[0]
     if major == "10":
         return TARGETS["10"]
-    if key.startswith("8.6") or key.startswith("8.5"):
+    if key.startswith(("8.6", "8.5")):
         return TARGETS["8.6"]
     from edge_sdk.errors import ConfigError
 

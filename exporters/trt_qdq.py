@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
-
 from edge_sdk.exporters import trt_ops as T
+from onnx import numpy_helper
 
 __all__ = ["QdqContext", "check_qdq"]
 

@@ -20,16 +20,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from edge_sdk.runtime.backend import Backend, BackendOptions
+from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.trt_engine import select_engine
 
 from edge_sdk._optional import require
 from edge_sdk.bundle import Bundle
 from edge_sdk.errors import BundleError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime.backend import Backend, BackendOptions
-from edge_sdk.runtime.kv_cache import KVCache
-from edge_sdk.runtime.trt_engine import select_engine
 
-__all__ = ["TensorrtBackend", "PREFILL_CHUNK"]
+__all__ = ["PREFILL_CHUNK", "TensorrtBackend"]
 
 PREFILL_CHUNK = 256  # the engine's prefill profile covers chunks up to this (engine_profiles)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from edge_sdk.errors import BackendUnavailableError, BundleError
 
-__all__ = ["select_engine", "engine_mismatch", "same_trt_version"]
+__all__ = ["engine_mismatch", "same_trt_version", "select_engine"]
 
 
 def same_trt_version(built: str, here: str) -> bool:

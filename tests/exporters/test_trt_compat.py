@@ -9,12 +9,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
-from edge_sdk.bundle import load_bundle
 from edge_sdk.exporters.engine_cli import main
 from edge_sdk.exporters.trt_compat import check_model, check_path
 from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
+from onnx import TensorProto, helper, numpy_helper
+
+from edge_sdk.bundle import load_bundle
 from edge_sdk.onnx_io import prefill_feed
 
 

@@ -7,11 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-from edge_sdk.board import detect_module, module_name
-from edge_sdk.bundle import load_bundle
-from edge_sdk.bundle_update import update_bundle
-from edge_sdk.errors import BundleError, ConfigError, ExportError
 from edge_sdk.exporters.engine_build import (
     EngineOptions,
     add_engine_record,
@@ -22,6 +17,11 @@ from edge_sdk.exporters.engine_build import (
     trt_major,
 )
 from edge_sdk.exporters.engine_profiles import MIN_WORKSPACE, MiB, engine_profiles, workspace_plan
+
+from edge_sdk.board import detect_module, module_name
+from edge_sdk.bundle import load_bundle
+from edge_sdk.bundle_update import update_bundle
+from edge_sdk.errors import BundleError, ConfigError, ExportError
 from edge_sdk.planner import get_device, get_preset
 
 

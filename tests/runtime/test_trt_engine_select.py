@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from edge_sdk.runtime import BackendOptions, create_backend
+from edge_sdk.runtime.trt_engine import engine_mismatch, same_trt_version, select_engine
 
 from edge_sdk.bundle import load_bundle
 from edge_sdk.errors import BackendUnavailableError
-from edge_sdk.runtime import BackendOptions, create_backend
-from edge_sdk.runtime.trt_engine import engine_mismatch, same_trt_version, select_engine
 
 ORIN = {"file": "model.int8.engine", "tensorrt": "10.3.0.30", "gpu": "Orin", "compute_capability": "8.7"}
 
@@ -55,8 +55,9 @@ def test_tensorrt_backend_without_tensorrt_is_one_clear_line(demo_bundle_fp32: P
 
 
 def test_ort_tensorrt_ep_takes_the_engine_build_settings(demo_bundle_int8: Path, tmp_path: Path) -> None:
-    from edge_sdk.bundle import Bundle
     from edge_sdk.runtime.ort_backend import OrtTensorrtBackend
+
+    from edge_sdk.bundle import Bundle
 
     bundle = load_bundle(demo_bundle_int8)
     manifest = dict(bundle.manifest, engines=[dict(ORIN, workspace_mb=512, builder_optimization_level=2)])

@@ -37,8 +37,9 @@ def _greedy(bundle: Path, backend: str, tokens: int = 32) -> tuple[list[int], fl
 
 
 def _top1(bundle: Path, backend: str, ids: list[int]) -> list[int]:
-    from edge_sdk.bundle import load_bundle
     from edge_sdk.runtime import BackendOptions, create_backend
+
+    from edge_sdk.bundle import load_bundle
 
     with create_backend(backend, load_bundle(bundle), BackendOptions()) as b:
         b.allocate(len(ids) + 1)
@@ -63,7 +64,7 @@ def test_fp16_engine_matches_ort_cpu_and_speeds(demo_bundle_fp32: Path, tmp_path
     assert native == cpu
     try:
         _, ep_tps = _greedy(first, "ort-tensorrt")
-    except Exception as exc:  # the EP needs onnxruntime-gpu with TensorRT
+    except Exception as exc:  # noqa: BLE001 - the EP needs onnxruntime-gpu with TensorRT
         ep_tps, reason = float("nan"), exc
         print(f"ort-tensorrt unavailable: {reason}")
     print(f"decode tok/s: ort-cpu {cpu_tps:.1f}, ort-tensorrt {ep_tps:.1f}, tensorrt {trt_tps:.1f}")
