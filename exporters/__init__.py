@@ -4,6 +4,7 @@ Needs the ``export`` extra (torch, onnx) and onnxruntime (``cpu`` extra) for the
 
     from edge_sdk.exporters import export
     result = export("model.pt", "model-int8", "int8")
+    result = export("model.pt", "model-int4", quant=QuantConfig(method="GPTQ", bits=4, group_size=128))
 """
 
 from edge_sdk.exporters.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
@@ -11,9 +12,11 @@ from edge_sdk.exporters.evaluate import THRESHOLDS, AccuracyReport
 from edge_sdk.exporters.export import ExportResult, Precision, export
 from edge_sdk.exporters.loaders import demo_checkpoint_path, load_model
 from edge_sdk.exporters.model import LiteForCausalLM
+from edge_sdk.exporters.quant_config import QuantConfig
 
 __all__ = [
     "export",
+    "QuantConfig",
     "ExportResult",
     "Precision",
     "AccuracyReport",

@@ -9,7 +9,7 @@ import torch
 
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.model import LiteForCausalLM
-from edge_sdk.exporters.quantize import weight_key
+from edge_sdk.exporters.quant_int8 import weight_key
 
 __all__ = ["DEFAULT_HELDOUT", "DEFAULT_CALIBRATION", "read_text", "input_moments"]
 

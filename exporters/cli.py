@@ -7,21 +7,30 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_sdk.errors import ConfigError
 from edge_sdk.cli_support import EXIT_OK, Progress, add_common_flags, print_json, run_command
 from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.export import DEFAULT_MAX_SEQ_LEN, ExportResult, export
+from edge_sdk.exporters.quant_config import QuantConfig
 
 __all__ = ["main", "build_parser"]
+
+def _gates() -> str:
+    return ", ".join(f"{name} {lim['min_top1_agreement']} / {lim['max_perplexity_ratio']}"
+                     for name, lim in THRESHOLDS.items())
+
 
 _EPILOG = f"""
 examples:
   edge-export model.pt --int8                 # -> model-int8/ bundle
-  edge-export ./Qwen2.5-0.5B --fp32 -o qwen-fp32
+  edge-export model.pt --int4 --method gptq --group-size 128 --act-scale
+  edge-export model.pt --w8a8 --calib-method entropy --smoothquant-alpha 0.5
+  edge-export ./Qwen2.5-0.5B --fp16 -o qwen-fp16
   edge-export model.pt --int8 --calib my.txt --eval-text heldout.txt
 
-accuracy gate (int8): top-1 agreement >= {THRESHOLDS['int8']['min_top1_agreement']} and perplexity
-ratio <= {THRESHOLDS['int8']['max_perplexity_ratio']} against the float model on held-out text;
---force keeps an export that misses it. Exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted.
+accuracy gate against the float model on held-out text (least top-1 agreement, largest
+perplexity ratio): {_gates()}; --force keeps an export that misses it.
+Exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted.
 """
 
 
@@ -38,12 +47,41 @@ def build_parser() -> argparse.ArgumentParser:
                              "an existing bundle there is replaced")
     precision = parser.add_mutually_exclusive_group(required=True)
     precision.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                           help="int8 weights (per channel, standard QDQ), accuracy-checked")
+                           help="int8 weights (per channel, standard QDQ), float activations: the CPU default")
+    precision.add_argument("--int4", dest="precision", action="store_const", const="int4",
+                           help="int4 weights, block-wise along the reduction dimension (opset 21); "
+                                "onnxruntime runs them with its 4-bit kernel")
+    precision.add_argument("--w8a8", dest="precision", action="store_const", const="w8a8",
+                           help="int8 weights and activations (static QDQ, TensorRT explicit quantization); "
+                                "slow on onnxruntime's CPU EP")
+    precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
+                           help="float16 weights and compute (norms and softmax in float32), float32 I/O")
     precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
                            help="float32, no quantization")
+    int4 = parser.add_argument_group("int4 options")
+    int4.add_argument("--method", choices=["rtn", "gptq"],
+                      help="rtn: round to nearest (default); gptq: error-compensating, uses the calibration text")
+    int4.add_argument("--group-size", type=int, metavar="N",
+                      help="weights per scale along the reduction dimension, a power of two >= 16 (default 128)")
+    int4.add_argument("--act-scale", action="store_true",
+                      help="AWQ-style activation-aware scaling from the calibration text before quantizing")
+    w8a8 = parser.add_argument_group("w8a8 options")
+    w8a8.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"],
+                      help="activation range calibration (default minmax)")
+    w8a8.add_argument("--percentile", type=float, metavar="P",
+                      help="with --calib-method percentile: the percentile of |x| (default 99.99)")
+    w8a8.add_argument("--smoothquant-alpha", type=float, metavar="A",
+                      help="SmoothQuant migration strength in [0, 1] (default 0.5)")
+    w8a8.add_argument("--no-smoothquant", action="store_true", help="no SmoothQuant migration")
+    w8a8.add_argument("--exclude", action="append", metavar="SUBSTRING", default=None,
+                      help="keep MatMuls whose node name contains SUBSTRING in float (repeatable; "
+                           "attention score/value products are never quantized)")
+    parser.add_argument("--quantize-embedding", action=argparse.BooleanOptionalAction, default=None,
+                        help="also quantize the embedding table and LM head (default: on for int8/w8a8, "
+                             "off for int4)")
     parser.add_argument("--calib", type=Path, metavar="TEXTFILE",
-                        help="UTF-8 text whose activation statistics set int8 clipping ranges "
-                             "(default: the built-in calibration text)")
+                        help="UTF-8 calibration text: int8 clipping, GPTQ Hessians, AWQ scales, W8A8 "
+                             "activation ranges (default: the built-in calibration text)")
     parser.add_argument("--eval-text", type=Path, metavar="TEXTFILE",
                         help="held-out UTF-8 text for the accuracy check (default: built-in text)")
     parser.add_argument("--eval-tokens", type=int, default=2048, metavar="N",
@@ -52,16 +90,45 @@ def build_parser() -> argparse.ArgumentParser:
                         help="longest context the bundle is made for (default: the model's limit, "
                              f"at most {DEFAULT_MAX_SEQ_LEN})")
     parser.add_argument("--force", action="store_true",
-                        help="keep an int8 export whose accuracy is below the threshold")
+                        help="keep a quantized export whose accuracy is below the threshold")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_common_flags(parser)
     return parser
 
 
+def quant_config(args: argparse.Namespace) -> QuantConfig:
+    """The :class:`QuantConfig` the flags describe; a flag that does not apply is a usage error."""
+    flags = {"--method": args.method, "--group-size": args.group_size, "--act-scale": args.act_scale or None,
+             "--calib-method": args.calib_method, "--percentile": args.percentile,
+             "--smoothquant-alpha": args.smoothquant_alpha, "--no-smoothquant": args.no_smoothquant or None,
+             "--exclude": args.exclude}
+    allowed = {"int4": {"--method", "--group-size", "--act-scale"},
+               "w8a8": {"--calib-method", "--percentile", "--smoothquant-alpha", "--no-smoothquant", "--exclude"}}
+    wrong = [flag for flag, value in flags.items() if value is not None and flag not in allowed.get(args.precision, ())]
+    if wrong:
+        raise ConfigError(f"{', '.join(wrong)} cannot be used with --{args.precision}")
+    if args.smoothquant_alpha is not None and args.no_smoothquant:
+        raise ConfigError("--smoothquant-alpha and --no-smoothquant contradict each other")
+    fields: dict[str, object] = {"method": (args.method or "rtn") if args.precision == "int4" else args.precision,
+                                 "quantize_embedding": args.quantize_embedding}
+    optional = {"group_size": args.group_size, "calib_method": args.calib_method, "percentile": args.percentile,
+                "smoothquant_alpha": args.smoothquant_alpha}
+    fields.update({key: value for key, value in optional.items() if value is not None})
+    if args.act_scale:
+        fields["act_scale"] = True
+    if args.no_smoothquant:
+        fields["smoothquant_alpha"] = None
+    if args.exclude:
+        fields["exclude"] = tuple(args.exclude)
+    return QuantConfig(**fields)  # type: ignore[arg-type]
+
+
 def _run(args: argparse.Namespace) -> int:
-    output = args.output or Path(f"{args.model.stem if args.model.is_file() else args.model.name}-{args.precision}")
-    progress = Progress(6 if args.precision == "int8" else 4, quiet=args.quiet)
-    result = export(args.model, output, args.precision, calib_text=args.calib, eval_text=args.eval_text,
+    quant = quant_config(args)  # already checked by main(); cheap
+    name = quant.label if quant.precision in ("int4", "w8a8") else quant.precision
+    output = args.output or Path(f"{args.model.stem if args.model.is_file() else args.model.name}-{name}")
+    progress = Progress(4 if quant.precision == "fp32" else 6, quiet=args.quiet)
+    result = export(args.model, output, quant=quant, calib_text=args.calib, eval_text=args.eval_text,
                     eval_tokens=args.eval_tokens, max_seq_len=args.max_seq_len, force=args.force,
                     progress=progress)
     progress.done(f"wrote {result.bundle.path}")
@@ -77,6 +144,7 @@ def summary_dict(result: ExportResult) -> dict[str, object]:
     return {
         "bundle": str(result.bundle.path),
         "precision": result.precision,
+        "quant": result.quant.to_dict() if result.quant else None,
         "onnx_bytes": result.onnx_bytes,
         "float32_weight_bytes": result.float_weight_bytes,
         "parity_vs_pytorch": result.parity.worst,
@@ -89,7 +157,7 @@ def summary_text(result: ExportResult) -> str:
     mb = 1e6
     lines = [
         f"bundle     {result.bundle.path}",
-        f"precision  {result.precision}",
+        f"precision  {result.precision}" + (f" ({result.quant.label})" if result.quant else ""),
         f"model      {result.onnx_bytes / mb:.2f} MB ONNX "
         f"({result.onnx_bytes / result.float_weight_bytes:.2f} x the float32 weights, "
         f"{result.float_weight_bytes / mb:.2f} MB)",
@@ -107,7 +175,13 @@ def summary_text(result: ExportResult) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``edge-export``."""
-    return run_command(_run, build_parser(), argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on bad usage
+    try:
+        quant_config(args)
+    except ConfigError as exc:  # flags that contradict each other are bad usage too
+        parser.error(str(exc))
+    return run_command(_run, parser, argv)
 
 
 if __name__ == "__main__":

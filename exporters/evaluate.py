@@ -19,8 +19,13 @@ from edge_sdk.exporters.ort_check import OrtModel
 __all__ = ["AccuracyReport", "THRESHOLDS", "compare_on_text", "apply_gate"]
 
 # Per precision: the least top-1 agreement and the largest perplexity ratio an export may have.
+# Defaults sized from the trained demo and bench models (benchmarks/bench_quant.py): fp16 is near
+# lossless, int8 weight-only close, W8A8 and int4 (16 levels per block) measurably looser.
 THRESHOLDS: dict[str, dict[str, float]] = {
+    "fp16": {"min_top1_agreement": 0.98, "max_perplexity_ratio": 1.01},
     "int8": {"min_top1_agreement": 0.95, "max_perplexity_ratio": 1.03},
+    "w8a8": {"min_top1_agreement": 0.90, "max_perplexity_ratio": 1.08},
+    "int4": {"min_top1_agreement": 0.80, "max_perplexity_ratio": 1.25},
 }
 # A model whose float perplexity is above this share of its vocabulary predicts nearly uniformly
 # (random weights): no quantization can be judged on it, so the gate is skipped with a warning.

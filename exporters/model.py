@@ -107,7 +107,7 @@ class Attention(nn.Module):
             k = torch.cat((past[0], k), dim=2)  # [B, KV, T, D]
             v = torch.cat((past[1], v), dim=2)
         scores = q @ k[:, :, None].transpose(-1, -2) / math.sqrt(d)  # [B, KV, G, S, T]
-        probs = torch.softmax(scores + bias, dim=-1)
+        probs = torch.softmax(scores.float() + bias.float(), dim=-1).to(v.dtype)  # float32 island
         out = probs @ v[:, :, None]  # [B, KV, G, S, D]
         out = out.permute(0, 3, 1, 2, 4).reshape(b, s, kv * g * d)  # [B, S, H*D]
         return self.o_proj(out), (k, v)

@@ -15,6 +15,7 @@ total_sequence = past_sequence + sequence; a past of length 0 is valid (the firs
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 import numpy as np
@@ -48,8 +49,25 @@ class _FlatKVWrapper(nn.Module):
         return (logits, *[t for pair in presents for t in pair])
 
 
-def export_onnx(model: LiteForCausalLM, path: Path) -> Path:
-    """Trace ``model`` to ``path`` as a float32 ONNX graph (see :func:`save_onnx` for large ones)."""
+class _Float16Wrapper(nn.Module):
+    """A float16 model behind float32 inputs and outputs (casts inside the graph)."""
+
+    def __init__(self, model: LiteForCausalLM) -> None:
+        super().__init__()
+        self.inner = _FlatKVWrapper(model)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
+                *past_flat: Tensor) -> tuple[Tensor, ...]:
+        outputs = self.inner(input_ids, attention_mask, position_ids, *[p.half() for p in past_flat])
+        return tuple(o.float() for o in outputs)
+
+
+def export_onnx(model: LiteForCausalLM, path: Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Trace ``model`` to ``path`` as an ONNX graph (see :func:`save_onnx` for large ones).
+
+    ``dtype=torch.float16`` stores weights and computes in float16 (RMSNorm and softmax stay
+    float32 inside the model) behind the same float32 inputs and outputs.
+    """
     config = model.config
     io = graph_io(config)
     batch, seq, past = 2, 3, 4
@@ -63,11 +81,17 @@ def export_onnx(model: LiteForCausalLM, path: Path) -> Path:
     dynamic_axes: dict[str, dict[int, str]] = {}
     for spec in io["inputs"] + io["outputs"]:
         dynamic_axes[spec["name"]] = {i: d for i, d in enumerate(spec["shape"]) if isinstance(d, str)}
+    if dtype == torch.float16:
+        half = copy.deepcopy(model).eval().half()
+        half.inv_freq = model.inv_freq.float()  # RoPE angles in float32: fp16 frequencies drift
+        wrapper: nn.Module = _Float16Wrapper(half)
+    else:
+        wrapper = _FlatKVWrapper(model.eval())
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes about shape arithmetic
             torch.onnx.export(
-                _FlatKVWrapper(model.eval()), tuple(example), str(path),
+                wrapper, tuple(example), str(path),
                 input_names=[s["name"] for s in io["inputs"]],
                 output_names=[s["name"] for s in io["outputs"]],
                 dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,

@@ -65,12 +65,14 @@ def _per_channel(w: np.ndarray, axis: int, moments: np.ndarray | None) -> tuple[
     return q, scale.astype(np.float32)
 
 
-def quantize_int8(model: onnx.ModelProto,
-                  moments: dict[bytes, np.ndarray] | None = None) -> tuple[onnx.ModelProto, Int8Report]:
+def quantize_int8(model: onnx.ModelProto, moments: dict[bytes, np.ndarray] | None = None, *,
+                  embedding: bool = True) -> tuple[onnx.ModelProto, Int8Report]:
     """Rewrite ``model`` in place with int8 weights; ``moments`` maps :func:`weight_key` to [K].
 
     A tied LM head written as ``MatMul(x, Transpose(table))`` (see ``share_tied_head``) reuses
     the int8 embedding table: its per-row scales are the head's per-output-channel scales.
+    ``embedding=False`` keeps the embedding table and the LM head (the MatMul producing
+    ``logits``) in float.
     """
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
@@ -79,7 +81,9 @@ def quantize_int8(model: onnx.ModelProto,
     new_nodes: list[onnx.NodeProto] = []
     matmuls = calibrated = 0
     for node in graph.node:
-        if node.op_type == "Gather" and _gather_axis(node) == 0 and _float_matrix(inits, node.input[0]):
+        if not embedding and (node.op_type == "Gather" or "logits" in node.output):
+            new_nodes.append(node)
+        elif node.op_type == "Gather" and _gather_axis(node) == 0 and _float_matrix(inits, node.input[0]):
             base = tables.get(node.input[0]) or _fresh(node.name or node.input[0], taken)
             if node.input[0] not in tables:
                 tables[node.input[0]] = base

@@ -1,0 +1,70 @@
+"""AWQ-style activation-aware scaling (Lin et al., 2023) before int4 quantization.
+
+For each :class:`~edge_sdk.exporters.scaling.ScaleGroup` of the model (the inputs of q/k/v,
+o_proj, gate/up and down_proj), the per-input-channel scale is ``s = mean|x|^a`` (normalised so
+that ``sqrt(max s * min s) = 1``), with the exponent ``a`` searched on a grid over calibration
+activations to minimise the output error of round-to-nearest int4 of the scaled weights:
+``sum ||x W^T - (x / s) Q(W diag(s))^T||^2`` over the group's Linears. Salient input channels
+(large activations) get larger weights and so finer steps. The inverse scale is folded into the
+producer of the input (exact; see :mod:`.scaling`), so the graph has no extra op; the float model
+stays the same function and GPTQ or RTN then quantize the scaled weights.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from edge_sdk.cli_support import Progress
+from edge_sdk.exporters.model import LiteForCausalLM
+from edge_sdk.exporters.quant_int4 import dequantize_int4, rtn_int4
+from edge_sdk.exporters.scaling import collect_inputs, fold_scale, scale_groups
+
+__all__ = ["awq_scale", "EXPONENTS"]
+
+EXPONENTS = tuple(i / 20 for i in range(21))  # a = 0 is "no scaling"
+
+
+def _fake_int4(weight: Tensor, group: int) -> Tensor:
+    """Round-to-nearest int4 of a torch-layout weight [N, K], dequantized."""
+    w = weight.detach().numpy().T.astype(np.float32)
+    q, scale = rtn_int4(w, group)
+    return torch.from_numpy(dequantize_int4(q, scale, group).T)
+
+
+def _output_error(x: Tensor, linears: tuple[nn.Linear, ...], s_in: Tensor, group: int) -> float:
+    err = 0.0
+    for lin in linears:
+        ref = x @ lin.weight.detach().T
+        approx = (x / s_in) @ _fake_int4(lin.weight.detach() * s_in[None, :], group).T
+        err += float(((ref - approx) ** 2).sum())
+    return err
+
+
+def awq_scale(model: LiteForCausalLM, token_ids: list[int], window: int, group: int,
+              progress: Progress | None = None) -> tuple[LiteForCausalLM, dict[str, float]]:
+    """A scaled copy of ``model`` (same function) and the exponent chosen for each group."""
+    scaled = copy.deepcopy(model).eval()
+    groups = scale_groups(scaled)
+    inputs = collect_inputs(scaled, [g.linears[0] for g in groups], token_ids, window)
+    chosen: dict[str, float] = {}
+    for done, grp in enumerate(groups, start=1):
+        x = inputs[id(grp.linears[0])].float()
+        act = grp.reduce(x.abs().mean(dim=0)).clamp(min=1e-6)
+        best, best_err = 0.0, float("inf")
+        with torch.no_grad():
+            for a in EXPONENTS:
+                s = act.pow(a)
+                s = s / torch.sqrt(s.max() * s.min())
+                err = _output_error(x, grp.linears, grp.expand(s), group)
+                if err < best_err:
+                    best, best_err = a, err
+        s = act.pow(best)
+        fold_scale(grp, s / torch.sqrt(s.max() * s.min()))
+        chosen[grp.name] = best
+        if progress is not None:
+            progress.update(done, len(groups), "groups (AWQ scale search)")
+    return scaled, chosen

@@ -1,0 +1,153 @@
+"""``QuantConfig``: what an export stores its weights (and activations) as, validated up front.
+
+    QuantConfig(method="GPTQ", bits=4, group_size=128, act_scale=True)   # int4, GPTQ + AWQ scaling
+    QuantConfig(method="rtn", bits=4, group_size=64)                     # int4, round to nearest
+    QuantConfig(method="int8")                                           # int8 weight-only (default)
+    QuantConfig(method="w8a8", calib_method="percentile", smoothquant_alpha=0.5)
+    QuantConfig(method="fp16")  /  QuantConfig(method="fp32")
+
+Methods: ``int8`` (weights int8 per channel, activations float: the CPU default), ``rtn`` and
+``gptq`` (weights int4 block-wise along the reduction dimension), ``w8a8`` (int8 weights and
+int8 activations, static calibration: TensorRT's explicit-quantization form), ``fp16``, ``fp32``.
+``quantize_embedding`` (default: on for int8 / w8a8, off for int4) also quantizes the embedding
+table (int8 per row) and the LM head (int8, or int4 block-wise for the int4 methods); off, both
+stay float, which costs size but no accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from edge_sdk.errors import ConfigError
+
+__all__ = ["QuantConfig", "METHODS", "CALIB_METHODS"]
+
+METHODS = ("int8", "w8a8", "rtn", "gptq", "fp16", "fp32")
+CALIB_METHODS = ("minmax", "percentile", "entropy")
+_BITS = {"int8": 8, "w8a8": 8, "rtn": 4, "gptq": 4, "fp16": 16, "fp32": 32}
+_PRECISION = {"int8": "int8", "w8a8": "w8a8", "rtn": "int4", "gptq": "int4", "fp16": "fp16", "fp32": "fp32"}
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How to quantize an export; invalid combinations raise :class:`~edge_sdk.ConfigError`.
+
+    ``method`` is case-insensitive. ``bits`` defaults to the method's (4 for rtn/gptq, 8 for
+    int8/w8a8, 16 for fp16, 32 for fp32) and may only repeat it. ``group_size`` (int4): weights
+    per scale along the reduction dimension, a power of two >= 16; when it does not divide a
+    layer's input size the last block of that layer is shorter (ONNX blocked quantization).
+    ``act_scale`` (int4): AWQ-style per-input-channel scaling searched on calibration activations.
+    ``gptq_damp``, ``gptq_act_order``: GPTQ's Hessian damping (share of the mean diagonal) and
+    column order by decreasing Hessian diagonal. ``calib_method``, ``percentile``,
+    ``smoothquant_alpha`` (None: no smoothing) and ``exclude`` (substrings of MatMul node names
+    kept in float, besides attention's score/value products, which are never quantized) are W8A8's.
+    """
+
+    method: str = "int8"
+    bits: int | None = None
+    group_size: int = 128
+    act_scale: bool = False
+    gptq_damp: float = 0.01
+    gptq_act_order: bool = False
+    calib_method: str = "minmax"
+    percentile: float = 99.99
+    smoothquant_alpha: float | None = 0.5
+    exclude: tuple[str, ...] = field(default_factory=tuple)
+    quantize_embedding: bool | None = None
+
+    def __post_init__(self) -> None:
+        method = str(self.method).lower()
+        if method == "int4":
+            method = "rtn"
+        if method not in METHODS:
+            raise ConfigError(f"QuantConfig.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        object.__setattr__(self, "method", method)
+        bits = _BITS[method] if self.bits is None else self.bits
+        if bits != _BITS[method]:
+            raise ConfigError(f"method {method!r} stores {_BITS[method]}-bit weights, got bits={self.bits}"
+                              + (" (use method='rtn' or 'gptq' for 4 bits)" if bits == 4 else ""))
+        object.__setattr__(self, "bits", bits)
+        if isinstance(self.exclude, str) or not all(isinstance(e, str) for e in self.exclude):
+            raise ConfigError("QuantConfig.exclude must be a tuple of MatMul name substrings")
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        self._check_ranges()
+        self._check_applies()
+        if self.quantize_embedding is None:
+            object.__setattr__(self, "quantize_embedding", method in ("int8", "w8a8"))
+
+    def _check_ranges(self) -> None:
+        g = self.group_size
+        if not isinstance(g, int) or g < 16 or g & (g - 1):
+            raise ConfigError(f"group_size must be a power of two >= 16 (onnxruntime's 4-bit kernel), got {g}")
+        if self.calib_method not in CALIB_METHODS:
+            raise ConfigError(f"calib_method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}")
+        if not 50.0 < self.percentile <= 100.0:
+            raise ConfigError(f"percentile must be in (50, 100], got {self.percentile}")
+        if self.smoothquant_alpha is not None and not 0.0 <= self.smoothquant_alpha <= 1.0:
+            raise ConfigError(f"smoothquant_alpha must be in [0, 1] (or None), got {self.smoothquant_alpha}")
+        if not 0.0 < self.gptq_damp < 1.0:
+            raise ConfigError(f"gptq_damp must be in (0, 1), got {self.gptq_damp}")
+
+    def _check_applies(self) -> None:
+        """Options that only mean something for some methods must not be set for the others."""
+        defaults = QuantConfig.__dataclass_fields__
+        def changed(name: str) -> bool:
+            default = defaults[name].default
+            if default is not None and not isinstance(default, (int, float, str, bool)):
+                default = ()
+            return bool(getattr(self, name) != default)
+        only = {"group_size": ("rtn", "gptq"), "act_scale": ("rtn", "gptq"),
+                "gptq_damp": ("gptq",), "gptq_act_order": ("gptq",),
+                "calib_method": ("w8a8",), "percentile": ("w8a8",), "exclude": ("w8a8",),
+                "smoothquant_alpha": ("w8a8",)}
+        for name, methods in only.items():
+            if changed(name) and self.method not in methods:
+                raise ConfigError(f"{name} applies to method {' or '.join(methods)}, not {self.method!r}")
+        if self.quantize_embedding and self.method in ("fp16", "fp32"):
+            raise ConfigError(f"quantize_embedding applies to the integer methods, not {self.method!r}")
+
+    @property
+    def precision(self) -> str:
+        """The bundle's precision name: fp32, fp16, int8, w8a8 or int4."""
+        return _PRECISION[self.method]
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether calibration text is read (clipping, GPTQ Hessians, AWQ, activation ranges)."""
+        return self.method in ("int8", "w8a8", "gptq") or self.act_scale
+
+    @property
+    def label(self) -> str:
+        """A short name such as ``int4-gptq-g128+act_scale``."""
+        if self.precision == "int4":
+            return f"int4-{self.method}-g{self.group_size}" + ("+act_scale" if self.act_scale else "")
+        if self.method == "w8a8":
+            alpha = "none" if self.smoothquant_alpha is None else f"{self.smoothquant_alpha:g}"
+            return f"w8a8-{self.calib_method}-sq{alpha}"
+        return self.method
+
+    @classmethod
+    def from_precision(cls, precision: str) -> QuantConfig:
+        """The default config of a precision name (``int8``, ``int4``, ``w8a8``, ``fp16``, ``fp32``)."""
+        return cls(method="rtn" if precision == "int4" else precision)
+
+    def with_changes(self, **changes: Any) -> QuantConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict for the manifest (only the fields that apply to the method)."""
+        data: dict[str, Any] = {"method": self.method, "bits": self.bits}
+        if self.precision == "int4":
+            data.update(group_size=self.group_size, act_scale=self.act_scale)
+            if self.method == "gptq":
+                data.update(gptq_damp=self.gptq_damp, gptq_act_order=self.gptq_act_order)
+        if self.method == "w8a8":
+            data.update(calib_method=self.calib_method, smoothquant_alpha=self.smoothquant_alpha,
+                        exclude=list(self.exclude))
+            if self.calib_method == "percentile":
+                data["percentile"] = self.percentile
+        data["quantize_embedding"] = self.quantize_embedding
+        return data
+
