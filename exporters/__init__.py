@@ -15,16 +15,16 @@ from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_config import QuantConfig
 
 __all__ = [
-    "export",
-    "QuantConfig",
-    "ExportResult",
-    "Precision",
-    "AccuracyReport",
     "THRESHOLDS",
+    "AccuracyReport",
+    "ExportResult",
     "LiteForCausalLM",
     "LoadedModel",
-    "load_model",
-    "load_checkpoint",
-    "save_checkpoint",
+    "Precision",
+    "QuantConfig",
     "demo_checkpoint_path",
+    "export",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
 ]

@@ -16,14 +16,14 @@ import copy
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-
-from edge_sdk.cli_support import Progress
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_int4 import dequantize_int4, rtn_int4
 from edge_sdk.exporters.scaling import collect_inputs, fold_scale, scale_groups
+from torch import Tensor, nn
 
-__all__ = ["awq_scale", "EXPONENTS"]
+from edge_sdk.cli_support import Progress
+
+__all__ = ["EXPONENTS", "awq_scale"]
 
 EXPONENTS = tuple(i / 20 for i in range(21))  # a = 0 is "no scaling"
 

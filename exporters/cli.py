@@ -7,13 +7,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_sdk.errors import ConfigError
-from edge_sdk.cli_support import EXIT_OK, Progress, add_common_flags, print_json, run_command
 from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.export import DEFAULT_MAX_SEQ_LEN, ExportResult, export
 from edge_sdk.exporters.quant_config import QuantConfig
 
-__all__ = ["main", "build_parser"]
+from edge_sdk.cli_support import EXIT_OK, Progress, add_common_flags, print_json, run_command
+from edge_sdk.errors import ConfigError
+
+__all__ = ["build_parser", "main"]
 
 def _gates() -> str:
     return ", ".join(f"{name} {lim['min_top1_agreement']} / {lim['max_perplexity_ratio']}"

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-
-from edge_sdk.errors import AccuracyError
 from edge_sdk.exporters.ort_check import OrtModel
 
-__all__ = ["AccuracyReport", "THRESHOLDS", "compare_on_text", "apply_gate"]
+from edge_sdk.errors import AccuracyError
+
+__all__ = ["THRESHOLDS", "AccuracyReport", "apply_gate", "compare_on_text"]
 
 # Per precision: the least top-1 agreement and the largest perplexity ratio an export may have.
 # Defaults sized from the trained demo and bench models (benchmarks/bench_quant.py): fp16 is near

@@ -13,11 +13,6 @@ from typing import Any, Literal
 
 import onnx
 import torch
-
-import edge_sdk
-from edge_sdk.bundle import Bundle, BundleWriter
-from edge_sdk.cli_support import Progress
-from edge_sdk.errors import ExportError
 from edge_sdk.exporters.calibration import DEFAULT_CALIBRATION, DEFAULT_HELDOUT, read_text
 from edge_sdk.exporters.checkpoint import LoadedModel
 from edge_sdk.exporters.evaluate import THRESHOLDS, AccuracyReport, apply_gate, compare_on_text
@@ -27,10 +22,15 @@ from edge_sdk.exporters.ort_check import OrtModel
 from edge_sdk.exporters.quant_config import QuantConfig
 from edge_sdk.exporters.quant_pipeline import Quantized, quantize_model
 from edge_sdk.exporters.verify import PARITY_TOLERANCE, ParityReport, check_parity
+
+import edge_sdk
+from edge_sdk.bundle import Bundle, BundleWriter
+from edge_sdk.cli_support import Progress
+from edge_sdk.errors import ExportError
 from edge_sdk.onnx_io import graph_io
 from edge_sdk.tokenizer import Tokenizer
 
-__all__ = ["export", "ExportResult", "Precision", "PRECISIONS"]
+__all__ = ["PRECISIONS", "ExportResult", "Precision", "export"]
 
 Precision = Literal["int8", "int4", "w8a8", "fp16", "fp32"]
 PRECISIONS = ("int8", "int4", "w8a8", "fp16", "fp32")

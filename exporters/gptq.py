@@ -17,14 +17,14 @@ import copy
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-
-from edge_sdk.cli_support import Progress
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_int4 import QMAX, QMIN, Solved, dequantize_int4, rtn_int4
 from edge_sdk.exporters.quant_int8 import weight_key
+from torch import Tensor, nn
 
-__all__ = ["gptq_int4", "gptq_model", "collect_hessians"]
+from edge_sdk.cli_support import Progress
+
+__all__ = ["collect_hessians", "gptq_int4", "gptq_model"]
 
 LAZY_BATCH = 128
 

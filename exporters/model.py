@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from edge_sdk.config import ModelConfig
 
-__all__ = ["LiteForCausalLM", "KVPair", "rope_inverse_frequencies", "attention_bias"]
+__all__ = ["KVPair", "LiteForCausalLM", "attention_bias", "rope_inverse_frequencies"]
 
 KVPair = tuple[Tensor, Tensor]  # key, value: [B, KV, T, D]
 

@@ -18,17 +18,18 @@ from __future__ import annotations
 import copy
 import warnings
 from pathlib import Path
+
 import numpy as np
 import onnx
 import torch
+from edge_sdk.exporters.model import KVPair, LiteForCausalLM
 from onnx import helper, numpy_helper
 from torch import Tensor, nn
 
 from edge_sdk.errors import ExportError
 from edge_sdk.onnx_io import graph_io
-from edge_sdk.exporters.model import KVPair, LiteForCausalLM
 
-__all__ = ["OPSET", "export_onnx", "share_tied_head", "save_onnx", "EXTERNAL_DATA_THRESHOLD"]
+__all__ = ["EXTERNAL_DATA_THRESHOLD", "OPSET", "export_onnx", "save_onnx", "share_tied_head"]
 
 OPSET = 18
 # Above this many bytes of weights, tensors go to an external data file (protobuf caps at 2 GB).

@@ -21,7 +21,7 @@ from typing import Any
 
 from edge_sdk.errors import ConfigError
 
-__all__ = ["QuantConfig", "METHODS", "CALIB_METHODS"]
+__all__ = ["CALIB_METHODS", "METHODS", "QuantConfig"]
 
 METHODS = ("int8", "w8a8", "rtn", "gptq", "fp16", "fp32")
 CALIB_METHODS = ("minmax", "percentile", "entropy")

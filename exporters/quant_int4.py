@@ -20,14 +20,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from edge_sdk.exporters.quant_int8 import (
+    _dequantized_gather,
+    _float_matrix,
+    _fresh,
+    _gather_axis,
+    _initializers,
+    _per_channel,
+    _remove_unused_initializers,
+    weight_key,
+)
 from onnx import TensorProto, helper, numpy_helper, version_converter
 
 from edge_sdk.errors import ExportError
-from edge_sdk.exporters.quant_int8 import (_dequantized_gather, _float_matrix, _fresh, _gather_axis,
-                                           _initializers, _per_channel, _remove_unused_initializers,
-                                           weight_key)
 
-__all__ = ["Int4Report", "quantize_int4", "rtn_int4", "dequantize_int4", "OPSET_INT4", "QMIN", "QMAX"]
+__all__ = ["OPSET_INT4", "QMAX", "QMIN", "Int4Report", "dequantize_int4", "quantize_int4", "rtn_int4"]
 
 OPSET_INT4 = 21
 QMIN, QMAX = -8, 7

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["Int8Report", "quantize_int8", "weight_key", "CLIP_RATIOS"]
+__all__ = ["CLIP_RATIOS", "Int8Report", "quantize_int8", "weight_key"]
 
 QMAX = 127
 CLIP_RATIOS = (1.0, 0.975, 0.95, 0.925, 0.9, 0.875, 0.85, 0.8, 0.75)

@@ -8,8 +8,6 @@ from typing import Any
 
 import onnx
 import torch
-
-from edge_sdk.cli_support import Progress
 from edge_sdk.exporters.awq import awq_scale
 from edge_sdk.exporters.calibration import input_moments
 from edge_sdk.exporters.gptq import gptq_model
@@ -20,8 +18,15 @@ from edge_sdk.exporters.quant_config import QuantConfig
 from edge_sdk.exporters.quant_int4 import quantize_int4
 from edge_sdk.exporters.quant_int8 import CLIP_RATIOS, quantize_int8
 from edge_sdk.exporters.scaling import one_thread
-from edge_sdk.exporters.w8a8 import (DISABLED_OPTIMIZERS, activation_ranges, add_activation_qdq, matmul_weight_keys,
-                                     smooth)
+from edge_sdk.exporters.w8a8 import (
+    DISABLED_OPTIMIZERS,
+    activation_ranges,
+    add_activation_qdq,
+    matmul_weight_keys,
+    smooth,
+)
+
+from edge_sdk.cli_support import Progress
 
 __all__ = ["Quantized", "quantize_model"]
 

@@ -20,11 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from edge_sdk.exporters.model import LiteForCausalLM
 from torch import Tensor, nn
 
-from edge_sdk.exporters.model import LiteForCausalLM
-
-__all__ = ["ScaleGroup", "scale_groups", "collect_inputs", "fold_scale", "one_thread"]
+__all__ = ["ScaleGroup", "collect_inputs", "fold_scale", "one_thread", "scale_groups"]
 
 
 @contextmanager

@@ -22,15 +22,20 @@ import copy
 import numpy as np
 import onnx
 import torch
-from onnx import helper, numpy_helper
-from torch import Tensor, nn
-
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_int8 import weight_key
 from edge_sdk.exporters.scaling import collect_inputs, fold_scale, scale_groups
+from onnx import helper, numpy_helper
+from torch import Tensor, nn
 
-__all__ = ["smooth", "activation_ranges", "add_activation_qdq", "matmul_weight_keys",
-           "DISABLED_OPTIMIZERS", "entropy_threshold"]
+__all__ = [
+    "DISABLED_OPTIMIZERS",
+    "activation_ranges",
+    "add_activation_qdq",
+    "entropy_threshold",
+    "matmul_weight_keys",
+    "smooth",
+]
 
 DISABLED_OPTIMIZERS = ["CommonSubexpressionElimination"]
 BINS = 2048

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.checkpoint import save_checkpoint
 from edge_sdk.exporters.demo.corpus import END_OF_TEXT, generate_stories
 from edge_sdk.exporters.model import LiteForCausalLM
+
+from edge_sdk.config import ModelConfig
 
 DEMO_DIR = Path(__file__).resolve().parent
 DATA_DIR = DEMO_DIR.parent / "data"
@@ -27,11 +27,17 @@ VOCAB_SIZE = 2048
 TRAIN_SEED, HELDOUT_SEED, CALIBRATION_SEED = 1, 2, 3
 
 
-def demo_config(eos_id: int) -> ModelConfig:
-    """The demo model's shape: about 2 M parameters, Llama family, tied embeddings, GQA."""
+# name -> (hidden, layers, heads, kv heads, intermediate): "demo" is the packaged model (~2 M
+# parameters); "small" (~12 M) is what benchmarks/bench_quant.py trains as its larger model.
+SIZES = {"demo": (192, 4, 6, 2, 512), "small": (384, 6, 6, 2, 1536)}
+
+
+def demo_config(eos_id: int, size: str = "demo") -> ModelConfig:
+    """The model's shape: Llama family, tied embeddings, GQA (see :data:`SIZES`)."""
+    hidden, layers, heads, kv_heads, intermediate = SIZES[size]
     return ModelConfig(
-        architecture="llama", vocab_size=VOCAB_SIZE, hidden_size=192, num_layers=4, num_heads=6,
-        num_kv_heads=2, intermediate_size=512, rope_theta=10000.0, rms_norm_eps=1e-5,
+        architecture="llama", vocab_size=VOCAB_SIZE, hidden_size=hidden, num_layers=layers, num_heads=heads,
+        num_kv_heads=kv_heads, intermediate_size=intermediate, rope_theta=10000.0, rms_norm_eps=1e-5,
         max_position_embeddings=512, tie_word_embeddings=True, eos_token_ids=(eos_id,),
     )
 
@@ -63,7 +69,7 @@ def encode_corpus(tokenizer_json: str, texts: list[str]) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
-def train(steps: int, batch: int, seq_len: int, seed: int, out: Path) -> None:
+def train(steps: int, batch: int, seq_len: int, seed: int, out: Path, size: str = "demo") -> None:
     """Run the whole recipe and write ``out`` plus the evaluation texts."""
     torch.manual_seed(seed)
     started = time.perf_counter()
@@ -71,7 +77,7 @@ def train(steps: int, batch: int, seq_len: int, seed: int, out: Path) -> None:
     tokenizer_json = train_tokenizer(stories)
     data = torch.from_numpy(encode_corpus(tokenizer_json, stories))
     eos_id = int(data[-1])
-    config = demo_config(eos_id)
+    config = demo_config(eos_id, size)
     model = LiteForCausalLM(config)
     _init_weights(model)
     print(f"corpus {len(data):,} tokens, model {config.parameter_count():,} parameters", flush=True)
@@ -94,9 +100,10 @@ def train(steps: int, batch: int, seq_len: int, seed: int, out: Path) -> None:
                   f"{time.perf_counter() - started:.0f} s", flush=True)
     model.eval()
     save_checkpoint(model, tokenizer_json, out, dtype=torch.float16,
-                    metadata={"name": "edge-sdk-demo", "trained_steps": steps,
+                    metadata={"name": "edge-sdk-demo" if size == "demo" else f"edge-sdk-{size}", "trained_steps": steps,
                               "corpus": "edge_sdk.exporters.demo.corpus (generated stories)"})
-    write_texts()
+    if size == "demo":
+        write_texts()
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s")
 
 
@@ -122,10 +129,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("-o", "--output", type=Path, default=DEMO_DIR / "model.pt",
                         help="where to write the checkpoint (default: the packaged demo model)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="demo",
+                        help="model shape: demo (~2 M parameters, default) or small (~12 M)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    train(args.steps, args.batch, args.seq_len, args.seed, args.output)
+    train(args.steps, args.batch, args.seq_len, args.seed, args.output, args.size)
 
 
 if __name__ == "__main__":

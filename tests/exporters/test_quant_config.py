@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from edge_sdk.errors import ConfigError
 from edge_sdk.exporters import QuantConfig
 from edge_sdk.exporters.cli import build_parser, main, quant_config
+
+from edge_sdk.errors import ConfigError
 
 
 def test_the_guide_example_works() -> None:

@@ -1,0 +1,98 @@
+"""Quantization suite: size, decode speed, perplexity ratio and top-1 agreement per precision.
+
+    python benchmarks/bench_quant.py [--model demo|small] [--tokens 64] [--repeats 3] [--threads 2]
+
+``demo`` is the packaged 2 M model; ``small`` (~12 M, hidden 384, 6 layers) is trained on the
+repository's story corpus by ``exporters/demo/train.py --size small`` into ``--cache`` the first
+time (a few minutes on 2 cores; not committed). Each variant is exported with its accuracy
+report against the float32 graph (held-out text, teacher-forced); decode speed is a bare greedy
+onnxruntime CPU loop after a 16-token prompt, variants interleaved, medians. Writes JSON to
+``bench-results/quant-<model>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_int8 import decode_tokens_per_s
+from edge_sdk.exporters import QuantConfig, demo_checkpoint_path, export
+
+VARIANTS = {
+    "fp32": QuantConfig(method="fp32"),
+    "fp16": QuantConfig(method="fp16"),
+    "int8": QuantConfig(method="int8"),
+    "w8a8 (no SmoothQuant)": QuantConfig(method="w8a8", smoothquant_alpha=None),
+    "w8a8 (SmoothQuant 0.5)": QuantConfig(method="w8a8"),
+    "int4-rtn": QuantConfig(method="rtn"),
+    "int4-gptq": QuantConfig(method="gptq"),
+    "int4-gptq+act_scale": QuantConfig(method="gptq", act_scale=True),
+}
+
+
+def model_path(name: str, cache: Path, steps: int) -> Path:
+    """The checkpoint: the packaged demo, or the small model trained into ``cache`` once."""
+    if name == "demo":
+        return demo_checkpoint_path()
+    path = cache / f"{name}-{steps}.pt"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "edge_sdk.exporters.demo.train", "--size", name,
+                        "--steps", str(steps), "-o", str(path)], check=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["demo", "small"], default="demo")
+    parser.add_argument("--steps", type=int, default=600, help="training steps of the small model")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-sdk" / "bench")
+    parser.add_argument("--group-size", type=int, default=128)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    source = model_path(args.model, args.cache, args.steps)
+    rows: dict[str, dict[str, float | str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bundles = {}
+        for label, config in VARIANTS.items():
+            if config.precision == "int4":
+                config = config.with_changes(group_size=args.group_size)
+            result = export(source, Path(tmp) / label.replace(" ", "_"), quant=config, force=True)
+            acc = result.accuracy
+            bundles[label] = result.bundle.path
+            rows[label] = {"config": config.label, "mb": result.onnx_bytes / 1e6,
+                           "size_vs_fp32": result.onnx_bytes / result.float_weight_bytes,
+                           "ppl": acc.perplexity_quantized if acc else float("nan"),
+                           "ppl_ratio": acc.perplexity_ratio if acc else 1.0,
+                           "top1": acc.top1_agreement if acc else 1.0,
+                           "kl": acc.mean_kl_divergence if acc else 0.0,
+                           "ppl_float": acc.perplexity_float if acc else float("nan")}
+            print(f"exported {label}", file=sys.stderr, flush=True)
+        speeds: dict[str, list[float]] = {label: [] for label in bundles}
+        for _ in range(args.repeats):
+            for label, path in bundles.items():
+                speeds[label].append(decode_tokens_per_s(path, args.tokens, args.threads))
+    for label in rows:
+        rows[label]["tok_s"] = statistics.median(speeds[label])
+    print(f"\nmodel {args.model} ({source.name}), int4 group {args.group_size}, {args.threads} threads, "
+          f"median of {args.repeats}")
+    print(f"{'variant':26s} {'MB':>7s} {'xfp32':>6s} {'tok/s':>7s} {'ppl':>8s} {'ratio':>7s} {'top1':>6s} {'KL':>8s}")
+    for label, r in rows.items():
+        print(f"{label:26s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['tok_s']:7.1f} {r['ppl']:8.3f} "
+              f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e}")
+    out = args.out or Path(f"bench-results/quant-{args.model}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
