@@ -133,6 +133,8 @@ def _run(args: argparse.Namespace) -> int:
                     eval_tokens=args.eval_tokens, max_seq_len=args.max_seq_len, force=args.force,
                     progress=progress)
     progress.done(f"wrote {result.bundle.path}")
+    if result.tensorrt is not None and not result.tensorrt.ok:
+        sys.stderr.write("warning: the graph is not ready for TensorRT:\n" + result.tensorrt.format() + "\n")
     if args.json:
         print_json(summary_dict(result))
     else:
@@ -150,6 +152,7 @@ def summary_dict(result: ExportResult) -> dict[str, object]:
         "float32_weight_bytes": result.float_weight_bytes,
         "parity_vs_pytorch": result.parity.worst,
         "accuracy": result.accuracy.to_dict() if result.accuracy else None,
+        "tensorrt_compatible": result.tensorrt.ok if result.tensorrt else None,
     }
 
 
@@ -164,6 +167,9 @@ def summary_text(result: ExportResult) -> str:
         f"{result.float_weight_bytes / mb:.2f} MB)",
         f"parity     ONNX vs PyTorch relative logit difference {result.parity.worst:.1e}",
     ]
+    if result.tensorrt is not None:
+        lines.append("tensorrt   " + ("graph passes the TensorRT compatibility check (edge-engine --check)"
+                                      if result.tensorrt.ok else "graph FAILS the TensorRT check (see stderr)"))
     acc = result.accuracy
     if acc:
         lines += [

@@ -21,6 +21,7 @@ from edge_sdk.exporters.onnx_export import OPSET, export_onnx, save_onnx
 from edge_sdk.exporters.ort_check import OrtModel
 from edge_sdk.exporters.quant_config import QuantConfig
 from edge_sdk.exporters.quant_pipeline import Quantized, quantize_model
+from edge_sdk.exporters.trt_compat import CompatReport, check_path
 from edge_sdk.exporters.verify import PARITY_TOLERANCE, ParityReport, check_parity
 
 import edge_sdk
@@ -49,6 +50,7 @@ class ExportResult:
     parity: ParityReport
     accuracy: AccuracyReport | None
     quant: QuantConfig | None = None
+    tensorrt: CompatReport | None = None  # the graph checked as edge-engine would build it
 
 
 def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLike[str],
@@ -112,7 +114,9 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
         bundle = writer.commit(manifest)
     onnx_bytes = sum(rec["size"] for name, rec in bundle.manifest["files"].items() if name.startswith("model.onnx"))
     float_bytes = 4 * config.parameter_count()
-    return ExportResult(bundle, quant.precision, onnx_bytes, float_bytes, parity, accuracy, quant)
+    trt_report = check_path(bundle.path)  # reported, not enforced: TensorRT is optional
+    return ExportResult(bundle, quant.precision, onnx_bytes, float_bytes, parity, accuracy, quant,
+                        trt_report)
 
 
 def _resolve(precision: str | None, quant: QuantConfig | None) -> QuantConfig:

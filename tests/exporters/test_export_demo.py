@@ -67,3 +67,10 @@ def test_fp32_bundle_matches_pytorch_prefill_and_decode(demo_bundle_fp32: Path, 
             ref_logits, ref_past = reference(torch.from_numpy(token), past_key_values=ref_past)
         assert np.abs(logits - ref_logits.numpy()).max() <= 1e-4 * max(1, np.abs(logits).max())
         token = logits[:, -1:].argmax(-1)
+
+
+def test_export_reports_tensorrt_compatibility(demo_checkpoint: Path, tmp_path: Path) -> None:
+    from edge_sdk.exporters import export
+
+    result = export(demo_checkpoint, tmp_path / "b", "int8")
+    assert result.tensorrt is not None and result.tensorrt.ok
