@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_int8 import weight_key
 
-__all__ = ["DEFAULT_HELDOUT", "DEFAULT_CALIBRATION", "read_text", "input_moments"]
+__all__ = ["DEFAULT_HELDOUT", "DEFAULT_CALIBRATION", "read_text", "input_moments", "run_with_input_hooks"]
 
 _DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_HELDOUT = _DATA / "heldout.txt"
@@ -42,7 +43,20 @@ def input_moments(model: LiteForCausalLM, token_ids: list[int], window: int) -> 
         sums[id(module)] = sums.get(id(module), 0) + (x * x).sum(0)
         counts[id(module)] = counts.get(id(module), 0) + x.shape[0]
 
-    handles = [m.register_forward_pre_hook(hook) for m in linears]
+    run_with_input_hooks(model, linears, hook, token_ids, window)
+    result: dict[bytes, np.ndarray] = {}
+    for module in linears:
+        if id(module) in sums:
+            key = weight_key(module.weight.detach().numpy().T)
+            result[key] = (sums[id(module)] / counts[id(module)]).numpy()
+    return result
+
+
+def run_with_input_hooks(model: LiteForCausalLM, modules: list[torch.nn.Module],
+                         hook: Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], None],
+                         token_ids: list[int], window: int) -> None:
+    """Run ``model`` over ``token_ids`` in windows with ``hook`` seeing each module's input."""
+    handles = [m.register_forward_pre_hook(hook) for m in modules]
     try:
         with torch.no_grad():
             for start in range(0, max(1, len(token_ids) - 1), window):
@@ -52,9 +66,3 @@ def input_moments(model: LiteForCausalLM, token_ids: list[int], window: int) -> 
     finally:
         for handle in handles:
             handle.remove()
-    result: dict[bytes, np.ndarray] = {}
-    for module in linears:
-        if id(module) in sums:
-            key = weight_key(module.weight.detach().numpy().T)
-            result[key] = (sums[id(module)] / counts[id(module)]).numpy()
-    return result

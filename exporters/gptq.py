@@ -17,6 +17,7 @@ import copy
 
 import numpy as np
 import torch
+from edge_sdk.exporters.calibration import run_with_input_hooks
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_int4 import QMAX, QMIN, Solved, dequantize_int4, rtn_int4
 from edge_sdk.exporters.quant_int8 import weight_key
@@ -40,16 +41,7 @@ def collect_hessians(model: nn.Module, linears: list[nn.Linear], token_ids: list
         sums[id(module)] = sums.get(id(module), 0) + x.T @ x
         counts[id(module)] = counts.get(id(module), 0) + x.shape[0]
 
-    handles = [m.register_forward_pre_hook(hook) for m in linears]
-    try:
-        with torch.no_grad():
-            for start in range(0, max(1, len(token_ids) - 1), window):
-                chunk = token_ids[start:start + window]
-                if chunk:
-                    model(torch.tensor([chunk], dtype=torch.int64))
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_with_input_hooks(model, linears, hook, token_ids, window)
     return {key: 2 * sums[key] / counts[key] for key in sums}
 
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from edge_sdk.exporters.calibration import run_with_input_hooks
 from edge_sdk.exporters.model import LiteForCausalLM
 from torch import Tensor, nn
 
@@ -90,16 +91,7 @@ def collect_inputs(model: nn.Module, linears: list[nn.Linear], token_ids: list[i
             x = args[0].detach().reshape(-1, args[0].shape[-1])
             rows.setdefault(id(module), []).append(x[:max_rows - have].clone())
 
-    handles = [m.register_forward_pre_hook(hook) for m in linears]
-    try:
-        with torch.no_grad():
-            for start in range(0, max(1, len(token_ids) - 1), window):
-                chunk = token_ids[start:start + window]
-                if chunk:
-                    model(torch.tensor([chunk], dtype=torch.int64))
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_with_input_hooks(model, linears, hook, token_ids, window)
     return {key: torch.cat(parts) for key, parts in rows.items()}
 
 
