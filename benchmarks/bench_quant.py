@@ -4,7 +4,7 @@
 
 ``demo`` is the packaged 2 M model; ``small`` (~12 M, hidden 384, 6 layers) is trained on the
 repository's story corpus by ``exporters/demo/train.py --size small`` into ``--cache`` the first
-time (a few minutes on 2 cores; not committed). Each variant is exported with its accuracy
+time (about 20 minutes on 2 cores; not committed). Each variant is exported with its accuracy
 report against the float32 graph (held-out text, teacher-forced); decode speed is a bare greedy
 onnxruntime CPU loop after a 16-token prompt, variants interleaved, medians. Writes JSON to
 ``bench-results/quant-<model>.json``.
@@ -44,14 +44,14 @@ def model_path(name: str, cache: Path, steps: int) -> Path:
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "edge_sdk.exporters.demo.train", "--size", name,
-                        "--steps", str(steps), "-o", str(path)], check=True)
+                        "--steps", str(steps), "--batch", "16", "-o", str(path)], check=True)
     return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["demo", "small"], default="demo")
-    parser.add_argument("--steps", type=int, default=600, help="training steps of the small model")
+    parser.add_argument("--steps", type=int, default=800, help="training steps of the small model (batch 16)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-sdk" / "bench")
     parser.add_argument("--group-size", type=int, default=128)
     parser.add_argument("--tokens", type=int, default=64)

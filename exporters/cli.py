@@ -11,6 +11,7 @@ from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.export import DEFAULT_MAX_SEQ_LEN, ExportResult, export
 from edge_sdk.exporters.quant_config import QuantConfig
 
+from edge_sdk._optional import require
 from edge_sdk.cli_support import EXIT_OK, Progress, add_common_flags, print_json, run_command
 from edge_sdk.errors import ConfigError
 
@@ -28,6 +29,7 @@ examples:
   edge-export model.pt --w8a8 --calib-method entropy --smoothquant-alpha 0.5
   edge-export ./Qwen2.5-0.5B --fp16 -o qwen-fp16
   edge-export model.pt --int8 --calib my.txt --eval-text heldout.txt
+  edge-export model.pt --int8 --trt --timing-cache ~/.cache/edge-sdk/trt.cache   # on the Orin
 
 accuracy gate against the float model on held-out text (least top-1 agreement, largest
 perplexity ratio): {_gates()}; --force keeps an export that misses it.
@@ -90,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seq-len", type=int, metavar="N",
                         help="longest context the bundle is made for (default: the model's limit, "
                              f"at most {DEFAULT_MAX_SEQ_LEN})")
+    trt = parser.add_argument_group("TensorRT (on the device; same as running edge-engine on the bundle)")
+    trt.add_argument("--trt", action="store_true",
+                     help="also build a TensorRT engine into the bundle (int8 kernels for int8/w8a8 "
+                          "bundles, FP16 kernels unless --fp32); needs JetPack's TensorRT bindings")
+    trt.add_argument("--timing-cache", type=Path, metavar="FILE",
+                     help="with --trt: read and update this TensorRT timing cache (faster rebuilds)")
+    trt.add_argument("--workspace-mb", type=int, metavar="N",
+                     help="with --trt: builder workspace cap in MB (default: from the planner for the "
+                          "detected module)")
     parser.add_argument("--force", action="store_true",
                         help="keep a quantized export whose accuracy is below the threshold")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -108,6 +119,8 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
     wrong = [flag for flag, value in flags.items() if value is not None and flag not in allowed.get(args.precision, ())]
     if wrong:
         raise ConfigError(f"{', '.join(wrong)} cannot be used with --{args.precision}")
+    if not args.trt and (args.timing_cache or args.workspace_mb is not None):
+        raise ConfigError("--timing-cache and --workspace-mb apply only with --trt")
     if args.smoothquant_alpha is not None and args.no_smoothquant:
         raise ConfigError("--smoothquant-alpha and --no-smoothquant contradict each other")
     fields: dict[str, object] = {"method": (args.method or "rtn") if args.precision == "int4" else args.precision,
@@ -126,20 +139,34 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
 
 def _run(args: argparse.Namespace) -> int:
     quant = quant_config(args)  # already checked by main(); cheap
+    if args.trt:  # fail before minutes of export, not after
+        require("tensorrt", "edge-export --trt (building a TensorRT engine)")
     name = quant.label if quant.precision in ("int4", "w8a8") else quant.precision
     output = args.output or Path(f"{args.model.stem if args.model.is_file() else args.model.name}-{name}")
-    progress = Progress(4 if quant.precision == "fp32" else 6, quiet=args.quiet)
+    progress = Progress((4 if quant.precision == "fp32" else 6) + (5 if args.trt else 0), quiet=args.quiet)
     result = export(args.model, output, quant=quant, calib_text=args.calib, eval_text=args.eval_text,
                     eval_tokens=args.eval_tokens, max_seq_len=args.max_seq_len, force=args.force,
                     progress=progress)
     progress.done(f"wrote {result.bundle.path}")
     if result.tensorrt is not None and not result.tensorrt.ok:
         sys.stderr.write("warning: the graph is not ready for TensorRT:\n" + result.tensorrt.format() + "\n")
+    engine = _build_engine(args, result, progress) if args.trt else None
     if args.json:
-        print_json(summary_dict(result))
+        print_json({**summary_dict(result), "engine": engine})
     else:
         sys.stdout.write(summary_text(result))
+        if engine:
+            sys.stdout.write(f"engine     {engine['file']}: TensorRT {engine['tensorrt']}, {engine['gpu']} "
+                             f"(sm {engine['compute_capability']}), built in {engine['build_seconds']} s\n")
     return EXIT_OK
+
+
+def _build_engine(args: argparse.Namespace, result: ExportResult, progress: Progress) -> dict[str, object]:
+    from edge_sdk.exporters.engine_build import EngineOptions, build_engine
+
+    options = EngineOptions(fp16=result.precision != "fp32", workspace_mb=args.workspace_mb,
+                            timing_cache=args.timing_cache)
+    return build_engine(result.bundle.path, options, progress).record
 
 
 def summary_dict(result: ExportResult) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -64,3 +65,19 @@ def test_console_script_exit_code(tmp_path: Path) -> None:
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("edge-export: error: ") and "does not exist" in last
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_trt_without_tensorrt_fails_before_exporting(demo_checkpoint: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "b"
+    assert main([str(demo_checkpoint), "--int8", "--trt", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "python3-libnvinfer" in err[0] and "edge-export --trt" in err[0]
+    assert not out.exists()  # nothing exported: the failure comes first
+
+
+def test_engine_flags_need_trt(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["model.pt", "--int8", "--timing-cache", "t.cache"])
+    assert exc.value.code == 2 and "only with --trt" in capsys.readouterr().err
