@@ -29,6 +29,7 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import BundleError, EdgeError
 
 __all__ = [
+    "INT8_QDQ_PRECISIONS",
     "BUNDLE_FORMAT",
     "BUNDLE_FORMAT_VERSION",
     "MANIFEST_NAME",
@@ -41,6 +42,8 @@ __all__ = [
 BUNDLE_FORMAT = "edge-sdk-bundle"
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+#: Precisions whose graph carries int8 Q/DQ scales, so TensorRT's INT8 kernels apply to them.
+INT8_QDQ_PRECISIONS = frozenset({"int8", "w8a8"})
 _REQUIRED_KEYS = ("format", "format_version", "model", "graph", "tokenizer", "precision", "files")
 _HASH_CHUNK = 1 << 20
 

@@ -28,7 +28,7 @@ from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
 
 from edge_sdk._optional import require
 from edge_sdk.board import detect_module, read_board_model
-from edge_sdk.bundle import Bundle, load_bundle
+from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle, load_bundle
 from edge_sdk.bundle_update import update_bundle
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ExportError
@@ -80,17 +80,17 @@ def trt_major(version: str) -> int:
 
 
 def engine_file_name(precision: str, fp16: bool, int8: bool) -> str:
-    """``model.<precision>.engine``: int8 for Q/DQ engines, else fp16 or fp32."""
-    label = "int8" if int8 or precision == "int8" else "fp16" if fp16 else "fp32"
+    """``model.<label>.engine``: int8 (or w8a8) for INT8 Q/DQ engines, int4 for int4 weights, else fp16 or fp32."""
+    label = precision if precision in ("w8a8", "int4") else "int8" if int8 else "fp16" if fp16 else "fp32"
     return f"model.{label}.engine"
 
 
 def resolve_int8(options: EngineOptions, precision: str) -> bool:
-    """INT8 kernels: on for int8 bundles unless turned off; refused for float bundles."""
+    """INT8 kernels: on for int8/w8a8 bundles unless turned off; refused for bundles without int8 Q/DQ."""
     if options.int8 is None:
-        return precision == "int8"
-    if options.int8 and precision != "int8":
-        raise ExportError("--int8 needs an int8 bundle (its Q/DQ scales); export one with "
+        return precision in INT8_QDQ_PRECISIONS
+    if options.int8 and precision not in INT8_QDQ_PRECISIONS:
+        raise ExportError("--int8 needs an int8 or w8a8 bundle (its Q/DQ scales); export one with "
                           "edge-export --int8, this bundle is " + precision)
     return options.int8
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_sdk._optional import require
-from edge_sdk.bundle import Bundle
+from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
 from edge_sdk.runtime.backend import Backend, BackendOptions
@@ -281,7 +281,7 @@ class OrtTensorrtBackend(OrtBackend):
         trt = {
             "device_id": self.options.device_id,
             "trt_fp16_enable": True,
-            "trt_int8_enable": self.bundle.precision == "int8",
+            "trt_int8_enable": self.bundle.precision in INT8_QDQ_PRECISIONS,
             "trt_engine_cache_enable": True,
             "trt_engine_cache_path": str(cache_dir),
             "trt_timing_cache_enable": True,

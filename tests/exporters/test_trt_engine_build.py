@@ -82,8 +82,12 @@ def test_flags_and_names() -> None:
     assert engine_file_name("int8", fp16=True, int8=True) == "model.int8.engine"
     assert engine_file_name("fp32", fp16=True, int8=False) == "model.fp16.engine"
     assert resolve_int8(EngineOptions(), "int8") is True
+    assert resolve_int8(EngineOptions(), "w8a8") is True  # static activation Q/DQ: TensorRT INT8's own form
+    assert resolve_int8(EngineOptions(), "int4") is False  # weight-only: DQ into float GEMMs
+    assert engine_file_name("w8a8", fp16=True, int8=True) == "model.w8a8.engine"
+    assert engine_file_name("int4", fp16=True, int8=False) == "model.int4.engine"
     assert resolve_int8(EngineOptions(int8=False), "int8") is False
-    with pytest.raises(ExportError, match="int8 bundle"):
+    with pytest.raises(ExportError, match="int8 or w8a8 bundle"):
         resolve_int8(EngineOptions(int8=True), "fp32")
 
 
