@@ -104,7 +104,7 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
         accuracy: AccuracyReport | None = None
         if name != "fp32":
             progress.stage("evaluate", f"{len(heldout)} held-out tokens, float32 vs {quant.label}")
-            quant_ort = OrtModel(files[0], config, result.session_config, disabled_optimizers=result.disabled_optimizers)
+            quant_ort = OrtModel(files[0], config, result.session_config)
             accuracy = compare_on_text(float_ort, quant_ort, heldout, window, _source(heldout_path))
             accuracy = apply_gate(accuracy, name, config.vocab_size, force)
         progress.stage("write", str(writer.target))
@@ -169,8 +169,7 @@ def _manifest(loaded: LoadedModel, precision: str, seq_limit: int, quant: dict[s
                                "internal_dtype": "float16" if precision == "fp16" else "float32",
                                "input": "past_key_values.{i}.key|value", "output": "present.{i}.key|value"}},
         "precision": {"name": precision, **quant},
-        "onnxruntime": {"session_config": result.session_config,
-                        "disabled_optimizers": result.disabled_optimizers},
+        "onnxruntime": {"session_config": result.session_config},
         "accuracy": {
             "parity_vs_pytorch": {"prefill": parity.prefill, "decode": parity.decode,
                                   "decode_steps": parity.steps, "tolerance": PARITY_TOLERANCE,

@@ -24,7 +24,7 @@ class OrtModel:
     """One CPU session over an exported graph, with prefill / decode helpers returning numpy."""
 
     def __init__(self, path: Path, config: ModelConfig, session_config: dict[str, str] | None = None,
-                 threads: int = 0, disabled_optimizers: list[str] | None = None) -> None:
+                 threads: int = 0) -> None:
         ort = require("onnxruntime", "Checking the exported model")
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -33,8 +33,7 @@ class OrtModel:
         for key, value in (session_config or {}).items():
             options.add_session_config_entry(key, value)
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
-                                                disabled_optimizers=disabled_optimizers or None)
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ExportError(f"onnxruntime cannot load the exported {path.name}: {exc}") from exc
         self.config = config

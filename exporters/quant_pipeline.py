@@ -19,7 +19,6 @@ from edge_sdk.exporters.quant_int4 import quantize_int4
 from edge_sdk.exporters.quant_int8 import CLIP_RATIOS, quantize_int8
 from edge_sdk.exporters.scaling import one_thread
 from edge_sdk.exporters.w8a8 import (
-    DISABLED_OPTIMIZERS,
     activation_ranges,
     add_activation_qdq,
     matmul_weight_keys,
@@ -38,7 +37,6 @@ class Quantized:
     graph: onnx.ModelProto
     details: dict[str, Any]
     session_config: dict[str, str] = field(default_factory=dict)
-    disabled_optimizers: list[str] = field(default_factory=list)
 
 
 def quantize_model(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_ids: list[int],
@@ -138,10 +136,10 @@ def _w8a8(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_id
         "activation_quantized_matmuls": len(quantized),
         "excluded": ["attention score (Q K^T) and value (P V) products: never quantized",
                      *[f"MatMuls whose name contains {p!r}" for p in quant.exclude]],
-        "onnxruntime": "runs on the CPU EP but slowly (activation QDQ is not fused there); weight-only int8 "
-                       "or int4 is the CPU form. Disabling CommonSubexpressionElimination helps.",
+        "onnxruntime": "runs on the CPU EP (Q/DQ pairs fused into MatMulIntegerToFloat) but slower than "
+                       "weight-only int8, the CPU form",
     })
-    return Quantized(graph, details, dict(INT8_SESSION_CONFIG), list(DISABLED_OPTIMIZERS))
+    return Quantized(graph, details, dict(INT8_SESSION_CONFIG))
 
 
 def _int8_details(report: Any, calibration: dict[str, Any], quant: QuantConfig) -> dict[str, Any]:
