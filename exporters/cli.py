@@ -194,6 +194,10 @@ def summary_text(result: ExportResult) -> str:
         f"{result.float_weight_bytes / mb:.2f} MB)",
         f"parity     ONNX vs PyTorch relative logit difference {result.parity.worst:.1e}",
     ]
+    fused = result.bundle.manifest["onnxruntime"].get("fused_graph")
+    lines.append("ort graph  " + (f"{fused['file']}: fused attention for onnxruntime's CPU EP (the runtime's "
+                                  "ort-cpu default)" if fused else
+                                  result.bundle.manifest["onnxruntime"].get("fused_graph_skipped", "none")))
     if result.tensorrt is not None:
         lines.append("tensorrt   " + ("graph passes the TensorRT compatibility check (edge-engine --check)"
                                       if result.tensorrt.ok else "graph FAILS the TensorRT check (see stderr)"))

@@ -19,6 +19,7 @@ from edge_sdk.exporters.evaluate import THRESHOLDS, AccuracyReport, apply_gate, 
 from edge_sdk.exporters.loaders import load_model
 from edge_sdk.exporters.onnx_export import OPSET, export_onnx, save_onnx
 from edge_sdk.exporters.ort_check import OrtModel
+from edge_sdk.exporters.ort_graph import UnsupportedGraph, write_ort_graph
 from edge_sdk.exporters.quant_config import QuantConfig
 from edge_sdk.exporters.quant_pipeline import Quantized, quantize_model
 from edge_sdk.exporters.trt_compat import CompatReport, check_path
@@ -27,6 +28,7 @@ from edge_sdk.exporters.verify import PARITY_TOLERANCE, ParityReport, check_pari
 import edge_sdk
 from edge_sdk.bundle import Bundle, BundleWriter
 from edge_sdk.cli_support import Progress
+from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError
 from edge_sdk.onnx_io import graph_io
 from edge_sdk.tokenizer import Tokenizer
@@ -107,16 +109,28 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
             quant_ort = OrtModel(files[0], config, result.session_config)
             accuracy = compare_on_text(float_ort, quant_ort, heldout, window, _source(heldout_path))
             accuracy = apply_gate(accuracy, name, config.vocab_size, force)
+        ort_graph = _ort_graph(result, config, name, seq_limit, writer.dir, quant_ort if name != "fp32" else float_ort,
+                               heldout[:min(16, len(heldout))])
         progress.stage("write", str(writer.target))
         (writer.dir / "tokenizer.json").write_text(loaded.tokenizer_json, encoding="utf-8")
         details = {"config": quant.to_dict(), **result.details}
         manifest = _manifest(loaded, name, seq_limit, details, result, parity, accuracy)
+        manifest["onnxruntime"].update(ort_graph)
         bundle = writer.commit(manifest)
     onnx_bytes = sum(rec["size"] for name, rec in bundle.manifest["files"].items() if name.startswith("model.onnx"))
     float_bytes = 4 * config.parameter_count()
     trt_report = check_path(bundle.path)  # reported, not enforced: TensorRT is optional
     return ExportResult(bundle, quant.precision, onnx_bytes, float_bytes, parity, accuracy, quant,
                         trt_report)
+
+
+def _ort_graph(result: Quantized, config: ModelConfig, precision: str, seq_limit: int, folder: Path,
+               reference: OrtModel, prompt: list[int]) -> dict[str, Any]:
+    """The manifest's ``fused_graph`` entry: the onnxruntime graph written, or why there is none."""
+    try:
+        return {"fused_graph": write_ort_graph(result.graph, config, precision, seq_limit, folder, reference, prompt)}
+    except UnsupportedGraph as exc:
+        return {"fused_graph": None, "fused_graph_skipped": str(exc)}
 
 
 def _resolve(precision: str | None, quant: QuantConfig | None) -> QuantConfig:

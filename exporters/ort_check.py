@@ -12,7 +12,7 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError
 from edge_sdk.onnx_io import prefill_feed, present_names
 
-__all__ = ["OrtModel", "INT8_SESSION_CONFIG"]
+__all__ = ["OrtModel", "INT8_SESSION_CONFIG", "cpu_session"]
 
 # onnxruntime's 8-bit MatMulNBits kernel computes in int8 with this level (2x faster than the
 # default on a 2048 x 8192 product, measured); the exporter checks accuracy under the same setting
@@ -20,22 +20,28 @@ __all__ = ["OrtModel", "INT8_SESSION_CONFIG"]
 INT8_SESSION_CONFIG: dict[str, str] = {"session.qdq_matmulnbits_accuracy_level": "4"}
 
 
+def cpu_session(path: Path, session_config: dict[str, str], threads: int = 0) -> Any:
+    """An onnxruntime CPU session over ``path`` with these session config entries."""
+    ort = require("onnxruntime", "Checking the exported model")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    for key, value in session_config.items():
+        options.add_session_config_entry(key, value)
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ExportError(f"onnxruntime cannot load the exported {path.name}: {exc}") from exc
+
+
 class OrtModel:
     """One CPU session over an exported graph, with prefill / decode helpers returning numpy."""
 
     def __init__(self, path: Path, config: ModelConfig, session_config: dict[str, str] | None = None,
                  threads: int = 0) -> None:
-        ort = require("onnxruntime", "Checking the exported model")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        for key, value in (session_config or {}).items():
-            options.add_session_config_entry(key, value)
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ExportError(f"onnxruntime cannot load the exported {path.name}: {exc}") from exc
+        self.session_config = dict(session_config or {})
+        self.session = cpu_session(path, self.session_config, threads)
         self.config = config
         self._outputs = ["logits", *present_names(config.num_layers)]
 

@@ -43,7 +43,9 @@ class BackendOptions:
     the bundle's manifest records. ``cache_dir``: where TensorRT engines and optimized CPU
     graphs are kept (None: ``$EDGE_SDK_CACHE_DIR`` or ``~/.cache/edge-sdk``).
     ``optimized_cache``: load the CPU graph from that cache (see
-    :mod:`edge_sdk.runtime.ort_cache`). ``device_id``: the CUDA device.
+    :mod:`edge_sdk.runtime.ort_cache`). ``device_id``: the CUDA device. ``fused_graph``: on the
+    CPU, run the bundle's onnxruntime graph (fused attention; ``model.ort.onnx``) when it has one
+    (False: always the standard ``model.onnx``).
     """
 
     threads: int | None = None
@@ -51,6 +53,7 @@ class BackendOptions:
     cache_dir: Path | None = None
     optimized_cache: bool = True
     device_id: int = 0
+    fused_graph: bool = True
 
 
 class Backend(ABC):

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: the bundle's max_sequence_length)")
     run.add_argument("--no-verify", action="store_true",
                      help="skip checking the bundle files' SHA-256 (faster start)")
+    run.add_argument("--standard-graph", action="store_true",
+                     help="on ort-cpu, run the standard model.onnx even when the bundle has the faster "
+                          "onnxruntime graph (model.ort.onnx)")
     out = parser.add_argument_group("output")
     out.add_argument("--stats", action="store_true",
                      help="print statistics (tokens, TTFT, tok/s, latencies) on stderr")
@@ -123,7 +126,8 @@ def _main(args: argparse.Namespace) -> int:
     if sys.stderr.isatty():  # a TensorRT EP's first load builds engines for minutes
         print(f"edge-run: loading {args.bundle} ({args.backend}) ...", file=sys.stderr, flush=True)
     generator = load(args.bundle, args.backend, threads=args.threads,
-                     max_context=args.max_context, verify=not args.no_verify)
+                     max_context=args.max_context, verify=not args.no_verify,
+                     fused_graph=not args.standard_graph)
     with generator:
         if args.chat:
             return _chat(generator, args)

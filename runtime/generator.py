@@ -83,7 +83,7 @@ def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
          threads: int | None = None, max_context: int | None = None, verify: bool = True,
          session_config: dict[str, str] | None = None,
          cache_dir: str | os.PathLike[str] | None = None, optimized_cache: bool = True,
-         device_id: int = 0) -> Generator:
+         device_id: int = 0, fused_graph: bool = True) -> Generator:
     """Load a bundle (checking its manifest and hashes unless ``verify=False``) on a backend.
 
     ``backend``: ``"auto"`` (TensorRT EP, then CUDA EP, then CPU: the first usable), or one of
@@ -92,7 +92,9 @@ def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
     and output together (default and maximum: the bundle's ``max_sequence_length``).
     ``cache_dir``: TensorRT engines and optimized CPU graphs (default ``$EDGE_SDK_CACHE_DIR`` or
     ``~/.cache/edge-sdk``); ``optimized_cache=False`` loads the bundle's graph as it is (more
-    memory, same speed).
+    memory, same speed). ``fused_graph``: on ``ort-cpu``, run the bundle's onnxruntime graph
+    (fused attention and norms, in-place KV cache; about 2x faster decode) when the bundle has
+    one; False runs the standard graph.
     """
     bundle = load_bundle(bundle_path, verify=verify)
     if threads is not None and threads < 1:
@@ -100,7 +102,7 @@ def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
     options = BackendOptions(threads=threads, session_config=dict(session_config or {}),
                              cache_dir=Path(cache_dir) if cache_dir else None,
                              optimized_cache=optimized_cache,
-                             device_id=device_id)
+                             device_id=device_id, fused_graph=fused_graph)
     engine = _activated_backend(backend, bundle, options)
     return Generator(bundle, engine, Tokenizer(bundle.tokenizer_path), max_context)
 

@@ -7,6 +7,10 @@ The cache therefore keeps two flat buffers per tensor, each big enough for ``cap
 positions: a step binds one as the past (read) and the other as the present (written by the
 model directly, through I/O binding), then the two swap. Nothing is copied through Python and
 nothing is allocated per token; the per-token host work is a fixed number of pointer bindings.
+
+The onnxruntime graph (``GroupQueryAttention``, see the exporter's ``ort_graph``) instead reads
+and writes one [1, kv_heads, capacity, head_dim] buffer per tensor in place (``shared=True``):
+half the memory, and a decode step writes only its own position.
 """
 
 from __future__ import annotations
@@ -21,28 +25,33 @@ Allocator = Callable[[int], tuple[Any, int]]
 
 
 class KVCache:
-    """Ping-pong past/present buffers for ``num_tensors`` cache tensors (key and value per layer)."""
+    """Past/present buffers for ``num_tensors`` cache tensors (key and value per layer).
+
+    Ping-pong pairs by default; one buffer per tensor, read and written in place, when ``shared``.
+    """
 
     def __init__(self, num_tensors: int, kv_heads: int, head_dim: int, capacity: int,
-                 allocate: Allocator, itemsize: int = 4) -> None:
+                 allocate: Allocator, itemsize: int = 4, shared: bool = False) -> None:
         self.kv_heads = kv_heads
         self.head_dim = head_dim
         self.capacity = capacity
+        self.shared = shared
         self.length = 0
         per_tensor = kv_heads * capacity * head_dim
-        pairs = [(allocate(per_tensor), allocate(per_tensor)) for _ in range(num_tensors)]
-        self._owners = pairs  # keeps the memory alive
-        self._read = [a[1] for a, _ in pairs]
-        self._write = [b[1] for _, b in pairs]
-        self.nbytes = 2 * num_tensors * per_tensor * itemsize
+        copies = 1 if shared else 2
+        buffers = [[allocate(per_tensor) for _ in range(copies)] for _ in range(num_tensors)]
+        self._owners = buffers  # keeps the memory alive
+        self._read = [b[0][1] for b in buffers]
+        self._write = [b[-1][1] for b in buffers]
+        self.nbytes = copies * num_tensors * per_tensor * itemsize
 
     def past_shape(self) -> list[int]:
-        """Shape of the past tensors now: [1, kv_heads, length, head_dim]."""
-        return [1, self.kv_heads, self.length, self.head_dim]
+        """Shape of the past tensors now: [1, kv_heads, length (capacity if shared), head_dim]."""
+        return [1, self.kv_heads, self.capacity if self.shared else self.length, self.head_dim]
 
     def present_shape(self, new: int) -> list[int]:
-        """Shape of the present tensors after ``new`` positions."""
-        return [1, self.kv_heads, self.length + new, self.head_dim]
+        """Shape of the present tensors after ``new`` positions (capacity if shared)."""
+        return [1, self.kv_heads, self.capacity if self.shared else self.length + new, self.head_dim]
 
     @property
     def past_pointers(self) -> list[int]:
@@ -57,7 +66,8 @@ class KVCache:
     def advance(self, new: int) -> None:
         """Record that a step wrote ``new`` positions into the present buffers; swap roles."""
         self.length += new
-        self._read, self._write = self._write, self._read
+        if not self.shared:
+            self._read, self._write = self._write, self._read
 
     def reset(self) -> None:
         """Forget every position (the memory stays allocated)."""

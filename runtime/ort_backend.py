@@ -62,6 +62,24 @@ class OrtBackend(Backend):
         self._pos1 = np.zeros((1, 1), dtype=np.int64)
         self._logits1 = np.zeros((1, 1, self._vocab), dtype=np.float32)
         self._mask = np.ones((1, 0), dtype=np.int64)
+        # the fused graph (GroupQueryAttention) reads positions from these instead
+        self.fused = self._fused_graph_file() is not None
+        self._seqlens_k = np.zeros(1, dtype=np.int32)
+        self._total = np.zeros((), dtype=np.int32)
+        self._fused_bound = False  # the cache, positions and logits are bound (fused graph)
+        self._ids_bound: tuple[int, int] | None = None  # (pointer, length) input_ids is bound to
+
+    def _fused_graph_file(self) -> str | None:
+        """The bundle's onnxruntime graph, when this backend runs it (the CPU EP only)."""
+        entry = self.bundle.manifest.get("onnxruntime", {}).get("fused_graph")
+        if not entry or not self.options.fused_graph or self.cache_device != "cpu":
+            return None
+        return str(entry["file"])
+
+    @property
+    def graph_path(self) -> Path:
+        """The graph file this backend runs."""
+        return self.bundle.path / (self._fused_graph_file() or self.bundle.manifest["graph"]["file"])
 
     @classmethod
     def check_available(cls) -> None:
@@ -94,7 +112,7 @@ class OrtBackend(Backend):
         return {str(k): str(v) for k, v in entries.items()}
 
     def _model_sha256(self) -> str:
-        return str(self.bundle.manifest["files"][self.bundle.manifest["graph"]["file"]]["sha256"])
+        return str(self.bundle.manifest["files"][self.graph_path.name]["sha256"])
 
     def _cache_root(self) -> Path:
         return self.options.cache_dir or default_cache_dir()
@@ -107,13 +125,13 @@ class OrtBackend(Backend):
         if self.session is not None:
             return
         ort = require("onnxruntime", f"The {self.name} backend")
-        path = self.bundle.onnx_path
+        path = self.graph_path
         try:
             options = self.session_options()
             if self.options.optimized_cache and self.cache_device == "cpu":
                 path = optimized_model(ort, path, self._model_sha256(), self.session_options(),
                                        self._session_config(), self._cache_root())
-                if path != self.bundle.onnx_path:  # already optimized for this machine
+                if path != self.graph_path:  # already optimized for this machine
                     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             self.session = ort.InferenceSession(str(path), options, providers=self.providers())
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
@@ -126,11 +144,12 @@ class OrtBackend(Backend):
                 f"(running {', '.join(active)}): {self.hint}"
             )
         names = {i.name for i in self.session.get_inputs()}
-        missing = [n for n in ("input_ids", "attention_mask", "position_ids", *self._past)
-                   if n not in names]
+        positions = ("seqlens_k", "total_sequence_length") if self.fused else ("attention_mask", "position_ids")
+        missing = [n for n in ("input_ids", *positions, *self._past) if n not in names]
         if missing:
             raise BundleError(f"{path} lacks the inputs {', '.join(missing)}; export it again")
         self._binding = self.session.io_binding()
+        self._fused_bound = False
 
     def deactivate(self) -> None:
         self._binding = None
@@ -139,9 +158,10 @@ class OrtBackend(Backend):
 
     @property
     def device(self) -> str:
+        graph = f", {self.graph_path.name}"
         if self.session is None:
-            return f"onnxruntime {self.provider}"
-        return "onnxruntime " + " > ".join(self.session.get_providers())
+            return f"onnxruntime {self.provider}{graph}"
+        return "onnxruntime " + " > ".join(self.session.get_providers()) + graph
 
     # -- cache ----------------------------------------------------------------------------------
 
@@ -166,8 +186,9 @@ class OrtBackend(Backend):
             self.cache.reset()
             return
         self.cache = None  # free the old one first
+        self._fused_bound = False
         self.cache = KVCache(2 * self._layers, self._kv_heads, self._head_dim, max_length,
-                             self._allocator())
+                             self._allocator(), shared=self.fused)
         self._mask = np.ones((1, max_length), dtype=np.int64)
 
     def reset(self) -> None:
@@ -203,32 +224,63 @@ class OrtBackend(Backend):
             chunk = np.ascontiguousarray(ids[start:start + PREFILL_CHUNK]).reshape(1, -1)
             n = chunk.shape[1]
             positions = np.arange(cache.length, cache.length + n, dtype=np.int64).reshape(1, n)
-            out = np.empty((1, n, self._vocab), dtype=np.float32)
+            out = self._logits1 if self.fused else np.empty((1, n, self._vocab), dtype=np.float32)
             logits = self._step(chunk, positions, out)
         return logits
 
     def _step(self, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray) -> np.ndarray:
         cache = self.cache
         assert cache is not None
+        n = ids.shape[1]
+        if self.fused:
+            self._bind_fused(cache, ids)
+        else:
+            self._bind_standard(cache, ids, positions, logits)
+        try:
+            self.session.run_with_iobinding(self._binding)
+        except Exception as exc:  # onnxruntime's own error types
+            raise GenerationError(f"onnxruntime failed on {self.name}: {exc}") from exc
+        cache.advance(n)
+        return logits[0, -1]
+
+    def _bind_standard(self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray) -> None:
+        """Bind everything: the cache's past and present swap buffers and grow every step."""
         bind = self._binding
         n = ids.shape[1]
-        total = cache.length + n
         bind.bind_input("input_ids", "cpu", 0, np.int64, [1, n], ids.ctypes.data)
         bind.bind_input("position_ids", "cpu", 0, np.int64, [1, n], positions.ctypes.data)
-        bind.bind_input("attention_mask", "cpu", 0, np.int64, [1, total], self._mask.ctypes.data)
+        bind.bind_input("attention_mask", "cpu", 0, np.int64, [1, cache.length + n], self._mask.ctypes.data)
+        self._bind_cache(cache, n)
+        bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+
+    def _bind_cache(self, cache: KVCache, n: int) -> None:
+        bind = self._binding
         device, device_id = self.cache_device, self.options.device_id
         past_shape, present_shape = cache.past_shape(), cache.present_shape(n)
         for name, ptr in zip(self._past, cache.past_pointers):
             bind.bind_input(name, device, device_id, np.float32, past_shape, ptr)
         for name, ptr in zip(self._present, cache.present_pointers):
             bind.bind_output(name, device, device_id, np.float32, present_shape, ptr)
-        bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
-        try:
-            self.session.run_with_iobinding(bind)
-        except Exception as exc:  # onnxruntime's own error types
-            raise GenerationError(f"onnxruntime failed on {self.name}: {exc}") from exc
-        cache.advance(n)
-        return logits[0, -1]
+
+    def _bind_fused(self, cache: KVCache, ids: np.ndarray) -> None:
+        """The fused graph's buffers never move: bind them once per cache, then only write values.
+
+        A decode step rebinds nothing (its ids array is always ``_ids1``); a prompt chunk rebinds
+        ``input_ids`` only.
+        """
+        bind = self._binding
+        total = cache.length + ids.shape[1]
+        self._seqlens_k[0], self._total[()] = total - 1, total
+        if not self._fused_bound:
+            self._bind_cache(cache, 0)
+            bind.bind_input("seqlens_k", "cpu", 0, np.int32, [1], self._seqlens_k.ctypes.data)
+            bind.bind_input("total_sequence_length", "cpu", 0, np.int32, [], self._total.ctypes.data)
+            bind.bind_output("logits", "cpu", 0, np.float32, list(self._logits1.shape), self._logits1.ctypes.data)
+            self._fused_bound, self._ids_bound = True, None
+        key = (ids.ctypes.data, ids.shape[1])
+        if key != self._ids_bound:
+            bind.bind_input("input_ids", "cpu", 0, np.int64, [1, key[1]], key[0])
+            self._ids_bound = key
 
 
 class OrtCpuBackend(OrtBackend):

@@ -16,6 +16,7 @@ from edge_sdk.exporters import ExportResult, QuantConfig, export
 from edge_sdk.exporters.cli import main
 
 from edge_sdk import load_bundle
+from edge_sdk.runtime import load
 from edge_sdk.onnx_io import prefill_feed, present_names
 
 CONFIGS = {
@@ -69,6 +70,14 @@ def test_each_precision_exports_verifies_and_runs(exports: dict[str, ExportResul
     assert set(accuracy) >= {"perplexity_float", "perplexity_ratio", "top1_agreement", "mean_kl_divergence"}
     ids, drift = _greedy(result.bundle.path)
     assert len(ids) == 10 and drift < 0.05  # decode with a past agrees with one prefill
+    fused = manifest["onnxruntime"]["fused_graph"]
+    if CONFIGS[name].precision == "int4":  # the onnxruntime graph, with the same block-wise weights
+        assert fused["parity_vs_standard"]["worst"] < 5e-2
+        with load(result.bundle.path, "ort-cpu") as gen:
+            assert gen.backend.fused  # type: ignore[attr-defined]
+            assert gen.generate(ids[:4], max_new_tokens=6).token_ids == ids[4:]
+    else:  # fp16, w8a8: only the standard graph, and the manifest says why
+        assert fused is None and CONFIGS[name].precision in manifest["onnxruntime"]["fused_graph_skipped"]
 
 
 def test_int4_is_standard_blocked_qdq_at_opset_21(exports: dict[str, ExportResult]) -> None:
