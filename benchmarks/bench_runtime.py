@@ -6,18 +6,21 @@
 Prints one table and writes JSON (``--out``). Every comparison is interleaved (A, B, C, A, B,
 C, ...) and reported as medians, because the machines this runs on are shared and noisy.
 
-Rows:
-- ``edge-sdk runtime``: :func:`edge_sdk.runtime.load` + ``generate`` (greedy, EOS ignored),
+Rows (``fused``: the bundle's onnxruntime graph ``model.ort.onnx``, the CPU default;
+``standard``: ``model.onnx``, the graph TensorRT and the GPU providers run):
+- ``runtime, fused``: :func:`edge_sdk.runtime.load` + ``generate`` (greedy, EOS ignored),
   everything included (sampling, detokenization, stop checks, statistics), on the bundle's
-  graph file (``optimized_cache=False``), the same file the bare loops run.
-- ``edge-sdk, cached graph``: the default load, from the cached optimized graph.
-- ``bare ORT loop``: ``session.run`` with numpy feeds, the present tensors fed back as the next
-  past, argmax in numpy: the least a Python program can do with the same file.
-- ``ORT values loop``: the same with ``run_with_ort_values`` (the cache never becomes numpy; ORT
-  allocates a new present each step): the alternative KV strategy to the runtime's
-  preallocated, I/O-bound ping-pong buffers.
-- ``onnxruntime-genai``: its own builder's int8 model of the same weights (``--llama200m``; the
-  column is skipped with a message when ``onnxruntime_genai`` is not installed).
+  fused graph file (``optimized_cache=False``), the same file the fused bare loop runs.
+- ``runtime, fused, cached``: the default load, from the cached optimized graph.
+- ``bare loop, fused``: I/O binding with the KV buffers bound once, ids and positions written
+  in place, argmax in numpy: the least a Python program can do with the fused file.
+- ``runtime, standard`` / ``bare loop, standard``: the same on ``model.onnx``; the bare loop is
+  ``session.run`` with numpy feeds, presents fed back as the next past.
+- ``onnxruntime-genai``: its own builder's model of the same weights at the same precision
+  (``--llama200m``; skipped with a message when ``onnxruntime_genai`` is not installed).
+
+``vs bare`` compares each row with the bare loop over the same graph file (genai: with the fused
+bare loop).
 """
 
 from __future__ import annotations
@@ -65,8 +68,9 @@ def _byte_level_tokenizer(vocab_size: int) -> str:
     return tok.to_str()
 
 
-def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Make (once) the HF folder, this SDK's int8 bundle and onnxruntime-genai's int8 model."""
+def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[str, tuple[Path, Path]]:
+    """Make (once) the HF folder, then per precision (int8, int4 block 128) this SDK's bundle and
+    onnxruntime-genai's model of it."""
     work.mkdir(parents=True, exist_ok=True)
     hf = work / "llama200m-hf"
     if not (hf / "config.json").is_file():
@@ -82,25 +86,30 @@ def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[st
         (hf / "tokenizer_config.json").write_text(json.dumps({
             "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>",
             "bos_token": "<|endoftext|>", "model_max_length": 2048}))
-    ours = work / "llama200m-edge-int8"
-    if not (ours / "manifest.json").is_file():
-        from edge_sdk.exporters import export
+    from edge_sdk.exporters import QuantConfig, export
 
-        log("exporting it with edge-sdk (int8) ...")
-        export(hf, ours, "int8", max_seq_len=512, eval_tokens=256, force=True)
-    genai = work / "llama200m-genai-int8"
-    if not (genai / "genai_config.json").is_file():
-        try:
-            import onnxruntime_genai  # noqa: F401
-        except ImportError:
-            log("onnxruntime-genai is not installed: skipping its model")
-        else:
-            log("exporting it with onnxruntime-genai's builder (int8) ...")
-            subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf),
-                            "-o", str(genai), "-p", "int8", "-e", "cpu", "-c",
-                            str(work / "genai-cache"), "--extra_options", "accuracy_level=4"],
-                           check=True, stdout=subprocess.DEVNULL)
-    return {"hf": hf, "edge": ours, "genai": genai}
+    models = {}
+    for precision, quant, genai_options in (("int8", QuantConfig(method="int8"), []),
+                                            ("int4", QuantConfig(method="rtn", group_size=128),
+                                             ["int4_block_size=128"])):
+        ours = work / f"llama200m-edge-{precision}-v2"
+        if not (ours / "manifest.json").is_file():
+            log(f"exporting it with edge-sdk ({quant.label}) ...")
+            export(hf, ours, quant=quant, max_seq_len=512, eval_tokens=256, force=True)
+        genai = work / f"llama200m-genai-{precision}"
+        if not (genai / "genai_config.json").is_file():
+            try:
+                import onnxruntime_genai  # noqa: F401
+            except ImportError:
+                log("onnxruntime-genai is not installed: skipping its model")
+            else:
+                log(f"exporting it with onnxruntime-genai's builder ({precision}) ...")
+                subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf),
+                                "-o", str(genai), "-p", precision, "-e", "cpu", "-c", str(work / "genai-cache"),
+                                "--extra_options", "accuracy_level=4", *genai_options],
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        models[precision] = (ours, genai)
+    return models
 
 
 # -- one generation per variant: (time to first token s, decode tokens/s) -------------------------
@@ -112,7 +121,7 @@ def _timing(start: float, first: float, last: float, tokens: int) -> Timing:
     return first - start, (tokens - 1) / (last - first)
 
 
-def _session(bundle_path: Path, threads: int) -> Any:
+def _session(bundle_path: Path, threads: int, graph_file: str) -> Any:
     import onnxruntime as ort
 
     bundle = load_bundle(bundle_path, verify=False)
@@ -121,7 +130,43 @@ def _session(bundle_path: Path, threads: int) -> Any:
     options.inter_op_num_threads = 1
     for key, value in bundle.manifest.get("onnxruntime", {}).get("session_config", {}).items():
         options.add_session_config_entry(key, value)
-    return ort.InferenceSession(str(bundle.onnx_path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(bundle.path / graph_file), options, providers=["CPUExecutionProvider"])
+
+
+def fused_graph_file(bundle_path: Path) -> str | None:
+    """The bundle's onnxruntime graph file, if it has one."""
+    entry = load_bundle(bundle_path, verify=False).manifest.get("onnxruntime", {}).get("fused_graph")
+    return entry["file"] if entry else None
+
+
+def bare_fused_loop(session: Any, layers: int, capacity: int, prompt: list[int], tokens: int) -> Timing:
+    """The fused graph with I/O binding: KV buffers bound once, ids and positions written in place."""
+    bind = session.io_binding()
+    kv_heads, head_dim = session.get_inputs()[1].shape[1], session.get_inputs()[1].shape[3]
+    vocab = session.get_outputs()[0].shape[2]
+    start = time.perf_counter()
+    cache = [np.zeros((1, kv_heads, capacity, head_dim), np.float32) for _ in range(2 * layers)]
+    for name, buf in [*zip(past_names(layers), cache), *zip(present_names(layers), cache)]:
+        bound = bind.bind_input if name.startswith("past") else bind.bind_output
+        bound(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
+    seqlens, total, logits = np.zeros(1, np.int32), np.zeros((), np.int32), np.zeros((1, 1, vocab), np.float32)
+    bind.bind_input("seqlens_k", "cpu", 0, np.int32, [1], seqlens.ctypes.data)
+    bind.bind_input("total_sequence_length", "cpu", 0, np.int32, [], total.ctypes.data)
+    bind.bind_output("logits", "cpu", 0, np.float32, [1, 1, vocab], logits.ctypes.data)
+    ids, one = np.array([prompt], dtype=np.int64), np.zeros((1, 1), np.int64)
+    length, first = 0, 0.0
+    for step in range(tokens):
+        n = ids.shape[1]
+        if step < 2:  # the prompt, then the one-token array for every decode step
+            bind.bind_input("input_ids", "cpu", 0, np.int64, [1, n], ids.ctypes.data)
+        seqlens[0], total[()] = length + n - 1, length + n
+        session.run_with_iobinding(bind)
+        length += n
+        one[0, 0] = int(np.argmax(logits[0, -1]))
+        ids = one
+        if step == 0:
+            first = time.perf_counter()
+    return _timing(start, first, time.perf_counter(), tokens)
 
 
 def bare_loop(session: Any, layers: int, prompt: list[int], tokens: int) -> Timing:
@@ -141,32 +186,6 @@ def bare_loop(session: Any, layers: int, prompt: list[int], tokens: int) -> Timi
         logits, *past = session.run(outputs, feed)
         length += n
         ids = np.array([[int(np.argmax(logits[0, -1]))]], dtype=np.int64)
-        if step == 0:
-            first = time.perf_counter()
-    return _timing(start, first, time.perf_counter(), tokens)
-
-
-def ortvalue_loop(session: Any, layers: int, prompt: list[int], tokens: int) -> Timing:
-    """``run_with_ort_values``: the cache stays in onnxruntime-allocated OrtValues."""
-    import onnxruntime as ort
-
-    outputs = ["logits", *present_names(layers)]
-    names = past_names(layers)
-    kv_heads, head_dim = session.get_inputs()[3].shape[1], session.get_inputs()[3].shape[3]
-    value = ort.OrtValue.ortvalue_from_numpy
-    start = time.perf_counter()
-    empty = np.zeros((1, kv_heads, 0, head_dim), np.float32)
-    past = [value(empty) for _ in names]
-    ids = np.array([prompt], dtype=np.int64)
-    length, first = 0, 0.0
-    for step in range(tokens):
-        n = ids.shape[1]
-        feed = {"input_ids": value(ids), "attention_mask": value(np.ones((1, length + n), np.int64)),
-                "position_ids": value(np.arange(length, length + n, dtype=np.int64)[None])}
-        feed.update(zip(names, past))
-        logits, *past = session.run_with_ort_values(outputs, feed)
-        length += n
-        ids = np.array([[int(np.argmax(logits.numpy()[0, -1]))]], dtype=np.int64)
         if step == 0:
             first = time.perf_counter()
     return _timing(start, first, time.perf_counter(), tokens)
@@ -252,11 +271,11 @@ def weight_bytes_per_token(bundle_path: Path, context: int) -> int:
     """Bytes read per decode step: every weight once (an untied embedding table: one row) + KV."""
     bundle = load_bundle(bundle_path, verify=False)
     cfg = bundle.config
-    per_weight = 1 if bundle.precision == "int8" else 4
+    per_weight = {"int8": 1.0, "int4": 0.5, "fp16": 2.0}.get(bundle.precision, 4.0)
     table = cfg.vocab_size * cfg.hidden_size
     weights = cfg.parameter_count() - (0 if cfg.tie_word_embeddings else table)
     kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * context
-    return weights * per_weight + kv
+    return int(weights * per_weight) + kv
 
 
 _RSS_SCRIPT = """
@@ -282,9 +301,9 @@ def peak_memory(bundle_path: Path, threads: int, prompt: list[int], tokens: int,
                          capture_output=True, text=True,
                          check=True).stdout
     data = json.loads(out.strip().splitlines()[-1])
-    bundle = load_bundle(bundle_path, verify=False)
-    weights = sum(rec["size"] for name, rec in bundle.manifest["files"].items()
-                  if name.startswith("model.onnx"))
+    graph = fused_graph_file(bundle_path) or load_bundle(bundle_path, verify=False).manifest["graph"]["file"]
+    weights = sum(rec["size"] for name, rec in load_bundle(bundle_path, verify=False).manifest["files"].items()
+                  if name.startswith(graph))  # the graph file and its .data
     data["weights_bytes"] = weights
     data["margin_bytes"] = data["peak_rss"] - weights - data["kv_cache_bytes"]
     return data
@@ -300,50 +319,63 @@ def compare(name: str, bundle_path: Path, threads: int, prompt_tokens: int, toke
     rng = np.random.default_rng(0)
     prompt = [int(i) for i in rng.integers(1, min(bundle.config.vocab_size, 2000), prompt_tokens)]
     context = bundle.max_sequence_length
-    generator = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context,
-                     optimized_cache=False)  # the same file as the bare loops
-    cached = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context)
-    session = _session(bundle_path, threads)
-    variants: dict[str, Callable[[], Timing]] = {
-        "edge-sdk runtime": lambda: runtime_run(generator, prompt, tokens),
-        "edge-sdk, cached graph": lambda: runtime_run(cached, prompt, tokens),
-        "bare ORT loop": lambda: bare_loop(session, layers, prompt, tokens),
-        "ORT values loop": lambda: ortvalue_loop(session, layers, prompt, tokens),
-    }
+    fused_file = fused_graph_file(bundle_path)
+    standard = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context,
+                    optimized_cache=False, fused_graph=False)
+    standard_session = _session(bundle_path, threads, bundle.manifest["graph"]["file"])
+    variants: dict[str, tuple[str, Callable[[], Timing]]] = {}  # name -> (graph, run)
+    generators = [standard]
+    if fused_file:
+        fused = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context,
+                     optimized_cache=False)  # the same file as the fused bare loop
+        cached = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context)
+        fused_session = _session(bundle_path, threads, fused_file)
+        generators += [fused, cached]
+        variants.update({
+            "runtime, fused": ("fused", lambda: runtime_run(fused, prompt, tokens)),
+            "runtime, fused, cached": ("fused", lambda: runtime_run(cached, prompt, tokens)),
+            "bare loop, fused": ("fused", lambda: bare_fused_loop(fused_session, layers, context, prompt, tokens)),
+        })
+    variants.update({
+        "runtime, standard": ("standard", lambda: runtime_run(standard, prompt, tokens)),
+        "bare loop, standard": ("standard", lambda: bare_loop(standard_session, layers, prompt, tokens)),
+    })
     notes = []
     if genai_folder is not None:
         genai = genai_runner(genai_folder, threads)
         if genai is None:
             notes.append("onnxruntime-genai: skipped (pip install onnxruntime-genai)")
         elif (genai_folder / "genai_config.json").is_file():
-            variants["onnxruntime-genai int8"] = lambda: genai(prompt, tokens)
+            variants[f"onnxruntime-genai {bundle.precision}"] = ("fused", lambda: genai(prompt, tokens))
     samples: dict[str, list[Timing]] = {k: [] for k in variants}
-    for fn in variants.values():
+    for _, fn in variants.values():
         fn()  # warm-up
     for _ in range(repeats):
-        for key, fn in variants.items():
+        for key, (_, fn) in variants.items():
             samples[key].append(fn())
     rows: dict[str, dict[str, Any]] = {}
     for key, runs in samples.items():
-        rows[key] = {"ttft_s": statistics.median(r[0] for r in runs),
+        rows[key] = {"graph": variants[key][0], "ttft_s": statistics.median(r[0] for r in runs),
                      "decode_tokens_per_s": statistics.median(r[1] for r in runs),
                      "runs": [list(r) for r in runs]}
-    bare = float(rows["bare ORT loop"]["decode_tokens_per_s"])
     for row in rows.values():
+        bare = float(rows[f"bare loop, {row['graph']}"]["decode_tokens_per_s"])
         row["decode_time_vs_bare"] = bare / row["decode_tokens_per_s"] - 1.0
+    headline = generators[-1]  # the default load: fused and cached when the bundle has the graph
     long_prompt = (prompt * (context // len(prompt) + 1))[:max(1, context - tokens - 1)]
-    short = host_work_per_token(generator, prompt, tokens)
+    short = host_work_per_token(headline, prompt, tokens)
+    bare_key = "bare loop, fused" if fused_file else "bare loop, standard"
     host = {"short_context_s": short,
-            "long_context_s": host_work_per_token(generator, long_prompt, tokens)
+            "long_context_s": host_work_per_token(headline, long_prompt, tokens)
             if len(long_prompt) > len(prompt) else None,
-            "share_of_bare_token_time": short * bare}
-    generator.close()
-    cached.close()
+            "share_of_bare_token_time": short * float(rows[bare_key]["decode_tokens_per_s"])}
+    for generator in generators:
+        generator.close()
     return {"model": name, "bundle": str(bundle_path), "max_context": context, "precision": bundle.precision,
             "parameters": bundle.config.parameter_count(), "prompt_tokens": prompt_tokens,
             "new_tokens": tokens, "threads": threads, "repeats": repeats, "rows": rows,
-            "host_work_per_token": host,
-            "notes": notes, "prompt": prompt}
+            "headline": "runtime, fused, cached" if fused_file else "runtime, standard",
+            "host_work_per_token": host, "notes": notes, "prompt": prompt}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,8 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, default=None,
                         help="bundle to measure (default: export the demo model at int8)")
     parser.add_argument("--llama200m", action="store_true",
-                        help="also the 200M random Llama vs onnxruntime-genai (about 1 min to "
-                             "prepare once, cached in --work; 2-4 min to run)")
+                        help="also the 200M random Llama at int8 and int4 (block 128) vs "
+                             "onnxruntime-genai (a few minutes to prepare once, cached in --work; "
+                             "5-10 min to run)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edge-sdk-bench",
                         help="where models and exports are kept between runs")
     parser.add_argument("--threads", type=int, default=2)
@@ -377,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
             export(demo_checkpoint_path(), bundle, "int8")
     models.append(("demo" if args.bundle is None else bundle.name, bundle, None))
     if args.llama200m:
-        paths = prepare_llama200m(args.work, log)
-        models.append(("llama-200M", paths["edge"], paths["genai"]))
+        for precision, (ours, genai) in prepare_llama200m(args.work, log).items():
+            models.append((f"200M {precision}", ours, genai))
 
     log("measuring copy bandwidth ...")
     bandwidth = copy_bandwidth(args.threads)
@@ -388,13 +421,13 @@ def main(argv: list[str] | None = None) -> int:
         result = compare(name, path, args.threads, args.prompt_tokens, args.tokens,
                          args.repeats, genai)
         per_token = weight_bytes_per_token(path, args.prompt_tokens + args.tokens // 2)
-        ours = result["rows"]["edge-sdk runtime"]["decode_tokens_per_s"]
+        ours = result["rows"][result["headline"]]["decode_tokens_per_s"]
         result["roofline"] = {"bytes_per_token": per_token, "copy_bandwidth_bytes_per_s": bandwidth,
                               "tokens_per_s": bandwidth / per_token,
                               "share_reached": ours / (bandwidth / per_token)}
         result["memory"] = peak_memory(path, args.threads, result["prompt"], args.tokens)
-        result["memory_bundle_graph"] = peak_memory(path, args.threads, result["prompt"],
-                                                    args.tokens, optimized_cache=False)
+        result["memory_uncached"] = peak_memory(path, args.threads, result["prompt"],
+                                                args.tokens, optimized_cache=False)
         results.append(result)
 
     report = {"benchmark": "edge-sdk runtime", "machine": {
@@ -407,12 +440,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_table(results: list[dict[str, Any]]) -> None:
-    header = f"{'model':<12} {'variant':<24} {'decode tok/s':>12} {'TTFT ms':>9} {'vs bare':>8}"
+    header = f"{'model':<12} {'variant':<26} {'decode tok/s':>12} {'TTFT ms':>9} {'vs bare':>8}"
     print(header)
     print("-" * len(header))
     for res in results:
         for key, row in res["rows"].items():
-            print(f"{res['model']:<12} {key:<24} {row['decode_tokens_per_s']:>12.1f} "
+            print(f"{res['model']:<12} {key:<26} {row['decode_tokens_per_s']:>12.1f} "
                   f"{row['ttft_s'] * 1e3:>9.1f} {row['decode_time_vs_bare'] * 100:>+7.1f}%")
         roof, host = res["roofline"], res["host_work_per_token"]
         longer = (f", {host['long_context_s'] * 1e6:.0f} us at a {res['max_context']}-token "
@@ -421,9 +454,9 @@ def _print_table(results: list[dict[str, Any]]) -> None:
               f" us = {host['share_of_bare_token_time'] * 100:.1f}% of a bare-loop token{longer}")
         print(f"{res['model']:<12} roofline: {roof['bytes_per_token'] / 1e6:.1f} MB/token at "
               f"{roof['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s copy = "
-              f"{roof['tokens_per_s']:.0f} tok/s; runtime reaches {roof['share_reached'] * 100:.0f}%")
+              f"{roof['tokens_per_s']:.0f} tok/s; {res['headline']} reaches {roof['share_reached'] * 100:.0f}%")
         for label, mem in (("cached graph", res["memory"]),
-                           ("bundle graph", res["memory_bundle_graph"])):
+                           ("bundle graph", res["memory_uncached"])):
             print(f"{res['model']:<12} peak RSS ({label}) {mem['peak_rss'] / 2**20:.0f} MiB = "
                   f"weights {mem['weights_bytes'] / 2**20:.0f} + KV cache "
                   f"{mem['kv_cache_bytes'] / 2**20:.1f} + {mem['margin_bytes'] / 2**20:.0f} MiB")

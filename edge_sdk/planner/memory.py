@@ -115,9 +115,10 @@ def weight_bytes(config: ModelConfig, fmt: WeightFormat, quantize_embedding: boo
                            stored + tied_copy, read)
 
 
-# The runtime's cache keeps two buffers per tensor (past read, present written in place, swapped
-# each step: a slice of one buffer is not contiguous for the standard graph), so it allocates
-# two copies of the cache for the bundle's maximum context (runtime/kv_cache.py).
+# On the Orin's GPU paths the runtime runs the standard graph, whose cache keeps two buffers per
+# tensor (past read, present written in place, swapped each step: a slice of one buffer is not
+# contiguous), so it allocates two copies of the cache for the bundle's maximum context
+# (runtime/kv_cache.py). The CPU's fused graph (model.ort.onnx) needs one: the plan is for the GPU.
 KV_BUFFERS = 2
 
 

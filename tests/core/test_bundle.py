@@ -69,8 +69,8 @@ def test_an_interrupted_write_leaves_nothing(tmp_path: Path) -> None:
 def test_an_existing_bundle_is_replaced_but_other_folders_are_refused(bundle_copy: Path, tmp_path: Path) -> None:
     manifest = load_bundle(bundle_copy).manifest
     with BundleWriter(bundle_copy) as writer:
-        shutil.copy(bundle_copy / "model.onnx", writer.dir / "model.onnx")
-        shutil.copy(bundle_copy / "tokenizer.json", writer.dir / "tokenizer.json")
+        for name in manifest["files"]:
+            shutil.copy(bundle_copy / name, writer.dir / name)
         writer.commit(manifest)
     assert load_bundle(bundle_copy).manifest["files"] == manifest["files"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no leftovers

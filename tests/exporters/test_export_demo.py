@@ -38,7 +38,7 @@ def test_manifest_describes_the_bundle(demo_bundle_int8: Path) -> None:
     assert manifest["format"] == "edge-sdk-bundle" and manifest["format_version"] == 1
     assert manifest["precision"]["weights"] == "int8" and manifest["precision"]["symmetric"]
     assert manifest["precision"]["calibration"]["tokens"] > 0
-    assert set(manifest["files"]) == {"model.onnx", "tokenizer.json"}
+    assert set(manifest["files"]) == {"model.onnx", "model.ort.onnx", "tokenizer.json"}
     names = [i["name"] for i in manifest["graph"]["inputs"]]
     assert names[:3] == ["input_ids", "attention_mask", "position_ids"]
     assert len(names) == 3 + 2 * bundle.config.num_layers
