@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_sdk.runtime import load
 
 from edge_sdk import load_bundle
 from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime import load
 
 # -- the 200M Llama (random init, made locally) ---------------------------------------------------
 

@@ -134,7 +134,7 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         fields["smoothquant_alpha"] = None
     if args.exclude:
         fields["exclude"] = tuple(args.exclude)
-    return QuantConfig(**fields)  # type: ignore[arg-type]
+    return QuantConfig(**fields)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
-from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.onnx_export import save_onnx
 from edge_sdk.exporters.ort_check import OrtModel, cpu_session
 from edge_sdk.exporters.quant_int4 import int4_tensor
+from onnx import TensorProto, helper, numpy_helper
+
+from edge_sdk.config import ModelConfig
 from edge_sdk.onnx_io import past_names, present_names
 
 __all__ = ["ORT_GRAPH_FILE", "FusedSession", "UnsupportedGraph", "build_ort_graph", "rope_tables", "write_ort_graph"]
@@ -142,7 +142,7 @@ class _Builder:
 
     # -- new nodes ------------------------------------------------------------------------------
 
-    def emit(self, op: str, inputs: list[str], outputs: list[str], domain: str = "", **attrs: object) -> list[str]:
+    def emit(self, op: str, inputs: list[str], outputs: list[str], domain: str = "", **attrs: Any) -> list[str]:
         self.nodes.append(helper.make_node(op, inputs, outputs, name=f"ort/{outputs[0]}", domain=domain or None,
                                            **attrs))
         return outputs
@@ -216,7 +216,7 @@ def _skip_norm(b: _Builder, residual: str, add: str, weight: str, eps: float, na
 
 
 def _model(b: _Builder, standard: onnx.ModelProto, c: ModelConfig) -> onnx.ModelProto:
-    kv = ["batch", c.num_kv_heads, "capacity", c.head_dim]
+    kv: list[str | int] = ["batch", c.num_kv_heads, "capacity", c.head_dim]
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])]
     inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, kv) for n in past_names(c.num_layers)]
     inputs += [helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
@@ -233,7 +233,6 @@ def _model(b: _Builder, standard: onnx.ModelProto, c: ModelConfig) -> onnx.Model
 def rope_tables(config: ModelConfig, positions: int) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin [positions, head_dim / 2] of the model's RoPE (its frequencies and scaling)."""
     import torch
-
     from edge_sdk.exporters.model import rope_inverse_frequencies
 
     angles = torch.arange(positions, dtype=torch.float64)[:, None] * rope_inverse_frequencies(config).double()

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from edge_sdk.runtime.backend import Backend, BackendOptions
+from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 
 from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime.backend import Backend, BackendOptions
-from edge_sdk.runtime.kv_cache import KVCache
-from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 
 __all__ = [
     "PREFILL_CHUNK",

@@ -71,7 +71,8 @@ def read_tokens_per_joule(path: str | Path) -> float:
     except ValueError as exc:
         raise ConfigError(f"the efficiency file {path} is not JSON: {exc}") from exc
     if isinstance(data, dict):
-        phases = data.get("phases") if isinstance(data.get("phases"), dict) else {}
+        found = data.get("phases")
+        phases: dict[str, Any] = found if isinstance(found, dict) else {}
         for where in (data, data.get("decode"), phases.get("decode"), data.get("total"),
                       data.get("run")):
             if isinstance(where, dict):

@@ -14,9 +14,9 @@ import onnx
 import pytest
 from edge_sdk.exporters import ExportResult, QuantConfig, export
 from edge_sdk.exporters.cli import main
+from edge_sdk.runtime import load
 
 from edge_sdk import load_bundle
-from edge_sdk.runtime import load
 from edge_sdk.onnx_io import prefill_feed, present_names
 
 CONFIGS = {

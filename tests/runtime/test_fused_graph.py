@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from edge_sdk.runtime import load, ort_backend
 
 from edge_sdk import load_bundle
-from edge_sdk.runtime import load
-from edge_sdk.runtime import ort_backend
 
 
 def _logits(bundle: Path, fused: bool, prompt: list[int], steps: int, tmp_path: Path) -> tuple[list[int], np.ndarray]:
