@@ -101,7 +101,7 @@ class _Builder:
         return tensor
 
     def concatenated(self, matmuls: list[str], name: str) -> str:
-        """One [K, sum N] weight for MatMuls sharing an input; falls back to concatenating outputs."""
+        """One [K, sum N] weight for MatMuls sharing an input: float, or int8/int4 with their scales."""
         sources = [self.weight_input(m) for m in matmuls]
         if all(s in self.inits for s in sources):  # float weights
             arrays = [numpy_helper.to_array(self.inits[s]) for s in sources]

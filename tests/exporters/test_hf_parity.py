@@ -13,6 +13,7 @@ import torch
 from edge_sdk import UnsupportedModelError, load_bundle
 from edge_sdk.exporters import export, load_model
 from edge_sdk.exporters.ort_check import OrtModel
+from edge_sdk.exporters.ort_graph import FusedSession
 from tests.exporters.hf_models import FAMILIES, make_hf_folder
 
 pytest.importorskip("transformers")
@@ -74,6 +75,12 @@ def test_fp32_export_matches_transformers(hf_model: tuple[str, Path, object], tm
     scale = max(1.0, float(np.abs(expected).max()))
     assert np.abs(logits - expected).max() / scale <= 1e-4
     assert np.abs(step - step_expected).max() / scale <= 1e-4
+    # the onnxruntime graph too (llama3 RoPE scaling, Qwen2's q/k/v biases, Mistral's window)
+    onnxruntime = bundle.manifest["onnxruntime"]
+    assert onnxruntime["fused_graph"], onnxruntime.get("fused_graph_skipped")
+    fused = FusedSession(bundle.path / onnxruntime["fused_graph"]["file"], bundle.config, 16, {})
+    assert np.abs(fused.run(ids[0].tolist()) - expected[0, -1]).max() / scale <= 1e-4
+    assert np.abs(fused.run(ids[0, :1].tolist()) - step_expected[0, -1]).max() / scale <= 1e-4
 
 
 def test_int8_export_of_each_family_is_int8(hf_model: tuple[str, Path, object], tmp_path: Path) -> None:
