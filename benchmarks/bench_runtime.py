@@ -90,9 +90,9 @@ def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[st
 
     models = {}
     for precision, quant, genai_options in (("int8", QuantConfig(method="int8"), []),
-                                            ("int4", QuantConfig(method="rtn", group_size=128),
-                                             ["int4_block_size=128"])):
-        ours = work / f"llama200m-edge-{precision}-v2"
+                                            ("int4", QuantConfig(method="rtn", group_size=128, quantize_embedding=True),
+                                             ["int4_block_size=128"])):  # genai's int4 has an int4 LM head too
+        ours = work / f"llama200m-edge-{precision}-v3"
         if not (ours / "manifest.json").is_file():
             log(f"exporting it with edge-sdk ({quant.label}) ...")
             export(hf, ours, quant=quant, max_seq_len=512, eval_tokens=256, force=True)

@@ -14,10 +14,16 @@ from edge_sdk.onnx_io import prefill_feed, present_names
 
 __all__ = ["OrtModel", "INT8_SESSION_CONFIG", "cpu_session"]
 
-# onnxruntime's 8-bit MatMulNBits kernel computes in int8 with this level (2x faster than the
-# default on a 2048 x 8192 product, measured); the exporter checks accuracy under the same setting
-# and records it in the manifest so the runtime uses what was checked.
-INT8_SESSION_CONFIG: dict[str, str] = {"session.qdq_matmulnbits_accuracy_level": "4"}
+# onnxruntime fuses DequantizeLinear -> MatMul into MatMulNBits at load. Accuracy level 4: its
+# kernel computes in int8 (2x faster than the default on a 2048 x 8192 product, measured). Block
+# size 128: a per-channel int8 weight becomes blocks of 128 (default 32) sharing one scale, exact
+# for per-channel weights, 9% fewer bytes per token and 1.3x the decode speed on a 200M model
+# (102 -> 134 tok/s, interleaved); activations are then quantized per 128 inputs instead of 32:
+# perplexity ratio 0.9985 -> 0.9992 (demo) and 0.9994 -> 0.9999 (13.8M model). Blocked int4
+# weights keep their own block size. The exporter checks accuracy under these settings and
+# records them in the manifest so the runtime uses what was checked.
+INT8_SESSION_CONFIG: dict[str, str] = {"session.qdq_matmulnbits_accuracy_level": "4",
+                                       "session.qdq_matmulnbits_block_size": "128"}
 
 
 def cpu_session(path: Path, session_config: dict[str, str], threads: int = 0) -> Any:
