@@ -28,7 +28,7 @@ TRAIN_SEED, HELDOUT_SEED, CALIBRATION_SEED = 1, 2, 3
 
 
 # name -> (hidden, layers, heads, kv heads, intermediate): "demo" is the packaged model (~2 M
-# parameters); "small" (~12 M) is what benchmarks/bench_quant.py trains as its larger model.
+# parameters); "small" (13.8 M) is what benchmarks/bench_quant.py trains as its larger model.
 SIZES = {"demo": (192, 4, 6, 2, 512), "small": (384, 6, 6, 2, 1536)}
 
 
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, default=DEMO_DIR / "model.pt",
                         help="where to write the checkpoint (default: the packaged demo model)")
     parser.add_argument("--size", choices=sorted(SIZES), default="demo",
-                        help="model shape: demo (~2 M parameters, default) or small (~12 M)")
+                        help="model shape: demo (~2 M parameters, default) or small (13.8 M)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
