@@ -91,6 +91,8 @@ def main() -> None:
                 runtime_speeds[label].append(stats.decode_tokens_per_s)
         for generator in generators.values():
             generator.close()
+    float_ppl = next((r["ppl_float"] for r in rows.values() if r["ppl_float"] == r["ppl_float"]), float("nan"))
+    rows["fp32"]["ppl"] = float_ppl  # the float model's perplexity on the same text (no report of its own)
     for label in rows:
         rows[label]["tok_s"] = statistics.median(speeds[label])
         rows[label]["runtime_tok_s"] = statistics.median(runtime_speeds[label])
