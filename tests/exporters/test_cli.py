@@ -81,3 +81,17 @@ def test_engine_flags_need_trt(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["model.pt", "--int8", "--timing-cache", "t.cache"])
     assert exc.value.code == 2 and "only with --trt" in capsys.readouterr().err
+
+
+def test_no_ort_graph_writes_only_the_standard_graph(demo_checkpoint: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_sdk import load_bundle
+    from edge_sdk.runtime import load
+
+    assert main([str(demo_checkpoint), "--fp32", "-o", str(tmp_path / "b"), "--no-ort-graph", "-q"]) == 0
+    assert "--no-ort-graph" in capsys.readouterr().out
+    bundle = load_bundle(tmp_path / "b")
+    assert set(bundle.manifest["files"]) == {"model.onnx", "tokenizer.json"}
+    with load(bundle.path, "ort-cpu") as gen:  # the runtime runs the standard graph
+        assert not gen.backend.fused  # type: ignore[attr-defined]
+        assert gen.generate("Once upon a time", max_new_tokens=4).stats.new_tokens == 4
