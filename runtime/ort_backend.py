@@ -4,7 +4,9 @@ Each requests its execution provider followed by the ones after it in the order
 TensorRT EP -> CUDA EP -> CPU, so a node one provider cannot run falls back to the next.
 The KV cache lives where the provider computes (device memory for CUDA and TensorRT, host memory
 for the CPU) and is bound with I/O binding (see :mod:`edge_sdk.runtime.kv_cache`); only the
-token ids go in and the last position's logits come out each step.
+token ids go in and the last position's logits come out each step. On the CPU a bundle's fused
+graph (``model.ort.onnx``: GroupQueryAttention over one in-place cache buffer per tensor) runs
+instead of ``model.onnx`` unless ``fused_graph=False``; its buffers are bound once per cache.
 """
 
 from __future__ import annotations
