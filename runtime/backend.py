@@ -22,13 +22,15 @@ from types import TracebackType
 import numpy as np
 
 from edge_sdk.bundle import Bundle
-from edge_sdk.errors import BackendUnavailableError
+from edge_sdk.errors import BackendUnavailableError, GenerationError
+from edge_sdk.runtime.kv_cache import KVCache
 
 __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
     "Backend",
     "BackendOptions",
+    "KVCacheBackend",
     "available_backends",
     "create_backend",
 ]
@@ -129,6 +131,37 @@ class Backend(ABC):
     def device(self) -> str:
         """What runs the model, in words (e.g. ``"onnxruntime CPUExecutionProvider"``)."""
         return self.name
+
+
+class KVCacheBackend(Backend):
+    """A backend whose cache is a :class:`~edge_sdk.runtime.kv_cache.KVCache` (``self.cache``)."""
+
+    def __init__(self, bundle: Bundle, options: BackendOptions) -> None:
+        super().__init__(bundle, options)
+        self.cache: KVCache | None = None
+
+    def reset(self) -> None:
+        if self.cache is not None:
+            self.cache.reset()
+
+    @property
+    def cache_length(self) -> int:
+        return 0 if self.cache is None else self.cache.length
+
+    @property
+    def cache_bytes(self) -> int:
+        return 0 if self.cache is None else self.cache.nbytes
+
+    def checked_ids(self, token_ids: np.ndarray) -> tuple[KVCache, np.ndarray]:
+        """The cache and ``token_ids`` as int64 [n], or a clear error when they do not fit it."""
+        cache = self.cache
+        if cache is None:
+            raise GenerationError("allocate the KV cache before running the model")
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        if cache.length + ids.size > cache.capacity:
+            raise GenerationError(f"{ids.size} more tokens do not fit the context: {cache.length} "
+                                  f"of {cache.capacity} positions are used")
+        return cache, ids
 
 
 def _ort_backends() -> dict[str, type[Backend]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from edge_sdk.runtime.backend import Backend, BackendOptions
+from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 
@@ -40,7 +40,7 @@ _GPU_HINT = ("install onnxruntime-gpu (pip install 'edge-sdk[gpu]'; on Jetson, t
              "CUDA and cuDNN from JetPack are on the library path")
 
 
-class OrtBackend(Backend):
+class OrtBackend(KVCacheBackend):
     """One onnxruntime session with I/O-bound KV cache buffers."""
 
     provider: ClassVar[str] = "CPUExecutionProvider"
@@ -58,7 +58,6 @@ class OrtBackend(Backend):
         self._present = present_names(config.num_layers)
         self.session: Any = None
         self._binding: Any = None
-        self.cache: KVCache | None = None
         # one-token decode inputs and output, bound by pointer, refilled in place
         self._ids1 = np.zeros((1, 1), dtype=np.int64)
         self._pos1 = np.zeros((1, 1), dtype=np.int64)
@@ -193,30 +192,10 @@ class OrtBackend(Backend):
                              self._allocator(), shared=self.fused)
         self._mask = np.ones((1, max_length), dtype=np.int64)
 
-    def reset(self) -> None:
-        if self.cache is not None:
-            self.cache.reset()
-
-    @property
-    def cache_length(self) -> int:
-        return 0 if self.cache is None else self.cache.length
-
-    @property
-    def cache_bytes(self) -> int:
-        return 0 if self.cache is None else self.cache.nbytes
-
     # -- inference ------------------------------------------------------------------------------
 
     def forward(self, token_ids: np.ndarray) -> np.ndarray:
-        cache = self.cache
-        if cache is None:
-            raise GenerationError("allocate the KV cache before running the model")
-        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
-        if cache.length + ids.size > cache.capacity:
-            raise GenerationError(
-                f"{ids.size} more tokens do not fit the context: {cache.length} of "
-                f"{cache.capacity} positions are used"
-            )
+        cache, ids = self.checked_ids(token_ids)
         if ids.size == 1:
             self._ids1[0, 0] = ids[0]
             self._pos1[0, 0] = cache.length

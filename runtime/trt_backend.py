@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from edge_sdk.runtime.backend import Backend, BackendOptions
+from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.trt_engine import select_engine
 
@@ -34,7 +34,7 @@ __all__ = ["PREFILL_CHUNK", "TensorrtBackend"]
 PREFILL_CHUNK = 256  # the engine's prefill profile covers chunks up to this (engine_profiles)
 
 
-class TensorrtBackend(Backend):
+class TensorrtBackend(KVCacheBackend):
     """The bundle's TensorRT engine, run with the name-based tensor API on a CUDA stream."""
 
     name = "tensorrt"
@@ -46,7 +46,6 @@ class TensorrtBackend(Backend):
         self._kv_heads, self._head_dim = config.num_kv_heads, config.head_dim
         self._past, self._present = past_names(config.num_layers), present_names(config.num_layers)
         self.record: dict[str, Any] = {}
-        self.cache: KVCache | None = None
         self._cuda: Any = None
         self._cuda_context: Any = None
         self._engine: Any = None
@@ -141,28 +140,10 @@ class TensorrtBackend(Backend):
             return memory, int(memory)
         return allocate
 
-    def reset(self) -> None:
-        if self.cache is not None:
-            self.cache.reset()
-
-    @property
-    def cache_length(self) -> int:
-        return 0 if self.cache is None else self.cache.length
-
-    @property
-    def cache_bytes(self) -> int:
-        return 0 if self.cache is None else self.cache.nbytes
-
     # -- inference ------------------------------------------------------------------------------
 
     def forward(self, token_ids: np.ndarray) -> np.ndarray:
-        cache = self.cache
-        if cache is None:
-            raise GenerationError("allocate the KV cache before running the model")
-        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
-        if cache.length + ids.size > cache.capacity:
-            raise GenerationError(f"{ids.size} more tokens do not fit the context: {cache.length} "
-                                  f"of {cache.capacity} positions are used")
+        _, ids = self.checked_ids(token_ids)
         logits = self._host["logits"]
         for start in range(0, ids.size, PREFILL_CHUNK):
             logits = self._step(ids[start:start + PREFILL_CHUNK])
