@@ -65,6 +65,7 @@ def test_each_precision_exports_verifies_and_runs(exports: dict[str, ExportResul
     assert manifest["precision"]["name"] == CONFIGS[name].precision
     assert manifest["precision"]["config"] == CONFIGS[name].to_dict()
     onnx.checker.check_model(str(result.bundle.onnx_path))
+    assert result.tensorrt is not None and result.tensorrt.ok, result.tensorrt  # edge-engine --check, TensorRT 10
     accuracy = manifest["accuracy"]["quantized_vs_float"]
     assert accuracy["gate"] == "passed" and accuracy["perplexity_quantized"] > 1
     assert set(accuracy) >= {"perplexity_float", "perplexity_ratio", "top1_agreement", "mean_kl_divergence"}
