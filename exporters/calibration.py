@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ def input_moments(model: LiteForCausalLM, token_ids: list[int], window: int) -> 
     return result
 
 
-def run_with_input_hooks(model: LiteForCausalLM, modules: list[torch.nn.Module],
+def run_with_input_hooks(model: LiteForCausalLM, modules: Sequence[torch.nn.Module],
                          hook: Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], None],
                          token_ids: list[int], window: int) -> None:
     """Run ``model`` over ``token_ids`` in windows with ``hook`` seeing each module's input."""

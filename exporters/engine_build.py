@@ -142,7 +142,7 @@ def gpu_identity() -> dict[str, Any]:
 def _trt_progress_monitor(trt: Any, progress: Progress) -> Any:
     """A TensorRT 10 ``IProgressMonitor`` that prints the builder's phases on stderr."""
 
-    class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+    class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined, unused-ignore]
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
             self.steps: dict[str, int] = {}

@@ -157,6 +157,8 @@ class Decoder(nn.Module):
 class LiteForCausalLM(nn.Module):
     """A decoder-only language model whose state dict matches Hugging Face's names."""
 
+    inv_freq: Tensor  # RoPE inverse frequencies [head_dim / 2], a non-persistent buffer
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from edge_sdk.exporters.calibration import run_with_input_hooks
@@ -105,7 +106,7 @@ def fold_scale(group: ScaleGroup, s: Tensor) -> None:
             if producer.bias is not None:
                 producer.bias.div_(s)
         else:
-            producer.weight.div_(s)
+            cast(Tensor, producer.weight).div_(s)
         s_in = group.expand(s)
         for lin in group.linears:
             lin.weight.mul_(s_in[None, :])

@@ -79,6 +79,7 @@ class PowerSensor:
     kind: str = "sensor"
     #: how often the hardware refreshes its value; the sampler's default rate follows it
     refresh_hz: float = 10.0
+    _opened: bool
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock

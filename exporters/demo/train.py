@@ -62,6 +62,7 @@ def encode_corpus(tokenizer_json: str, texts: list[str]) -> np.ndarray:
 
     tok = Tokenizer.from_str(tokenizer_json)
     eos = tok.token_to_id(END_OF_TEXT)
+    assert eos is not None, "the tokenizer lacks <|endoftext|>"
     ids: list[int] = []
     for encoding in tok.encode_batch(texts):
         ids.extend(encoding.ids)
