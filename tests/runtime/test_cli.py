@@ -30,6 +30,17 @@ def test_streams_text_and_stats(demo_bundle_fp32: Path, capsys, monkeypatch) -> 
     assert "12 new tokens" in err and "tok/s" in err and "TTFT" in err
 
 
+def test_standard_graph_flag(demo_bundle_fp32: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    runs = {}
+    for extra in ([], ["--standard-graph"]):
+        code, out, _ = _run(capsys, monkeypatch, str(demo_bundle_fp32), PROMPT, "-n", "16", "--json", *extra)
+        assert code == 0
+        runs[bool(extra)] = json.loads(out)
+    assert runs[False]["stats"]["backend"].endswith("model.ort.onnx")
+    assert runs[True]["stats"]["backend"].endswith("model.onnx")
+    assert runs[False]["token_ids"] == runs[True]["token_ids"]
+
+
 def test_json_with_every_option_and_stdin(demo_bundle_fp32: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     argv = [str(demo_bundle_fp32), "--json", "-n", "20", "--temperature", "0.8", "--top-k", "40",
             "--top-p", "0.9", "--repetition-penalty", "1.1", "--seed", "3", "--stop", "qqq",
