@@ -11,6 +11,7 @@ instead of ``model.onnx`` unless ``fused_graph=False``; its buffers are bound on
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,6 +66,7 @@ class OrtBackend(KVCacheBackend):
         self._mask = np.ones((1, 0), dtype=np.int64)
         # the fused graph (GroupQueryAttention) reads positions from these instead
         self.fused = self._fused_graph_file() is not None
+        self.fused_fallback: str | None = None  # why the fused graph did not load, if it did not
         self._seqlens_k = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
         self._fused_bound = False  # the cache, positions and logits are bound (fused graph)
@@ -80,7 +82,8 @@ class OrtBackend(KVCacheBackend):
     @property
     def graph_path(self) -> Path:
         """The graph file this backend runs."""
-        return self.bundle.path / (self._fused_graph_file() or self.bundle.manifest["graph"]["file"])
+        fused = self._fused_graph_file() if self.fused else None
+        return self.bundle.path / (fused or self.bundle.manifest["graph"]["file"])
 
     @classmethod
     def check_available(cls) -> None:
@@ -125,6 +128,17 @@ class OrtBackend(KVCacheBackend):
     def activate(self) -> None:
         if self.session is not None:
             return
+        try:
+            self._open_session()
+        except BundleError as exc:
+            if not self.fused:
+                raise
+            # e.g. an onnxruntime too old for GroupQueryAttention: the standard graph still runs
+            self.fused, self.fused_fallback = False, str(exc)
+            warnings.warn(f"running the standard graph, slower on the CPU: {exc}", RuntimeWarning, stacklevel=2)
+            self._open_session()
+
+    def _open_session(self) -> None:
         ort = require("onnxruntime", f"The {self.name} backend")
         path = self.graph_path
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,16 @@ def test_fused_graph_cache_is_written_in_place(demo_bundle_fp32: Path, tmp_path:
             sizes[fused] = (gen.kv_cache_bytes, replies)
     assert sizes[True][0] * 2 == sizes[False][0]
     assert sizes[True][1] == sizes[False][1]
+
+
+def test_a_fused_graph_that_does_not_load_falls_back_to_the_standard_one(demo_bundle_fp32: Path,
+                                                                         tmp_path: Path) -> None:
+    """E.g. an onnxruntime without GroupQueryAttention: a warning, then the standard graph runs."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(demo_bundle_fp32, copy)
+    (copy / "model.ort.onnx").write_bytes(b"not an onnx graph")
+    with pytest.warns(RuntimeWarning, match="standard graph"), \
+            load(copy, "ort-cpu", verify=False, cache_dir=tmp_path / "cache") as gen:
+        result = gen.generate("Once upon a time", max_new_tokens=8)
+        assert not gen.backend.fused and "model.ort.onnx" in gen.backend.fused_fallback  # type: ignore[attr-defined]
+        assert result.stats.backend.endswith("model.onnx") and result.stats.new_tokens == 8
