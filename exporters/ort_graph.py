@@ -35,7 +35,14 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_sdk.config import ModelConfig
 from edge_sdk.onnx_io import past_names, present_names
 
-__all__ = ["ORT_GRAPH_FILE", "FusedSession", "UnsupportedGraph", "build_ort_graph", "rope_tables", "write_ort_graph"]
+__all__ = [
+    "ORT_GRAPH_FILE",
+    "FusedSession",
+    "UnsupportedGraph",
+    "build_ort_graph",
+    "rope_tables",
+    "write_ort_graph",
+]
 
 ORT_GRAPH_FILE = "model.ort.onnx"
 _MS = "com.microsoft"
@@ -66,7 +73,7 @@ class _Builder:
             raise UnsupportedGraph(f"the standard graph has no node {name!r}") from None
 
     def weight_input(self, matmul: str) -> str:
-        """The tensor a weight MatMul multiplies by (an initializer or a DequantizeLinear output)."""
+        """The tensor a weight MatMul multiplies by (an initializer or a DequantizeLinear's)."""
         return self.node(matmul).input[1]
 
     def norm_weight(self, prefix: str) -> str:
@@ -78,10 +85,11 @@ class _Builder:
         return inputs[0]
 
     def _initializer_or_alias(self, tensor: str) -> bool:
-        """An initializer, or the tracer's Identity of one (it aliases parameters with equal values)."""
+        """An initializer, or the tracer's Identity of one (it aliases equal parameters)."""
         node = self.producer.get(tensor)
-        return tensor in self.inits or (node is not None and node.op_type == "Identity"
-                                        and node.input[0] in self.inits)
+        return tensor in self.inits or (
+            node is not None and node.op_type == "Identity" and node.input[0] in self.inits
+        )
 
     def copy(self, tensor: str) -> str:
         """Copy ``tensor``'s constant subgraph (weights, dequantization) into the new graph."""
@@ -101,15 +109,20 @@ class _Builder:
         return tensor
 
     def concatenated(self, matmuls: list[str], name: str) -> str:
-        """One [K, sum N] weight for MatMuls sharing an input: float, or int8/int4 with their scales."""
+        """One [K, sum N] weight for MatMuls sharing an input: float, or int8/int4 + scales."""
         sources = [self.weight_input(m) for m in matmuls]
         if all(s in self.inits for s in sources):  # float weights
             arrays = [numpy_helper.to_array(self.inits[s]) for s in sources]
             self.initializers[name] = numpy_helper.from_array(np.concatenate(arrays, axis=1), name)
             return name
         dqs = [self.producer.get(s) for s in sources]
-        if not all(d is not None and d.op_type == "DequantizeLinear" and len(d.input) == 2
-                   and all(i in self.inits for i in d.input) for d in dqs):
+        if not all(
+            d is not None
+            and d.op_type == "DequantizeLinear"
+            and len(d.input) == 2
+            and all(i in self.inits for i in d.input)
+            for d in dqs
+        ):
             raise UnsupportedGraph(f"cannot concatenate the weights of {', '.join(matmuls)}")
         attrs = [{a.name: helper.get_attribute_value(a) for a in d.attribute} for d in dqs]  # type: ignore[union-attr]
         if any(a != attrs[0] for a in attrs):
@@ -119,8 +132,11 @@ class _Builder:
         q = np.concatenate([numpy_helper.to_array(t) for t in data], axis=1)
         scale = np.concatenate(scales, axis=-1)
         q_name, s_name = f"{name}.q", f"{name}.scale"
-        self.initializers[q_name] = (int4_tensor(q.astype(np.int8), q_name) if data[0].data_type == TensorProto.INT4
-                                     else numpy_helper.from_array(q, q_name))
+        self.initializers[q_name] = (
+            int4_tensor(q.astype(np.int8), q_name)
+            if data[0].data_type == TensorProto.INT4
+            else numpy_helper.from_array(q, q_name)
+        )
         self.initializers[s_name] = numpy_helper.from_array(scale, s_name)
         self.emit("DequantizeLinear", [q_name, s_name], [name], **attrs[0])
         return name
@@ -142,9 +158,14 @@ class _Builder:
 
     # -- new nodes ------------------------------------------------------------------------------
 
-    def emit(self, op: str, inputs: list[str], outputs: list[str], domain: str = "", **attrs: Any) -> list[str]:
-        self.nodes.append(helper.make_node(op, inputs, outputs, name=f"ort/{outputs[0]}", domain=domain or None,
-                                           **attrs))
+    def emit(
+        self, op: str, inputs: list[str], outputs: list[str], domain: str = "", **attrs: Any
+    ) -> list[str]:
+        self.nodes.append(
+            helper.make_node(
+                op, inputs, outputs, name=f"ort/{outputs[0]}", domain=domain or None, **attrs
+            )
+        )
         return outputs
 
     def constant(self, name: str, value: np.ndarray) -> str:
@@ -152,13 +173,14 @@ class _Builder:
         return name
 
 
-def build_ort_graph(standard: onnx.ModelProto, config: ModelConfig,
-                    cos_sin: tuple[np.ndarray, np.ndarray]) -> onnx.ModelProto:
+def build_ort_graph(
+    standard: onnx.ModelProto, config: ModelConfig, cos_sin: tuple[np.ndarray, np.ndarray]
+) -> onnx.ModelProto:
     """The fused onnxruntime graph of ``standard`` (see the module docstring).
 
     ``cos_sin``: RoPE tables [positions, head_dim / 2] of the model (its frequencies and
-    scaling), for every position the bundle serves. Raises :class:`UnsupportedGraph` when ``standard`` is not the exporter's float32,
-    int8 or int4 graph of a Llama-family model.
+    scaling), for every position the bundle serves. Raises :class:`UnsupportedGraph` when
+    ``standard`` is not the exporter's float32, int8 or int4 graph of a Llama-family model.
     """
     b = _Builder(standard)
     c = config
@@ -173,25 +195,51 @@ def build_ort_graph(standard: onnx.ModelProto, config: ModelConfig,
         if pending:
             h, residual = _skip_norm(b, residual, pending, norm_in, eps, f"ort.l{i}.in")
         else:
-            h = b.emit("SimplifiedLayerNormalization", [residual, norm_in], [f"ort.l{i}.in"], axis=-1,
-                       epsilon=eps)[0]
-        qkv_w = b.concatenated([f"{layer}/self_attn/{p}_proj/MatMul" for p in "qkv"], f"model.layers.{i}.qkv")
+            h = b.emit(
+                "SimplifiedLayerNormalization",
+                [residual, norm_in],
+                [f"ort.l{i}.in"],
+                axis=-1,
+                epsilon=eps,
+            )[0]
+        qkv_w = b.concatenated(
+            [f"{layer}/self_attn/{p}_proj/MatMul" for p in "qkv"], f"model.layers.{i}.qkv"
+        )
         qkv = b.emit("MatMul", [h, qkv_w], [f"ort.l{i}.qkv"])[0]
         bias = b.bias(i, ("q_proj", "k_proj", "v_proj"))
         if bias:
             qkv = b.emit("Add", [qkv, bias], [f"ort.l{i}.qkv_biased"])[0]
-        past_k, past_v = past_names(c.num_layers)[2 * i:2 * i + 2]
-        present_k, present_v = present_names(c.num_layers)[2 * i:2 * i + 2]
-        attn = b.emit("GroupQueryAttention",
-                      [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length", cos, sin],
-                      [f"ort.l{i}.attn", present_k, present_v], domain=_MS,
-                      num_heads=c.num_heads, kv_num_heads=c.num_kv_heads, scale=float(c.head_dim ** -0.5),
-                      do_rotary=1, rotary_interleaved=0, local_window_size=int(c.sliding_window or -1))[0]
-        o = b.emit("MatMul", [attn, b.copy(b.weight_input(f"{layer}/self_attn/o_proj/MatMul"))], [f"ort.l{i}.o"])[0]
-        h, residual = _skip_norm(b, residual, o, b.norm_weight(f"{layer}/post_attention_layernorm"), eps,
-                                 f"ort.l{i}.post")
-        gate_up_w = b.concatenated([f"{layer}/mlp/gate_proj/MatMul", f"{layer}/mlp/up_proj/MatMul"],
-                                   f"model.layers.{i}.gate_up")
+        past_k, past_v = past_names(c.num_layers)[2 * i : 2 * i + 2]
+        present_k, present_v = present_names(c.num_layers)[2 * i : 2 * i + 2]
+        attn = b.emit(
+            "GroupQueryAttention",
+            [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length", cos, sin],
+            [f"ort.l{i}.attn", present_k, present_v],
+            domain=_MS,
+            num_heads=c.num_heads,
+            kv_num_heads=c.num_kv_heads,
+            scale=float(c.head_dim**-0.5),
+            do_rotary=1,
+            rotary_interleaved=0,
+            local_window_size=int(c.sliding_window or -1),
+        )[0]
+        o = b.emit(
+            "MatMul",
+            [attn, b.copy(b.weight_input(f"{layer}/self_attn/o_proj/MatMul"))],
+            [f"ort.l{i}.o"],
+        )[0]
+        h, residual = _skip_norm(
+            b,
+            residual,
+            o,
+            b.norm_weight(f"{layer}/post_attention_layernorm"),
+            eps,
+            f"ort.l{i}.post",
+        )
+        gate_up_w = b.concatenated(
+            [f"{layer}/mlp/gate_proj/MatMul", f"{layer}/mlp/up_proj/MatMul"],
+            f"model.layers.{i}.gate_up",
+        )
         gate_up = b.emit("MatMul", [h, gate_up_w], [f"ort.l{i}.gate_up"])[0]
         split = b.constant(f"ort.l{i}.split", np.array([c.intermediate_size] * 2, np.int64))
         gate, up = b.emit("Split", [gate_up, split], [f"ort.l{i}.gate", f"ort.l{i}.up"], axis=-1)
@@ -201,30 +249,56 @@ def build_ort_graph(standard: onnx.ModelProto, config: ModelConfig,
         down = b.copy(b.weight_input(f"{layer}/mlp/down_proj/MatMul"))
         pending = b.emit("MatMul", [mixed, down], [f"ort.l{i}.down"])[0]
     final, _ = _skip_norm(b, residual, pending, b.norm_weight("/model/norm"), eps, "ort.final")
-    last = b.emit("Slice", [final, b.constant("ort.minus1", np.array([-1], np.int64)),
-                            b.constant("ort.end", np.array([2**62], np.int64)),
-                            b.constant("ort.axis1", np.array([1], np.int64))], ["ort.last"])[0]
+    last = b.emit(
+        "Slice",
+        [
+            final,
+            b.constant("ort.minus1", np.array([-1], np.int64)),
+            b.constant("ort.end", np.array([2**62], np.int64)),
+            b.constant("ort.axis1", np.array([1], np.int64)),
+        ],
+        ["ort.last"],
+    )[0]
     b.emit("MatMul", [last, b.copy(b.weight_input("/model/lm_head/MatMul"))], ["logits"])
     return _model(b, standard, c)
 
 
-def _skip_norm(b: _Builder, residual: str, add: str, weight: str, eps: float, name: str) -> tuple[str, str]:
+def _skip_norm(
+    b: _Builder, residual: str, add: str, weight: str, eps: float, name: str
+) -> tuple[str, str]:
     """(normalized, residual + add) from one SkipSimplifiedLayerNormalization."""
-    out = b.emit("SkipSimplifiedLayerNormalization", [residual, add, weight],
-                 [name, "", "", f"{name}.residual"], domain=_MS, epsilon=eps)
+    out = b.emit(
+        "SkipSimplifiedLayerNormalization",
+        [residual, add, weight],
+        [name, "", "", f"{name}.residual"],
+        domain=_MS,
+        epsilon=eps,
+    )
     return out[0], out[3]
 
 
 def _model(b: _Builder, standard: onnx.ModelProto, c: ModelConfig) -> onnx.ModelProto:
     kv: list[str | int] = ["batch", c.num_kv_heads, "capacity", c.head_dim]
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])]
-    inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, kv) for n in past_names(c.num_layers)]
-    inputs += [helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
-               helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, [])]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, c.vocab_size])]
-    outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, kv) for n in present_names(c.num_layers)]
-    graph = helper.make_graph(b.nodes, "edge-sdk-ort", inputs, outputs, list(b.initializers.values()))
-    opsets = [o for o in standard.opset_import if o.domain in ("", "ai.onnx")] + [helper.make_opsetid(_MS, 1)]
+    inputs += [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, kv) for n in past_names(c.num_layers)
+    ]
+    inputs += [
+        helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
+        helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, c.vocab_size])
+    ]
+    outputs += [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, kv) for n in present_names(c.num_layers)
+    ]
+    graph = helper.make_graph(
+        b.nodes, "edge-sdk-ort", inputs, outputs, list(b.initializers.values())
+    )
+    opsets = [o for o in standard.opset_import if o.domain in ("", "ai.onnx")] + [
+        helper.make_opsetid(_MS, 1)
+    ]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="edge-sdk")
     model.ir_version = standard.ir_version
     return model
@@ -235,14 +309,19 @@ def rope_tables(config: ModelConfig, positions: int) -> tuple[np.ndarray, np.nda
     import torch
     from edge_sdk.exporters.model import rope_inverse_frequencies
 
-    angles = torch.arange(positions, dtype=torch.float64)[:, None] * rope_inverse_frequencies(config).double()
+    angles = (
+        torch.arange(positions, dtype=torch.float64)[:, None]
+        * rope_inverse_frequencies(config).double()
+    )
     return angles.cos().float().numpy(), angles.sin().float().numpy()
 
 
 class FusedSession:
     """A CPU session over the onnxruntime graph, bound like the runtime binds it (one KV buffer)."""
 
-    def __init__(self, path: Path, config: ModelConfig, capacity: int, session_config: dict[str, str]) -> None:
+    def __init__(
+        self, path: Path, config: ModelConfig, capacity: int, session_config: dict[str, str]
+    ) -> None:
         self.session = cpu_session(path, session_config)
         self.config = config
         shape = (1, config.num_kv_heads, capacity, config.head_dim)
@@ -287,11 +366,20 @@ def _difference(session: FusedSession, reference: OrtModel, prompt: list[int]) -
         got.append(session.run([token]))
         want, past = reference.run(np.array([[token]], np.int64), past)
         wanted.append(want[0, -1])
-    return max(float(np.abs(g - w).max() / max(1.0, float(np.abs(w).max()))) for g, w in zip(got, wanted))
+    return max(
+        float(np.abs(g - w).max() / max(1.0, float(np.abs(w).max()))) for g, w in zip(got, wanted)
+    )
 
 
-def write_ort_graph(standard: onnx.ModelProto, config: ModelConfig, precision: str, max_seq_len: int,
-                    folder: Path, reference: OrtModel, prompt: list[int]) -> dict[str, Any]:
+def write_ort_graph(
+    standard: onnx.ModelProto,
+    config: ModelConfig,
+    precision: str,
+    max_seq_len: int,
+    folder: Path,
+    reference: OrtModel,
+    prompt: list[int],
+) -> dict[str, Any]:
     """Build, save and check the onnxruntime graph; its manifest entry.
 
     Checked against ``reference`` (the standard graph's session): a prefill of ``prompt`` in two
@@ -299,12 +387,17 @@ def write_ort_graph(standard: onnx.ModelProto, config: ModelConfig, precision: s
     the graph is not one it is built for, or the two graphs disagree.
     """
     if precision not in GRAPH_TOLERANCE:
-        raise UnsupportedGraph(f"no onnxruntime graph for {precision} (its standard graph is the one to run)")
+        raise UnsupportedGraph(
+            f"no onnxruntime graph for {precision} (its standard graph is the one to run)"
+        )
     fused = build_ort_graph(standard, config, rope_tables(config, max_seq_len))
     files = save_onnx(fused, folder / ORT_GRAPH_FILE)
     try:
-        worst = _difference(FusedSession(files[0], config, len(prompt) + 8, reference.session_config),
-                            reference, prompt)
+        worst = _difference(
+            FusedSession(files[0], config, len(prompt) + 8, reference.session_config),
+            reference,
+            prompt,
+        )
     except Exception as exc:  # onnxruntime's own types (an onnxruntime without these contrib ops)
         worst, failure = float("nan"), f"this onnxruntime cannot run it ({exc})"
     else:
@@ -313,11 +406,17 @@ def write_ort_graph(standard: onnx.ModelProto, config: ModelConfig, precision: s
         for path in files:
             path.unlink()
         raise UnsupportedGraph(f"no onnxruntime graph: {failure}")
-    return {"file": ORT_GRAPH_FILE, "provider": "CPUExecutionProvider",
-            "ops": "com.microsoft GroupQueryAttention (rotary, KV cache in place), "
-                   "SkipSimplifiedLayerNormalization; q/k/v and gate/up as one MatMul each",
-            "inputs": "input_ids, past_key_values.{i}.key|value [1, kv_heads, capacity, head_dim] "
-                      "(bound as present.{i}.* too), seqlens_k int32 [1], total_sequence_length int32 []",
-            "logits": "last position only",
-            "parity_vs_standard": {"worst": worst, "tolerance": GRAPH_TOLERANCE[precision],
-                                   "measure": "max |ort - standard| / max(1, max |standard logits|)"}}
+    return {
+        "file": ORT_GRAPH_FILE,
+        "provider": "CPUExecutionProvider",
+        "ops": "com.microsoft GroupQueryAttention (rotary, KV cache in place), "
+        "SkipSimplifiedLayerNormalization; q/k/v and gate/up as one MatMul each",
+        "inputs": "input_ids, past_key_values.{i}.key|value [1, kv_heads, capacity, head_dim] "
+        "(bound as present.{i}.* too), seqlens_k int32 [1], total_sequence_length int32 []",
+        "logits": "last position only",
+        "parity_vs_standard": {
+            "worst": worst,
+            "tolerance": GRAPH_TOLERANCE[precision],
+            "measure": "max |ort - standard| / max(1, max |standard logits|)",
+        },
+    }
