@@ -29,7 +29,6 @@ from onnx import helper, numpy_helper
 from torch import Tensor, nn
 
 __all__ = [
-    "DISABLED_OPTIMIZERS",
     "activation_ranges",
     "add_activation_qdq",
     "entropy_threshold",
