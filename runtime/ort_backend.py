@@ -213,19 +213,17 @@ class OrtBackend(KVCacheBackend):
         if ids.size == 1:
             self._ids1[0, 0] = ids[0]
             self._pos1[0, 0] = cache.length
-            return self._step(self._ids1, self._pos1, self._logits1)
+            return self._step(cache, self._ids1, self._pos1, self._logits1)
         logits = self._logits1[0, 0]
         for start in range(0, ids.size, PREFILL_CHUNK):
             chunk = np.ascontiguousarray(ids[start:start + PREFILL_CHUNK]).reshape(1, -1)
             n = chunk.shape[1]
             positions = np.arange(cache.length, cache.length + n, dtype=np.int64).reshape(1, n)
             out = self._logits1 if self.fused else np.empty((1, n, self._vocab), dtype=np.float32)
-            logits = self._step(chunk, positions, out)
+            logits = self._step(cache, chunk, positions, out)
         return logits
 
-    def _step(self, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        cache = self.cache
-        assert cache is not None
+    def _step(self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray) -> np.ndarray:
         n = ids.shape[1]
         if self.fused:
             self._bind_fused(cache, ids)
