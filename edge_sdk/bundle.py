@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edge_sdk.chat_template import ChatTemplate
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import BundleError, EdgeError
 
@@ -78,6 +79,11 @@ class Bundle:
     def tokenizer_path(self) -> Path:
         """The tokenizer file (``tokenizers`` JSON)."""
         return self.path / self.manifest["tokenizer"]["file"]
+
+    @property
+    def chat_template(self) -> ChatTemplate:
+        """The model's chat template, or the plain fallback when the bundle has none."""
+        return ChatTemplate.from_bundle(self.path, self.manifest)
 
     @property
     def precision(self) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from edge_sdk.chat_template import ChatTemplate
 from edge_sdk.checkpoint import (
     ACCEPTED_FORMATS,
     CHECKPOINT_FORMAT,
@@ -24,13 +25,16 @@ __all__ = ["save_checkpoint", "load_checkpoint", "LoadedModel"]
 
 
 class LoadedModel:
-    """A model ready to export: the PyTorch module, its tokenizer JSON, where it came from."""
+    """A model ready to export: the PyTorch module, its tokenizer JSON, where it came from, and
+    its chat template when it has one."""
 
-    def __init__(self, model: LiteForCausalLM, tokenizer_json: str, source: str, name: str) -> None:
+    def __init__(self, model: LiteForCausalLM, tokenizer_json: str, source: str, name: str,
+                 chat_template: ChatTemplate | None = None) -> None:
         self.model = model
         self.tokenizer_json = tokenizer_json
         self.source = source
         self.name = name
+        self.chat_template = chat_template
 
     @property
     def config(self) -> ModelConfig:

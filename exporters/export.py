@@ -27,6 +27,7 @@ from edge_sdk.exporters.verify import PARITY_TOLERANCE, ParityReport, check_pari
 
 import edge_sdk
 from edge_sdk.bundle import Bundle, BundleWriter
+from edge_sdk.chat_template import CHAT_TEMPLATE_FILE
 from edge_sdk.cli_support import Progress
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError
@@ -116,6 +117,8 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
                  if ort_graph else {"fused_graph": None, "fused_graph_skipped": "not asked for (--no-ort-graph)"})
         progress.stage("write", str(writer.target))
         (writer.dir / "tokenizer.json").write_text(loaded.tokenizer_json, encoding="utf-8")
+        if loaded.chat_template is not None:
+            (writer.dir / CHAT_TEMPLATE_FILE).write_text(loaded.chat_template.template, encoding="utf-8")
         details = {"config": quant.to_dict(), **result.details}
         manifest = _manifest(loaded, name, seq_limit, details, result, parity, accuracy)
         manifest["onnxruntime"].update(fused)
@@ -178,6 +181,7 @@ def _manifest(loaded: LoadedModel, precision: str, seq_limit: int, quant: dict[s
         "model": {"name": loaded.name, "source": loaded.source, "config": config.to_dict(),
                   "parameters": config.parameter_count()},
         "tokenizer": {"file": "tokenizer.json", "kind": "tokenizers"},
+        "chat": loaded.chat_template.manifest_entry() if loaded.chat_template else None,
         "graph": {"file": "model.onnx", "opset": _opset(result.graph), "standard_ops_only": True,
                   "inputs": io["inputs"], "outputs": io["outputs"],
                   "max_sequence_length": seq_limit,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from edge_sdk.chat_template import read_hf_chat_template
 from edge_sdk.config import SUPPORTED_ARCHITECTURES, ModelConfig
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 from edge_sdk.exporters.checkpoint import LoadedModel, build_model
@@ -42,7 +43,8 @@ def load_hf_folder(folder: Path) -> LoadedModel:
         except (SafetensorError, OSError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from exc
     model = build_model(config, state, str(folder))
-    return LoadedModel(model, tokenizer_path.read_text(encoding="utf-8"), str(folder), folder.name)
+    return LoadedModel(model, tokenizer_path.read_text(encoding="utf-8"), str(folder), folder.name,
+                       read_hf_chat_template(folder))
 
 
 def _with_generation_eos(config: ModelConfig, folder: Path) -> ModelConfig:
