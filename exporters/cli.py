@@ -1,4 +1,4 @@
-"""``edge-export``: a Lite model (``model.pt`` or Hugging Face folder) to a verified bundle."""
+"""``edge-export``: a model.pt, Hugging Face folder or GGUF file to a verified bundle."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ examples:
   edge-export model.pt --int4 --method gptq --group-size 128 --act-scale
   edge-export model.pt --w8a8 --calib-method entropy --smoothquant-alpha 0.5
   edge-export ./Qwen2.5-0.5B --fp16 -o qwen-fp16
+  edge-export SmolLM2-135M-Instruct.Q4_1.gguf --int8   # GGUF: dequantized, then re-quantized
   edge-export model.pt --int8 --calib my.txt --eval-text heldout.txt
   edge-export model.pt --int8 --trt --timing-cache ~/.cache/edge-sdk/trt.cache   # on the Orin
 
@@ -41,10 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the command)."""
     parser = argparse.ArgumentParser(
         prog="edge-export",
-        description="Export a Lite model (an edge-sdk model.pt, or a Hugging Face folder of a "
-                    "Llama, Qwen2 or Mistral model) to a verified ONNX bundle.",
+        description="Export a Lite model (an edge-sdk model.pt, a Hugging Face folder of a "
+                    "Llama, Qwen2 or Mistral model, or a llama.cpp GGUF file of a Llama or Qwen2 "
+                    "model) to a verified ONNX bundle.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, help="model.pt checkpoint or Hugging Face model folder")
+    parser.add_argument("model", type=Path,
+                        help="model.pt checkpoint, Hugging Face model folder or .gguf file")
     parser.add_argument("-o", "--output", type=Path,
                         help="bundle directory to write (default: <model name>-<precision> here); "
                              "an existing bundle there is replaced")

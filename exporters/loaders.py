@@ -1,4 +1,4 @@
-"""Turn what the user names (a ``model.pt`` or a Hugging Face folder) into a :class:`LoadedModel`."""
+"""Turn what the user names (model.pt, Hugging Face folder, GGUF file) into a LoadedModel."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from edge_sdk.checkpoint import ACCEPTED_FORMATS
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 from edge_sdk.exporters.checkpoint import LoadedModel, load_checkpoint
+from edge_sdk.exporters.gguf_model import load_gguf
 from edge_sdk.exporters.hf import load_hf_folder
 
 __all__ = ["load_model", "demo_checkpoint_path"]
@@ -19,7 +20,7 @@ def demo_checkpoint_path() -> Path:
 
 
 def load_model(source: str | os.PathLike[str]) -> LoadedModel:
-    """Load a ``model.pt`` checkpoint or a Hugging Face model folder, in float32, eval mode."""
+    """Load a ``model.pt``, a Hugging Face folder or a GGUF file, in float32, eval mode."""
     path = Path(source)
     if not path.exists():
         raise ConfigError(f"{path} does not exist. Give {ACCEPTED_FORMATS}")
@@ -29,4 +30,6 @@ def load_model(source: str | os.PathLike[str]) -> LoadedModel:
         return load_hf_folder(path.parent)
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
         return load_checkpoint(path)
+    if path.suffix.lower() == ".gguf":
+        return load_gguf(path)
     raise UnsupportedModelError(f"{path} is not a model this SDK reads. Give {ACCEPTED_FORMATS}")
