@@ -35,8 +35,9 @@ CHECKPOINT_FORMAT = "edge-sdk-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 ACCEPTED_FORMATS = (
     "an edge-sdk checkpoint (model.pt written by edge_sdk.exporters.save_checkpoint: a dict with "
-    "'format', 'config', 'tokenizer' and 'state_dict'), or a Hugging Face model folder "
-    "(config.json + *.safetensors + tokenizer.json) of a Llama, Qwen2 or Mistral model"
+    "'format', 'config', 'tokenizer' and 'state_dict'), a Hugging Face model folder "
+    "(config.json + *.safetensors + tokenizer.json) of a Llama, Qwen2 or Mistral model, or a "
+    "llama.cpp GGUF file (*.gguf) of a Llama or Qwen2 model"
 )
 
 

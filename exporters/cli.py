@@ -1,4 +1,5 @@
-"""``edge-export``: a Lite model (``model.pt``, Hugging Face folder or hub id) to a bundle."""
+"""``edge-export``: a Lite model (``model.pt``, Hugging Face folder or hub id, GGUF file) to a
+verified bundle."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ examples:
   edge-export model.pt --w8a8 --calib-method entropy --smoothquant-alpha 0.5
   edge-export ./Qwen2.5-0.5B --fp16 -o qwen-fp16
   edge-export Qwen/Qwen2.5-0.5B-Instruct --int4   # a hub id: fetched into the Hugging Face cache
+  edge-export SmolLM2-135M-Instruct.Q4_1.gguf --int8   # GGUF: dequantized, then re-quantized
   edge-export model.pt --int8 --calib my.txt --eval-text heldout.txt
   edge-export model.pt --int8 --trt --timing-cache ~/.cache/edge-sdk/trt.cache   # on the Orin
 
@@ -47,11 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the command)."""
     parser = argparse.ArgumentParser(
         prog="edge-export",
-        description="Export a Lite model (an edge-sdk model.pt, or a Hugging Face folder or hub id "
-                    "of a Llama, Qwen2 or Mistral model) to a verified ONNX bundle.",
+        description="Export a Lite model (an edge-sdk model.pt, a Hugging Face folder or hub id "
+                    "of a Llama, Qwen2 or Mistral model, or a llama.cpp GGUF file of a Llama or "
+                    "Qwen2 model) to a verified ONNX bundle.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model",  # a str: Path would turn ./owner/name into the hub id owner/name
-                        help="model.pt checkpoint, Hugging Face model folder, or hub id (owner/name)")
+                        help="model.pt checkpoint, Hugging Face model folder, hub id (owner/name) "
+                             "or .gguf file")
     parser.add_argument("--revision", metavar="REV",
                         help="with a hub id: the branch, tag or commit to fetch (default: main)")
     parser.add_argument("-o", "--output", type=Path,

@@ -1,4 +1,5 @@
-"""What the user names (``model.pt``, Hugging Face folder or hub id) -> a :class:`LoadedModel`."""
+"""What the user names (``model.pt``, Hugging Face folder or hub id, GGUF file) -> a
+:class:`LoadedModel`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from edge_sdk.checkpoint import ACCEPTED_FORMATS
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 from edge_sdk.exporters.checkpoint import LoadedModel, load_checkpoint
+from edge_sdk.exporters.gguf_model import load_gguf
 from edge_sdk.exporters.hf import load_hf_folder
 from edge_sdk.exporters.hub import is_hub_id, load_hub_model
 
@@ -22,7 +24,7 @@ def demo_checkpoint_path() -> Path:
 
 def load_model(source: str | os.PathLike[str], revision: str | None = None,
                progress: Progress | None = None) -> LoadedModel:
-    """Load a ``model.pt`` checkpoint or a Hugging Face model folder, in float32, eval mode.
+    """Load a ``model.pt``, a Hugging Face folder or a GGUF file, in float32, eval mode.
 
     A ``source`` that is no local path but reads as ``owner/name`` is a Hugging Face hub id,
     fetched at ``revision`` into the hub's cache first (see :mod:`edge_sdk.exporters.hub`).
@@ -41,4 +43,6 @@ def load_model(source: str | os.PathLike[str], revision: str | None = None,
         return load_hf_folder(path.parent)
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
         return load_checkpoint(path)
+    if path.suffix.lower() == ".gguf":
+        return load_gguf(path)
     raise UnsupportedModelError(f"{path} is not a model this SDK reads. Give {ACCEPTED_FORMATS}")

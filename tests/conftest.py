@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.real_models import smollm2_gguf  # noqa: F401  (a session fixture for every test)
+
 
 def _on_jetson() -> bool:
     model = Path("/proc/device-tree/model")
