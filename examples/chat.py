@@ -2,8 +2,10 @@
 
     python examples/chat.py BUNDLE [--max-new-tokens 64]
 
-The conversation stays in the model's KV cache, so each turn only runs the new text. Uses only
-the public API (edge_sdk.runtime). End with Ctrl-D (or an empty line).
+Each line is a user message laid out by the bundle's chat template (a plain "role: content"
+fallback for models without one). The conversation stays in the model's KV cache, so each turn
+only runs the new text. Uses only the public API (edge_sdk.runtime). End with Ctrl-D (or an
+empty line).
 """
 
 from __future__ import annotations
@@ -37,10 +39,9 @@ def main() -> int:
                 return 0
             print("bot> ", end="", flush=True)
             try:
-                stream = conversation.send(line.rstrip("\n") + "\n",
+                stream = conversation.send(line.rstrip("\n"),
                                            max_new_tokens=args.max_new_tokens,
-                                           temperature=args.temperature, seed=args.seed,
-                                           stop="\n")
+                                           temperature=args.temperature, seed=args.seed)
                 for event in stream:
                     print(event.text, end="", flush=True)
             except EdgeError as exc:  # e.g. the conversation no longer fits the context

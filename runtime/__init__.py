@@ -10,6 +10,10 @@
     result = gen.generate("Once upon a time", max_new_tokens=64)
     print(result.stats.decode_tokens_per_s, result.stats.time_to_first_token_s)
 
+    with Engine(load("demo-int8"), slots=4) as engine:   # continuous batching, many requests
+        request = engine.submit("Once upon a time", max_new_tokens=64)
+        print(request.wait().text)
+
 Never imports torch. See ``runtime/README.md`` for backends, the KV cache and measurements.
 """
 
@@ -22,6 +26,7 @@ from edge_sdk.runtime.backend import (
     create_backend,
 )
 from edge_sdk.runtime.detokenize import IncrementalDecoder
+from edge_sdk.runtime.engine import Engine, EngineClosedError, QueueFullError, Request, StepRecord
 from edge_sdk.runtime.generator import (
     DEFAULT_MAX_NEW_TOKENS,
     Conversation,
@@ -43,13 +48,18 @@ __all__ = [
     "Backend",
     "BackendOptions",
     "Conversation",
+    "Engine",
+    "EngineClosedError",
     "GenerationResult",
     "GenerationStats",
     "Generator",
     "IncrementalDecoder",
     "KVCache",
+    "QueueFullError",
+    "Request",
     "Sampler",
     "SamplingOptions",
+    "StepRecord",
     "StopMatcher",
     "StopReason",
     "Stream",

@@ -18,12 +18,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_sdk.bundle import Bundle
 from edge_sdk.errors import BackendUnavailableError, GenerationError
 from edge_sdk.runtime.kv_cache import KVCache
+
+if TYPE_CHECKING:
+    from edge_sdk.runtime.slots import SlotModel
 
 __all__ = [
     "AUTO_ORDER",
@@ -131,6 +135,12 @@ class Backend(ABC):
     def device(self) -> str:
         """What runs the model, in words (e.g. ``"onnxruntime CPUExecutionProvider"``)."""
         return self.name
+
+    def slot_model(self, slots: int, capacity: int) -> SlotModel | None:
+        """KV-cache rows that decode together in one call over this backend's session (see
+        :mod:`edge_sdk.runtime.slots`), or None when this backend cannot batch rows of
+        different lengths."""
+        return None
 
 
 class KVCacheBackend(Backend):

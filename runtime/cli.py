@@ -2,7 +2,7 @@
 
     edge-run demo-int8 "Once upon a time" -n 64 --stats
     echo "Once upon a time" | edge-run demo-int8 --json
-    edge-run demo-int8 --chat
+    edge-run demo-int8 --chat [--system TEXT] [--no-template]
 
 Text goes to stdout as it is generated; statistics to stderr (``--stats``); ``--json`` prints
 one object (``text``, ``token_ids``, ``stop_reason``, ``stats``) instead, one per turn with
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
+from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.backend import BACKENDS
 from edge_sdk.runtime.generator import DEFAULT_MAX_NEW_TOKENS, Generator, Stream, load
 
@@ -67,8 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--stats", action="store_true",
                      help="print statistics (tokens, TTFT, tok/s, latencies) on stderr")
     out.add_argument("--chat", action="store_true",
-                     help="interactive: each line read is one turn; the conversation stays in "
-                          "the KV cache between turns (end with Ctrl-D)")
+                     help="interactive: each line read is a user message, laid out by the "
+                          "bundle's chat template (a plain 'role: content' fallback when it has "
+                          "none); the conversation stays in the KV cache between turns. Type "
+                          "/reset for a new conversation, /exit (or Ctrl-D) to end")
+    out.add_argument("--system", default=None, metavar="TEXT",
+                     help="with --chat: a system message that starts the conversation")
+    out.add_argument("--no-template", action="store_true",
+                     help="with --chat: feed each line as it is (plus a newline), no template")
     add_common_flags(parser)
     return parser
 
@@ -98,7 +105,11 @@ def _emit(stream: Stream, args: argparse.Namespace) -> None:
 
 
 def _chat(generator: Generator, args: argparse.Namespace) -> int:
-    conversation = generator.chat()
+    templated = not args.no_template
+    if templated and generator.chat_template.is_plain:
+        print("edge-run: this bundle has no chat template; using the plain fallback "
+              "('user: ...' / 'assistant:' lines)", file=sys.stderr)
+    conversation = generator.chat(args.system, template=templated)
     interactive = sys.stdin.isatty()
     turns = [args.prompt] if args.prompt else []
     while True:
@@ -113,7 +124,18 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
             line = line.rstrip("\n")
             if not line.strip():
                 continue
-        _emit(conversation.send(line + "\n", **_options(args)), args)
+        if line.strip() == "/exit":
+            return EXIT_OK
+        if line.strip() == "/reset":
+            conversation = generator.chat(args.system, template=templated)
+            print("edge-run: new conversation", file=sys.stderr)
+            continue
+        try:
+            _emit(conversation.send(line if templated else line + "\n", **_options(args)), args)
+        except GenerationError as exc:  # the conversation no longer fits the context
+            if not interactive:
+                raise
+            print(f"edge-run: {exc}; type /reset to start over", file=sys.stderr)
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -137,7 +159,11 @@ def _main(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``edge-run``."""
-    return run_command(_main, build_parser(), argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on bad usage
+    if (args.system is not None or args.no_template) and not args.chat:
+        parser.error("--system and --no-template apply to --chat only")
+    return run_command(_main, parser, argv)
 
 
 if __name__ == "__main__":

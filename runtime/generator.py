@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as PyGenerator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.bundle import Bundle, load_bundle
+from edge_sdk.chat_template import ChatTemplate, Message
 from edge_sdk.errors import BackendUnavailableError, GenerationError
 from edge_sdk.runtime.backend import (
     AUTO_ORDER,
@@ -35,10 +35,13 @@ from edge_sdk.runtime.backend import (
     available_backends,
     create_backend,
 )
-from edge_sdk.runtime.detokenize import IncrementalDecoder
-from edge_sdk.runtime.sampling import Sampler, SamplingOptions
-from edge_sdk.runtime.stats import GenerationStats, StopReason, summarize
-from edge_sdk.runtime.stops import StopMatcher
+from edge_sdk.runtime.sequence import (
+    GenerationResult,
+    OutputOptions,
+    SequenceOutput,
+    TokenEvent,
+)
+from edge_sdk.runtime.stats import StopReason
 from edge_sdk.tokenizer import Tokenizer
 
 __all__ = [
@@ -53,30 +56,6 @@ __all__ = [
 
 DEFAULT_MAX_NEW_TOKENS = 256
 Prompt = str | Sequence[int]
-
-
-@dataclass(frozen=True)
-class TokenEvent:
-    """One generated token: its id, the text it adds (may be "" while a character or a possible
-    stop string is incomplete), its position in the output and when it appeared (seconds since
-    the call started)."""
-
-    token_id: int
-    text: str
-    index: int
-    time: float
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """A finished generation. ``text`` is the streamed pieces joined (a stop string is cut);
-    ``token_ids`` are every generated id, the end-of-sequence token included when it ended
-    the generation."""
-
-    text: str
-    token_ids: list[int]
-    stop_reason: StopReason
-    stats: GenerationStats
 
 
 def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
@@ -151,6 +130,7 @@ class Generator:
         self._pending: list[int] = []  # sampled, not yet run through the model
         self._current: Stream | None = None
         self._owner: Conversation | None = None  # whose sequence the cache holds (None: a stream)
+        self._chat_template: ChatTemplate | None = None
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -180,9 +160,28 @@ class Generator:
         """
         return self.stream(prompt, **options).run(on_token)
 
-    def chat(self) -> Conversation:
-        """A conversation that keeps every turn in the KV cache (see :class:`Conversation`)."""
-        return Conversation(self)
+    def chat(self, system: str | None = None, *, template: bool = True) -> Conversation:
+        """A conversation that keeps every turn in the KV cache (see :class:`Conversation`).
+
+        With ``template`` (the default), each turn is a user message laid out by the bundle's
+        chat template (:attr:`chat_template`), after an optional ``system`` message; with
+        ``template=False`` the text of each turn is fed exactly as given.
+        """
+        return Conversation(self, system, template)
+
+    @property
+    def chat_template(self) -> ChatTemplate:
+        """The bundle's chat template (the plain ``role: content`` fallback when it has none)."""
+        if self._chat_template is None:
+            self._chat_template = self.bundle.chat_template
+        return self._chat_template
+
+    def chat_ids(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
+        """``messages`` laid out by :attr:`chat_template`, as token ids (the template writes the
+        special tokens; the plain fallback gets the tokenizer's own, e.g. BOS)."""
+        template = self.chat_template
+        text = template.render(messages, add_generation_prompt=add_generation_prompt)
+        return self.tokenizer.encode(text, add_special_tokens=template.is_plain)
 
     def cancel(self) -> None:
         """Stop the running stream at its next token (safe to call from any thread)."""
@@ -213,27 +212,30 @@ class Generator:
     # -- internals ------------------------------------------------------------------------------
 
     def _start(self, prompt: Prompt, *, conversation: Conversation | None = None,
-               max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0,
+               whole: bool = False, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0,
                top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0,
                seed: int | None = None, stop: str | Sequence[str] = (),
                ignore_eos: bool = False) -> Stream:
         started = time.perf_counter()
-        sampling = SamplingOptions(float(temperature), int(top_k), float(top_p),
-                                   float(repetition_penalty), seed)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
-            raise GenerationError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
-        if max_new_tokens < 1:
-            raise GenerationError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        stops = [stop] if isinstance(stop, str) else list(stop)
+        options = OutputOptions.checked(max_new_tokens=max_new_tokens, temperature=temperature,
+                                        top_k=top_k, top_p=top_p,
+                                        repetition_penalty=repetition_penalty, seed=seed,
+                                        stop=stop, ignore_eos=ignore_eos)
         continuing = conversation is not None and conversation._started
         if continuing and self._owner is not conversation:
             raise GenerationError("another generation on this generator replaced the "
                                   "conversation's KV cache; start a new one with .chat()")
-        ids = self._prompt_ids(prompt, add_special_tokens=not continuing)
+        ids = self.prompt_ids(prompt, add_special_tokens=not continuing)
         with self._lock:
             if self._current is not None:
                 self._current.cancel()
             self._epoch += 1
+            if continuing and whole:  # the whole conversation again: run what the cache lacks
+                self._pending = []
+                if len(ids) > len(self._context) and ids[:len(self._context)] == self._context:
+                    ids = ids[len(self._context):]
+                else:  # an earlier turn tokenizes differently now: run it all again
+                    continuing = False
             if not continuing:
                 self._context, self._pending = [], []
             self._owner = conversation
@@ -247,12 +249,13 @@ class Generator:
                     + (f", or load with a larger max_context (up to "
                        f"{self.bundle.max_sequence_length})"
                        if self.max_context < self.bundle.max_sequence_length else ""))
-            stream = Stream(self, self._epoch, ids, started, max_new_tokens, sampling, stops,
-                            ignore_eos)
+            stream = Stream(self, self._epoch, ids, started, options)
             self._current = stream
         return stream
 
-    def _prompt_ids(self, prompt: Prompt, add_special_tokens: bool) -> list[int]:
+    def prompt_ids(self, prompt: Prompt, add_special_tokens: bool = True) -> list[int]:
+        """``prompt`` as checked token ids: text is tokenized, ids are checked against the
+        vocabulary; an empty prompt is a :class:`~edge_sdk.GenerationError`."""
         if isinstance(prompt, str):
             if not prompt:
                 raise GenerationError("the prompt is empty: give some text to continue")
@@ -277,16 +280,12 @@ class Stream:
     """
 
     def __init__(self, owner: Generator, epoch: int, prompt_ids: list[int], started: float,
-                 max_new_tokens: int, sampling: SamplingOptions, stops: list[str],
-                 ignore_eos: bool) -> None:
+                 options: OutputOptions) -> None:
         self._owner = owner
         self._epoch = epoch
         self.prompt_ids = prompt_ids
         self._started = started
-        self._max_new = max_new_tokens
-        self._sampling = sampling
-        self._stops = stops
-        self._ignore_eos = ignore_eos
+        self._options = options
         self._cancelled = threading.Event()
         self._events = self._run()
         self.result: GenerationResult | None = None
@@ -317,12 +316,7 @@ class Stream:
         gen = self._owner
         backend = gen.backend
         clock = time.perf_counter
-        sampler = Sampler(self._sampling, gen.bundle.config.vocab_size)
-        stops = StopMatcher(self._stops)
-        eos = frozenset() if self._ignore_eos else gen.eos_token_ids
-        generated: list[int] = []
-        pieces: list[str] = []
-        times: list[float] = []
+        output: SequenceOutput | None = None
         reason: StopReason = "cancelled"
         prefill_s = 0.0
         try:
@@ -336,34 +330,16 @@ class Stream:
                 gen._context += feed
                 gen._pending = []
             prefill_s = clock() - self._started
-            sampler.observe(gen._context)
-            decoder = IncrementalDecoder(gen.tokenizer, gen._context)
-            room = gen.max_context - len(gen._context)  # outputs that fit, the last one unrun
+            output = SequenceOutput(gen.tokenizer, gen.bundle.config.vocab_size, gen._context,
+                                    self._options, gen.eos_token_ids,
+                                    room=gen.max_context - len(gen._context))
             while not self._cancelled.is_set():
-                token = sampler(logits)
-                now = clock() - self._started
-                final: StopReason | None = None
-                if token in eos:
-                    final = "eos"
-                elif len(generated) + 1 >= self._max_new:
-                    final = "max_new_tokens"
-                elif len(generated) + 1 >= room:
-                    final = "length"
-                piece = stops.push(decoder.push(token))
-                if stops.matched is None and final is not None:
-                    piece += stops.push(decoder.flush())
-                    if stops.matched is None:
-                        piece += stops.flush()
-                if stops.matched is not None:
-                    final = "stop"
+                event, final = output.push(logits, clock() - self._started)
                 with gen._lock:
                     if gen._epoch != self._epoch:
                         break  # superseded: leave the new stream's state alone
-                    gen._pending = [token]
-                generated.append(token)
-                times.append(now)
-                pieces.append(piece)
-                yield TokenEvent(token, piece, len(generated) - 1, now)
+                    gen._pending = [event.token_id]
+                yield event
                 if final is not None:
                     reason = final
                     break
@@ -376,32 +352,61 @@ class Stream:
         finally:
             if gen._current is self:
                 gen._current = None
-            stats = summarize(prompt_tokens=len(self.prompt_ids), token_times=times,
-                              prefill_s=prefill_s, total_s=clock() - self._started,
-                              stop_reason=reason,
-                              context_tokens=len(gen._context) + len(gen._pending),
-                              kv_cache_bytes=backend.cache_bytes, backend=backend.device)
-            self.result = GenerationResult("".join(pieces), generated, reason, stats)
+            if output is None:  # ended before the prompt ran: no tokens
+                output = SequenceOutput(gen.tokenizer, gen.bundle.config.vocab_size, (),
+                                        self._options, (), room=1)
+            self.result = output.result(
+                reason, prompt_tokens=len(self.prompt_ids), prefill_s=prefill_s,
+                total_s=clock() - self._started,
+                context_tokens=len(gen._context) + len(gen._pending),
+                kv_cache_bytes=backend.cache_bytes, backend=backend.device)
 
 
 class Conversation:
-    """Turns that continue one sequence: each :meth:`send` runs only the new text on top of the
-    KV cache that holds every earlier turn (prompts and replies).
+    """Turns that continue one sequence: each :meth:`send` runs only the new tokens on top of
+    the KV cache that holds every earlier turn (prompts and replies).
 
-    The text is fed exactly as given (add any turn markers your model was trained with). Another
-    generation on the same generator replaces the conversation's cache; the conversation's next
-    :meth:`send` then raises :class:`~edge_sdk.GenerationError`.
+    Templated (the default): each :meth:`send` adds a user message to :attr:`messages`, the
+    whole conversation is laid out by the bundle's chat template, and only the tokens the cache
+    does not already hold run (all of them again if an earlier turn now tokenizes differently);
+    the reply is added as the assistant's message when the next turn starts. Untemplated
+    (``chat(template=False)``): the text or ids are fed exactly as given (add any turn markers
+    your model was trained with). Another generation on the same generator replaces the
+    conversation's cache; the conversation's next :meth:`send` then raises
+    :class:`~edge_sdk.GenerationError`.
     """
 
-    def __init__(self, generator: Generator) -> None:
+    def __init__(self, generator: Generator, system: str | None = None,
+                 template: bool = True) -> None:
         self.generator = generator
+        self.templated = template
+        self.messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
         self._started = False
+        self._last: Stream | None = None
 
     def send(self, text: Prompt, **options: Any) -> Stream:
         """Stream the reply to ``text`` (options as :meth:`Generator.stream`)."""
-        stream = self.generator._start(text, conversation=self, **options)
+        if not self.templated:
+            stream = self.generator._start(text, conversation=self, **options)
+        else:
+            if not isinstance(text, str):
+                raise GenerationError("a templated conversation takes text; feed token ids "
+                                      "with chat(template=False)")
+            self._record_reply()
+            messages = [*self.messages, {"role": "user", "content": text}]
+            stream = self.generator._start(self.generator.chat_ids(messages), conversation=self,
+                                           whole=True, **options)
+            self.messages = messages
         self._started = True
+        self._last = stream
         return stream
+
+    def _record_reply(self) -> None:
+        """Add the last reply (as far as it was streamed) to :attr:`messages`."""
+        if self._last is not None:
+            result = self._last.result
+            self.messages.append({"role": "assistant", "content": result.text if result else ""})
+            self._last = None
 
     @property
     def context_tokens(self) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
+from edge_sdk.runtime.slots import SlotModel
 
 from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
@@ -165,6 +166,17 @@ class OrtBackend(KVCacheBackend):
             raise BundleError(f"{path} lacks the inputs {', '.join(missing)}; export it again")
         self._binding = self.session.io_binding()
         self._fused_bound = False
+
+    def slot_model(self, slots: int, capacity: int) -> SlotModel | None:
+        """Rows over the fused CPU graph (:mod:`edge_sdk.runtime.ort_slots`); None otherwise."""
+        if self.session is None:
+            self.activate()
+        if not self.fused:
+            return None
+        from edge_sdk.runtime.ort_slots import FusedSlotModel
+
+        return FusedSlotModel(self.session, self._layers, self._kv_heads, self._head_dim,
+                              self._vocab, slots, capacity, self.device)
 
     def deactivate(self) -> None:
         self._binding = None

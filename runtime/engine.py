@@ -1,0 +1,315 @@
+"""Continuous batching: many requests share one model through KV-cache slots.
+
+::
+
+    from edge_sdk.runtime import load
+    from edge_sdk.runtime.engine import Engine
+
+    with Engine(load("demo-int8"), slots=4) as engine:
+        a = engine.submit("Once upon a time", max_new_tokens=64)
+        b = engine.submit("The dog", max_new_tokens=64)
+        print(a.wait().text, b.wait().text)
+
+Scheduling is per iteration, as in Orca, vLLM and llama.cpp's slots. Between two model calls
+the engine's thread
+
+1. ends cancelled requests (their slots are free for the next call);
+2. admits waiting requests into free slots, first come, first served;
+3. runs one prefill chunk (at most 256 tokens) of the request admitted first among those still
+   prefilling; when its prompt is done, its first token is sampled;
+4. runs one decode step for every request that has a token to run, all slots in one call
+   (:mod:`edge_sdk.runtime.slots`).
+
+A long prompt thus delays the running requests by one chunk per token at most. Sampling, stop
+strings, detokenization and statistics are per request (:class:`SequenceOutput`), so a request's
+greedy output equals what :meth:`Generator.generate` gives for it alone. Backends that cannot
+decode rows of different lengths in one call get one slot (requests take turns):
+:attr:`Engine.batched` says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from edge_sdk.chat_template import ChatTemplate, Message
+from edge_sdk.errors import GenerationError
+from edge_sdk.runtime.generator import Generator, Prompt
+from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
+from edge_sdk.runtime.sequence import OutputOptions, SequenceOutput
+from edge_sdk.runtime.slots import SingleSlotModel, SlotModel
+
+__all__ = ["Engine", "EngineClosedError", "QueueFullError", "Request", "StepRecord"]
+
+#: Prompt tokens run per prefill call (one chunk between two decode steps).
+PREFILL_CHUNK = 256
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One model call: when it ran (``time.perf_counter()``), what kind, and how many tokens it
+    ran for each request (request id -> tokens)."""
+
+    start: float
+    end: float
+    kind: str  # "prefill" or "decode"
+    tokens: dict[int, int]
+
+
+class Engine:
+    """Runs requests on ``generator``'s model in ``slots`` KV-cache rows (module docstring).
+
+    The engine owns the generator: :meth:`close` closes it. ``max_queue`` requests may wait for
+    a slot; one more raises :class:`QueueFullError`.
+    """
+
+    def __init__(self, generator: Generator, *, slots: int = 4, max_queue: int = 64) -> None:
+        if slots < 1:
+            raise GenerationError(f"slots must be at least 1, got {slots}")
+        if max_queue < 0:
+            raise GenerationError(f"max_queue must be >= 0, got {max_queue}")
+        self.generator = generator
+        self.bundle = generator.bundle
+        self.tokenizer = generator.tokenizer
+        self.chat_template: ChatTemplate = self.bundle.chat_template
+        self.max_context = generator.max_context
+        self.max_queue = max_queue
+        model = generator.backend.slot_model(slots, self.max_context)
+        self._model: SlotModel = model or SingleSlotModel(generator.backend, self.max_context)
+        self._vocab = self.bundle.config.vocab_size
+        self._eos = generator.eos_token_ids
+        self._waiting: deque[Request] = deque()
+        self._active: dict[int, Request] = {}  # slot -> request
+        self._cond = threading.Condition()
+        self._closing = False
+        self._next_id = 0
+        self._listeners: list[Callable[[StepRecord], None]] = []
+        self._thread: threading.Thread | None = None
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def slots(self) -> int:
+        """KV-cache rows: requests that run at once."""
+        return self._model.slots
+
+    @property
+    def batched(self) -> bool:
+        """Whether a decode step runs every slot in one model call (else: one slot)."""
+        return self._model.batched
+
+    @property
+    def running(self) -> int:
+        """Requests in slots now."""
+        return len(self._active)
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot."""
+        return len(self._waiting)
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        """Bytes of KV cache allocated for all slots."""
+        return self._model.nbytes
+
+    @property
+    def kv_cache_used(self) -> float:
+        """Share of all slots' positions in use (0 to 1)."""
+        return sum(self._model.lengths) / (self._model.slots * self._model.capacity)
+
+    def add_step_listener(self, listener: Callable[[StepRecord], None]) -> None:
+        """Call ``listener`` (on the engine's thread) after every model call."""
+        self._listeners.append(listener)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def encode_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
+        """The conversation rendered with the bundle's chat template, as token ids."""
+        return self.generator.chat_ids(messages, add_generation_prompt=add_generation_prompt)
+
+    def submit(self, prompt: Prompt, *, on_event: Callable[[Any], None] | None = None,
+               **options: Any) -> Request:
+        """Queue a generation of ``prompt`` (text, tokenized as :meth:`Generator.stream` does,
+        or token ids); options as :meth:`Generator.stream`. ``on_event`` is called on the
+        engine's thread with each :class:`TokenEvent` and finally the
+        :class:`GenerationResult`; it must not block. Without it, iterate the request or
+        :meth:`Request.wait`. Raises :class:`GenerationError` for bad options or a prompt that
+        does not fit the context, :class:`QueueFullError`, :class:`EngineClosedError`."""
+        submitted = time.perf_counter()
+        checked = OutputOptions.checked(max_new_tokens=options.pop("max_new_tokens", 256),
+                                        **options)
+        ids = self.generator.prompt_ids(prompt)
+        if len(ids) >= self.max_context:
+            raise GenerationError(
+                f"the prompt takes {len(ids)} tokens, but the context holds {self.max_context} "
+                "(prompt and output together): shorten it")
+        output = SequenceOutput(self.tokenizer, self._vocab, ids, checked, self._eos,
+                                room=self.max_context - len(ids))
+        with self._cond:
+            if self._closing:
+                raise EngineClosedError("the engine is shutting down: it takes no new requests")
+            free = self.slots - len(self._active)
+            if len(self._waiting) >= self.max_queue + free:
+                raise QueueFullError(f"{len(self._waiting)} requests already wait for one of "
+                                     f"{self.slots} slots: try again shortly")
+            self._next_id += 1
+            request = Request(self._next_id, ids, output, submitted, on_event, self._wake)
+            self._waiting.append(request)
+            self._cond.notify()
+        self.start()
+        return request
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the engine's thread (done by the first :meth:`submit` too)."""
+        with self._cond:
+            if self._thread is None and not self._closing:
+                self._thread = threading.Thread(target=self._loop, name="edge-sdk-engine",
+                                                daemon=True)
+                self._thread.start()
+
+    def close(self, drain: bool = True, timeout: float | None = None) -> None:
+        """Take no new requests; with ``drain``, let queued and running ones finish (those left
+        after ``timeout`` seconds are cancelled), else cancel them now; then stop the thread and
+        close the generator. Safe to call twice."""
+        with self._cond:
+            self._closing = True
+            thread = self._thread
+            if not drain:
+                self._cancel_all()
+            self._cond.notify()
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                with self._cond:
+                    self._cancel_all()
+                    self._cond.notify()
+                thread.join()
+        self._model.close()
+        self.generator.close()
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close(drain=exc is None)
+
+    # -- the engine's thread --------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def _cancel_all(self) -> None:
+        for request in (*self._waiting, *self._active.values()):
+            request.cancel_quietly()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._end_cancelled()
+                self._admit()
+                if not self._active:
+                    if self._closing and not self._waiting:
+                        return
+                    self._cond.wait()
+                    continue
+            try:
+                self._iterate()
+            except Exception as exc:  # a model failure: fail the running requests, go on
+                _log.exception("the engine's model call failed")
+                with self._cond:
+                    for slot, request in list(self._active.items()):
+                        self._finish(slot, request, "cancelled", error=exc)
+
+    def _end_cancelled(self) -> None:
+        for request in [r for r in self._waiting if r.cancelled]:
+            self._waiting.remove(request)
+            request.finish(request.output.result(
+                "cancelled", prompt_tokens=len(request.prompt_ids), prefill_s=0.0,
+                total_s=time.perf_counter() - request.submitted, context_tokens=0,
+                kv_cache_bytes=self._model.nbytes, backend=self._model.device))
+        for slot, request in list(self._active.items()):
+            if request.cancelled:
+                self._finish(slot, request, "cancelled")
+
+    def _admit(self) -> None:
+        free = [s for s in range(self.slots) if s not in self._active]
+        while free and self._waiting:
+            request = self._waiting.popleft()
+            slot = free.pop(0)
+            request.slot, request.admitted = slot, time.perf_counter()
+            self._model.release(slot)
+            self._active[slot] = request
+
+    def _iterate(self) -> None:
+        prefilling = [r for r in self._active.values() if r.prefilled < len(r.prompt_ids)]
+        if prefilling:
+            self._prefill_chunk(min(prefilling, key=lambda r: r.admitted))
+        decoding = [r for r in self._active.values() if r.pending is not None]
+        if decoding:
+            self._decode(decoding)
+
+    def _record(self, start: float, kind: str, tokens: dict[int, int]) -> float:
+        end = time.perf_counter()
+        record = StepRecord(start, end, kind, tokens)
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception:  # a listener's bug must not stop the engine
+                _log.exception("an engine step listener failed")
+        return end
+
+    def _prefill_chunk(self, request: Request) -> None:
+        assert request.slot is not None
+        chunk = request.prompt_ids[request.prefilled:request.prefilled + PREFILL_CHUNK]
+        start = time.perf_counter()
+        logits = self._model.prefill(request.slot, chunk)
+        now = self._record(start, "prefill", {request.id: len(chunk)})
+        request.prefilled += len(chunk)
+        if request.prefilled == len(request.prompt_ids):
+            request.prefill_s = now - request.admitted
+            self._emit(request, logits, now)
+
+    def _decode(self, requests: list[Request]) -> None:
+        slots = [r.slot for r in requests]
+        tokens = [r.pending for r in requests]
+        start = time.perf_counter()
+        logits = self._model.decode(slots, tokens)  # type: ignore[arg-type]
+        now = self._record(start, "decode", {r.id: 1 for r in requests})
+        for request in requests:
+            request.pending = None
+            self._emit(request, logits[request.slot], now)
+
+    def _emit(self, request: Request, logits: Any, now: float) -> None:
+        event, final = request.output.push(logits, now - request.submitted)
+        request.deliver(event)
+        if final is not None:
+            with self._cond:
+                assert request.slot is not None
+                self._finish(request.slot, request, final)
+        else:
+            request.pending = event.token_id
+
+    def _finish(self, slot: int, request: Request, reason: Any,
+                error: BaseException | None = None) -> None:
+        context = self._model.lengths[slot] + (request.pending is not None)
+        self._active.pop(slot, None)
+        self._model.release(slot)
+        result = request.output.result(
+            reason, prompt_tokens=len(request.prompt_ids), prefill_s=request.prefill_s,
+            total_s=time.perf_counter() - request.submitted, context_tokens=context,
+            kv_cache_bytes=self._model.nbytes, backend=self._model.device)
+        request.finish(result, error)

@@ -1,0 +1,116 @@
+"""KV-cache slots on onnxruntime's fused CPU graph (``model.ort.onnx``).
+
+The graph's ``GroupQueryAttention`` reads a right-padded cache with one length per row
+(``seqlens_k``), so rows of different lengths decode in one call. Each cache tensor is one
+buffer [slots, kv_heads, capacity, head_dim]; row s is the contiguous block at offset
+s * kv_heads * capacity * head_dim, so:
+
+* a prefill binds row s alone as a batch-1 cache [1, kv_heads, capacity, head_dim] (the graph
+  allows a sequence longer than one token at batch 1 only);
+* a decode binds rows 0..B-1 (B = the highest busy row + 1) as [B, ...]. A row in that range that
+  is not decoding (free, or between prefill chunks) gets ``seqlens_k`` = its length, so the step
+  writes one throw-away position just past its data, which the row's next write replaces.
+
+The session is the backend's (weights are shared with the generator); only the cache is new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.errors import GenerationError
+from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.runtime.slots import SlotModel
+
+__all__ = ["FusedSlotModel"]
+
+#: Prompts run in chunks of at most this many tokens (as the backend's own prefill).
+PREFILL_CHUNK = 256
+
+
+class FusedSlotModel(SlotModel):
+    """``slots`` rows over a CPU session of the fused graph (see the module docstring)."""
+
+    def __init__(self, session: Any, num_layers: int, kv_heads: int, head_dim: int, vocab: int,
+                 slots: int, capacity: int, device: str) -> None:
+        super().__init__(slots, capacity)
+        self._session = session
+        self._device = device
+        self._past, self._present = past_names(num_layers), present_names(num_layers)
+        self._row_shape = [kv_heads, capacity, head_dim]
+        self._row_bytes = kv_heads * capacity * head_dim * 4
+        self._buffers = [np.zeros((slots, *self._row_shape), np.float32)
+                         for _ in range(2 * num_layers)]
+        self._logits = np.zeros((slots, 1, vocab), np.float32)
+        self._ids = np.zeros((slots, 1), np.int64)
+        self._seqlens = np.zeros(slots, np.int32)
+        self._total = np.zeros((), np.int32)
+        self._prefill_bind = session.io_binding()
+        self._decode_bind = session.io_binding()
+        self._decode_rows = 0  # the batch size the decode binding is bound for
+        self._bind_positions(self._decode_bind)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self._buffers)
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def close(self) -> None:
+        self._prefill_bind = self._decode_bind = None
+        self._buffers = []
+
+    def _bind_positions(self, bind: Any) -> None:
+        bind.bind_input("total_sequence_length", "cpu", 0, np.int32, [], self._total.ctypes.data)
+
+    def _bind_rows(self, bind: Any, first: int, rows: int) -> None:
+        shape = [rows, *self._row_shape]
+        offset = first * self._row_bytes
+        for past, present, buf in zip(self._past, self._present, self._buffers):
+            pointer = buf.ctypes.data + offset
+            bind.bind_input(past, "cpu", 0, np.float32, shape, pointer)
+            bind.bind_output(present, "cpu", 0, np.float32, shape, pointer)
+        bind.bind_input("seqlens_k", "cpu", 0, np.int32, [rows],
+                        self._seqlens.ctypes.data + 4 * first)
+        bind.bind_output("logits", "cpu", 0, np.float32, [rows, 1, self._logits.shape[2]],
+                         self._logits.ctypes.data + first * self._logits[0].nbytes)
+
+    def _run(self, bind: Any) -> None:
+        try:
+            self._session.run_with_iobinding(bind)
+        except Exception as exc:  # onnxruntime's own error types
+            raise GenerationError(f"onnxruntime failed on the batched decode: {exc}") from exc
+
+    def _prefill(self, slot: int, ids: np.ndarray) -> np.ndarray:
+        bind = self._prefill_bind
+        self._bind_positions(bind)
+        self._bind_rows(bind, slot, 1)
+        length = self.lengths[slot]
+        for start in range(0, ids.size, PREFILL_CHUNK):
+            chunk = np.ascontiguousarray(ids[start:start + PREFILL_CHUNK]).reshape(1, -1)
+            total = length + start + chunk.shape[1]
+            self._seqlens[slot], self._total[()] = total - 1, total
+            bind.bind_input("input_ids", "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data)
+            self._run(bind)
+        return self._logits[slot, 0]
+
+    def _decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        rows = max(slots) + 1
+        bind = self._decode_bind
+        if rows != self._decode_rows:
+            self._bind_rows(bind, 0, rows)
+            bind.bind_input("input_ids", "cpu", 0, np.int64, [rows, 1], self._ids.ctypes.data)
+            self._decode_rows = rows
+        lengths = self.lengths
+        self._seqlens[:rows] = lengths[:rows]  # idle rows: one throw-away write past their data
+        self._ids[:rows] = 0
+        for s, token in zip(slots, tokens):
+            self._ids[s, 0] = token
+        self._total[()] = max(lengths[:rows]) + 1
+        self._run(bind)
+        return self._logits[:rows, 0]

@@ -1,0 +1,127 @@
+"""What happens to one sequence after the model: pick the token, decide the end, emit the text.
+
+:class:`SequenceOutput` holds the per-request pieces (:class:`~edge_sdk.runtime.Sampler`,
+:class:`~edge_sdk.runtime.IncrementalDecoder`, :class:`~edge_sdk.runtime.StopMatcher`) and the
+tokens, texts and times so far. The generator's stream runs one; the engine runs one per slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_sdk.errors import GenerationError
+from edge_sdk.runtime.detokenize import IncrementalDecoder
+from edge_sdk.runtime.sampling import Sampler, SamplingOptions
+from edge_sdk.runtime.stats import GenerationStats, StopReason, summarize
+from edge_sdk.runtime.stops import StopMatcher
+from edge_sdk.tokenizer import Tokenizer
+
+__all__ = ["GenerationResult", "OutputOptions", "SequenceOutput", "TokenEvent"]
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token: its id, the text it adds (may be "" while a character or a possible
+    stop string is incomplete), its position in the output and when it appeared (seconds since
+    the call started)."""
+
+    token_id: int
+    text: str
+    index: int
+    time: float
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A finished generation. ``text`` is the streamed pieces joined (a stop string is cut);
+    ``token_ids`` are every generated id, the end-of-sequence token included when it ended
+    the generation."""
+
+    text: str
+    token_ids: list[int]
+    stop_reason: StopReason
+    stats: GenerationStats
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """The checked per-request options: how many tokens, how to sample, where to stop."""
+
+    max_new_tokens: int
+    sampling: SamplingOptions
+    stops: tuple[str, ...]
+    ignore_eos: bool
+
+    @classmethod
+    def checked(cls, *, max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int | None = None,
+                stop: str | Sequence[str] = (), ignore_eos: bool = False) -> OutputOptions:
+        """Options as :meth:`Generator.stream` takes them, validated (GenerationError)."""
+        sampling = SamplingOptions(float(temperature), int(top_k), float(top_p),
+                                   float(repetition_penalty), seed)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+            raise GenerationError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+        if max_new_tokens < 1:
+            raise GenerationError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        stops = (stop,) if isinstance(stop, str) else tuple(stop)
+        if not all(isinstance(s, str) for s in stops):
+            raise GenerationError("stop must be a string or a list of strings")
+        return cls(int(max_new_tokens), sampling, stops, bool(ignore_eos))
+
+
+class SequenceOutput:
+    """The output side of one generation.
+
+    ``context`` are the ids in the model's cache before the first output (for the repetition
+    penalty and the detokenizer's window); ``eos`` the ids that end it (unless the options ignore
+    them); ``room`` is how many outputs fit the context (the last one is never run through the
+    model).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, vocab_size: int, context: Sequence[int],
+                 options: OutputOptions, eos: Collection[int], room: int) -> None:
+        self._sampler = Sampler(options.sampling, vocab_size)
+        self._sampler.observe(context)
+        self._decoder = IncrementalDecoder(tokenizer, list(context))
+        self._stops = StopMatcher(options.stops)
+        self._eos = frozenset() if options.ignore_eos else eos
+        self._limit = min(options.max_new_tokens, room)
+        self._length_reason: StopReason = ("max_new_tokens" if options.max_new_tokens <= room
+                                           else "length")
+        self.token_ids: list[int] = []
+        self.pieces: list[str] = []
+        self.times: list[float] = []
+
+    def push(self, logits: np.ndarray, now: float) -> tuple[TokenEvent, StopReason | None]:
+        """Sample the next token from ``logits`` [vocab] at time ``now``; its event, and why the
+        generation ends with it (None: it goes on)."""
+        token = self._sampler(logits)
+        final: StopReason | None = None
+        if token in self._eos:
+            final = "eos"
+        elif len(self.token_ids) + 1 >= self._limit:
+            final = self._length_reason
+        stops = self._stops
+        piece = stops.push(self._decoder.push(token))
+        if stops.matched is None and final is not None:
+            piece += stops.push(self._decoder.flush())
+            if stops.matched is None:
+                piece += stops.flush()
+        if stops.matched is not None:
+            final = "stop"
+        self.token_ids.append(token)
+        self.times.append(now)
+        self.pieces.append(piece)
+        return TokenEvent(token, piece, len(self.token_ids) - 1, now), final
+
+    def result(self, reason: StopReason, *, prompt_tokens: int, prefill_s: float, total_s: float,
+               context_tokens: int, kv_cache_bytes: int, backend: str) -> GenerationResult:
+        """The finished generation with its statistics."""
+        stats: GenerationStats = summarize(
+            prompt_tokens=prompt_tokens, token_times=self.times, prefill_s=prefill_s,
+            total_s=total_s, stop_reason=reason, context_tokens=context_tokens,
+            kv_cache_bytes=kv_cache_bytes, backend=backend)
+        return GenerationResult("".join(self.pieces), list(self.token_ids), reason, stats)

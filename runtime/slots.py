@@ -1,0 +1,115 @@
+"""KV-cache slots: several sequences in one model session, decoded together.
+
+A :class:`SlotModel` holds ``slots`` rows of KV cache, each ``capacity`` positions long. A new
+sequence is prefilled into its own row (batch 1, any number of tokens on top of what the row
+holds); :meth:`SlotModel.decode` then runs one token for every busy row in one model call, so the
+weights are read once for all of them (decode is bound by memory bandwidth: a batch of 4 costs
+little more than one sequence).
+
+Backends that can run rows of different lengths in one call give one through
+:meth:`~edge_sdk.runtime.Backend.slot_model` (onnxruntime's fused CPU graph:
+:mod:`edge_sdk.runtime.ort_slots`). Every other backend is served by :class:`SingleSlotModel`,
+the documented fallback: one row, requests take turns.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from edge_sdk.errors import GenerationError
+from edge_sdk.runtime.backend import Backend
+
+__all__ = ["SingleSlotModel", "SlotModel"]
+
+
+class SlotModel(ABC):
+    """``slots`` KV-cache rows of ``capacity`` positions over one model session."""
+
+    #: Whether :meth:`decode` runs all busy rows in one model call.
+    batched: bool = True
+
+    def __init__(self, slots: int, capacity: int) -> None:
+        if slots < 1:
+            raise GenerationError(f"slots must be at least 1, got {slots}")
+        self.slots = slots
+        self.capacity = capacity
+        self.lengths = [0] * slots  # positions held by each row
+
+    @abstractmethod
+    def _prefill(self, slot: int, ids: np.ndarray) -> np.ndarray:
+        """Run ``ids`` [n] on top of row ``slot``; the last position's logits [vocab]."""
+
+    @abstractmethod
+    def _decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        """One token per row in ``slots``; logits [max(slots) + 1, vocab], row s for slot s."""
+
+    @property
+    @abstractmethod
+    def nbytes(self) -> int:
+        """Bytes of KV cache allocated for all rows."""
+
+    @property
+    @abstractmethod
+    def device(self) -> str:
+        """What runs the model, in words."""
+
+    def prefill(self, slot: int, ids: np.ndarray) -> np.ndarray:
+        """Run ``ids`` on top of what row ``slot`` holds; the last position's logits [vocab]
+        (valid until the next call)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self.lengths[slot] + ids.size > self.capacity:
+            raise GenerationError(f"{ids.size} more tokens do not fit slot {slot}: "
+                                  f"{self.lengths[slot]} of {self.capacity} positions are used")
+        logits = self._prefill(slot, ids)
+        self.lengths[slot] += ids.size
+        return logits
+
+    def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        """Run one token per row (``tokens[i]`` on row ``slots[i]``); logits
+        [max(slots) + 1, vocab] where row s belongs to slot s (valid until the next call)."""
+        full = [s for s in slots if self.lengths[s] >= self.capacity]
+        if full:
+            raise GenerationError(f"slots {full} are full ({self.capacity} positions)")
+        logits = self._decode(slots, tokens)
+        for s in slots:
+            self.lengths[s] += 1
+        return logits
+
+    def release(self, slot: int) -> None:
+        """Forget row ``slot``'s positions (the memory stays allocated)."""
+        self.lengths[slot] = 0
+
+    def close(self) -> None:
+        """Free the rows' memory."""
+
+
+class SingleSlotModel(SlotModel):
+    """One row over any :class:`~edge_sdk.runtime.Backend` (its own KV cache)."""
+
+    batched = False
+
+    def __init__(self, backend: Backend, capacity: int) -> None:
+        super().__init__(1, capacity)
+        self.backend = backend
+        backend.allocate(capacity)
+
+    def _prefill(self, slot: int, ids: np.ndarray) -> np.ndarray:
+        return self.backend.forward(ids)
+
+    def _decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        return self.backend.forward(np.asarray(tokens, dtype=np.int64))[None, :]
+
+    def release(self, slot: int) -> None:
+        super().release(slot)
+        self.backend.reset()
+
+    @property
+    def nbytes(self) -> int:
+        return self.backend.cache_bytes
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
