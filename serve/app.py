@@ -95,6 +95,9 @@ async def _answer(request: Request, state: ServerState, engine: Engine, prompt_i
         call.cancel()
         return Response(status_code=CLIENT_CLOSED)
     result = call.result.result()
+    if call.error is not None:
+        raise APIError(500, "the model failed while generating (logged on the server: "
+                       f"{type(call.error).__name__})", code="model_error")
     finish = finish_reason(result.stop_reason)
     if finish is None:
         raise APIError(503, "the server shut down before the request finished",

@@ -40,6 +40,7 @@ class EngineCall:
         self.result: asyncio.Future[GenerationResult] = self._loop.create_future()
         self.request: Request | None = None
         self.energy: dict[str, Any] | None = None
+        self.error: BaseException | None = None  # the model failed under the request
         self._submitted = 0.0
         self._last_token: float | None = None
 
@@ -50,7 +51,7 @@ class EngineCall:
         try:
             request = engine.submit(list(prompt_ids), on_event=self._from_engine, **options)
         except QueueFullError as exc:
-            raise APIError(429, f"the server is busy: {exc}; retry shortly", code="queue_full",
+            raise APIError(429, f"the server is busy: {exc}", code="queue_full",
                            headers=retry) from exc
         except EngineClosedError as exc:
             raise APIError(503, "the server is shutting down and admits no new requests; "
@@ -106,11 +107,13 @@ class EngineCall:
     def _finish(self, result: GenerationResult) -> None:
         state, metrics = self._state, self._state.metrics
         if self.request is not None:
+            self.error = self.request.error
             state.requests.discard(self.request)
             if state.energy is not None:
                 joules = state.energy.take(self.request.id, result.stats.new_tokens)
                 self.energy = state.energy.usage(joules, result.stats.new_tokens)
-        reason = finish_reason(result.stop_reason) or result.stop_reason
+        reason = "error" if self.error is not None else \
+            finish_reason(result.stop_reason) or result.stop_reason
         metrics.finished.labels(self._endpoint, reason).inc()
         if result.stats.new_tokens:
             metrics.ttft.observe(result.stats.time_to_first_token_s)

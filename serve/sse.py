@@ -94,6 +94,11 @@ class EventStream:
             if pieces:  # tokens that arrived together go out in one write
                 await self._send(send, b"".join(pieces))
         finish = finish_reason(result.stop_reason)
+        if self.call.error is not None:
+            await self._send(send, sse(error_body(
+                500, "the model failed while generating (logged on the server: "
+                f"{type(self.call.error).__name__})", None, "model_error")) + DONE)
+            return
         if finish is None:  # cancelled: by the client (nobody to tell) or by the drain timeout
             await self._send(send, sse(error_body(
                 503, "the server shut down before the request finished", None,

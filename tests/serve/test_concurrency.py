@@ -7,6 +7,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
+import pytest
 from edge_sdk.runtime import Generator
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -43,6 +45,9 @@ def test_eight_clients_on_four_slots_get_their_single_request_outputs(
 
         with ThreadPoolExecutor(len(PROMPTS)) as pool:
             answers = list(pool.map(ask, range(len(PROMPTS))))
+        assert served.state.engine is not None and served.state.engine.batched
+        together = max(len(s.tokens) for s in served.steps if s.kind == "decode")
+    assert together > 1  # requests really were decoded in one model call
     for prompt, n, (text, count) in zip(PROMPTS, lengths, answers):
         expected = reference.generate(prompt, max_new_tokens=n)
         assert text == expected.text, prompt
@@ -74,3 +79,18 @@ def test_a_client_that_closes_its_stream_frees_its_slot(demo_bundle_int8: Path) 
     # within a few steps of 10 ms (a disconnect is seen at once; the cancel lands before the
     # engine's next step)
     assert freed_after < 0.5, freed_after
+
+
+def test_a_client_that_gives_up_on_a_whole_answer_frees_its_slot(demo_bundle_int8: Path) -> None:
+    with running_server(demo_bundle_int8, slots=1, step_delay_s=0.01) as served:
+        engine = served.state.engine
+        assert engine is not None
+        body = {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 400,
+                "ignore_eos": True}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{served.url}/v1/completions", json=body, timeout=0.5)
+        assert served.wait_for(lambda: engine.running == 0, 2)
+        assert _samples(served, "edge_serve_requests_finished_total") == {
+            (("endpoint", "/v1/completions"), ("finish_reason", "cancelled")): 1}
+        assert served.wait_for(lambda: _samples(served, "edge_serve_http_requests_total").get(
+            (("endpoint", "/v1/completions"), ("status", "499"))) == 1, 2)
