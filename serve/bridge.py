@@ -1,14 +1,17 @@
 """One engine request seen from the event loop: submit, events, result, cancel, metrics.
 
-The engine calls ``on_event`` on its own thread; each event is handed to the event loop with
-``call_soon_threadsafe`` and nothing else happens on the engine thread. On the loop, tokens
-update the metrics and (for a stream) go to a queue; the result settles the request's energy
-and metrics, even when its client has gone.
+The engine calls ``on_event`` on its own thread; the event goes into the loop's inbox and
+nothing else happens on the engine thread. The inbox wakes the event loop once per batch (all
+the events of one decode step, for every request in it), not once per token. On the loop,
+tokens update the metrics and (for a stream) go to a queue; the result settles the request's
+energy and metrics, even when its client has gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
@@ -25,6 +28,44 @@ __all__ = ["EngineCall"]
 Event: TypeAlias = TokenEvent | GenerationResult
 
 
+class _Inbox:
+    """Events from the engine's thread, handed to one event loop in batches."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._items: list[tuple[EngineCall, Event]] = []
+        self._scheduled = False
+
+    def put(self, call: EngineCall, event: Event) -> None:
+        with self._lock:
+            self._items.append((call, event))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: the server has stopped
+            pass
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items, self._scheduled = self._items, [], False
+        for call, event in items:
+            call._deliver(event)
+
+
+_INBOXES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox] = \
+    weakref.WeakKeyDictionary()
+
+
+def _inbox(loop: asyncio.AbstractEventLoop) -> _Inbox:
+    inbox = _INBOXES.get(loop)
+    if inbox is None:
+        inbox = _INBOXES[loop] = _Inbox(loop)
+    return inbox
+
+
 class EngineCall:
     """Submit one request to the state's engine and follow it from the event loop.
 
@@ -36,6 +77,7 @@ class EngineCall:
         self._endpoint = endpoint
         self._stream = stream
         self._loop = asyncio.get_running_loop()
+        self._inbox = _inbox(self._loop)
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self.result: asyncio.Future[GenerationResult] = self._loop.create_future()
         self.request: Request | None = None
@@ -81,10 +123,7 @@ class EngineCall:
 
     # -- engine thread -> loop --------------------------------------------------------------------
     def _from_engine(self, event: Event) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._deliver, event)
-        except RuntimeError:  # the loop is closed: the server has stopped
-            pass
+        self._inbox.put(self, event)
 
     def _deliver(self, event: Event) -> None:
         metrics = self._state.metrics
