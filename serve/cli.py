@@ -121,8 +121,9 @@ def _power_opener(spec: str) -> Callable[[], PowerSensor | None]:
             return open_sensor(spec)
         sensor, reasons = probe_sensors()
         if sensor is None:
-            LOG.info("no power sensor (%s): usage carries no energy",
-                     "; ".join(f"{k}: {v}" for k, v in reasons.items()))
+            LOG.info("no power sensor found (tried %s; 'edge-power status' says why): usage "
+                     "carries no energy", ", ".join(reasons))
+            LOG.debug("power sensors: %s", "; ".join(f"{k}: {v}" for k, v in reasons.items()))
         return sensor
 
     return open_power
