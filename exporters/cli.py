@@ -1,4 +1,4 @@
-"""``edge-export``: a Lite model (``model.pt`` or Hugging Face folder) to a verified bundle."""
+"""``edge-export``: a Lite model (``model.pt``, Hugging Face folder or hub id) to a bundle."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.export import DEFAULT_MAX_SEQ_LEN, ExportResult, export
+from edge_sdk.exporters.hub import is_hub_id
 from edge_sdk.exporters.quant_config import QuantConfig
 
 from edge_sdk._optional import require
@@ -28,8 +29,13 @@ examples:
   edge-export model.pt --int4 --method gptq --group-size 128 --act-scale
   edge-export model.pt --w8a8 --calib-method entropy --smoothquant-alpha 0.5
   edge-export ./Qwen2.5-0.5B --fp16 -o qwen-fp16
+  edge-export Qwen/Qwen2.5-0.5B-Instruct --int4   # a hub id: fetched into the Hugging Face cache
   edge-export model.pt --int8 --calib my.txt --eval-text heldout.txt
   edge-export model.pt --int8 --trt --timing-cache ~/.cache/edge-sdk/trt.cache   # on the Orin
+
+a MODEL that is no local path but reads as owner/name is a Hugging Face hub id: only its config,
+safetensors and tokenizer files are fetched, into the hub's cache (HF_HOME / HF_HUB_CACHE);
+HF_HUB_OFFLINE=1 reads the cache only; gated models need `hf auth login` or HF_TOKEN.
 
 accuracy gate against the float model on held-out text (least top-1 agreement, largest
 perplexity ratio): {_gates()}; --force keeps an export that misses it.
@@ -41,10 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the command)."""
     parser = argparse.ArgumentParser(
         prog="edge-export",
-        description="Export a Lite model (an edge-sdk model.pt, or a Hugging Face folder of a "
-                    "Llama, Qwen2 or Mistral model) to a verified ONNX bundle.",
+        description="Export a Lite model (an edge-sdk model.pt, or a Hugging Face folder or hub id "
+                    "of a Llama, Qwen2 or Mistral model) to a verified ONNX bundle.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, help="model.pt checkpoint or Hugging Face model folder")
+    parser.add_argument("model",  # a str: Path would turn ./owner/name into the hub id owner/name
+                        help="model.pt checkpoint, Hugging Face model folder, or hub id (owner/name)")
+    parser.add_argument("--revision", metavar="REV",
+                        help="with a hub id: the branch, tag or commit to fetch (default: main)")
     parser.add_argument("-o", "--output", type=Path,
                         help="bundle directory to write (default: <model name>-<precision> here); "
                              "an existing bundle there is replaced")
@@ -145,11 +154,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.trt:  # fail before minutes of export, not after
         require("tensorrt", "edge-export --trt (building a TensorRT engine)")
     name = quant.label if quant.precision in ("int4", "w8a8") else quant.precision
-    output = args.output or Path(f"{args.model.stem if args.model.is_file() else args.model.name}-{name}")
+    model = Path(args.model)
+    output = args.output or Path(f"{model.stem if model.is_file() else model.name}-{name}")
     progress = Progress((4 if quant.precision == "fp32" else 6) + (5 if args.trt else 0), quiet=args.quiet)
     result = export(args.model, output, quant=quant, calib_text=args.calib, eval_text=args.eval_text,
                     eval_tokens=args.eval_tokens, max_seq_len=args.max_seq_len, force=args.force,
-                    ort_graph=not args.no_ort_graph, progress=progress)
+                    ort_graph=not args.no_ort_graph, progress=progress, revision=args.revision)
     progress.done(f"wrote {result.bundle.path}")
     if result.tensorrt is not None and not result.tensorrt.ok:
         sys.stderr.write("warning: the graph is not ready for TensorRT:\n" + result.tensorrt.format() + "\n")
@@ -222,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         quant_config(args)
     except ConfigError as exc:  # flags that contradict each other are bad usage too
         parser.error(str(exc))
+    if args.revision is not None and (Path(args.model).exists() or not is_hub_id(args.model)):
+        parser.error(f"--revision applies to a Hugging Face hub id (owner/name); {args.model} "
+                     "is a local path")
     return run_command(_run, parser, argv)
 
 

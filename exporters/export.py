@@ -61,8 +61,8 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
            calib_text: str | os.PathLike[str] | None = None,
            eval_text: str | os.PathLike[str] | None = None, eval_tokens: int = 2048,
            max_seq_len: int | None = None, force: bool = False, ort_graph: bool = True,
-           progress: Progress | None = None) -> ExportResult:
-    """Export ``model`` (a ``model.pt``, a Hugging Face folder, or a loaded model) to a bundle.
+           progress: Progress | None = None, revision: str | None = None) -> ExportResult:
+    """Export ``model`` (``model.pt``, Hugging Face folder or hub id, loaded model) to a bundle.
 
     ``quant`` (a :class:`QuantConfig`) says how to store the weights; ``precision`` is a shorthand
     for a default config (``"int8"`` when neither is given: int8 per-channel weights). Every
@@ -72,7 +72,8 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
     :class:`~edge_sdk.AccuracyError` unless ``force``. ``calib_text`` (default: the packaged
     calibration text) feeds clipping, GPTQ, AWQ and activation ranges. ``ort_graph``: also write
     ``model.ort.onnx``, the same weights for onnxruntime's CPU EP with fused attention (fp32, int8
-    and int4; about 2x the CPU decode speed, twice the bytes on disk).
+    and int4; about 2x the CPU decode speed, twice the bytes on disk). ``revision``: the branch,
+    tag or commit of a hub id (``owner/name``, fetched into the Hugging Face cache).
     """
     quant = _resolve(precision, quant)
     if eval_tokens < 2:
@@ -81,7 +82,7 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
     stages = 4 if name == "fp32" else 6
     progress = progress or Progress(stages, quiet=True)
     progress.stage("load", str(model if not isinstance(model, LoadedModel) else model.source))
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, revision, progress)
     config = loaded.config
     seq_limit = _max_seq_len(max_seq_len, config.max_position_embeddings)
     tokenizer = Tokenizer.from_str(loaded.tokenizer_json)
