@@ -98,6 +98,7 @@ class ServerState:
                 self._sampler.stop()
             if sensor is not None:
                 sensor.close()
+            self.sensor = self.energy = self._sampler = None
             if engine is not None:
                 engine.close(drain=False)
             with self._lock:
