@@ -21,6 +21,9 @@ _PROVIDERS: dict[str, str] = {
     "pynvml": "pip install nvidia-ml-py",
     "matplotlib": "pip install 'edge-sdk[plot]'",
     "transformers": "pip install 'edge-sdk[test]'",
+    "starlette": "pip install 'edge-sdk[serve]'",
+    "uvicorn": "pip install 'edge-sdk[serve]'",
+    "prometheus_client": "pip install 'edge-sdk[serve]'",
 }
 
 

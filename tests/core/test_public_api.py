@@ -13,7 +13,8 @@ import pytest
 import edge_sdk
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["edge_sdk", "edge_sdk.exporters", "edge_sdk.runtime", "edge_sdk.power", "edge_sdk.planner"]
+PACKAGES = ["edge_sdk", "edge_sdk.exporters", "edge_sdk.runtime", "edge_sdk.power", "edge_sdk.planner",
+            "edge_sdk.serve"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

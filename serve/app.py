@@ -1,0 +1,227 @@
+"""The routes of ``edge-serve``: the OpenAI API over the engine, health and metrics.
+
+``create_app(state)`` gives the Starlette application; its lifespan starts loading the model
+(the socket is already open, so ``/health`` answers 503 meanwhile) and, at shutdown, closes
+the engine after draining it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from edge_sdk.runtime.engine import Engine
+from edge_sdk.serve.bridge import EngineCall
+from edge_sdk.serve.errors import APIError, exception_handlers, invalid
+from edge_sdk.serve.metrics import endpoint_label
+from edge_sdk.serve.openai_responses import (
+    ChatShape,
+    CompletionShape,
+    ResponseShape,
+    finish_reason,
+    usage,
+)
+from edge_sdk.serve.openai_schema import Sampling, parse_chat, parse_completion
+from edge_sdk.serve.sse import EventStream, wait_disconnect
+from edge_sdk.serve.state import ServerState
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edge_sdk.errors import GenerationError
+
+__all__ = ["create_app"]
+
+CLIENT_CLOSED = 499  # the status logged for a client that left before its answer (nginx's)
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.server
+    return state
+
+
+def _authorize(request: Request, state: ServerState) -> None:
+    key = state.settings.api_key
+    if key is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
+        raise APIError(401, "missing or wrong API key: send the header 'Authorization: Bearer "
+                       "KEY' with the key the server was started with", code="invalid_api_key")
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"the request body is larger than {limit} bytes",
+                           code="request_too_large")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError as exc:
+        raise APIError(400, f"the request body is not valid JSON: {exc}",
+                       code="invalid_json") from exc
+
+
+def _check_fits(prompt_tokens: int, engine: Engine, param: str) -> None:
+    if prompt_tokens >= engine.max_context:
+        raise APIError(400, f"the prompt takes {prompt_tokens} tokens, but this model's context "
+                       f"holds {engine.max_context} (prompt and completion together): shorten "
+                       "it", param=param, code="context_length_exceeded")
+
+
+async def _answer(request: Request, state: ServerState, engine: Engine, prompt_ids: list[int],
+                  sampling: Sampling, shape: ResponseShape) -> Any:
+    call = EngineCall(state, request.url.path, sampling.stream)
+    call.submit(prompt_ids, sampling.engine_kwargs(engine.max_context))
+    if sampling.stream:
+        return EventStream(call, shape, len(prompt_ids))
+    gone = asyncio.ensure_future(wait_disconnect(request.receive))
+    try:
+        await asyncio.wait({call.result, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if not call.result.done():  # the client left: free the slot, nobody to answer
+        call.cancel()
+        return Response(status_code=CLIENT_CLOSED)
+    result = call.result.result()
+    if call.error is not None:
+        raise APIError(500, "the model failed while generating (logged on the server: "
+                       f"{type(call.error).__name__})", code="model_error")
+    finish = finish_reason(result.stop_reason)
+    if finish is None:
+        raise APIError(503, "the server shut down before the request finished",
+                       code="cancelled")
+    body = shape.response(result.text, finish, usage(len(prompt_ids), result.stats.new_tokens,
+                                                     call.energy))
+    return JSONResponse(body)
+
+
+async def chat_completions(request: Request) -> Any:
+    state = _state(request)
+    _authorize(request, state)
+    engine = state.ready_engine()
+    chat = parse_chat(await _json_body(request, state.settings.max_body_bytes))
+    try:
+        ids = engine.encode_chat(chat.messages)
+    except GenerationError as exc:
+        raise invalid("messages", str(exc)) from exc
+    _check_fits(len(ids), engine, "messages")
+    shape = ChatShape(state.settings.model_name, chat.sampling.include_usage)
+    return await _answer(request, state, engine, ids, chat.sampling, shape)
+
+
+async def completions(request: Request) -> Any:
+    state = _state(request)
+    _authorize(request, state)
+    engine = state.ready_engine()
+    req = parse_completion(await _json_body(request, state.settings.max_body_bytes))
+    if isinstance(req.prompt, str):
+        ids = engine.tokenizer.encode(req.prompt, add_special_tokens=True)
+        echo = req.prompt
+    else:
+        ids = req.prompt
+        vocab = engine.tokenizer.vocab_size
+        if not all(0 <= i < vocab for i in ids):
+            raise invalid("prompt", f"token ids must be in [0, {vocab}) for this model")
+        echo = engine.tokenizer.decode(ids) if req.echo else ""
+    _check_fits(len(ids), engine, "prompt")
+    shape = CompletionShape(state.settings.model_name, req.sampling.include_usage,
+                            echo if req.echo else "")
+    return await _answer(request, state, engine, ids, req.sampling, shape)
+
+
+def _model_card(state: ServerState) -> dict[str, Any]:
+    card: dict[str, Any] = {"id": state.settings.model_name, "object": "model",
+                            "created": state.created, "owned_by": "edge-sdk"}
+    if state.engine is not None:
+        card["max_context"] = state.engine.max_context
+    return card
+
+
+async def list_models(request: Request) -> Response:
+    state = _state(request)
+    _authorize(request, state)
+    return JSONResponse({"object": "list", "data": [_model_card(state)]})
+
+
+async def get_model(request: Request) -> Response:
+    state = _state(request)
+    _authorize(request, state)
+    if request.path_params["model_id"] != state.settings.model_name:
+        raise APIError(404, f"no model {request.path_params['model_id']!r} here; this server "
+                       f"serves {state.settings.model_name!r}", param="model",
+                       code="model_not_found")
+    return JSONResponse(_model_card(state))
+
+
+async def health(request: Request) -> Response:
+    status, body = _state(request).health()
+    return JSONResponse(body, status_code=status)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+class _Tracking:
+    """ASGI middleware: counts requests in flight (the drain waits for them) and answered
+    ones by endpoint and status."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def tracked_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        self.state.in_flight += 1
+        try:
+            await self.app(scope, receive, tracked_send)
+        finally:
+            self.state.in_flight -= 1
+            self.state.metrics.http_requests.labels(endpoint_label(scope["path"]),
+                                                    str(status[0])).inc()
+
+
+def create_app(state: ServerState) -> Starlette:
+    """The ASGI application over ``state`` (which it starts loading at startup)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.start_loading()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(state.shutdown)
+
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
+                    middleware=[Middleware(_Tracking, state=state)])
+    app.state.server = state
+    return app
