@@ -67,8 +67,11 @@ class StepRecord:
 class Engine:
     """Runs requests on ``generator``'s model in ``slots`` KV-cache rows (module docstring).
 
-    The engine owns the generator: :meth:`close` closes it. ``max_queue`` requests may wait for
-    a slot; one more raises :class:`QueueFullError`.
+    The engine owns the generator: :meth:`close` closes it. ``max_queue`` requests may wait
+    beyond the free slots; one more raises :class:`QueueFullError`. A model call that fails
+    ends the requests it ran (stop reason ``"cancelled"``, :attr:`Request.error` set; waiting on
+    them raises) and the engine goes on; :attr:`failed` is set if the engine's thread itself
+    died (every request then ends the same way).
     """
 
     def __init__(self, generator: Generator, *, slots: int = 4, max_queue: int = 64) -> None:
@@ -93,6 +96,9 @@ class Engine:
         self._next_id = 0
         self._listeners: list[Callable[[StepRecord], None]] = []
         self._thread: threading.Thread | None = None
+        self._closed = False
+        #: Why the engine's thread stopped, if it died (None while it runs or after close()).
+        self.failed: BaseException | None = None
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -155,6 +161,8 @@ class Engine:
         output = SequenceOutput(self.tokenizer, self._vocab, ids, checked, self._eos,
                                 room=self.max_context - len(ids))
         with self._cond:
+            if self.failed is not None:
+                raise GenerationError(f"the engine stopped after a failure: {self.failed}")
             if self._closing:
                 raise EngineClosedError("the engine is shutting down: it takes no new requests")
             free = self.slots - len(self._active)
@@ -183,6 +191,8 @@ class Engine:
         after ``timeout`` seconds are cancelled), else cancel them now; then stop the thread and
         close the generator. Safe to call twice."""
         with self._cond:
+            if self._closed:
+                return
             self._closing = True
             thread = self._thread
             if not drain:
@@ -195,6 +205,8 @@ class Engine:
                     self._cancel_all()
                     self._cond.notify()
                 thread.join()
+        with self._cond:
+            self._closed = True
         self._model.close()
         self.generator.close()
 
@@ -217,6 +229,19 @@ class Engine:
             request.cancel_quietly()
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # a bug in the engine itself: end every request, say why
+            _log.exception("the engine's thread failed")
+            with self._cond:
+                self.failed = exc
+                for slot, request in list(self._active.items()):
+                    self._finish(slot, request, "cancelled", error=exc)
+                while self._waiting:
+                    request = self._waiting.popleft()
+                    request.finish(self._empty_result(request), exc)
+
+    def _serve(self) -> None:
         while True:
             with self._cond:
                 self._end_cancelled()
@@ -237,13 +262,17 @@ class Engine:
     def _end_cancelled(self) -> None:
         for request in [r for r in self._waiting if r.cancelled]:
             self._waiting.remove(request)
-            request.finish(request.output.result(
-                "cancelled", prompt_tokens=len(request.prompt_ids), prefill_s=0.0,
-                total_s=time.perf_counter() - request.submitted, context_tokens=0,
-                kv_cache_bytes=self._model.nbytes, backend=self._model.device))
+            request.finish(self._empty_result(request))
         for slot, request in list(self._active.items()):
             if request.cancelled:
                 self._finish(slot, request, "cancelled")
+
+    def _empty_result(self, request: Request) -> Any:
+        """The result of a request that ends before it ran (cancelled while waiting)."""
+        return request.output.result(
+            "cancelled", prompt_tokens=len(request.prompt_ids), prefill_s=0.0,
+            total_s=time.perf_counter() - request.submitted, context_tokens=0,
+            kv_cache_bytes=self._model.nbytes, backend=self._model.device)
 
     def _admit(self) -> None:
         free = [s for s in range(self.slots) if s not in self._active]
