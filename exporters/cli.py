@@ -74,21 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
                            help="float16 weights and compute (norms and softmax in float32), float32 I/O")
     precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
                            help="float32, no quantization")
-    int4 = parser.add_argument_group("int4 options")
+    int4 = parser.add_argument_group("int4 options (--group-size: int8 too)")
     int4.add_argument("--method", choices=["rtn", "gptq"],
                       help="rtn: round to nearest (default); gptq: error-compensating, uses the calibration text")
     int4.add_argument("--group-size", type=int, metavar="N",
-                      help="weights per scale along the reduction dimension, a power of two >= 16 (default 128)")
+                      help="(int4 and int8) weights per scale along the reduction dimension, a power "
+                           "of two >= 16 (default 128 for int4, 64 for int8); for int8, 0 stores one "
+                           "scale per output channel, TensorRT's form (the default with --trt)")
     int4.add_argument("--act-scale", action="store_true",
                       help="AWQ-style activation-aware scaling from the calibration text before quantizing")
-    w8a8 = parser.add_argument_group("w8a8 options")
+    w8a8 = parser.add_argument_group("w8a8 options (SmoothQuant: int8 too)")
     w8a8.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"],
                       help="activation range calibration (default minmax)")
     w8a8.add_argument("--percentile", type=float, metavar="P",
                       help="with --calib-method percentile: the percentile of |x| (default 99.99)")
     w8a8.add_argument("--smoothquant-alpha", type=float, metavar="A",
-                      help="SmoothQuant migration strength in [0, 1] (default 0.5)")
-    w8a8.add_argument("--no-smoothquant", action="store_true", help="no SmoothQuant migration")
+                      help="(w8a8 and int8) SmoothQuant migration strength in [0, 1] (default 0.5; "
+                           "int8 needs it on the CPU, whose int8 kernel quantizes activations)")
+    w8a8.add_argument("--no-smoothquant", action="store_true",
+                      help="no SmoothQuant migration (the int8 default with --trt)")
     w8a8.add_argument("--exclude", action="append", metavar="SUBSTRING", default=None,
                       help="keep MatMuls whose node name contains SUBSTRING in float (repeatable; "
                            "attention score/value products are never quantized)")
@@ -131,6 +135,7 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
              "--smoothquant-alpha": args.smoothquant_alpha, "--no-smoothquant": args.no_smoothquant or None,
              "--exclude": args.exclude}
     allowed = {"int4": {"--method", "--group-size", "--act-scale"},
+               "int8": {"--group-size", "--smoothquant-alpha", "--no-smoothquant"},
                "w8a8": {"--calib-method", "--percentile", "--smoothquant-alpha", "--no-smoothquant", "--exclude"}}
     wrong = [flag for flag, value in flags.items() if value is not None and flag not in allowed.get(args.precision, ())]
     if wrong:
@@ -148,6 +153,13 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         fields["act_scale"] = True
     if args.no_smoothquant:
         fields["smoothquant_alpha"] = None
+    if args.trt and args.precision == "int8":  # TensorRT takes int8 weights per channel only
+        if args.group_size not in (None, 0):
+            raise ConfigError("TensorRT takes int8 weights per output channel only: drop --group-size "
+                              "(or give 0) with --trt")
+        fields["group_size"] = 0
+        if args.smoothquant_alpha is None:  # its activations are float16: nothing to smooth for
+            fields["smoothquant_alpha"] = None
     if args.exclude:
         fields["exclude"] = tuple(args.exclude)
     return QuantConfig(**fields)
@@ -218,6 +230,9 @@ def summary_text(result: ExportResult) -> str:
     if result.tensorrt is not None:
         lines.append("tensorrt   " + ("graph passes the TensorRT compatibility check (edge-engine --check)"
                                       if result.tensorrt.ok else "graph FAILS the TensorRT check (see stderr)"))
+    elif result.precision == "int8":
+        lines.append("tensorrt   int8 in blocks is the CPU form; for TensorRT export with --trt "
+                     "(or --group-size 0): int8 per output channel")
     acc = result.accuracy
     if acc:
         lines += [

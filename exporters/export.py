@@ -126,7 +126,8 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
         bundle = writer.commit(manifest)
     onnx_bytes = sum(rec["size"] for name, rec in bundle.manifest["files"].items() if name.startswith("model.onnx"))
     float_bytes = 4 * config.parameter_count()
-    trt_report = check_path(bundle.path)  # reported, not enforced: TensorRT is optional
+    # reported, not enforced: TensorRT is optional; int8 blocks are the CPU form, not TensorRT's
+    trt_report = None if quant.method == "int8" and quant.group_size else check_path(bundle.path)
     return ExportResult(bundle, quant.precision, onnx_bytes, float_bytes, parity, accuracy, quant,
                         trt_report)
 

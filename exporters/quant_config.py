@@ -2,11 +2,13 @@
 
     QuantConfig(method="GPTQ", bits=4, group_size=128, act_scale=True)   # int4, GPTQ + AWQ scaling
     QuantConfig(method="rtn", bits=4, group_size=64)                     # int4, round to nearest
-    QuantConfig(method="int8")                                           # int8 weight-only (default)
+    QuantConfig(method="int8")                                           # int8, blocks of 64 (default)
+    QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)     # int8 per channel (TensorRT)
     QuantConfig(method="w8a8", calib_method="percentile", smoothquant_alpha=0.5)
     QuantConfig(method="fp16")  /  QuantConfig(method="fp32")
 
-Methods: ``int8`` (weights int8 per channel, activations float: the CPU default), ``rtn`` and
+Methods: ``int8`` (weights int8 in blocks of ``group_size`` inputs, or per channel with
+``group_size=0``, activations float in the graph: the CPU default), ``rtn`` and
 ``gptq`` (weights int4 block-wise along the reduction dimension), ``w8a8`` (int8 weights and
 int8 activations, static calibration: TensorRT's explicit-quantization form), ``fp16``, ``fp32``.
 ``quantize_embedding`` (default: on for int8 / w8a8, off for int4) also quantizes the embedding
@@ -21,11 +23,17 @@ from typing import Any
 
 from edge_sdk.errors import ConfigError
 
-__all__ = ["CALIB_METHODS", "METHODS", "QuantConfig"]
+__all__ = ["CALIB_METHODS", "INT8_GROUP_SIZE", "METHODS", "QuantConfig"]
 
 METHODS = ("int8", "w8a8", "rtn", "gptq", "fp16", "fp32")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 _BITS = {"int8": 8, "w8a8": 8, "rtn": 4, "gptq": 4, "fp16": 16, "fp32": 32}
+#: int8's default block: 64 inputs per scale. Measured on SmolLM2-135M (benchmarks/bench_quant.py,
+#: exporters/README): per-channel weights with onnxruntime's int8 kernel (activations quantized
+#: per 128) gave KL 1.1e-2 / top-1 0.93; blocks of 64 with SmoothQuant 0.5, KL 3e-3 / top-1 0.96
+#: at about the same speed; blocks of 32 halve the KL again at ~0.8x the decode speed.
+INT8_GROUP_SIZE = 64
+_GROUP_SIZE = {"rtn": 128, "gptq": 128, "int8": INT8_GROUP_SIZE}
 _PRECISION = {"int8": "int8", "w8a8": "w8a8", "rtn": "int4", "gptq": "int4", "fp16": "fp16", "fp32": "fp32"}
 
 
@@ -39,14 +47,17 @@ class QuantConfig:
     layer's input size the last block of that layer is shorter (ONNX blocked quantization).
     ``act_scale`` (int4): AWQ-style per-input-channel scaling searched on calibration activations.
     ``gptq_damp``, ``gptq_act_order``: GPTQ's Hessian damping (share of the mean diagonal) and
-    column order by decreasing Hessian diagonal. ``calib_method``, ``percentile``,
-    ``smoothquant_alpha`` (None: no smoothing) and ``exclude`` (substrings of MatMul node names
-    kept in float, besides attention's score/value products, which are never quantized) are W8A8's.
+    column order by decreasing Hessian diagonal. ``smoothquant_alpha`` (W8A8 and int8; None: no
+    smoothing): SmoothQuant's migration of activation outliers into the weights, folded exactly
+    into the norms and projections; int8 needs it because onnxruntime's int8 kernel quantizes the
+    activations per block at run time. ``calib_method``, ``percentile`` and ``exclude``
+    (substrings of MatMul node names kept in float, besides attention's score/value products,
+    which are never quantized) are W8A8's.
     """
 
     method: str = "int8"
     bits: int | None = None
-    group_size: int = 128
+    group_size: int | None = None
     act_scale: bool = False
     gptq_damp: float = 0.01
     gptq_act_order: bool = False
@@ -71,15 +82,20 @@ class QuantConfig:
         if isinstance(self.exclude, str) or not all(isinstance(e, str) for e in self.exclude):
             raise ConfigError("QuantConfig.exclude must be a tuple of MatMul name substrings")
         object.__setattr__(self, "exclude", tuple(self.exclude))
-        self._check_ranges()
         self._check_applies()
+        if self.group_size is None and method in _GROUP_SIZE:
+            object.__setattr__(self, "group_size", _GROUP_SIZE[method])
+        self._check_ranges()
         if self.quantize_embedding is None:
             object.__setattr__(self, "quantize_embedding", method in ("int8", "w8a8"))
 
     def _check_ranges(self) -> None:
         g = self.group_size
-        if not isinstance(g, int) or g < 16 or g & (g - 1):
-            raise ConfigError(f"group_size must be a power of two >= 16 (onnxruntime's 4-bit kernel), got {g}")
+        if self.method in _GROUP_SIZE and not (
+                isinstance(g, int) and ((g >= 16 and not g & (g - 1)) or (g == 0 and self.method == "int8"))):
+            raise ConfigError(f"group_size must be a power of two >= 16 (onnxruntime's kernels)"
+                              + (" or 0 (per output channel)" if self.method == "int8" else "")
+                              + f", got {g}")
         if self.calib_method not in CALIB_METHODS:
             raise ConfigError(f"calib_method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}")
         if not 50.0 < self.percentile <= 100.0:
@@ -97,10 +113,10 @@ class QuantConfig:
             if default is not None and not isinstance(default, (int, float, str, bool)):
                 default = ()
             return bool(getattr(self, name) != default)
-        only = {"group_size": ("rtn", "gptq"), "act_scale": ("rtn", "gptq"),
+        only = {"group_size": ("rtn", "gptq", "int8"), "act_scale": ("rtn", "gptq"),
                 "gptq_damp": ("gptq",), "gptq_act_order": ("gptq",),
                 "calib_method": ("w8a8",), "percentile": ("w8a8",), "exclude": ("w8a8",),
-                "smoothquant_alpha": ("w8a8",)}
+                "smoothquant_alpha": ("w8a8", "int8")}
         for name, methods in only.items():
             if changed(name) and self.method not in methods:
                 raise ConfigError(f"{name} applies to method {' or '.join(methods)}, not {self.method!r}")
@@ -122,9 +138,11 @@ class QuantConfig:
         """A short name such as ``int4-gptq-g128+act_scale``."""
         if self.precision == "int4":
             return f"int4-{self.method}-g{self.group_size}" + ("+act_scale" if self.act_scale else "")
+        alpha = "none" if self.smoothquant_alpha is None else f"{self.smoothquant_alpha:g}"
         if self.method == "w8a8":
-            alpha = "none" if self.smoothquant_alpha is None else f"{self.smoothquant_alpha:g}"
             return f"w8a8-{self.calib_method}-sq{alpha}"
+        if self.method == "int8":
+            return f"int8-{f'g{self.group_size}' if self.group_size else 'per-channel'}-sq{alpha}"
         return self.method
 
     @classmethod
@@ -143,6 +161,8 @@ class QuantConfig:
             data.update(group_size=self.group_size, act_scale=self.act_scale)
             if self.method == "gptq":
                 data.update(gptq_damp=self.gptq_damp, gptq_act_order=self.gptq_act_order)
+        if self.method == "int8":
+            data.update(group_size=self.group_size, smoothquant_alpha=self.smoothquant_alpha)
         if self.method == "w8a8":
             data.update(calib_method=self.calib_method, smoothquant_alpha=self.smoothquant_alpha,
                         exclude=list(self.exclude))

@@ -1,9 +1,16 @@
 """INT8 weight-only quantization of an exported ONNX graph, in standard QDQ form.
 
 * Every MatMul whose right operand is a constant [K, N] weight becomes
-  ``DequantizeLinear(int8 [K, N], scale [N], axis=1) -> MatMul``: symmetric, per output channel,
-  zero point 0. onnxruntime fuses the pair into its 8-bit ``MatMulNBits`` kernel at load time (the
-  CPU path), and it is TensorRT's explicit-quantization weight form.
+  ``DequantizeLinear(int8 [K, N], scale, ...) -> MatMul``, symmetric, zero point 0, with either
+  - one scale per G consecutive inputs of each output channel (``block_size=G``: scale
+    [ceil(K/G), N], ``axis=0``, opset 21), the CPU form, as llama.cpp's Q8_0 (G = 32) stores its
+    weights; or
+  - one scale per output channel (``block_size=0``: scale [N], ``axis=1``), TensorRT's INT8
+    weight form (it takes no int8 blocks).
+  onnxruntime fuses the pair into its 8-bit ``MatMulNBits`` kernel at load time. That kernel
+  (accuracy level 4) also quantizes the *activations* to int8 per block of G inputs at run time,
+  so a real model's outlier channels cost accuracy there: see ``QuantConfig``'s SmoothQuant
+  migration for int8.
 * The embedding table [V, E] becomes int8 per row: ``Gather(int8) * Gather(scale)``, so only the
   looked-up rows are dequantized (a DequantizeLinear of the whole table before the Gather would
   dequantize all of it on every step: 7.8 ms vs 0.08 ms for a 32000 x 1024 table, measured).
@@ -20,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["CLIP_RATIOS", "Int8Report", "quantize_int8", "weight_key"]
+__all__ = ["CLIP_RATIOS", "Int8Report", "blocked_int8", "quantize_int8", "weight_key"]
 
 QMAX = 127
 CLIP_RATIOS = (1.0, 0.975, 0.95, 0.925, 0.9, 0.875, 0.85, 0.8, 0.75)
@@ -65,15 +72,52 @@ def _per_channel(w: np.ndarray, axis: int, moments: np.ndarray | None) -> tuple[
     return q, scale.astype(np.float32)
 
 
+def blocked_int8(w: np.ndarray, block: int, moments: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 of ``w`` [K, N] with one scale per ``block`` rows of each column:
+    (q [K, N], scale [ceil(K / block), N]); each block's clipping from ``moments`` [K] (the
+    activation-weighted least squares of :data:`CLIP_RATIOS`), else its max |w|."""
+    k, n = w.shape
+    blocks = -(-k // block)
+    padded = np.zeros((blocks * block, n), dtype=np.float32)
+    padded[:k] = w
+    grid = padded.reshape(blocks, block, n)
+    peak = np.abs(grid).max(axis=1)
+    peak = np.where(peak > 0, peak, 1.0).astype(np.float32)  # [B, N]
+    scale = peak / QMAX
+    if moments is not None:
+        weights = np.zeros(blocks * block, dtype=np.float64)
+        weights[:k] = moments
+        weights = weights.reshape(blocks, block, 1)
+        best = np.full(peak.shape, np.inf)
+        for ratio in CLIP_RATIOS:
+            candidate = peak * ratio / QMAX
+            q = np.clip(np.rint(grid / candidate[:, None]), -QMAX, QMAX)
+            err = (weights * (grid - q * candidate[:, None]) ** 2).sum(axis=1)
+            better = err < best
+            best = np.where(better, err, best)
+            scale = np.where(better, candidate, scale)
+    q = np.clip(np.rint(grid / scale[:, None]), -QMAX, QMAX).astype(np.int8)
+    return q.reshape(blocks * block, n)[:k], scale.astype(np.float32)
+
+
 def quantize_int8(model: onnx.ModelProto, moments: dict[bytes, np.ndarray] | None = None, *,
-                  embedding: bool = True) -> tuple[onnx.ModelProto, Int8Report]:
-    """Rewrite ``model`` in place with int8 weights; ``moments`` maps :func:`weight_key` to [K].
+                  embedding: bool = True, block_size: int = 0) -> tuple[onnx.ModelProto, Int8Report]:
+    """``model`` with int8 weights (rewritten in place, or converted to opset 21 first when
+    ``block_size`` is set); ``moments`` maps :func:`weight_key` to [K].
+
+    ``block_size`` G > 0 stores the MatMul weights in blocks of G inputs (the graph moves to
+    opset 21, which blocked DequantizeLinear needs); 0 per output channel. The embedding table
+    is int8 per row either way.
 
     A tied LM head written as ``MatMul(x, Transpose(table))`` (see ``share_tied_head``) reuses
     the int8 embedding table: its per-row scales are the head's per-output-channel scales.
     ``embedding=False`` keeps the embedding table and the LM head (the MatMul producing
     ``logits``) in float.
     """
+    if block_size:
+        from edge_sdk.exporters.quant_int4 import to_opset21
+
+        model = to_opset21(model)
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
     taken = set(inits)
@@ -103,12 +147,14 @@ def quantize_int8(model: onnx.ModelProto, moments: dict[bytes, np.ndarray] | Non
         elif node.op_type == "MatMul" and len(node.input) == 2 and _float_matrix(inits, node.input[1]):
             w = numpy_helper.to_array(inits[node.input[1]])
             stats = (moments or {}).get(weight_key(w))
-            q, scale = _per_channel(w, axis=1, moments=stats)
+            layout: dict[str, int] = {"axis": 0, "block_size": block_size} if block_size else {"axis": 1}
+            q, scale = blocked_int8(w, block_size, stats) if block_size else _per_channel(w, 1, stats)
             calibrated += stats is not None
             base = _fresh(node.name or node.input[1], taken)
             graph.initializer.extend(_initializers(base, q, scale))
             new_nodes.append(helper.make_node("DequantizeLinear", [f"{base}.int8", f"{base}.scale"],
-                                              [f"{base}.dequantized"], name=f"{base}/DequantizeLinear", axis=1))
+                                              [f"{base}.dequantized"], name=f"{base}/DequantizeLinear",
+                                              **layout))
             node.input[1] = f"{base}.dequantized"
             new_nodes.append(node)
             matmuls += 1

@@ -63,14 +63,33 @@ def _quantize(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, cali
                                 "RoPE angles"],
             "io": "float32 inputs/outputs and KV cache at the interface; casts inside the graph"})
     if method == "int8":
-        moments = input_moments(model, calib_ids, window)
-        graph = onnx.load(str(float_path))
-        share_tied_head(graph)
-        graph, report = quantize_int8(graph, moments, embedding=bool(quant.quantize_embedding))
-        return Quantized(graph, _int8_details(report, calibration, quant), dict(INT8_SESSION_CONFIG))
+        return _int8(model, float_path, quant, calib_ids, window, calibration)
     if method == "w8a8":
         return _w8a8(model, float_path, quant, calib_ids, window, calibration)
     return _int4(model, float_path, quant, calib_ids, window, calibration, progress)
+
+
+def _smoothed(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_ids: list[int],
+              window: int) -> tuple[LiteForCausalLM, Path]:
+    """The SmoothQuant-migrated model and its float graph (the same function), when asked for."""
+    if quant.smoothquant_alpha is None:
+        return model, float_path
+    model = smooth(model, calib_ids, window, quant.smoothquant_alpha)
+    return model, export_onnx(model, float_path.parent / "smoothed.onnx")
+
+
+def _int8(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_ids: list[int],
+          window: int, calibration: dict[str, Any]) -> Quantized:
+    model, float_path = _smoothed(model, float_path, quant, calib_ids, window)
+    graph = onnx.load(str(float_path))
+    share_tied_head(graph)
+    block = int(quant.group_size or 0)
+    graph, report = quantize_int8(graph, input_moments(model, calib_ids, window),
+                                  embedding=bool(quant.quantize_embedding), block_size=block)
+    session = dict(INT8_SESSION_CONFIG)
+    if block:  # per-channel tensors (the LM head) get the same blocks, activations too
+        session["session.qdq_matmulnbits_block_size"] = str(block)
+    return Quantized(graph, _int8_details(report, calibration, quant), session)
 
 
 def _int4(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_ids: list[int], window: int,
@@ -113,9 +132,7 @@ def _int4(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_id
 
 def _w8a8(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_ids: list[int], window: int,
           calibration: dict[str, Any]) -> Quantized:
-    if quant.smoothquant_alpha is not None:
-        model = smooth(model, calib_ids, window, quant.smoothquant_alpha)
-        float_path = export_onnx(model, float_path.parent / "smoothed.onnx")
+    model, float_path = _smoothed(model, float_path, quant, calib_ids, window)
     graph = onnx.load(str(float_path))
     names = matmul_weight_keys(graph)  # before the head is shared: its key is lm_head's weight
     ranges = activation_ranges(model, calib_ids, window, quant.calib_method, quant.percentile)
@@ -143,17 +160,25 @@ def _w8a8(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_id
 
 
 def _int8_details(report: Any, calibration: dict[str, Any], quant: QuantConfig) -> dict[str, Any]:
+    block = quant.group_size if quant.method == "int8" else 0
     return {
         "weights": "int8",
         "activations": "float32",
-        "scheme": "weight-only QDQ (DequantizeLinear -> MatMul)",
+        "scheme": "weight-only QDQ (DequantizeLinear -> MatMul)"
+        + (", blocked (opset 21): the CPU form" if block else ": TensorRT's int8 weight form"),
         "symmetric": True,
         "zero_point": 0,
-        "granularity": "per-channel (axis 1: output channels of each [in, out] MatMul weight)",
+        "granularity": (f"block-wise: one scale per {block} inputs (axis 0, block_size {block}) of each "
+                        "output channel; the LM head per output channel" if block else
+                        "per-channel (axis 1: output channels of each [in, out] MatMul weight)"),
+        "smoothquant_alpha": quant.smoothquant_alpha,
+        "onnxruntime": "fused at load into MatMulNBits (8-bit), accuracy level 4: int8 compute, "
+                       f"activations quantized per {block or 128} inputs at run time",
         "embedding": ("int8 per-row (Gather of int8 rows, times the row's scale); a tied LM head "
                       "reuses the table through Transpose -> DequantizeLinear(axis 1)")
         if quant.quantize_embedding else "float32 table and LM head",
-        "clipping": f"per channel, activation-weighted least squares over ratios {list(CLIP_RATIOS)}",
+        "clipping": f"per {'block' if block else 'channel'}, activation-weighted least squares over "
+                    f"ratios {list(CLIP_RATIOS)}",
         "quantized_matmuls": report.matmuls,
         "quantized_embeddings": report.embeddings,
         "calibrated_matmuls": report.calibrated,

@@ -58,6 +58,16 @@ def demo_bundle_fp32(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: 
 
 
 @pytest.fixture(scope="session")
+def demo_bundle_int8_per_channel(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path) -> Path:
+    """An int8 bundle of the demo model in TensorRT's form: weights per output channel."""
+    from edge_sdk.exporters import QuantConfig, export
+
+    quant = QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)
+    return export(demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-int8-pc",
+                  quant=quant).bundle.path
+
+
+@pytest.fixture(scope="session")
 def demo_bundle_int8(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path) -> Path:
     """An int8 bundle of the demo model."""
     from edge_sdk.exporters import export

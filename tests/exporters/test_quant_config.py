@@ -22,7 +22,10 @@ def test_the_guide_example_works() -> None:
     (dict(method="int8", bits=4), "rtn"),
     (dict(method="rtn", group_size=100), "power of two"),
     (dict(method="rtn", group_size=8), "power of two"),
-    (dict(method="int8", group_size=64), "group_size applies to"),
+    (dict(method="fp16", group_size=64), "group_size applies to"),
+    (dict(method="int8", group_size=48), "power of two >= 16 .* or 0"),
+    (dict(method="rtn", group_size=0), "power of two"),
+    (dict(method="fp32", smoothquant_alpha=0.3), "smoothquant_alpha applies to"),
     (dict(method="int8", act_scale=True), "act_scale applies to"),
     (dict(method="rtn", gptq_act_order=True), "gptq_act_order applies to"),
     (dict(method="rtn", calib_method="entropy"), "calib_method applies to"),
@@ -43,6 +46,12 @@ def test_config_is_frozen() -> None:
 
 @pytest.mark.parametrize("argv, expected", [
     (["--int8"], QuantConfig()),
+    (["--int8"], QuantConfig(method="int8", group_size=64, smoothquant_alpha=0.5)),
+    (["--int8", "--group-size", "0", "--no-smoothquant"],
+     QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)),
+    (["--int8", "--trt"], QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)),
+    (["--int8", "--group-size", "32", "--smoothquant-alpha", "0.7"],
+     QuantConfig(method="int8", group_size=32, smoothquant_alpha=0.7)),
     (["--int4"], QuantConfig(method="rtn")),
     (["--int4", "--method", "gptq", "--group-size", "64", "--act-scale"],
      QuantConfig(method="GPTQ", bits=4, group_size=64, act_scale=True)),
@@ -58,7 +67,8 @@ def test_flags_map_onto_the_config(argv: list[str], expected: QuantConfig) -> No
 
 
 @pytest.mark.parametrize("argv", [
-    ["--int8", "--group-size", "64"], ["--int4", "--calib-method", "entropy"], ["--fp16", "--act-scale"],
+    ["--fp16", "--group-size", "64"], ["--int4", "--calib-method", "entropy"], ["--fp16", "--act-scale"],
+    ["--int8", "--trt", "--group-size", "64"], ["--int8", "--exclude", "lm_head"],
     ["--int4", "--group-size", "100"], ["--fp32", "--quantize-embedding"], ["--int8", "--int4"],
     ["--w8a8", "--no-smoothquant", "--smoothquant-alpha", "0.5"],
 ])

@@ -44,25 +44,25 @@ def test_fp32_bundle_passes(demo_bundle_fp32: Path, target: str) -> None:
 
 
 @pytest.mark.parametrize("target", ["8.6", "10"])
-def test_int8_bundle_passes_as_edge_engine_builds_it(demo_bundle_int8: Path, target: str) -> None:
-    report = check_path(demo_bundle_int8, target)
+def test_int8_bundle_passes_as_edge_engine_builds_it(demo_bundle_int8_per_channel: Path, target: str) -> None:
+    report = check_path(demo_bundle_int8_per_channel, target)
     assert report.ok, report.format()
     assert any("rewritten copy" in f.problem for f in report.warnings)
 
 
-def test_int8_gather_on_initializer_is_refused_by_trt10_as_is(demo_bundle_int8: Path) -> None:
-    report = check_path(demo_bundle_int8, "10", rewrite=False)
+def test_int8_gather_on_initializer_is_refused_by_trt10_as_is(demo_bundle_int8_per_channel: Path) -> None:
+    report = check_path(demo_bundle_int8_per_channel, "10", rewrite=False)
     assert not report.ok
     ops = {f.op for f in report.errors}
     assert ops == {"Gather", "Transpose"}
     gather = next(f for f in report.errors if f.op == "Gather")
     assert "embed_tokens" in gather.node and "DequantizeLinear" in gather.fix
     # TensorRT 8.x lists INT8 for Gather/Transpose: the same graph passes there
-    assert check_path(demo_bundle_int8, "8.6", rewrite=False).ok
+    assert check_path(demo_bundle_int8_per_channel, "8.6", rewrite=False).ok
 
 
-def test_rewrite_is_exact(demo_bundle_int8: Path) -> None:
-    bundle = load_bundle(demo_bundle_int8)
+def test_rewrite_is_exact(demo_bundle_int8_per_channel: Path) -> None:
+    bundle = load_bundle(demo_bundle_int8_per_channel)
     model = onnx.load(str(bundle.onnx_path))
     rewritten, changes = rewrite_for_tensorrt(model)
     assert len(changes) == 2
@@ -141,11 +141,11 @@ def test_uncovered_dynamic_dimension_is_reported() -> None:
     assert not report.ok and "frames" in report.errors[0].problem
 
 
-def test_cli_check_exit_codes_and_json(demo_bundle_int8: Path, tmp_path: Path,
+def test_cli_check_exit_codes_and_json(demo_bundle_int8_per_channel: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--check", str(demo_bundle_int8)]) == 0
+    assert main(["--check", str(demo_bundle_int8_per_channel)]) == 0
     assert "PASS" in capsys.readouterr().out
-    assert main(["--check", str(demo_bundle_int8 / "model.onnx"), "--as-is", "--json"]) == 1
+    assert main(["--check", str(demo_bundle_int8_per_channel / "model.onnx"), "--as-is", "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and {f["op"] for f in data["findings"] if f["severity"] == "error"} == {"Gather", "Transpose"}
     broken = tmp_path / "broken.onnx"

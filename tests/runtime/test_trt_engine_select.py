@@ -54,12 +54,12 @@ def test_tensorrt_backend_without_tensorrt_is_one_clear_line(demo_bundle_fp32: P
     assert "python3-libnvinfer" in message and "\n" not in message
 
 
-def test_ort_tensorrt_ep_takes_the_engine_build_settings(demo_bundle_int8: Path, tmp_path: Path) -> None:
+def test_ort_tensorrt_ep_takes_the_engine_build_settings(demo_bundle_int8_per_channel: Path, tmp_path: Path) -> None:
     from edge_sdk.runtime.ort_backend import OrtTensorrtBackend
 
     from edge_sdk.bundle import Bundle
 
-    bundle = load_bundle(demo_bundle_int8)
+    bundle = load_bundle(demo_bundle_int8_per_channel)
     manifest = dict(bundle.manifest, engines=[dict(ORIN, workspace_mb=512, builder_optimization_level=2)])
     backend = OrtTensorrtBackend(Bundle(bundle.path, manifest), BackendOptions(cache_dir=tmp_path))
     trt = dict(backend.providers()[0][1])

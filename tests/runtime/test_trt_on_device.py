@@ -70,8 +70,8 @@ def test_fp16_engine_matches_ort_cpu_and_speeds(demo_bundle_fp32: Path, tmp_path
     print(f"decode tok/s: ort-cpu {cpu_tps:.1f}, ort-tensorrt {ep_tps:.1f}, tensorrt {trt_tps:.1f}")
 
 
-def test_int8_engine_top1_agreement(demo_bundle_int8: Path, tmp_path: Path) -> None:
-    bundle = _engine_bundle(demo_bundle_int8, tmp_path, "int8", True, tmp_path / "timing.cache")
+def test_int8_engine_top1_agreement(demo_bundle_int8_per_channel: Path, tmp_path: Path) -> None:
+    bundle = _engine_bundle(demo_bundle_int8_per_channel, tmp_path, "int8", True, tmp_path / "timing.cache")
     ids, _ = _greedy(bundle, "ort-cpu", 64)
     cpu, native = _top1(bundle, "ort-cpu", ids), _top1(bundle, "tensorrt", ids)
     agreement = float(np.mean(np.array(cpu) == np.array(native)))
