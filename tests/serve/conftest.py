@@ -1,4 +1,4 @@
-"""Serve tests: the engine's optimized graphs go to a temporary cache."""
+"""Serve tests: the single-request reference outputs."""
 
 from __future__ import annotations
 
@@ -7,14 +7,6 @@ from pathlib import Path
 
 import pytest
 from edge_sdk.runtime import Generator, load
-
-
-@pytest.fixture(scope="session", autouse=True)
-def serve_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with pytest.MonkeyPatch.context() as patch:
-        path = tmp_path_factory.mktemp("edge-sdk-cache")
-        patch.setenv("EDGE_SDK_CACHE_DIR", str(path))
-        yield path
 
 
 @pytest.fixture(scope="session")
