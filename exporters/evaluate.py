@@ -108,9 +108,13 @@ def apply_gate(report: AccuracyReport, precision: str, vocab_size: int, force: b
         return _with_gate(report, "passed")
     if force:
         return _with_gate(report, "forced: " + "; ".join(failures))
+    better = {"int4": "try --method gptq --group-size 32 (error-compensating, smaller blocks), "
+                      "or export --int8",
+              "int8": "try --group-size 32 (smaller blocks), or export --fp16",
+              "w8a8": "try --calib-method percentile or --exclude, or export --int8"}
     raise AccuracyError(
-        f"{precision} accuracy is below the threshold ({'; '.join(failures)}). Keep it anyway with "
-        "--force, or export --fp32")
+        f"{precision} accuracy is below the threshold ({'; '.join(failures)}). "
+        f"{better.get(precision, 'Export --fp32')}; or keep it anyway with --force")
 
 
 def _with_gate(report: AccuracyReport, gate: str) -> AccuracyReport:

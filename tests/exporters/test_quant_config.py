@@ -12,7 +12,8 @@ from edge_sdk.errors import ConfigError
 def test_the_guide_example_works() -> None:
     config = QuantConfig(method="GPTQ", bits=4, group_size=128, act_scale=True)
     assert config.method == "gptq" and config.precision == "int4" and config.bits == 4
-    assert config.label == "int4-gptq-g128+act_scale" and config.quantize_embedding is False
+    assert config.label == "int4-gptq-g128+act_scale" and config.quantize_embedding is True
+    assert config.lm_head_bits == 8  # an int8 LM head: as accurate as a float one (SmolLM2)
     assert QuantConfig().precision == "int8" and QuantConfig().quantize_embedding is True
 
 
