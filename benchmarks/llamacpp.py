@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import socket
@@ -44,11 +45,11 @@ CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DGGML_CUDA=OFF", "-DBUILD_SHARED_LIBS=OFF",
     "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_OPENSSL=OFF",
-    "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",  # no web UI: nothing fetched at build
-    # -march=native without AMX: in VMs that report AMX (e.g. Firecracker on Sapphire Rapids) its
-    # tile loads fault, and llama-bench dies in ggml_backend_amx_mul_mat
-    "-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16",
-    "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+    "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF")  # no web UI: nothing fetched at build
+# x86: -march=native without AMX. In VMs that report AMX (e.g. Firecracker on Sapphire Rapids)
+# its tile loads fault: llama-bench dies in ggml_backend_amx_mul_mat
+_NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+X86_OPTIONS = (f"-DCMAKE_C_FLAGS={_NO_AMX}", f"-DCMAKE_CXX_FLAGS={_NO_AMX}")
 STAMP = "edge-sdk-build.json"  # in the build folder: the options it was configured with
 
 
@@ -90,7 +91,8 @@ def _commit(root: Path) -> str:
 
 
 def _options(root: Path) -> list[str]:
-    return [*CMAKE_OPTIONS, f"-DLLAMA_BUILD_COMMIT={_commit(root)}"]
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return [*CMAKE_OPTIONS, *(X86_OPTIONS if x86 else ()), f"-DLLAMA_BUILD_COMMIT={_commit(root)}"]
 
 
 def _stamp(root: Path) -> list[str] | None:
@@ -184,7 +186,7 @@ runpy.run_path(script, run_name="__main__")
 
 def convert_hf_to_gguf(llama: LlamaCpp, hf_folder: Path, out: Path, outtype: str = "f32",
                        pre_tokenizer: str | None = None) -> Path:
-    """An HF folder -> GGUF with the vendored converter (needs torch, transformers, numpy),
+    """An HF folder -> GGUF with the vendored converter (needs torch, transformers, sentencepiece),
     kept when OUT exists. ``pre_tokenizer`` (e.g. ``"gpt-2"``) names the BPE pre-tokenizer of a
     tokenizer the converter does not recognise (it knows published models' by their hash)."""
     if out.is_file():
