@@ -68,9 +68,8 @@ def _byte_level_tokenizer(vocab_size: int) -> str:
     return tok.to_str()
 
 
-def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[str, tuple[Path, Path]]:
-    """Make (once) the HF folder, then per precision (int8, int4 block 128) this SDK's bundle and
-    onnxruntime-genai's model of it."""
+def make_llama200m_hf(work: Path, log: Callable[[str], None] = print) -> Path:
+    """The 200M Llama's HF folder (random init, seed 0), made once in ``work``."""
     work.mkdir(parents=True, exist_ok=True)
     hf = work / "llama200m-hf"
     if not (hf / "config.json").is_file():
@@ -86,30 +85,51 @@ def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[st
         (hf / "tokenizer_config.json").write_text(json.dumps({
             "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>",
             "bos_token": "<|endoftext|>", "model_max_length": 2048}))
+    return hf
+
+
+def export_edge(hf: Path, out: Path, precision: str, group_size: int = 128, max_seq_len: int = 512,
+                log: Callable[[str], None] = print) -> Path:
+    """This SDK's bundle of ``hf`` at int8 or int4 (RTN, ``group_size``, int4 LM head too: as
+    genai's int4), made once; ``force``: kept whatever its accuracy check says."""
     from edge_sdk.exporters import QuantConfig, export
 
-    models = {}
-    for precision, quant, genai_options in (("int8", QuantConfig(method="int8"), []),
-                                            ("int4", QuantConfig(method="rtn", group_size=128, quantize_embedding=True),
-                                             ["int4_block_size=128"])):  # genai's int4 has an int4 LM head too
-        ours = work / f"llama200m-edge-{precision}-v3"
-        if not (ours / "manifest.json").is_file():
-            log(f"exporting it with edge-sdk ({quant.label}) ...")
-            export(hf, ours, quant=quant, max_seq_len=512, eval_tokens=256, force=True)
-        genai = work / f"llama200m-genai-{precision}"
-        if not (genai / "genai_config.json").is_file():
-            try:
-                import onnxruntime_genai  # noqa: F401
-            except ImportError:
-                log("onnxruntime-genai is not installed: skipping its model")
-            else:
-                log(f"exporting it with onnxruntime-genai's builder ({precision}) ...")
-                subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf),
-                                "-o", str(genai), "-p", precision, "-e", "cpu", "-c", str(work / "genai-cache"),
-                                "--extra_options", "accuracy_level=4", *genai_options],
-                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        models[precision] = (ours, genai)
-    return models
+    quant = (QuantConfig(method="int8") if precision == "int8" else
+             QuantConfig(method="rtn", group_size=group_size, quantize_embedding=True))
+    if not (out / "manifest.json").is_file():
+        log(f"exporting {hf.name} with edge-sdk ({quant.label}) ...")
+        export(hf, out, quant=quant, max_seq_len=max_seq_len, eval_tokens=256, force=True)
+    return out
+
+
+def export_genai(hf: Path, out: Path, precision: str, cache: Path, group_size: int = 128,
+                 log: Callable[[str], None] = print) -> Path:
+    """onnxruntime-genai's builder's model of ``hf`` at the same precision, made once (left
+    unmade, with a message, when ``onnxruntime_genai`` is not installed)."""
+    if (out / "genai_config.json").is_file():
+        return out
+    try:
+        import onnxruntime_genai  # noqa: F401
+    except ImportError:
+        log("onnxruntime-genai is not installed: skipping its model")
+        return out
+    log(f"exporting {hf.name} with onnxruntime-genai's builder ({precision}) ...")
+    options = [] if precision == "int8" else [f"int4_block_size={group_size}"]
+    subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf),
+                    "-o", str(out), "-p", precision, "-e", "cpu", "-c", str(cache),
+                    "--extra_options", "accuracy_level=4", *options],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return out
+
+
+def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[str, tuple[Path, Path]]:
+    """Make (once) the HF folder, then per precision (int8, int4 block 128) this SDK's bundle and
+    onnxruntime-genai's model of it."""
+    hf = make_llama200m_hf(work, log)
+    return {precision: (export_edge(hf, work / f"llama200m-edge-{precision}-v3", precision, log=log),
+                        export_genai(hf, work / f"llama200m-genai-{precision}", precision,
+                                     work / "genai-cache", log=log))
+            for precision in ("int8", "int4")}
 
 
 # -- one generation per variant: (time to first token s, decode tokens/s) -------------------------
