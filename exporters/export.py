@@ -108,13 +108,12 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
         files = save_onnx(result.graph, writer.dir / "model.onnx")
         _check(files[0])
         accuracy: AccuracyReport | None = None
-        exported = float_ort  # a session over the bundle's model.onnx
         if name != "fp32":
             progress.stage("evaluate", f"{len(heldout)} held-out tokens, float32 vs {quant.label}")
             exported = OrtModel(files[0], config, result.session_config)
             accuracy = compare_on_text(float_ort, exported, heldout, window, _source(heldout_path))
             accuracy = apply_gate(accuracy, name, config.vocab_size, force)
-        fused = (_ort_graph(result, config, name, seq_limit, writer.dir, exported, heldout[:min(16, len(heldout))])
+        fused = (_ort_graph(result, config, name, seq_limit, writer.dir, files[0], heldout[:min(16, len(heldout))])
                  if ort_graph else {"fused_graph": None, "fused_graph_skipped": "not asked for (--no-ort-graph)"})
         progress.stage("write", str(writer.target))
         (writer.dir / "tokenizer.json").write_text(loaded.tokenizer_json, encoding="utf-8")
@@ -133,10 +132,11 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
 
 
 def _ort_graph(result: Quantized, config: ModelConfig, precision: str, seq_limit: int, folder: Path,
-               reference: OrtModel, prompt: list[int]) -> dict[str, Any]:
+               standard: Path, prompt: list[int]) -> dict[str, Any]:
     """The manifest's ``fused_graph`` entry: the onnxruntime graph written, or why there is none."""
     try:
-        return {"fused_graph": write_ort_graph(result.graph, config, precision, seq_limit, folder, reference, prompt)}
+        return {"fused_graph": write_ort_graph(result.graph, config, precision, seq_limit, folder, standard,
+                                               result.session_config, prompt)}
     except UnsupportedGraph as exc:
         return {"fused_graph": None, "fused_graph_skipped": str(exc)}
 

@@ -347,11 +347,13 @@ class FusedSession:
         return logits[0, -1]
 
 
-#: Largest relative logit difference between the two graphs: exact for float weights; with int8/int4
-#: weights onnxruntime's MatMulNBits kernels quantize activations per block at run time, and the
-#: fused graph's concatenated products round them differently (measured: 2% on a random 200M model,
-#: 1e-6 on the trained demo).
-GRAPH_TOLERANCE = {"fp32": 1e-4, "int8": 5e-2, "int4": 5e-2}
+#: Largest relative logit difference between the two graphs, both computing in float32
+#: (onnxruntime's 4/8-bit kernels at accuracy level 1): the weights are the same tensors, so only
+#: float rounding differs (measured 1e-6 on SmolLM2-135M int8 and int4). At the runtime's level 4
+#: the kernels quantize activations per block and the two graphs round them differently: on a real
+#: model that alone reached 3-9% over six steps, which says nothing about the graph's correctness.
+GRAPH_TOLERANCE = {"fp32": 1e-4, "int8": 1e-4, "int4": 1e-4}
+_FLOAT_COMPUTE = {"session.qdq_matmulnbits_accuracy_level": "1"}
 
 
 def _difference(session: FusedSession, reference: OrtModel, prompt: list[int]) -> float:
@@ -377,14 +379,16 @@ def write_ort_graph(
     precision: str,
     max_seq_len: int,
     folder: Path,
-    reference: OrtModel,
+    standard_path: Path,
+    session_config: dict[str, str],
     prompt: list[int],
 ) -> dict[str, Any]:
     """Build, save and check the onnxruntime graph; its manifest entry.
 
-    Checked against ``reference`` (the standard graph's session): a prefill of ``prompt`` in two
-    chunks, then four greedy decode steps. Raises :class:`UnsupportedGraph` when the precision or
-    the graph is not one it is built for, or the two graphs disagree.
+    Checked against the standard graph at ``standard_path`` (both with ``session_config``, but
+    computing in float32: :data:`GRAPH_TOLERANCE`): a prefill of ``prompt`` in two chunks, then
+    four greedy decode steps. Raises :class:`UnsupportedGraph` when the precision or the graph is
+    not one it is built for, or the two graphs disagree.
     """
     if precision not in GRAPH_TOLERANCE:
         raise UnsupportedGraph(
@@ -392,10 +396,11 @@ def write_ort_graph(
         )
     fused = build_ort_graph(standard, config, rope_tables(config, max_seq_len))
     files = save_onnx(fused, folder / ORT_GRAPH_FILE)
+    check = {**session_config, **_FLOAT_COMPUTE}
     try:
         worst = _difference(
-            FusedSession(files[0], config, len(prompt) + 8, reference.session_config),
-            reference,
+            FusedSession(files[0], config, len(prompt) + 8, check),
+            OrtModel(standard_path, config, check),
             prompt,
         )
     except Exception as exc:  # onnxruntime's own types (an onnxruntime without these contrib ops)
@@ -417,6 +422,7 @@ def write_ort_graph(
         "parity_vs_standard": {
             "worst": worst,
             "tolerance": GRAPH_TOLERANCE[precision],
-            "measure": "max |ort - standard| / max(1, max |standard logits|)",
+            "measure": "max |ort - standard| / max(1, max |standard logits|), both computing "
+            "in float32 (accuracy level 1)",
         },
     }
