@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from edge_sdk.runtime import Generator, load
-from tests.real_models import smollm2_gguf  # noqa: F401 - the fixture
 
 QUESTION = "What is the capital of France?"
 # With the template's default system turn the float model's first token is a near-tie ("The"
@@ -23,17 +22,18 @@ pytestmark = pytest.mark.slow  # two exports of a 135M model: about a minute eac
 
 
 @pytest.fixture(scope="module")
-def smollm2_int8(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def smollm2_int8(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edge_sdk.exporters import export
 
     result = export(smollm2_gguf, tmp_path_factory.mktemp("smollm2") / "int8", "int8",
                     eval_tokens=1024)
     assert result.accuracy is not None and result.accuracy.gate == "passed"
+    assert result.parity.worst <= 1e-4  # the float graph against PyTorch
     return result.bundle.path
 
 
 @pytest.fixture(scope="module")
-def smollm2_int4(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def smollm2_int4(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """int4 RTN of weights that were Q4_1 already falls below the int4 gate on this model (GPTQ
     at group 32 passes it: see the README's table, it takes minutes to export): forced."""
     from edge_sdk.exporters import export
@@ -49,7 +49,9 @@ def gen_int8(smollm2_int8: Path) -> Iterator[Generator]:
 
 
 def test_int8_answers_through_the_python_api(gen_int8: Generator) -> None:
-    assert gen_int8.chat_template.source == "gguf" and "<|im_start|>" in gen_int8.chat_template.template
+    template = gen_int8.chat_template
+    assert template.source == "gguf" and "<|im_start|>" in template.template
+    assert gen_int8.bundle.manifest["chat"] == template.manifest_entry()
     assert gen_int8.backend.device.endswith("model.ort.onnx")  # the fused graph passed its check
     reply = gen_int8.chat(SYSTEM).send(QUESTION, max_new_tokens=24).run()
     assert "Paris" in reply.text and reply.stop_reason == "eos"  # <|im_end|> ends the turn

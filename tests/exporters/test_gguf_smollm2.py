@@ -3,12 +3,11 @@ tokenizer, chat template and logits against transformers' GGUF loader, and an ex
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from edge_sdk.exporters import LoadedModel, export
+from edge_sdk.exporters import LoadedModel
 from edge_sdk.exporters.gguf_model import load_gguf
 
 from edge_sdk.tokenizer import Tokenizer
@@ -73,15 +72,4 @@ def test_logits_match_transformers(smollm2: LoadedModel, smollm2_gguf: Path) -> 
     assert float((logits - expected).abs().max() / expected.abs().max()) <= 1e-4
 
 
-@pytest.mark.slow  # the 135M model through ONNX export, int8 and evaluation
-def test_int8_export_keeps_the_chat_template(smollm2: LoadedModel, tmp_path: Path) -> None:
-    # force: whether int8 passes its accuracy gate on this model is not what is tested here
-    result = export(smollm2, tmp_path / "bundle", "int8", force=True, eval_tokens=64,
-                    max_seq_len=128, ort_graph=False)
-    folder = result.bundle.path
-    assert smollm2.chat_template is not None
-    template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
-    assert template == smollm2.chat_template.template
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["chat"] == smollm2.chat_template.manifest_entry()
-    assert result.parity.worst <= 1e-4
+# The export of this model (int8 and int4 bundles that answer questions) is tests/test_real_model.py.
