@@ -3,8 +3,10 @@
     python benchmarks/llamacpp.py build          # once, for the llama-server column
     python benchmarks/bench_serve.py [--precisions int8,int4] [--clients 1,2,4,8] [--repeats 3]
 
-On the random 200M Llama of ``bench_runtime.py`` (its HF folder, this SDK's int8 and int4 RTN
-bundles, and llama.cpp's Q8_0 / Q4_0 of the same weights through ``convert_hf_to_gguf.py``):
+On the random 200M Llama of ``bench_runtime.py`` (its HF folder, with the LM head's rows beyond
+its small tokenizer's vocabulary zeroed so that greedy decoding picks tokens that have text: the
+servers stream text, not ids; this SDK's int8 and int4 RTN bundles, and llama.cpp's Q8_0 / Q4_0
+of the same weights through ``convert_hf_to_gguf.py``):
 
 - **generator**: the requests one after another through :class:`edge_sdk.runtime.Generator`
   in this process (the one-at-a-time rate; per-request decode tok/s from its stats);
@@ -55,24 +57,33 @@ def prompts(count: int, words: int = 16) -> list[str]:
 
 
 def stream_completion(client: httpx.Client, prompt: str, tokens: int) -> Sample:
-    """One streamed completion; its TTFT, token count and decode rate, as the client sees them."""
+    """One streamed completion; its TTFT, token count and decode rate, as the client sees them.
+
+    Tokens are the server's ``usage.completion_tokens`` (the random model's tokens often complete
+    no character, and empty pieces are not streamed), text chunks where a server sends no usage.
+    """
     body = {"model": "m", "prompt": prompt, "max_tokens": tokens, "temperature": 0,
-            "stream": True, "ignore_eos": True}
+            "stream": True, "ignore_eos": True, "stream_options": {"include_usage": True}}
     sent = time.perf_counter()
     arrivals: list[float] = []
+    used: int | None = None
     with client.stream("POST", "/v1/completions", json=body) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            choices = json.loads(line[6:]).get("choices") or []
+            chunk = json.loads(line[6:])
+            choices = chunk.get("choices") or []
             if choices and choices[0].get("text"):
                 arrivals.append(time.perf_counter())
-    if not arrivals:
+            if chunk.get("usage"):
+                used = int(chunk["usage"]["completion_tokens"])
+    count = used if used is not None else len(arrivals)
+    if not arrivals or not count:
         raise EdgeError(f"the server streamed no text for {prompt!r}")
     span = arrivals[-1] - arrivals[0]
-    return {"ttft_s": arrivals[0] - sent, "tokens": float(len(arrivals)),
-            "decode_tokens_per_s": (len(arrivals) - 1) / span if span > 0 else 0.0}
+    return {"ttft_s": arrivals[0] - sent, "tokens": float(count),
+            "decode_tokens_per_s": (count - 1) / span if span > 0 else 0.0}
 
 
 def run_clients(url: str, clients: int, texts: list[str], tokens: int) -> dict[str, Any]:
@@ -85,7 +96,11 @@ def run_clients(url: str, clients: int, texts: list[str], tokens: int) -> dict[s
         with httpx.Client(base_url=url, timeout=600) as http:
             for text in mine:
                 try:
-                    sample = stream_completion(http, text, tokens)
+                    try:
+                        sample = stream_completion(http, text, tokens)
+                    except httpx.TransportError:  # a dropped connection: once more, then fail
+                        time.sleep(0.5)
+                        sample = stream_completion(http, text, tokens)
                 except (httpx.HTTPError, EdgeError) as exc:
                     failures.append(exc)
                     return
@@ -168,6 +183,27 @@ def _llama_url(server: Any) -> Iterator[str]:
         yield server.url
 
 
+def text_model(hf: Path, work: Path) -> Path:
+    """A copy of ``hf`` whose LM head rows beyond the tokenizer's vocabulary are zero (made once):
+    the random model then decodes to tokens that have text."""
+    out = work / "llama200m-text-hf"
+    if (out / "config.json").is_file():
+        return out
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(hf, tmp)
+    vocab = len(json.loads((hf / "tokenizer.json").read_text())["model"]["vocab"])
+    weights = load_file(str(hf / "model.safetensors"))
+    weights["lm_head.weight"][vocab:] = 0
+    save_file(weights, str(tmp / "model.safetensors"), {"format": "pt"})
+    tmp.rename(out)
+    return out
+
+
 def ggufs(hf: Path, work: Path, log: Callable[[str], None]) -> dict[str, Path] | None:
     """Q8_0 and Q4_0 GGUFs of ``hf`` through llama.cpp's converter (None without llama.cpp)."""
     try:
@@ -177,9 +213,9 @@ def ggufs(hf: Path, work: Path, log: Callable[[str], None]) -> dict[str, Path] |
     except (ImportError, EdgeError) as exc:
         log(f"no llama-server column: {exc}")
         return None
-    f32 = work / "llama200m-f32.gguf"
-    llamacpp.convert_hf_to_gguf(llama, hf, f32, "f32")
-    return {p: llamacpp.quantize(llama, f32, work / f"llama200m-{k}.gguf", k)
+    f32 = work / "llama200m-text-f32.gguf"
+    llamacpp.convert_hf_to_gguf(llama, hf, f32, "f32", pre_tokenizer="gpt-2")
+    return {p: llamacpp.quantize(llama, f32, work / f"llama200m-text-{k}.gguf", k)
             for p, k in GGUF_TYPES.items()}
 
 
@@ -200,13 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     levels = [int(c) for c in args.clients.split(",")]
-    hf = make_llama200m_hf(args.work, log)
+    hf = text_model(make_llama200m_hf(args.work, log), args.work)
     quantized = None if args.no_llama else ggufs(hf, args.work, log)
     context = 256
     report: dict[str, Any] = {"threads": args.threads, "tokens": args.tokens,
                               "requests_per_client": args.requests, "results": {}}
     for precision in args.precisions.split(","):
-        bundle = export_edge(hf, args.work / f"llama200m-edge-{precision}-serve", precision,
+        bundle = export_edge(hf, args.work / f"llama200m-text-edge-{precision}", precision,
                              max_seq_len=512, log=log)
         runs = servers(precision, bundle, quantized[precision] if quantized else None,
                        args.threads, context)

@@ -21,7 +21,7 @@ from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.backend import BACKENDS
 from edge_sdk.runtime.generator import DEFAULT_MAX_NEW_TOKENS, Generator, Stream, load
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_runtime_flags", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,16 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop before this text (not printed); repeat for several")
     gen.add_argument("--ignore-eos", action="store_true",
                      help="keep generating past end-of-sequence tokens")
-    run = parser.add_argument_group("runtime")
-    run.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
-                     help="auto (default) tries ort-tensorrt, ort-cuda, ort-cpu in that order")
-    run.add_argument("--threads", type=int, default=None,
-                     help="CPU threads (default: one per physical core)")
-    run.add_argument("--max-context", type=int, default=None,
-                     help="positions the KV cache holds, prompt and output together "
-                          "(default: the bundle's max_sequence_length)")
-    run.add_argument("--no-verify", action="store_true",
-                     help="skip checking the bundle files' SHA-256 (faster start)")
+    run = add_runtime_flags(parser, "positions the KV cache holds, prompt and output together")
     run.add_argument("--standard-graph", action="store_true",
                      help="on ort-cpu, run the standard model.onnx even when the bundle has the faster "
                           "onnxruntime graph (model.ort.onnx)")
@@ -78,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --chat: feed each line as it is (plus a newline), no template")
     add_common_flags(parser)
     return parser
+
+
+def add_runtime_flags(parser: argparse.ArgumentParser, context: str) -> argparse._ArgumentGroup:
+    """The ``runtime`` flags every command that loads a bundle takes (``--backend``,
+    ``--threads``, ``--max-context``, ``--no-verify``); ``context`` says what the context holds."""
+    run = parser.add_argument_group("runtime")
+    run.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                     help="auto (default) tries ort-tensorrt, ort-cuda, ort-cpu in that order")
+    run.add_argument("--threads", type=int, default=None,
+                     help="CPU threads (default: one per physical core)")
+    run.add_argument("--max-context", type=int, default=None,
+                     help=f"{context} (default: the bundle's max_sequence_length)")
+    run.add_argument("--no-verify", action="store_true",
+                     help="skip checking the bundle files' SHA-256 (faster start)")
+    return run
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

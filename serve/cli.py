@@ -38,7 +38,7 @@ _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``edge-serve`` argument parser."""
-    from edge_sdk.runtime.backend import BACKENDS
+    from edge_sdk.runtime.cli import add_runtime_flags
 
     parser = argparse.ArgumentParser(
         prog="edge-serve",
@@ -64,16 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
                        help="on SIGTERM, seconds running requests may take to finish before "
                             "they are cancelled (default 30)")
-    run = parser.add_argument_group("runtime")
-    run.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
-                     help="auto (default) tries ort-tensorrt, ort-cuda, ort-cpu in that order")
-    run.add_argument("--threads", type=int, default=None,
-                     help="CPU threads (default: one per physical core)")
-    run.add_argument("--max-context", type=int, default=None,
-                     help="positions per slot, prompt and completion together (default: the "
-                          "bundle's max_sequence_length)")
-    run.add_argument("--no-verify", action="store_true",
-                     help="skip checking the bundle files' SHA-256 (faster start)")
+    run = add_runtime_flags(parser, "positions per slot, prompt and completion together")
     run.add_argument("--power-sensor", default="auto", metavar="auto|none|SPEC",
                      help="energy per request: auto (default: a sensor if one is found), none, "
                           "or a sensor as edge-power takes it (ina3221, jtop, nvml[:GPU], rapl, "
