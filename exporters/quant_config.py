@@ -23,18 +23,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge_sdk.errors import ConfigError
+from edge_sdk.planner.precision import INT4_GROUP_SIZE, INT8_GROUP_SIZE
 
 __all__ = ["CALIB_METHODS", "INT8_GROUP_SIZE", "METHODS", "QuantConfig"]
 
 METHODS = ("int8", "w8a8", "rtn", "gptq", "fp16", "fp32")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 _BITS = {"int8": 8, "w8a8": 8, "rtn": 4, "gptq": 4, "fp16": 16, "fp32": 32}
-#: int8's default block: 64 inputs per scale. Measured on SmolLM2-135M (benchmarks/bench_quant.py,
-#: exporters/README): per-channel weights with onnxruntime's int8 kernel (activations quantized
-#: per 128) gave KL 1.1e-2 / top-1 0.93; blocks of 64 with SmoothQuant 0.5, KL 3e-3 / top-1 0.96
-#: at about the same speed; blocks of 32 halve the KL again at ~0.8x the decode speed.
-INT8_GROUP_SIZE = 64
-_GROUP_SIZE = {"rtn": 128, "gptq": 128, "int8": INT8_GROUP_SIZE}
+# int8's default block, 64 inputs per scale. Measured on SmolLM2-135M (benchmarks/bench_quant.py,
+# README "Real models"): per-channel weights with onnxruntime's int8 kernel (activations quantized
+# per 128) gave KL 1.1e-2 / top-1 0.93; blocks of 64 with SmoothQuant 0.5, KL 3.6e-3 / top-1 0.957
+# at the same speed; blocks of 32, KL 2.6e-3 at 0.93x the decode speed.
+_GROUP_SIZE = {"rtn": INT4_GROUP_SIZE, "gptq": INT4_GROUP_SIZE, "int8": INT8_GROUP_SIZE}
 _PRECISION = {"int8": "int8", "w8a8": "w8a8", "rtn": "int4", "gptq": "int4", "fp16": "fp16", "fp32": "fp32"}
 
 

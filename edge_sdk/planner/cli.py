@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: the device's default mode)")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="weight precision (default: a bundle's own precision, else int8)")
-    parser.add_argument("--group-size", type=int, default=128,
-                        help="int4: input values per scale and zero point (default 128)")
+    parser.add_argument("--group-size", type=int, default=None,
+                        help="input values per scale: int4 (default 128), int8 (default 64, as "
+                             "edge-export; 0: one scale per output channel)")
     parser.add_argument("--keep-embedding", action="store_true",
                         help="keep the embedding table in float instead of quantizing it")
     parser.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
@@ -102,8 +103,11 @@ def _device(name: str, args: argparse.Namespace) -> Device:
 
 def _plan(source: ModelSource, device: Device, precision: str, mode: str | None,
           args: argparse.Namespace, costs: CostInputs) -> Plan:
+    group = args.group_size
+    if group is None and precision == source.precision:
+        group = source.group_size  # the bundle's own
     return plan(source.config, device, model_name=source.name, mode=mode, precision=precision,
-                group_size=args.group_size, context=args.context, batch=args.batch,
+                group_size=group, context=args.context, batch=args.batch,
                 prompt=args.prompt, kv_dtype=args.kv_dtype,
                 quantize_embedding=not args.keep_embedding, headroom=args.headroom, costs=costs,
                 bundle_model_bytes=source.bundle_model_bytes if precision == source.precision else None)

@@ -26,6 +26,7 @@ class ModelSource:
     config: ModelConfig
     precision: str | None = None        # a bundle's precision
     bundle_model_bytes: int | None = None  # a bundle's model.onnx (+ external data) on disk
+    group_size: int | None = None       # a bundle's int8/int4 group size (int8 0: per channel)
 
 
 def _from_bundle(root: Path) -> ModelSource:
@@ -33,7 +34,12 @@ def _from_bundle(root: Path) -> ModelSource:
     graph = str(bundle.manifest["graph"]["file"])
     model_bytes = sum(int(record["size"]) for name, record in bundle.manifest["files"].items()
                       if name.startswith(graph) or name.endswith(".data"))
-    return ModelSource(root.name or str(root), "bundle", bundle.config, bundle.precision, model_bytes)
+    quant = bundle.manifest["precision"].get("config") or {}
+    group = quant.get("group_size")
+    if bundle.precision == "int8" and group is None:  # bundles from before int8 blocks
+        group = 0
+    return ModelSource(root.name or str(root), "bundle", bundle.config, bundle.precision, model_bytes,
+                       group)
 
 
 def _from_checkpoint(path: Path) -> ModelSource:

@@ -15,6 +15,7 @@ Sizes are bytes; reports print GB = 10^9 bytes. Assumptions (documented in the R
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +103,8 @@ def weight_bytes(config: ModelConfig, fmt: WeightFormat, quantize_embedding: boo
     norms = (2 * config.num_layers + 1) * h
     norms_biases = (norms + biases) * fmt.float_bytes
     if fmt.quantized and quantize_embedding:  # per row, as the Gather reads it: [vocab, hidden]
-        embedding = _matmul_bytes(fmt, h, vocab)
+        per_row = dataclasses.replace(fmt, group_size=None) if fmt.name == "int8" else fmt
+        embedding = _matmul_bytes(per_row, h, vocab)
     else:
         embedding = vocab * h * fmt.float_bytes
     tied = config.tie_word_embeddings

@@ -80,7 +80,7 @@ class Plan:
 
 
 def plan(config: ModelConfig, device: Device | str, *, model_name: str = "model",
-         mode: str | None = None, precision: str = "int8", group_size: int = 128,
+         mode: str | None = None, precision: str = "int8", group_size: int | None = None,
          context: int = DEFAULT_CONTEXT, batch: int = 1, prompt: int | None = None,
          kv_dtype: str | None = None, quantize_embedding: bool = True,
          headroom: float = DEFAULT_HEADROOM, costs: CostInputs | None = None,

@@ -53,10 +53,15 @@ class WeightFormat:
 
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8", "int4")
+#: The exporter's int8 block (``--group-size``; 0: per output channel, TensorRT's form) and int4
+#: group defaults; ``edge_sdk.exporters.QuantConfig`` takes them from here.
+INT8_GROUP_SIZE = 64
+INT4_GROUP_SIZE = 128
 
 
-def weight_format(name: str, group_size: int = 128) -> WeightFormat:
-    """The format of precision ``name``; ``group_size`` applies to int4."""
+def weight_format(name: str, group_size: int | None = None) -> WeightFormat:
+    """The format of precision ``name``; ``group_size`` applies to int4 (default 128) and int8
+    (default 64 inputs per fp32 scale; 0: one scale per output channel)."""
     key = name.strip().lower()
     if key in ("float32", "fp32"):
         return WeightFormat("fp32", 4, 4, "fp32", "fp32", tied_copy_at_load=True)
@@ -65,9 +70,13 @@ def weight_format(name: str, group_size: int = 128) -> WeightFormat:
     if key in ("bfloat16", "bf16"):
         return WeightFormat("bf16", 2, 2, "bf16", "fp16")
     if key.startswith("int8"):
+        group = INT8_GROUP_SIZE if group_size is None else group_size
+        if group < 0:
+            raise ConfigError(f"--group-size must be 0 (per channel) or positive, got {group}")
         return WeightFormat("int8", 1, 4, "fp32", "int8", quantized=True, scale_bytes=4,
-                            tied_copy_at_load=True)
+                            group_size=group or None, tied_copy_at_load=True)
     if key.startswith("int4"):
+        group_size = INT4_GROUP_SIZE if group_size is None else group_size
         if group_size <= 0:
             raise ConfigError(f"--group-size must be a positive integer, got {group_size}")
         return WeightFormat("int4", 0.5, 2, "fp16", "fp16", quantized=True, group_size=group_size,

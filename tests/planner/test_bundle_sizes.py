@@ -39,5 +39,5 @@ def test_weights_estimate_within_two_percent_of_the_bundle(tmp_path: Path, preci
     source = resolve_model(str(tmp_path / "bundle"))
     assert source.kind == "bundle" and source.precision == precision
     assert source.bundle_model_bytes is not None
-    estimate = weight_bytes(source.config, weight_format(precision)).stored
+    estimate = weight_bytes(source.config, weight_format(precision, source.group_size)).stored
     assert estimate == pytest.approx(source.bundle_model_bytes, rel=0.02)
