@@ -43,12 +43,9 @@ from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.generator import Generator, Prompt
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import OutputOptions, SequenceOutput
-from edge_sdk.runtime.slots import SingleSlotModel, SlotModel
+from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
 
 __all__ = ["Engine", "EngineClosedError", "QueueFullError", "Request", "StepRecord"]
-
-#: Prompt tokens run per prefill call (one chunk between two decode steps).
-PREFILL_CHUNK = 256
 
 _log = logging.getLogger(__name__)
 

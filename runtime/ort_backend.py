@@ -19,7 +19,7 @@ import numpy as np
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
-from edge_sdk.runtime.slots import SlotModel
+from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
 
 from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
@@ -34,8 +34,6 @@ __all__ = [
     "OrtTensorrtBackend",
 ]
 
-#: Prompts run in chunks of at most this many tokens (bounds the prefill logits' memory).
-PREFILL_CHUNK = 256
 
 _GPU_HINT = ("install onnxruntime-gpu (pip install 'edge-sdk[gpu]'; on Jetson, the "
              "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "

@@ -23,12 +23,9 @@ import numpy as np
 
 from edge_sdk.errors import GenerationError
 from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime.slots import SlotModel
+from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
 
 __all__ = ["FusedSlotModel"]
-
-#: Prompts run in chunks of at most this many tokens (as the backend's own prefill).
-PREFILL_CHUNK = 256
 
 
 class FusedSlotModel(SlotModel):
