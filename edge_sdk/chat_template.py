@@ -84,7 +84,8 @@ class ChatTemplate:
 
         try:
             compiled = _compile(self.template)
-            return str(compiled.render(messages=checked, add_generation_prompt=add_generation_prompt,
+            return str(compiled.render(messages=checked,
+                                       add_generation_prompt=add_generation_prompt,
                                        **{**self.special_tokens, **variables}))
         except jinja2.TemplateError as exc:
             raise GenerationError(f"the chat template rejected the conversation: {exc}") from exc
@@ -132,7 +133,7 @@ def read_hf_chat_template(folder: Path) -> ChatTemplate | None:
     if jinja_path.is_file():
         return ChatTemplate(jinja_path.read_text(encoding="utf-8"), CHAT_TEMPLATE_FILE, tokens)
     template = config.get("chat_template")
-    if isinstance(template, list):  # [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
+    if isinstance(template, list):  # [{"name": "default", "template": ...}, {"name": ...}]
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
         template = named.get("default")
     if isinstance(template, str) and template:
@@ -157,7 +158,8 @@ def _checked_message(message: Message, index: int) -> dict[str, Any]:
         raise GenerationError(f"message {index} needs a 'role' (system, user or assistant)")
     content = message.get("content")
     if content is not None and not isinstance(content, (str, list)):
-        raise GenerationError(f"message {index}'s 'content' must be text, got {type(content).__name__}")
+        raise GenerationError(f"message {index}'s 'content' must be text, "
+                              f"got {type(content).__name__}")
     return dict(message)
 
 
@@ -199,4 +201,5 @@ def _compile(template: str) -> Any:
     try:
         return env.from_string(template)
     except jinja2.TemplateSyntaxError as exc:
-        raise BundleError(f"the chat template does not parse (line {exc.lineno}): {exc.message}") from exc
+        raise BundleError(f"the chat template does not parse (line {exc.lineno}): "
+                          f"{exc.message}") from exc

@@ -99,7 +99,7 @@ class QuantConfig:
         g = self.group_size
         if self.method in _GROUP_SIZE and not (
                 isinstance(g, int) and ((g >= 16 and not g & (g - 1)) or (g == 0 and self.method == "int8"))):
-            raise ConfigError(f"group_size must be a power of two >= 16 (onnxruntime's kernels)"
+            raise ConfigError("group_size must be a power of two >= 16 (onnxruntime's kernels)"
                               + (" or 0 (per output channel)" if self.method == "int8" else "")
                               + f", got {g}")
         if self.calib_method not in CALIB_METHODS:

@@ -135,7 +135,8 @@ class Engine:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def encode_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
+    def encode_chat(self, messages: Sequence[Message],
+                    add_generation_prompt: bool = True) -> list[int]:
         """The conversation rendered with the bundle's chat template, as token ids."""
         return self.generator.chat_ids(messages, add_generation_prompt=add_generation_prompt)
 

@@ -176,7 +176,8 @@ class Generator:
             self._chat_template = self.bundle.chat_template
         return self._chat_template
 
-    def chat_ids(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
+    def chat_ids(self, messages: Sequence[Message],
+                 add_generation_prompt: bool = True) -> list[int]:
         """``messages`` laid out by :attr:`chat_template`, as token ids (the template writes the
         special tokens; the plain fallback gets the tokenizer's own, e.g. BOS)."""
         template = self.chat_template
@@ -212,7 +213,8 @@ class Generator:
     # -- internals ------------------------------------------------------------------------------
 
     def _start(self, prompt: Prompt, *, conversation: Conversation | None = None,
-               whole: bool = False, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, temperature: float = 0.0,
+               whole: bool = False, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+               temperature: float = 0.0,
                top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0,
                seed: int | None = None, stop: str | Sequence[str] = (),
                ignore_eos: bool = False) -> Stream:
@@ -380,7 +382,8 @@ class Conversation:
                  template: bool = True) -> None:
         self.generator = generator
         self.templated = template
-        self.messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+        self.messages: list[dict[str, str]] = (
+            [{"role": "system", "content": system}] if system else [])
         self._started = False
         self._last: Stream | None = None
 
