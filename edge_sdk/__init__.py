@@ -4,7 +4,9 @@ The core (this package) holds what every part shares and needs neither torch nor
 model configuration, the bundle and its manifest, the tokenizer wrapper, the error tree and the
 planner (:func:`plan`: will a model fit a Jetson module, how fast, at what energy cost).
 Subpackages: :mod:`edge_sdk.exporters` (torch -> ONNX/INT8 bundle), :mod:`edge_sdk.runtime`
-(stream tokens from a bundle), :mod:`edge_sdk.power` (power modes, sensors, efficiency).
+(stream tokens from a bundle), :mod:`edge_sdk.power` (power modes, sensors, efficiency),
+:mod:`edge_sdk.serve` (the OpenAI-compatible server), :mod:`edge_sdk.deploy` (container image and
+Kubernetes manifests for a fleet).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from edge_sdk.errors import (
     BackendUnavailableError,
     BundleError,
     ConfigError,
+    DeployError,
     EdgeError,
     ExportError,
     GenerationError,
@@ -56,6 +59,7 @@ __all__ = [
     "BackendUnavailableError",
     "GenerationError",
     "PowerError",
+    "DeployError",
     # model configuration
     "ModelConfig",
     "RopeScaling",

@@ -24,6 +24,7 @@ _PROVIDERS: dict[str, str] = {
     "starlette": "pip install 'edge-sdk[serve]'",
     "uvicorn": "pip install 'edge-sdk[serve]'",
     "prometheus_client": "pip install 'edge-sdk[serve]'",
+    "yaml": "pip install 'edge-sdk[deploy]'",
 }
 
 

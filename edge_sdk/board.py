@@ -1,18 +1,22 @@
 """Which Jetson module this is: the device-tree model string and memory, mapped to the catalog.
 
-Reads ``/proc/device-tree/model`` (or ``/sys/firmware/devicetree/base/model``) and
-``/proc/meminfo``. Every path is prefixed by ``EDGE_SDK_SYSFS_ROOT`` when it is set, the same
+Reads ``/proc/device-tree/model`` (or ``/sys/firmware/devicetree/base/model``),
+``/proc/meminfo`` and the L4T release in ``/etc/nv_tegra_release``. Every path is prefixed by ``EDGE_SDK_SYSFS_ROOT`` when it is set, the same
 variable the power module uses, so tests and unusual installs can point it at a fake board.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-__all__ = ["board_path", "detect_module", "module_name", "read_board_model", "read_mem_total"]
+__all__ = ["board_path", "detect_module", "module_name", "read_board_model", "read_l4t_release",
+           "read_mem_total"]
 
 _MODEL_FILES = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
+_L4T_RELEASE_FILE = "/etc/nv_tegra_release"
+_L4T_RELEASE = re.compile(r"R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)\.(\d+)")
 _GIB = 2**30
 
 
@@ -32,6 +36,16 @@ def read_board_model() -> str | None:
         if text:
             return text
     return None
+
+
+def read_l4t_release() -> str | None:
+    """The L4T release, e.g. ``36.4.0`` from ``# R36 (release), REVISION: 4.0, ...``, or None."""
+    try:
+        text = board_path(_L4T_RELEASE_FILE).read_text(errors="ignore")
+    except OSError:
+        return None
+    match = _L4T_RELEASE.search(text)
+    return None if match is None else ".".join(match.groups())
 
 
 def read_mem_total() -> int | None:

@@ -10,7 +10,8 @@
     │   └── AccuracyError          the quantized model fell below the accuracy threshold
     ├── BackendUnavailableError    a backend or optional dependency is not installed / usable here
     ├── GenerationError            bad generation input (prompt too long, bad options)
-    └── PowerError                 power sensors and power modes
+    ├── PowerError                 power sensors and power modes
+    └── DeployError                a deployment that cannot be rendered as asked (does not fit, ...)
 
 Errors from torch, onnx, onnxruntime, TensorRT, subprocesses and sysfs are translated at the
 boundary (``raise ... from exc``) into one of these, with a message that says what to do.
@@ -28,6 +29,7 @@ __all__ = [
     "BackendUnavailableError",
     "GenerationError",
     "PowerError",
+    "DeployError",
 ]
 
 
@@ -65,3 +67,7 @@ class GenerationError(EdgeError):
 
 class PowerError(EdgeError):
     """Reading power sensors or changing power modes failed."""
+
+
+class DeployError(EdgeError):
+    """A deployment cannot be rendered as asked: it does not fit the module, or options conflict."""

@@ -14,7 +14,7 @@ import edge_sdk
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ["edge_sdk", "edge_sdk.exporters", "edge_sdk.runtime", "edge_sdk.power", "edge_sdk.planner",
-            "edge_sdk.serve"]
+            "edge_sdk.serve", "edge_sdk.deploy"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
