@@ -60,13 +60,17 @@ def _add_k8s(commands: argparse._SubParsersAction) -> None:
         help="daemonset (default): one pod on every node with the module's label; "
         "deployment: --replicas pods, each requesting nvidia.com/gpu: 1",
     )
-    work.add_argument("--replicas", type=int, default=1, help="pods of a deployment (default 1)")
+    work.add_argument(
+        "--replicas", metavar="N", type=int, default=1, help="pods of a deployment (default 1)"
+    )
     work.add_argument(
         "--name",
         default="edge-serve",
         help="name of every object and its app.kubernetes.io/instance label (default edge-serve)",
     )
-    work.add_argument("--namespace", help="metadata.namespace (default: none, kubectl's current)")
+    work.add_argument(
+        "--namespace", metavar="NS", help="metadata.namespace (default: none, kubectl's current)"
+    )
     work.add_argument(
         "--l4t",
         default="r36.4.0",
@@ -91,6 +95,7 @@ def _add_k8s(commands: argparse._SubParsersAction) -> None:
     )
     vol.add_argument(
         "--bundle-name",
+        metavar="NAME",
         help="the bundle's name in the default host path (default: MODEL's folder or preset name)",
     )
     vol.add_argument(
@@ -113,12 +118,14 @@ def _add_k8s(commands: argparse._SubParsersAction) -> None:
     serve = k8s.add_argument_group("edge-serve")
     serve.add_argument(
         "--slots",
+        metavar="N",
         type=int,
         default=4,
         help="requests decoded together; each holds a KV cache (default 4)",
     )
     serve.add_argument(
         "--max-context",
+        metavar="N",
         type=int,
         help="positions per slot (default: the bundle's max_sequence_length; "
         "4096 for a preset or config)",
@@ -143,7 +150,11 @@ def _add_k8s(commands: argparse._SubParsersAction) -> None:
         "the read-only /sys, no privileges)",
     )
     serve.add_argument(
-        "--port", type=int, default=8000, help="container and Service port (default 8000)"
+        "--port",
+        metavar="PORT",
+        type=int,
+        default=8000,
+        help="container and Service port (default 8000)",
     )
     serve.add_argument(
         "--drain-timeout",
@@ -161,13 +172,17 @@ def _add_k8s(commands: argparse._SubParsersAction) -> None:
     res = k8s.add_argument_group("resources")
     res.add_argument(
         "--memory-margin",
+        metavar="F",
         type=float,
         default=DEFAULT_MEMORY_MARGIN,
         help=f"memory limit = request x (1 + margin) (default {DEFAULT_MEMORY_MARGIN})",
     )
-    res.add_argument("--cpu-request", default="1", help="CPU request (default 1; no CPU limit)")
+    res.add_argument(
+        "--cpu-request", metavar="CPU", default="1", help="CPU request (default 1; no CPU limit)"
+    )
     res.add_argument(
         "--video-gid",
+        metavar="GID",
         type=int,
         default=44,
         help="the host's video group id, a supplemental group of the pod: it owns "

@@ -56,6 +56,9 @@ def write_manifests(
             name = manifest_file_name(index, document)
             (work / name).write_text(dump_yaml([document], header), encoding="utf-8")
             names.append(name)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(work, 0o777 & ~umask)  # mkdtemp made it private
         if folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
             os.rename(folder, old / folder.name)

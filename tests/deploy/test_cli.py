@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from edge_sdk.deploy.cli import main
+from edge_sdk.deploy.cli import build_parser, main
 
 from .schemas import validate
 
@@ -158,3 +158,12 @@ def test_the_installed_command() -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "--bundle-pvc" in result.stdout
+
+
+def test_every_flag_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "deploy" / "README.md").read_text()
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in commands.choices.items():
+        assert f"edge-deploy {name}" in readme
+        flags = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+        assert [f for f in flags if f not in readme and f != "--help"] == [], name
