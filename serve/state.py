@@ -133,17 +133,24 @@ class ServerState:
                        "retry later or on another server", code="draining", headers=retry)
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """``GET /health``: 200 when ready, else 503; a JSON body either way."""
-        body: dict[str, Any] = {"status": "ok" if self.phase == "ready" else self.phase,
-                                "model": self.settings.model_name}
+        """``GET /health``: 200 when ready, else 503; a JSON body either way.
+
+        A ready server whose engine thread died answers 503 ``failed`` too, so that a liveness
+        probe restarts it.
+        """
         engine = self.engine
-        if self.phase == "ready" and engine is not None:
+        broken = engine.failed if self.phase == "ready" and engine is not None else None
+        phase = "failed" if broken is not None else self.phase
+        body: dict[str, Any] = {"status": "ok" if phase == "ready" else phase,
+                                "model": self.settings.model_name}
+        if phase == "ready" and engine is not None:
             body.update(slots=engine.slots, running=engine.running, waiting=engine.waiting,
                         max_context=engine.max_context, batched=engine.batched,
                         power_sensor=self.sensor.describe() if self.sensor else None)
-        if self.phase == "failed":
-            body["error"] = str(self.load_error)
-        return (200 if self.phase == "ready" else 503), body
+        if phase == "failed":
+            body["error"] = (f"the engine stopped: {broken}" if broken is not None
+                             else str(self.load_error))
+        return (200 if phase == "ready" else 503), body
 
     # -- stopping ---------------------------------------------------------------------------------
     def drain(self, timeout_s: float) -> None:

@@ -30,3 +30,28 @@ def test_healthy_only_when_the_model_is_ready(demo_bundle_int8: Path) -> None:
         assert served.state.wait_loaded(60) and served.state.phase == "ready"
         assert _healthcheck(port) == 0
     assert _healthcheck(port) == 1  # nothing listens any more
+
+
+class _EngineBug(BaseException):
+    """Escapes the engine's model-call handling, as a bug in the engine itself would."""
+
+
+def test_unhealthy_when_the_engine_thread_died(demo_bundle_int8: Path) -> None:
+    with running_server(demo_bundle_int8) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        assert _healthcheck(port) == 0
+        engine = served.state.engine
+        assert engine is not None
+
+        def fail(step: object) -> None:
+            raise _EngineBug("boom")
+
+        engine.add_step_listener(fail)
+        with served.http() as http:
+            answer = http.post("/v1/completions", json={"prompt": "Once", "max_tokens": 4})
+            assert answer.status_code >= 500
+            assert served.wait_for(lambda: engine.failed is not None)
+            health = http.get("/health")
+        assert health.status_code == 503
+        assert health.json()["status"] == "failed" and "boom" in health.json()["error"]
+        assert _healthcheck(port) == 1  # a liveness probe on /health restarts the pod
