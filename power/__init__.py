@@ -16,7 +16,7 @@ from edge_sdk.power.jetson_clocks import JetsonClocks
 from edge_sdk.power.modes import PowerModeGuard, power_mode, recorded_states, restore_recorded
 from edge_sdk.power.nvml_limit import NvmlPowerLimit
 from edge_sdk.power.nvpmodel import NvpModel
-from edge_sdk.nvpmodel_conf import NvpConfig, PowerMode, parse_nvpmodel_conf
+from edge_sdk.nvpmodel_conf import NvpConfig, NvpModelMode, parse_nvpmodel_text
 from edge_sdk.power.plot import plot_efficiency
 from edge_sdk.power.sampler import EnergyMeter, PowerSampler, SamplerStats
 from edge_sdk.power.sensor_ina3221 import Ina3221Sensor
@@ -42,7 +42,7 @@ __all__ = [
     "PowerSampler", "SamplerStats", "EnergyMeter", "EfficiencyLog", "EfficiencySummary",
     "PhaseFigures", "plot_efficiency", "PowerGovernor", "GovernorReport",
     # power modes
-    "NvpModel", "PowerMode", "NvpConfig", "parse_nvpmodel_conf", "JetsonClocks",
+    "NvpModel", "NvpModelMode", "NvpConfig", "parse_nvpmodel_text", "JetsonClocks",
     "NvmlPowerLimit", "PowerController", "ModeChange", "PowerModeGuard", "power_mode",
     "restore_recorded", "recorded_states",
 ]

@@ -18,7 +18,7 @@ from edge_sdk.power import paths
 from edge_sdk.power.controller import ModeChange
 from edge_sdk.nvpmodel_conf import (
     NvpConfig,
-    PowerMode,
+    NvpModelMode,
     load_nvpmodel_conf,
     watts_in_name,
 )
@@ -81,7 +81,7 @@ class NvpModel:
         proc = self._run("-p", "--verbose")
         modes, default = [], None
         for match in _POWER_MODEL.finditer(proc.stdout):
-            modes.append(PowerMode(int(match.group(1)), match.group(2)))
+            modes.append(NvpModelMode(int(match.group(1)), match.group(2)))
         found = _PM_CONFIG.search(proc.stdout)
         if found:
             default = int(found.group(1))
@@ -90,11 +90,11 @@ class NvpModel:
                              f"modes ({_last_error(proc)})")
         return NvpConfig(f"{self.program} -p --verbose", tuple(modes), default)
 
-    def modes(self) -> list[PowerMode]:
+    def modes(self) -> list[NvpModelMode]:
         """Every mode in the configuration, in file order."""
         return list(self.config().modes)
 
-    def current(self) -> PowerMode:
+    def current(self) -> NvpModelMode:
         """The mode the board is in now (``nvpmodel -q``)."""
         proc = self._run("-q")
         name, mode_id = None, None
@@ -114,7 +114,7 @@ class NvpModel:
                              f"{config.path}: is EDGE_SDK_NVPMODEL_CONF the board's file?")
         return mode
 
-    def resolve(self, spec: str | int) -> PowerMode:
+    def resolve(self, spec: str | int) -> NvpModelMode:
         """A mode by id (``2``), exact name (``MAXN``, ``MODE_15W``) or budget (``15W``)."""
         modes = self.modes()
         text = str(spec).strip()
@@ -139,7 +139,7 @@ class NvpModel:
                          "(for a budget no mode provides, use the software governor)")
 
     @staticmethod
-    def needs_reboot(current: PowerMode, target: PowerMode) -> bool:
+    def needs_reboot(current: NvpModelMode, target: NvpModelMode) -> bool:
         """True when switching changes the GPU TPC power-gating mask."""
         return (current.tpc_pg_mask or "") != (target.tpc_pg_mask or "")
 
@@ -162,7 +162,7 @@ class NvpModel:
         self._set(mode)
         return ModeChange(self.kind, now.label(), mode.label(), True, False, [command])
 
-    def _set(self, mode: PowerMode) -> None:
+    def _set(self, mode: NvpModelMode) -> None:
         proc = self._run("-m", str(mode.id))
         output = proc.stdout + proc.stderr
         if "reboot required" in output.lower() or "bad input" in output.lower():
