@@ -13,9 +13,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.power import paths
 from edge_sdk.power.controller import ModeChange
+
+from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.nvpmodel_conf import (
     NvpConfig,
     NvpModelMode,
@@ -23,7 +24,11 @@ from edge_sdk.nvpmodel_conf import (
     watts_in_name,
 )
 
-__all__ = ["NvpModel"]
+__all__ = ["NOT_A_JETSON", "NvpModel"]
+
+#: What every command says when it needs nvpmodel on a machine without it.
+NOT_A_JETSON = ("not a Jetson: no nvpmodel program here, so power modes cannot be set; "
+                "'edge-power modes --conf FILE' lists the modes of a board's nvpmodel.conf")
 
 _TIMEOUT_S = 60.0
 _POWER_MODEL = re.compile(r"POWER_MODEL:\s*ID=(\d+)\s+NAME=(\S+)")
@@ -48,9 +53,7 @@ class NvpModel:
     # -- running the program -------------------------------------------------------------------
     def _command(self, *args: str) -> list[str]:
         if not self.program:
-            raise BackendUnavailableError(
-                "nvpmodel was not found: power modes exist on Jetson only (set EDGE_SDK_NVPMODEL "
-                "to point at the program)")
+            raise BackendUnavailableError(NOT_A_JETSON)
         extra = ["-f", str(self.conf)] if self._pass_conf else []
         return [self.program, *extra, *args]
 
@@ -70,7 +73,9 @@ class NvpModel:
     def config(self) -> NvpConfig:
         """The parsed configuration file (cached)."""
         if self._config is None:
-            if not self._pass_conf and not self.conf.exists() and self.program:
+            if not self._pass_conf and not self.conf.exists():
+                if not self.program:
+                    raise BackendUnavailableError(NOT_A_JETSON)
                 self._config = self._config_from_program()
             else:
                 self._config = load_nvpmodel_conf(self.conf)
@@ -184,6 +189,7 @@ class NvpModel:
         self.config()  # a malformed file is reported as such, before nvpmodel is asked
         mode = self.current()
         return {"mode_id": mode.id, "mode_name": mode.name, "conf": str(self.conf),
+                "conf_file": str(self.conf) if self._pass_conf else None,
                 "program": self.program}
 
     def restore(self, snapshot: dict[str, Any]) -> ModeChange:
