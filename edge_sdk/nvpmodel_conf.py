@@ -14,7 +14,8 @@ from pathlib import Path
 
 from edge_sdk.errors import PowerError
 
-__all__ = ["PowerMode", "NvpConfig", "parse_nvpmodel_conf", "load_nvpmodel_conf", "watts_in_name"]
+__all__ = ["NvpModelMode", "NvpConfig", "parse_nvpmodel_text", "load_nvpmodel_conf",
+           "watts_in_name"]
 
 _HEADER = re.compile(r"^<\s*(?P<kind>[A-Za-z_]+)(?P<attrs>[^>]*)>\s*$")
 _ATTR = re.compile(r"([A-Za-z_]+)\s*=\s*(\S+)")
@@ -28,8 +29,9 @@ def watts_in_name(name: str) -> float | None:
 
 
 @dataclass(frozen=True)
-class PowerMode:
-    """One ``POWER_MODEL`` block: id, name, stated watts (None for MAXN) and its settings."""
+class NvpModelMode:
+    """A mode entry of the board's nvpmodel.conf (one ``POWER_MODEL`` block): id, name, stated
+    watts (None for MAXN) and its settings as written."""
 
     id: int
     name: str
@@ -53,16 +55,16 @@ class NvpConfig:
     """A parsed configuration: modes in file order and the default mode id."""
 
     path: str
-    modes: tuple[PowerMode, ...]
+    modes: tuple[NvpModelMode, ...]
     default_id: int
 
-    def by_id(self, mode_id: int) -> PowerMode | None:
+    def by_id(self, mode_id: int) -> NvpModelMode | None:
         return next((m for m in self.modes if m.id == mode_id), None)
 
 
-def parse_nvpmodel_conf(text: str, path: str = "<text>") -> NvpConfig:
-    """Parse the file's text; :class:`PowerError` naming the line when it is malformed."""
-    modes: list[PowerMode] = []
+def parse_nvpmodel_text(text: str, path: str = "<text>") -> NvpConfig:
+    """Parse an nvpmodel.conf's text; :class:`PowerError` naming the line when it is malformed."""
+    modes: list[NvpModelMode] = []
     default_id: int | None = None
     current: tuple[int, str, dict[tuple[str, str], str]] | None = None
     in_block = False
@@ -73,7 +75,7 @@ def parse_nvpmodel_conf(text: str, path: str = "<text>") -> NvpConfig:
     def close_mode() -> None:
         nonlocal current
         if current is not None:
-            modes.append(PowerMode(current[0], current[1], current[2]))
+            modes.append(NvpModelMode(current[0], current[1], current[2]))
             current = None
 
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -128,4 +130,4 @@ def load_nvpmodel_conf(path: Path) -> NvpConfig:
     except OSError as exc:
         raise PowerError(f"cannot read nvpmodel configuration {path}: {exc.strerror or exc}") \
             from exc
-    return parse_nvpmodel_conf(text, str(path))
+    return parse_nvpmodel_text(text, str(path))

@@ -4,10 +4,10 @@ A device application using only the public API. On a Jetson::
 
     sudo python examples/power_efficiency.py demo-bundle --mode 15W --log run.jsonl
 
-Anywhere else, replay a recorded power trace instead of the INA3221 sensors (and the mode change
-is skipped when there is no nvpmodel)::
+Anywhere else, replay a power trace instead of the INA3221 sensors (the packaged sample trace, or
+a recorded log: replay:FILE; the mode change is skipped when there is no nvpmodel)::
 
-    python examples/power_efficiency.py demo-bundle --sensor replay:power.csv
+    python examples/power_efficiency.py demo-bundle --sensor replay:sample
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", help="a bundle directory made by edge-export")
     parser.add_argument("--mode", default="15W", help="power mode (budget, name or id)")
-    parser.add_argument("--sensor", default="auto", help="auto, ina3221, ..., replay:FILE")
+    parser.add_argument("--sensor", default="auto",
+                        help="auto, ina3221, ..., replay:FILE, replay:sample")
     parser.add_argument("--tokens", type=int, default=64, help="tokens to generate")
     parser.add_argument("--prompt", default="The Jetson Orin is")
     parser.add_argument("--log", default="power_efficiency.jsonl", help="JSONL log to write")
@@ -42,8 +43,9 @@ def main() -> int:
         with mode, open_sensor(args.sensor) as sensor:
             log = EfficiencyLog(args.log)
             with PowerSampler(sensor, on_sample=log.add_sample):
-                log.start()
-                for event in generator.stream(args.prompt, max_new_tokens=args.tokens):
+                stream = generator.stream(args.prompt, max_new_tokens=args.tokens)
+                log.start(prompt_tokens=len(stream.prompt_ids))
+                for event in stream:
                     log.token(text=event.text, token_id=event.token_id)
                 log.stop()
             summary = log.write_summary(args.summary, info={"mode": args.mode,

@@ -16,14 +16,18 @@ from edge_sdk.power.jetson_clocks import JetsonClocks
 from edge_sdk.power.modes import PowerModeGuard, power_mode, recorded_states, restore_recorded
 from edge_sdk.power.nvml_limit import NvmlPowerLimit
 from edge_sdk.power.nvpmodel import NvpModel
-from edge_sdk.nvpmodel_conf import NvpConfig, PowerMode, parse_nvpmodel_conf
 from edge_sdk.power.plot import plot_efficiency
 from edge_sdk.power.sampler import EnergyMeter, PowerSampler, SamplerStats
 from edge_sdk.power.sensor_ina3221 import Ina3221Sensor
 from edge_sdk.power.sensor_jtop import JtopSensor
 from edge_sdk.power.sensor_nvml import NvmlSensor
 from edge_sdk.power.sensor_rapl import RaplSensor
-from edge_sdk.power.sensor_replay import ReplaySensor, SyntheticSensor, load_trace
+from edge_sdk.power.sensor_replay import (
+    ReplaySensor,
+    SyntheticSensor,
+    load_trace,
+    sample_trace_path,
+)
 from edge_sdk.power.sensors import (
     PowerReading,
     PowerSensor,
@@ -33,16 +37,18 @@ from edge_sdk.power.sensors import (
     probe_sensors,
 )
 
+from edge_sdk.nvpmodel_conf import NvpConfig, NvpModelMode, parse_nvpmodel_text
+
 __all__ = [
     # sensors
     "PowerSensor", "PowerReading", "RailReading", "detect_sensor", "open_sensor",
     "probe_sensors", "Ina3221Sensor", "JtopSensor", "NvmlSensor", "RaplSensor", "ReplaySensor",
-    "SyntheticSensor", "load_trace",
+    "SyntheticSensor", "load_trace", "sample_trace_path",
     # sampling and efficiency
     "PowerSampler", "SamplerStats", "EnergyMeter", "EfficiencyLog", "EfficiencySummary",
     "PhaseFigures", "plot_efficiency", "PowerGovernor", "GovernorReport",
     # power modes
-    "NvpModel", "PowerMode", "NvpConfig", "parse_nvpmodel_conf", "JetsonClocks",
+    "NvpModel", "NvpModelMode", "NvpConfig", "parse_nvpmodel_text", "JetsonClocks",
     "NvmlPowerLimit", "PowerController", "ModeChange", "PowerModeGuard", "power_mode",
     "restore_recorded", "recorded_states",
 ]

@@ -12,11 +12,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
-from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.power.paths import sysfs
 
-__all__ = ["main", "build_parser"]
+from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
+from edge_sdk.errors import BackendUnavailableError, PowerError
+
+__all__ = ["build_parser", "main"]
 
 PROG = "edge-power"
 
@@ -38,11 +39,11 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], lines: list[str]) -> N
 
 def cmd_status(args: argparse.Namespace) -> int:
     from edge_sdk.power.modes import recorded_states
-    from edge_sdk.power.nvpmodel import NvpModel
+    from edge_sdk.power.nvpmodel import NOT_A_JETSON, NvpModel
     from edge_sdk.power.sensors import open_sensor
 
     data: dict[str, Any] = {"board": _board_model(), "mode": None, "sensor": None}
-    lines = [f"board:   {data['board'] or 'unknown (not a Jetson?)'}"]
+    lines = [f"board:   {data['board'] or 'unknown (no device-tree model)'}"]
     errors: list[str] = []
     nvp = NvpModel()
     if nvp.program:
@@ -55,7 +56,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             data["mode_error"] = str(exc)
             lines.append("mode:    unknown")
     else:
-        lines.append("mode:    - (no nvpmodel: not a Jetson)")
+        lines.append(f"mode:    none ({NOT_A_JETSON})")
     try:
         with open_sensor(args.sensor) as sensor:
             reading = sensor.read()
@@ -84,7 +85,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_modes(args: argparse.Namespace) -> int:
     from edge_sdk.power.nvpmodel import NvpModel
 
-    nvp = NvpModel()
+    nvp = NvpModel(conf=args.conf)
     modes = nvp.modes()
     current = nvp.current().id if nvp.program else None
     default = nvp.config().default_id
@@ -93,8 +94,10 @@ def cmd_modes(args: argparse.Namespace) -> int:
     lines = [f"{'*' if r['current'] else ' '} {r['id']:>2}  {r['name']:<14} "
              f"{(str(r['watts']).rstrip('0').rstrip('.') + ' W') if r['watts'] else 'no cap':<8}"
              f"{'  (default)' if r['default'] else ''}" for r in rows]
-    _emit(args, {"modes": rows, "default": default, "current": current},
-          lines + ["* = current mode"])
+    footer = "* = current mode" if nvp.program else f"from {nvp.conf}; no nvpmodel here, so " \
+        "no current mode"
+    _emit(args, {"modes": rows, "default": default, "current": current, "conf": str(nvp.conf)},
+          lines + [footer])
     return EXIT_OK
 
 
@@ -103,7 +106,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     from edge_sdk.power.modes import record_state
     from edge_sdk.power.nvpmodel import NvpModel
 
-    steps: list[Any] = [NvpModel()]
+    steps: list[Any] = [NvpModel(conf=args.conf)]
     if args.jetson_clocks:
         steps.append(JetsonClocks())
     changes = []
@@ -139,15 +142,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def _add_sensor_flags(p: argparse.ArgumentParser, interval: float | None = None) -> None:
     p.add_argument("--sensor", default="auto", metavar="SPEC",
                    help="power sensor: auto (default), ina3221, jtop, nvml[:GPU], rapl, "
-                        "replay:FILE")
+                        "replay:FILE (a recorded CSV/JSONL power log, looped) or replay:sample "
+                        "(the packaged sample trace)")
     p.add_argument("--interval", type=float, default=interval, metavar="S",
                    help="seconds between power samples (default: the sensor's refresh, ~0.1)")
+
+
+def _add_conf_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--conf", metavar="FILE",
+                   help="the board's nvpmodel configuration (read for its modes and passed to "
+                        "nvpmodel with -f; default $EDGE_SDK_NVPMODEL_CONF or /etc/nvpmodel.conf)")
 
 
 def _add_mode_flags(p: argparse.ArgumentParser, mode_required: bool = False) -> None:
     p.add_argument("--mode", required=mode_required, metavar="MODE",
                    help="power mode by id, name or budget (15W finds 15W or MODE_15W); the "
                         "previous mode is restored afterwards")
+    _add_conf_flag(p)
     p.add_argument("--jetson-clocks", action="store_true",
                    help="also pin clocks with jetson_clocks (stored and restored)")
     p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
@@ -164,11 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sensor", default="auto", metavar="SPEC", help="sensor to read (see monitor)")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("modes", help="list the power modes (id, name, watts, default, current)")
+    _add_conf_flag(p)
     p.set_defaults(func=cmd_modes)
     p = sub.add_parser("set", help="switch the power mode and record the previous one")
     p.add_argument("mode", metavar="MODE", help="id (2), name (MAXN, MODE_15W) or budget (15W)")
     p.add_argument("--jetson-clocks", action="store_true", help="also pin clocks (jetson_clocks)")
     p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    _add_conf_flag(p)
     p.set_defaults(func=cmd_set)
     p = sub.add_parser("restore", help="put back the recorded previous mode (also after a crash)")
     p.add_argument("--dry-run", action="store_true", help="print what is recorded, change nothing")
@@ -194,18 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mode_flags(p)
     _add_sensor_flags(p)
     p.add_argument("--tokens", type=int, default=128, metavar="N",
-                   help="tokens per generation (default 128)")
+                   help="new tokens per generation (default 128); end-of-text is ignored so "
+                        "every generation measures N (fewer only if the context fills)")
     p.add_argument("--duration", type=float, default=0.0, metavar="S",
-                   help="repeat generations (end-of-text ignored) until S seconds have passed, "
-                        "so slow sensors (~10 Hz) see enough samples; repeated prompts count in "
-                        "the decode phase (default 0: one generation)")
-    p.add_argument("--prompt", default="The Jetson Orin is", help="the prompt")
+                   help="repeat generations until S seconds have passed, so slow sensors "
+                        "(~10 Hz) see enough samples; prefill is the first generation's prompt, "
+                        "later prompts count in the decode phase (default 0: one generation)")
+    p.add_argument("--prompt", default="The Jetson Orin is",
+                   help="the prompt (its tokens are the prefill phase)")
     p.add_argument("--budget", type=float, metavar="W",
                    help="software power cap in watts (pacing governor) for budgets no mode has")
     p.add_argument("--log", metavar="FILE", help="JSONL log: one line per sample and per token")
     p.add_argument("--summary", metavar="FILE", help="write the summary as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the summary as CSV (one row per phase)")
-    p.add_argument("--plot", metavar="FILE", help="PNG of power and token rate (needs matplotlib)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="PNG of power and token rate (needs the plot extra: matplotlib; checked "
+                        "before the run)")
     p.set_defaults(func=cli_measure.cmd_bench, load_runtime=_load_runtime)
     for action in sub.choices.values():
         add_common_flags(action)

@@ -10,14 +10,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from edge_sdk.cli_support import EXIT_ERROR, EXIT_OK, print_json
-from edge_sdk.errors import BackendUnavailableError, PowerError
-from edge_sdk.power.efficiency import EfficiencyLog
+from edge_sdk.power.efficiency import EfficiencyLog, EfficiencySummary, PhaseFigures
 from edge_sdk.power.modes import PowerModeGuard, power_mode
+from edge_sdk.power.nvpmodel import NvpModel
 from edge_sdk.power.sampler import PowerSampler, SamplerStats
 from edge_sdk.power.sensors import PowerSensor, open_sensor
 
-__all__ = ["cmd_monitor", "cmd_run", "cmd_bench"]
+from edge_sdk._optional import require
+from edge_sdk.cli_support import EXIT_ERROR, EXIT_OK, print_json
+from edge_sdk.errors import BackendUnavailableError, PowerError
+
+__all__ = ["cmd_bench", "cmd_monitor", "cmd_run"]
 
 
 def _note(text: str) -> None:
@@ -40,7 +43,9 @@ def _maybe_mode(args: argparse.Namespace) -> Iterator[PowerModeGuard | None]:
     if not args.mode:
         yield None
         return
-    with power_mode(args.mode, jetson_clocks=args.jetson_clocks, dry_run=args.dry_run) as guard:
+    nvpmodel = NvpModel(conf=args.conf)
+    with power_mode(args.mode, jetson_clocks=args.jetson_clocks, dry_run=args.dry_run,
+                    controller=nvpmodel) as guard:
         for change in guard.changes:
             _note(change.describe())
         yield guard
@@ -133,12 +138,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code if 0 <= code < 256 else EXIT_ERROR
 
 
+def _phase_line(p: PhaseFigures) -> str:
+    power = (f"{p.avg_w:.2f} W avg, {p.peak_w:.2f} W peak, {p.energy_j:.2f} J, "
+             f"{p.tokens_per_joule:.3f} tok/s per W, {p.mj_per_token:.1f} mJ/token"
+             if p.energy_j and p.tokens_per_joule and p.avg_w and p.peak_w
+             and p.mj_per_token else "no power")
+    rate = f"{p.tokens_per_s:.1f} tok/s" if p.tokens_per_s else "-"
+    count = f"{p.tokens if p.tokens is not None else '?':>5} {p.token_kind} tokens"
+    return f"{p.name:<8} {count:<22} {p.duration_s:7.2f} s {rate:>12}  {power}"
+
+
+def _governor_line(report: dict[str, Any]) -> str:
+    avg = report["window_avg_w"]
+    paced, unpaced = report["paced_tokens_per_s"], report["unpaced_tokens_per_s"]
+    speeds = (f" ({paced:.1f} tok/s paced, {unpaced:.1f} unpaced)" if paced and unpaced else "")
+    return (f"governor budget {report['budget_w']:.2f} W, window average "
+            f"{f'{avg:.2f} W' if avg is not None else 'unknown'}, slowdown "
+            f"{100 * report['slowdown']:.1f} %{speeds}, waited {report['waited_s']:.2f} s")
+
+
+def _bench_lines(summary: EfficiencySummary) -> list[str]:
+    info = summary.info
+    generations = info["generations"]
+    header = (f"bench {info['bundle']}: {info['prompt_tokens']}-token prompt, "
+              f"{info['max_new_tokens']} new tokens per generation (end-of-text ignored), "
+              f"{generations} generation{'s' if generations != 1 else ''}, "
+              f"stop: {info['stop_reason']}")
+    lines = [header]
+    lines += [_phase_line(p) for p in [*summary.phases, summary.run]]
+    if "governor" in info:
+        lines.append(_governor_line(info["governor"]))
+    return lines
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    load = args.load_runtime()
     if args.tokens < 1:
         raise PowerError("--tokens must be at least 1")
     if args.duration < 0:
         raise PowerError("--duration must not be negative")
+    if args.plot:
+        require("matplotlib", "--plot")  # before anything runs: one line naming the plot extra
+    if args.budget is not None and args.budget <= 0:
+        raise PowerError(f"--budget must be a positive number of watts, not {args.budget:g}")
+    load = args.load_runtime()
     model = load(args.bundle)
     with _maybe_mode(args):
         if args.dry_run:
@@ -153,18 +195,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 raise PowerError("--budget needs a power sensor")
             from edge_sdk.power.governor import PowerGovernor
             governor = PowerGovernor(args.budget, sampler)
+        generations, stop_reason = 0, None
         try:
             if sampler:
                 sampler.start()
                 time.sleep(min(0.2, 2 * sampler.interval))  # a baseline before prefill starts
-            log.start()
             until = time.monotonic() + args.duration
-            repeat = args.duration > 0
             while True:
-                for event in model.stream(args.prompt, max_new_tokens=args.tokens, ignore_eos=repeat):
+                # a benchmark measures the tokens it was asked for: end-of-text does not stop it
+                stream = model.stream(args.prompt, max_new_tokens=args.tokens, ignore_eos=True)
+                if generations == 0:
+                    log.start(prompt_tokens=len(stream.prompt_ids))
+                for event in stream:
                     log.token(text=event.text, token_id=event.token_id)
                     if governor:
                         governor.pace()
+                generations += 1
+                stop_reason = stream.result.stop_reason if stream.result else None
                 if time.monotonic() >= until:
                     break
             log.stop()
@@ -174,7 +221,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 sensor.close()
         info: dict[str, Any] = {"bundle": str(args.bundle), "mode": args.mode,
                                 "sensor": sensor.describe() if sensor else None,
-                                "sampler": stats.to_dict() if stats else None}
+                                "sampler": stats.to_dict() if stats else None,
+                                "max_new_tokens": args.tokens, "ignore_eos": True,
+                                "generations": generations, "stop_reason": stop_reason}
         if governor:
             info["governor"] = governor.report().to_dict()
         summary = log.write_summary(args.summary, args.csv, info)
@@ -185,11 +234,5 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary.to_dict())
     else:
-        for p in [summary.run, *summary.phases]:
-            power = (f"{p.avg_w:.2f} W avg, {p.peak_w:.2f} W peak, {p.energy_j:.2f} J, "
-                     f"{p.tokens_per_joule:.3f} tok/s per W, {p.mj_per_token:.1f} mJ/token"
-                     if p.energy_j and p.tokens_per_joule and p.avg_w and p.peak_w
-                     and p.mj_per_token else "no power")
-            rate = f"{p.tokens_per_s:.1f} tok/s" if p.tokens_per_s else "-"
-            print(f"{p.name:<8} {p.tokens:5d} tokens {p.duration_s:7.2f} s {rate:>12}  {power}")
+        print("\n".join(_bench_lines(summary)))
     return EXIT_OK

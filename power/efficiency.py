@@ -11,10 +11,16 @@ module never imports the runtime::
         log.stop()
     print(log.summary().to_dict())
 
-Phases: ``prefill`` runs from :meth:`start` to the first token, ``decode`` from the first token
-to the last (n - 1 tokens), ``run`` from start to stop (n tokens). Tokens/s per watt equals
-tokens per joule; mJ/token is its inverse x 1000. The JSONL file gets one line per sample and per
-token, flushed as written, so a crash loses at most the last line.
+Phases: ``prefill`` runs from :meth:`start` to the first token and counts the *prompt* tokens it
+processed (``start(prompt_tokens=...)``; None when not given), so its tokens/s is the prompt
+rate; ``decode`` runs from the first token to the last (n - 1 generated tokens), ``run`` from
+start to stop (all n generated tokens). Each phase says what it counts (``token_kind``: ``prompt``
+or ``generated``). Tokens/s per watt equals tokens per joule; mJ/token is its inverse x 1000.
+
+The JSONL file gets one line per sample and per token, flushed as written, so a crash loses at
+most the last line. Records are only ever added to: the summary record carries
+``summary_version`` (:data:`SUMMARY_VERSION`); version 1 summaries (no such field) counted the
+first generated token as the prefill phase's one token.
 """
 
 from __future__ import annotations
@@ -28,22 +34,29 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from edge_sdk.errors import PowerError
 from edge_sdk.power.sensors import PowerReading
 
-__all__ = ["EfficiencyLog", "EfficiencySummary", "PhaseFigures"]
+from edge_sdk.errors import PowerError
+
+__all__ = ["SUMMARY_VERSION", "EfficiencyLog", "EfficiencySummary", "PhaseFigures"]
+
+#: Version of the summary's fields (2: the prefill phase counts prompt tokens).
+SUMMARY_VERSION = 2
 
 _MAX_POINTS = 200_000  # power timeline points kept (about 5.5 h at 10 Hz) before halving
 
 
 @dataclass(frozen=True)
 class PhaseFigures:
-    """Figures over one interval. Power figures are None when no power was sampled."""
+    """Figures over one interval: ``tokens`` of ``token_kind`` (``prompt`` or ``generated``) in
+    ``duration_s``. Power figures are None when no power was sampled; rates are None when the
+    token count is unknown (a prefill without ``prompt_tokens``)."""
 
     name: str
     start: float
     end: float
-    tokens: int
+    tokens: int | None
+    token_kind: str
     duration_s: float
     tokens_per_s: float | None
     energy_j: float | None
@@ -68,8 +81,8 @@ class EfficiencySummary:
     def to_dict(self) -> dict[str, Any]:
         def one(p: PhaseFigures) -> dict[str, Any]:
             return {**asdict(p), "tokens_per_s_per_w": p.tokens_per_joule}
-        return {"run": one(self.run), "phases": {p.name: one(p) for p in self.phases},
-                **self.info}
+        return {"summary_version": SUMMARY_VERSION, "run": one(self.run),
+                "phases": {p.name: one(p) for p in self.phases}, **self.info}
 
 
 class EfficiencyLog:
@@ -129,7 +142,7 @@ class EfficiencyLog:
         self._peak = peaks
 
     def start(self, t: float | None = None, prompt_tokens: int | None = None) -> None:
-        """Mark the start of generation (prefill begins)."""
+        """Mark the start of generation (prefill of ``prompt_tokens`` begins)."""
         with self._lock:
             self.started = time.monotonic() if t is None else t
             self.prompt_tokens = prompt_tokens
@@ -210,7 +223,8 @@ class EfficiencyLog:
         values += [self._peak[i] for i in range(lo + 1, hi)]  # segments inside [a, b]
         return max(values)
 
-    def _phase(self, name: str, a: float, b: float, tokens: int) -> PhaseFigures:
+    def _phase(self, name: str, a: float, b: float, tokens: int | None,
+               token_kind: str = "generated") -> PhaseFigures:
         duration = max(b - a, 0.0)
         energy = self.energy_between(a, b) if self._t else None
         with self._lock:
@@ -218,13 +232,13 @@ class EfficiencyLog:
         avg = energy / duration if energy is not None and duration > 0 else None
         per_j = tokens / energy if energy and tokens else None
         return PhaseFigures(
-            name=name, start=a, end=b, tokens=tokens, duration_s=duration,
-            tokens_per_s=tokens / duration if duration > 0 else None,
+            name=name, start=a, end=b, tokens=tokens, token_kind=token_kind, duration_s=duration,
+            tokens_per_s=tokens / duration if duration > 0 and tokens is not None else None,
             energy_j=energy, avg_w=avg, peak_w=peak, tokens_per_joule=per_j,
             mj_per_token=1000.0 * energy / tokens if energy is not None and tokens else None)
 
     def summary(self, info: dict[str, Any] | None = None) -> EfficiencySummary:
-        """Figures over the run and per phase (prefill, decode)."""
+        """Figures over the run and per phase (prefill: prompt tokens, decode)."""
         with self._lock:
             tokens = list(self._tokens)
             start = self.started
@@ -235,8 +249,7 @@ class EfficiencyLog:
         run = self._phase("run", start, end, len(tokens))
         phases = []
         if tokens:
-            prefill = self._phase("prefill", start, tokens[0], 1)
-            phases.append(prefill)
+            phases.append(self._phase("prefill", start, tokens[0], self.prompt_tokens, "prompt"))
             if len(tokens) > 1:
                 phases.append(self._phase("decode", tokens[0], tokens[-1], len(tokens) - 1))
         extra = dict(info or {})

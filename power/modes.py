@@ -79,7 +79,7 @@ def controller_for(kind: str, snapshot: dict[str, Any] | None = None) -> PowerCo
     """A controller of ``kind`` (``nvpmodel``, ``jetson_clocks``, ``nvml``)."""
     if kind == "nvpmodel":
         from edge_sdk.power.nvpmodel import NvpModel
-        return NvpModel()
+        return NvpModel(conf=(snapshot or {}).get("conf_file"))
     if kind == "jetson_clocks":
         from edge_sdk.power.jetson_clocks import JetsonClocks
         return JetsonClocks()

@@ -13,17 +13,22 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.power import paths
 from edge_sdk.power.controller import ModeChange
+
+from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.nvpmodel_conf import (
     NvpConfig,
-    PowerMode,
+    NvpModelMode,
     load_nvpmodel_conf,
     watts_in_name,
 )
 
-__all__ = ["NvpModel"]
+__all__ = ["NOT_A_JETSON", "NvpModel"]
+
+#: What every command says when it needs nvpmodel on a machine without it.
+NOT_A_JETSON = ("not a Jetson: no nvpmodel program here, so power modes cannot be set; "
+                "'edge-power modes --conf FILE' lists the modes of a board's nvpmodel.conf")
 
 _TIMEOUT_S = 60.0
 _POWER_MODEL = re.compile(r"POWER_MODEL:\s*ID=(\d+)\s+NAME=(\S+)")
@@ -48,9 +53,7 @@ class NvpModel:
     # -- running the program -------------------------------------------------------------------
     def _command(self, *args: str) -> list[str]:
         if not self.program:
-            raise BackendUnavailableError(
-                "nvpmodel was not found: power modes exist on Jetson only (set EDGE_SDK_NVPMODEL "
-                "to point at the program)")
+            raise BackendUnavailableError(NOT_A_JETSON)
         extra = ["-f", str(self.conf)] if self._pass_conf else []
         return [self.program, *extra, *args]
 
@@ -70,7 +73,9 @@ class NvpModel:
     def config(self) -> NvpConfig:
         """The parsed configuration file (cached)."""
         if self._config is None:
-            if not self._pass_conf and not self.conf.exists() and self.program:
+            if not self._pass_conf and not self.conf.exists():
+                if not self.program:
+                    raise BackendUnavailableError(NOT_A_JETSON)
                 self._config = self._config_from_program()
             else:
                 self._config = load_nvpmodel_conf(self.conf)
@@ -81,7 +86,7 @@ class NvpModel:
         proc = self._run("-p", "--verbose")
         modes, default = [], None
         for match in _POWER_MODEL.finditer(proc.stdout):
-            modes.append(PowerMode(int(match.group(1)), match.group(2)))
+            modes.append(NvpModelMode(int(match.group(1)), match.group(2)))
         found = _PM_CONFIG.search(proc.stdout)
         if found:
             default = int(found.group(1))
@@ -90,11 +95,11 @@ class NvpModel:
                              f"modes ({_last_error(proc)})")
         return NvpConfig(f"{self.program} -p --verbose", tuple(modes), default)
 
-    def modes(self) -> list[PowerMode]:
+    def modes(self) -> list[NvpModelMode]:
         """Every mode in the configuration, in file order."""
         return list(self.config().modes)
 
-    def current(self) -> PowerMode:
+    def current(self) -> NvpModelMode:
         """The mode the board is in now (``nvpmodel -q``)."""
         proc = self._run("-q")
         name, mode_id = None, None
@@ -114,7 +119,7 @@ class NvpModel:
                              f"{config.path}: is EDGE_SDK_NVPMODEL_CONF the board's file?")
         return mode
 
-    def resolve(self, spec: str | int) -> PowerMode:
+    def resolve(self, spec: str | int) -> NvpModelMode:
         """A mode by id (``2``), exact name (``MAXN``, ``MODE_15W``) or budget (``15W``)."""
         modes = self.modes()
         text = str(spec).strip()
@@ -139,7 +144,7 @@ class NvpModel:
                          "(for a budget no mode provides, use the software governor)")
 
     @staticmethod
-    def needs_reboot(current: PowerMode, target: PowerMode) -> bool:
+    def needs_reboot(current: NvpModelMode, target: NvpModelMode) -> bool:
         """True when switching changes the GPU TPC power-gating mask."""
         return (current.tpc_pg_mask or "") != (target.tpc_pg_mask or "")
 
@@ -162,7 +167,7 @@ class NvpModel:
         self._set(mode)
         return ModeChange(self.kind, now.label(), mode.label(), True, False, [command])
 
-    def _set(self, mode: PowerMode) -> None:
+    def _set(self, mode: NvpModelMode) -> None:
         proc = self._run("-m", str(mode.id))
         output = proc.stdout + proc.stderr
         if "reboot required" in output.lower() or "bad input" in output.lower():
@@ -184,6 +189,7 @@ class NvpModel:
         self.config()  # a malformed file is reported as such, before nvpmodel is asked
         mode = self.current()
         return {"mode_id": mode.id, "mode_name": mode.name, "conf": str(self.conf),
+                "conf_file": str(self.conf) if self._pass_conf else None,
                 "program": self.program}
 
     def restore(self, snapshot: dict[str, Any]) -> ModeChange:

@@ -137,17 +137,19 @@ SENSOR_KINDS = ("ina3221", "jtop", "nvml", "rapl")
 
 
 def open_sensor(spec: str = "auto") -> PowerSensor:
-    """Open a sensor by spec: ``auto``, ``ina3221``, ``jtop``, ``nvml[:GPU]``, ``rapl`` or
-    ``replay:FILE``. Raises :class:`PowerError` saying why when it is not available."""
+    """Open a sensor by spec: ``auto``, ``ina3221``, ``jtop``, ``nvml[:GPU]``, ``rapl``,
+    ``replay:FILE`` or ``replay:sample`` (the packaged sample trace). Raises
+    :class:`PowerError` saying why when it is not available."""
     if spec == "auto":
         return detect_sensor()
     kind, _, arg = spec.partition(":")
     factories = _factories()
     if kind not in factories:
         raise PowerError(f"unknown sensor '{spec}'; use auto, ina3221, jtop, nvml[:GPU], rapl "
-                         "or replay:FILE")
+                         "or replay:FILE (replay:sample: the packaged sample trace)")
     if kind == "replay" and not arg:
-        raise PowerError("the replay sensor needs a file: replay:FILE (a CSV or JSONL power log)")
+        raise PowerError("the replay sensor needs a file: replay:FILE (a CSV or JSONL power log; "
+                         "replay:sample for the packaged sample trace)")
     try:
         return factories[kind](arg).open()
     except (BackendUnavailableError, PowerError) as exc:
@@ -179,5 +181,5 @@ def detect_sensor() -> PowerSensor:
         tried = "; ".join(f"{k}: {v}" for k, v in reasons.items())
         raise PowerError(f"no power sensor found on this machine (tried {tried}). "
                          "Tokens/s still work without watts; pass --sensor replay:FILE to replay "
-                         "a recorded power log")
+                         "a recorded power log (replay:sample: the packaged one)")
     return sensor

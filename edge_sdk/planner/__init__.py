@@ -6,7 +6,7 @@ Core: standard library and other ``edge_sdk`` core modules only (no torch, no on
 
 from __future__ import annotations
 
-from edge_sdk.planner.catalog import DEVICES, Device, PowerMode, device_names, get_device
+from edge_sdk.planner.catalog import DEVICES, Device, PowerModeSpec, device_names, get_device
 from edge_sdk.planner.cost import EnergyEstimate, TcoEstimate, estimate_tco, read_tokens_per_joule
 from edge_sdk.planner.inputs import ModelSource, resolve_model
 from edge_sdk.planner.memory import (
@@ -31,7 +31,7 @@ __all__ = [
     # inputs
     "resolve_model", "ModelSource", "PRESETS", "get_preset", "preset_names",
     # devices
-    "Device", "PowerMode", "DEVICES", "get_device", "device_names", "device_with_conf",
+    "Device", "PowerModeSpec", "DEVICES", "get_device", "device_names", "device_with_conf",
     # precision and memory
     "PRECISIONS", "WeightFormat", "weight_format", "WeightBreakdown", "MemoryEstimate",
     "weight_bytes", "kv_cache_bytes", "estimate_memory", "max_context", "max_batch",

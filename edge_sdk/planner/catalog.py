@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from edge_sdk.errors import ConfigError
 
-__all__ = ["PowerMode", "Device", "DEVICES", "device_names", "get_device"]
+__all__ = ["PowerModeSpec", "Device", "DEVICES", "device_names", "get_device"]
 
 GB = 10**9
 GIB = 2**30
@@ -46,8 +46,9 @@ _FP32_FLOPS_PER_SM_CLK = 256
 
 
 @dataclass(frozen=True)
-class PowerMode:
-    """One nvpmodel power mode: its budget and the caps it puts on the GPU and the memory clock.
+class PowerModeSpec:
+    """The planner's spec of a power mode: its budget and the caps it puts on the GPU and the
+    memory clock (from the catalog, or from an nvpmodel.conf via ``device_with_conf``).
 
     ``None`` caps mean "no cap" (the module's maximum). ``active_tpcs`` is the number of GPU TPCs
     left powered (``TPC_POWER_GATING``); ``None`` means all.
@@ -79,7 +80,7 @@ class Device:
     int8_ops_s: float                 # dense tensor-core peak
     fp16_flops_s: float               # dense tensor-core peak
     fp32_flops_s: float               # CUDA cores
-    modes: tuple[PowerMode, ...]
+    modes: tuple[PowerModeSpec, ...]
     default_mode: str
     reserved_bytes: int
     price_usd: float
@@ -88,7 +89,7 @@ class Device:
     gpu_tpcs: int | None = None
     jetson: bool = True
 
-    def mode(self, name: str | None = None) -> PowerMode:
+    def mode(self, name: str | None = None) -> PowerModeSpec:
         """A mode by exact name, or by the wattage it names (``15W`` finds ``MODE_15W``)."""
         if name is None:
             name = self.default_mode
@@ -96,7 +97,7 @@ class Device:
         for mode in self.modes:
             if mode.name.upper() == wanted or (mode.mode_id is not None and wanted == str(mode.mode_id)):
                 return mode
-        watts = PowerMode(wanted, 0).watts_in_name
+        watts = PowerModeSpec(wanted, 0).watts_in_name
         if watts is not None:
             for mode in self.modes:
                 if mode.watts_in_name == watts:
@@ -106,13 +107,13 @@ class Device:
             f"{', '.join(m.name for m in self.modes)}"
         )
 
-    def bandwidth_scale(self, mode: PowerMode) -> float:
+    def bandwidth_scale(self, mode: PowerModeSpec) -> float:
         """Fraction of peak DRAM bandwidth the mode allows (EMC cap / EMC maximum)."""
         if mode.emc_max_hz is None or self.emc_max_hz is None:
             return 1.0
         return min(1.0, mode.emc_max_hz / self.emc_max_hz)
 
-    def compute_scale(self, mode: PowerMode) -> float:
+    def compute_scale(self, mode: PowerModeSpec) -> float:
         """Fraction of peak GPU throughput: clock cap / max clock x powered TPCs / all TPCs."""
         scale = 1.0
         if mode.gpu_max_hz is not None and self.gpu_max_hz:
@@ -121,7 +122,7 @@ class Device:
             scale *= min(1.0, mode.active_tpcs / self.gpu_tpcs)
         return scale
 
-    def with_modes(self, modes: tuple[PowerMode, ...], default_mode: str) -> Device:
+    def with_modes(self, modes: tuple[PowerModeSpec, ...], default_mode: str) -> Device:
         """A copy with other modes (from an nvpmodel configuration file)."""
         return dataclasses.replace(self, modes=modes, default_mode=default_mode)
 
@@ -133,8 +134,9 @@ class Device:
 
 
 def _mode(name: str, budget: float, mode_id: int, gpu_mhz: float | None = None,
-          emc_mhz: int | None = None, tpcs: int | None = None, checked: bool = True) -> PowerMode:
-    return PowerMode(
+          emc_mhz: int | None = None, tpcs: int | None = None,
+          checked: bool = True) -> PowerModeSpec:
+    return PowerModeSpec(
         name=name, budget_w=budget, mode_id=mode_id,
         gpu_max_hz=None if gpu_mhz is None else int(gpu_mhz * 1e6),
         emc_max_hz=None if emc_mhz is None else emc_mhz * 10**6,
@@ -143,7 +145,7 @@ def _mode(name: str, budget: float, mode_id: int, gpu_mhz: float | None = None,
 
 
 def _orin(name: str, title: str, memory_gib: int, bandwidth_gbs: float, sms: int, gpu_mhz: float,
-          emc_mhz: int, modes: tuple[PowerMode, ...], default: str, price: float) -> Device:
+          emc_mhz: int, modes: tuple[PowerModeSpec, ...], default: str, price: float) -> Device:
     clock = gpu_mhz * 1e6
     return Device(
         name=name, title=title, memory_bytes=memory_gib * GIB, bandwidth_bytes_s=bandwidth_gbs * GB,
@@ -157,7 +159,7 @@ def _orin(name: str, title: str, memory_gib: int, bandwidth_gbs: float, sms: int
 
 def _dgpu(name: str, title: str, memory_gb: float, bandwidth_gbs: float, int8_tops: float,
           fp16_tflops: float, fp32_tflops: float, watts: float, price: float) -> Device:
-    mode = PowerMode(f"{watts:g}W", watts, source="board power limit (TDP)")
+    mode = PowerModeSpec(f"{watts:g}W", watts, source="board power limit (TDP)")
     return Device(
         name=name, title=title, memory_bytes=int(memory_gb * GIB), bandwidth_bytes_s=bandwidth_gbs * GB,
         int8_ops_s=int8_tops * 1e12, fp16_flops_s=fp16_tflops * 1e12, fp32_flops_s=fp32_tflops * 1e12,

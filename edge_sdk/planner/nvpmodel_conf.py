@@ -13,16 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_sdk.errors import ConfigError, PowerError
-from edge_sdk.nvpmodel_conf import PowerMode as NvpMode
-from edge_sdk.nvpmodel_conf import parse_nvpmodel_conf as parse_conf
-from edge_sdk.planner.catalog import Device, PowerMode
+from edge_sdk.nvpmodel_conf import NvpModelMode, parse_nvpmodel_text
+from edge_sdk.planner.catalog import Device, PowerModeSpec
 
-__all__ = ["parse_nvpmodel_conf", "device_with_conf"]
+__all__ = ["mode_specs_from_conf", "device_with_conf"]
 
 _SOC_TPCS = 8
 
 
-def _cap(mode: NvpMode, param: str, where: str) -> int | None:
+def _cap(mode: NvpModelMode, param: str, where: str) -> int | None:
     value = mode.params.get((param, "MAX_FREQ"))
     if value is None:
         return None
@@ -33,7 +32,7 @@ def _cap(mode: NvpMode, param: str, where: str) -> int | None:
     return None if hz <= 0 else hz
 
 
-def _active_tpcs(mode: NvpMode, where: str) -> int | None:
+def _active_tpcs(mode: NvpModelMode, where: str) -> int | None:
     mask = mode.tpc_pg_mask
     if mask is None:
         return None
@@ -44,16 +43,17 @@ def _active_tpcs(mode: NvpMode, where: str) -> int | None:
     return sum(1 for bit in range(_SOC_TPCS) if not bits >> bit & 1)
 
 
-def parse_nvpmodel_conf(text: str, device: Device, source: str = "nvpmodel conf"
-                        ) -> tuple[tuple[PowerMode, ...], str]:
-    """The modes in ``text`` (with the device's budget for names without a wattage) and the default."""
+def mode_specs_from_conf(text: str, device: Device, source: str = "nvpmodel conf"
+                         ) -> tuple[tuple[PowerModeSpec, ...], str]:
+    """The planner's mode specs for the nvpmodel.conf ``text`` (the device's budget for names
+    without a wattage) and the default mode's name."""
     try:
-        conf = parse_conf(text, source)
+        conf = parse_nvpmodel_text(text, source)
     except PowerError as exc:
         raise ConfigError(str(exc)) from exc
     fallback_budget = max(mode.budget_w for mode in device.modes)
     modes = tuple(
-        PowerMode(name=mode.name, budget_w=mode.watts or fallback_budget, mode_id=mode.id,
+        PowerModeSpec(name=mode.name, budget_w=mode.watts or fallback_budget, mode_id=mode.id,
                   gpu_max_hz=_cap(mode, "GPU", source), emc_max_hz=_cap(mode, "EMC", source),
                   active_tpcs=_active_tpcs(mode, source), source=source)
         for mode in conf.modes)
@@ -71,5 +71,5 @@ def device_with_conf(device: Device, path: str | Path) -> Device:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise ConfigError(f"cannot read the nvpmodel configuration {path}: {exc.strerror or exc}") from exc
-    modes, default = parse_nvpmodel_conf(text, device, source=str(path))
+    modes, default = mode_specs_from_conf(text, device, source=str(path))
     return device.with_modes(modes, default)

@@ -8,7 +8,7 @@ from typing import Any
 
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
-from edge_sdk.planner.catalog import Device, PowerMode, get_device
+from edge_sdk.planner.catalog import Device, PowerModeSpec, get_device
 from edge_sdk.planner.cost import (
     DEFAULT_ELECTRICITY_PRICE,
     EnergyEstimate,
@@ -92,7 +92,7 @@ def plan(config: ModelConfig, device: Device | str, *, model_name: str = "model"
         raise ConfigError(f"unknown KV cache dtype {kv_dtype!r}; valid: {', '.join(DTYPE_BYTES)}")
     costs = costs or CostInputs()
     fmt = weight_format(precision, group_size)
-    power_mode: PowerMode = device.mode(mode)
+    power_mode: PowerModeSpec = device.mode(mode)
     memory = estimate_memory(config, device, fmt, context, batch, prompt, kv_dtype,
                              quantize_embedding, headroom)
     longest = max_context(config, device, fmt, batch, prompt, memory.kv_dtype, quantize_embedding,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_sdk.config import ModelConfig
-from edge_sdk.planner.catalog import Device, PowerMode
+from edge_sdk.planner.catalog import Device, PowerModeSpec
 from edge_sdk.planner.memory import WeightBreakdown, kv_cache_bytes, layer_matmul_parameters
 from edge_sdk.planner.precision import WeightFormat
 
@@ -59,13 +59,13 @@ def prefill_flops(config: ModelConfig, prompt: int, batch: int = 1) -> float:
     return float(batch * (2 * matmul * prompt + attention))
 
 
-def peak_ops(device: Device, mode: PowerMode, fmt: WeightFormat) -> float:
+def peak_ops(device: Device, mode: PowerModeSpec, fmt: WeightFormat) -> float:
     """The dense peak that bounds this precision's compute, in this mode."""
     base = {"int8": device.int8_ops_s, "fp16": device.fp16_flops_s, "fp32": device.fp32_flops_s}
     return base[fmt.compute] * device.compute_scale(mode)
 
 
-def estimate_speed(config: ModelConfig, device: Device, mode: PowerMode, fmt: WeightFormat,
+def estimate_speed(config: ModelConfig, device: Device, mode: PowerModeSpec, fmt: WeightFormat,
                    weights: WeightBreakdown, context: int, batch: int, prompt: int,
                    kv_dtype: str) -> SpeedEstimate:
     """TTFT and decode tokens/s bounds (the roofline)."""

@@ -131,6 +131,14 @@ def make_iio_board(root: Path) -> None:
         _write(folder / f"in_power{k}_input", f"{mw}\n")
 
 
+def make_desktop(root: Path) -> Path:
+    """A machine that is not a Jetson: a sysfs tree without a device-tree model or INA3221, and
+    an empty program folder (no nvpmodel, no jetson_clocks)."""
+    (root / "sys/class").mkdir(parents=True, exist_ok=True)
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def board_env(board: FakeBoard) -> dict[str, str]:
     """``os.environ`` plus the board's overrides (for subprocesses)."""
     return {**os.environ, **board.env}

@@ -151,7 +151,7 @@ def test_bench_logs_tokens_per_watt_and_restores(fake_board, capsys, tmp_path: P
                  "--interval", "0.01", "--log", str(log), "--summary", str(summary),
                  "--csv", str(table), "--json"]) == 0
     data = _json(capsys)
-    assert data["mode"] == "15W" and data["run"]["tokens"] >= 1
+    assert data["mode"] == "15W" and data["run"]["tokens"] == 12  # end-of-text ignored
     assert data["run"]["avg_w"] == pytest.approx(11.0) and data["run"]["tokens_per_joule"] > 0
     kinds = {json.loads(line)["type"] for line in log.open()}
     assert {"sample", "token", "start", "stop", "summary"} <= kinds

@@ -35,6 +35,10 @@ def test_known_answer_within_one_percent(tmp_path: Path) -> None:
     assert decode.tokens_per_joule == pytest.approx(50.0 / 7.0, rel=0.01)  # tok/s per W
     assert decode.mj_per_token == pytest.approx(140.0, rel=0.01)
     assert prefill.energy_j == pytest.approx(4.8, rel=0.01) and prefill.peak_w == 12.0
+    assert (prefill.tokens, prefill.token_kind) == (32, "prompt")  # the prompt, not token 1
+    assert prefill.tokens_per_s == pytest.approx(32 / 0.4, rel=1e-9)
+    assert prefill.mj_per_token == pytest.approx(4800.0 / 32, rel=0.01)
+    assert decode.token_kind == "generated" and s.run.token_kind == "generated"
     assert s.run.tokens == 201 and s.run.energy_j == pytest.approx(4.8 + 28.0, rel=0.01)
     assert s.run.tokens_per_joule == pytest.approx(201 / 32.8, rel=0.01)
     assert s.info["prompt_tokens"] == 32
@@ -56,8 +60,10 @@ def test_jsonl_is_flushed_per_line_and_summaries_written(tmp_path: Path) -> None
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["mode"] == "15W" and set(data["phases"]) == {"prefill", "decode"}
     assert data["phases"]["decode"]["tokens_per_s_per_w"] == pytest.approx(50 / 7, rel=0.01)
+    assert data["summary_version"] == 2 and data["phases"]["prefill"]["tokens"] == 32
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert [r["name"] for r in rows] == ["run", "prefill", "decode"]
+    assert [r["token_kind"] for r in rows] == ["generated", "prompt", "generated"]
     log.close()
     # the JSONL log replays as a power trace
     assert ReplaySensor.from_file(tmp_path / "b.jsonl").points[-1][1] == 7.0
@@ -71,6 +77,9 @@ def test_without_power_tokens_per_second_still_work() -> None:
     s = log.summary()
     assert s.run.tokens_per_s == pytest.approx(2.0)
     assert s.run.energy_j is None and s.run.tokens_per_joule is None
+    prefill = next(p for p in s.phases if p.name == "prefill")  # prompt size not given
+    assert prefill.tokens is None and prefill.tokens_per_s is None
+    assert prefill.duration_s == pytest.approx(0.5)
     with pytest.raises(PowerError, match="nothing to summarise"):
         EfficiencyLog().summary()
 

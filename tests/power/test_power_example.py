@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from power_fakeboard import board_env
 
+from edge_sdk.power import load_trace, sample_trace_path
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "power_efficiency.py"
 
 
@@ -53,3 +55,9 @@ def test_example_on_a_replayed_trace(tmp_path: Path, demo_bundle_int8: Path) -> 
                 "--log", str(tmp_path / "r.jsonl"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["avg_w"] == pytest.approx(5.0)
+    # the docstring's command: the packaged sample trace
+    proc = _run(env, str(demo_bundle_int8), "--tokens", "4", "--sensor", "replay:sample",
+                "--log", str(tmp_path / "s.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    watts = [w for _, w, _ in load_trace(sample_trace_path())]
+    assert min(watts) <= json.loads(proc.stdout)["avg_w"] <= max(watts)

@@ -13,7 +13,7 @@ import pytest
 from power_fakeboard import FIXTURES, board_env
 
 from edge_sdk.errors import PowerError
-from edge_sdk.power import NvpModel, parse_nvpmodel_conf, power_mode, recorded_states
+from edge_sdk.power import NvpModel, parse_nvpmodel_text, power_mode, recorded_states
 from edge_sdk.power.cli import main
 
 
@@ -23,14 +23,14 @@ from edge_sdk.power.cli import main
     ("nvpmodel_agx_orin_64gb.conf", 2, ["MAXN", "MODE_15W", "MODE_30W", "MODE_50W"]),
 ])
 def test_parse_real_format(conf: str, default: int, names: list[str]) -> None:
-    config = parse_nvpmodel_conf((FIXTURES / conf).read_text(), conf)
+    config = parse_nvpmodel_text((FIXTURES / conf).read_text(), conf)
     assert config.default_id == default
     assert [m.name for m in config.modes] == names
     assert [m.id for m in config.modes] == list(range(len(names)))
 
 
 def test_parse_tolerates_spacing_and_reads_params() -> None:
-    config = parse_nvpmodel_conf(
+    config = parse_nvpmodel_text(
         "<PARAM TYPE=CLOCK NAME=EMC >\nMAX_FREQ /sys/kernel/x\n"
         "<  POWER_MODEL   ID=4  NAME=MODE_7W   >  # trailing comment\n"
         "  GPU   MAX_FREQ    408000000  \nTPC_POWER_GATING TPC_PG_MASK 252\n"
@@ -51,7 +51,7 @@ def test_parse_tolerates_spacing_and_reads_params() -> None:
 ])
 def test_malformed_conf_names_the_problem(text: str, why: str) -> None:
     with pytest.raises(PowerError, match="malformed nvpmodel configuration") as info:
-        parse_nvpmodel_conf(text, "bad.conf")
+        parse_nvpmodel_text(text, "bad.conf")
     assert why in str(info.value)
 
 
