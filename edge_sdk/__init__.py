@@ -23,6 +23,7 @@ from edge_sdk.errors import (
     BackendUnavailableError,
     BundleError,
     ConfigError,
+    ContextFullError,
     EdgeError,
     ExportError,
     GenerationError,
@@ -55,6 +56,7 @@ __all__ = [
     "AccuracyError",
     "BackendUnavailableError",
     "GenerationError",
+    "ContextFullError",
     "PowerError",
     # model configuration
     "ModelConfig",

@@ -10,6 +10,7 @@
     │   └── AccuracyError          the quantized model fell below the accuracy threshold
     ├── BackendUnavailableError    a backend or optional dependency is not installed / usable here
     ├── GenerationError            bad generation input (prompt too long, bad options)
+    │   └── ContextFullError       the prompt or conversation does not fit the context
     └── PowerError                 power sensors and power modes
 
 Errors from torch, onnx, onnxruntime, TensorRT, subprocesses and sysfs are translated at the
@@ -27,6 +28,7 @@ __all__ = [
     "AccuracyError",
     "BackendUnavailableError",
     "GenerationError",
+    "ContextFullError",
     "PowerError",
 ]
 
@@ -61,6 +63,19 @@ class BackendUnavailableError(EdgeError):
 
 class GenerationError(EdgeError):
     """Generation was asked for something it cannot do (prompt too long, invalid options)."""
+
+
+class ContextFullError(GenerationError):
+    """The prompt (or the conversation with its next message) needs ``needed`` tokens, but the
+    context holds ``limit``: shorten it, start a new conversation or load a larger context."""
+
+    def __init__(self, message: str, needed: int, limit: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[ContextFullError], tuple[str, int, int]]:
+        return type(self), (str(self), self.needed, self.limit)
 
 
 class PowerError(EdgeError):
