@@ -25,6 +25,7 @@ from edge_sdk.errors import (
     BackendUnavailableError,
     BundleError,
     ConfigError,
+    ContextFullError,
     DeployError,
     EdgeError,
     ExportError,
@@ -58,6 +59,7 @@ __all__ = [
     "AccuracyError",
     "BackendUnavailableError",
     "GenerationError",
+    "ContextFullError",
     "PowerError",
     "DeployError",
     # model configuration

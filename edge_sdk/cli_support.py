@@ -92,6 +92,10 @@ class Progress:
         elif done == total or (done * 4 // total) != ((done - 1) * 4 // total):
             self._line(f"      {done}/{total} {what}")
 
+    def note(self, message: str) -> None:
+        """Something the user should know about the current stage (``note: ...``)."""
+        self._line(f"      note: {message}")
+
     def done(self, message: str) -> None:
         """Final line with the total elapsed time."""
         self._line(f"{message} ({time.perf_counter() - self._started:.1f} s)")

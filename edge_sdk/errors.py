@@ -10,6 +10,7 @@
     │   └── AccuracyError          the quantized model fell below the accuracy threshold
     ├── BackendUnavailableError    a backend or optional dependency is not installed / usable here
     ├── GenerationError            bad generation input (prompt too long, bad options)
+    │   └── ContextFullError       the prompt or conversation does not fit the context
     ├── PowerError                 power sensors and power modes
     └── DeployError                a deployment that cannot be rendered as asked (does not fit, ...)
 
@@ -28,6 +29,7 @@ __all__ = [
     "AccuracyError",
     "BackendUnavailableError",
     "GenerationError",
+    "ContextFullError",
     "PowerError",
     "DeployError",
 ]
@@ -63,6 +65,19 @@ class BackendUnavailableError(EdgeError):
 
 class GenerationError(EdgeError):
     """Generation was asked for something it cannot do (prompt too long, invalid options)."""
+
+
+class ContextFullError(GenerationError):
+    """The prompt (or the conversation with its next message) needs ``needed`` tokens, but the
+    context holds ``limit``: shorten it, start a new conversation or load a larger context."""
+
+    def __init__(self, message: str, needed: int, limit: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[ContextFullError], tuple[str, int, int]]:
+        return type(self), (str(self), self.needed, self.limit)
 
 
 class PowerError(EdgeError):

@@ -11,6 +11,7 @@ from pathlib import Path
 from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.export import DEFAULT_MAX_SEQ_LEN, ExportResult, export
 from edge_sdk.exporters.hub import is_hub_id
+from edge_sdk.exporters.ort_graph import GRAPH_TOLERANCE, ORT_GRAPH_FILE
 from edge_sdk.exporters.quant_config import QuantConfig
 
 from edge_sdk._optional import require
@@ -111,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="at most N tokens of the evaluation text (default 2048)")
     parser.add_argument("--max-seq-len", type=int, metavar="N",
                         help="longest context the bundle is made for (default: the model's limit, "
-                             f"at most {DEFAULT_MAX_SEQ_LEN})")
+                             f"at most {DEFAULT_MAX_SEQ_LEN}; the summary says when it capped the "
+                             "model's); up to the model's max_position_embeddings")
     trt = parser.add_argument_group("TensorRT (on the device; same as running edge-engine on the bundle)")
     trt.add_argument("--trt", action="store_true",
                      help="also build a TensorRT engine into the bundle (int8 kernels for int8/w8a8 "
@@ -213,7 +215,39 @@ def summary_dict(result: ExportResult) -> dict[str, object]:
         "parity_vs_pytorch": result.parity.worst,
         "accuracy": result.accuracy.to_dict() if result.accuracy else None,
         "tensorrt_compatible": result.tensorrt.ok if result.tensorrt else None,
+        "max_sequence_length": result.bundle.max_sequence_length,
+        "model_max_position_embeddings": result.bundle.config.max_position_embeddings,
+        "context_capped": result.context_capped,
+        "fused_graph": bool(result.bundle.manifest["onnxruntime"].get("fused_graph")),
+        "fused_graph_skipped": result.bundle.manifest["onnxruntime"].get("fused_graph_skipped"),
+        "notes": list(result.notes),
     }
+
+
+def _context_line(result: ExportResult) -> str:
+    held = result.bundle.max_sequence_length
+    supported = result.bundle.config.max_position_embeddings
+    if held == supported:
+        return f"context    {held} tokens (the model's limit)"
+    if result.requested_max_seq_len is not None:
+        return f"context    {held} tokens (--max-seq-len; the model supports {supported})"
+    return (f"context    {held} tokens, capped (the model supports {supported}): pass "
+            f"--max-seq-len N (up to {supported}) to raise it")
+
+
+def _fused_line(result: ExportResult) -> str:
+    onnxruntime = result.bundle.manifest["onnxruntime"]
+    fused, skipped = onnxruntime.get("fused_graph"), onnxruntime.get("fused_graph_skipped", "")
+    if fused:
+        return (f"ort graph  {fused['file']}: fused attention for onnxruntime's CPU EP (the "
+                "runtime's ort-cpu default)")
+    if result.precision not in GRAPH_TOLERANCE:
+        return f"ort graph  {skipped}"
+    if skipped.startswith("not asked for"):
+        return (f"ort graph  {skipped}: ort-cpu runs model.onnx, about half the fused graph's "
+                "decode speed")
+    return (f"ort graph  NOT BUILT: {skipped}; ort-cpu runs the standard model.onnx, about half "
+            f"the decode speed of {ORT_GRAPH_FILE}")
 
 
 def summary_text(result: ExportResult) -> str:
@@ -227,10 +261,7 @@ def summary_text(result: ExportResult) -> str:
         f"{result.float_weight_bytes / mb:.2f} MB)",
         f"parity     ONNX vs PyTorch relative logit difference {result.parity.worst:.1e}",
     ]
-    fused = result.bundle.manifest["onnxruntime"].get("fused_graph")
-    lines.append("ort graph  " + (f"{fused['file']}: fused attention for onnxruntime's CPU EP (the runtime's "
-                                  "ort-cpu default)" if fused else
-                                  result.bundle.manifest["onnxruntime"].get("fused_graph_skipped", "none")))
+    lines += [_context_line(result), _fused_line(result)]
     if result.tensorrt is not None:
         lines.append("tensorrt   " + ("graph passes the TensorRT compatibility check (edge-engine --check)"
                                       if result.tensorrt.ok else "graph FAILS the TensorRT check (see stderr)"))

@@ -19,7 +19,12 @@ from edge_sdk.exporters.evaluate import THRESHOLDS, AccuracyReport, apply_gate, 
 from edge_sdk.exporters.loaders import load_model
 from edge_sdk.exporters.onnx_export import OPSET, export_onnx, save_onnx
 from edge_sdk.exporters.ort_check import OrtModel
-from edge_sdk.exporters.ort_graph import UnsupportedGraph, write_ort_graph
+from edge_sdk.exporters.ort_graph import (
+    FUSED_GRAPH_LOSS,
+    GRAPH_TOLERANCE,
+    UnsupportedGraph,
+    write_ort_graph,
+)
 from edge_sdk.exporters.quant_config import QuantConfig
 from edge_sdk.exporters.quant_pipeline import Quantized, quantize_model
 from edge_sdk.exporters.trt_compat import CompatReport, check_path
@@ -54,6 +59,13 @@ class ExportResult:
     accuracy: AccuracyReport | None
     quant: QuantConfig | None = None
     tensorrt: CompatReport | None = None  # the graph checked as edge-engine would build it
+    notes: tuple[str, ...] = ()  # what the user should know: a capped context, a skipped graph
+    requested_max_seq_len: int | None = None  # max_seq_len as asked (None: the default)
+
+    @property
+    def context_capped(self) -> bool:
+        """The bundle holds fewer positions than the model supports."""
+        return self.bundle.max_sequence_length < self.bundle.config.max_position_embeddings
 
 
 def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLike[str],
@@ -74,6 +86,10 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
     ``model.ort.onnx``, the same weights for onnxruntime's CPU EP with fused attention (fp32, int8
     and int4; about 2x the CPU decode speed, twice the bytes on disk). ``revision``: the branch,
     tag or commit of a hub id (``owner/name``, fetched into the Hugging Face cache).
+    ``max_seq_len``: positions the bundle holds (default: the model's ``max_position_embeddings``,
+    at most :data:`DEFAULT_MAX_SEQ_LEN`). The result's ``notes`` say, in the user's words, what
+    the export decided for them (the model's context capped by that default, a fused graph that
+    could not be built and what that costs); each also goes to ``progress``.
     """
     quant = _resolve(precision, quant)
     if eval_tokens < 2:
@@ -85,6 +101,11 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
     loaded = model if isinstance(model, LoadedModel) else load_model(model, revision, progress)
     config = loaded.config
     seq_limit = _max_seq_len(max_seq_len, config.max_position_embeddings)
+    notes: list[str] = []
+    if max_seq_len is None and seq_limit < config.max_position_embeddings:
+        notes.append(f"context capped at {seq_limit} tokens (the model supports "
+                     f"{config.max_position_embeddings}): pass --max-seq-len N to raise it")
+        progress.note(notes[-1])
     tokenizer = Tokenizer.from_str(loaded.tokenizer_json)
     heldout_path = Path(eval_text) if eval_text else DEFAULT_HELDOUT
     heldout = tokenizer.encode(read_text(heldout_path, "evaluation"))[:eval_tokens]
@@ -115,6 +136,10 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
             accuracy = apply_gate(accuracy, name, config.vocab_size, force)
         fused = (_ort_graph(result, config, name, seq_limit, writer.dir, files[0], heldout[:min(16, len(heldout))])
                  if ort_graph else {"fused_graph": None, "fused_graph_skipped": "not asked for (--no-ort-graph)"})
+        if ort_graph and fused["fused_graph"] is None and name in GRAPH_TOLERANCE:
+            notes.append(f"{FUSED_GRAPH_LOSS}: {fused['fused_graph_skipped']}; onnxruntime's CPU "
+                         "EP runs the standard model.onnx instead")
+            progress.note(notes[-1])
         progress.stage("write", str(writer.target))
         (writer.dir / "tokenizer.json").write_text(loaded.tokenizer_json, encoding="utf-8")
         if loaded.chat_template is not None:
@@ -128,12 +153,16 @@ def export(model: str | os.PathLike[str] | LoadedModel, output: str | os.PathLik
     # reported, not enforced: TensorRT is optional; int8 blocks are the CPU form, not TensorRT's
     trt_report = None if quant.method == "int8" and quant.group_size else check_path(bundle.path)
     return ExportResult(bundle, quant.precision, onnx_bytes, float_bytes, parity, accuracy, quant,
-                        trt_report)
+                        trt_report, tuple(notes), max_seq_len)
 
 
 def _ort_graph(result: Quantized, config: ModelConfig, precision: str, seq_limit: int, folder: Path,
                standard: Path, prompt: list[int]) -> dict[str, Any]:
     """The manifest's ``fused_graph`` entry: the onnxruntime graph written, or why there is none."""
+    if precision not in GRAPH_TOLERANCE:
+        return {"fused_graph": None,
+                "fused_graph_skipped": f"none for {precision}: the fused CPU graph is built for "
+                                       f"{', '.join(GRAPH_TOLERANCE)} bundles"}
     try:
         return {"fused_graph": write_ort_graph(result.graph, config, precision, seq_limit, folder, standard,
                                                result.session_config, prompt)}

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
-from edge_sdk.errors import GenerationError
+from edge_sdk.errors import ContextFullError
 from edge_sdk.runtime.backend import BACKENDS
 from edge_sdk.runtime.generator import DEFAULT_MAX_NEW_TOKENS, Generator, Stream, load
+from edge_sdk.runtime.sequence import GenerationResult
 
 __all__ = ["add_runtime_flags", "build_parser", "main"]
 
@@ -62,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="interactive: each line read is a user message, laid out by the "
                           "bundle's chat template (a plain 'role: content' fallback when it has "
                           "none); the conversation stays in the KV cache between turns. Type "
-                          "/reset for a new conversation, /exit (or Ctrl-D) to end")
+                          "/reset for a new conversation, /exit (or Ctrl-D) to end. When the "
+                          "conversation outgrows the context, a terminal is asked whether to "
+                          "start a new one (Enter: yes); piped input starts one and says so on "
+                          "stderr; the new one keeps --system and gets the message again")
     out.add_argument("--system", default=None, metavar="TEXT",
                      help="with --chat: a system message that starts the conversation")
     out.add_argument("--no-template", action="store_true",
@@ -93,7 +97,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             "stop": args.stop, "ignore_eos": args.ignore_eos}
 
 
-def _emit(stream: Stream, args: argparse.Namespace) -> None:
+def _emit(stream: Stream, args: argparse.Namespace) -> GenerationResult:
     for event in stream:
         if not args.json and event.text:
             sys.stdout.write(event.text)
@@ -108,14 +112,19 @@ def _emit(stream: Stream, args: argparse.Namespace) -> None:
         sys.stdout.flush()
     if args.stats:
         print(result.stats.summary(), file=sys.stderr)
+    return result
 
 
 def _chat(generator: Generator, args: argparse.Namespace) -> int:
+    """The ``--chat`` loop. When the conversation no longer fits the context, a terminal is
+    asked whether to start a new one; piped input starts one and says so on stderr. Either way
+    the new conversation keeps the system message and gets the message that did not fit."""
     templated = not args.no_template
     if templated and generator.chat_template.is_plain:
         print("edge-run: this bundle has no chat template; using the plain fallback "
               "('user: ...' / 'assistant:' lines)", file=sys.stderr)
     conversation = generator.chat(args.system, template=templated)
+    fresh = True  # nothing to drop: starting over cannot make a message fit
     interactive = sys.stdin.isatty()
     turns = [args.prompt] if args.prompt else []
     while True:
@@ -133,15 +142,40 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
         if line.strip() == "/exit":
             return EXIT_OK
         if line.strip() == "/reset":
-            conversation = generator.chat(args.system, template=templated)
+            conversation, fresh = generator.chat(args.system, template=templated), True
             print("edge-run: new conversation", file=sys.stderr)
             continue
         try:
-            _emit(conversation.send(line if templated else line + "\n", **_options(args)), args)
-        except GenerationError as exc:  # the conversation no longer fits the context
-            if not interactive:
-                raise
-            print(f"edge-run: {exc}; type /reset to start over", file=sys.stderr)
+            stream = conversation.send(line if templated else line + "\n", **_options(args))
+            result = _emit(stream, args)
+        except ContextFullError as exc:
+            if fresh or not _start_over(exc, interactive, kept=args.system is not None):
+                if not interactive:
+                    raise
+                print(f"edge-run: {exc}" if fresh else
+                      "edge-run: type /reset to start over, /exit to end", file=sys.stderr)
+                continue
+            conversation, fresh = generator.chat(args.system, template=templated), True
+            turns.append(line)
+            continue
+        fresh = False
+        if result.stop_reason == "length":
+            print(f"edge-run: the context is full ({result.stats.context_tokens} of "
+                  f"{generator.max_context} tokens): the reply was cut short", file=sys.stderr)
+
+
+def _start_over(exc: ContextFullError, interactive: bool, kept: bool) -> bool:
+    """Whether to start a new conversation after ``exc``: a terminal is asked (Enter is yes);
+    piped input always starts one, said on stderr."""
+    full = (f"edge-run: context full (the conversation needs {exc.needed} tokens, the context "
+            f"holds {exc.limit})")
+    if not interactive:
+        print(f"{full}: started a new conversation{' (system message kept)' if kept else ''} "
+              "and sent the message again", file=sys.stderr)
+        return True
+    print(f"{full}: start a new conversation? [Y/n] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return bool(answer) and answer.strip().lower() in ("", "y", "yes")
 
 
 def _main(args: argparse.Namespace) -> int:

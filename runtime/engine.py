@@ -39,7 +39,7 @@ from types import TracebackType
 from typing import Any
 
 from edge_sdk.chat_template import ChatTemplate, Message
-from edge_sdk.errors import GenerationError
+from edge_sdk.errors import ContextFullError, GenerationError
 from edge_sdk.runtime.generator import Generator, Prompt
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import OutputOptions, SequenceOutput
@@ -153,9 +153,10 @@ class Engine:
                                         **options)
         ids = self.generator.prompt_ids(prompt)
         if len(ids) >= self.max_context:
-            raise GenerationError(
+            raise ContextFullError(
                 f"the prompt takes {len(ids)} tokens, but the context holds {self.max_context} "
-                "(prompt and output together): shorten it")
+                "(prompt and output together): shorten it", needed=len(ids),
+                limit=self.max_context)
         output = SequenceOutput(self.tokenizer, self._vocab, ids, checked, self._eos,
                                 room=self.max_context - len(ids))
         with self._cond:

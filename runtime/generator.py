@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_sdk.bundle import Bundle, load_bundle
 from edge_sdk.chat_template import ChatTemplate, Message
-from edge_sdk.errors import BackendUnavailableError, GenerationError
+from edge_sdk.errors import BackendUnavailableError, ContextFullError, GenerationError
 from edge_sdk.runtime.backend import (
     AUTO_ORDER,
     Backend,
@@ -243,14 +243,16 @@ class Generator:
             self._owner = conversation
             used = len(self._context) + len(self._pending) + len(ids)
             if used >= self.max_context:
-                what = "the conversation" if continuing else "the prompt"
-                raise GenerationError(
+                later = conversation is not None and conversation._started
+                what = "the conversation" if later else "the prompt"
+                raise ContextFullError(
                     f"{what} takes {used} tokens, but the context holds {self.max_context} "
                     "(prompt and output together): shorten it"
-                    + (" or start a new conversation" if continuing else "")
+                    + (" or start a new conversation" if later else "")
                     + (f", or load with a larger max_context (up to "
                        f"{self.bundle.max_sequence_length})"
-                       if self.max_context < self.bundle.max_sequence_length else ""))
+                       if self.max_context < self.bundle.max_sequence_length else ""),
+                    needed=used, limit=self.max_context)
             stream = Stream(self, self._epoch, ids, started, options)
             self._current = stream
         return stream

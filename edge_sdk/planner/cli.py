@@ -44,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "edge-export; 0: one scale per output channel)")
     parser.add_argument("--keep-embedding", action="store_true",
                         help="keep the embedding table in float instead of quantizing it")
-    parser.add_argument("--context", type=int, default=DEFAULT_CONTEXT,
-                        help=f"tokens per sequence, prompt + generated (default {DEFAULT_CONTEXT})")
+    parser.add_argument("--context", type=int, default=None,
+                        help=f"tokens per sequence, prompt + generated (default {DEFAULT_CONTEXT}, "
+                             "or the model's limit when lower: a bundle's max_sequence_length, "
+                             "else max_position_embeddings); above that limit is an error")
     parser.add_argument("--prompt", type=int,
                         help="prompt tokens for the time to first token (default: half the context)")
     parser.add_argument("--batch", type=int, default=1, help="sequences decoded together (default 1)")
@@ -106,11 +108,13 @@ def _plan(source: ModelSource, device: Device, precision: str, mode: str | None,
     group = args.group_size
     if group is None and precision == source.precision:
         group = source.group_size  # the bundle's own
+    measured = source.bundle_model_bytes if precision == source.precision else None
     return plan(source.config, device, model_name=source.name, mode=mode, precision=precision,
                 group_size=group, context=args.context, batch=args.batch,
                 prompt=args.prompt, kv_dtype=args.kv_dtype,
                 quantize_embedding=not args.keep_embedding, headroom=args.headroom, costs=costs,
-                bundle_model_bytes=source.bundle_model_bytes if precision == source.precision else None)
+                bundle_model_bytes=measured, context_limit=source.context_limit,
+                context_limit_source=source.context_limit_source)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -27,6 +27,20 @@ class ModelSource:
     precision: str | None = None        # a bundle's precision
     bundle_model_bytes: int | None = None  # a bundle's model.onnx (+ external data) on disk
     group_size: int | None = None       # a bundle's int8/int4 group size (int8 0: per channel)
+    max_sequence_length: int | None = None  # a bundle's context limit (manifest graph)
+
+    @property
+    def context_limit(self) -> int:
+        """Most tokens a sequence may hold: a bundle's ``max_sequence_length``, otherwise the
+        model's ``max_position_embeddings``."""
+        if self.max_sequence_length is not None:
+            return self.max_sequence_length
+        return self.config.max_position_embeddings
+
+    @property
+    def context_limit_source(self) -> str:
+        """``"bundle"`` or ``"model"``: where :attr:`context_limit` comes from."""
+        return "bundle" if self.max_sequence_length is not None else "model"
 
 
 def _from_bundle(root: Path) -> ModelSource:
@@ -39,7 +53,7 @@ def _from_bundle(root: Path) -> ModelSource:
     if bundle.precision == "int8" and group is None:  # bundles from before int8 blocks
         group = 0
     return ModelSource(root.name or str(root), "bundle", bundle.config, bundle.precision, model_bytes,
-                       group)
+                       group, bundle.max_sequence_length)
 
 
 def _from_checkpoint(path: Path) -> ModelSource:

@@ -190,8 +190,10 @@ def _largest(fits: Callable[[int], bool], upper: int) -> int:
 
 def max_context(config: ModelConfig, device: Device, fmt: WeightFormat, batch: int = 1,
                 prompt: int | None = None, kv_dtype: str | None = None,
-                quantize_embedding: bool = True, headroom: float = DEFAULT_HEADROOM) -> int:
-    """Longest context (up to the model's ``max_position_embeddings``) that fits; 0 if none.
+                quantize_embedding: bool = True, headroom: float = DEFAULT_HEADROOM,
+                limit: int | None = None) -> int:
+    """Longest context (up to ``limit``, default the model's ``max_position_embeddings``) that
+    fits; 0 if none.
 
     With ``prompt`` None the prompt is half the context, as in :func:`estimate_memory`;
     otherwise the prompt is ``min(prompt, context)``.
@@ -200,7 +202,7 @@ def max_context(config: ModelConfig, device: Device, fmt: WeightFormat, batch: i
         p = None if prompt is None else min(prompt, context)
         return estimate_memory(config, device, fmt, context, batch, p, kv_dtype,
                                quantize_embedding, headroom).fits
-    return _largest(fits, config.max_position_embeddings)
+    return _largest(fits, config.max_position_embeddings if limit is None else limit)
 
 
 def max_batch(config: ModelConfig, device: Device, fmt: WeightFormat, context: int,

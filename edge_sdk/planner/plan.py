@@ -62,13 +62,16 @@ class Plan:
     parameters: int
     memory: MemoryEstimate
     max_context: int
-    max_context_limit: str       # "memory" or "model" (max_position_embeddings)
+    max_context_limit: str       # "memory", or the context limit's source: "model" or "bundle"
     max_batch: int               # at this context
     speed: SpeedEstimate
     energy: EnergyEstimate
     tco: TcoEstimate
     rule_of_thumb: RuleOfThumbComparison
     bundle_model_bytes: int | None = None
+    context_limit: int = 0       # most tokens a sequence may hold (the model's or the bundle's)
+    context_limit_source: str = "model"  # "model" (max_position_embeddings) or "bundle"
+    context_capped: bool = False  # the default context was above the limit and planned at it
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (``--json``)."""
@@ -81,13 +84,24 @@ class Plan:
 
 def plan(config: ModelConfig, device: Device | str, *, model_name: str = "model",
          mode: str | None = None, precision: str = "int8", group_size: int | None = None,
-         context: int = DEFAULT_CONTEXT, batch: int = 1, prompt: int | None = None,
+         context: int | None = None, batch: int = 1, prompt: int | None = None,
          kv_dtype: str | None = None, quantize_embedding: bool = True,
          headroom: float = DEFAULT_HEADROOM, costs: CostInputs | None = None,
-         bundle_model_bytes: int | None = None) -> Plan:
-    """Plan one deployment. ``prompt`` defaults to half the context (the TTFT prompt)."""
+         bundle_model_bytes: int | None = None, context_limit: int | None = None,
+         context_limit_source: str = "model") -> Plan:
+    """Plan one deployment. ``context`` defaults to ``DEFAULT_CONTEXT`` or the context limit
+    when that is lower; ``prompt`` to half the context (the TTFT prompt). ``context_limit``: the
+    most tokens a sequence may hold, default the model's ``max_position_embeddings``; a bundle's
+    is its ``max_sequence_length`` (``context_limit_source="bundle"``). A ``context`` above the
+    limit is a :class:`~edge_sdk.ConfigError`."""
     if isinstance(device, str):
         device = get_device(device)
+    limit = config.max_position_embeddings if context_limit is None else context_limit
+    capped = context is None and DEFAULT_CONTEXT > limit
+    if context is None:
+        context = min(DEFAULT_CONTEXT, limit)
+    elif context > limit:
+        raise ConfigError(_above_limit(context, limit, context_limit_source, config))
     if kv_dtype is not None and kv_dtype not in DTYPE_BYTES:
         raise ConfigError(f"unknown KV cache dtype {kv_dtype!r}; valid: {', '.join(DTYPE_BYTES)}")
     costs = costs or CostInputs()
@@ -96,7 +110,7 @@ def plan(config: ModelConfig, device: Device | str, *, model_name: str = "model"
     memory = estimate_memory(config, device, fmt, context, batch, prompt, kv_dtype,
                              quantize_embedding, headroom)
     longest = max_context(config, device, fmt, batch, prompt, memory.kv_dtype, quantize_embedding,
-                          headroom)
+                          headroom, limit)
     prompt = max(1, context // 2) if prompt is None else prompt
     widest = max_batch(config, device, fmt, context, prompt, memory.kv_dtype, quantize_embedding,
                        headroom)
@@ -115,7 +129,19 @@ def plan(config: ModelConfig, device: Device | str, *, model_name: str = "model"
         mode_source=power_mode.source, budget_w=power_mode.budget_w, precision=fmt.label,
         context=context, batch=batch, parameters=config.parameter_count(), memory=memory,
         max_context=longest,
-        max_context_limit="model" if longest == config.max_position_embeddings else "memory",
+        max_context_limit=context_limit_source if longest == limit else "memory",
         max_batch=widest, speed=speed, energy=energy, tco=tco, rule_of_thumb=rule,
-        bundle_model_bytes=bundle_model_bytes,
+        bundle_model_bytes=bundle_model_bytes, context_limit=limit,
+        context_limit_source=context_limit_source, context_capped=capped,
     )
+
+
+def _above_limit(context: int, limit: int, source: str, config: ModelConfig) -> str:
+    if source == "bundle":
+        longer = (f", or re-export it with edge-export --max-seq-len N (up to the model's "
+                  f"{config.max_position_embeddings})"
+                  if limit < config.max_position_embeddings else "")
+        return (f"--context {context} is above the bundle's limit of {limit} tokens (its "
+                f"max_sequence_length): pass --context {limit} or less{longer}")
+    return (f"--context {context} is above the model's limit of {limit} tokens "
+            f"(max_position_embeddings): pass --context {limit} or less")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from edge_sdk.config import ModelConfig
 from edge_sdk.planner.precision import DTYPE_BYTES, WeightFormat
 from edge_sdk.planner.speed import prefill_flops
+from edge_sdk.planner.units import format_bytes, format_count, format_flops
 
 __all__ = ["RuleOfThumbComparison", "compare_rule_of_thumb"]
 
@@ -58,21 +59,21 @@ def compare_rule_of_thumb(config: ModelConfig, fmt: WeightFormat, weights_bytes:
     rule_memory = params * 2 * per_value
     rule_flops = 2.0 * prompt * config.num_layers * config.hidden_size ** 2
     flops = prefill_flops(config, prompt)
-    gb = 1e9
     per_layer = sum((config.q_size, 2 * config.kv_size, config.q_size)) * config.hidden_size
     mlp = 3 * config.hidden_size * config.intermediate_size
     reasons = (
-        f"memory: the rule doubles the weights for 'activations' ({params / 1e9:.2f} B params x 2 x "
-        f"{per_value:g} B = {rule_memory / gb:.1f} GB); inference stores weights once "
-        f"({weights_bytes / gb:.2f} GB at {fmt.label}) plus a KV cache that depends on context and "
-        f"batch, not on parameters ({kv_bytes / gb:.2f} GB here): "
-        f"{total_bytes / gb:.2f} GB in all",
+        f"memory: the rule doubles the weights for 'activations' ({format_count(params)} params "
+        f"x 2 x {per_value:g} byte{'' if per_value == 1 else 's'} = {format_bytes(rule_memory)}); "
+        "inference stores weights once "
+        f"({format_bytes(weights_bytes)} at {fmt.label}) plus a KV cache that depends on context "
+        f"and batch, not on parameters ({format_bytes(kv_bytes)} here): "
+        f"{format_bytes(total_bytes)} in all",
         f"compute: a layer multiplies by {per_layer + mlp:,} weights "
         f"({(per_layer + mlp) / config.hidden_size ** 2:.1f} x hidden^2: attention "
         f"{per_layer / config.hidden_size ** 2:.1f}, MLP {mlp / config.hidden_size ** 2:.1f}), "
         "not hidden^2; the rule also omits the LM head "
         f"({config.hidden_size:,} x {config.vocab_size:,}) and attention over the context: "
-        f"{flops / 1e12:.2f} TFLOPs for a {prompt}-token prompt, not {rule_flops / 1e12:.2f}",
+        f"{format_flops(flops)} for a {prompt}-token prompt, not {format_flops(rule_flops)}",
     )
     return RuleOfThumbComparison(params, per_value, rule_memory, weights_bytes, total_bytes,
                                  kv_bytes, prompt, rule_flops, flops, reasons)
