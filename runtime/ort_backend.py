@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-_GPU_HINT = ("install onnxruntime-gpu (pip install 'edge-sdk[gpu]'; on Jetson, the "
+_GPU_HINT = ("install onnxruntime-gpu (pip install 'edge-sdk-orin[gpu]'; on Jetson, the "
              "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "
              "CUDA and cuDNN from JetPack are on the library path")
 
@@ -287,11 +287,11 @@ class OrtBackend(KVCacheBackend):
 
 
 class OrtCpuBackend(OrtBackend):
-    """onnxruntime on the CPU (``pip install 'edge-sdk[cpu]'``)."""
+    """onnxruntime on the CPU (``pip install 'edge-sdk-orin[cpu]'``)."""
 
     name = "ort-cpu"
     provider = "CPUExecutionProvider"
-    hint = "install onnxruntime: pip install 'edge-sdk[cpu]'"
+    hint = "install onnxruntime: pip install 'edge-sdk-orin[cpu]'"
 
 
 class OrtCudaBackend(OrtBackend):

@@ -39,7 +39,7 @@ def test_unknown_backend_names_the_choices(demo_bundle_fp32: Path) -> None:
 
 @pytest.mark.skipif("ort-cuda" in available_backends(), reason="CUDA EP present here")
 def test_missing_cuda_names_the_extra(demo_bundle_fp32: Path) -> None:
-    with pytest.raises(BackendUnavailableError, match=r"edge-sdk\[gpu\]"):
+    with pytest.raises(BackendUnavailableError, match=r"edge-sdk-orin\[gpu\]"):
         load(demo_bundle_fp32, "ort-cuda")
     with pytest.raises(BackendUnavailableError, match="TensorRT"):
         load(demo_bundle_fp32, "ort-tensorrt")
@@ -68,7 +68,7 @@ def test_lifecycle_is_a_context_manager(demo_bundle_fp32: Path) -> None:
 @pytest.mark.cuda
 def test_cuda_backend_matches_cpu(demo_bundle_fp32: Path) -> None:
     if "ort-cuda" not in available_backends():
-        pytest.skip("onnxruntime here has no CUDA EP (pip install 'edge-sdk[gpu]')")
+        pytest.skip("onnxruntime here has no CUDA EP (pip install 'edge-sdk-orin[gpu]')")
     with load(demo_bundle_fp32, "ort-cuda") as gpu, load(demo_bundle_fp32, "ort-cpu") as cpu:
         a = gpu.generate("Once upon a time", max_new_tokens=32)
         b = cpu.generate("Once upon a time", max_new_tokens=32)
