@@ -23,8 +23,13 @@ def _pyproject() -> dict:
 
 
 def _tracked_texts() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "*.py", "*.md", "*.toml"], cwd=ROOT,
-                            capture_output=True, text=True, check=False)
+    listed = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md", "*.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
     return [ROOT / name for name in listed.stdout.split()]
@@ -46,11 +51,16 @@ def test_extras_that_name_the_sdk_use_its_name() -> None:
 
 def test_every_printed_and_documented_install_names_a_real_extra() -> None:
     extras = set(_pyproject()["optional-dependencies"])
-    texts = [(str(path.relative_to(ROOT)), path.read_text(errors="ignore"))
-             for path in _tracked_texts()]
+    texts = [
+        (str(path.relative_to(ROOT)), path.read_text(errors="ignore")) for path in _tracked_texts()
+    ]
     texts.append(("_optional.py hints", " ".join(_PROVIDERS.values())))
-    found = [(where, name, wanted) for where, text in texts
-             for name, wanted in _PIP_INSTALL.findall(text) if name.startswith(("edge", "."))]
+    found = [
+        (where, name, wanted)
+        for where, text in texts
+        for name, wanted in _PIP_INSTALL.findall(text)
+        if name.startswith(("edge", "."))
+    ]
     assert any(where == "README.md" for where, _, _ in found)
     wrong_name = [f for f in found if f[1] not in (DISTRIBUTION, ".")]
     assert not wrong_name, f"install commands with another name: {wrong_name}"
