@@ -83,7 +83,7 @@ def test_optimized_graph_cache(demo_bundle_int8: Path, tmp_path: Path) -> None:
     with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path) as first:
         made = sorted((tmp_path / "ort").iterdir())
         files = {p.name for p in made[0].iterdir()}
-        assert len(made) == 1 and files == {"model.onnx", "model.data", ".in-use"}  # .in-use: a lease
+        assert len(made) == 1 and files == {"model.onnx", "model.data", ".in-use"}  # + its lease
         assert first.generate(prompt, max_new_tokens=40, ignore_eos=True).token_ids == expected.token_ids
     stamp = (made[0] / "model.data").stat().st_mtime_ns
     with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path) as again:  # reused, not rebuilt
