@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_int8 import decode_tokens_per_s
 from edge_sdk.exporters import QuantConfig, demo_checkpoint_path, export
 from edge_sdk.runtime import load
+from edge_sdk.runtime.disk_cache import default_cache_dir
 
 VARIANTS = {
     "fp32": QuantConfig(method="fp32"),
@@ -79,7 +80,9 @@ def main() -> None:
     parser.add_argument("--gguf", type=Path, help="with --model smollm2: this GGUF file")
     parser.add_argument("--variants", help="comma-separated variant names (default: all)")
     parser.add_argument("--steps", type=int, default=800, help="training steps of the small model (batch 16)")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "edge-sdk" / "bench")
+    parser.add_argument("--cache", type=Path, default=default_cache_dir() / "bench",
+                        help="where the trained small model is kept (default: bench/ in the "
+                             "runtime's cache dir, $EDGE_SDK_CACHE_DIR or ~/.cache/edge-sdk)")
     parser.add_argument("--group-size", type=int, help="int4 group size for every int4 variant "
                                                          "(default: each variant's own)")
     parser.add_argument("--tokens", type=int, default=64)

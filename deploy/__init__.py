@@ -4,7 +4,7 @@
 ``/bundle``). ``deploy/k8s/`` holds the manifests as plain YAML (kustomize bases), and
 :func:`render_k8s` (``edge-deploy k8s``) writes them for one module and bundle with the memory
 the planner estimates. Depends on the core only (planner, bundle, board), plus PyYAML
-(``edge-sdk[deploy]``) to read and write the manifests.
+(``edge-sdk-orin[deploy]``) to read and write the manifests.
 """
 
 from __future__ import annotations

@@ -7,24 +7,33 @@ from types import ModuleType
 
 from edge_sdk.errors import BackendUnavailableError
 
-# module name -> (what provides it, how to install it)
+# The distribution name on the package index ("edge-sdk" there is an unrelated project).
+DISTRIBUTION = "edge-sdk-orin"
+
+
+def pip_install(extras: str) -> str:
+    """The command that installs ``extras`` (e.g. ``"cpu"``) of this SDK."""
+    return f"pip install '{DISTRIBUTION}[{extras}]'"
+
+
+# module name -> how to install it
 _PROVIDERS: dict[str, str] = {
-    "torch": "pip install 'edge-sdk[export]'",
-    "onnx": "pip install 'edge-sdk[export]'",
-    "onnxscript": "pip install 'edge-sdk[export]'",
-    "safetensors": "pip install 'edge-sdk[export]'",
-    "onnxruntime": "pip install 'edge-sdk[cpu]' (or 'edge-sdk[gpu]' on a CUDA machine)",
+    "torch": pip_install("export"),
+    "onnx": f"{pip_install('engine')} (edge-engine), or {pip_install('export')} (edge-export)",
+    "onnxscript": pip_install("export"),
+    "safetensors": pip_install("export"),
+    "onnxruntime": f"{pip_install('cpu')} (or {pip_install('gpu')} on a CUDA machine)",
     "tensorrt": "JetPack's TensorRT Python bindings (sudo apt install python3-libnvinfer), "
-    "or pip install 'edge-sdk[tensorrt]' on a desktop GPU",
+    f"or {pip_install('tensorrt')} on a desktop GPU",
     "pycuda": "pip install pycuda (on Jetson it builds against JetPack's CUDA)",
-    "jtop": "pip install 'edge-sdk[jetson]' and run: sudo jtop --install-service",
+    "jtop": f"{pip_install('jetson')} and run: sudo jtop --install-service",
     "pynvml": "pip install nvidia-ml-py",
-    "matplotlib": "pip install 'edge-sdk[plot]'",
-    "transformers": "pip install 'edge-sdk[test]'",
-    "starlette": "pip install 'edge-sdk[serve]'",
-    "uvicorn": "pip install 'edge-sdk[serve]'",
-    "prometheus_client": "pip install 'edge-sdk[serve]'",
-    "yaml": "pip install 'edge-sdk[deploy]'",
+    "matplotlib": pip_install("plot"),
+    "transformers": pip_install("test"),
+    "starlette": pip_install("serve"),
+    "uvicorn": pip_install("serve"),
+    "prometheus_client": pip_install("serve"),
+    "yaml": pip_install("deploy"),
 }
 
 

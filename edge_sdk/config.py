@@ -16,7 +16,11 @@ from typing import Any
 
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 
-__all__ = ["ModelConfig", "RopeScaling", "SUPPORTED_ARCHITECTURES"]
+__all__ = ["DEFAULT_MAX_SEQ_LEN", "ModelConfig", "RopeScaling", "SUPPORTED_ARCHITECTURES"]
+
+# The longest context a bundle is exported (and TensorRT-checked) for unless told otherwise;
+# a model whose own limit is lower gets its limit.
+DEFAULT_MAX_SEQ_LEN = 2048
 
 # Hugging Face `architectures[0]` -> our family name.
 SUPPORTED_ARCHITECTURES: dict[str, str] = {

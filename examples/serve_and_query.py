@@ -6,7 +6,7 @@ Exports the demo model to INT8 into DIR first when DIR holds no bundle (as quick
 starts ``edge-serve DIR`` as its own process (the way a device runs it: one server that every
 app talks to over HTTP), waits until ``/health`` says it is ready, asks for a chat completion,
 streams a text completion, runs two requests at once, and stops the server with SIGTERM (it
-drains and exits 0). Needs ``pip install 'edge-sdk[cpu,export,serve]' openai``.
+drains and exits 0). Needs ``pip install 'edge-sdk-orin[cpu,export,serve]' openai``.
 """
 
 from __future__ import annotations

@@ -5,14 +5,32 @@ Needs the ``export`` extra (torch, onnx) and onnxruntime (``cpu`` extra) for the
     from edge_sdk.exporters import export
     result = export("model.pt", "model-int8", "int8")
     result = export("model.pt", "model-int4", quant=QuantConfig(method="GPTQ", bits=4, group_size=128))
+
+Without the ``export`` extra the package still imports (``edge-export --help``, ``edge-engine``
+and the torch-free modules work); using a name below then raises
+:class:`~edge_sdk.BackendUnavailableError` saying what to install.
 """
 
-from edge_sdk.exporters.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
-from edge_sdk.exporters.evaluate import THRESHOLDS, AccuracyReport
-from edge_sdk.exporters.export import ExportResult, Precision, export
-from edge_sdk.exporters.loaders import demo_checkpoint_path, load_model
-from edge_sdk.exporters.model import LiteForCausalLM
-from edge_sdk.exporters.quant_config import QuantConfig
+from typing import Any
+
+try:
+    from edge_sdk.exporters.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
+    from edge_sdk.exporters.evaluate import THRESHOLDS, AccuracyReport
+    from edge_sdk.exporters.export import ExportResult, Precision, export
+    from edge_sdk.exporters.loaders import demo_checkpoint_path, load_model
+    from edge_sdk.exporters.model import LiteForCausalLM
+    from edge_sdk.exporters.quant_config import QuantConfig
+except ModuleNotFoundError as _missing:  # torch or onnx: named when a name is used
+    _MISSING_MODULE = _missing.name or "torch"
+    if _MISSING_MODULE.split(".")[0] not in ("torch", "onnx", "onnxscript", "safetensors"):
+        raise
+
+    def __getattr__(name: str) -> Any:
+        if name in __all__:
+            from edge_sdk._optional import require
+
+            require(_MISSING_MODULE, f"edge_sdk.exporters.{name}")  # raises: it was not importable
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "THRESHOLDS",

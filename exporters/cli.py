@@ -7,16 +7,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_sdk.exporters.evaluate import THRESHOLDS
-from edge_sdk.exporters.export import DEFAULT_MAX_SEQ_LEN, ExportResult, export
 from edge_sdk.exporters.hub import is_hub_id
 from edge_sdk.exporters.ort_graph import GRAPH_TOLERANCE, ORT_GRAPH_FILE
 from edge_sdk.exporters.quant_config import QuantConfig
 
 from edge_sdk._optional import require
 from edge_sdk.cli_support import EXIT_OK, Progress, add_common_flags, print_json, run_command
+from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
 from edge_sdk.errors import ConfigError
+
+if TYPE_CHECKING:  # torch: imported when an export runs, so --help works without it
+    from edge_sdk.exporters.export import ExportResult
 
 __all__ = ["build_parser", "main"]
 
@@ -172,6 +176,10 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
+    for module in ("torch", "onnx"):  # the export extra: one line naming it, not a traceback
+        require(module, "edge-export")
+    from edge_sdk.exporters.export import export
+
     quant = quant_config(args)  # already checked by main(); cheap
     if args.trt:  # fail before minutes of export, not after
         require("tensorrt", "edge-export --trt (building a TensorRT engine)")

@@ -8,6 +8,7 @@
 
 Without TensorRT's Python bindings a build prints one line saying to install JetPack's
 python3-libnvinfer and exits 1. ``--check`` exits 0 when the graph passes, 1 when it does not.
+Both read the graph with onnx (the ``engine`` extra; no torch); without it they say so in one line.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_sdk.exporters.trt_compat import DEFAULT_TARGET, check_path
+from edge_sdk.exporters.trt_ops import DEFAULT_TARGET
 
+from edge_sdk._optional import require
 from edge_sdk.cli_support import (
     EXIT_ERROR,
     EXIT_OK,
@@ -68,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace) -> int:
+    require("onnx", "edge-engine --check")
+    from edge_sdk.exporters.trt_compat import check_path
+
     report = check_path(args.bundle, args.trt_version or DEFAULT_TARGET, args.max_seq_len,
                         rewrite=not args.as_is)
     if args.json:
@@ -78,6 +83,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    require("onnx", "edge-engine")
     from edge_sdk.exporters.engine_build import EngineOptions, build_engine
 
     options = EngineOptions(fp16=args.fp16, int8=args.int8, workspace_mb=args.workspace_mb,

@@ -34,7 +34,7 @@ import edge_sdk
 from edge_sdk.bundle import Bundle, BundleWriter
 from edge_sdk.chat_template import CHAT_TEMPLATE_FILE
 from edge_sdk.cli_support import Progress
-from edge_sdk.config import ModelConfig
+from edge_sdk.config import DEFAULT_MAX_SEQ_LEN, ModelConfig
 from edge_sdk.errors import ExportError
 from edge_sdk.onnx_io import graph_io
 from edge_sdk.tokenizer import Tokenizer
@@ -43,7 +43,6 @@ __all__ = ["PRECISIONS", "ExportResult", "Precision", "export"]
 
 Precision = Literal["int8", "int4", "w8a8", "fp16", "fp32"]
 PRECISIONS = ("int8", "int4", "w8a8", "fp16", "fp32")
-DEFAULT_MAX_SEQ_LEN = 2048
 EVAL_WINDOW = 256
 
 

@@ -14,14 +14,14 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
-
-from edge_sdk.exporters.checkpoint import LoadedModel
-from edge_sdk.exporters.hf import load_hf_folder
+from typing import TYPE_CHECKING, Any
 
 from edge_sdk._optional import require
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ConfigError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    from edge_sdk.exporters.checkpoint import LoadedModel
 
 __all__ = ["HUB_FILES", "is_hub_id", "load_hub_model", "resolve_hub_model"]
 
@@ -87,6 +87,8 @@ def load_hub_model(repo_id: str, revision: str | None = None,
 
     The model's source is recorded as ``hf://owner/name@<commit>``, its name as ``name``.
     """
+    from edge_sdk.exporters.hf import load_hf_folder  # torch: only when a model is loaded
+
     folder = resolve_hub_model(repo_id, revision, progress)
     loaded = load_hf_folder(folder)
     loaded.source = f"hf://{repo_id}@{folder.name}"

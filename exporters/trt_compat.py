@@ -27,15 +27,15 @@ from typing import Any
 import onnx
 from edge_sdk.exporters import trt_ops as T
 from edge_sdk.exporters.engine_profiles import Profile, engine_profiles
+from edge_sdk.exporters.trt_ops import DEFAULT_TARGET
 from edge_sdk.exporters.trt_qdq import QdqContext, check_qdq
 from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
 
+from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
 from edge_sdk.errors import BundleError, ConfigError
 
 __all__ = ["DEFAULT_TARGET", "CompatReport", "Finding", "check_model", "check_path"]
 
-DEFAULT_TARGET = "10"
-DEFAULT_MAX_SEQ_LEN = 2048
 _TYPE_NAMES = {v: k.lower() for k, v in onnx.TensorProto.DataType.items()}
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
 _QUANTIZED = frozenset({T.INT8, T.INT4, T.UINT8, T.UINT4})

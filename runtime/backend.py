@@ -211,7 +211,7 @@ def create_backend(name: str, bundle: Bundle, options: BackendOptions) -> Backen
                 return registry[candidate](bundle, options)
         raise BackendUnavailableError(
             "no runtime backend is usable here: install onnxruntime "
-            "(pip install 'edge-sdk[cpu]', or 'edge-sdk[gpu]' on a CUDA machine)"
+            "(pip install 'edge-sdk-orin[cpu]', or 'edge-sdk-orin[gpu]' on a CUDA machine)"
         )
     if name not in registry:
         raise BackendUnavailableError(

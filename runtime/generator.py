@@ -106,7 +106,7 @@ def _activated_backend(name: str, bundle: Bundle, options: BackendOptions) -> Ba
     raise BackendUnavailableError("no runtime backend starts here: " + "; ".join(failures)
                                   if failures else
                                   "no runtime backend is usable here: install onnxruntime "
-                                  "(pip install 'edge-sdk[cpu]', or 'edge-sdk[gpu]')")
+                                  "(pip install 'edge-sdk-orin[cpu]', or 'edge-sdk-orin[gpu]')")
 
 
 class Generator:

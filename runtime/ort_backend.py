@@ -17,13 +17,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
+from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
 
 from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
-from edge_sdk.errors import BackendUnavailableError, BundleError, GenerationError
+from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-_GPU_HINT = ("install onnxruntime-gpu (pip install 'edge-sdk[gpu]'; on Jetson, the "
+_GPU_HINT = ("install onnxruntime-gpu (pip install 'edge-sdk-orin[gpu]'; on Jetson, the "
              "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "
              "CUDA and cuDNN from JetPack are on the library path")
 
@@ -58,6 +59,7 @@ class OrtBackend(KVCacheBackend):
         self._present = present_names(config.num_layers)
         self.session: Any = None
         self._binding: Any = None
+        self._lease: EntryLease | None = None  # the cache entry the session was loaded from
         # one-token decode inputs and output, bound by pointer, refilled in place
         self._ids1 = np.zeros((1, 1), dtype=np.int64)
         self._pos1 = np.zeros((1, 1), dtype=np.int64)
@@ -140,19 +142,26 @@ class OrtBackend(KVCacheBackend):
     def _open_session(self) -> None:
         ort = require("onnxruntime", f"The {self.name} backend")
         path = self.graph_path
+        self._release_lease()
         try:
             options = self.session_options()
             if self.options.optimized_cache and self.cache_device == "cpu":
-                path = optimized_model(ort, path, self._model_sha256(), self.session_options(),
-                                       self._session_config(), self._cache_root())
+                path, self._lease = optimized_model(ort, path, self._model_sha256(),
+                                                    self.session_options(), self._session_config(),
+                                                    self._cache_root())
                 if path != self.graph_path:  # already optimized for this machine
                     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             self.session = ort.InferenceSession(str(path), options, providers=self.providers())
+        except EdgeError:
+            self._release_lease()
+            raise
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
+            self._release_lease()
             raise BundleError(f"onnxruntime cannot load {path} on {self.name}: {exc}") from exc
         active = self.session.get_providers()
         if self.provider not in active:
             self.session = None
+            self._release_lease()
             raise BackendUnavailableError(
                 f"onnxruntime did not start {self.provider} for {self.name} "
                 f"(running {', '.join(active)}): {self.hint}"
@@ -180,6 +189,12 @@ class OrtBackend(KVCacheBackend):
         self._binding = None
         self.session = None
         self.cache = None
+        self._release_lease()
+
+    def _release_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     @property
     def device(self) -> str:
@@ -287,11 +302,11 @@ class OrtBackend(KVCacheBackend):
 
 
 class OrtCpuBackend(OrtBackend):
-    """onnxruntime on the CPU (``pip install 'edge-sdk[cpu]'``)."""
+    """onnxruntime on the CPU (``pip install 'edge-sdk-orin[cpu]'``)."""
 
     name = "ort-cpu"
     provider = "CPUExecutionProvider"
-    hint = "install onnxruntime: pip install 'edge-sdk[cpu]'"
+    hint = "install onnxruntime: pip install 'edge-sdk-orin[cpu]'"
 
 
 class OrtCudaBackend(OrtBackend):
@@ -329,9 +344,15 @@ class OrtTensorrtBackend(OrtBackend):
         shapes += [f"{name}:{kv}" for name in self._past]
         return ",".join(shapes)
 
+    def activate(self) -> None:
+        super().activate()  # engines built now are written into the entry: then fit the cap
+        enforce_cap(self._cache_root(), keep=self.engine_cache_dir())
+
     def providers(self) -> list[Any]:
         cache_dir = self.engine_cache_dir()
         cache_dir.mkdir(parents=True, exist_ok=True)
+        self._release_lease()
+        self._lease = use_entry(cache_dir)  # held while the session lives
         longest = self.bundle.max_sequence_length
         trt = {
             "device_id": self.options.device_id,

@@ -10,7 +10,8 @@ The saved graph can hold hardware-specific rewrites, so the cache key covers the
 SHA-256, the onnxruntime version, the session config, the machine and its CPU flags. A cache
 that cannot be written is skipped: the runtime then loads the bundle's graph as it is. The
 cached graph is loaded with graph optimizations off (they are already applied), as onnxruntime
-advises for offline-optimized models; tensors under 64 KiB stay inside the graph file.
+advises for offline-optimized models; tensors under 64 KiB stay inside the graph file. Entries
+are listed, leased while in use and evicted by :mod:`edge_sdk.runtime.disk_cache`.
 """
 
 from __future__ import annotations
@@ -24,17 +25,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edge_sdk.runtime.disk_cache import EntryLease, default_cache_dir, enforce_cap, use_entry
+
 __all__ = ["default_cache_dir", "optimized_model"]
 
 _GRAPH = "model.onnx"
 _DATA = "model.data"
-
-
-def default_cache_dir() -> Path:
-    """``$EDGE_SDK_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-sdk``, else ``~/.cache/edge-sdk``."""
-    if os.environ.get("EDGE_SDK_CACHE_DIR"):
-        return Path(os.environ["EDGE_SDK_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge-sdk"
 
 
 def _cpu_flags() -> str:
@@ -54,17 +50,25 @@ def _key(model_sha256: str, ort_version: str, session_config: dict[str, str]) ->
 
 
 def optimized_model(ort: Any, source: Path, model_sha256: str, options: Any,
-                    session_config: dict[str, str], cache_dir: Path) -> Path:
-    """Path of the optimized graph for ``source`` (made now if missing); ``source`` on failure."""
-    folder = cache_dir / "ort" / f"{source.parent.name}-{_key(model_sha256, ort.__version__, session_config)}"
-    if (folder / _GRAPH).is_file() and (folder / _DATA).is_file():
-        return folder / _GRAPH
+                    session_config: dict[str, str],
+                    cache_dir: Path) -> tuple[Path, EntryLease | None]:
+    """The optimized graph for ``source`` (made now if missing) and a lease that keeps it while
+    the session lives; ``(source, None)`` when the cache cannot be used."""
+    key = _key(model_sha256, ort.__version__, session_config)
+    folder = cache_dir / "ort" / f"{source.parent.name}-{key}"
+    lease = use_entry(folder)
+    if lease is not None and (folder / _GRAPH).is_file() and (folder / _DATA).is_file():
+        return folder / _GRAPH, lease  # checked under the lease: not being evicted
+    if lease is not None:
+        lease.release()
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     except OSError:
-        return source
+        return source, None
+    lease = None
     try:
+        lease = EntryLease(work)  # follows the folder through the rename below
         options.optimized_model_filepath = str(work / _GRAPH)
         options.add_session_config_entry(
             "session.optimized_model_external_initializers_file_name", _DATA)
@@ -72,12 +76,21 @@ def optimized_model(ort: Any, source: Path, model_sha256: str, options: Any,
             "session.optimized_model_external_initializers_min_size_in_bytes", "65536")
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         if not (work / _GRAPH).is_file():
-            return source
+            lease.release()
+            return source, None
         if not (work / _DATA).is_file():  # a graph without large weights: nothing to map
             (work / _DATA).touch()
         os.rename(work, folder)
-        return folder / _GRAPH
     except OSError:  # another process made it first, or the disk is full / read-only
-        return folder / _GRAPH if (folder / _GRAPH).is_file() else source
+        if lease is not None:
+            lease.release()
+        lease = use_entry(folder)
+        if lease is not None and (folder / _GRAPH).is_file():
+            return folder / _GRAPH, lease
+        if lease is not None:
+            lease.release()
+        return source, None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    enforce_cap(cache_dir, keep=folder)
+    return folder / _GRAPH, lease

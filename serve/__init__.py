@@ -8,7 +8,7 @@
 
 The server composes the runtime's continuous-batching engine (``edge_sdk.runtime.engine``) and
 the power module (energy per request); neither of them imports this package. It needs the
-``serve`` extra (Starlette, uvicorn, prometheus-client): ``pip install 'edge-sdk[serve]'``.
+``serve`` extra (Starlette, uvicorn, prometheus-client): ``pip install 'edge-sdk-orin[serve]'``.
 Using a name below without it raises :class:`~edge_sdk.BackendUnavailableError` saying so.
 See ``serve/README.md`` for the API, the flags, errors, metrics and how energy is apportioned.
 """

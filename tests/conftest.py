@@ -41,12 +41,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session", autouse=True)
-def edge_sdk_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Optimized graphs and engines go to a temporary cache, never the user's ~/.cache/edge-sdk."""
+def edge_sdk_session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The cache of session fixtures (set up before any test's own): never ~/.cache/edge-sdk."""
     with pytest.MonkeyPatch.context() as patch:
         path = tmp_path_factory.mktemp("edge-sdk-cache")
         patch.setenv("EDGE_SDK_CACHE_DIR", str(path))
+        patch.delenv("EDGE_SDK_CACHE_MAX_MB", raising=False)
         yield path
+
+
+@pytest.fixture(autouse=True)
+def edge_sdk_cache_dir(edge_sdk_session_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                       monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own empty cache (optimized graphs, engines), inherited by its subprocesses."""
+    path = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("EDGE_SDK_CACHE_DIR", str(path))
+    return path
 
 
 # -- shared model fixtures (made once per test session, a few seconds of CPU) ---------------------

@@ -100,7 +100,7 @@ def test_memory_stays_bounded_and_energy_exact(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
-                    reason="needs matplotlib (pip install 'edge-sdk[plot]')")
+                    reason="needs matplotlib (pip install 'edge-sdk-orin[plot]')")
 def test_plot_is_a_png(tmp_path: Path) -> None:
     from edge_sdk.power import plot_efficiency
     log = EfficiencyLog()

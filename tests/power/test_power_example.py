@@ -48,7 +48,8 @@ def test_example_on_a_replayed_trace(tmp_path: Path, demo_bundle_int8: Path) -> 
     _runtime_or_skip()
     trace = tmp_path / "power.csv"
     trace.write_text("t,total_w\n0,5.0\n1,5.0\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_SDK_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("EDGE_SDK_") or k == "EDGE_SDK_CACHE_DIR"}  # the test's cache
     if shutil.which("nvpmodel"):
         pytest.skip("this machine has a real nvpmodel: the fake-board test covers the mode")
     proc = _run(env, str(demo_bundle_int8), "--tokens", "4", "--sensor", f"replay:{trace}",

@@ -39,7 +39,7 @@ def test_unknown_backend_names_the_choices(demo_bundle_fp32: Path) -> None:
 
 @pytest.mark.skipif("ort-cuda" in available_backends(), reason="CUDA EP present here")
 def test_missing_cuda_names_the_extra(demo_bundle_fp32: Path) -> None:
-    with pytest.raises(BackendUnavailableError, match=r"edge-sdk\[gpu\]"):
+    with pytest.raises(BackendUnavailableError, match=r"edge-sdk-orin\[gpu\]"):
         load(demo_bundle_fp32, "ort-cuda")
     with pytest.raises(BackendUnavailableError, match="TensorRT"):
         load(demo_bundle_fp32, "ort-tensorrt")
@@ -68,7 +68,7 @@ def test_lifecycle_is_a_context_manager(demo_bundle_fp32: Path) -> None:
 @pytest.mark.cuda
 def test_cuda_backend_matches_cpu(demo_bundle_fp32: Path) -> None:
     if "ort-cuda" not in available_backends():
-        pytest.skip("onnxruntime here has no CUDA EP (pip install 'edge-sdk[gpu]')")
+        pytest.skip("onnxruntime here has no CUDA EP (pip install 'edge-sdk-orin[gpu]')")
     with load(demo_bundle_fp32, "ort-cuda") as gpu, load(demo_bundle_fp32, "ort-cpu") as cpu:
         a = gpu.generate("Once upon a time", max_new_tokens=32)
         b = cpu.generate("Once upon a time", max_new_tokens=32)
@@ -82,7 +82,8 @@ def test_optimized_graph_cache(demo_bundle_int8: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "ort").exists()
     with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path) as first:
         made = sorted((tmp_path / "ort").iterdir())
-        assert len(made) == 1 and {p.name for p in made[0].iterdir()} == {"model.onnx", "model.data"}
+        files = {p.name for p in made[0].iterdir()}
+        assert len(made) == 1 and files == {"model.onnx", "model.data", ".in-use"}  # + its lease
         assert first.generate(prompt, max_new_tokens=40, ignore_eos=True).token_ids == expected.token_ids
     stamp = (made[0] / "model.data").stat().st_mtime_ns
     with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path) as again:  # reused, not rebuilt

@@ -93,14 +93,14 @@ def test_without_the_serve_extra_the_error_names_it(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
         check=False)
     assert imported.returncode != 0
-    assert "pip install 'edge-sdk[serve]'" in imported.stderr
+    assert "pip install 'edge-sdk-orin[serve]'" in imported.stderr
     command = subprocess.run(
         [sys.executable, "-c", block + "from edge_sdk.serve.cli import main; "
          f"sys.exit(main([{str(tmp_path)!r}]))"], capture_output=True, text=True, timeout=60,
         check=False)
     assert command.returncode == 1
     assert command.stderr.strip().count("\n") == 0, command.stderr  # one line, no traceback
-    assert "pip install 'edge-sdk[serve]'" in command.stderr
+    assert "pip install 'edge-sdk-orin[serve]'" in command.stderr
 
 
 def test_sigterm_drains_running_requests_then_exits_0(demo_bundle_int8: Path) -> None:
