@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.hub import is_hub_id
-from edge_sdk.exporters.ort_graph import GRAPH_TOLERANCE, ORT_GRAPH_FILE
 from edge_sdk.exporters.quant_config import QuantConfig
 
 from edge_sdk._optional import require
@@ -244,6 +243,8 @@ def _context_line(result: ExportResult) -> str:
 
 
 def _fused_line(result: ExportResult) -> str:
+    from edge_sdk.exporters.ort_graph import GRAPH_TOLERANCE, ORT_GRAPH_FILE  # needs torch
+
     onnxruntime = result.bundle.manifest["onnxruntime"]
     fused, skipped = onnxruntime.get("fused_graph"), onnxruntime.get("fused_graph_skipped", "")
     if fused:
