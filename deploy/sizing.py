@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.bundle import MANIFEST_NAME, load_bundle
-from edge_sdk.config import ModelConfig
+from edge_sdk.config import PREFILL_CHUNK, ModelConfig
 from edge_sdk.errors import DeployError
 from edge_sdk.planner.catalog import Device, get_device
 from edge_sdk.planner.inputs import ModelSource, resolve_model
@@ -38,8 +38,6 @@ __all__ = [
 
 MIB = 2**20
 DEFAULT_MEMORY_MARGIN = 0.25
-#: The engine's prefill chunk (runtime/slots.py; a test keeps the two equal).
-PREFILL_CHUNK = 256
 _CACHE_SPARE = 512 * MIB
 
 

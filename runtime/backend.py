@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edge_sdk._optional import pip_install
 from edge_sdk.bundle import Bundle
 from edge_sdk.errors import BackendUnavailableError, GenerationError
 from edge_sdk.runtime.kv_cache import KVCache
@@ -211,7 +212,7 @@ def create_backend(name: str, bundle: Bundle, options: BackendOptions) -> Backen
                 return registry[candidate](bundle, options)
         raise BackendUnavailableError(
             "no runtime backend is usable here: install onnxruntime "
-            "(pip install 'edge-sdk-orin[cpu]', or 'edge-sdk-orin[gpu]' on a CUDA machine)"
+            f"({pip_install('cpu')}, or {pip_install('gpu')} on a CUDA machine)"
         )
     if name not in registry:
         raise BackendUnavailableError(

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk._optional import pip_install
 from edge_sdk.bundle import Bundle, load_bundle
 from edge_sdk.chat_template import ChatTemplate, Message
 from edge_sdk.errors import BackendUnavailableError, ContextFullError, GenerationError
@@ -106,7 +107,7 @@ def _activated_backend(name: str, bundle: Bundle, options: BackendOptions) -> Ba
     raise BackendUnavailableError("no runtime backend starts here: " + "; ".join(failures)
                                   if failures else
                                   "no runtime backend is usable here: install onnxruntime "
-                                  "(pip install 'edge-sdk-orin[cpu]', or 'edge-sdk-orin[gpu]')")
+                                  f"({pip_install('cpu')}, or {pip_install('gpu')})")
 
 
 class Generator:

@@ -22,7 +22,7 @@ from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
 
-from edge_sdk._optional import require
+from edge_sdk._optional import pip_install, require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-_GPU_HINT = ("install onnxruntime-gpu (pip install 'edge-sdk-orin[gpu]'; on Jetson, the "
+_GPU_HINT = (f"install onnxruntime-gpu ({pip_install('gpu')}; on Jetson, the "
              "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "
              "CUDA and cuDNN from JetPack are on the library path")
 
@@ -306,7 +306,7 @@ class OrtCpuBackend(OrtBackend):
 
     name = "ort-cpu"
     provider = "CPUExecutionProvider"
-    hint = "install onnxruntime: pip install 'edge-sdk-orin[cpu]'"
+    hint = f"install onnxruntime: {pip_install('cpu')}"
 
 
 class OrtCudaBackend(OrtBackend):

@@ -19,13 +19,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edge_sdk.config import PREFILL_CHUNK
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.backend import Backend
 
 __all__ = ["PREFILL_CHUNK", "SingleSlotModel", "SlotModel"]
-
-#: Prompt tokens per prefill call (the engine runs one chunk between two decode steps).
-PREFILL_CHUNK = 256
 
 
 class SlotModel(ABC):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 from edge_sdk.deploy import cli, sizing
 from edge_sdk.runtime import backend, slots
+
+from tests.source_imports import imported_modules
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 _NOT_CORE = (
@@ -22,19 +23,9 @@ _NOT_CORE = (
 )
 
 
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
 def test_deploy_imports_only_the_core() -> None:
     offenders = {
-        path.name: sorted(n for n in _imports(path) if n.startswith(_NOT_CORE))
+        path.name: sorted(n for n in imported_modules(path) if n.startswith(_NOT_CORE))
         for path in DEPLOY.glob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
