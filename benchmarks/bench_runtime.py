@@ -40,30 +40,40 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edge_sdk.runtime import load
 
 from edge_sdk import load_bundle
 from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.runtime import load
 
 # -- the 200M Llama (random init, made locally) ---------------------------------------------------
 
 LLAMA200M: dict[str, Any] = {
-    "hidden_size": 1024, "num_hidden_layers": 12, "num_attention_heads": 16,
-    "num_key_value_heads": 4, "intermediate_size": 2816, "vocab_size": 32000,
-    "max_position_embeddings": 2048, "tie_word_embeddings": False}
+    "hidden_size": 1024,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 4,
+    "intermediate_size": 2816,
+    "vocab_size": 32000,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": False,
+}
 
 
 def _byte_level_tokenizer(vocab_size: int) -> str:
     """A byte-level BPE trained on the exporter's packaged text (fits any Llama vocab)."""
-    import edge_sdk.exporters
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    import edge_sdk.exporters
 
     data = Path(edge_sdk.exporters.__file__).parent / "data"
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=min(vocab_size, 4096), special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=min(vocab_size, 4096),
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train([str(p) for p in sorted(data.glob("*.txt"))], trainer)
     return tok.to_str()
 
@@ -82,28 +92,50 @@ def make_llama200m_hf(work: Path, log: Callable[[str], None] = print) -> Path:
         model = transformers.LlamaForCausalLM(config).eval()
         model.save_pretrained(hf, safe_serialization=True)
         (hf / "tokenizer.json").write_text(_byte_level_tokenizer(LLAMA200M["vocab_size"]))
-        (hf / "tokenizer_config.json").write_text(json.dumps({
-            "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>",
-            "bos_token": "<|endoftext|>", "model_max_length": 2048}))
+        (hf / "tokenizer_config.json").write_text(
+            json.dumps(
+                {
+                    "tokenizer_class": "PreTrainedTokenizerFast",
+                    "eos_token": "<|endoftext|>",
+                    "bos_token": "<|endoftext|>",
+                    "model_max_length": 2048,
+                }
+            )
+        )
     return hf
 
 
-def export_edge(hf: Path, out: Path, precision: str, group_size: int = 128, max_seq_len: int = 512,
-                log: Callable[[str], None] = print) -> Path:
+def export_edge(
+    hf: Path,
+    out: Path,
+    precision: str,
+    group_size: int = 128,
+    max_seq_len: int = 512,
+    log: Callable[[str], None] = print,
+) -> Path:
     """This SDK's bundle of ``hf`` at int8 or int4 (RTN, ``group_size``, int4 LM head too: as
     genai's int4), made once; ``force``: kept whatever its accuracy check says."""
     from edge_sdk.exporters import QuantConfig, export
 
-    quant = (QuantConfig(method="int8") if precision == "int8" else
-             QuantConfig(method="rtn", group_size=group_size, quantize_embedding=True))
+    quant = (
+        QuantConfig(method="int8")
+        if precision == "int8"
+        else QuantConfig(method="rtn", group_size=group_size, quantize_embedding=True)
+    )
     if not (out / "manifest.json").is_file():
         log(f"exporting {hf.name} with edge-sdk ({quant.label}) ...")
         export(hf, out, quant=quant, max_seq_len=max_seq_len, eval_tokens=256, force=True)
     return out
 
 
-def export_genai(hf: Path, out: Path, precision: str, cache: Path, group_size: int = 128,
-                 log: Callable[[str], None] = print) -> Path:
+def export_genai(
+    hf: Path,
+    out: Path,
+    precision: str,
+    cache: Path,
+    group_size: int = 128,
+    log: Callable[[str], None] = print,
+) -> Path:
     """onnxruntime-genai's builder's model of ``hf`` at the same precision, made once (left
     unmade, with a message, when ``onnxruntime_genai`` is not installed)."""
     if (out / "genai_config.json").is_file():
@@ -115,21 +147,47 @@ def export_genai(hf: Path, out: Path, precision: str, cache: Path, group_size: i
         return out
     log(f"exporting {hf.name} with onnxruntime-genai's builder ({precision}) ...")
     options = [] if precision == "int8" else [f"int4_block_size={group_size}"]
-    subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(hf),
-                    "-o", str(out), "-p", precision, "-e", "cpu", "-c", str(cache),
-                    "--extra_options", "accuracy_level=4", *options],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onnxruntime_genai.models.builder",
+            "-i",
+            str(hf),
+            "-o",
+            str(out),
+            "-p",
+            precision,
+            "-e",
+            "cpu",
+            "-c",
+            str(cache),
+            "--extra_options",
+            "accuracy_level=4",
+            *options,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return out
 
 
-def prepare_llama200m(work: Path, log: Callable[[str], None] = print) -> dict[str, tuple[Path, Path]]:
+def prepare_llama200m(
+    work: Path, log: Callable[[str], None] = print
+) -> dict[str, tuple[Path, Path]]:
     """Make (once) the HF folder, then per precision (int8, int4 block 128) this SDK's bundle and
     onnxruntime-genai's model of it."""
     hf = make_llama200m_hf(work, log)
-    return {precision: (export_edge(hf, work / f"llama200m-edge-{precision}-v3", precision, log=log),
-                        export_genai(hf, work / f"llama200m-genai-{precision}", precision,
-                                     work / "genai-cache", log=log))
-            for precision in ("int8", "int4")}
+    return {
+        precision: (
+            export_edge(hf, work / f"llama200m-edge-{precision}-v3", precision, log=log),
+            export_genai(
+                hf, work / f"llama200m-genai-{precision}", precision, work / "genai-cache", log=log
+            ),
+        )
+        for precision in ("int8", "int4")
+    }
 
 
 # -- one generation per variant: (time to first token s, decode tokens/s) -------------------------
@@ -150,16 +208,22 @@ def _session(bundle_path: Path, threads: int, graph_file: str) -> Any:
     options.inter_op_num_threads = 1
     for key, value in bundle.manifest.get("onnxruntime", {}).get("session_config", {}).items():
         options.add_session_config_entry(key, value)
-    return ort.InferenceSession(str(bundle.path / graph_file), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(bundle.path / graph_file), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def fused_graph_file(bundle_path: Path) -> str | None:
     """The bundle's onnxruntime graph file, if it has one."""
-    entry = load_bundle(bundle_path, verify=False).manifest.get("onnxruntime", {}).get("fused_graph")
+    entry = (
+        load_bundle(bundle_path, verify=False).manifest.get("onnxruntime", {}).get("fused_graph")
+    )
     return entry["file"] if entry else None
 
 
-def bare_fused_loop(session: Any, layers: int, capacity: int, prompt: list[int], tokens: int) -> Timing:
+def bare_fused_loop(
+    session: Any, layers: int, capacity: int, prompt: list[int], tokens: int
+) -> Timing:
     """The fused graph with I/O binding: KV buffers bound once, ids and positions written in place."""
     bind = session.io_binding()
     kv_heads, head_dim = session.get_inputs()[1].shape[1], session.get_inputs()[1].shape[3]
@@ -169,7 +233,11 @@ def bare_fused_loop(session: Any, layers: int, capacity: int, prompt: list[int],
     for name, buf in [*zip(past_names(layers), cache), *zip(present_names(layers), cache)]:
         bound = bind.bind_input if name.startswith("past") else bind.bind_output
         bound(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
-    seqlens, total, logits = np.zeros(1, np.int32), np.zeros((), np.int32), np.zeros((1, 1, vocab), np.float32)
+    seqlens, total, logits = (
+        np.zeros(1, np.int32),
+        np.zeros((), np.int32),
+        np.zeros((1, 1, vocab), np.float32),
+    )
     bind.bind_input("seqlens_k", "cpu", 0, np.int32, [1], seqlens.ctypes.data)
     bind.bind_input("total_sequence_length", "cpu", 0, np.int32, [], total.ctypes.data)
     bind.bind_output("logits", "cpu", 0, np.float32, [1, 1, vocab], logits.ctypes.data)
@@ -200,8 +268,11 @@ def bare_loop(session: Any, layers: int, prompt: list[int], tokens: int) -> Timi
     length, first = 0, 0.0
     for step in range(tokens):
         n = ids.shape[1]
-        feed = {"input_ids": ids, "attention_mask": np.ones((1, length + n), np.int64),
-                "position_ids": np.arange(length, length + n, dtype=np.int64)[None]}
+        feed = {
+            "input_ids": ids,
+            "attention_mask": np.ones((1, length + n), np.int64),
+            "position_ids": np.arange(length, length + n, dtype=np.int64)[None],
+        }
         feed.update(zip(names, past))
         logits, *past = session.run(outputs, feed)
         length += n
@@ -244,8 +315,20 @@ def genai_runner(folder: Path, threads: int) -> Callable[[list[int], int], Timin
     except ImportError:
         return None
     config = og.Config(str(folder))
-    config.overlay(json.dumps({"model": {"decoder": {"session_options": {
-        "intra_op_num_threads": threads, "inter_op_num_threads": 1}}}}))
+    config.overlay(
+        json.dumps(
+            {
+                "model": {
+                    "decoder": {
+                        "session_options": {
+                            "intra_op_num_threads": threads,
+                            "inter_op_num_threads": 1,
+                        }
+                    }
+                }
+            }
+        )
+    )
     model = og.Model(config)
 
     def run(prompt: list[int], tokens: int) -> Timing:
@@ -264,10 +347,12 @@ def genai_runner(folder: Path, threads: int) -> Callable[[list[int], int], Timin
                 first = time.perf_counter()
         assert count == tokens, count
         return _timing(start, first, time.perf_counter(), tokens)
+
     return run
 
 
 # -- machine limits: copy bandwidth, roofline, peak memory ----------------------------------------
+
 
 def copy_bandwidth(threads: int, mbytes: int = 256, repeats: int = 5) -> float:
     """Best STREAM-style copy bandwidth (bytes read + written per second) with ``threads``."""
@@ -312,18 +397,36 @@ print(json.dumps({"peak_rss": int(hwm) * 1024,
 """
 
 
-def peak_memory(bundle_path: Path, threads: int, prompt: list[int], tokens: int,
-                optimized_cache: bool = True) -> dict[str, Any]:
+def peak_memory(
+    bundle_path: Path, threads: int, prompt: list[int], tokens: int, optimized_cache: bool = True
+) -> dict[str, Any]:
     """Peak resident memory (VmHWM, Linux) of one generation in a fresh process, against
     weights + KV cache."""
-    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(bundle_path), str(threads),
-                          json.dumps(prompt), str(tokens), str(int(optimized_cache))],
-                         capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _RSS_SCRIPT,
+            str(bundle_path),
+            str(threads),
+            json.dumps(prompt),
+            str(tokens),
+            str(int(optimized_cache)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     data = json.loads(out.strip().splitlines()[-1])
-    graph = fused_graph_file(bundle_path) or load_bundle(bundle_path, verify=False).manifest["graph"]["file"]
-    weights = sum(rec["size"] for name, rec in load_bundle(bundle_path, verify=False).manifest["files"].items()
-                  if name.startswith(graph))  # the graph file and its .data
+    graph = (
+        fused_graph_file(bundle_path)
+        or load_bundle(bundle_path, verify=False).manifest["graph"]["file"]
+    )
+    weights = sum(
+        rec["size"]
+        for name, rec in load_bundle(bundle_path, verify=False).manifest["files"].items()
+        if name.startswith(graph)
+    )  # the graph file and its .data
     data["weights_bytes"] = weights
     data["margin_bytes"] = data["peak_rss"] - weights - data["kv_cache_bytes"]
     return data
@@ -331,8 +434,16 @@ def peak_memory(bundle_path: Path, threads: int, prompt: list[int], tokens: int,
 
 # -- the benchmark --------------------------------------------------------------------------------
 
-def compare(name: str, bundle_path: Path, threads: int, prompt_tokens: int, tokens: int,
-            repeats: int, genai_folder: Path | None) -> dict[str, Any]:
+
+def compare(
+    name: str,
+    bundle_path: Path,
+    threads: int,
+    prompt_tokens: int,
+    tokens: int,
+    repeats: int,
+    genai_folder: Path | None,
+) -> dict[str, Any]:
     """Interleaved runs of every variant on one model; medians."""
     bundle = load_bundle(bundle_path, verify=False)
     layers = bundle.config.num_layers
@@ -340,33 +451,59 @@ def compare(name: str, bundle_path: Path, threads: int, prompt_tokens: int, toke
     prompt = [int(i) for i in rng.integers(1, min(bundle.config.vocab_size, 2000), prompt_tokens)]
     context = bundle.max_sequence_length
     fused_file = fused_graph_file(bundle_path)
-    standard = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context,
-                    optimized_cache=False, fused_graph=False)
+    standard = load(
+        bundle_path,
+        "ort-cpu",
+        threads=threads,
+        verify=False,
+        max_context=context,
+        optimized_cache=False,
+        fused_graph=False,
+    )
     standard_session = _session(bundle_path, threads, bundle.manifest["graph"]["file"])
     variants: dict[str, tuple[str, Callable[[], Timing]]] = {}  # name -> (graph, run)
     generators = [standard]
     if fused_file:
-        fused = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context,
-                     optimized_cache=False)  # the same file as the fused bare loop
+        fused = load(
+            bundle_path,
+            "ort-cpu",
+            threads=threads,
+            verify=False,
+            max_context=context,
+            optimized_cache=False,
+        )  # the same file as the fused bare loop
         cached = load(bundle_path, "ort-cpu", threads=threads, verify=False, max_context=context)
         fused_session = _session(bundle_path, threads, fused_file)
         generators += [fused, cached]
-        variants.update({
-            "runtime, fused": ("fused", lambda: runtime_run(fused, prompt, tokens)),
-            "runtime, fused, cached": ("fused", lambda: runtime_run(cached, prompt, tokens)),
-            "bare loop, fused": ("fused", lambda: bare_fused_loop(fused_session, layers, context, prompt, tokens)),
-        })
-    variants.update({
-        "runtime, standard": ("standard", lambda: runtime_run(standard, prompt, tokens)),
-        "bare loop, standard": ("standard", lambda: bare_loop(standard_session, layers, prompt, tokens)),
-    })
+        variants.update(
+            {
+                "runtime, fused": ("fused", lambda: runtime_run(fused, prompt, tokens)),
+                "runtime, fused, cached": ("fused", lambda: runtime_run(cached, prompt, tokens)),
+                "bare loop, fused": (
+                    "fused",
+                    lambda: bare_fused_loop(fused_session, layers, context, prompt, tokens),
+                ),
+            }
+        )
+    variants.update(
+        {
+            "runtime, standard": ("standard", lambda: runtime_run(standard, prompt, tokens)),
+            "bare loop, standard": (
+                "standard",
+                lambda: bare_loop(standard_session, layers, prompt, tokens),
+            ),
+        }
+    )
     notes = []
     if genai_folder is not None:
         genai = genai_runner(genai_folder, threads)
         if genai is None:
             notes.append("onnxruntime-genai: skipped (pip install onnxruntime-genai)")
         elif (genai_folder / "genai_config.json").is_file():
-            variants[f"onnxruntime-genai {bundle.precision}"] = ("fused", lambda: genai(prompt, tokens))
+            variants[f"onnxruntime-genai {bundle.precision}"] = (
+                "fused",
+                lambda: genai(prompt, tokens),
+            )
     samples: dict[str, list[Timing]] = {k: [] for k in variants}
     for _, fn in variants.values():
         fn()  # warm-up
@@ -375,45 +512,77 @@ def compare(name: str, bundle_path: Path, threads: int, prompt_tokens: int, toke
             samples[key].append(fn())
     rows: dict[str, dict[str, Any]] = {}
     for key, runs in samples.items():
-        rows[key] = {"graph": variants[key][0], "ttft_s": statistics.median(r[0] for r in runs),
-                     "decode_tokens_per_s": statistics.median(r[1] for r in runs),
-                     "runs": [list(r) for r in runs]}
+        rows[key] = {
+            "graph": variants[key][0],
+            "ttft_s": statistics.median(r[0] for r in runs),
+            "decode_tokens_per_s": statistics.median(r[1] for r in runs),
+            "runs": [list(r) for r in runs],
+        }
     for row in rows.values():
         bare = float(rows[f"bare loop, {row['graph']}"]["decode_tokens_per_s"])
         row["decode_time_vs_bare"] = bare / row["decode_tokens_per_s"] - 1.0
     headline = generators[-1]  # the default load: fused and cached when the bundle has the graph
-    long_prompt = (prompt * (context // len(prompt) + 1))[:max(1, context - tokens - 1)]
+    long_prompt = (prompt * (context // len(prompt) + 1))[: max(1, context - tokens - 1)]
     short = host_work_per_token(headline, prompt, tokens)
     bare_key = "bare loop, fused" if fused_file else "bare loop, standard"
-    host = {"short_context_s": short,
-            "long_context_s": host_work_per_token(headline, long_prompt, tokens)
-            if len(long_prompt) > len(prompt) else None,
-            "share_of_bare_token_time": short * float(rows[bare_key]["decode_tokens_per_s"])}
+    host = {
+        "short_context_s": short,
+        "long_context_s": host_work_per_token(headline, long_prompt, tokens)
+        if len(long_prompt) > len(prompt)
+        else None,
+        "share_of_bare_token_time": short * float(rows[bare_key]["decode_tokens_per_s"]),
+    }
     for generator in generators:
         generator.close()
-    return {"model": name, "bundle": str(bundle_path), "max_context": context, "precision": bundle.precision,
-            "parameters": bundle.config.parameter_count(), "prompt_tokens": prompt_tokens,
-            "new_tokens": tokens, "threads": threads, "repeats": repeats, "rows": rows,
-            "headline": "runtime, fused, cached" if fused_file else "runtime, standard",
-            "host_work_per_token": host, "notes": notes, "prompt": prompt}
+    return {
+        "model": name,
+        "bundle": str(bundle_path),
+        "max_context": context,
+        "precision": bundle.precision,
+        "parameters": bundle.config.parameter_count(),
+        "prompt_tokens": prompt_tokens,
+        "new_tokens": tokens,
+        "threads": threads,
+        "repeats": repeats,
+        "rows": rows,
+        "headline": "runtime, fused, cached" if fused_file else "runtime, standard",
+        "host_work_per_token": host,
+        "notes": notes,
+        "prompt": prompt,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=None,
-                        help="bundle to measure (default: export the demo model at int8)")
-    parser.add_argument("--llama200m", action="store_true",
-                        help="also the 200M random Llama at int8 and int4 (block 128) vs "
-                             "onnxruntime-genai (a few minutes to prepare once, cached in --work; "
-                             "5-10 min to run)")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edge-sdk-bench",
-                        help="where models and exports are kept between runs")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="bundle to measure (default: export the demo model at int8)",
+    )
+    parser.add_argument(
+        "--llama200m",
+        action="store_true",
+        help="also the 200M random Llama at int8 and int4 (block 128) vs "
+        "onnxruntime-genai (a few minutes to prepare once, cached in --work; "
+        "5-10 min to run)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "edge-sdk-bench",
+        help="where models and exports are kept between runs",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--prompt-tokens", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per run (greedy)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved runs per variant")
-    parser.add_argument("--out", type=Path, default=Path("bench_runtime.json"),
-                        help="JSON report (default: ./bench_runtime.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench_runtime.json"),
+        help="JSON report (default: ./bench_runtime.json)",
+    )
     args = parser.parse_args(argv)
 
     def log(text: str) -> None:
@@ -440,24 +609,39 @@ def main(argv: list[str] | None = None) -> int:
     for name, path, genai in models:
         log(f"benchmarking {name} ({args.repeats} interleaved runs per variant) ...")
         bandwidths.append(copy_bandwidth(args.threads))
-        result = compare(name, path, args.threads, args.prompt_tokens, args.tokens,
-                         args.repeats, genai)
+        result = compare(
+            name, path, args.threads, args.prompt_tokens, args.tokens, args.repeats, genai
+        )
         bandwidths.append(copy_bandwidth(args.threads))
         result["memory"] = peak_memory(path, args.threads, result["prompt"], args.tokens)
-        result["memory_uncached"] = peak_memory(path, args.threads, result["prompt"],
-                                                args.tokens, optimized_cache=False)
+        result["memory_uncached"] = peak_memory(
+            path, args.threads, result["prompt"], args.tokens, optimized_cache=False
+        )
         results.append(result)
     bandwidth = max(bandwidths)
     for result in results:
-        per_token = weight_bytes_per_token(Path(result["bundle"]), args.prompt_tokens + args.tokens // 2)
+        per_token = weight_bytes_per_token(
+            Path(result["bundle"]), args.prompt_tokens + args.tokens // 2
+        )
         ours = result["rows"][result["headline"]]["decode_tokens_per_s"]
-        result["roofline"] = {"bytes_per_token": per_token, "copy_bandwidth_bytes_per_s": bandwidth,
-                              "copy_bandwidths_measured": bandwidths, "tokens_per_s": bandwidth / per_token,
-                              "share_reached": ours / (bandwidth / per_token)}
+        result["roofline"] = {
+            "bytes_per_token": per_token,
+            "copy_bandwidth_bytes_per_s": bandwidth,
+            "copy_bandwidths_measured": bandwidths,
+            "tokens_per_s": bandwidth / per_token,
+            "share_reached": ours / (bandwidth / per_token),
+        }
 
-    report = {"benchmark": "edge-sdk runtime", "machine": {
-        "platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-        "onnxruntime": __import__("onnxruntime").__version__}, "results": results}
+    report = {
+        "benchmark": "edge-sdk runtime",
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "onnxruntime": __import__("onnxruntime").__version__,
+        },
+        "results": results,
+    }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     _print_table(results)
     print(f"\nJSON: {args.out}")
@@ -470,21 +654,34 @@ def _print_table(results: list[dict[str, Any]]) -> None:
     print("-" * len(header))
     for res in results:
         for key, row in res["rows"].items():
-            print(f"{res['model']:<12} {key:<26} {row['decode_tokens_per_s']:>12.1f} "
-                  f"{row['ttft_s'] * 1e3:>9.1f} {row['decode_time_vs_bare'] * 100:>+7.1f}%")
+            print(
+                f"{res['model']:<12} {key:<26} {row['decode_tokens_per_s']:>12.1f} "
+                f"{row['ttft_s'] * 1e3:>9.1f} {row['decode_time_vs_bare'] * 100:>+7.1f}%"
+            )
         roof, host = res["roofline"], res["host_work_per_token"]
-        longer = (f", {host['long_context_s'] * 1e6:.0f} us at a {res['max_context']}-token "
-                  "context" if host["long_context_s"] else "")
-        print(f"{res['model']:<12} runtime host work per token: {host['short_context_s'] * 1e6:.0f}"
-              f" us = {host['share_of_bare_token_time'] * 100:.1f}% of a bare-loop token{longer}")
-        print(f"{res['model']:<12} roofline: {roof['bytes_per_token'] / 1e6:.1f} MB/token at "
-              f"{roof['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s copy = "
-              f"{roof['tokens_per_s']:.0f} tok/s; {res['headline']} reaches {roof['share_reached'] * 100:.0f}%")
-        for label, mem in (("cached graph", res["memory"]),
-                           ("bundle graph", res["memory_uncached"])):
-            print(f"{res['model']:<12} peak RSS ({label}) {mem['peak_rss'] / 2**20:.0f} MiB = "
-                  f"weights {mem['weights_bytes'] / 2**20:.0f} + KV cache "
-                  f"{mem['kv_cache_bytes'] / 2**20:.1f} + {mem['margin_bytes'] / 2**20:.0f} MiB")
+        longer = (
+            f", {host['long_context_s'] * 1e6:.0f} us at a {res['max_context']}-token context"
+            if host["long_context_s"]
+            else ""
+        )
+        print(
+            f"{res['model']:<12} runtime host work per token: {host['short_context_s'] * 1e6:.0f}"
+            f" us = {host['share_of_bare_token_time'] * 100:.1f}% of a bare-loop token{longer}"
+        )
+        print(
+            f"{res['model']:<12} roofline: {roof['bytes_per_token'] / 1e6:.1f} MB/token at "
+            f"{roof['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s copy = "
+            f"{roof['tokens_per_s']:.0f} tok/s; {res['headline']} reaches {roof['share_reached'] * 100:.0f}%"
+        )
+        for label, mem in (
+            ("cached graph", res["memory"]),
+            ("bundle graph", res["memory_uncached"]),
+        ):
+            print(
+                f"{res['model']:<12} peak RSS ({label}) {mem['peak_rss'] / 2**20:.0f} MiB = "
+                f"weights {mem['weights_bytes'] / 2**20:.0f} + KV cache "
+                f"{mem['kv_cache_bytes'] / 2**20:.1f} + {mem['margin_bytes'] / 2**20:.0f} MiB"
+            )
         for note in res["notes"]:
             print(f"{res['model']:<12} {note}")
 

@@ -38,9 +38,15 @@ def measure(seconds: float, hz: float) -> dict[str, float]:
     sampled_cpu = _cpu() - start_cpu
     sampled_wall = time.monotonic() - start_wall
     stats = sampler.stats()
-    return {"idle_cpu_s": idle_cpu, "idle_wall_s": idle_wall, "sampler_cpu_s": sampled_cpu,
-            "sampler_wall_s": sampled_wall, "samples": stats.samples,
-            "thread_cpu_s": stats.cpu_s, "rails": len(sensor.channels)}
+    return {
+        "idle_cpu_s": idle_cpu,
+        "idle_wall_s": idle_wall,
+        "sampler_cpu_s": sampled_cpu,
+        "sampler_wall_s": sampled_wall,
+        "samples": stats.samples,
+        "thread_cpu_s": stats.cpu_s,
+        "rails": len(sensor.channels),
+    }
 
 
 def main() -> int:
@@ -51,21 +57,29 @@ def main() -> int:
     args = parser.parse_args()
     if not args.real:
         from power_fakeboard import make_board
+
         root = Path(tempfile.mkdtemp(prefix="fake-orin-"))
         os.environ["EDGE_SDK_SYSFS_ROOT"] = str(make_board("orin_nano_8gb", root / "b").root)
     r = measure(args.seconds, args.hz)
     extra = r["sampler_cpu_s"] - r["idle_cpu_s"] * r["sampler_wall_s"] / r["idle_wall_s"]
     print(f"{'':<22}{'wall s':>9}{'CPU s':>10}{'CPU % of one core':>20}")
-    print(f"{'no sampler':<22}{r['idle_wall_s']:9.2f}{r['idle_cpu_s']:10.4f}"
-          f"{100 * r['idle_cpu_s'] / r['idle_wall_s']:19.3f}%")
-    print(f"{f'sampler at {args.hz:g} Hz':<22}{r['sampler_wall_s']:9.2f}{r['sampler_cpu_s']:10.4f}"
-          f"{100 * r['sampler_cpu_s'] / r['sampler_wall_s']:19.3f}%")
-    print(f"samples {r['samples']}, rails {r['rails']}, "
-          f"sampler thread CPU {r['thread_cpu_s']:.4f} s")
-    print(f"overhead: {100 * extra / r['sampler_wall_s']:.3f}% of one core "
-          f"(sampler thread alone: {100 * r['thread_cpu_s'] / r['sampler_wall_s']:.3f}%); "
-          f"ratio with/without CPU time: "
-          f"{r['sampler_cpu_s'] / max(r['idle_cpu_s'], 1e-9):.1f}x")
+    print(
+        f"{'no sampler':<22}{r['idle_wall_s']:9.2f}{r['idle_cpu_s']:10.4f}"
+        f"{100 * r['idle_cpu_s'] / r['idle_wall_s']:19.3f}%"
+    )
+    print(
+        f"{f'sampler at {args.hz:g} Hz':<22}{r['sampler_wall_s']:9.2f}{r['sampler_cpu_s']:10.4f}"
+        f"{100 * r['sampler_cpu_s'] / r['sampler_wall_s']:19.3f}%"
+    )
+    print(
+        f"samples {r['samples']}, rails {r['rails']}, sampler thread CPU {r['thread_cpu_s']:.4f} s"
+    )
+    print(
+        f"overhead: {100 * extra / r['sampler_wall_s']:.3f}% of one core "
+        f"(sampler thread alone: {100 * r['thread_cpu_s'] / r['sampler_wall_s']:.3f}%); "
+        f"ratio with/without CPU time: "
+        f"{r['sampler_cpu_s'] / max(r['idle_cpu_s'], 1e-9):.1f}x"
+    )
     return 0
 
 

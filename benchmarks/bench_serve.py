@@ -45,8 +45,7 @@ from edge_sdk.errors import EdgeError
 from edge_sdk.runtime import load
 
 GGUF_TYPES = {"int8": "Q8_0", "int4": "Q4_0"}
-WORDS = ("once upon a time there was a little girl who lived near the forest and one day she "
-         "found a small red ball under the old tree by the river").split()
+WORDS = ["once", "upon", "a", "time", "there", "was", "a", "little", "girl", "who", "lived", "near", "the", "forest", "and", "one", "day", "she", "found", "a", "small", "red", "ball", "under", "the", "old", "tree", "by", "the", "river"]
 Sample = dict[str, float]  # ttft_s, tokens, decode_tokens_per_s
 
 
@@ -62,8 +61,15 @@ def stream_completion(client: httpx.Client, prompt: str, tokens: int) -> Sample:
     Tokens are the server's ``usage.completion_tokens`` (the random model's tokens often complete
     no character, and empty pieces are not streamed), text chunks where a server sends no usage.
     """
-    body = {"model": "m", "prompt": prompt, "max_tokens": tokens, "temperature": 0,
-            "stream": True, "ignore_eos": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": "m",
+        "prompt": prompt,
+        "max_tokens": tokens,
+        "temperature": 0,
+        "stream": True,
+        "ignore_eos": True,
+        "stream_options": {"include_usage": True},
+    }
     sent = time.perf_counter()
     arrivals: list[float] = []
     used: int | None = None
@@ -82,8 +88,11 @@ def stream_completion(client: httpx.Client, prompt: str, tokens: int) -> Sample:
     if not arrivals or not count:
         raise EdgeError(f"the server streamed no text for {prompt!r}")
     span = arrivals[-1] - arrivals[0]
-    return {"ttft_s": arrivals[0] - sent, "tokens": float(count),
-            "decode_tokens_per_s": (count - 1) / span if span > 0 else 0.0}
+    return {
+        "ttft_s": arrivals[0] - sent,
+        "tokens": float(count),
+        "decode_tokens_per_s": (count - 1) / span if span > 0 else 0.0,
+    }
 
 
 def run_clients(url: str, clients: int, texts: list[str], tokens: int) -> dict[str, Any]:
@@ -121,10 +130,13 @@ def run_clients(url: str, clients: int, texts: list[str], tokens: int) -> dict[s
 
 def summarize(samples: list[Sample], wall: float) -> dict[str, Any]:
     ttft = [s["ttft_s"] for s in samples]
-    return {"aggregate_tokens_per_s": sum(s["tokens"] for s in samples) / wall,
-            "ttft_p50_s": float(np.percentile(ttft, 50)), "ttft_p95_s": float(np.percentile(ttft, 95)),
-            "decode_tokens_per_s": statistics.median(s["decode_tokens_per_s"] for s in samples),
-            "requests": len(samples)}
+    return {
+        "aggregate_tokens_per_s": sum(s["tokens"] for s in samples) / wall,
+        "ttft_p50_s": float(np.percentile(ttft, 50)),
+        "ttft_p95_s": float(np.percentile(ttft, 95)),
+        "decode_tokens_per_s": statistics.median(s["decode_tokens_per_s"] for s in samples),
+        "requests": len(samples),
+    }
 
 
 def one_at_a_time(bundle: Path, texts: list[str], tokens: int, threads: int) -> dict[str, Any]:
@@ -135,17 +147,39 @@ def one_at_a_time(bundle: Path, texts: list[str], tokens: int, threads: int) -> 
         start = time.perf_counter()
         for text in texts:
             stats = gen.generate(text, max_new_tokens=tokens, ignore_eos=True).stats
-            samples.append({"ttft_s": stats.time_to_first_token_s, "tokens": float(stats.new_tokens),
-                            "decode_tokens_per_s": stats.decode_tokens_per_s})
+            samples.append(
+                {
+                    "ttft_s": stats.time_to_first_token_s,
+                    "tokens": float(stats.new_tokens),
+                    "decode_tokens_per_s": stats.decode_tokens_per_s,
+                }
+            )
         return summarize(samples, time.perf_counter() - start)
 
 
 @contextmanager
 def edge_serve(bundle: Path, slots: int, threads: int, context: int) -> Iterator[str]:
     """``edge-serve`` in its own process on a free port; its URL once it is ready."""
-    command = [sys.executable, "-m", "edge_sdk.serve.cli", str(bundle), "--port", "0", "--json",
-               "--slots", str(slots), "--threads", str(threads), "--max-context", str(context),
-               "--no-access-log", "--log-level", "warning", "--power-sensor", "none"]
+    command = [
+        sys.executable,
+        "-m",
+        "edge_sdk.serve.cli",
+        str(bundle),
+        "--port",
+        "0",
+        "--json",
+        "--slots",
+        str(slots),
+        "--threads",
+        str(threads),
+        "--max-context",
+        str(context),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--power-sensor",
+        "none",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         url = None
@@ -163,17 +197,20 @@ def edge_serve(bundle: Path, slots: int, threads: int, context: int) -> Iterator
         process.wait(60)
 
 
-def servers(precision: str, bundle: Path, gguf: Path | None, threads: int,
-            context: int) -> dict[str, Callable[[int], Any]]:
+def servers(
+    precision: str, bundle: Path, gguf: Path | None, threads: int, context: int
+) -> dict[str, Callable[[int], Any]]:
     """name -> a context manager factory taking the slot count, yielding the URL."""
     found: dict[str, Callable[[int], Any]] = {
-        "edge-serve": lambda slots: edge_serve(bundle, slots, threads, context)}
+        "edge-serve": lambda slots: edge_serve(bundle, slots, threads, context)
+    }
     if gguf is not None:
         import llamacpp
 
         llama = llamacpp.require()
-        found["llama-server"] = lambda slots: _llama_url(llamacpp.LlamaServer(
-            llama, gguf, slots=slots, threads=threads, context=context * slots))
+        found["llama-server"] = lambda slots: _llama_url(
+            llamacpp.LlamaServer(llama, gguf, slots=slots, threads=threads, context=context * slots)
+        )
     return found
 
 
@@ -215,8 +252,10 @@ def ggufs(hf: Path, work: Path, log: Callable[[str], None]) -> dict[str, Path] |
         return None
     f32 = work / "llama200m-text-f32.gguf"
     llamacpp.convert_hf_to_gguf(llama, hf, f32, "f32", pre_tokenizer="gpt-2")
-    return {p: llamacpp.quantize(llama, f32, work / f"llama200m-text-{k}.gguf", k)
-            for p, k in GGUF_TYPES.items()}
+    return {
+        p: llamacpp.quantize(llama, f32, work / f"llama200m-text-{k}.gguf", k)
+        for p, k in GGUF_TYPES.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,26 +278,35 @@ def main(argv: list[str] | None = None) -> int:
     hf = text_model(make_llama200m_hf(args.work, log), args.work)
     quantized = None if args.no_llama else ggufs(hf, args.work, log)
     context = 256
-    report: dict[str, Any] = {"threads": args.threads, "tokens": args.tokens,
-                              "requests_per_client": args.requests, "results": {}}
+    report: dict[str, Any] = {
+        "threads": args.threads,
+        "tokens": args.tokens,
+        "requests_per_client": args.requests,
+        "results": {},
+    }
     for precision in args.precisions.split(","):
-        bundle = export_edge(hf, args.work / f"llama200m-text-edge-{precision}", precision,
-                             max_seq_len=512, log=log)
-        runs = servers(precision, bundle, quantized[precision] if quantized else None,
-                       args.threads, context)
+        bundle = export_edge(
+            hf, args.work / f"llama200m-text-edge-{precision}", precision, max_seq_len=512, log=log
+        )
+        runs = servers(
+            precision, bundle, quantized[precision] if quantized else None, args.threads, context
+        )
         rows: dict[str, dict[int, list[dict[str, Any]]]] = {"generator": {c: [] for c in levels}}
         rows.update({name: {c: [] for c in levels} for name in runs})
         for _ in range(args.repeats):
             for clients in levels:
                 texts = prompts(clients * args.requests)
-                rows["generator"][clients].append(one_at_a_time(bundle, texts, args.tokens, args.threads))
+                rows["generator"][clients].append(
+                    one_at_a_time(bundle, texts, args.tokens, args.threads)
+                )
                 for name, start in runs.items():
                     with start(clients) as url:
                         run_clients(url, clients, texts[:clients], 8)  # warm-up
                         rows[name][clients].append(run_clients(url, clients, texts, args.tokens))
                 log(f"{precision}: {clients} clients done")
-        report["results"][precision] = {name: {c: _median(r) for c, r in by.items()}
-                                        for name, by in rows.items()}
+        report["results"][precision] = {
+            name: {c: _median(r) for c, r in by.items()} for name, by in rows.items()
+        }
     _print(report, levels)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -270,22 +318,31 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _print(report: dict[str, Any], levels: list[int]) -> None:
-    print(f"\n200M Llama, {report['threads']} threads, {report['tokens']} tokens per request, "
-          f"{report['requests_per_client']} requests per client, medians")
-    print(f"{'precision':9s} {'engine':13s} {'clients':>7s} {'agg tok/s':>10s} {'x 1-by-1':>8s} "
-          f"{'x llama':>8s} {'TTFT p50':>9s} {'p95':>8s} {'decode/req':>10s}")
+    print(
+        f"\n200M Llama, {report['threads']} threads, {report['tokens']} tokens per request, "
+        f"{report['requests_per_client']} requests per client, medians"
+    )
+    print(
+        f"{'precision':9s} {'engine':13s} {'clients':>7s} {'agg tok/s':>10s} {'x 1-by-1':>8s} "
+        f"{'x llama':>8s} {'TTFT p50':>9s} {'p95':>8s} {'decode/req':>10s}"
+    )
     for precision, by_engine in report["results"].items():
         for name, by_level in by_engine.items():
             for clients in levels:
                 row = by_level[clients]
                 base = by_engine["generator"][clients]["aggregate_tokens_per_s"]
                 llama = by_engine.get("llama-server", {}).get(clients)
-                vs_llama = (f"{row['aggregate_tokens_per_s'] / llama['aggregate_tokens_per_s']:8.2f}"
-                            if llama else f"{'-':>8s}")
-                print(f"{precision:9s} {name:13s} {clients:7d} {row['aggregate_tokens_per_s']:10.1f} "
-                      f"{row['aggregate_tokens_per_s'] / base:8.2f} {vs_llama} "
-                      f"{row['ttft_p50_s'] * 1e3:7.0f}ms {row['ttft_p95_s'] * 1e3:6.0f}ms "
-                      f"{row['decode_tokens_per_s']:10.1f}")
+                vs_llama = (
+                    f"{row['aggregate_tokens_per_s'] / llama['aggregate_tokens_per_s']:8.2f}"
+                    if llama
+                    else f"{'-':>8s}"
+                )
+                print(
+                    f"{precision:9s} {name:13s} {clients:7d} {row['aggregate_tokens_per_s']:10.1f} "
+                    f"{row['aggregate_tokens_per_s'] / base:8.2f} {vs_llama} "
+                    f"{row['ttft_p50_s'] * 1e3:7.0f}ms {row['ttft_p95_s'] * 1e3:6.0f}ms "
+                    f"{row['decode_tokens_per_s']:10.1f}"
+                )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,18 @@ if TYPE_CHECKING:
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # vendors llama.cpp ggml-org/llama.cpp@0c1e57098
 TARGETS = ("llama-bench", "llama-server", "llama-quantize")
 CMAKE_OPTIONS = (
-    "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DGGML_CUDA=OFF", "-DBUILD_SHARED_LIBS=OFF",
-    "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_OPENSSL=OFF",
-    "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF")  # no web UI: nothing fetched at build
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DGGML_NATIVE=ON",
+    "-DGGML_CUDA=OFF",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DLLAMA_BUILD_SERVER=ON",
+    "-DLLAMA_BUILD_TOOLS=ON",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+)  # no web UI: nothing fetched at build
 # x86: -march=native without AMX. In VMs that report AMX (e.g. Firecracker on Sapphire Rapids)
 # its tile loads fault: llama-bench dies in ggml_backend_amx_mul_mat
 _NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
@@ -107,9 +115,16 @@ def find(version: str = LLAMA_CPP_PYTHON_VERSION) -> LlamaCpp | None:
     src = _source(root)
     if not all((bins / name).is_file() for name in TARGETS) or _stamp(root) != _options(root):
         return None  # unbuilt, half built, or built with other options
-    return LlamaCpp(root=root, version=version, commit=_commit(root), bench=bins / "llama-bench",
-                    server=bins / "llama-server", quantize=bins / "llama-quantize",
-                    convert_script=src / "convert_hf_to_gguf.py", gguf_py=src / "gguf-py")
+    return LlamaCpp(
+        root=root,
+        version=version,
+        commit=_commit(root),
+        bench=bins / "llama-bench",
+        server=bins / "llama-server",
+        quantize=bins / "llama-quantize",
+        convert_script=src / "convert_hf_to_gguf.py",
+        gguf_py=src / "gguf-py",
+    )
 
 
 def _run(cmd: list[str], log_file: Path | None = None, **kwargs: Any) -> None:
@@ -128,8 +143,9 @@ def _run(cmd: list[str], log_file: Path | None = None, **kwargs: Any) -> None:
         raise LlamaCppError(f"{Path(cmd[0]).name} failed: {exc}{where}") from exc
 
 
-def build(version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int = 2,
-          log: Callable[[str], None] = print) -> LlamaCpp:
+def build(
+    version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int = 2, log: Callable[[str], None] = print
+) -> LlamaCpp:
     """Download llama-cpp-python's sdist, unpack it and build :data:`TARGETS` (cached)."""
     found = find(version)
     if found is not None:
@@ -142,8 +158,21 @@ def build(version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int = 2,
     if not (_source(root) / "CMakeLists.txt").is_file():
         log(f"downloading llama-cpp-python=={version} (sdist) ...")
         with tempfile.TemporaryDirectory(dir=root) as tmp:
-            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                  f"llama-cpp-python=={version}", "-d", tmp], log_file)
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    f"llama-cpp-python=={version}",
+                    "-d",
+                    tmp,
+                ],
+                log_file,
+            )
             (archive,) = Path(tmp).glob("llama_cpp_python-*.tar.gz")
             with tarfile.open(archive) as tar:
                 tar.extractall(tmp, filter="data")
@@ -152,8 +181,20 @@ def build(version: str = LLAMA_CPP_PYTHON_VERSION, jobs: int = 2,
     log(f"building {', '.join(TARGETS)} with {jobs} jobs (log: {log_file}) ...")
     started = time.perf_counter()
     _run(["cmake", "-S", str(_source(root)), "-B", str(root / "build"), *_options(root)], log_file)
-    _run(["cmake", "--build", str(root / "build"), "--config", "Release", "-j", str(jobs),
-          "--target", *TARGETS], log_file)
+    _run(
+        [
+            "cmake",
+            "--build",
+            str(root / "build"),
+            "--config",
+            "Release",
+            "-j",
+            str(jobs),
+            "--target",
+            *TARGETS,
+        ],
+        log_file,
+    )
     (root / "build" / STAMP).write_text(json.dumps({"cmake_options": _options(root)}))
     built = find(version)
     if built is None:
@@ -168,7 +209,8 @@ def require(version: str = LLAMA_CPP_PYTHON_VERSION) -> LlamaCpp:
     if found is None:
         raise BackendUnavailableError(
             f"llama.cpp {version} is not built in {cache_dir(version)}: run "
-            "`python benchmarks/llamacpp.py build` (10-20 min on 2 cores, once)")
+            "`python benchmarks/llamacpp.py build` (10-20 min on 2 cores, once)"
+        )
     return found
 
 
@@ -184,8 +226,13 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-def convert_hf_to_gguf(llama: LlamaCpp, hf_folder: Path, out: Path, outtype: str = "f32",
-                       pre_tokenizer: str | None = None) -> Path:
+def convert_hf_to_gguf(
+    llama: LlamaCpp,
+    hf_folder: Path,
+    out: Path,
+    outtype: str = "f32",
+    pre_tokenizer: str | None = None,
+) -> Path:
     """An HF folder -> GGUF with the vendored converter (needs torch, transformers, sentencepiece),
     kept when OUT exists. ``pre_tokenizer`` (e.g. ``"gpt-2"``) names the BPE pre-tokenizer of a
     tokenizer the converter does not recognise (it knows published models' by their hash)."""
@@ -195,8 +242,11 @@ def convert_hf_to_gguf(llama: LlamaCpp, hf_folder: Path, out: Path, outtype: str
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
     tmp = out.with_suffix(".tmp.gguf")
     args = [str(hf_folder), "--outtype", outtype, "--outfile", str(tmp)]
-    cmd = ([sys.executable, "-c", _CONVERT_WITH_PRE, str(llama.convert_script), pre_tokenizer]
-           if pre_tokenizer else [sys.executable, str(llama.convert_script)])
+    cmd = (
+        [sys.executable, "-c", _CONVERT_WITH_PRE, str(llama.convert_script), pre_tokenizer]
+        if pre_tokenizer
+        else [sys.executable, str(llama.convert_script)]
+    )
     _run([*cmd, *args], env=env, capture_output=True)
     tmp.rename(out)
     return out
@@ -212,12 +262,31 @@ def quantize(llama: LlamaCpp, source: Path, out: Path, kind: str, threads: int =
     return out
 
 
-def bench(llama: LlamaCpp, model: Path, threads: int = 2, prompt_tokens: int = 512,
-          new_tokens: int = 128, repetitions: int = 1) -> dict[str, float]:
+def bench(
+    llama: LlamaCpp,
+    model: Path,
+    threads: int = 2,
+    prompt_tokens: int = 512,
+    new_tokens: int = 128,
+    repetitions: int = 1,
+) -> dict[str, float]:
     """``llama-bench``'s prompt (prefill) and generation (decode) tokens/s, averaged over
     ``repetitions``."""
-    cmd = [str(llama.bench), "-m", str(model), "-t", str(threads), "-p", str(prompt_tokens),
-           "-n", str(new_tokens), "-r", str(repetitions), "-o", "json"]
+    cmd = [
+        str(llama.bench),
+        "-m",
+        str(model),
+        "-t",
+        str(threads),
+        "-p",
+        str(prompt_tokens),
+        "-n",
+        str(new_tokens),
+        "-r",
+        str(repetitions),
+        "-o",
+        "json",
+    ]
     try:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
@@ -232,6 +301,7 @@ def bench(llama: LlamaCpp, model: Path, threads: int = 2, prompt_tokens: int = 5
 
 # -- llama-server ---------------------------------------------------------------------------------
 
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -245,12 +315,35 @@ class LlamaServer:
     answers 200 and stops it on exit.
     """
 
-    def __init__(self, llama: LlamaCpp, model: Path, slots: int = 1, threads: int = 2,
-                 context: int = 2048, host: str = "127.0.0.1", port: int | None = None,
-                 extra_args: tuple[str, ...] = (), log_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        llama: LlamaCpp,
+        model: Path,
+        slots: int = 1,
+        threads: int = 2,
+        context: int = 2048,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        log_file: Path | None = None,
+    ) -> None:
         self.host, self.port = host, port or free_port(host)
-        self.cmd = [str(llama.server), "-m", str(model), "-np", str(slots), "-t", str(threads),
-                    "-c", str(context), "--host", host, "--port", str(self.port), *extra_args]
+        self.cmd = [
+            str(llama.server),
+            "-m",
+            str(model),
+            "-np",
+            str(slots),
+            "-t",
+            str(threads),
+            "-c",
+            str(context),
+            "--host",
+            host,
+            "--port",
+            str(self.port),
+            *extra_args,
+        ]
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -270,8 +363,10 @@ class LlamaServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise LlamaCppError(f"llama-server exited with {self.process.returncode} "
-                                    f"before it was ready: {' '.join(self.cmd)}")
+                raise LlamaCppError(
+                    f"llama-server exited with {self.process.returncode} "
+                    f"before it was ready: {' '.join(self.cmd)}"
+                )
             if self.healthy():
                 return self
             time.sleep(0.2)
@@ -304,22 +399,34 @@ class LlamaServer:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build", "where"],
-                        help="build: download and build (cached); where: print the cached build")
-    parser.add_argument("--version", default=LLAMA_CPP_PYTHON_VERSION,
-                        help="llama-cpp-python version whose vendored llama.cpp is built")
+    parser.add_argument(
+        "command",
+        choices=["build", "where"],
+        help="build: download and build (cached); where: print the cached build",
+    )
+    parser.add_argument(
+        "--version",
+        default=LLAMA_CPP_PYTHON_VERSION,
+        help="llama-cpp-python version whose vendored llama.cpp is built",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="parallel compile jobs")
     parser.add_argument("--json", action="store_true", help="print the paths as JSON")
     args = parser.parse_args(argv)
     try:
-        llama = (build(args.version, args.jobs, lambda s: print(s, file=sys.stderr, flush=True))
-                 if args.command == "build" else require(args.version))
+        llama = (
+            build(args.version, args.jobs, lambda s: print(s, file=sys.stderr, flush=True))
+            if args.command == "build"
+            else require(args.version)
+        )
     except EdgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     info = llama.to_json()
-    print(json.dumps(info, indent=2) if args.json else
-          "\n".join(f"{key:<15} {value}" for key, value in info.items()))
+    print(
+        json.dumps(info, indent=2)
+        if args.json
+        else "\n".join(f"{key:<15} {value}" for key, value in info.items())
+    )
     return 0
 
 

@@ -16,12 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.deploy.k8s import WORKLOADS, K8sOptions, render_k8s
 from edge_sdk.deploy.node_labels import node_labels
 from edge_sdk.deploy.output import dump_yaml, write_manifests
 from edge_sdk.deploy.sizing import DEFAULT_MEMORY_MARGIN, describe_model, size_pod
-
-from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.planner.catalog import DEVICES
 from edge_sdk.planner.precision import PRECISIONS
 

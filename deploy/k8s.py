@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from edge_sdk.deploy.sizing import DeployedModel, PodSizing, mebibytes
-
 from edge_sdk._optional import require
+from edge_sdk.deploy.sizing import DeployedModel, PodSizing, mebibytes
 from edge_sdk.errors import DeployError
 
 __all__ = ["L4T_LABEL", "MODULE_LABEL", "WORKLOADS", "K8sOptions", "l4t_selector", "render_k8s"]

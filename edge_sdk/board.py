@@ -11,8 +11,14 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["board_path", "detect_module", "module_name", "read_board_model", "read_l4t_release",
-           "read_mem_total"]
+__all__ = [
+    "board_path",
+    "detect_module",
+    "module_name",
+    "read_board_model",
+    "read_l4t_release",
+    "read_mem_total",
+]
 
 _MODEL_FILES = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")
 _L4T_RELEASE_FILE = "/etc/nv_tegra_release"

@@ -30,14 +30,14 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import BundleError, EdgeError
 
 __all__ = [
-    "INT8_QDQ_PRECISIONS",
     "BUNDLE_FORMAT",
     "BUNDLE_FORMAT_VERSION",
+    "INT8_QDQ_PRECISIONS",
     "MANIFEST_NAME",
     "Bundle",
     "BundleWriter",
-    "load_bundle",
     "file_record",
+    "load_bundle",
 ]
 
 BUNDLE_FORMAT = "edge-sdk-bundle"
@@ -136,7 +136,10 @@ def load_bundle(path: str | os.PathLike[str], verify: bool = True) -> Bundle:
         bundle.config  # noqa: B018 - validates the stored config
     except EdgeError as exc:
         raise BundleError(f"{manifest_path} holds an invalid model config: {exc}") from exc
-    for role, name in (("graph", manifest["graph"]["file"]), ("tokenizer", manifest["tokenizer"]["file"])):
+    for role, name in (
+        ("graph", manifest["graph"]["file"]),
+        ("tokenizer", manifest["tokenizer"]["file"]),
+    ):
         if name not in manifest["files"]:
             raise BundleError(f"{manifest_path}: the {role} file {name} is not listed under files")
     if verify:
@@ -159,7 +162,9 @@ def _check_schema(manifest: Any, where: Path) -> None:
         raise BundleError(f"{where} lacks the keys {', '.join(missing)}")
     files = manifest["files"]
     if not isinstance(files, dict) or not all(
-        isinstance(rec, dict) and isinstance(rec.get("size"), int) and isinstance(rec.get("sha256"), str)
+        isinstance(rec, dict)
+        and isinstance(rec.get("size"), int)
+        and isinstance(rec.get("sha256"), str)
         for rec in files.values()
     ):
         raise BundleError(f"{where}: 'files' must map names to {{size, sha256}}")
@@ -180,15 +185,20 @@ class BundleWriter:
         self.target = Path(target).absolute()
         _refuse_foreign(self.target)
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp",
-                                         dir=self.target.parent))
+        self.dir = Path(
+            tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        )
         self._committed = False
 
     def __enter__(self) -> BundleWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if not self._committed:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -201,8 +211,9 @@ class BundleWriter:
         manifest["files"] = {p.relative_to(self.dir).as_posix(): file_record(p) for p in files}
         _check_schema(manifest, self.dir / MANIFEST_NAME)
         manifest_path = self.dir / MANIFEST_NAME
-        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n",
-                                 encoding="utf-8")
+        manifest_path.write_text(
+            json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8"
+        )
         for path in [*files, manifest_path]:
             _fsync(path)
         umask = os.umask(0)

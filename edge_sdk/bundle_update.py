@@ -35,9 +35,12 @@ def _place(source: Path, target: Path, link: bool) -> None:
     shutil.copy2(source, target)
 
 
-def update_bundle(path: str | os.PathLike[str], edit: ManifestEdit | None = None,
-                  add_files: Mapping[str, str | os.PathLike[str]] | None = None,
-                  remove_files: tuple[str, ...] = ()) -> Bundle:
+def update_bundle(
+    path: str | os.PathLike[str],
+    edit: ManifestEdit | None = None,
+    add_files: Mapping[str, str | os.PathLike[str]] | None = None,
+    remove_files: tuple[str, ...] = (),
+) -> Bundle:
     """Replace the bundle at ``path`` by a copy with ``add_files`` (bundle name -> source file)
     added or replaced, ``remove_files`` dropped, and the manifest passed through ``edit``.
 

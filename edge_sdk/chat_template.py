@@ -74,8 +74,9 @@ class ChatTemplate:
         """Whether this is the fallback rather than the model's own template."""
         return self.source == "plain"
 
-    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool = True,
-               **variables: Any) -> str:
+    def render(
+        self, messages: Sequence[Message], *, add_generation_prompt: bool = True, **variables: Any
+    ) -> str:
         """The conversation as the model's text (``add_generation_prompt``: end with the
         assistant's turn opened). Raises :class:`~edge_sdk.GenerationError` for malformed
         messages or a template that rejects them."""
@@ -84,9 +85,13 @@ class ChatTemplate:
 
         try:
             compiled = _compile(self.template)
-            return str(compiled.render(messages=checked,
-                                       add_generation_prompt=add_generation_prompt,
-                                       **{**self.special_tokens, **variables}))
+            return str(
+                compiled.render(
+                    messages=checked,
+                    add_generation_prompt=add_generation_prompt,
+                    **{**self.special_tokens, **variables},
+                )
+            )
         except jinja2.TemplateError as exc:
             raise GenerationError(f"the chat template rejected the conversation: {exc}") from exc
 
@@ -94,8 +99,11 @@ class ChatTemplate:
 
     def manifest_entry(self) -> dict[str, Any]:
         """The bundle manifest's ``chat`` entry (the template itself goes to its own file)."""
-        return {"template_file": CHAT_TEMPLATE_FILE, "source": self.source,
-                "special_tokens": dict(self.special_tokens)}
+        return {
+            "template_file": CHAT_TEMPLATE_FILE,
+            "source": self.source,
+            "special_tokens": dict(self.special_tokens),
+        }
 
     @classmethod
     def from_bundle(cls, folder: Path, manifest: Mapping[str, Any]) -> ChatTemplate:
@@ -107,8 +115,9 @@ class ChatTemplate:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise BundleError(f"the bundle's chat template {path} cannot be read: {exc}; "
-                              "export the bundle again") from exc
+            raise BundleError(
+                f"the bundle's chat template {path} cannot be read: {exc}; export the bundle again"
+            ) from exc
         tokens = {str(k): str(v) for k, v in (entry.get("special_tokens") or {}).items()}
         return cls(text, str(entry.get("source", "bundle")), tokens)
 
@@ -127,8 +136,11 @@ def read_hf_chat_template(folder: Path) -> ChatTemplate | None:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {config_path} as JSON: {exc}") from exc
-    tokens = {name: text for name in SPECIAL_TOKEN_NAMES
-              if (text := _token_text(config.get(name))) is not None}
+    tokens = {
+        name: text
+        for name in SPECIAL_TOKEN_NAMES
+        if (text := _token_text(config.get(name))) is not None
+    }
     jinja_path = folder / CHAT_TEMPLATE_FILE
     if jinja_path.is_file():
         return ChatTemplate(jinja_path.read_text(encoding="utf-8"), CHAT_TEMPLATE_FILE, tokens)
@@ -151,15 +163,18 @@ def _token_text(value: Any) -> str | None:
 
 def _checked_message(message: Message, index: int) -> dict[str, Any]:
     if not isinstance(message, Mapping):
-        raise GenerationError(f"message {index} must be a mapping with 'role' and 'content', "
-                              f"got {type(message).__name__}")
+        raise GenerationError(
+            f"message {index} must be a mapping with 'role' and 'content', "
+            f"got {type(message).__name__}"
+        )
     role = message.get("role")
     if not isinstance(role, str) or not role:
         raise GenerationError(f"message {index} needs a 'role' (system, user or assistant)")
     content = message.get("content")
     if content is not None and not isinstance(content, (str, list)):
-        raise GenerationError(f"message {index}'s 'content' must be text, "
-                              f"got {type(content).__name__}")
+        raise GenerationError(
+            f"message {index}'s 'content' must be text, got {type(content).__name__}"
+        )
     return dict(message)
 
 
@@ -174,10 +189,16 @@ def _compile(template: str) -> Any:
     def raise_exception(message: str) -> None:
         raise jinja2.exceptions.TemplateError(message)
 
-    def tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
-               separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                          sort_keys=sort_keys)
+    def tojson(
+        x: Any,
+        ensure_ascii: bool = False,
+        indent: int | None = None,
+        separators: tuple[str, str] | None = None,
+        sort_keys: bool = False,
+    ) -> str:
+        return json.dumps(
+            x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+        )
 
     def strftime_now(format: str) -> str:
         return datetime.now().strftime(format)
@@ -193,13 +214,15 @@ def _compile(template: str) -> Any:
             body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
             return jinja2.nodes.Scope(body).set_lineno(lineno)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[jinja2.ext.loopcontrols, GenerationTag])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols, GenerationTag]
+    )
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     try:
         return env.from_string(template)
     except jinja2.TemplateSyntaxError as exc:
-        raise BundleError(f"the chat template does not parse (line {exc.lineno}): "
-                          f"{exc.message}") from exc
+        raise BundleError(
+            f"the chat template does not parse (line {exc.lineno}): {exc.message}"
+        ) from exc

@@ -28,8 +28,14 @@ from typing import Any
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_FORMAT_VERSION", "ACCEPTED_FORMATS",
-           "read_checkpoint_metadata", "read_checkpoint_config", "check_checkpoint_dict"]
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_FORMAT_VERSION",
+    "check_checkpoint_dict",
+    "read_checkpoint_config",
+    "read_checkpoint_metadata",
+]
 
 CHECKPOINT_FORMAT = "edge-sdk-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -44,11 +50,14 @@ ACCEPTED_FORMATS = (
 def check_checkpoint_dict(data: Any, path: Path) -> None:
     """Raise a clear error unless ``data`` is an edge-sdk checkpoint dict of a known version."""
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise UnsupportedModelError(f"{path} is not an edge-sdk checkpoint. Accepted: {ACCEPTED_FORMATS}")
+        raise UnsupportedModelError(
+            f"{path} is not an edge-sdk checkpoint. Accepted: {ACCEPTED_FORMATS}"
+        )
     if data.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         raise UnsupportedModelError(
             f"{path} has checkpoint format version {data.get('format_version')!r}; this edge-sdk "
-            f"reads version {CHECKPOINT_FORMAT_VERSION}")
+            f"reads version {CHECKPOINT_FORMAT_VERSION}"
+        )
     for key in ("config", "tokenizer", "state_dict"):
         if key not in data:
             raise UnsupportedModelError(f"{path} lacks the checkpoint key {key!r}")
@@ -87,19 +96,27 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         with zipfile.ZipFile(path) as archive:
             pickled = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
             if not pickled:
-                raise UnsupportedModelError(f"{path} is not a torch.save archive. Accepted: {ACCEPTED_FORMATS}")
+                raise UnsupportedModelError(
+                    f"{path} is not a torch.save archive. Accepted: {ACCEPTED_FORMATS}"
+                )
             with archive.open(pickled[0]) as handle:
                 data = _MetadataUnpickler(handle).load()
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist") from exc
     except zipfile.BadZipFile as exc:
-        raise UnsupportedModelError(f"{path} is not a torch.save archive. Accepted: {ACCEPTED_FORMATS}") from exc
+        raise UnsupportedModelError(
+            f"{path} is not a torch.save archive. Accepted: {ACCEPTED_FORMATS}"
+        ) from exc
     except (pickle.UnpicklingError, AttributeError, EOFError, TypeError) as exc:
         raise UnsupportedModelError(
             f"{path} holds objects other than an edge-sdk checkpoint ({exc}). Accepted: {ACCEPTED_FORMATS}"
         ) from exc
     check_checkpoint_dict(data, path)
-    return {"config": data["config"], "tokenizer": data["tokenizer"], "metadata": data.get("metadata", {})}
+    return {
+        "config": data["config"],
+        "tokenizer": data["tokenizer"],
+        "metadata": data.get("metadata", {}),
+    }
 
 
 def read_checkpoint_config(path: str | os.PathLike[str]) -> ModelConfig:

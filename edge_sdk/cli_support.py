@@ -17,8 +17,16 @@ from typing import Any, TextIO
 
 from edge_sdk.errors import EdgeError
 
-__all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_INTERRUPTED", "run_command",
-           "add_common_flags", "Progress", "print_json"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Progress",
+    "add_common_flags",
+    "print_json",
+    "run_command",
+]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -28,14 +36,21 @@ EXIT_INTERRUPTED = 130
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     """Add ``--json`` and ``--debug``, which every command takes."""
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object on stdout instead of a readable summary")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback when something fails")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object on stdout instead of a readable summary",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when something fails"
+    )
 
 
-def run_command(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
-                argv: Sequence[str] | None = None) -> int:
+def run_command(
+    main: Callable[[argparse.Namespace], int],
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+) -> int:
     """Parse ``argv`` and run ``main``, mapping errors to one stderr line and an exit code."""
     args = parser.parse_args(argv)  # exits 2 on bad usage, as argparse does
     prog = parser.prog
@@ -63,7 +78,9 @@ def print_json(data: Any, stream: TextIO | None = None) -> None:
 class Progress:
     """Stage-by-stage progress on stderr: ``[2/6] export ...`` lines, with a bar on a terminal."""
 
-    def __init__(self, total_stages: int, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self, total_stages: int, stream: TextIO | None = None, quiet: bool = False
+    ) -> None:
         self.total = total_stages
         self.stream = stream or sys.stderr
         self.quiet = quiet
@@ -85,7 +102,9 @@ class Progress:
         if self._tty:
             width = 30
             filled = int(width * done / total)
-            self.stream.write(f"\r      [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}")
+            self.stream.write(
+                f"\r      [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
+            )
             if done >= total:
                 self.stream.write("\n")
             self.stream.flush()

@@ -16,7 +16,13 @@ from typing import Any
 
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 
-__all__ = ["DEFAULT_MAX_SEQ_LEN", "PREFILL_CHUNK", "ModelConfig", "RopeScaling", "SUPPORTED_ARCHITECTURES"]
+__all__ = [
+    "DEFAULT_MAX_SEQ_LEN",
+    "PREFILL_CHUNK",
+    "SUPPORTED_ARCHITECTURES",
+    "ModelConfig",
+    "RopeScaling",
+]
 
 # The longest context a bundle is exported (and TensorRT-checked) for unless told otherwise;
 # a model whose own limit is lower gets its limit.
@@ -84,8 +90,16 @@ class ModelConfig:
         self._validate()
 
     def _validate(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                     "intermediate_size", "head_dim", "max_position_embeddings"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "intermediate_size",
+            "head_dim",
+            "max_position_embeddings",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -107,10 +121,15 @@ class ModelConfig:
             raise ConfigError(f"rms_norm_eps must be in (0, 1), got {self.rms_norm_eps}")
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise ConfigError(f"sliding_window must be positive, got {self.sliding_window}")
-        for token_id in (*self.eos_token_ids, *(() if self.bos_token_id is None else (self.bos_token_id,))):
+        for token_id in (
+            *self.eos_token_ids,
+            *(() if self.bos_token_id is None else (self.bos_token_id,)),
+        ):
             if not 0 <= token_id < self.vocab_size:
-                raise ConfigError(f"special token id {token_id} is outside the vocabulary "
-                                  f"(size {self.vocab_size})")
+                raise ConfigError(
+                    f"special token id {token_id} is outside the vocabulary "
+                    f"(size {self.vocab_size})"
+                )
 
     # -- derived sizes ------------------------------------------------------------------------
 

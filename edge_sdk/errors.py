@@ -21,17 +21,17 @@ boundary (``raise ... from exc``) into one of these, with a message that says wh
 from __future__ import annotations
 
 __all__ = [
-    "EdgeError",
-    "ConfigError",
-    "UnsupportedModelError",
-    "BundleError",
-    "ExportError",
     "AccuracyError",
     "BackendUnavailableError",
-    "GenerationError",
+    "BundleError",
+    "ConfigError",
     "ContextFullError",
-    "PowerError",
     "DeployError",
+    "EdgeError",
+    "ExportError",
+    "GenerationError",
+    "PowerError",
+    "UnsupportedModelError",
 ]
 
 

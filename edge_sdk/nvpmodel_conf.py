@@ -14,8 +14,13 @@ from pathlib import Path
 
 from edge_sdk.errors import PowerError
 
-__all__ = ["NvpModelMode", "NvpConfig", "parse_nvpmodel_text", "load_nvpmodel_conf",
-           "watts_in_name"]
+__all__ = [
+    "NvpConfig",
+    "NvpModelMode",
+    "load_nvpmodel_conf",
+    "parse_nvpmodel_text",
+    "watts_in_name",
+]
 
 _HEADER = re.compile(r"^<\s*(?P<kind>[A-Za-z_]+)(?P<attrs>[^>]*)>\s*$")
 _ATTR = re.compile(r"([A-Za-z_]+)\s*=\s*(\S+)")
@@ -92,8 +97,9 @@ def parse_nvpmodel_text(text: str, path: str = "<text>") -> NvpConfig:
             attrs = {k.upper(): v for k, v in _ATTR.findall(match.group("attrs"))}
             if kind == "POWER_MODEL":
                 if "ID" not in attrs or "NAME" not in attrs or not attrs["ID"].isdigit():
-                    raise bad(lineno, "POWER_MODEL needs ID=<number> and NAME=<name>: "
-                                      f"{raw.strip()!r}")
+                    raise bad(
+                        lineno, f"POWER_MODEL needs ID=<number> and NAME=<name>: {raw.strip()!r}"
+                    )
                 current = (int(attrs["ID"]), attrs["NAME"], {})
             elif kind == "PM_CONFIG":
                 value = attrs.get("DEFAULT", "")
@@ -115,11 +121,14 @@ def parse_nvpmodel_text(text: str, path: str = "<text>") -> NvpConfig:
     if len(set(ids)) != len(ids):
         raise PowerError(f"malformed nvpmodel configuration {path}: duplicate mode ids {ids}")
     if default_id is None:
-        raise PowerError(f"malformed nvpmodel configuration {path}: no < PM_CONFIG DEFAULT=n > "
-                         "(it is mandatory)")
+        raise PowerError(
+            f"malformed nvpmodel configuration {path}: no < PM_CONFIG DEFAULT=n > (it is mandatory)"
+        )
     if default_id not in ids:
-        raise PowerError(f"malformed nvpmodel configuration {path}: default mode {default_id} "
-                         f"is not one of the modes {ids}")
+        raise PowerError(
+            f"malformed nvpmodel configuration {path}: default mode {default_id} "
+            f"is not one of the modes {ids}"
+        )
     return NvpConfig(path, tuple(modes), default_id)
 
 
@@ -128,6 +137,7 @@ def load_nvpmodel_conf(path: Path) -> NvpConfig:
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
-        raise PowerError(f"cannot read nvpmodel configuration {path}: {exc.strerror or exc}") \
-            from exc
+        raise PowerError(
+            f"cannot read nvpmodel configuration {path}: {exc.strerror or exc}"
+        ) from exc
     return parse_nvpmodel_text(text, str(path))

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge_sdk.config import ModelConfig
 
-__all__ = ["graph_io", "past_names", "present_names", "prefill_feed", "empty_past"]
+__all__ = ["empty_past", "graph_io", "past_names", "prefill_feed", "present_names"]
 
 
 def past_names(num_layers: int) -> list[str]:
@@ -36,12 +36,16 @@ def graph_io(config: ModelConfig) -> dict[str, list[dict[str, Any]]]:
         {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "total_sequence"]},
         {"name": "position_ids", "dtype": "int64", "shape": ["batch", "sequence"]},
     ]
-    inputs += [{"name": n, "dtype": "float32", "shape": kv_shape} for n in past_names(config.num_layers)]
+    inputs += [
+        {"name": n, "dtype": "float32", "shape": kv_shape} for n in past_names(config.num_layers)
+    ]
     outputs: list[dict[str, Any]] = [
         {"name": "logits", "dtype": "float32", "shape": ["batch", "sequence", config.vocab_size]},
     ]
-    outputs += [{"name": n, "dtype": "float32", "shape": present_shape}
-                for n in present_names(config.num_layers)]
+    outputs += [
+        {"name": n, "dtype": "float32", "shape": present_shape}
+        for n in present_names(config.num_layers)
+    ]
     return {"inputs": inputs, "outputs": outputs}
 
 
@@ -51,8 +55,9 @@ def empty_past(config: ModelConfig, batch: int = 1) -> list[np.ndarray]:
     return [np.zeros(shape, dtype=np.float32) for _ in range(2 * config.num_layers)]
 
 
-def prefill_feed(config: ModelConfig, input_ids: np.ndarray,
-                 past: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def prefill_feed(
+    config: ModelConfig, input_ids: np.ndarray, past: list[np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """Feed for ``input_ids`` [batch, sequence] on top of ``past`` (default: empty), no padding."""
     ids = np.ascontiguousarray(input_ids, dtype=np.int64)
     batch, seq = ids.shape
@@ -61,8 +66,9 @@ def prefill_feed(config: ModelConfig, input_ids: np.ndarray,
     feed: dict[str, np.ndarray] = {
         "input_ids": ids,
         "attention_mask": np.ones((batch, past_len + seq), dtype=np.int64),
-        "position_ids": np.broadcast_to(np.arange(past_len, past_len + seq, dtype=np.int64),
-                                        (batch, seq)).copy(),
+        "position_ids": np.broadcast_to(
+            np.arange(past_len, past_len + seq, dtype=np.int64), (batch, seq)
+        ).copy(),
     }
     feed.update(zip(past_names(config.num_layers), past))
     return feed

@@ -39,9 +39,12 @@ def main() -> int:
                 return 0
             print("bot> ", end="", flush=True)
             try:
-                stream = conversation.send(line.rstrip("\n"),
-                                           max_new_tokens=args.max_new_tokens,
-                                           temperature=args.temperature, seed=args.seed)
+                stream = conversation.send(
+                    line.rstrip("\n"),
+                    max_new_tokens=args.max_new_tokens,
+                    temperature=args.temperature,
+                    seed=args.seed,
+                )
                 for event in stream:
                     print(event.text, end="", flush=True)
             except EdgeError as exc:  # e.g. the conversation no longer fits the context
@@ -49,8 +52,13 @@ def main() -> int:
                 return 1
             print()
             stats = stream.result.stats if stream.result else None
-            print(f"[{stats.new_tokens} tokens, {stats.decode_tokens_per_s:.0f} tok/s, "
-                  f"context {stats.context_tokens}]" if stats else "", file=sys.stderr)
+            print(
+                f"[{stats.new_tokens} tokens, {stats.decode_tokens_per_s:.0f} tok/s, "
+                f"context {stats.context_tokens}]"
+                if stats
+                else "",
+                file=sys.stderr,
+            )
 
 
 if __name__ == "__main__":

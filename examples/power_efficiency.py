@@ -26,8 +26,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", help="a bundle directory made by edge-export")
     parser.add_argument("--mode", default="15W", help="power mode (budget, name or id)")
-    parser.add_argument("--sensor", default="auto",
-                        help="auto, ina3221, ..., replay:FILE, replay:sample")
+    parser.add_argument(
+        "--sensor", default="auto", help="auto, ina3221, ..., replay:FILE, replay:sample"
+    )
     parser.add_argument("--tokens", type=int, default=64, help="tokens to generate")
     parser.add_argument("--prompt", default="The Jetson Orin is")
     parser.add_argument("--log", default="power_efficiency.jsonl", help="JSONL log to write")
@@ -48,17 +49,27 @@ def main() -> int:
                 for event in stream:
                     log.token(text=event.text, token_id=event.token_id)
                 log.stop()
-            summary = log.write_summary(args.summary, info={"mode": args.mode,
-                                                            "sensor": sensor.describe()})
+            summary = log.write_summary(
+                args.summary, info={"mode": args.mode, "sensor": sensor.describe()}
+            )
             log.close()
     except EdgeError as exc:
         print(f"power_efficiency: error: {exc}", file=sys.stderr)
         return 1
     run = summary.run
-    print(json.dumps({"tokens": run.tokens, "tokens_per_s": run.tokens_per_s,
-                      "avg_w": run.avg_w, "joules": run.energy_j,
-                      "tokens_per_s_per_w": run.tokens_per_joule,
-                      "mj_per_token": run.mj_per_token}, indent=2))
+    print(
+        json.dumps(
+            {
+                "tokens": run.tokens,
+                "tokens_per_s": run.tokens_per_s,
+                "avg_w": run.avg_w,
+                "joules": run.energy_j,
+                "tokens_per_s_per_w": run.tokens_per_joule,
+                "mj_per_token": run.mj_per_token,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -20,18 +20,27 @@ from edge_sdk.runtime import load
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--prompt", default="Once upon a time, there was a little girl named Mia.")
-    parser.add_argument("--tokens", type=int, default=120, help="new tokens to generate (default 120)")
+    parser.add_argument(
+        "--tokens", type=int, default=120, help="new tokens to generate (default 120)"
+    )
     parser.add_argument("--output", type=Path, default=Path("demo-bundle"), help="bundle directory")
     args = parser.parse_args()
 
-    print(f"1. Export {demo_checkpoint_path().name} (the demo model) to INT8 -> {args.output}", flush=True)
+    print(
+        f"1. Export {demo_checkpoint_path().name} (the demo model) to INT8 -> {args.output}",
+        flush=True,
+    )
     result = export(demo_checkpoint_path(), args.output, "int8", progress=Progress(6))
     acc = result.accuracy
     assert acc is not None
-    print(f"   {result.onnx_bytes / 1e6:.2f} MB ({result.onnx_bytes / result.float_weight_bytes:.2f} x float32), "
-          f"top-1 agreement with float {acc.top1_agreement:.3f}, perplexity x{acc.perplexity_ratio:.3f}\n")
+    print(
+        f"   {result.onnx_bytes / 1e6:.2f} MB ({result.onnx_bytes / result.float_weight_bytes:.2f} x float32), "
+        f"top-1 agreement with float {acc.top1_agreement:.3f}, perplexity x{acc.perplexity_ratio:.3f}\n"
+    )
 
     generator = load(args.output)
     sensor, why_not = probe_sensors()
@@ -53,11 +62,15 @@ def main() -> int:
     print(f"\n\n3. Speed: {stream.result.stats.summary()}")
     if sensor:
         run = log.summary().run
-        print(f"   Power ({sensor.describe()}): {run.avg_w:.2f} W average, {run.energy_j:.2f} J, "
-              f"{run.tokens_per_joule:.1f} tokens/s per watt")
+        print(
+            f"   Power ({sensor.describe()}): {run.avg_w:.2f} W average, {run.energy_j:.2f} J, "
+            f"{run.tokens_per_joule:.1f} tokens/s per watt"
+        )
     else:
-        print(f"   Power: no power sensor on this machine (tried {', '.join(why_not)}); "
-              "on a Jetson the INA3221 rails give watts and tokens/s per watt")
+        print(
+            f"   Power: no power sensor on this machine (tried {', '.join(why_not)}); "
+            "on a Jetson the INA3221 rails give watts and tokens/s per watt"
+        )
     return 0
 
 

@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
-from edge_sdk.exporters import demo_checkpoint_path, export
 
 from edge_sdk.cli_support import Progress
+from edge_sdk.exporters import demo_checkpoint_path, export
 
 
 def wait_ready(url: str, timeout: float = 120.0) -> dict[str, object]:
@@ -42,8 +42,9 @@ def wait_ready(url: str, timeout: float = 120.0) -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundle", type=Path, default=Path("demo-bundle"), help="bundle directory")
     parser.add_argument("--slots", type=int, default=4, help="requests decoded together")
     args = parser.parse_args()
@@ -54,34 +55,58 @@ def main() -> int:
 
     # port 0: any free port; --json prints {"event": "listening", "url": ...} on stdout
     server = subprocess.Popen(
-        [sys.executable, "-m", "edge_sdk.serve.cli", str(args.bundle), "--port", "0",
-         "--slots", str(args.slots), "--json", "--no-access-log"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "edge_sdk.serve.cli",
+            str(args.bundle),
+            "--port",
+            "0",
+            "--slots",
+            str(args.slots),
+            "--json",
+            "--no-access-log",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         url = json.loads(server.stdout.readline())["url"]
         health = wait_ready(url)
-        print(f"edge-serve at {url}: {health['model']}, {health['slots']} slots, "
-              f"context {health['max_context']}")
+        print(
+            f"edge-serve at {url}: {health['model']}, {health['slots']} slots, "
+            f"context {health['max_context']}"
+        )
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="none")  # no key on 127.0.0.1
         model = client.models.list().data[0].id
 
         chat = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "Tell me a story."}],
-            max_tokens=40, temperature=0)
+            model=model,
+            messages=[{"role": "user", "content": "Tell me a story."}],
+            max_tokens=40,
+            temperature=0,
+        )
         print(f"\nchat: {chat.choices[0].message.content!r} ({chat.choices[0].finish_reason})")
         print(f"usage: {chat.usage.model_dump() if chat.usage else None}")
 
         print("\nstream: Once upon a time", end="", flush=True)
-        for chunk in client.completions.create(model=model, prompt="Once upon a time",
-                                               max_tokens=40, temperature=0, stream=True):
+        for chunk in client.completions.create(
+            model=model, prompt="Once upon a time", max_tokens=40, temperature=0, stream=True
+        ):
             print(chunk.choices[0].text, end="", flush=True)
         print()
 
         prompts = ["The little dog", "Mia and her mom"]
         with ThreadPoolExecutor(len(prompts)) as pool:  # both run in the engine at once
-            replies = list(pool.map(lambda p: client.completions.create(
-                model=model, prompt=p, max_tokens=24, temperature=0), prompts))
+            replies = list(
+                pool.map(
+                    lambda p: client.completions.create(
+                        model=model, prompt=p, max_tokens=24, temperature=0
+                    ),
+                    prompts,
+                )
+            )
         for prompt, reply in zip(prompts, replies):
             print(f"\n{prompt}{reply.choices[0].text}")
     finally:

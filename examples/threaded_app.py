@@ -40,8 +40,9 @@ class TextWorker:
             if event.text:
                 self.on_text(event.text)  # e.g. publish a std_msgs/String, or post to the UI
 
-        self._thread = threading.Thread(target=lambda: self.done.put(stream.run(forward)),
-                                        name="edge-sdk-generate", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: self.done.put(stream.run(forward)), name="edge-sdk-generate", daemon=True
+        )
         self._thread.start()
 
     def cancel(self) -> None:
@@ -58,8 +59,12 @@ def main() -> int:
     parser.add_argument("bundle", help="bundle directory (made by edge-export)")
     parser.add_argument("prompt", nargs="?", default="Once upon a time")
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--cancel-after", type=int, default=0,
-                        help="cancel from the main thread after this many pieces (0: never)")
+    parser.add_argument(
+        "--cancel-after",
+        type=int,
+        default=0,
+        help="cancel from the main thread after this many pieces (0: never)",
+    )
     args = parser.parse_args()
 
     received: queue.Queue[str] = queue.Queue()  # the UI thread's inbox
@@ -82,8 +87,11 @@ def main() -> int:
         result = worker.done.get()
         while not received.empty():  # pieces posted before the worker saw the cancel
             print(received.get(), end="")
-        print(f"\n[{result.stop_reason}: {result.stats.new_tokens} tokens, "
-              f"{result.stats.decode_tokens_per_s:.0f} tok/s]", file=sys.stderr)
+        print(
+            f"\n[{result.stop_reason}: {result.stats.new_tokens} tokens, "
+            f"{result.stats.decode_tokens_per_s:.0f} tok/s]",
+            file=sys.stderr,
+        )
         # the generator is free again at once
         again = generator.generate(args.prompt, max_new_tokens=8)
         print(f"[reused: {again.stats.new_tokens} tokens]", file=sys.stderr)

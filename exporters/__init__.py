@@ -32,6 +32,7 @@ except ModuleNotFoundError as _missing:  # torch or onnx: named when a name is u
             require(_MISSING_MODULE, f"edge_sdk.exporters.{name}")  # raises: it was not importable
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "THRESHOLDS",
     "AccuracyReport",

@@ -16,12 +16,12 @@ import copy
 
 import numpy as np
 import torch
-from edge_sdk.exporters.model import LiteForCausalLM
-from edge_sdk.exporters.quant_int4 import dequantize_int4, rtn_int4
-from edge_sdk.exporters.scaling import collect_inputs, fold_scale, scale_groups
 from torch import Tensor, nn
 
 from edge_sdk.cli_support import Progress
+from edge_sdk.exporters.model import LiteForCausalLM
+from edge_sdk.exporters.quant_int4 import dequantize_int4, rtn_int4
+from edge_sdk.exporters.scaling import collect_inputs, fold_scale, scale_groups
 
 __all__ = ["EXPONENTS", "awq_scale"]
 
@@ -44,8 +44,13 @@ def _output_error(x: Tensor, linears: tuple[nn.Linear, ...], s_in: Tensor, group
     return err
 
 
-def awq_scale(model: LiteForCausalLM, token_ids: list[int], window: int, group: int,
-              progress: Progress | None = None) -> tuple[LiteForCausalLM, dict[str, float]]:
+def awq_scale(
+    model: LiteForCausalLM,
+    token_ids: list[int],
+    window: int,
+    group: int,
+    progress: Progress | None = None,
+) -> tuple[LiteForCausalLM, dict[str, float]]:
     """A scaled copy of ``model`` (same function) and the exponent chosen for each group."""
     scaled = copy.deepcopy(model).eval()
     groups = scale_groups(scaled)

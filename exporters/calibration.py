@@ -12,7 +12,13 @@ from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_int8 import weight_key
 
-__all__ = ["DEFAULT_HELDOUT", "DEFAULT_CALIBRATION", "read_text", "input_moments", "run_with_input_hooks"]
+__all__ = [
+    "DEFAULT_CALIBRATION",
+    "DEFAULT_HELDOUT",
+    "input_moments",
+    "read_text",
+    "run_with_input_hooks",
+]
 
 _DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_HELDOUT = _DATA / "heldout.txt"
@@ -32,7 +38,9 @@ def read_text(path: Path, role: str) -> str:
     return text
 
 
-def input_moments(model: LiteForCausalLM, token_ids: list[int], window: int) -> dict[bytes, np.ndarray]:
+def input_moments(
+    model: LiteForCausalLM, token_ids: list[int], window: int
+) -> dict[bytes, np.ndarray]:
     """Mean square of each input channel of every Linear layer, keyed like the ONNX weights."""
     sums: dict[int, torch.Tensor] = {}
     counts: dict[int, int] = {}
@@ -52,15 +60,19 @@ def input_moments(model: LiteForCausalLM, token_ids: list[int], window: int) -> 
     return result
 
 
-def run_with_input_hooks(model: LiteForCausalLM, modules: Sequence[torch.nn.Module],
-                         hook: Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], None],
-                         token_ids: list[int], window: int) -> None:
+def run_with_input_hooks(
+    model: LiteForCausalLM,
+    modules: Sequence[torch.nn.Module],
+    hook: Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], None],
+    token_ids: list[int],
+    window: int,
+) -> None:
     """Run ``model`` over ``token_ids`` in windows with ``hook`` seeing each module's input."""
     handles = [m.register_forward_pre_hook(hook) for m in modules]
     try:
         with torch.no_grad():
             for start in range(0, max(1, len(token_ids) - 1), window):
-                chunk = token_ids[start:start + window]
+                chunk = token_ids[start : start + window]
                 if chunk:
                     model(torch.tensor([chunk], dtype=torch.int64))
     finally:

@@ -21,15 +21,21 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError, UnsupportedModelError
 from edge_sdk.exporters.model import LiteForCausalLM
 
-__all__ = ["save_checkpoint", "load_checkpoint", "LoadedModel"]
+__all__ = ["LoadedModel", "load_checkpoint", "save_checkpoint"]
 
 
 class LoadedModel:
     """A model ready to export: the PyTorch module, its tokenizer JSON, where it came from, and
     its chat template when it has one."""
 
-    def __init__(self, model: LiteForCausalLM, tokenizer_json: str, source: str, name: str,
-                 chat_template: ChatTemplate | None = None) -> None:
+    def __init__(
+        self,
+        model: LiteForCausalLM,
+        tokenizer_json: str,
+        source: str,
+        name: str,
+        chat_template: ChatTemplate | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer_json = tokenizer_json
         self.source = source
@@ -42,13 +48,20 @@ class LoadedModel:
         return self.model.config
 
 
-def save_checkpoint(model: LiteForCausalLM, tokenizer_json: str, path: str | os.PathLike[str],
-                    dtype: torch.dtype = torch.float32, metadata: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    model: LiteForCausalLM,
+    tokenizer_json: str,
+    path: str | os.PathLike[str],
+    dtype: torch.dtype = torch.float32,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
     """Write ``model`` and its tokenizer as an edge-sdk ``model.pt`` (atomically)."""
     path = Path(path)
-    state = {name: tensor.detach().to(dtype).contiguous().clone()
-             for name, tensor in model.state_dict().items()
-             if not (model.config.tie_word_embeddings and name == "lm_head.weight")}
+    state = {
+        name: tensor.detach().to(dtype).contiguous().clone()
+        for name, tensor in model.state_dict().items()
+        if not (model.config.tie_word_embeddings and name == "lm_head.weight")
+    }
     data = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
@@ -70,8 +83,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            AttributeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        AttributeError,
+    ) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedModelError(
             f"{path} cannot be loaded safely as a checkpoint ({first_line[:160]}). A pickled "
@@ -84,15 +103,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
     return LoadedModel(model, str(data["tokenizer"]), str(path), name)
 
 
-def build_model(config: ModelConfig, state_dict: dict[str, torch.Tensor], source: str) -> LiteForCausalLM:
+def build_model(
+    config: ModelConfig, state_dict: dict[str, torch.Tensor], source: str
+) -> LiteForCausalLM:
     """A float32 :class:`LiteForCausalLM` in eval mode holding ``state_dict``."""
     model = LiteForCausalLM(config)
     state = {k: v.float() for k, v in state_dict.items()}
     own = model.state_dict()
-    wrong = [f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}" for k, v in state.items()
-             if k in own and own[k].shape != v.shape]
+    wrong = [
+        f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
     if wrong:
-        raise ExportError(f"{source}: weight shapes do not match the config: {'; '.join(wrong[:3])}")
+        raise ExportError(
+            f"{source}: weight shapes do not match the config: {'; '.join(wrong[:3])}"
+        )
     missing, unexpected = model.load_state_dict(state, strict=False)
     if config.tie_word_embeddings:
         missing = [m for m in missing if m != "lm_head.weight"]

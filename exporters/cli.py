@@ -9,23 +9,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge_sdk.exporters.evaluate import THRESHOLDS
-from edge_sdk.exporters.hub import is_hub_id
-from edge_sdk.exporters.quant_config import QuantConfig
-
 from edge_sdk._optional import require
 from edge_sdk.cli_support import EXIT_OK, Progress, add_common_flags, print_json, run_command
 from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
 from edge_sdk.errors import ConfigError
+from edge_sdk.exporters.evaluate import THRESHOLDS
+from edge_sdk.exporters.hub import is_hub_id
+from edge_sdk.exporters.quant_config import QuantConfig
 
 if TYPE_CHECKING:  # torch: imported when an export runs, so --help works without it
     from edge_sdk.exporters.export import ExportResult
 
 __all__ = ["build_parser", "main"]
 
+
 def _gates() -> str:
-    return ", ".join(f"{name} {lim['min_top1_agreement']} / {lim['max_perplexity_ratio']}"
-                     for name, lim in THRESHOLDS.items())
+    return ", ".join(
+        f"{name} {lim['min_top1_agreement']} / {lim['max_perplexity_ratio']}"
+        for name, lim in THRESHOLDS.items()
+    )
 
 
 _EPILOG = f"""
@@ -54,83 +56,192 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-export",
         description="Export a Lite model (an edge-sdk model.pt, a Hugging Face folder or hub id "
-                    "of a Llama, Qwen2 or Mistral model, or a llama.cpp GGUF file of a Llama or "
-                    "Qwen2 model) to a verified ONNX bundle.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model",  # a str: Path would turn ./owner/name into the hub id owner/name
-                        help="model.pt checkpoint, Hugging Face model folder, hub id (owner/name) "
-                             "or .gguf file")
-    parser.add_argument("--revision", metavar="REV",
-                        help="with a hub id: the branch, tag or commit to fetch (default: main)")
-    parser.add_argument("-o", "--output", type=Path,
-                        help="bundle directory to write (default: <model name>-<precision> here); "
-                             "an existing bundle there is replaced")
+        "of a Llama, Qwen2 or Mistral model, or a llama.cpp GGUF file of a Llama or "
+        "Qwen2 model) to a verified ONNX bundle.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "model",  # a str: Path would turn ./owner/name into the hub id owner/name
+        help="model.pt checkpoint, Hugging Face model folder, hub id (owner/name) or .gguf file",
+    )
+    parser.add_argument(
+        "--revision",
+        metavar="REV",
+        help="with a hub id: the branch, tag or commit to fetch (default: main)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="bundle directory to write (default: <model name>-<precision> here); "
+        "an existing bundle there is replaced",
+    )
     precision = parser.add_mutually_exclusive_group(required=True)
-    precision.add_argument("--int8", dest="precision", action="store_const", const="int8",
-                           help="int8 weights (per channel, standard QDQ), float activations: the CPU default")
-    precision.add_argument("--int4", dest="precision", action="store_const", const="int4",
-                           help="int4 weights, block-wise along the reduction dimension (opset 21); "
-                                "onnxruntime runs them with its 4-bit kernel")
-    precision.add_argument("--w8a8", dest="precision", action="store_const", const="w8a8",
-                           help="int8 weights and activations (static QDQ, TensorRT explicit quantization); "
-                                "slow on onnxruntime's CPU EP")
-    precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
-                           help="float16 weights and compute (norms and softmax in float32), float32 I/O")
-    precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
-                           help="float32, no quantization")
+    precision.add_argument(
+        "--int8",
+        dest="precision",
+        action="store_const",
+        const="int8",
+        help="int8 weights (per channel, standard QDQ), float activations: the CPU default",
+    )
+    precision.add_argument(
+        "--int4",
+        dest="precision",
+        action="store_const",
+        const="int4",
+        help="int4 weights, block-wise along the reduction dimension (opset 21); "
+        "onnxruntime runs them with its 4-bit kernel",
+    )
+    precision.add_argument(
+        "--w8a8",
+        dest="precision",
+        action="store_const",
+        const="w8a8",
+        help="int8 weights and activations (static QDQ, TensorRT explicit quantization); "
+        "slow on onnxruntime's CPU EP",
+    )
+    precision.add_argument(
+        "--fp16",
+        dest="precision",
+        action="store_const",
+        const="fp16",
+        help="float16 weights and compute (norms and softmax in float32), float32 I/O",
+    )
+    precision.add_argument(
+        "--fp32",
+        dest="precision",
+        action="store_const",
+        const="fp32",
+        help="float32, no quantization",
+    )
     int4 = parser.add_argument_group("int4 options (--group-size: int8 too)")
-    int4.add_argument("--method", choices=["rtn", "gptq"],
-                      help="rtn: round to nearest (default); gptq: error-compensating, uses the calibration text")
-    int4.add_argument("--group-size", type=int, metavar="N",
-                      help="(int4 and int8) weights per scale along the reduction dimension, a power "
-                           "of two >= 16 (default 128 for int4, 64 for int8); for int8, 0 stores one "
-                           "scale per output channel, TensorRT's form (the default with --trt)")
-    int4.add_argument("--lm-head-bits", type=int, choices=[4, 8], metavar="{4,8}",
-                      help="LM head: 8 (default: int8 per output channel; a tied head reads the int8 "
-                           "embedding table) or 4 (int4 blocks, its own copy)")
-    int4.add_argument("--act-scale", action="store_true",
-                      help="AWQ-style activation-aware scaling from the calibration text before quantizing")
+    int4.add_argument(
+        "--method",
+        choices=["rtn", "gptq"],
+        help="rtn: round to nearest (default); gptq: error-compensating, uses the calibration text",
+    )
+    int4.add_argument(
+        "--group-size",
+        type=int,
+        metavar="N",
+        help="(int4 and int8) weights per scale along the reduction dimension, a power "
+        "of two >= 16 (default 128 for int4, 64 for int8); for int8, 0 stores one "
+        "scale per output channel, TensorRT's form (the default with --trt)",
+    )
+    int4.add_argument(
+        "--lm-head-bits",
+        type=int,
+        choices=[4, 8],
+        metavar="{4,8}",
+        help="LM head: 8 (default: int8 per output channel; a tied head reads the int8 "
+        "embedding table) or 4 (int4 blocks, its own copy)",
+    )
+    int4.add_argument(
+        "--act-scale",
+        action="store_true",
+        help="AWQ-style activation-aware scaling from the calibration text before quantizing",
+    )
     w8a8 = parser.add_argument_group("w8a8 options (SmoothQuant: int8 too)")
-    w8a8.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"],
-                      help="activation range calibration (default minmax)")
-    w8a8.add_argument("--percentile", type=float, metavar="P",
-                      help="with --calib-method percentile: the percentile of |x| (default 99.99)")
-    w8a8.add_argument("--smoothquant-alpha", type=float, metavar="A",
-                      help="(w8a8 and int8) SmoothQuant migration strength in [0, 1] (default 0.5; "
-                           "int8 needs it on the CPU, whose int8 kernel quantizes activations)")
-    w8a8.add_argument("--no-smoothquant", action="store_true",
-                      help="no SmoothQuant migration (the int8 default with --trt)")
-    w8a8.add_argument("--exclude", action="append", metavar="SUBSTRING", default=None,
-                      help="keep MatMuls whose node name contains SUBSTRING in float (repeatable; "
-                           "attention score/value products are never quantized)")
-    parser.add_argument("--quantize-embedding", action=argparse.BooleanOptionalAction, default=None,
-                        help="also quantize the embedding table (int8 per row) and the LM head "
-                             "(default: on); --no-quantize-embedding keeps both float")
-    parser.add_argument("--calib", type=Path, metavar="TEXTFILE",
-                        help="UTF-8 calibration text: int8 clipping, GPTQ Hessians, AWQ scales, W8A8 "
-                             "activation ranges (default: the built-in calibration text)")
-    parser.add_argument("--eval-text", type=Path, metavar="TEXTFILE",
-                        help="held-out UTF-8 text for the accuracy check (default: built-in text)")
-    parser.add_argument("--eval-tokens", type=int, default=2048, metavar="N",
-                        help="at most N tokens of the evaluation text (default 2048)")
-    parser.add_argument("--max-seq-len", type=int, metavar="N",
-                        help="longest context the bundle is made for (default: the model's limit, "
-                             f"at most {DEFAULT_MAX_SEQ_LEN}; the summary says when it capped the "
-                             "model's); up to the model's max_position_embeddings")
-    trt = parser.add_argument_group("TensorRT (on the device; same as running edge-engine on the bundle)")
-    trt.add_argument("--trt", action="store_true",
-                     help="also build a TensorRT engine into the bundle (int8 kernels for int8/w8a8 "
-                          "bundles, FP16 kernels unless --fp32); needs JetPack's TensorRT bindings")
-    trt.add_argument("--timing-cache", type=Path, metavar="FILE",
-                     help="with --trt: read and update this TensorRT timing cache (faster rebuilds)")
-    trt.add_argument("--workspace-mb", type=int, metavar="N",
-                     help="with --trt: builder workspace cap in MB (default: from the planner for the "
-                          "detected module)")
-    parser.add_argument("--no-ort-graph", action="store_true",
-                        help="do not write model.ort.onnx, the CPU graph with fused attention (about 2x the "
-                             "CPU decode speed; the same weights again on disk); GPU/TensorRT use model.onnx")
-    parser.add_argument("--force", action="store_true",
-                        help="keep a quantized export whose accuracy is below the threshold")
+    w8a8.add_argument(
+        "--calib-method",
+        choices=["minmax", "percentile", "entropy"],
+        help="activation range calibration (default minmax)",
+    )
+    w8a8.add_argument(
+        "--percentile",
+        type=float,
+        metavar="P",
+        help="with --calib-method percentile: the percentile of |x| (default 99.99)",
+    )
+    w8a8.add_argument(
+        "--smoothquant-alpha",
+        type=float,
+        metavar="A",
+        help="(w8a8 and int8) SmoothQuant migration strength in [0, 1] (default 0.5; "
+        "int8 needs it on the CPU, whose int8 kernel quantizes activations)",
+    )
+    w8a8.add_argument(
+        "--no-smoothquant",
+        action="store_true",
+        help="no SmoothQuant migration (the int8 default with --trt)",
+    )
+    w8a8.add_argument(
+        "--exclude",
+        action="append",
+        metavar="SUBSTRING",
+        default=None,
+        help="keep MatMuls whose node name contains SUBSTRING in float (repeatable; "
+        "attention score/value products are never quantized)",
+    )
+    parser.add_argument(
+        "--quantize-embedding",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also quantize the embedding table (int8 per row) and the LM head "
+        "(default: on); --no-quantize-embedding keeps both float",
+    )
+    parser.add_argument(
+        "--calib",
+        type=Path,
+        metavar="TEXTFILE",
+        help="UTF-8 calibration text: int8 clipping, GPTQ Hessians, AWQ scales, W8A8 "
+        "activation ranges (default: the built-in calibration text)",
+    )
+    parser.add_argument(
+        "--eval-text",
+        type=Path,
+        metavar="TEXTFILE",
+        help="held-out UTF-8 text for the accuracy check (default: built-in text)",
+    )
+    parser.add_argument(
+        "--eval-tokens",
+        type=int,
+        default=2048,
+        metavar="N",
+        help="at most N tokens of the evaluation text (default 2048)",
+    )
+    parser.add_argument(
+        "--max-seq-len",
+        type=int,
+        metavar="N",
+        help="longest context the bundle is made for (default: the model's limit, "
+        f"at most {DEFAULT_MAX_SEQ_LEN}; the summary says when it capped the "
+        "model's); up to the model's max_position_embeddings",
+    )
+    trt = parser.add_argument_group(
+        "TensorRT (on the device; same as running edge-engine on the bundle)"
+    )
+    trt.add_argument(
+        "--trt",
+        action="store_true",
+        help="also build a TensorRT engine into the bundle (int8 kernels for int8/w8a8 "
+        "bundles, FP16 kernels unless --fp32); needs JetPack's TensorRT bindings",
+    )
+    trt.add_argument(
+        "--timing-cache",
+        type=Path,
+        metavar="FILE",
+        help="with --trt: read and update this TensorRT timing cache (faster rebuilds)",
+    )
+    trt.add_argument(
+        "--workspace-mb",
+        type=int,
+        metavar="N",
+        help="with --trt: builder workspace cap in MB (default: from the planner for the "
+        "detected module)",
+    )
+    parser.add_argument(
+        "--no-ort-graph",
+        action="store_true",
+        help="do not write model.ort.onnx, the CPU graph with fused attention (about 2x the "
+        "CPU decode speed; the same weights again on disk); GPU/TensorRT use model.onnx",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="keep a quantized export whose accuracy is below the threshold",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_common_flags(parser)
     return parser
@@ -138,25 +249,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 def quant_config(args: argparse.Namespace) -> QuantConfig:
     """The :class:`QuantConfig` the flags describe; a flag that does not apply is a usage error."""
-    flags = {"--method": args.method, "--group-size": args.group_size, "--act-scale": args.act_scale or None,
-             "--lm-head-bits": args.lm_head_bits,
-             "--calib-method": args.calib_method, "--percentile": args.percentile,
-             "--smoothquant-alpha": args.smoothquant_alpha, "--no-smoothquant": args.no_smoothquant or None,
-             "--exclude": args.exclude}
-    allowed = {"int4": {"--method", "--group-size", "--act-scale", "--lm-head-bits"},
-               "int8": {"--group-size", "--smoothquant-alpha", "--no-smoothquant"},
-               "w8a8": {"--calib-method", "--percentile", "--smoothquant-alpha", "--no-smoothquant", "--exclude"}}
-    wrong = [flag for flag, value in flags.items() if value is not None and flag not in allowed.get(args.precision, ())]
+    flags = {
+        "--method": args.method,
+        "--group-size": args.group_size,
+        "--act-scale": args.act_scale or None,
+        "--lm-head-bits": args.lm_head_bits,
+        "--calib-method": args.calib_method,
+        "--percentile": args.percentile,
+        "--smoothquant-alpha": args.smoothquant_alpha,
+        "--no-smoothquant": args.no_smoothquant or None,
+        "--exclude": args.exclude,
+    }
+    allowed = {
+        "int4": {"--method", "--group-size", "--act-scale", "--lm-head-bits"},
+        "int8": {"--group-size", "--smoothquant-alpha", "--no-smoothquant"},
+        "w8a8": {
+            "--calib-method",
+            "--percentile",
+            "--smoothquant-alpha",
+            "--no-smoothquant",
+            "--exclude",
+        },
+    }
+    wrong = [
+        flag
+        for flag, value in flags.items()
+        if value is not None and flag not in allowed.get(args.precision, ())
+    ]
     if wrong:
         raise ConfigError(f"{', '.join(wrong)} cannot be used with --{args.precision}")
     if not args.trt and (args.timing_cache or args.workspace_mb is not None):
         raise ConfigError("--timing-cache and --workspace-mb apply only with --trt")
     if args.smoothquant_alpha is not None and args.no_smoothquant:
         raise ConfigError("--smoothquant-alpha and --no-smoothquant contradict each other")
-    fields: dict[str, object] = {"method": (args.method or "rtn") if args.precision == "int4" else args.precision,
-                                 "quantize_embedding": args.quantize_embedding}
-    optional = {"group_size": args.group_size, "calib_method": args.calib_method, "percentile": args.percentile,
-                "smoothquant_alpha": args.smoothquant_alpha, "lm_head_bits": args.lm_head_bits}
+    fields: dict[str, object] = {
+        "method": (args.method or "rtn") if args.precision == "int4" else args.precision,
+        "quantize_embedding": args.quantize_embedding,
+    }
+    optional = {
+        "group_size": args.group_size,
+        "calib_method": args.calib_method,
+        "percentile": args.percentile,
+        "smoothquant_alpha": args.smoothquant_alpha,
+        "lm_head_bits": args.lm_head_bits,
+    }
     fields.update({key: value for key, value in optional.items() if value is not None})
     if args.act_scale:
         fields["act_scale"] = True
@@ -164,8 +300,10 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         fields["smoothquant_alpha"] = None
     if args.trt and args.precision == "int8":  # TensorRT takes int8 weights per channel only
         if args.group_size not in (None, 0):
-            raise ConfigError("TensorRT takes int8 weights per output channel only: drop --group-size "
-                              "(or give 0) with --trt")
+            raise ConfigError(
+                "TensorRT takes int8 weights per output channel only: drop --group-size "
+                "(or give 0) with --trt"
+            )
         fields["group_size"] = 0
         if args.smoothquant_alpha is None:  # its activations are float16: nothing to smooth for
             fields["smoothquant_alpha"] = None
@@ -185,29 +323,50 @@ def _run(args: argparse.Namespace) -> int:
     name = quant.label if quant.precision in ("int4", "w8a8") else quant.precision
     model = Path(args.model)
     output = args.output or Path(f"{model.stem if model.is_file() else model.name}-{name}")
-    progress = Progress((4 if quant.precision == "fp32" else 6) + (5 if args.trt else 0), quiet=args.quiet)
-    result = export(args.model, output, quant=quant, calib_text=args.calib, eval_text=args.eval_text,
-                    eval_tokens=args.eval_tokens, max_seq_len=args.max_seq_len, force=args.force,
-                    ort_graph=not args.no_ort_graph, progress=progress, revision=args.revision)
+    progress = Progress(
+        (4 if quant.precision == "fp32" else 6) + (5 if args.trt else 0), quiet=args.quiet
+    )
+    result = export(
+        args.model,
+        output,
+        quant=quant,
+        calib_text=args.calib,
+        eval_text=args.eval_text,
+        eval_tokens=args.eval_tokens,
+        max_seq_len=args.max_seq_len,
+        force=args.force,
+        ort_graph=not args.no_ort_graph,
+        progress=progress,
+        revision=args.revision,
+    )
     progress.done(f"wrote {result.bundle.path}")
     if result.tensorrt is not None and not result.tensorrt.ok:
-        sys.stderr.write("warning: the graph is not ready for TensorRT:\n" + result.tensorrt.format() + "\n")
+        sys.stderr.write(
+            "warning: the graph is not ready for TensorRT:\n" + result.tensorrt.format() + "\n"
+        )
     engine = _build_engine(args, result, progress) if args.trt else None
     if args.json:
         print_json({**summary_dict(result), "engine": engine})
     else:
         sys.stdout.write(summary_text(result))
         if engine:
-            sys.stdout.write(f"engine     {engine['file']}: TensorRT {engine['tensorrt']}, {engine['gpu']} "
-                             f"(sm {engine['compute_capability']}), built in {engine['build_seconds']} s\n")
+            sys.stdout.write(
+                f"engine     {engine['file']}: TensorRT {engine['tensorrt']}, {engine['gpu']} "
+                f"(sm {engine['compute_capability']}), built in {engine['build_seconds']} s\n"
+            )
     return EXIT_OK
 
 
-def _build_engine(args: argparse.Namespace, result: ExportResult, progress: Progress) -> dict[str, object]:
+def _build_engine(
+    args: argparse.Namespace, result: ExportResult, progress: Progress
+) -> dict[str, object]:
     from edge_sdk.exporters.engine_build import EngineOptions, build_engine
 
-    options = EngineOptions(fp16=result.precision != "fp32", workspace_mb=args.workspace_mb,
-                            timing_cache=args.timing_cache)
+    options = EngineOptions(
+        fp16=result.precision != "fp32",
+        workspace_mb=args.workspace_mb,
+        timing_cache=args.timing_cache,
+    )
     return build_engine(result.bundle.path, options, progress).record
 
 
@@ -238,8 +397,10 @@ def _context_line(result: ExportResult) -> str:
         return f"context    {held} tokens (the model's limit)"
     if result.requested_max_seq_len is not None:
         return f"context    {held} tokens (--max-seq-len; the model supports {supported})"
-    return (f"context    {held} tokens, capped (the model supports {supported}): pass "
-            f"--max-seq-len N (up to {supported}) to raise it")
+    return (
+        f"context    {held} tokens, capped (the model supports {supported}): pass "
+        f"--max-seq-len N (up to {supported}) to raise it"
+    )
 
 
 def _fused_line(result: ExportResult) -> str:
@@ -248,15 +409,21 @@ def _fused_line(result: ExportResult) -> str:
     onnxruntime = result.bundle.manifest["onnxruntime"]
     fused, skipped = onnxruntime.get("fused_graph"), onnxruntime.get("fused_graph_skipped", "")
     if fused:
-        return (f"ort graph  {fused['file']}: fused attention for onnxruntime's CPU EP (the "
-                "runtime's ort-cpu default)")
+        return (
+            f"ort graph  {fused['file']}: fused attention for onnxruntime's CPU EP (the "
+            "runtime's ort-cpu default)"
+        )
     if result.precision not in GRAPH_TOLERANCE:
         return f"ort graph  {skipped}"
     if skipped.startswith("not asked for"):
-        return (f"ort graph  {skipped}: ort-cpu runs model.onnx, about half the fused graph's "
-                "decode speed")
-    return (f"ort graph  NOT BUILT: {skipped}; ort-cpu runs the standard model.onnx, about half "
-            f"the decode speed of {ORT_GRAPH_FILE}")
+        return (
+            f"ort graph  {skipped}: ort-cpu runs model.onnx, about half the fused graph's "
+            "decode speed"
+        )
+    return (
+        f"ort graph  NOT BUILT: {skipped}; ort-cpu runs the standard model.onnx, about half "
+        f"the decode speed of {ORT_GRAPH_FILE}"
+    )
 
 
 def summary_text(result: ExportResult) -> str:
@@ -272,11 +439,19 @@ def summary_text(result: ExportResult) -> str:
     ]
     lines += [_context_line(result), _fused_line(result)]
     if result.tensorrt is not None:
-        lines.append("tensorrt   " + ("graph passes the TensorRT compatibility check (edge-engine --check)"
-                                      if result.tensorrt.ok else "graph FAILS the TensorRT check (see stderr)"))
+        lines.append(
+            "tensorrt   "
+            + (
+                "graph passes the TensorRT compatibility check (edge-engine --check)"
+                if result.tensorrt.ok
+                else "graph FAILS the TensorRT check (see stderr)"
+            )
+        )
     elif result.precision == "int8":
-        lines.append("tensorrt   int8 in blocks is the CPU form; for TensorRT export with --trt "
-                     "(or --group-size 0): int8 per output channel")
+        lines.append(
+            "tensorrt   int8 in blocks is the CPU form; for TensorRT export with --trt "
+            "(or --group-size 0): int8 per output channel"
+        )
     acc = result.accuracy
     if acc:
         lines += [
@@ -296,8 +471,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # flags that contradict each other are bad usage too
         parser.error(str(exc))
     if args.revision is not None and (Path(args.model).exists() or not is_hub_id(args.model)):
-        parser.error(f"--revision applies to a Hugging Face hub id (owner/name); {args.model} "
-                     "is a local path")
+        parser.error(
+            f"--revision applies to a Hugging Face hub id (owner/name); {args.model} "
+            "is a local path"
+        )
     return run_command(_run, parser, argv)
 
 

@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
+from edge_sdk._optional import require
+from edge_sdk.board import detect_module, read_board_model
+from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle, load_bundle
+from edge_sdk.bundle_update import update_bundle
+from edge_sdk.cli_support import Progress
+from edge_sdk.errors import ExportError
 from edge_sdk.exporters.engine_profiles import (
     MiB,
     Profile,
@@ -25,13 +32,6 @@ from edge_sdk.exporters.engine_profiles import (
 )
 from edge_sdk.exporters.trt_compat import check_model
 from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
-
-from edge_sdk._optional import require
-from edge_sdk.board import detect_module, read_board_model
-from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle, load_bundle
-from edge_sdk.bundle_update import update_bundle
-from edge_sdk.cli_support import Progress
-from edge_sdk.errors import ExportError
 from edge_sdk.planner import get_device
 
 __all__ = [
@@ -54,13 +54,13 @@ class EngineOptions:
     """What ``edge-engine`` was asked for (None: decided from the bundle and the module)."""
 
     fp16: bool = False
-    int8: bool | None = None          # None: on for an int8 bundle (explicit Q/DQ)
+    int8: bool | None = None  # None: on for an int8 bundle (explicit Q/DQ)
     workspace_mb: int | None = None
     max_seq_len: int | None = None
     timing_cache: Path | None = None
     builder_level: int | None = None
     dla_core: int | None = None
-    device: str | None = None         # planner catalog name; None: detect the module
+    device: str | None = None  # planner catalog name; None: detect the module
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,15 @@ def trt_major(version: str) -> int:
 
 def engine_file_name(precision: str, fp16: bool, int8: bool) -> str:
     """``model.<label>.engine``: int8 (or w8a8) for INT8 Q/DQ engines, int4 for int4 weights, else fp16 or fp32."""
-    label = precision if precision in ("w8a8", "int4") else "int8" if int8 else "fp16" if fp16 else "fp32"
+    label = (
+        precision
+        if precision in ("w8a8", "int4")
+        else "int8"
+        if int8
+        else "fp16"
+        if fp16
+        else "fp32"
+    )
     return f"model.{label}.engine"
 
 
@@ -90,31 +98,52 @@ def resolve_int8(options: EngineOptions, precision: str) -> bool:
     if options.int8 is None:
         return precision in INT8_QDQ_PRECISIONS
     if options.int8 and precision not in INT8_QDQ_PRECISIONS:
-        raise ExportError("--int8 needs an int8 or w8a8 bundle (its Q/DQ scales); export one with "
-                          "edge-export --int8, this bundle is " + precision)
+        raise ExportError(
+            "--int8 needs an int8 or w8a8 bundle (its Q/DQ scales); export one with "
+            "edge-export --int8, this bundle is " + precision
+        )
     return options.int8
 
 
-def plan_workspace(bundle: Bundle, options: EngineOptions, max_seq_len: int) -> WorkspacePlan | None:
+def plan_workspace(
+    bundle: Bundle, options: EngineOptions, max_seq_len: int
+) -> WorkspacePlan | None:
     """The planner's cap for the detected (or named) module; None when the module is unknown."""
     name = options.device or detect_module()
     if name is None:
         return None
-    return workspace_plan(bundle.config, get_device(name), bundle.precision, max_seq_len,
-                          options.workspace_mb)
+    return workspace_plan(
+        bundle.config, get_device(name), bundle.precision, max_seq_len, options.workspace_mb
+    )
 
 
-def engine_record(file: str, trt_version: str, gpu: dict[str, Any], fp16: bool, int8: bool,
-                  profiles: list[Profile], workspace_bytes: int, options: EngineOptions,
-                  max_seq_len: int, build_seconds: float, timing_cache_hit: bool) -> dict[str, Any]:
+def engine_record(
+    file: str,
+    trt_version: str,
+    gpu: dict[str, Any],
+    fp16: bool,
+    int8: bool,
+    profiles: list[Profile],
+    workspace_bytes: int,
+    options: EngineOptions,
+    max_seq_len: int,
+    build_seconds: float,
+    timing_cache_hit: bool,
+) -> dict[str, Any]:
     """The manifest entry of one engine (``manifest["engines"]``)."""
     return {
-        "file": file, "tensorrt": trt_version, "gpu": gpu["name"],
-        "compute_capability": gpu["compute_capability"], "module": gpu.get("module"),
+        "file": file,
+        "tensorrt": trt_version,
+        "gpu": gpu["name"],
+        "compute_capability": gpu["compute_capability"],
+        "module": gpu.get("module"),
         "precision": {"fp16": fp16, "int8": int8, "explicit_quantization": int8},
-        "max_sequence_length": max_seq_len, "profiles": [p.to_dict() for p in profiles],
-        "workspace_mb": workspace_bytes // MiB, "builder_optimization_level": options.builder_level,
-        "dla_core": options.dla_core, "build_seconds": round(build_seconds, 1),
+        "max_sequence_length": max_seq_len,
+        "profiles": [p.to_dict() for p in profiles],
+        "workspace_mb": workspace_bytes // MiB,
+        "builder_optimization_level": options.builder_level,
+        "dla_core": options.dla_core,
+        "build_seconds": round(build_seconds, 1),
         "timing_cache_reused": timing_cache_hit,
     }
 
@@ -135,8 +164,12 @@ def gpu_identity() -> dict[str, Any]:
     cuda.init()
     device = cuda.Device(0)
     major, minor = device.compute_capability()
-    return {"name": str(device.name()), "compute_capability": f"{major}.{minor}",
-            "module": detect_module(), "board": read_board_model()}
+    return {
+        "name": str(device.name()),
+        "compute_capability": f"{major}.{minor}",
+        "module": detect_module(),
+        "board": read_board_model(),
+    }
 
 
 def _trt_progress_monitor(trt: Any, progress: Progress) -> Any:
@@ -164,19 +197,32 @@ def _trt_progress_monitor(trt: Any, progress: Progress) -> Any:
 
 
 def _trt_parse(trt: Any, logger: Any, builder: Any, model_bytes: bytes, onnx_path: Path) -> Any:
-    flags = 0 if trt_major(trt.__version__) >= 10 else (
-        1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+    flags = (
+        0
+        if trt_major(trt.__version__) >= 10
+        else (1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+    )
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(model_bytes, str(onnx_path)):  # path: where external weights live
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ExportError(f"TensorRT {trt.__version__} cannot parse {onnx_path}: {errors}. "
-                          "Run edge-engine --check on it for what to change")
+        raise ExportError(
+            f"TensorRT {trt.__version__} cannot parse {onnx_path}: {errors}. "
+            "Run edge-engine --check on it for what to change"
+        )
     return network, parser
 
 
-def _trt_config(trt: Any, builder: Any, fp16: bool, int8: bool, workspace: int,
-                profiles: list[Profile], options: EngineOptions, cache_bytes: bytes) -> Any:
+def _trt_config(
+    trt: Any,
+    builder: Any,
+    fp16: bool,
+    int8: bool,
+    workspace: int,
+    profiles: list[Profile],
+    options: EngineOptions,
+    cache_bytes: bytes,
+) -> Any:
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
     if fp16:
@@ -199,23 +245,35 @@ def _trt_config(trt: Any, builder: Any, fp16: bool, int8: bool, workspace: int,
     return config
 
 
-def build_engine(path: str | os.PathLike[str], options: EngineOptions,
-                 progress: Progress | None = None) -> EngineResult:
+def build_engine(
+    path: str | os.PathLike[str], options: EngineOptions, progress: Progress | None = None
+) -> EngineResult:
     """Build a TensorRT engine of the bundle at ``path`` and add it to the bundle atomically."""
     trt = require("tensorrt", "edge-engine (building TensorRT engines)")
     progress = progress or Progress(4, quiet=True)
     bundle = load_bundle(path)
     longest = int(options.max_seq_len or bundle.max_sequence_length)
     if longest > bundle.max_sequence_length:
-        raise ExportError(f"--max-seq-len {longest} exceeds the bundle's {bundle.max_sequence_length}")
+        raise ExportError(
+            f"--max-seq-len {longest} exceeds the bundle's {bundle.max_sequence_length}"
+        )
     int8 = resolve_int8(options, bundle.precision)
     profiles = engine_profiles(bundle.graph["inputs"], longest)
     plan = plan_workspace(bundle, options, longest)
-    workspace = plan.workspace_bytes if plan else (options.workspace_mb or DEFAULT_WORKSPACE_MB) * MiB
+    workspace = (
+        plan.workspace_bytes if plan else (options.workspace_mb or DEFAULT_WORKSPACE_MB) * MiB
+    )
     progress.stage("check", f"TensorRT {trt.__version__}, workspace {workspace // MiB} MB")
     model = onnx.load(str(bundle.onnx_path), load_external_data=False)
-    report = check_model(model, trt.__version__, profiles, longest, str(bundle.path),
-                         bundle.onnx_path.parent, rewrite=True)
+    report = check_model(
+        model,
+        trt.__version__,
+        profiles,
+        longest,
+        str(bundle.path),
+        bundle.onnx_path.parent,
+        rewrite=True,
+    )
     if not report.ok:
         raise ExportError(report.format())
     model, _ = rewrite_for_tensorrt(model)
@@ -226,7 +284,9 @@ def build_engine(path: str | os.PathLike[str], options: EngineOptions,
     network, _parser = _trt_parse(trt, logger, builder, model.SerializeToString(), bundle.onnx_path)
     cache_path = options.timing_cache
     cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""
-    config = _trt_config(trt, builder, options.fp16, int8, workspace, profiles, options, cache_bytes)
+    config = _trt_config(
+        trt, builder, options.fp16, int8, workspace, profiles, options, cache_bytes
+    )
     monitor = None
     if hasattr(trt, "IProgressMonitor"):  # TensorRT 10
         monitor = _trt_progress_monitor(trt, progress)
@@ -237,18 +297,33 @@ def build_engine(path: str | os.PathLike[str], options: EngineOptions,
     serialized = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - started
     if serialized is None:
-        raise ExportError("TensorRT could not build the engine (see its messages above); if it ran "
-                          "out of memory, lower --workspace-mb or --max-seq-len")
+        raise ExportError(
+            "TensorRT could not build the engine (see its messages above); if it ran "
+            "out of memory, lower --workspace-mb or --max-seq-len"
+        )
     if cache_path is not None:
         _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
     name = engine_file_name(bundle.precision, options.fp16, int8)
-    record = engine_record(name, trt.__version__, gpu, options.fp16, int8, profiles, workspace,
-                           options, longest, seconds, bool(cache_bytes))
+    record = engine_record(
+        name,
+        trt.__version__,
+        gpu,
+        options.fp16,
+        int8,
+        profiles,
+        workspace,
+        options,
+        longest,
+        seconds,
+        bool(cache_bytes),
+    )
     progress.stage("write", f"{name} into {bundle.path}")
     with tempfile.TemporaryDirectory(dir=bundle.path.parent) as work:
         engine_path = Path(work) / name
         engine_path.write_bytes(bytes(serialized))
-        updated = update_bundle(bundle.path, lambda m: add_engine_record(m, record), {name: engine_path})
+        updated = update_bundle(
+            bundle.path, lambda m: add_engine_record(m, record), {name: engine_path}
+        )
     del monitor
     return EngineResult(updated, record)
 
@@ -258,4 +333,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-

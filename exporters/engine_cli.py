@@ -18,8 +18,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_sdk.exporters.trt_ops import DEFAULT_TARGET
-
 from edge_sdk._optional import require
 from edge_sdk.cli_support import (
     EXIT_ERROR,
@@ -29,6 +27,7 @@ from edge_sdk.cli_support import (
     print_json,
     run_command,
 )
+from edge_sdk.exporters.trt_ops import DEFAULT_TARGET
 
 __all__ = ["build_parser", "main"]
 
@@ -38,33 +37,78 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-engine",
         description="Build a TensorRT engine of a bundle on this device (added to the bundle with "
-                    "the TensorRT version, GPU and compute capability), or --check whether "
-                    "TensorRT can take a bundle's graph (no TensorRT needed).")
+        "the TensorRT version, GPU and compute capability), or --check whether "
+        "TensorRT can take a bundle's graph (no TensorRT needed).",
+    )
     parser.add_argument("bundle", help="bundle directory (or, with --check, an .onnx file)")
-    parser.add_argument("--check", action="store_true",
-                        help="only check TensorRT compatibility; exit 0 pass, 1 fail")
-    parser.add_argument("--trt-version", default=None, metavar="V",
-                        help=f"with --check: the TensorRT to check for, 8.6 or 10 (default {DEFAULT_TARGET}; "
-                             "JetPack 6.0 ships 8.6, 6.1/6.2 ship 10.3)")
-    parser.add_argument("--as-is", action="store_true",
-                        help="with --check: check the file exactly, without the rewrites edge-engine "
-                             "applies before building")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only check TensorRT compatibility; exit 0 pass, 1 fail",
+    )
+    parser.add_argument(
+        "--trt-version",
+        default=None,
+        metavar="V",
+        help=f"with --check: the TensorRT to check for, 8.6 or 10 (default {DEFAULT_TARGET}; "
+        "JetPack 6.0 ships 8.6, 6.1/6.2 ship 10.3)",
+    )
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="with --check: check the file exactly, without the rewrites edge-engine "
+        "applies before building",
+    )
     parser.add_argument("--fp16", action="store_true", help="let TensorRT use FP16 kernels")
-    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
-                        help="INT8 kernels from the bundle's Q/DQ scales (default: on for int8 bundles)")
-    parser.add_argument("--workspace-mb", type=int, default=None, metavar="N",
-                        help="builder workspace cap in MB (default: what the planner leaves on the "
-                             "detected module, at most 4096)")
-    parser.add_argument("--max-seq-len", type=int, default=None, metavar="N",
-                        help="longest context the engine serves (default: the bundle's)")
-    parser.add_argument("--timing-cache", type=Path, default=None, metavar="FILE",
-                        help="read and update this TensorRT timing cache (faster rebuilds)")
-    parser.add_argument("--builder-level", type=int, default=None, choices=range(6), metavar="N",
-                        help="TensorRT builder optimization level 0-5 (default 3)")
-    parser.add_argument("--dla", type=int, default=None, metavar="N",
-                        help="build for DLA core N, with GPU fallback (AGX Orin, Orin NX)")
-    parser.add_argument("--device", default=None, metavar="NAME",
-                        help="planner module name for the workspace cap (default: detected)")
+    parser.add_argument(
+        "--int8",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="INT8 kernels from the bundle's Q/DQ scales (default: on for int8 bundles)",
+    )
+    parser.add_argument(
+        "--workspace-mb",
+        type=int,
+        default=None,
+        metavar="N",
+        help="builder workspace cap in MB (default: what the planner leaves on the "
+        "detected module, at most 4096)",
+    )
+    parser.add_argument(
+        "--max-seq-len",
+        type=int,
+        default=None,
+        metavar="N",
+        help="longest context the engine serves (default: the bundle's)",
+    )
+    parser.add_argument(
+        "--timing-cache",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="read and update this TensorRT timing cache (faster rebuilds)",
+    )
+    parser.add_argument(
+        "--builder-level",
+        type=int,
+        default=None,
+        choices=range(6),
+        metavar="N",
+        help="TensorRT builder optimization level 0-5 (default 3)",
+    )
+    parser.add_argument(
+        "--dla",
+        type=int,
+        default=None,
+        metavar="N",
+        help="build for DLA core N, with GPU fallback (AGX Orin, Orin NX)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        metavar="NAME",
+        help="planner module name for the workspace cap (default: detected)",
+    )
     add_common_flags(parser)
     return parser
 
@@ -73,8 +117,9 @@ def _check(args: argparse.Namespace) -> int:
     require("onnx", "edge-engine --check")
     from edge_sdk.exporters.trt_compat import check_path
 
-    report = check_path(args.bundle, args.trt_version or DEFAULT_TARGET, args.max_seq_len,
-                        rewrite=not args.as_is)
+    report = check_path(
+        args.bundle, args.trt_version or DEFAULT_TARGET, args.max_seq_len, rewrite=not args.as_is
+    )
     if args.json:
         print_json(report.to_dict())
     else:
@@ -86,17 +131,26 @@ def _build(args: argparse.Namespace) -> int:
     require("onnx", "edge-engine")
     from edge_sdk.exporters.engine_build import EngineOptions, build_engine
 
-    options = EngineOptions(fp16=args.fp16, int8=args.int8, workspace_mb=args.workspace_mb,
-                            max_seq_len=args.max_seq_len, timing_cache=args.timing_cache,
-                            builder_level=args.builder_level, dla_core=args.dla, device=args.device)
+    options = EngineOptions(
+        fp16=args.fp16,
+        int8=args.int8,
+        workspace_mb=args.workspace_mb,
+        max_seq_len=args.max_seq_len,
+        timing_cache=args.timing_cache,
+        builder_level=args.builder_level,
+        dla_core=args.dla,
+        device=args.device,
+    )
     progress = Progress(5, quiet=args.json)
     result = build_engine(args.bundle, options, progress)
     if args.json:
         print_json(result.record)
     else:
         rec = result.record
-        print(f"{rec['file']} added to {result.bundle.path}: TensorRT {rec['tensorrt']}, "
-              f"{rec['gpu']} (sm {rec['compute_capability']}), built in {rec['build_seconds']} s")
+        print(
+            f"{rec['file']} added to {result.bundle.path}: TensorRT {rec['tensorrt']}, "
+            f"{rec['gpu']} (sm {rec['compute_capability']}), built in {rec['build_seconds']} s"
+        )
     return EXIT_OK
 
 

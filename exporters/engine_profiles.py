@@ -60,9 +60,13 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the manifest."""
-        return {"name": self.name,
-                "shapes": {k: {"min": list(v[0]), "opt": list(v[1]), "max": list(v[2])}
-                           for k, v in self.shapes.items()}}
+        return {
+            "name": self.name,
+            "shapes": {
+                k: {"min": list(v[0]), "opt": list(v[1]), "max": list(v[2])}
+                for k, v in self.shapes.items()
+            },
+        }
 
 
 def dim_ranges(max_seq_len: int, decode: bool) -> dict[str, tuple[int, int, int]]:
@@ -73,15 +77,24 @@ def dim_ranges(max_seq_len: int, decode: bool) -> dict[str, tuple[int, int, int]
     last = max_seq_len - 1
     if decode:
         past_opt = max_seq_len // 2
-        return {"batch": (1, 1, 1), "sequence": (1, 1, 1), "past_sequence": (0, past_opt, last),
-                "total_sequence": (1, past_opt + 1, max_seq_len)}
+        return {
+            "batch": (1, 1, 1),
+            "sequence": (1, 1, 1),
+            "past_sequence": (0, past_opt, last),
+            "total_sequence": (1, past_opt + 1, max_seq_len),
+        }
     seq_opt = max(1, chunk // 2)
-    return {"batch": (1, 1, 1), "sequence": (1, seq_opt, chunk), "past_sequence": (0, 0, last),
-            "total_sequence": (1, seq_opt, max_seq_len)}
+    return {
+        "batch": (1, 1, 1),
+        "sequence": (1, seq_opt, chunk),
+        "past_sequence": (0, 0, last),
+        "total_sequence": (1, seq_opt, max_seq_len),
+    }
 
 
-def _profile(name: str, inputs: Sequence[Mapping[str, Any]], ranges: Mapping[str, tuple[int, int, int]]
-             ) -> Profile:
+def _profile(
+    name: str, inputs: Sequence[Mapping[str, Any]], ranges: Mapping[str, tuple[int, int, int]]
+) -> Profile:
     shapes: dict[str, tuple[Shape, Shape, Shape]] = {}
     for spec in inputs:
         dims: list[tuple[int, int, int]] = []
@@ -105,8 +118,10 @@ def engine_profiles(inputs: Sequence[Mapping[str, Any]], max_seq_len: int) -> li
 
     ``inputs``: ``[{"name", "shape": [int | symbol, ...]}, ...]`` (``manifest["graph"]["inputs"]``).
     """
-    return [_profile("prefill", inputs, dim_ranges(max_seq_len, decode=False)),
-            _profile("decode", inputs, dim_ranges(max_seq_len, decode=True))]
+    return [
+        _profile("prefill", inputs, dim_ranges(max_seq_len, decode=False)),
+        _profile("decode", inputs, dim_ranges(max_seq_len, decode=True)),
+    ]
 
 
 @dataclass(frozen=True)
@@ -122,14 +137,23 @@ class WorkspacePlan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the manifest and ``--json``."""
-        return {"device": self.device, "workspace_mb": self.workspace_bytes // MiB,
-                "usable_mb": self.usable_bytes // MiB, "weights_mb": self.weights_bytes // MiB,
-                "activations_mb": self.activations_bytes // MiB,
-                "requested_mb": None if self.requested_bytes is None else self.requested_bytes // MiB}
+        return {
+            "device": self.device,
+            "workspace_mb": self.workspace_bytes // MiB,
+            "usable_mb": self.usable_bytes // MiB,
+            "weights_mb": self.weights_bytes // MiB,
+            "activations_mb": self.activations_bytes // MiB,
+            "requested_mb": None if self.requested_bytes is None else self.requested_bytes // MiB,
+        }
 
 
-def workspace_plan(config: ModelConfig, device: Device, precision: str, max_seq_len: int,
-                   requested_mb: int | None = None) -> WorkspacePlan:
+def workspace_plan(
+    config: ModelConfig,
+    device: Device,
+    precision: str,
+    max_seq_len: int,
+    requested_mb: int | None = None,
+) -> WorkspacePlan:
     """Cap TensorRT's workspace so that building fits ``device`` (see the module docstring)."""
     fmt = weight_format(precision)
     prompt = min(max_seq_len, PREFILL_CHUNK)

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from edge_sdk.exporters.ort_check import OrtModel
 
 from edge_sdk.errors import AccuracyError
+from edge_sdk.exporters.ort_check import OrtModel
 
 __all__ = ["THRESHOLDS", "AccuracyReport", "apply_gate", "compare_on_text"]
 
@@ -56,8 +56,13 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def compare_on_text(float_model: OrtModel, quant_model: OrtModel, token_ids: list[int],
-                    window: int, text_source: str) -> AccuracyReport:
+def compare_on_text(
+    float_model: OrtModel,
+    quant_model: OrtModel,
+    token_ids: list[int],
+    window: int,
+    text_source: str,
+) -> AccuracyReport:
     """Run both graphs over ``token_ids`` in windows of ``window`` tokens and compare."""
     if len(token_ids) < 2:
         raise AccuracyError(f"the evaluation text {text_source} has fewer than 2 tokens")
@@ -66,7 +71,7 @@ def compare_on_text(float_model: OrtModel, quant_model: OrtModel, token_ids: lis
     agree: list[np.ndarray] = []
     kl: list[np.ndarray] = []
     for start in range(0, len(token_ids) - 1, window):
-        chunk = np.asarray(token_ids[start:start + window + 1], dtype=np.int64)
+        chunk = np.asarray(token_ids[start : start + window + 1], dtype=np.int64)
         if len(chunk) < 2:
             break
         inputs, targets = chunk[None, :-1], chunk[1:]
@@ -91,30 +96,42 @@ def compare_on_text(float_model: OrtModel, quant_model: OrtModel, token_ids: lis
     )
 
 
-def apply_gate(report: AccuracyReport, precision: str, vocab_size: int, force: bool) -> AccuracyReport:
+def apply_gate(
+    report: AccuracyReport, precision: str, vocab_size: int, force: bool
+) -> AccuracyReport:
     """Return ``report`` with its gate verdict; raise :class:`AccuracyError` when it fails unforced."""
     limits = THRESHOLDS.get(precision)
     if limits is None:
         return _with_gate(report, "not applied")
     if report.perplexity_float > UNTRAINED_PERPLEXITY_SHARE * vocab_size:
-        return _with_gate(report, "skipped: the float model looks untrained (perplexity "
-                                  f"{report.perplexity_float:.0f} of a {vocab_size}-token vocabulary)")
+        return _with_gate(
+            report,
+            "skipped: the float model looks untrained (perplexity "
+            f"{report.perplexity_float:.0f} of a {vocab_size}-token vocabulary)",
+        )
     failures = []
     if report.top1_agreement < limits["min_top1_agreement"]:
-        failures.append(f"top-1 agreement {report.top1_agreement:.3f} < {limits['min_top1_agreement']}")
+        failures.append(
+            f"top-1 agreement {report.top1_agreement:.3f} < {limits['min_top1_agreement']}"
+        )
     if report.perplexity_ratio > limits["max_perplexity_ratio"]:
-        failures.append(f"perplexity ratio {report.perplexity_ratio:.4f} > {limits['max_perplexity_ratio']}")
+        failures.append(
+            f"perplexity ratio {report.perplexity_ratio:.4f} > {limits['max_perplexity_ratio']}"
+        )
     if not failures:
         return _with_gate(report, "passed")
     if force:
         return _with_gate(report, "forced: " + "; ".join(failures))
-    better = {"int4": "try --method gptq --group-size 32 (error-compensating, smaller blocks), "
-                      "or export --int8",
-              "int8": "try --group-size 32 (smaller blocks), or export --fp16",
-              "w8a8": "try --calib-method percentile or --exclude, or export --int8"}
+    better = {
+        "int4": "try --method gptq --group-size 32 (error-compensating, smaller blocks), "
+        "or export --int8",
+        "int8": "try --group-size 32 (smaller blocks), or export --fp16",
+        "w8a8": "try --calib-method percentile or --exclude, or export --int8",
+    }
     raise AccuracyError(
         f"{precision} accuracy is below the threshold ({'; '.join(failures)}). "
-        f"{better.get(precision, 'Export --fp32')}; or keep it anyway with --force")
+        f"{better.get(precision, 'Export --fp32')}; or keep it anyway with --force"
+    )
 
 
 def _with_gate(report: AccuracyReport, gate: str) -> AccuracyReport:

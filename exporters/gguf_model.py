@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from edge_sdk.exporters.checkpoint import LoadedModel, build_model
-from edge_sdk.exporters.gguf_rope import rope_scaling_from_factors
-from edge_sdk.exporters.gguf_tokenizer import gguf_chat_template, gguf_tokenizer_json
 
 from edge_sdk._optional import require
 from edge_sdk.config import ModelConfig, RopeScaling
 from edge_sdk.errors import ConfigError, UnsupportedModelError
+from edge_sdk.exporters.checkpoint import LoadedModel, build_model
+from edge_sdk.exporters.gguf_rope import rope_scaling_from_factors
+from edge_sdk.exporters.gguf_tokenizer import gguf_chat_template, gguf_tokenizer_json
 
 __all__ = ["SUPPORTED_GGUF_ARCHITECTURES", "dequantized", "gguf_config", "load_gguf", "read_gguf"]
 
@@ -64,8 +64,10 @@ def load_gguf(path: str | os.PathLike[str]) -> LoadedModel:
     tokenizer_json = gguf_tokenizer_json(metadata)
     factors = dequantized(by_name.pop(_ROPE_FREQS)) if _ROPE_FREQS in by_name else None
     config = gguf_config(metadata, set(by_name), factors)
-    state = {_hf_name(name): torch.from_numpy(_hf_layout(name, dequantized(tensor), config))
-             for name, tensor in by_name.items()}
+    state = {
+        _hf_name(name): torch.from_numpy(_hf_layout(name, dequantized(tensor), config))
+        for name, tensor in by_name.items()
+    }
     model = build_model(config, state, str(path))
     name = str(metadata.get("general.name") or path.stem)
     return LoadedModel(model, tokenizer_json, str(path), name, gguf_chat_template(metadata))
@@ -76,14 +78,16 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:
     gguf = require("gguf", "reading GGUF files")
     try:
         reader = gguf.GGUFReader(str(path))
-        metadata = {name: _field_value(field, gguf.GGUFValueType)
-                    for name, field in reader.fields.items()}
+        metadata = {
+            name: _field_value(field, gguf.GGUFValueType) for name, field in reader.fields.items()
+        }
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist") from exc
     except (ValueError, OSError, IndexError, KeyError, struct.error, UnicodeDecodeError) as exc:
         raise UnsupportedModelError(
             f"{path} cannot be read as a GGUF file ({_first_line(exc)}): it is not GGUF, or it "
-            "is truncated or corrupt; download or convert it again") from exc
+            "is truncated or corrupt; download or convert it again"
+        ) from exc
     return metadata, list(reader.tensors)
 
 
@@ -105,22 +109,26 @@ def dequantized(tensor: Any) -> np.ndarray:
     except NotImplementedError as exc:
         raise UnsupportedModelError(
             f"tensor {tensor.name} is stored as {kind.name}, which the gguf library cannot "
-            f"dequantize; supported: {_dequantize_types()}") from exc
+            f"dequantize; supported: {_dequantize_types()}"
+        ) from exc
     except ValueError as exc:
         raise UnsupportedModelError(
             f"tensor {tensor.name} ({kind.name}) cannot be decoded ({_first_line(exc)}); "
-            "the file may be truncated or corrupt") from exc
+            "the file may be truncated or corrupt"
+        ) from exc
     shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))
     try:
         values = values.reshape(shape)
     except ValueError as exc:
-        raise UnsupportedModelError(f"tensor {tensor.name} holds {values.size} values, not "
-                                    f"{shape}; the file may be corrupt") from exc
+        raise UnsupportedModelError(
+            f"tensor {tensor.name} holds {values.size} values, not {shape}; the file may be corrupt"
+        ) from exc
     return np.require(values, dtype=np.float32, requirements=["C_CONTIGUOUS", "WRITEABLE"])
 
 
-def gguf_config(metadata: Mapping[str, Any], tensor_names: set[str],
-                rope_factors: np.ndarray | None = None) -> ModelConfig:
+def gguf_config(
+    metadata: Mapping[str, Any], tensor_names: set[str], rope_factors: np.ndarray | None = None
+) -> ModelConfig:
     """The :class:`ModelConfig` a GGUF's metadata (and its tensor names) describe."""
     arch = _architecture(metadata)
 
@@ -131,13 +139,15 @@ def gguf_config(metadata: Mapping[str, Any], tensor_names: set[str],
         return _one_value(f"{arch}.{name}", value)
 
     heads, hidden = int(key("attention.head_count")), int(key("embedding_length"))
-    head_dim = int(key("attention.key_length", 0) or key("rope.dimension_count", 0)
-                   or hidden // heads)
+    head_dim = int(
+        key("attention.key_length", 0) or key("rope.dimension_count", 0) or hidden // heads
+    )
     for other in ("rope.dimension_count", "attention.value_length"):
         if int(key(other, head_dim)) != head_dim:
             raise UnsupportedModelError(
                 f"{arch}.{other} = {key(other)} differs from the head size {head_dim}; partial "
-                "rotary embeddings and uneven key/value heads are not supported")
+                "rotary embeddings and uneven key/value heads are not supported"
+            )
     theta = float(key("rope.freq_base", 10000.0))
     tokens = metadata.get("tokenizer.ggml.tokens") or []
     eos = [metadata.get(f"tokenizer.ggml.{k}_token_id") for k in ("eos", "eot", "eom")]
@@ -169,25 +179,32 @@ def _architecture(metadata: Mapping[str, Any]) -> str:
     if arch not in SUPPORTED_GGUF_ARCHITECTURES:
         raise UnsupportedModelError(
             f"GGUF architecture {arch or '(none given)'!r} is not supported; supported: "
-            f"{', '.join(SUPPORTED_GGUF_ARCHITECTURES)}")
+            f"{', '.join(SUPPORTED_GGUF_ARCHITECTURES)}"
+        )
     return str(arch)
 
 
-def _rope_scaling(key: Any, factors: np.ndarray | None, theta: float,
-                  head_dim: int) -> RopeScaling | None:
+def _rope_scaling(
+    key: Any, factors: np.ndarray | None, theta: float, head_dim: int
+) -> RopeScaling | None:
     kind = str(key("rope.scaling.type", "none"))
     # both keys hold the divisor of the positions (llama.cpp's 1 / freq_scale)
     linear = float(key("rope.scaling.factor", 0) or key("rope.scale_linear", 0) or 1.0)
     if kind not in ("none", "linear", "llama3") or (kind == "llama3" and factors is None):
-        raise UnsupportedModelError(f"GGUF RoPE scaling {kind!r} is not supported; supported: "
-                                    "linear, and llama3 (stored as a rope_freqs tensor)")
+        raise UnsupportedModelError(
+            f"GGUF RoPE scaling {kind!r} is not supported; supported: "
+            "linear, and llama3 (stored as a rope_freqs tensor)"
+        )
     if factors is not None:
         if kind == "linear" and linear != 1.0:
-            raise UnsupportedModelError("the GGUF combines linear RoPE scaling with rope_freqs; "
-                                        "only one of them is supported")
+            raise UnsupportedModelError(
+                "the GGUF combines linear RoPE scaling with rope_freqs; "
+                "only one of them is supported"
+            )
         original = key("rope.scaling.original_context_length", None)
-        return rope_scaling_from_factors(factors, theta, head_dim,
-                                         int(original) if original else None)
+        return rope_scaling_from_factors(
+            factors, theta, head_dim, int(original) if original else None
+        )
     if kind == "linear" and linear != 1.0:
         return RopeScaling(kind="linear", factor=linear)
     return None
@@ -201,7 +218,8 @@ def _hf_name(gguf_name: str) -> str:
         return f"model.layers.{match.group(1)}.{_LAYER_TENSORS[match.group(2)]}"
     raise UnsupportedModelError(
         f"the GGUF holds a tensor this SDK does not know, {gguf_name!r}: not a plain Llama/Qwen2 "
-        "decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU)")
+        "decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU)"
+    )
 
 
 def _hf_layout(gguf_name: str, weights: np.ndarray, config: ModelConfig) -> np.ndarray:
@@ -220,8 +238,9 @@ def _unpermute_rotary_rows(weights: np.ndarray, heads: int) -> np.ndarray:
     head, rows interleaved pairwise (GGUF) go back to the two rotary halves (Hugging Face)."""
     rows = weights.shape[0]
     if rows % (2 * heads):
-        raise UnsupportedModelError(f"a q/k projection has {rows} rows, not a multiple of "
-                                    f"2 x {heads} heads")
+        raise UnsupportedModelError(
+            f"a q/k projection has {rows} rows, not a multiple of 2 x {heads} heads"
+        )
     paired = weights.reshape(heads, rows // heads // 2, 2, *weights.shape[1:])
     return np.ascontiguousarray(paired.swapaxes(1, 2).reshape(weights.shape))
 
@@ -232,8 +251,10 @@ def _one_value(name: str, value: Any) -> Any:
         return value
     if value and all(v == value[0] for v in value):
         return value[0]
-    raise UnsupportedModelError(f"{name} differs between layers ({value[:4]}...); layers of "
-                                "different shapes are not supported")
+    raise UnsupportedModelError(
+        f"{name} differs between layers ({value[:4]}...); layers of "
+        "different shapes are not supported"
+    )
 
 
 def _field_value(field: Any, value_type: Any) -> Any:

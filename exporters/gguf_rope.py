@@ -23,31 +23,35 @@ __all__ = ["rope_scaling_from_factors"]
 _TOLERANCE = 1e-4  # relative, on each divisor (the tensor is float32)
 
 
-def rope_scaling_from_factors(factors: np.ndarray, theta: float, head_dim: int,
-                              original_context: int | None = None) -> RopeScaling | None:
+def rope_scaling_from_factors(
+    factors: np.ndarray, theta: float, head_dim: int, original_context: int | None = None
+) -> RopeScaling | None:
     """The scaling whose divisor per frequency is ``factors`` [head_dim / 2]; None for all ones."""
     factors = np.asarray(factors, dtype=np.float64).reshape(-1)
     if factors.shape != (head_dim // 2,) or not np.all(np.isfinite(factors)) or factors.min() <= 0:
         raise UnsupportedModelError(
             f"the GGUF's rope_freqs tensor has {factors.size} values, expected {head_dim // 2} "
-            "positive ones (one per rotary frequency); the file may be corrupt")
+            "positive ones (one per rotary frequency); the file may be corrupt"
+        )
     if np.allclose(factors, 1.0, rtol=_TOLERANCE, atol=0):
         return None
     factor = float(factors.max())
     if np.allclose(factors, factor, rtol=_TOLERANCE, atol=0):
         return RopeScaling(kind="linear", factor=factor)
     exponents = np.arange(0, head_dim, 2, dtype=np.float64) / head_dim
-    inverse_wavelength = theta ** -exponents / (2 * math.pi)
+    inverse_wavelength = theta**-exponents / (2 * math.pi)
     candidate = _llama3_candidate(factors, factor, inverse_wavelength, original_context)
     if candidate is None or not _reproduces(candidate, factors, theta, head_dim):
         raise UnsupportedModelError(
             "the GGUF's rope_freqs tensor is not a Llama 3 ('llama3') or linear RoPE scaling; "
-            "this SDK supports only those (convert the original Hugging Face model instead)")
+            "this SDK supports only those (convert the original Hugging Face model instead)"
+        )
     return candidate
 
 
-def _llama3_candidate(factors: np.ndarray, factor: float, inverse_wavelength: np.ndarray,
-                      original_context: int | None) -> RopeScaling | None:
+def _llama3_candidate(
+    factors: np.ndarray, factor: float, inverse_wavelength: np.ndarray, original_context: int | None
+) -> RopeScaling | None:
     """Fit the thresholds u_high > u_low on 1/wavelength where the divisor leaves 1 and reaches
     ``factor``; between them llama3 blends with s = (u - u_low) / (u_high - u_low)."""
     unscaled = np.isclose(factors, 1.0, rtol=_TOLERANCE, atol=0)
@@ -75,10 +79,13 @@ def _llama3_candidate(factors: np.ndarray, factor: float, inverse_wavelength: np
     # Only the thresholds matter: without the original context from the file, choose it so that
     # low_freq_factor is 1 (Llama 3.1's 8192 / 1 / 4 come back as they were).
     context = original_context or max(1, round(1.0 / u_low))
-    return RopeScaling(kind="llama3", factor=factor,
-                       low_freq_factor=float(f"{u_low * context:.6g}"),
-                       high_freq_factor=float(f"{u_high * context:.6g}"),
-                       original_max_position_embeddings=int(context))
+    return RopeScaling(
+        kind="llama3",
+        factor=factor,
+        low_freq_factor=float(f"{u_low * context:.6g}"),
+        high_freq_factor=float(f"{u_high * context:.6g}"),
+        original_max_position_embeddings=int(context),
+    )
 
 
 def _reproduces(scaling: RopeScaling, factors: np.ndarray, theta: float, head_dim: int) -> bool:
@@ -86,9 +93,17 @@ def _reproduces(scaling: RopeScaling, factors: np.ndarray, theta: float, head_di
     from edge_sdk.exporters.model import rope_inverse_frequencies
 
     def frequencies(rope_scaling: RopeScaling | None) -> np.ndarray:
-        config = ModelConfig(vocab_size=1, hidden_size=head_dim, num_layers=1, num_heads=1,
-                             num_kv_heads=1, intermediate_size=1, head_dim=head_dim,
-                             rope_theta=theta, rope_scaling=rope_scaling)
+        config = ModelConfig(
+            vocab_size=1,
+            hidden_size=head_dim,
+            num_layers=1,
+            num_heads=1,
+            num_kv_heads=1,
+            intermediate_size=1,
+            head_dim=head_dim,
+            rope_theta=theta,
+            rope_scaling=rope_scaling,
+        )
         return rope_inverse_frequencies(config).double().numpy()
 
     recomputed = frequencies(None) / frequencies(scaling)

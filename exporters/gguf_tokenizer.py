@@ -30,20 +30,30 @@ CONTROL, USER_DEFINED = 3, 4  # llama.cpp's token types (gguf.TokenType)
 
 _GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
 _CONTRACTIONS = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
-_LLAMA3 = (_CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-           r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_LLAMA3 = (
+    _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 _QWEN2 = _LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
 _DEFAULT = (r"[\p{P}\$\+<=>\^~\|]+", _GPT2, r"\p{N}+", r"[0-9][0-9][0-9]")
-_DEEPSEEK_CODER = (r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+",
-                   "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+", r"\p{N}")
+_DEEPSEEK_CODER = (
+    r"[\r\n]",
+    r"\s?\p{L}+",
+    r"\s?\p{P}+",
+    "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+",
+    r"\p{N}",
+)
 
 #: ``tokenizer.ggml.pre`` -> llama.cpp's split expressions for it (``llama-vocab.cpp``).
 PRE_TOKENIZER_SPLITS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral", "dbrx", "smaug-bpe"),
-                    (_LLAMA3,)),
+    **dict.fromkeys(
+        ("llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral", "dbrx", "smaug-bpe"), (_LLAMA3,)
+    ),
     **dict.fromkeys(("qwen2", "deepseek-r1-qwen", "stablelm2", "megrez"), (_QWEN2,)),
-    **dict.fromkeys(("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone",
-                     "minerva-7b"), (r"\p{N}", _GPT2)),
+    **dict.fromkeys(
+        ("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"),
+        (r"\p{N}", _GPT2),
+    ),
     **dict.fromkeys(("gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais", "exaone4"), (_GPT2,)),
     "deepseek-coder": _DEEPSEEK_CODER,
     "default": _DEFAULT,
@@ -52,8 +62,12 @@ PRE_TOKENIZER_SPLITS: dict[str, tuple[str, ...]] = {
 # add BOS unless the file says otherwise.
 _LLAMA3_STYLE = frozenset(("llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral"))
 
-_SPECIAL_TOKEN_IDS = (("bos_token", "bos"), ("eos_token", "eos"), ("unk_token", "unknown"),
-                      ("pad_token", "padding"))
+_SPECIAL_TOKEN_IDS = (
+    ("bos_token", "bos"),
+    ("eos_token", "eos"),
+    ("unk_token", "unknown"),
+    ("pad_token", "padding"),
+)
 
 
 def gguf_tokenizer_json(metadata: Mapping[str, Any]) -> str:
@@ -64,39 +78,60 @@ def gguf_tokenizer_json(metadata: Mapping[str, Any]) -> str:
     if not tokens or not kind:
         raise UnsupportedModelError(
             "the GGUF has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens); this SDK "
-            "needs the vocabulary in the file: convert the model again with llama.cpp")
+            "needs the vocabulary in the file: convert the model again with llama.cpp"
+        )
     if kind != "gpt2":
         what = {"llama": "SentencePiece"}.get(kind, "")
         raise UnsupportedModelError(
             f"GGUF tokenizer {kind!r}{f' ({what})' if what else ''} is not supported; supported: "
             "'gpt2' (byte-level BPE: Llama 3, SmolLM, Qwen2). Export the model's Hugging Face "
-            "folder instead")
+            "folder instead"
+        )
     pre = str(metadata.get("tokenizer.ggml.pre") or "default")
     if pre not in PRE_TOKENIZER_SPLITS:
         raise UnsupportedModelError(
             f"GGUF pre-tokenizer {pre!r} is not supported; supported: "
-            f"{', '.join(sorted(PRE_TOKENIZER_SPLITS))}")
+            f"{', '.join(sorted(PRE_TOKENIZER_SPLITS))}"
+        )
     types = list(metadata.get("tokenizer.ggml.token_type") or [1] * len(tokens))
     if len(types) != len(tokens):
-        raise UnsupportedModelError(f"the GGUF has {len(tokens)} tokens but {len(types)} token "
-                                    "types; the file may be corrupt")
+        raise UnsupportedModelError(
+            f"the GGUF has {len(tokens)} tokens but {len(types)} token "
+            "types; the file may be corrupt"
+        )
     try:
         # ignore_merges only where needed: tokenizers 0.19.0 lacks it
         whole_words = {"ignore_merges": True} if pre in _LLAMA3_STYLE else {}
-        model = models.BPE(vocab=_vocabulary(tokens, types), merges=_merges(metadata), **whole_words)
+        model = models.BPE(
+            vocab=_vocabulary(tokens, types), merges=_merges(metadata), **whole_words
+        )
     except Exception as exc:  # tokenizers raises plain Exception subclasses
         raise UnsupportedModelError(
-            f"the GGUF vocabulary does not form a BPE tokenizer: {exc}") from exc
+            f"the GGUF vocabulary does not form a BPE tokenizer: {exc}"
+        ) from exc
     tokenizer = Tokenizer(model)
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(expr), behavior="isolated")
-         for expr in PRE_TOKENIZER_SPLITS[pre]]
-        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        [
+            pre_tokenizers.Split(Regex(expr), behavior="isolated")
+            for expr in PRE_TOKENIZER_SPLITS[pre]
+        ]
+        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
     tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                                  for t, k in zip(tokens, types) if k == CONTROL])
-    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False)
-                          for t, k in zip(tokens, types) if k == USER_DEFINED])
+    tokenizer.add_special_tokens(
+        [
+            AddedToken(t, special=True, normalized=False)
+            for t, k in zip(tokens, types)
+            if k == CONTROL
+        ]
+    )
+    tokenizer.add_tokens(
+        [
+            AddedToken(t, special=False, normalized=False)
+            for t, k in zip(tokens, types)
+            if k == USER_DEFINED
+        ]
+    )
     tokenizer.post_processor = _post_processor(metadata, tokens, pre)
     return str(tokenizer.to_str())
 
@@ -134,7 +169,8 @@ def _merges(metadata: Mapping[str, Any]) -> list[tuple[str, str]]:
     if not merges:
         raise UnsupportedModelError(
             "the GGUF's byte-level BPE vocabulary has no merges (tokenizer.ggml.merges); "
-            "convert the model again with llama.cpp")
+            "convert the model again with llama.cpp"
+        )
     pairs = [tuple(merge.split(" ")) for merge in merges]
     bad = [merge for merge, pair in zip(merges, pairs) if len(pair) != 2]
     if bad:
@@ -146,8 +182,10 @@ def _post_processor(metadata: Mapping[str, Any], tokens: Sequence[str], pre: str
     from tokenizers import processors
 
     byte_level = processors.ByteLevel(trim_offsets=False)
-    add = {"bos": bool(metadata.get("tokenizer.ggml.add_bos_token", pre in _LLAMA3_STYLE)),
-           "eos": bool(metadata.get("tokenizer.ggml.add_eos_token", False))}
+    add = {
+        "bos": bool(metadata.get("tokenizer.ggml.add_bos_token", pre in _LLAMA3_STYLE)),
+        "eos": bool(metadata.get("tokenizer.ggml.add_eos_token", False)),
+    }
     ends: dict[str, tuple[str, int]] = {}
     for end in ("bos", "eos"):
         index = metadata.get(f"tokenizer.ggml.{end}_token_id")
@@ -158,16 +196,21 @@ def _post_processor(metadata: Mapping[str, Any], tokens: Sequence[str], pre: str
     first = [ends["bos"][0]] if "bos" in ends else []
     last = [ends["eos"][0]] if "eos" in ends else []
     template = processors.TemplateProcessing(
-        single=[*first, "$A", *last], pair=[*first, "$A", *last, *first, "$B", *last],
-        special_tokens=list(ends.values()))
+        single=[*first, "$A", *last],
+        pair=[*first, "$A", *last, *first, "$B", *last],
+        special_tokens=list(ends.values()),
+    )
     return processors.Sequence([byte_level, template])
 
 
 @lru_cache(maxsize=1)
 def _byte_spelling() -> dict[int, str]:
     """GPT-2's byte -> printable character map (the byte-level BPE alphabet)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1),
-                 *range(ord("\xae"), ord("\xff") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("\xa1"), ord("\xac") + 1),
+        *range(ord("\xae"), ord("\xff") + 1),
+    ]
     spelling = {byte: chr(byte) for byte in printable}
     for byte in range(256):
         if byte not in spelling:

@@ -17,21 +17,22 @@ import copy
 
 import numpy as np
 import torch
+from torch import Tensor, nn
+
+from edge_sdk.cli_support import Progress
 from edge_sdk.exporters.calibration import run_with_input_hooks
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_int4 import QMAX, QMIN, Solved, dequantize_int4, rtn_int4
 from edge_sdk.exporters.quant_int8 import weight_key
-from torch import Tensor, nn
-
-from edge_sdk.cli_support import Progress
 
 __all__ = ["collect_hessians", "gptq_int4", "gptq_model"]
 
 LAZY_BATCH = 128
 
 
-def collect_hessians(model: nn.Module, linears: list[nn.Linear], token_ids: list[int],
-                     window: int) -> dict[int, Tensor]:
+def collect_hessians(
+    model: nn.Module, linears: list[nn.Linear], token_ids: list[int], window: int
+) -> dict[int, Tensor]:
     """``2 X^T X / n`` (float64 [K, K]) of the inputs of each of ``linears``, keyed by ``id``."""
     sums: dict[int, Tensor] = {}
     counts: dict[int, int] = {}
@@ -45,8 +46,9 @@ def collect_hessians(model: nn.Module, linears: list[nn.Linear], token_ids: list
     return {key: 2 * sums[key] / counts[key] for key in sums}
 
 
-def gptq_int4(weight: Tensor, hessian: Tensor, group: int, damp: float = 0.01,
-              act_order: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def gptq_int4(
+    weight: Tensor, hessian: Tensor, group: int, damp: float = 0.01, act_order: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """GPTQ of a torch-layout weight [N, K]; returns ONNX layout (q [K, N] int8, scale [B, N])."""
     w = weight.detach().double().clone()  # [N, K]
     n, k = w.shape
@@ -61,7 +63,9 @@ def gptq_int4(weight: Tensor, hessian: Tensor, group: int, damp: float = 0.01,
     blocks = -(-k // group)
     scale = torch.zeros(n, blocks, dtype=torch.float64)
     if act_order:  # fixed scales: blocks are contiguous in the original column order
-        scale = torch.from_numpy(rtn_int4(weight.detach().numpy().T.astype(np.float32), group)[1].T).double()
+        scale = torch.from_numpy(
+            rtn_int4(weight.detach().numpy().T.astype(np.float32), group)[1].T
+        ).double()
     q = torch.zeros(n, k, dtype=torch.float64)
     batch = max(LAZY_BATCH, group)
     for i1 in range(0, k, batch):
@@ -72,7 +76,7 @@ def gptq_int4(weight: Tensor, hessian: Tensor, group: int, damp: float = 0.01,
         for i in range(i2 - i1):
             col = int(perm[i1 + i])
             if not act_order and col % group == 0:  # group starts here; the batch holds it whole
-                peak = w1[:, i:i + group].abs().amax(dim=1)
+                peak = w1[:, i : i + group].abs().amax(dim=1)
                 scale[:, col // group] = (torch.where(peak > 0, peak, 1.0) / QMAX).float().double()
             s = scale[:, col // group]
             qcol = torch.clamp(torch.round(w1[:, i] / s), QMIN, QMAX)
@@ -86,13 +90,21 @@ def gptq_int4(weight: Tensor, hessian: Tensor, group: int, damp: float = 0.01,
     return q_orig.T.numpy().astype(np.int8), scale.T.numpy().astype(np.float32)
 
 
-def gptq_model(model: LiteForCausalLM, token_ids: list[int], window: int, group: int,
-               damp: float = 0.01, act_order: bool = False, head: bool = False,
-               progress: Progress | None = None) -> Solved:
+def gptq_model(
+    model: LiteForCausalLM,
+    token_ids: list[int],
+    window: int,
+    group: int,
+    damp: float = 0.01,
+    act_order: bool = False,
+    head: bool = False,
+    progress: Progress | None = None,
+) -> Solved:
     """GPTQ every Linear of ``model`` (and the LM head when ``head``), keyed by ONNX weight."""
     work = copy.deepcopy(model).eval()
     stages: list[list[nn.Linear]] = [
-        [m for m in layer.modules() if isinstance(m, nn.Linear)] for layer in work.model.layers]
+        [m for m in layer.modules() if isinstance(m, nn.Linear)] for layer in work.model.layers
+    ]
     if head:
         stages.append([work.lm_head])
     keys = {id(lin): weight_key(lin.weight.detach().numpy().T) for stage in stages for lin in stage}
@@ -106,5 +118,9 @@ def gptq_model(model: LiteForCausalLM, token_ids: list[int], window: int, group:
                 with torch.no_grad():
                     lin.weight.copy_(torch.from_numpy(dequantize_int4(q, scale, group).T))
         if progress is not None:
-            progress.update(done, len(stages), "layers (GPTQ)" if done < len(stages) or not head else "LM head (GPTQ)")
+            progress.update(
+                done,
+                len(stages),
+                "layers (GPTQ)" if done < len(stages) or not head else "LM head (GPTQ)",
+            )
     return solved

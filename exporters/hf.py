@@ -24,18 +24,23 @@ def load_hf_folder(folder: Path) -> LoadedModel:
     if not config_path.is_file():
         raise UnsupportedModelError(
             f"{folder} has no config.json; a Hugging Face model folder needs config.json, "
-            f"*.safetensors and tokenizer.json (supported: {', '.join(SUPPORTED_ARCHITECTURES)})")
+            f"*.safetensors and tokenizer.json (supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
+        )
     config = _with_generation_eos(ModelConfig.from_hf_file(config_path), folder)
     weight_files = sorted(folder.glob("*.safetensors"))
     if not weight_files:
-        hint = " (only PyTorch .bin weights found: re-save with safe_serialization=True)" \
-            if any(folder.glob("*.bin")) else ""
+        hint = (
+            " (only PyTorch .bin weights found: re-save with safe_serialization=True)"
+            if any(folder.glob("*.bin"))
+            else ""
+        )
         raise UnsupportedModelError(f"{folder} has no *.safetensors weights{hint}")
     tokenizer_path = folder / "tokenizer.json"
     if not tokenizer_path.is_file():
         raise UnsupportedModelError(
             f"{folder} has no tokenizer.json (the fast-tokenizer file); save the tokenizer with "
-            "transformers' AutoTokenizer.save_pretrained, which writes it")
+            "transformers' AutoTokenizer.save_pretrained, which writes it"
+        )
     state: dict[str, torch.Tensor] = {}
     for path in weight_files:
         try:
@@ -43,8 +48,13 @@ def load_hf_folder(folder: Path) -> LoadedModel:
         except (SafetensorError, OSError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from exc
     model = build_model(config, state, str(folder))
-    return LoadedModel(model, tokenizer_path.read_text(encoding="utf-8"), str(folder), folder.name,
-                       read_hf_chat_template(folder))
+    return LoadedModel(
+        model,
+        tokenizer_path.read_text(encoding="utf-8"),
+        str(folder),
+        folder.name,
+        read_hf_chat_template(folder),
+    )
 
 
 def _with_generation_eos(config: ModelConfig, folder: Path) -> ModelConfig:

@@ -25,9 +25,16 @@ if TYPE_CHECKING:
 
 __all__ = ["HUB_FILES", "is_hub_id", "load_hub_model", "resolve_hub_model"]
 
-HUB_FILES = ("config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json",
-             "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-             "special_tokens_map.json")
+HUB_FILES = (
+    "config.json",
+    "generation_config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+)
 
 # owner/name as the hub spells it: word characters, '-' and '.', neither part starting with '.'
 # or '-', no '--' or '..' (the hub's own rules), at most 96 characters.
@@ -39,13 +46,19 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 
 def is_hub_id(text: str) -> bool:
     """Whether ``text`` reads as a hub model id (``owner/name``), by its syntax alone."""
-    return (len(text) <= 96 and _HUB_ID.fullmatch(text) is not None and ".." not in text
-            and "--" not in text and not text.endswith((".", "-"))
-            and not text.lower().endswith(_FILE_SUFFIXES))
+    return (
+        len(text) <= 96
+        and _HUB_ID.fullmatch(text) is not None
+        and ".." not in text
+        and "--" not in text
+        and not text.endswith((".", "-"))
+        and not text.lower().endswith(_FILE_SUFFIXES)
+    )
 
 
-def resolve_hub_model(repo_id: str, revision: str | None = None,
-                      progress: Progress | None = None) -> Path:
+def resolve_hub_model(
+    repo_id: str, revision: str | None = None, progress: Progress | None = None
+) -> Path:
     """Return the local snapshot folder of ``repo_id`` at ``revision``, downloading what is missing.
 
     ``revision`` is a branch, tag or commit (default: ``main``). ``progress``: plain lines on its
@@ -56,14 +69,26 @@ def resolve_hub_model(repo_id: str, revision: str | None = None,
     require("huggingface_hub", f"edge-export {repo_id} (a Hugging Face hub id)")
     from huggingface_hub import constants, snapshot_download
 
-    offline = bool(constants.HF_HUB_OFFLINE) or \
-        os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE  # also when set after the import
+    offline = (
+        bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE
+    )  # also when set after the import
     where = repo_id + (f" (revision {revision})" if revision else "")
-    _note(progress, f"{where}: " + ("local Hugging Face cache only (HF_HUB_OFFLINE)" if offline
-                                    else "resolving on the Hugging Face hub")
-          + f", cache {constants.HF_HUB_CACHE}")
-    kwargs: dict[str, Any] = {"revision": revision, "allow_patterns": list(HUB_FILES),
-                              "ignore_patterns": ["*/*"], "local_files_only": offline}
+    _note(
+        progress,
+        f"{where}: "
+        + (
+            "local Hugging Face cache only (HF_HUB_OFFLINE)"
+            if offline
+            else "resolving on the Hugging Face hub"
+        )
+        + f", cache {constants.HF_HUB_CACHE}",
+    )
+    kwargs: dict[str, Any] = {
+        "revision": revision,
+        "allow_patterns": list(HUB_FILES),
+        "ignore_patterns": ["*/*"],
+        "local_files_only": offline,
+    }
     if progress is not None and (progress.quiet or not getattr(sys.stderr, "isatty", bool)()):
         kwargs["tqdm_class"] = _silent_bar()  # the hub's bars on a terminal only, as ours
     handled: tuple[type[BaseException], ...] = (OSError, ValueError, *_network_errors())
@@ -81,8 +106,9 @@ def resolve_hub_model(repo_id: str, revision: str | None = None,
     return folder
 
 
-def load_hub_model(repo_id: str, revision: str | None = None,
-                   progress: Progress | None = None) -> LoadedModel:
+def load_hub_model(
+    repo_id: str, revision: str | None = None, progress: Progress | None = None
+) -> LoadedModel:
     """Resolve ``repo_id`` (:func:`resolve_hub_model`) and load it as a Hugging Face folder.
 
     The model's source is recorded as ``hf://owner/name@<commit>``, its name as ``name``.
@@ -121,27 +147,33 @@ def _check_folder(folder: Path, repo_id: str, revision: str | None, offline: boo
         raise ConfigError(
             f"the cached snapshot of {repo_id}{at} ({folder}) has no config.json with "
             "*.safetensors weights, and HF_HUB_OFFLINE=1 forbids fetching them: run once online, "
-            "or pass a local model folder")
+            "or pass a local model folder"
+        )
     raise UnsupportedModelError(
         f"{repo_id}{at} has no config.json with *.safetensors weights at its top level: "
         "edge-export reads transformers models saved as safetensors (for a GGUF-only repository, "
-        "download the .gguf file and pass its path)")
+        "download the .gguf file and pass its path)"
+    )
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
     """Transport errors of the HTTP clients huggingface_hub has loaded (httpx2 in 2.x, requests
     in 0.x), which are not all ``OSError``."""
     found: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"),
-                         ("requests", "RequestException")):
+    for module, name in (
+        ("httpx2", "TransportError"),
+        ("httpx", "TransportError"),
+        ("requests", "RequestException"),
+    ):
         error = getattr(sys.modules.get(module), name, None)
         if isinstance(error, type) and issubclass(error, BaseException):
             found.append(error)
     return tuple(found)
 
 
-def _translate(exc: BaseException, repo_id: str, revision: str | None, offline: bool,
-               cache: str) -> ConfigError | None:
+def _translate(
+    exc: BaseException, repo_id: str, revision: str | None, offline: bool, cache: str
+) -> ConfigError | None:
     """One line that says what happened and what to do, or ``None`` for an error we do not know."""
     try:
         errors = importlib.import_module("huggingface_hub.errors")
@@ -153,47 +185,64 @@ def _translate(exc: BaseException, repo_id: str, revision: str | None, offline: 
     keep = "or download the model folder elsewhere and pass its path"
     incomplete = getattr(errors, "IncompleteSnapshotError", None)
     if incomplete is not None and isinstance(exc, incomplete):
-        return ConfigError(f"the cached snapshot of {repo_id} (revision {rev}) is incomplete (an "
-                           f"interrupted download?): run once online to complete it, {keep}")
+        return ConfigError(
+            f"the cached snapshot of {repo_id} (revision {rev}) is incomplete (an "
+            f"interrupted download?): run once online to complete it, {keep}"
+        )
     if isinstance(exc, errors.LocalEntryNotFoundError):
         if offline:
             return ConfigError(
                 f"{repo_id} (revision {rev}) is neither a local path nor in the local Hugging Face "
                 f"cache ({cache}), and HF_HUB_OFFLINE=1 forbids downloading: run once online, "
-                f"point HF_HUB_CACHE at a cache that holds it, {keep}")
+                f"point HF_HUB_CACHE at a cache that holds it, {keep}"
+            )
         cause = exc.__cause__
         if isinstance(cause, errors.HfHubHTTPError) and _status(cause) in (401, 403):
             return _translate(cause, repo_id, revision, offline, cache)  # refused, not unreachable
         return ConfigError(
             f"{repo_id} (revision {rev}) is neither a local path nor in the local Hugging Face "
             f"cache, and the hub is unreachable ({_cause(exc)}): check the network (or "
-            f"HF_ENDPOINT) and run again, {keep}")
+            f"HF_ENDPOINT) and run again, {keep}"
+        )
     if isinstance(exc, errors.GatedRepoError):
-        return ConfigError(f"{repo_id} is a gated model: accept its conditions on {page}, "
-                           f"then {login}")
+        return ConfigError(
+            f"{repo_id} is a gated model: accept its conditions on {page}, then {login}"
+        )
     if isinstance(exc, errors.RepositoryNotFoundError):
-        return ConfigError(f"{repo_id} is not a model on the Hugging Face hub, or it is private: "
-                           f"check the id (and that no local folder of that name was meant), "
-                           f"or {login}")
+        return ConfigError(
+            f"{repo_id} is not a model on the Hugging Face hub, or it is private: "
+            f"check the id (and that no local folder of that name was meant), "
+            f"or {login}"
+        )
     if isinstance(exc, errors.RevisionNotFoundError):
-        return ConfigError(f"{repo_id} has no revision {rev!r}: give a branch, tag or commit that "
-                           f"exists (see {page}/commits/main)")
+        return ConfigError(
+            f"{repo_id} has no revision {rev!r}: give a branch, tag or commit that "
+            f"exists (see {page}/commits/main)"
+        )
     if isinstance(exc, errors.HfHubHTTPError):
         status = _status(exc)
         if status in (401, 403):
-            return ConfigError(f"the Hugging Face hub refused access to {repo_id} (HTTP {status}): "
-                               f"{login}, with a token that may read it")
-        return ConfigError(f"the Hugging Face hub answered HTTP {status} for {repo_id} "
-                           f"({_first_line(exc)}): try again later, {keep}")
+            return ConfigError(
+                f"the Hugging Face hub refused access to {repo_id} (HTTP {status}): "
+                f"{login}, with a token that may read it"
+            )
+        return ConfigError(
+            f"the Hugging Face hub answered HTTP {status} for {repo_id} "
+            f"({_first_line(exc)}): try again later, {keep}"
+        )
     if isinstance(exc, getattr(errors, "HFValidationError", ())):
         return ConfigError(f"{repo_id!r} is not a valid Hugging Face hub id ({_first_line(exc)})")
     if isinstance(exc, _network_errors()):
-        return ConfigError(f"network failure while fetching {repo_id} ({_first_line(exc)}): run "
-                           f"again (finished files stay in the cache), {keep}")
+        return ConfigError(
+            f"network failure while fetching {repo_id} ({_first_line(exc)}): run "
+            f"again (finished files stay in the cache), {keep}"
+        )
     if isinstance(exc, OSError):
-        return ConfigError(f"fetching {repo_id} failed: {_first_line(exc)} (cache "
-                           f"{cache}: set HF_HUB_CACHE to a writable folder "
-                           f"with free space, {keep})")
+        return ConfigError(
+            f"fetching {repo_id} failed: {_first_line(exc)} (cache "
+            f"{cache}: set HF_HUB_CACHE to a writable folder "
+            f"with free space, {keep})"
+        )
     return None
 
 

@@ -14,7 +14,7 @@ from edge_sdk.exporters.gguf_model import load_gguf
 from edge_sdk.exporters.hf import load_hf_folder
 from edge_sdk.exporters.hub import is_hub_id, load_hub_model
 
-__all__ = ["load_model", "demo_checkpoint_path"]
+__all__ = ["demo_checkpoint_path", "load_model"]
 
 
 def demo_checkpoint_path() -> Path:
@@ -22,8 +22,9 @@ def demo_checkpoint_path() -> Path:
     return Path(__file__).resolve().parent / "demo" / "model.pt"
 
 
-def load_model(source: str | os.PathLike[str], revision: str | None = None,
-               progress: Progress | None = None) -> LoadedModel:
+def load_model(
+    source: str | os.PathLike[str], revision: str | None = None, progress: Progress | None = None
+) -> LoadedModel:
     """Load a ``model.pt``, a Hugging Face folder or a GGUF file, in float32, eval mode.
 
     A ``source`` that is no local path but reads as ``owner/name`` is a Hugging Face hub id,
@@ -33,8 +34,10 @@ def load_model(source: str | os.PathLike[str], revision: str | None = None,
     if not path.exists() and is_hub_id(os.fspath(source)):
         return load_hub_model(os.fspath(source), revision, progress)
     if revision is not None:
-        raise ConfigError(f"a revision ({revision}) applies to a Hugging Face hub id (owner/name), "
-                          f"not to the local path {path}")
+        raise ConfigError(
+            f"a revision ({revision}) applies to a Hugging Face hub id (owner/name), "
+            f"not to the local path {path}"
+        )
     if not path.exists():
         raise ConfigError(f"{path} does not exist. Give {ACCEPTED_FORMATS}")
     if path.is_dir():

@@ -36,14 +36,16 @@ def rope_inverse_frequencies(config: ModelConfig) -> Tensor:
     wavelen = 2 * math.pi / inv_freq
     scaled = torch.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
     smooth = (old_len / wavelen - scaling.low_freq_factor) / (
-        scaling.high_freq_factor - scaling.low_freq_factor)
+        scaling.high_freq_factor - scaling.low_freq_factor
+    )
     smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
     medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
     return torch.where(medium, smoothed, scaled).float()
 
 
-def attention_bias(attention_mask: Tensor, new_tokens: int, dtype: torch.dtype,
-                   sliding_window: int | None = None) -> Tensor:
+def attention_bias(
+    attention_mask: Tensor, new_tokens: int, dtype: torch.dtype, sliding_window: int | None = None
+) -> Tensor:
     """Additive bias [B, 1, 1, S, T]: 0 where a query may attend a key, dtype's min elsewhere.
 
     ``attention_mask`` [B, T] marks real tokens (1) and padding (0) over past + new positions;
@@ -51,7 +53,7 @@ def attention_bias(attention_mask: Tensor, new_tokens: int, dtype: torch.dtype,
     """
     total = attention_mask.shape[1]
     key_index = torch.arange(total, device=attention_mask.device)  # [T]
-    query_index = key_index[total - new_tokens:] if new_tokens else key_index[:0]  # [S]
+    query_index = key_index[total - new_tokens :] if new_tokens else key_index[:0]  # [S]
     allowed = key_index[None, :] <= query_index[:, None]  # [S, T]
     if sliding_window is not None:
         allowed = allowed & (key_index[None, :] > query_index[:, None] - sliding_window)
@@ -91,10 +93,15 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(e, config.kv_size, bias=bias)
         self.v_proj = nn.Linear(e, config.kv_size, bias=bias)
         self.o_proj = nn.Linear(config.q_size, e, bias=False)
-        self.heads, self.kv_heads, self.head_dim = config.num_heads, config.num_kv_heads, config.head_dim
+        self.heads, self.kv_heads, self.head_dim = (
+            config.num_heads,
+            config.num_kv_heads,
+            config.head_dim,
+        )
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor,
-                past: KVPair | None) -> tuple[Tensor, KVPair]:
+    def forward(
+        self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, past: KVPair | None
+    ) -> tuple[Tensor, KVPair]:
         b, s, _ = x.shape
         kv, d = self.kv_heads, self.head_dim
         g = self.heads // kv
@@ -137,8 +144,9 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor,
-                past: KVPair | None) -> tuple[Tensor, KVPair]:
+    def forward(
+        self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, past: KVPair | None
+    ) -> tuple[Tensor, KVPair]:
         attn, present = self.self_attn(self.input_layernorm(x), cos, sin, bias, past)
         x = x + attn
         return x + self.mlp(self.post_attention_layernorm(x)), present
@@ -168,9 +176,13 @@ class LiteForCausalLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
         self.register_buffer("inv_freq", rope_inverse_frequencies(config), persistent=False)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                position_ids: Tensor | None = None,
-                past_key_values: list[KVPair] | None = None) -> tuple[Tensor, list[KVPair]]:
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        past_key_values: list[KVPair] | None = None,
+    ) -> tuple[Tensor, list[KVPair]]:
         """Logits [B, S, V] and the present KV per layer ([B, KV, T, D] each).
 
         ``attention_mask`` [B, T] covers past + new tokens (default: all ones);
@@ -181,7 +193,9 @@ class LiteForCausalLM(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(b, past_len + s, dtype=torch.int64, device=input_ids.device)
         if position_ids is None:
-            position_ids = torch.arange(past_len, past_len + s, device=input_ids.device)[None].expand(b, s)
+            position_ids = torch.arange(past_len, past_len + s, device=input_ids.device)[
+                None
+            ].expand(b, s)
         x = self.model.embed_tokens(input_ids)  # [B, S, E]
         freqs = position_ids[..., None].float() * self.inv_freq  # [B, S, D/2]
         angles = torch.cat((freqs, freqs), dim=-1)  # [B, S, D]

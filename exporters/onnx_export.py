@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-from edge_sdk.exporters.model import KVPair, LiteForCausalLM
 from onnx import helper, numpy_helper
 from torch import Tensor, nn
 
 from edge_sdk.errors import ExportError
+from edge_sdk.exporters.model import KVPair, LiteForCausalLM
 from edge_sdk.onnx_io import graph_io
 
 __all__ = ["EXTERNAL_DATA_THRESHOLD", "OPSET", "export_onnx", "save_onnx", "share_tied_head"]
@@ -43,8 +43,9 @@ class _FlatKVWrapper(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
-                *past_flat: Tensor) -> tuple[Tensor, ...]:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, *past_flat: Tensor
+    ) -> tuple[Tensor, ...]:
         past: list[KVPair] = [(past_flat[i], past_flat[i + 1]) for i in range(0, len(past_flat), 2)]
         logits, presents = self.model(input_ids, attention_mask, position_ids, past)
         return (logits, *[t for pair in presents for t in pair])
@@ -57,9 +58,12 @@ class _Float16Wrapper(nn.Module):
         super().__init__()
         self.inner = _FlatKVWrapper(model)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
-                *past_flat: Tensor) -> tuple[Tensor, ...]:
-        outputs = self.inner(input_ids, attention_mask, position_ids, *[p.half() for p in past_flat])
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, *past_flat: Tensor
+    ) -> tuple[Tensor, ...]:
+        outputs = self.inner(
+            input_ids, attention_mask, position_ids, *[p.half() for p in past_flat]
+        )
         return tuple(o.float() for o in outputs)
 
 
@@ -77,11 +81,15 @@ def export_onnx(model: LiteForCausalLM, path: Path, dtype: torch.dtype = torch.f
         torch.ones(batch, past + seq, dtype=torch.int64),
         torch.arange(past, past + seq, dtype=torch.int64)[None].expand(batch, seq).contiguous(),
     ]
-    example += [torch.zeros(batch, config.num_kv_heads, past, config.head_dim)
-                for _ in range(2 * config.num_layers)]
+    example += [
+        torch.zeros(batch, config.num_kv_heads, past, config.head_dim)
+        for _ in range(2 * config.num_layers)
+    ]
     dynamic_axes: dict[str, dict[int, str]] = {}
     for spec in io["inputs"] + io["outputs"]:
-        dynamic_axes[spec["name"]] = {i: d for i, d in enumerate(spec["shape"]) if isinstance(d, str)}
+        dynamic_axes[spec["name"]] = {
+            i: d for i, d in enumerate(spec["shape"]) if isinstance(d, str)
+        }
     if dtype == torch.float16:
         half = copy.deepcopy(model).eval().half()
         half.inv_freq = model.inv_freq.float()  # RoPE angles in float32: fp16 frequencies drift
@@ -92,10 +100,14 @@ def export_onnx(model: LiteForCausalLM, path: Path, dtype: torch.dtype = torch.f
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes about shape arithmetic
             torch.onnx.export(
-                wrapper, tuple(example), str(path),
+                wrapper,
+                tuple(example),
+                str(path),
                 input_names=[s["name"] for s in io["inputs"]],
                 output_names=[s["name"] for s in io["outputs"]],
-                dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,
+                dynamic_axes=dynamic_axes,
+                opset_version=OPSET,
+                do_constant_folding=True,
                 dynamo=False,
             )
     except Exception as exc:  # torch raises many unrelated types here
@@ -113,8 +125,14 @@ def save_onnx(model: onnx.ModelProto, path: Path) -> list[Path]:
         onnx.save_model(model, str(path))
         return [path]
     data = path.with_name(path.name + ".data")
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=data.name, size_threshold=1024)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data.name,
+        size_threshold=1024,
+    )
     return [path, data]
 
 
@@ -126,8 +144,11 @@ def share_tied_head(model: onnx.ModelProto) -> int:
     """
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    tables = {node.input[0]: numpy_helper.to_array(inits[node.input[0]])
-              for node in graph.node if node.op_type == "Gather" and node.input[0] in inits}
+    tables = {
+        node.input[0]: numpy_helper.to_array(inits[node.input[0]])
+        for node in graph.node
+        if node.op_type == "Gather" and node.input[0] in inits
+    }
     shared = 0
     new_nodes: list[onnx.NodeProto] = []
     for node in graph.node:
@@ -136,8 +157,11 @@ def share_tied_head(model: onnx.ModelProto) -> int:
             for name, table in tables.items():
                 if table.shape == weight.shape[::-1] and np.array_equal(table.T, weight):
                     out = f"{name}.transposed"
-                    new_nodes.append(helper.make_node("Transpose", [name], [out], name=f"{name}/Transpose",
-                                                      perm=[1, 0]))
+                    new_nodes.append(
+                        helper.make_node(
+                            "Transpose", [name], [out], name=f"{name}/Transpose", perm=[1, 0]
+                        )
+                    )
                     graph.initializer.remove(inits.pop(node.input[1]))
                     node.input[1] = out
                     shared += 1

@@ -12,7 +12,7 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError
 from edge_sdk.onnx_io import prefill_feed, present_names
 
-__all__ = ["OrtModel", "INT8_SESSION_CONFIG", "cpu_session"]
+__all__ = ["INT8_SESSION_CONFIG", "OrtModel", "cpu_session"]
 
 # onnxruntime fuses DequantizeLinear -> MatMul into MatMulNBits at load. Accuracy level 4: its
 # kernel computes in int8 (2x faster than the default on a 2048 x 8192 product, measured). Block
@@ -22,8 +22,10 @@ __all__ = ["OrtModel", "INT8_SESSION_CONFIG", "cpu_session"]
 # perplexity ratio 0.9985 -> 0.9992 (demo) and 0.9994 -> 0.9999 (13.8M model). Blocked int4
 # weights keep their own block size. The exporter checks accuracy under these settings and
 # records them in the manifest so the runtime uses what was checked.
-INT8_SESSION_CONFIG: dict[str, str] = {"session.qdq_matmulnbits_accuracy_level": "4",
-                                       "session.qdq_matmulnbits_block_size": "128"}
+INT8_SESSION_CONFIG: dict[str, str] = {
+    "session.qdq_matmulnbits_accuracy_level": "4",
+    "session.qdq_matmulnbits_block_size": "128",
+}
 
 
 def cpu_session(path: Path, session_config: dict[str, str], threads: int = 0) -> Any:
@@ -44,14 +46,21 @@ def cpu_session(path: Path, session_config: dict[str, str], threads: int = 0) ->
 class OrtModel:
     """One CPU session over an exported graph, with prefill / decode helpers returning numpy."""
 
-    def __init__(self, path: Path, config: ModelConfig, session_config: dict[str, str] | None = None,
-                 threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        config: ModelConfig,
+        session_config: dict[str, str] | None = None,
+        threads: int = 0,
+    ) -> None:
         self.session_config = dict(session_config or {})
         self.session = cpu_session(path, self.session_config, threads)
         self.config = config
         self._outputs = ["logits", *present_names(config.num_layers)]
 
-    def run(self, input_ids: np.ndarray, past: list[np.ndarray] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    def run(
+        self, input_ids: np.ndarray, past: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Logits [B, S, V] and the present KV for ``input_ids`` on top of ``past``."""
         feed: dict[str, Any] = prefill_feed(self.config, input_ids, past)
         logits, *presents = self.session.run(self._outputs, feed)

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 import onnx
-from edge_sdk.exporters.onnx_export import save_onnx
-from edge_sdk.exporters.ort_check import OrtModel, cpu_session
-from edge_sdk.exporters.quant_int4 import int4_tensor
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_sdk.config import ModelConfig
+from edge_sdk.exporters.onnx_export import save_onnx
+from edge_sdk.exporters.ort_check import OrtModel, cpu_session
+from edge_sdk.exporters.quant_int4 import int4_tensor
 from edge_sdk.onnx_io import past_names, present_names
 
 __all__ = [
@@ -48,8 +48,10 @@ __all__ = [
 
 ORT_GRAPH_FILE = "model.ort.onnx"
 #: What a bundle without its fused graph loses, in the user's words.
-FUSED_GRAPH_LOSS = (f"the fused CPU graph ({ORT_GRAPH_FILE}, about 2x faster decode on "
-                    "onnxruntime's CPU EP) was not built")
+FUSED_GRAPH_LOSS = (
+    f"the fused CPU graph ({ORT_GRAPH_FILE}, about 2x faster decode on "
+    "onnxruntime's CPU EP) was not built"
+)
 _MS = "com.microsoft"
 
 
@@ -169,12 +171,15 @@ class _Builder:
         arrays = []
         for projection, add in zip(projections, adds):
             if add is None:
-                raise UnsupportedGraph(f"layer {layer}: {projection} has no bias while the other "
-                                       "attention projections have one")
+                raise UnsupportedGraph(
+                    f"layer {layer}: {projection} has no bias while the other "
+                    "attention projections have one"
+                )
             values = [v for v in (self.constant_array(i) for i in add.input) if v is not None]
             if len(values) != 1:
-                raise UnsupportedGraph(f"layer {layer}: the {projection} bias is computed in the "
-                                       "graph, not a constant")
+                raise UnsupportedGraph(
+                    f"layer {layer}: the {projection} bias is computed in the graph, not a constant"
+                )
             arrays.append(values[0])
         joined = np.concatenate(arrays)
         if not joined.any():
@@ -334,6 +339,7 @@ def _model(b: _Builder, standard: onnx.ModelProto, c: ModelConfig) -> onnx.Model
 def rope_tables(config: ModelConfig, positions: int) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin [positions, head_dim / 2] of the model's RoPE (its frequencies and scaling)."""
     import torch
+
     from edge_sdk.exporters.model import rope_inverse_frequencies
 
     angles = (
@@ -433,8 +439,10 @@ def write_ort_graph(
     except Exception as exc:  # onnxruntime's own types (an onnxruntime without these contrib ops)
         worst, failure = float("nan"), f"this onnxruntime cannot run it ({exc})"
     else:
-        failure = (f"it disagrees with the standard graph (relative logit difference {worst:.1e}, "
-                   f"tolerance {GRAPH_TOLERANCE[precision]:.0e})")
+        failure = (
+            f"it disagrees with the standard graph (relative logit difference {worst:.1e}, "
+            f"tolerance {GRAPH_TOLERANCE[precision]:.0e})"
+        )
     if not worst <= GRAPH_TOLERANCE[precision]:
         for path in files:
             path.unlink()

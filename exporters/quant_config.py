@@ -35,7 +35,14 @@ _BITS = {"int8": 8, "w8a8": 8, "rtn": 4, "gptq": 4, "fp16": 16, "fp32": 32}
 # per 128) gave KL 1.1e-2 / top-1 0.93; blocks of 64 with SmoothQuant 0.5, KL 3.6e-3 / top-1 0.957
 # at the same speed; blocks of 32, KL 2.6e-3 at 0.93x the decode speed.
 _GROUP_SIZE = {"rtn": INT4_GROUP_SIZE, "gptq": INT4_GROUP_SIZE, "int8": INT8_GROUP_SIZE}
-_PRECISION = {"int8": "int8", "w8a8": "w8a8", "rtn": "int4", "gptq": "int4", "fp16": "fp16", "fp32": "fp32"}
+_PRECISION = {
+    "int8": "int8",
+    "w8a8": "w8a8",
+    "rtn": "int4",
+    "gptq": "int4",
+    "fp16": "fp16",
+    "fp32": "fp32",
+}
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,16 @@ class QuantConfig:
         if method == "int4":
             method = "rtn"
         if method not in METHODS:
-            raise ConfigError(f"QuantConfig.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+            raise ConfigError(
+                f"QuantConfig.method must be one of {', '.join(METHODS)}, got {self.method!r}"
+            )
         object.__setattr__(self, "method", method)
         bits = _BITS[method] if self.bits is None else self.bits
         if bits != _BITS[method]:
-            raise ConfigError(f"method {method!r} stores {_BITS[method]}-bit weights, got bits={self.bits}"
-                              + (" (use method='rtn' or 'gptq' for 4 bits)" if bits == 4 else ""))
+            raise ConfigError(
+                f"method {method!r} stores {_BITS[method]}-bit weights, got bits={self.bits}"
+                + (" (use method='rtn' or 'gptq' for 4 bits)" if bits == 4 else "")
+            )
         object.__setattr__(self, "bits", bits)
         if isinstance(self.exclude, str) or not all(isinstance(e, str) for e in self.exclude):
             raise ConfigError("QuantConfig.exclude must be a tuple of MatMul name substrings")
@@ -89,7 +100,9 @@ class QuantConfig:
             object.__setattr__(self, "group_size", _GROUP_SIZE[method])
         self._check_ranges()
         if self.quantize_embedding is None:
-            object.__setattr__(self, "quantize_embedding", method in ("int8", "w8a8", "rtn", "gptq"))
+            object.__setattr__(
+                self, "quantize_embedding", method in ("int8", "w8a8", "rtn", "gptq")
+            )
         if self.lm_head_bits is None and self.precision == "int4":
             object.__setattr__(self, "lm_head_bits", 8)
         if self.lm_head_bits not in (None, 4, 8):
@@ -98,36 +111,57 @@ class QuantConfig:
     def _check_ranges(self) -> None:
         g = self.group_size
         if self.method in _GROUP_SIZE and not (
-                isinstance(g, int) and ((g >= 16 and not g & (g - 1)) or (g == 0 and self.method == "int8"))):
-            raise ConfigError("group_size must be a power of two >= 16 (onnxruntime's kernels)"
-                              + (" or 0 (per output channel)" if self.method == "int8" else "")
-                              + f", got {g}")
+            isinstance(g, int)
+            and ((g >= 16 and not g & (g - 1)) or (g == 0 and self.method == "int8"))
+        ):
+            raise ConfigError(
+                "group_size must be a power of two >= 16 (onnxruntime's kernels)"
+                + (" or 0 (per output channel)" if self.method == "int8" else "")
+                + f", got {g}"
+            )
         if self.calib_method not in CALIB_METHODS:
-            raise ConfigError(f"calib_method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}")
+            raise ConfigError(
+                f"calib_method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}"
+            )
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"percentile must be in (50, 100], got {self.percentile}")
         if self.smoothquant_alpha is not None and not 0.0 <= self.smoothquant_alpha <= 1.0:
-            raise ConfigError(f"smoothquant_alpha must be in [0, 1] (or None), got {self.smoothquant_alpha}")
+            raise ConfigError(
+                f"smoothquant_alpha must be in [0, 1] (or None), got {self.smoothquant_alpha}"
+            )
         if not 0.0 < self.gptq_damp < 1.0:
             raise ConfigError(f"gptq_damp must be in (0, 1), got {self.gptq_damp}")
 
     def _check_applies(self) -> None:
         """Options that only mean something for some methods must not be set for the others."""
         defaults = QuantConfig.__dataclass_fields__
+
         def changed(name: str) -> bool:
             default = defaults[name].default
             if default is not None and not isinstance(default, (int, float, str, bool)):
                 default = ()
             return bool(getattr(self, name) != default)
-        only = {"group_size": ("rtn", "gptq", "int8"), "act_scale": ("rtn", "gptq"),
-                "gptq_damp": ("gptq",), "gptq_act_order": ("gptq",),
-                "calib_method": ("w8a8",), "percentile": ("w8a8",), "exclude": ("w8a8",),
-                "smoothquant_alpha": ("w8a8", "int8"), "lm_head_bits": ("rtn", "gptq")}
+
+        only = {
+            "group_size": ("rtn", "gptq", "int8"),
+            "act_scale": ("rtn", "gptq"),
+            "gptq_damp": ("gptq",),
+            "gptq_act_order": ("gptq",),
+            "calib_method": ("w8a8",),
+            "percentile": ("w8a8",),
+            "exclude": ("w8a8",),
+            "smoothquant_alpha": ("w8a8", "int8"),
+            "lm_head_bits": ("rtn", "gptq"),
+        }
         for name, methods in only.items():
             if changed(name) and self.method not in methods:
-                raise ConfigError(f"{name} applies to method {' or '.join(methods)}, not {self.method!r}")
+                raise ConfigError(
+                    f"{name} applies to method {' or '.join(methods)}, not {self.method!r}"
+                )
         if self.quantize_embedding and self.method in ("fp16", "fp32"):
-            raise ConfigError(f"quantize_embedding applies to the integer methods, not {self.method!r}")
+            raise ConfigError(
+                f"quantize_embedding applies to the integer methods, not {self.method!r}"
+            )
 
     @property
     def precision(self) -> str:
@@ -143,7 +177,9 @@ class QuantConfig:
     def label(self) -> str:
         """A short name such as ``int4-gptq-g128+act_scale``."""
         if self.precision == "int4":
-            return f"int4-{self.method}-g{self.group_size}" + ("+act_scale" if self.act_scale else "")
+            return f"int4-{self.method}-g{self.group_size}" + (
+                "+act_scale" if self.act_scale else ""
+            )
         alpha = "none" if self.smoothquant_alpha is None else f"{self.smoothquant_alpha:g}"
         if self.method == "w8a8":
             return f"w8a8-{self.calib_method}-sq{alpha}"
@@ -164,17 +200,20 @@ class QuantConfig:
         """JSON-ready dict for the manifest (only the fields that apply to the method)."""
         data: dict[str, Any] = {"method": self.method, "bits": self.bits}
         if self.precision == "int4":
-            data.update(group_size=self.group_size, act_scale=self.act_scale,
-                        lm_head_bits=self.lm_head_bits)
+            data.update(
+                group_size=self.group_size, act_scale=self.act_scale, lm_head_bits=self.lm_head_bits
+            )
             if self.method == "gptq":
                 data.update(gptq_damp=self.gptq_damp, gptq_act_order=self.gptq_act_order)
         if self.method == "int8":
             data.update(group_size=self.group_size, smoothquant_alpha=self.smoothquant_alpha)
         if self.method == "w8a8":
-            data.update(calib_method=self.calib_method, smoothquant_alpha=self.smoothquant_alpha,
-                        exclude=list(self.exclude))
+            data.update(
+                calib_method=self.calib_method,
+                smoothquant_alpha=self.smoothquant_alpha,
+                exclude=list(self.exclude),
+            )
             if self.calib_method == "percentile":
                 data["percentile"] = self.percentile
         data["quantize_embedding"] = self.quantize_embedding
         return data
-

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper, version_converter
+
+from edge_sdk.errors import ExportError
 from edge_sdk.exporters.quant_int8 import (
     _dequantized_gather,
     _float_matrix,
@@ -33,15 +36,22 @@ from edge_sdk.exporters.quant_int8 import (
     tied_int8_head,
     weight_key,
 )
-from onnx import TensorProto, helper, numpy_helper, version_converter
 
-from edge_sdk.errors import ExportError
-
-__all__ = ["OPSET_INT4", "QMAX", "QMIN", "Int4Report", "dequantize_int4", "quantize_int4", "rtn_int4"]
+__all__ = [
+    "OPSET_INT4",
+    "QMAX",
+    "QMIN",
+    "Int4Report",
+    "dequantize_int4",
+    "quantize_int4",
+    "rtn_int4",
+]
 
 OPSET_INT4 = 21
 QMIN, QMAX = -8, 7
-Solved = dict[bytes, tuple[np.ndarray, np.ndarray]]  # weight_key -> (q [K, N] int8 in -8..7, scale [B, N])
+Solved = dict[
+    bytes, tuple[np.ndarray, np.ndarray]
+]  # weight_key -> (q [K, N] int8 in -8..7, scale [B, N])
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ def rtn_int4(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
 
 def dequantize_int4(q: np.ndarray, scale: np.ndarray, group: int) -> np.ndarray:
     """The float weights [K, N] that ``DequantizeLinear`` reconstructs."""
-    return (q.astype(np.float32) * np.repeat(scale, group, axis=0)[:q.shape[0]]).astype(np.float32)
+    return (q.astype(np.float32) * np.repeat(scale, group, axis=0)[: q.shape[0]]).astype(np.float32)
 
 
 def int4_tensor(q: np.ndarray, name: str) -> onnx.TensorProto:
@@ -92,13 +102,21 @@ def to_opset21(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         converted = version_converter.convert_version(model, OPSET_INT4)
     except Exception as exc:  # the converter raises RuntimeError/ValidationError variants
-        raise ExportError(f"cannot convert the graph to opset {OPSET_INT4} for int4: {exc}") from exc
+        raise ExportError(
+            f"cannot convert the graph to opset {OPSET_INT4} for int4: {exc}"
+        ) from exc
     converted.ir_version = max(converted.ir_version, 10)
     return converted
 
 
-def quantize_int4(model: onnx.ModelProto, group: int, solved: Solved | None = None, *,
-                  embedding: bool = False, head_bits: int = 8) -> tuple[onnx.ModelProto, Int4Report]:
+def quantize_int4(
+    model: onnx.ModelProto,
+    group: int,
+    solved: Solved | None = None,
+    *,
+    embedding: bool = False,
+    head_bits: int = 8,
+) -> tuple[onnx.ModelProto, Int4Report]:
     """Return ``model`` at opset 21 with int4 block-wise MatMul weights (see the module docstring)."""
     model = to_opset21(model)
     graph = model.graph
@@ -110,37 +128,71 @@ def quantize_int4(model: onnx.ModelProto, group: int, solved: Solved | None = No
     matmuls = from_solver = 0
     for node in graph.node:
         is_head = "logits" in node.output
-        if embedding and node.op_type == "Gather" and _gather_axis(node) == 0 and _float_matrix(inits, node.input[0]):
+        if (
+            embedding
+            and node.op_type == "Gather"
+            and _gather_axis(node) == 0
+            and _float_matrix(inits, node.input[0])
+        ):
             base = tables.get(node.input[0]) or _fresh(node.name or node.input[0], taken)
             if node.input[0] not in tables:
                 tables[node.input[0]] = base
-                q8, scale8 = _per_channel(numpy_helper.to_array(inits[node.input[0]]), axis=0, moments=None)
+                q8, scale8 = _per_channel(
+                    numpy_helper.to_array(inits[node.input[0]]), axis=0, moments=None
+                )
                 graph.initializer.extend(_initializers(base, q8, scale8))
             new_nodes += _dequantized_gather(node, base)
-        elif embedding and head_bits == 8 and node.op_type == "Transpose" and node.input[0] in tables:
+        elif (
+            embedding and head_bits == 8 and node.op_type == "Transpose" and node.input[0] in tables
+        ):
             new_nodes += tied_int8_head(graph, node, tables[node.input[0]])
         elif embedding and node.op_type == "Transpose" and _float_matrix(inits, node.input[0]):
             transposed[node.output[0]] = node.input[0]  # the head gets its own int4 copy below
         elif embedding and head_bits == 8 and is_head and _float_matrix(inits, node.input[1]):
-            q8, scale8 = _per_channel(numpy_helper.to_array(inits[node.input[1]]), axis=1, moments=None)
+            q8, scale8 = _per_channel(
+                numpy_helper.to_array(inits[node.input[1]]), axis=1, moments=None
+            )
             base = _fresh(node.name or node.input[1], taken)
             graph.initializer.extend(_initializers(base, q8, scale8))
-            new_nodes.append(helper.make_node("DequantizeLinear", [f"{base}.int8", f"{base}.scale"],
-                                              [f"{base}.dequantized"], name=f"{base}/DequantizeLinear", axis=1))
+            new_nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [f"{base}.int8", f"{base}.scale"],
+                    [f"{base}.dequantized"],
+                    name=f"{base}/DequantizeLinear",
+                    axis=1,
+                )
+            )
             node.input[1] = f"{base}.dequantized"
             new_nodes.append(node)
-        elif node.op_type == "MatMul" and (not is_head or embedding) and (
-                _float_matrix(inits, node.input[1]) or node.input[1] in transposed):
+        elif (
+            node.op_type == "MatMul"
+            and (not is_head or embedding)
+            and (_float_matrix(inits, node.input[1]) or node.input[1] in transposed)
+        ):
             source = transposed.get(node.input[1])
-            w = (numpy_helper.to_array(inits[source]).T if source else numpy_helper.to_array(inits[node.input[1]]))
+            w = (
+                numpy_helper.to_array(inits[source]).T
+                if source
+                else numpy_helper.to_array(inits[node.input[1]])
+            )
             answer = (solved or {}).get(weight_key(w))
             q, scale = answer if answer is not None else rtn_int4(w, group)
             from_solver += answer is not None
             base = _fresh(node.name or node.input[1], taken)
-            graph.initializer.extend([int4_tensor(q, f"{base}.int4"), numpy_helper.from_array(scale, f"{base}.scale")])
-            new_nodes.append(helper.make_node("DequantizeLinear", [f"{base}.int4", f"{base}.scale"],
-                                              [f"{base}.dequantized"], name=f"{base}/DequantizeLinear",
-                                              axis=0, block_size=group))
+            graph.initializer.extend(
+                [int4_tensor(q, f"{base}.int4"), numpy_helper.from_array(scale, f"{base}.scale")]
+            )
+            new_nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [f"{base}.int4", f"{base}.scale"],
+                    [f"{base}.dequantized"],
+                    name=f"{base}/DequantizeLinear",
+                    axis=0,
+                    block_size=group,
+                )
+            )
             node.input[1] = f"{base}.dequantized"
             new_nodes.append(node)
             matmuls += 1
@@ -158,5 +210,12 @@ def _report(graph: onnx.GraphProto, matmuls: int, solved: int, embeddings: int) 
 
     scales = sum(4 * int(np.prod(i.dims)) for i in graph.initializer if i.name.endswith(".scale"))
     floats = 4 * count(TensorProto.FLOAT) - scales
-    return Int4Report(matmuls, solved, embeddings, (count(TensorProto.INT4) + 1) // 2,
-                      count(TensorProto.INT8), scales, floats)
+    return Int4Report(
+        matmuls,
+        solved,
+        embeddings,
+        (count(TensorProto.INT4) + 1) // 2,
+        count(TensorProto.INT8),
+        scales,
+        floats,
+    )

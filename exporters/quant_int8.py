@@ -27,7 +27,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["CLIP_RATIOS", "Int8Report", "blocked_int8", "quantize_int8", "tied_int8_head", "weight_key"]
+__all__ = [
+    "CLIP_RATIOS",
+    "Int8Report",
+    "blocked_int8",
+    "quantize_int8",
+    "tied_int8_head",
+    "weight_key",
+]
 
 QMAX = 127
 CLIP_RATIOS = (1.0, 0.975, 0.95, 0.925, 0.9, 0.875, 0.85, 0.8, 0.75)
@@ -49,7 +56,9 @@ def weight_key(matmul_weight: np.ndarray) -> bytes:
     return matmul_weight.astype(np.float32).tobytes()[:4096] + str(matmul_weight.shape).encode()
 
 
-def _per_channel(w: np.ndarray, axis: int, moments: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _per_channel(
+    w: np.ndarray, axis: int, moments: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 of ``w`` with one scale per index along ``axis``; clipping from ``moments``."""
     reduce_axis = 1 - axis
     peak = np.abs(w).max(axis=reduce_axis)
@@ -72,7 +81,9 @@ def _per_channel(w: np.ndarray, axis: int, moments: np.ndarray | None) -> tuple[
     return q, scale.astype(np.float32)
 
 
-def blocked_int8(w: np.ndarray, block: int, moments: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def blocked_int8(
+    w: np.ndarray, block: int, moments: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 of ``w`` [K, N] with one scale per ``block`` rows of each column:
     (q [K, N], scale [ceil(K / block), N]); each block's clipping from ``moments`` [K] (the
     activation-weighted least squares of :data:`CLIP_RATIOS`), else its max |w|."""
@@ -100,8 +111,13 @@ def blocked_int8(w: np.ndarray, block: int, moments: np.ndarray | None) -> tuple
     return q.reshape(blocks * block, n)[:k], scale.astype(np.float32)
 
 
-def quantize_int8(model: onnx.ModelProto, moments: dict[bytes, np.ndarray] | None = None, *,
-                  embedding: bool = True, block_size: int = 0) -> tuple[onnx.ModelProto, Int8Report]:
+def quantize_int8(
+    model: onnx.ModelProto,
+    moments: dict[bytes, np.ndarray] | None = None,
+    *,
+    embedding: bool = True,
+    block_size: int = 0,
+) -> tuple[onnx.ModelProto, Int8Report]:
     """``model`` with int8 weights (rewritten in place, or converted to opset 21 first when
     ``block_size`` is set); ``moments`` maps :func:`weight_key` to [K].
 
@@ -127,26 +143,46 @@ def quantize_int8(model: onnx.ModelProto, moments: dict[bytes, np.ndarray] | Non
     for node in graph.node:
         if not embedding and (node.op_type == "Gather" or "logits" in node.output):
             new_nodes.append(node)
-        elif node.op_type == "Gather" and _gather_axis(node) == 0 and _float_matrix(inits, node.input[0]):
+        elif (
+            node.op_type == "Gather"
+            and _gather_axis(node) == 0
+            and _float_matrix(inits, node.input[0])
+        ):
             base = tables.get(node.input[0]) or _fresh(node.name or node.input[0], taken)
             if node.input[0] not in tables:
                 tables[node.input[0]] = base
-                q, scale = _per_channel(numpy_helper.to_array(inits[node.input[0]]), axis=0, moments=None)
+                q, scale = _per_channel(
+                    numpy_helper.to_array(inits[node.input[0]]), axis=0, moments=None
+                )
                 graph.initializer.extend(_initializers(base, q, scale))
             new_nodes += _dequantized_gather(node, base)
         elif node.op_type == "Transpose" and node.input[0] in tables:
             new_nodes += tied_int8_head(graph, node, tables[node.input[0]])
-        elif node.op_type == "MatMul" and len(node.input) == 2 and _float_matrix(inits, node.input[1]):
+        elif (
+            node.op_type == "MatMul"
+            and len(node.input) == 2
+            and _float_matrix(inits, node.input[1])
+        ):
             w = numpy_helper.to_array(inits[node.input[1]])
             stats = (moments or {}).get(weight_key(w))
-            layout: dict[str, int] = {"axis": 0, "block_size": block_size} if block_size else {"axis": 1}
-            q, scale = blocked_int8(w, block_size, stats) if block_size else _per_channel(w, 1, stats)
+            layout: dict[str, int] = (
+                {"axis": 0, "block_size": block_size} if block_size else {"axis": 1}
+            )
+            q, scale = (
+                blocked_int8(w, block_size, stats) if block_size else _per_channel(w, 1, stats)
+            )
             calibrated += stats is not None
             base = _fresh(node.name or node.input[1], taken)
             graph.initializer.extend(_initializers(base, q, scale))
-            new_nodes.append(helper.make_node("DequantizeLinear", [f"{base}.int8", f"{base}.scale"],
-                                              [f"{base}.dequantized"], name=f"{base}/DequantizeLinear",
-                                              **layout))
+            new_nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [f"{base}.int8", f"{base}.scale"],
+                    [f"{base}.dequantized"],
+                    name=f"{base}/DequantizeLinear",
+                    **layout,
+                )
+            )
             node.input[1] = f"{base}.dequantized"
             new_nodes.append(node)
             matmuls += 1
@@ -155,8 +191,12 @@ def quantize_int8(model: onnx.ModelProto, moments: dict[bytes, np.ndarray] | Non
     del graph.node[:]
     graph.node.extend(new_nodes)
     _remove_unused_initializers(graph)
-    int8_bytes = sum(int(np.prod(i.dims)) for i in graph.initializer if i.data_type == TensorProto.INT8)
-    float_left = sum(4 * int(np.prod(i.dims)) for i in graph.initializer if i.data_type == TensorProto.FLOAT)
+    int8_bytes = sum(
+        int(np.prod(i.dims)) for i in graph.initializer if i.data_type == TensorProto.INT8
+    )
+    float_left = sum(
+        4 * int(np.prod(i.dims)) for i in graph.initializer if i.data_type == TensorProto.FLOAT
+    )
     return model, Int8Report(matmuls, len(tables), calibrated, int8_bytes, float_left)
 
 
@@ -169,12 +209,23 @@ def tied_int8_head(graph: onnx.GraphProto, node: onnx.NodeProto, base: str) -> l
     # into MatMulNBits only when nothing else reads its scale tensor.
     scale = numpy_helper.to_array(next(i for i in graph.initializer if i.name == f"{base}.scale"))
     graph.initializer.append(numpy_helper.from_array(scale, f"{transposed}.scale"))
-    return [node, helper.make_node("DequantizeLinear", [f"{transposed}.int8", f"{transposed}.scale"],
-                                   [transposed], name=f"{base}/DequantizeLinearTransposed", axis=1)]
+    return [
+        node,
+        helper.make_node(
+            "DequantizeLinear",
+            [f"{transposed}.int8", f"{transposed}.scale"],
+            [transposed],
+            name=f"{base}/DequantizeLinearTransposed",
+            axis=1,
+        ),
+    ]
 
 
 def _initializers(base: str, q: np.ndarray, scale: np.ndarray) -> list[onnx.TensorProto]:
-    return [numpy_helper.from_array(q, f"{base}.int8"), numpy_helper.from_array(scale, f"{base}.scale")]
+    return [
+        numpy_helper.from_array(q, f"{base}.int8"),
+        numpy_helper.from_array(scale, f"{base}.scale"),
+    ]
 
 
 def _dequantized_gather(node: onnx.NodeProto, base: str) -> list[onnx.NodeProto]:
@@ -185,11 +236,25 @@ def _dequantized_gather(node: onnx.NodeProto, base: str) -> list[onnx.NodeProto]
     axes = numpy_helper.from_array(np.array([-1], np.int64), f"{stem}.last_axis")
     return [
         node,
-        helper.make_node("Gather", [f"{base}.scale", ids], [f"{stem}.row_scale"], name=f"{stem}/GatherScale"),
-        helper.make_node("Constant", [], [f"{stem}.last_axis"], name=f"{stem}/LastAxis", value=axes),
-        helper.make_node("Unsqueeze", [f"{stem}.row_scale", f"{stem}.last_axis"], [f"{stem}.row_scale_1"],
-                         name=f"{stem}/Unsqueeze"),
-        helper.make_node("Cast", [f"{stem}.rows_int8"], [f"{stem}.rows"], name=f"{stem}/Cast", to=TensorProto.FLOAT),
+        helper.make_node(
+            "Gather", [f"{base}.scale", ids], [f"{stem}.row_scale"], name=f"{stem}/GatherScale"
+        ),
+        helper.make_node(
+            "Constant", [], [f"{stem}.last_axis"], name=f"{stem}/LastAxis", value=axes
+        ),
+        helper.make_node(
+            "Unsqueeze",
+            [f"{stem}.row_scale", f"{stem}.last_axis"],
+            [f"{stem}.row_scale_1"],
+            name=f"{stem}/Unsqueeze",
+        ),
+        helper.make_node(
+            "Cast",
+            [f"{stem}.rows_int8"],
+            [f"{stem}.rows"],
+            name=f"{stem}/Cast",
+            to=TensorProto.FLOAT,
+        ),
         helper.make_node("Mul", [f"{stem}.rows", f"{stem}.row_scale_1"], [out], name=f"{stem}/Mul"),
     ]
 

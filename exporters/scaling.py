@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import cast
 
 import torch
+from torch import Tensor, nn
+
 from edge_sdk.exporters.calibration import run_with_input_hooks
 from edge_sdk.exporters.model import LiteForCausalLM
-from torch import Tensor, nn
 
 __all__ = ["ScaleGroup", "collect_inputs", "fold_scale", "one_thread", "scale_groups"]
 
@@ -72,17 +73,31 @@ def scale_groups(model: LiteForCausalLM) -> list[ScaleGroup]:
     for i, layer in enumerate(model.model.layers):
         attn, mlp = layer.self_attn, layer.mlp
         groups += [
-            ScaleGroup(f"layers.{i}.attention_input", layer.input_layernorm,
-                       (attn.q_proj, attn.k_proj, attn.v_proj)),
-            ScaleGroup(f"layers.{i}.o_proj_input", attn.v_proj, (attn.o_proj,), g, model.config.head_dim),
-            ScaleGroup(f"layers.{i}.mlp_input", layer.post_attention_layernorm, (mlp.gate_proj, mlp.up_proj)),
+            ScaleGroup(
+                f"layers.{i}.attention_input",
+                layer.input_layernorm,
+                (attn.q_proj, attn.k_proj, attn.v_proj),
+            ),
+            ScaleGroup(
+                f"layers.{i}.o_proj_input", attn.v_proj, (attn.o_proj,), g, model.config.head_dim
+            ),
+            ScaleGroup(
+                f"layers.{i}.mlp_input",
+                layer.post_attention_layernorm,
+                (mlp.gate_proj, mlp.up_proj),
+            ),
             ScaleGroup(f"layers.{i}.down_proj_input", mlp.up_proj, (mlp.down_proj,)),
         ]
     return groups
 
 
-def collect_inputs(model: nn.Module, linears: list[nn.Linear], token_ids: list[int], window: int,
-                   max_rows: int = 1024) -> dict[int, Tensor]:
+def collect_inputs(
+    model: nn.Module,
+    linears: list[nn.Linear],
+    token_ids: list[int],
+    window: int,
+    max_rows: int = 1024,
+) -> dict[int, Tensor]:
     """Up to ``max_rows`` input rows [n, K] (the first tokens) of each of ``linears``, by ``id``."""
     rows: dict[int, list[Tensor]] = {}
 
@@ -90,7 +105,7 @@ def collect_inputs(model: nn.Module, linears: list[nn.Linear], token_ids: list[i
         have = sum(len(r) for r in rows.get(id(module), []))
         if have < max_rows:
             x = args[0].detach().reshape(-1, args[0].shape[-1])
-            rows.setdefault(id(module), []).append(x[:max_rows - have].clone())
+            rows.setdefault(id(module), []).append(x[: max_rows - have].clone())
 
     run_with_input_hooks(model, linears, hook, token_ids, window)
     return {key: torch.cat(parts) for key, parts in rows.items()}

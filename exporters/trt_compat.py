@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
+from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
+from edge_sdk.errors import BundleError, ConfigError
 from edge_sdk.exporters import trt_ops as T
 from edge_sdk.exporters.engine_profiles import Profile, engine_profiles
 from edge_sdk.exporters.trt_ops import DEFAULT_TARGET
 from edge_sdk.exporters.trt_qdq import QdqContext, check_qdq
 from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
-
-from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
-from edge_sdk.errors import BundleError, ConfigError
 
 __all__ = ["DEFAULT_TARGET", "CompatReport", "Finding", "check_model", "check_path"]
 
@@ -90,16 +90,25 @@ class CompatReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``edge-engine --check --json``)."""
-        return {"source": self.source, "tensorrt": self.target, "opset": self.opset,
-                "nodes": self.nodes, "ok": self.ok, "errors": len(self.errors),
-                "warnings": len(self.warnings), "findings": [asdict(f) for f in self.findings]}
+        return {
+            "source": self.source,
+            "tensorrt": self.target,
+            "opset": self.opset,
+            "nodes": self.nodes,
+            "ok": self.ok,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "findings": [asdict(f) for f in self.findings],
+        }
 
     def format(self) -> str:
         """The report as text: a verdict line, then one line per finding."""
         verdict = "PASS" if self.ok else "FAIL"
-        head = (f"TensorRT {self.target} compatibility of {self.source} (opset {self.opset}, "
-                f"{self.nodes} nodes): {verdict}, {len(self.errors)} errors, "
-                f"{len(self.warnings)} warnings")
+        head = (
+            f"TensorRT {self.target} compatibility of {self.source} (opset {self.opset}, "
+            f"{self.nodes} nodes): {verdict}, {len(self.errors)} errors, "
+            f"{len(self.warnings)} warnings"
+        )
         return "\n".join([head, *("  " + f.format() for f in self.findings)])
 
 
@@ -139,21 +148,31 @@ def _input_specs(model: onnx.ModelProto) -> list[dict[str, Any]]:
     for info in model.graph.input:
         if info.name in inits:
             continue
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                for d in info.type.tensor_type.shape.dim]
+        dims = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in info.type.tensor_type.shape.dim
+        ]
         specs.append({"name": info.name, "shape": dims})
     return specs
 
 
-def _check_profiles(specs: Sequence[dict[str, Any]], profiles: Sequence[Profile] | None,
-                    max_seq_len: int) -> list[Finding]:
+def _check_profiles(
+    specs: Sequence[dict[str, Any]], profiles: Sequence[Profile] | None, max_seq_len: int
+) -> list[Finding]:
     if profiles is None:
         try:
             profiles = engine_profiles(specs, max_seq_len)
         except ConfigError as exc:
-            return [Finding("error", "(profiles)", "", str(exc),
-                            "name the dynamic dimensions batch, sequence, past_sequence and "
-                            "total_sequence as the exporter does, or give profiles for them")]
+            return [
+                Finding(
+                    "error",
+                    "(profiles)",
+                    "",
+                    str(exc),
+                    "name the dynamic dimensions batch, sequence, past_sequence and "
+                    "total_sequence as the exporter does, or give profiles for them",
+                )
+            ]
     findings: list[Finding] = []
     for spec in specs:
         dynamic = [d for d in spec["shape"] if not isinstance(d, int) or d <= 0]
@@ -162,26 +181,46 @@ def _check_profiles(specs: Sequence[dict[str, Any]], profiles: Sequence[Profile]
         for profile in profiles:
             shapes = profile.shapes.get(spec["name"])
             if shapes is None or any(len(s) != len(spec["shape"]) for s in shapes):
-                findings.append(Finding(
-                    "error", spec["name"], "",
-                    f"the dynamic dimensions {dynamic} of this input are not covered by the "
-                    f"{profile.name} profile", "add min/opt/max shapes of the input's rank to it"))
+                findings.append(
+                    Finding(
+                        "error",
+                        spec["name"],
+                        "",
+                        f"the dynamic dimensions {dynamic} of this input are not covered by the "
+                        f"{profile.name} profile",
+                        "add min/opt/max shapes of the input's rank to it",
+                    )
+                )
                 continue
             low, opt, high = shapes
             for i, dim in enumerate(spec["shape"]):
                 static = isinstance(dim, int) and dim > 0
                 if static and not low[i] == opt[i] == high[i] == dim:
-                    findings.append(Finding("error", spec["name"], "",
-                                            f"{profile.name} profile gives dim {i} a range, the graph fixes it at {dim}",
-                                            "make the profile match the graph"))
+                    findings.append(
+                        Finding(
+                            "error",
+                            spec["name"],
+                            "",
+                            f"{profile.name} profile gives dim {i} a range, the graph fixes it at {dim}",
+                            "make the profile match the graph",
+                        )
+                    )
                 elif not low[i] <= opt[i] <= high[i]:
-                    findings.append(Finding("error", spec["name"], "",
-                                            f"{profile.name} profile dim {i}: min {low[i]} <= opt {opt[i]} <= max {high[i]} fails",
-                                            "order the profile's shapes"))
+                    findings.append(
+                        Finding(
+                            "error",
+                            spec["name"],
+                            "",
+                            f"{profile.name} profile dim {i}: min {low[i]} <= opt {opt[i]} <= max {high[i]} fails",
+                            "order the profile's shapes",
+                        )
+                    )
     return findings
 
 
-def _check_types(model: onnx.ModelProto, types: dict[str, int], target: T.TrtTarget) -> list[Finding]:
+def _check_types(
+    model: onnx.ModelProto, types: dict[str, int], target: T.TrtTarget
+) -> list[Finding]:
     findings: list[Finding] = []
     io = {i.name for i in model.graph.input} | {o.name for o in model.graph.output}
     narrowed: list[str] = []
@@ -190,25 +229,53 @@ def _check_types(model: onnx.ModelProto, types: dict[str, int], target: T.TrtTar
         if elem == T.INT64 and not target.native_int64 and name in io:
             narrowed.append(name)
         elif elem == T.DOUBLE:
-            findings.append(Finding("warning", name, "", "a double tensor; TensorRT casts it to "
-                                    "float32, clamping to +-FLT_MAX", "export it as float32"))
+            findings.append(
+                Finding(
+                    "warning",
+                    name,
+                    "",
+                    "a double tensor; TensorRT casts it to float32, clamping to +-FLT_MAX",
+                    "export it as float32",
+                )
+            )
         elif elem in target.io_only_types and name not in io:
-            findings.append(Finding("error", name, "", f"a {label} tensor inside the graph; TensorRT "
-                                    f"{target.version} takes {label} only as a network input or output",
-                                    "use int8 with zero point 0 (symmetric) or a float type"))
+            findings.append(
+                Finding(
+                    "error",
+                    name,
+                    "",
+                    f"a {label} tensor inside the graph; TensorRT "
+                    f"{target.version} takes {label} only as a network input or output",
+                    "use int8 with zero point 0 (symmetric) or a float type",
+                )
+            )
         elif elem not in target.types and elem not in target.io_only_types:
-            findings.append(Finding("error", name, "", f"element type {label} is not a TensorRT "
-                                    f"{target.version} type", "use float32, float16, int32, int64 or bool"))
+            findings.append(
+                Finding(
+                    "error",
+                    name,
+                    "",
+                    f"element type {label} is not a TensorRT {target.version} type",
+                    "use float32, float16, int32, int64 or bool",
+                )
+            )
     if narrowed:
-        findings.append(Finding("warning", ", ".join(narrowed), "", "int64 network inputs/outputs: "
-                                "TensorRT 8.6 casts them to int32, so the engine's tensors are int32",
-                                "none needed: the tensorrt backend feeds each tensor the dtype the "
-                                "engine reports"))
+        findings.append(
+            Finding(
+                "warning",
+                ", ".join(narrowed),
+                "",
+                "int64 network inputs/outputs: "
+                "TensorRT 8.6 casts them to int32, so the engine's tensors are int32",
+                "none needed: the tensorrt backend feeds each tensor the dtype the engine reports",
+            )
+        )
     return findings
 
 
-def _check_quantized_flow(model: onnx.ModelProto, types: dict[str, int], consts: dict[str, Any],
-                          target: T.TrtTarget) -> list[Finding]:
+def _check_quantized_flow(
+    model: onnx.ModelProto, types: dict[str, int], consts: dict[str, Any], target: T.TrtTarget
+) -> list[Finding]:
     """Quantized tensors consumed by ops other than Q/DQ (10.x accepts them only inside Q/DQ)."""
     if target.int8_outside_qdq:
         return []
@@ -225,25 +292,40 @@ def _check_quantized_flow(model: onnx.ModelProto, types: dict[str, int], consts:
         table = bad[0]
         label = _TYPE_NAMES.get(types[table], "")
         if node.op_type == "Gather" and table in consts:
-            fix = (f"dequantize the table before gathering: DequantizeLinear({table}, per-row "
-                   "scales, axis=0) -> Gather; one such DequantizeLinear can also feed a tied LM "
-                   "head through Transpose")
+            fix = (
+                f"dequantize the table before gathering: DequantizeLinear({table}, per-row "
+                "scales, axis=0) -> Gather; one such DequantizeLinear can also feed a tied LM "
+                "head through Transpose"
+            )
         elif node.op_type == "Transpose" and table in consts:
-            fix = (f"dequantize first, then transpose: DequantizeLinear({table}, scales, axis=0) "
-                   "-> Transpose (same scales, per row of the stored table)")
+            fix = (
+                f"dequantize first, then transpose: DequantizeLinear({table}, scales, axis=0) "
+                "-> Transpose (same scales, per row of the stored table)"
+            )
         else:
             fix = "move the op after the DequantizeLinear so that it sees a float tensor"
-        findings.append(Finding(
-            "error", node.name or node.output[0], node.op_type,
-            f"consumes the {label} tensor {table}; TensorRT {target.version} treats {label} as a "
-            "quantized type that exists only between QuantizeLinear and DequantizeLinear", fix))
+        findings.append(
+            Finding(
+                "error",
+                node.name or node.output[0],
+                node.op_type,
+                f"consumes the {label} tensor {table}; TensorRT {target.version} treats {label} as a "
+                "quantized type that exists only between QuantizeLinear and DequantizeLinear",
+                fix,
+            )
+        )
     return findings
 
 
-def check_model(model: onnx.ModelProto, target: str = DEFAULT_TARGET,
-                profiles: Sequence[Profile] | None = None, max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
-                source: str = "<model>", base_dir: str | os.PathLike[str] = "",
-                rewrite: bool = False) -> CompatReport:
+def check_model(
+    model: onnx.ModelProto,
+    target: str = DEFAULT_TARGET,
+    profiles: Sequence[Profile] | None = None,
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
+    source: str = "<model>",
+    base_dir: str | os.PathLike[str] = "",
+    rewrite: bool = False,
+) -> CompatReport:
     """Check ``model`` for TensorRT ``target`` ("8.6" or "10"); see the module docstring.
 
     ``profiles`` default to :func:`~edge_sdk.exporters.engine_profiles.engine_profiles` for
@@ -256,28 +338,56 @@ def check_model(model: onnx.ModelProto, target: str = DEFAULT_TARGET,
     findings: list[Finding] = []
     if rewrite:
         model, changes = rewrite_for_tensorrt(model)
-        findings += [Finding("warning", c.node, "", "an int8 table read outside Q/DQ, which TensorRT 10 "
-                             f"refuses; edge-engine builds from a rewritten copy ({c.change})",
-                             "none for edge-engine; exporters should write this form directly")
-                     for c in changes]
+        findings += [
+            Finding(
+                "warning",
+                c.node,
+                "",
+                "an int8 table read outside Q/DQ, which TensorRT 10 "
+                f"refuses; edge-engine builds from a rewritten copy ({c.change})",
+                "none for edge-engine; exporters should write this form directly",
+            )
+            for c in changes
+        ]
     if opset > trt.max_opset:
-        findings.append(Finding("warning", "(graph)", "", f"opset {opset} is above the {trt.max_opset} "
-                                f"TensorRT {trt.version}'s parser documents", f"export at opset <= {trt.max_opset} "
-                                "if the parser refuses a node"))
+        findings.append(
+            Finding(
+                "warning",
+                "(graph)",
+                "",
+                f"opset {opset} is above the {trt.max_opset} "
+                f"TensorRT {trt.version}'s parser documents",
+                f"export at opset <= {trt.max_opset} if the parser refuses a node",
+            )
+        )
     types = _elem_types(model)
     consts = _constants(model)
     qctx = QdqContext(model, types, consts, trt, str(base_dir))
     for node in model.graph.node:
         name = node.name or (node.output[0] if node.output else node.op_type)
         if node.domain not in ("", "ai.onnx"):
-            findings.append(Finding("error", name, f"{node.domain}.{node.op_type}",
-                                    f"TensorRT's ONNX parser has no importer for domain {node.domain}",
-                                    _OP_FIXES.get(node.op_type, "use standard ONNX ops or a TensorRT plugin")))
+            findings.append(
+                Finding(
+                    "error",
+                    name,
+                    f"{node.domain}.{node.op_type}",
+                    f"TensorRT's ONNX parser has no importer for domain {node.domain}",
+                    _OP_FIXES.get(node.op_type, "use standard ONNX ops or a TensorRT plugin"),
+                )
+            )
         elif node.op_type not in trt.ops:
-            findings.append(Finding("error", name, node.op_type,
-                                    f"TensorRT {trt.version} has no importer for {node.op_type}",
-                                    _OP_FIXES.get(node.op_type, "rewrite it with supported ops or register "
-                                                  "a TensorRT plugin for it")))
+            findings.append(
+                Finding(
+                    "error",
+                    name,
+                    node.op_type,
+                    f"TensorRT {trt.version} has no importer for {node.op_type}",
+                    _OP_FIXES.get(
+                        node.op_type,
+                        "rewrite it with supported ops or register a TensorRT plugin for it",
+                    ),
+                )
+            )
         elif node.op_type in _QDQ:
             findings.extend(Finding(*f) for f in check_qdq(node, name, qctx))
     findings += _check_quantized_flow(model, types, consts, trt)
@@ -286,8 +396,12 @@ def check_model(model: onnx.ModelProto, target: str = DEFAULT_TARGET,
     return CompatReport(source, trt.version, opset, len(model.graph.node), tuple(findings))
 
 
-def check_path(path: str | os.PathLike[str], target: str = DEFAULT_TARGET,
-               max_seq_len: int | None = None, rewrite: bool = True) -> CompatReport:
+def check_path(
+    path: str | os.PathLike[str],
+    target: str = DEFAULT_TARGET,
+    max_seq_len: int | None = None,
+    rewrite: bool = True,
+) -> CompatReport:
     """Check a bundle directory (its graph, with its manifest's shapes) or an ``.onnx`` file.
 
     By default the graph is checked as ``edge-engine`` parses it (``rewrite``, see
@@ -303,8 +417,10 @@ def check_path(path: str | os.PathLike[str], target: str = DEFAULT_TARGET,
             longest = int(max_seq_len or graph["max_sequence_length"])
             profiles = engine_profiles(graph["inputs"], longest)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BundleError(f"{root} is not a readable edge-sdk bundle ({exc}); pass an .onnx file "
-                              "or export the bundle again") from exc
+            raise BundleError(
+                f"{root} is not a readable edge-sdk bundle ({exc}); pass an .onnx file "
+                "or export the bundle again"
+            ) from exc
     else:
         onnx_path, longest = root, int(max_seq_len or DEFAULT_MAX_SEQ_LEN)
     try:
@@ -312,4 +428,3 @@ def check_path(path: str | os.PathLike[str], target: str = DEFAULT_TARGET,
     except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError
         raise BundleError(f"cannot read the ONNX graph {onnx_path}: {exc}") from exc
     return check_model(model, target, profiles, longest, str(path), onnx_path.parent, rewrite)
-

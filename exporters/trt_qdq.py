@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from edge_sdk.exporters import trt_ops as T
 from onnx import numpy_helper
+
+from edge_sdk.exporters import trt_ops as T
 
 __all__ = ["QdqContext", "check_qdq"]
 
 _NAMES = {v: k.lower() for k, v in onnx.TensorProto.DataType.items()}
-_SYMMETRIC = ("requantize symmetrically: int8 with zero point 0 (scale = max|x| / 127); "
-              "TensorRT has no asymmetric quantization")
+_SYMMETRIC = (
+    "requantize symmetrically: int8 with zero point 0 (scale = max|x| / 127); "
+    "TensorRT has no asymmetric quantization"
+)
 
 Issue = tuple[str, str, str, str, str]  # severity, node, op, problem, fix
 
@@ -80,40 +83,82 @@ def check_qdq(node: onnx.NodeProto, name: str, ctx: QdqContext) -> Iterator[Issu
     zero = node.input[2] if len(node.input) > 2 else ""
     target = ctx.target
     if scale not in ctx.consts:
-        yield ("error", name, op, f"the scale {scale or '(missing)'} is computed at run time",
-               "make the scale an initializer: TensorRT needs build-time scales")
+        yield (
+            "error",
+            name,
+            op,
+            f"the scale {scale or '(missing)'} is computed at run time",
+            "make the scale an initializer: TensorRT needs build-time scales",
+        )
     qtype = ctx.types.get(x) if dequantize else None
     if zero:
         zp_type = ctx.consts[zero].data_type if zero in ctx.consts else ctx.types.get(zero)
         qtype = qtype or zp_type
         if zp_type in (T.UINT8, T.UINT4):
-            yield ("error", name, op, f"zero point {zero} is {_NAMES.get(zp_type)} (asymmetric "
-                   "unsigned quantization)", _SYMMETRIC)
+            yield (
+                "error",
+                name,
+                op,
+                f"zero point {zero} is {_NAMES.get(zp_type)} (asymmetric unsigned quantization)",
+                _SYMMETRIC,
+            )
         elif zero not in ctx.consts:
-            yield ("error", name, op, f"the zero point {zero} is computed at run time",
-                   "drop the zero point or make it an initializer of zeros")
+            yield (
+                "error",
+                name,
+                op,
+                f"the zero point {zero} is computed at run time",
+                "drop the zero point or make it an initializer of zeros",
+            )
         elif np.any(ctx.values(zero) != 0):
-            yield ("error", name, op, f"zero point {zero} is not 0 (asymmetric quantization)",
-                   _SYMMETRIC)
+            yield (
+                "error",
+                name,
+                op,
+                f"zero point {zero} is not 0 (asymmetric quantization)",
+                _SYMMETRIC,
+            )
     elif not dequantize:
         qtype = T.UINT8  # QuantizeLinear without a zero point produces uint8
-        yield ("error", name, op, "no y_zero_point, so the output is uint8",
-               "add an int8 zero point initializer of 0 (symmetric int8)")
+        yield (
+            "error",
+            name,
+            op,
+            "no y_zero_point, so the output is uint8",
+            "add an int8 zero point initializer of 0 (symmetric int8)",
+        )
     if qtype is not None and qtype not in target.dq_types and qtype not in (T.UINT8, T.UINT4):
-        yield ("error", name, op, f"quantized type {_NAMES.get(qtype, qtype)} is not one TensorRT "
-               f"{target.version} quantizes to", "use int8" + (" or int4" if T.INT4 in target.dq_types else ""))
+        yield (
+            "error",
+            name,
+            op,
+            f"quantized type {_NAMES.get(qtype, qtype)} is not one TensorRT "
+            f"{target.version} quantizes to",
+            "use int8" + (" or int4" if T.INT4 in target.dq_types else ""),
+        )
     block = _attr(node, "block_size", 0)
     if block:
         if qtype in target.block_types:
             return
         if target.block_types:
-            yield ("error", name, op, f"block-wise quantization (block_size {block}) of "
-                   f"{_NAMES.get(qtype or 0, 'this type')}; TensorRT {target.version} takes block-wise "
-                   "int4 weights only", "quantize int8 weights per output channel, or use int4 blocks")
+            yield (
+                "error",
+                name,
+                op,
+                f"block-wise quantization (block_size {block}) of "
+                f"{_NAMES.get(qtype or 0, 'this type')}; TensorRT {target.version} takes block-wise "
+                "int4 weights only",
+                "quantize int8 weights per output channel, or use int4 blocks",
+            )
         else:
-            yield ("error", name, op, f"block-wise quantization (block_size {block}) is not in "
-                   f"TensorRT {target.version}", "quantize per output channel with int8, or build "
-                   "with TensorRT 10 (JetPack 6.1+) for int4 blocks")
+            yield (
+                "error",
+                name,
+                op,
+                f"block-wise quantization (block_size {block}) is not in TensorRT {target.version}",
+                "quantize per output channel with int8, or build "
+                "with TensorRT 10 (JetPack 6.1+) for int4 blocks",
+            )
         return
     scale_dims = _dims(ctx, scale)
     per_axis = scale_dims is not None and len(scale_dims) >= 1 and int(np.prod(scale_dims)) > 1
@@ -121,8 +166,13 @@ def check_qdq(node: onnx.NodeProto, name: str, ctx: QdqContext) -> Iterator[Issu
         return
     source = _weight_source(ctx, x)
     if source is None:
-        yield ("error", name, op, f"per-channel scales ({scale_dims}) on an activation",
-               "quantize activations per tensor (one scale)")
+        yield (
+            "error",
+            name,
+            op,
+            f"per-channel scales ({scale_dims}) on an activation",
+            "quantize activations per tensor (one scale)",
+        )
         return
     rank = len(ctx.consts[source].dims)
     axis = _attr(node, "axis", 1)
@@ -131,11 +181,21 @@ def check_qdq(node: onnx.NodeProto, name: str, ctx: QdqContext) -> Iterator[Issu
         return
     for consumer, index in ctx.consumers.get(node.output[0], []):
         if consumer.op_type == "MatMul" and index == 1 and rank == 2 and axis != 1:
-            yield ("error", name, op, f"per-channel axis {axis} of the MatMul weight {x} [K, N] is "
-                   "the reduction dimension; TensorRT wants the output channel",
-                   "quantize the weight along axis 1 (one scale per output column N)")
+            yield (
+                "error",
+                name,
+                op,
+                f"per-channel axis {axis} of the MatMul weight {x} [K, N] is "
+                "the reduction dimension; TensorRT wants the output channel",
+                "quantize the weight along axis 1 (one scale per output column N)",
+            )
         elif consumer.op_type == "Gemm" and index == 1:
             expected = 0 if _attr(consumer, "transB", 0) else 1
             if axis != expected:
-                yield ("error", name, op, f"per-channel axis {axis} of the Gemm weight {x} is not its "
-                       "output channel", f"quantize along axis {expected}")
+                yield (
+                    "error",
+                    name,
+                    op,
+                    f"per-channel axis {axis} of the Gemm weight {x} is not its output channel",
+                    f"quantize along axis {expected}",
+                )

@@ -59,36 +59,66 @@ def rewrite_for_tensorrt(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[
             table = node.input[0]
             floated = f"{table}.trt_float"
             if not any(n.output[0] == floated for n in new_nodes):
-                new_nodes.append(helper.make_node("DequantizeLinear", [table, unit_scale], [floated],
-                                                  name=f"{table}/TrtDequantize"))
+                new_nodes.append(
+                    helper.make_node(
+                        "DequantizeLinear",
+                        [table, unit_scale],
+                        [floated],
+                        name=f"{table}/TrtDequantize",
+                    )
+                )
             node.input[0] = floated
             new_nodes.append(node)
             done.append(Rewrite(node.name, f"Gather reads DequantizeLinear({table}, 1.0)"))
             continue
         source = producers.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
-        if (source is not None and source.op_type == "Transpose" and source.input[0] in inits
-                and len(consumers.get(source.output[0], [])) == 1):
+        if (
+            source is not None
+            and source.op_type == "Transpose"
+            and source.input[0] in inits
+            and len(consumers.get(source.output[0], [])) == 1
+        ):
             perm = list(_attr(source, "perm", []))  # type: ignore[call-overload]
             rank = len(inits[source.input[0]].dims)
             perm = perm or list(reversed(range(rank)))
             axis = int(_attr(node, "axis", 1))  # type: ignore[call-overload]
             axis = axis + rank if axis < 0 else axis
             dequantized = f"{source.input[0]}.trt_dequantized"
-            new_nodes.append(helper.make_node("DequantizeLinear", [source.input[0], *node.input[1:]],
-                                              [dequantized], name=f"{node.name}/TrtBeforeTranspose",
-                                              axis=perm[axis]))
-            new_nodes.append(helper.make_node("Transpose", [dequantized], list(node.output),
-                                              name=f"{node.name}/TrtTranspose", perm=perm))
+            new_nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [source.input[0], *node.input[1:]],
+                    [dequantized],
+                    name=f"{node.name}/TrtBeforeTranspose",
+                    axis=perm[axis],
+                )
+            )
+            new_nodes.append(
+                helper.make_node(
+                    "Transpose",
+                    [dequantized],
+                    list(node.output),
+                    name=f"{node.name}/TrtTranspose",
+                    perm=perm,
+                )
+            )
             done.append(Rewrite(node.name, f"Transpose after DequantizeLinear(axis={perm[axis]})"))
             continue
-        if node.op_type == "Transpose" and node.input[0] in inits and all(
+        if (
+            node.op_type == "Transpose"
+            and node.input[0] in inits
+            and all(
                 c.op_type == "DequantizeLinear" and producers.get(c.input[0]) is node
-                for c in consumers.get(node.output[0], [])) and len(consumers.get(node.output[0], [])) == 1:
+                for c in consumers.get(node.output[0], [])
+            )
+            and len(consumers.get(node.output[0], [])) == 1
+        ):
             continue  # replaced together with its DequantizeLinear
         new_nodes.append(node)
     if done:
-        graph.initializer.append(numpy_helper.from_array(
-            np.array(1.0, dtype=np.float32), unit_scale))
+        graph.initializer.append(
+            numpy_helper.from_array(np.array(1.0, dtype=np.float32), unit_scale)
+        )
         del graph.node[:]
         graph.node.extend(new_nodes)
     return out, done

@@ -11,7 +11,7 @@ from edge_sdk.errors import ExportError
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.ort_check import OrtModel
 
-__all__ = ["ParityReport", "check_parity", "PARITY_TOLERANCE"]
+__all__ = ["PARITY_TOLERANCE", "ParityReport", "check_parity"]
 
 # max |onnx - torch| / max(1, max |torch logits|): float32 rounding, not a model error.
 PARITY_TOLERANCE = 1e-4
@@ -36,8 +36,9 @@ def _relative(onnx_logits: np.ndarray, torch_logits: torch.Tensor) -> float:
     return float(np.abs(onnx_logits - ref).max() / max(1.0, float(np.abs(ref).max())))
 
 
-def check_parity(model: LiteForCausalLM, onnx_model: OrtModel, prompt: list[int],
-                 decode_steps: int = 4) -> ParityReport:
+def check_parity(
+    model: LiteForCausalLM, onnx_model: OrtModel, prompt: list[int], decode_steps: int = 4
+) -> ParityReport:
     """Compare a prefill of ``prompt`` and greedy decode steps with a past; raise if off."""
     ids = torch.tensor([prompt], dtype=torch.int64)
     with torch.no_grad():
@@ -56,5 +57,6 @@ def check_parity(model: LiteForCausalLM, onnx_model: OrtModel, prompt: list[int]
     if not report.worst <= PARITY_TOLERANCE:
         raise ExportError(
             f"the exported ONNX graph disagrees with PyTorch (relative logit difference "
-            f"{report.worst:.2e} > {PARITY_TOLERANCE:.0e}); this is a bug in the exporter, please report it")
+            f"{report.worst:.2e} > {PARITY_TOLERANCE:.0e}); this is a bug in the exporter, please report it"
+        )
     return report

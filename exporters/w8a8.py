@@ -22,11 +22,12 @@ import copy
 import numpy as np
 import onnx
 import torch
+from onnx import helper, numpy_helper
+from torch import Tensor, nn
+
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quant_int8 import weight_key
 from edge_sdk.exporters.scaling import collect_inputs, fold_scale, scale_groups
-from onnx import helper, numpy_helper
-from torch import Tensor, nn
 
 __all__ = [
     "activation_ranges",
@@ -40,21 +41,28 @@ BINS = 2048
 LEVELS = 128
 
 
-def smooth(model: LiteForCausalLM, token_ids: list[int], window: int, alpha: float) -> LiteForCausalLM:
+def smooth(
+    model: LiteForCausalLM, token_ids: list[int], window: int, alpha: float
+) -> LiteForCausalLM:
     """A SmoothQuant-scaled copy of ``model`` (the same function)."""
     scaled = copy.deepcopy(model).eval()
     groups = scale_groups(scaled)
-    inputs = collect_inputs(scaled, [g.linears[0] for g in groups], token_ids, window, max_rows=4096)
+    inputs = collect_inputs(
+        scaled, [g.linears[0] for g in groups], token_ids, window, max_rows=4096
+    )
     for grp in groups:
         act = grp.reduce(inputs[id(grp.linears[0])].abs().amax(dim=0), "max").clamp(min=1e-5)
-        wmax = torch.stack([lin.weight.detach().abs().amax(dim=0) for lin in grp.linears]).amax(dim=0)
+        wmax = torch.stack([lin.weight.detach().abs().amax(dim=0) for lin in grp.linears]).amax(
+            dim=0
+        )
         wmax = grp.reduce(wmax, "max").clamp(min=1e-5)
         fold_scale(grp, (act.pow(alpha) / wmax.pow(1 - alpha)).clamp(min=1e-5))
     return scaled
 
 
-def _absolute_values(model: nn.Module, token_ids: list[int], window: int,
-                     max_rows: int = 1024) -> dict[int, Tensor]:
+def _absolute_values(
+    model: nn.Module, token_ids: list[int], window: int, max_rows: int = 1024
+) -> dict[int, Tensor]:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     inputs = collect_inputs(model, linears, token_ids, window, max_rows=max_rows)
     return {key: x.abs().flatten() for key, x in inputs.items()}
@@ -84,8 +92,13 @@ def entropy_threshold(hist: np.ndarray, edges: np.ndarray) -> float:
     return float(edges[best])
 
 
-def activation_ranges(model: LiteForCausalLM, token_ids: list[int], window: int, method: str,
-                      percentile: float = 99.99) -> dict[bytes, float]:
+def activation_ranges(
+    model: LiteForCausalLM,
+    token_ids: list[int],
+    window: int,
+    method: str,
+    percentile: float = 99.99,
+) -> dict[bytes, float]:
     """Clipping threshold of each Linear's input (per tensor), keyed by ONNX weight."""
     values = _absolute_values(model, token_ids, window)
     ranges: dict[bytes, float] = {}
@@ -108,13 +121,18 @@ def activation_ranges(model: LiteForCausalLM, token_ids: list[int], window: int,
 def matmul_weight_keys(model: onnx.ModelProto) -> dict[str, bytes]:
     """MatMul node name -> :func:`weight_key` of its constant weight (on the float graph)."""
     inits = {i.name: i for i in model.graph.initializer}
-    return {node.name: weight_key(numpy_helper.to_array(inits[node.input[1]]))
-            for node in model.graph.node
-            if node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2}
+    return {
+        node.name: weight_key(numpy_helper.to_array(inits[node.input[1]]))
+        for node in model.graph.node
+        if node.op_type == "MatMul"
+        and node.input[1] in inits
+        and len(inits[node.input[1]].dims) == 2
+    }
 
 
-def add_activation_qdq(model: onnx.ModelProto, thresholds: dict[str, float],
-                       exclude: tuple[str, ...] = ()) -> list[str]:
+def add_activation_qdq(
+    model: onnx.ModelProto, thresholds: dict[str, float], exclude: tuple[str, ...] = ()
+) -> list[str]:
     """Put a Q/DQ pair on the activation input of each MatMul named in ``thresholds``.
 
     Only MatMuls whose weight comes from a ``DequantizeLinear`` qualify; returns their names.
@@ -125,17 +143,34 @@ def add_activation_qdq(model: onnx.ModelProto, thresholds: dict[str, float],
     done: list[str] = []
     for node in graph.node:
         name = node.name
-        if (node.op_type == "MatMul" and node.input[1] in produced_by_dq and name in thresholds
-                and not any(pattern in name for pattern in exclude)):
+        if (
+            node.op_type == "MatMul"
+            and node.input[1] in produced_by_dq
+            and name in thresholds
+            and not any(pattern in name for pattern in exclude)
+        ):
             stem = name.strip("/").replace("/", ".") + ".input"
             scale = np.array(thresholds[name] / 127.0, dtype=np.float32)
-            graph.initializer.extend([numpy_helper.from_array(scale, f"{stem}.scale"),
-                                      numpy_helper.from_array(np.array(0, np.int8), f"{stem}.zero_point")])
+            graph.initializer.extend(
+                [
+                    numpy_helper.from_array(scale, f"{stem}.scale"),
+                    numpy_helper.from_array(np.array(0, np.int8), f"{stem}.zero_point"),
+                ]
+            )
             args = [f"{stem}.scale", f"{stem}.zero_point"]
             new_nodes += [
-                helper.make_node("QuantizeLinear", [node.input[0], *args], [f"{stem}.int8"], name=f"{stem}/Quantize"),
-                helper.make_node("DequantizeLinear", [f"{stem}.int8", *args], [f"{stem}.dequantized"],
-                                 name=f"{stem}/Dequantize"),
+                helper.make_node(
+                    "QuantizeLinear",
+                    [node.input[0], *args],
+                    [f"{stem}.int8"],
+                    name=f"{stem}/Quantize",
+                ),
+                helper.make_node(
+                    "DequantizeLinear",
+                    [f"{stem}.int8", *args],
+                    [f"{stem}.dequantized"],
+                    name=f"{stem}/Dequantize",
+                ),
             ]
             node.input[0] = f"{stem}.dequantized"
             done.append(name)

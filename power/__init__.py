@@ -9,6 +9,7 @@ a fake board through :mod:`edge_sdk.power.paths`. Command line: ``edge-power``.
 
 from __future__ import annotations
 
+from edge_sdk.nvpmodel_conf import NvpConfig, NvpModelMode, parse_nvpmodel_text
 from edge_sdk.power.controller import ModeChange, PowerController
 from edge_sdk.power.efficiency import EfficiencyLog, EfficiencySummary, PhaseFigures
 from edge_sdk.power.governor import GovernorReport, PowerGovernor
@@ -37,18 +38,43 @@ from edge_sdk.power.sensors import (
     probe_sensors,
 )
 
-from edge_sdk.nvpmodel_conf import NvpConfig, NvpModelMode, parse_nvpmodel_text
-
 __all__ = [
     # sensors
-    "PowerSensor", "PowerReading", "RailReading", "detect_sensor", "open_sensor",
-    "probe_sensors", "Ina3221Sensor", "JtopSensor", "NvmlSensor", "RaplSensor", "ReplaySensor",
-    "SyntheticSensor", "load_trace", "sample_trace_path",
+    "PowerSensor",
+    "PowerReading",
+    "RailReading",
+    "detect_sensor",
+    "open_sensor",
+    "probe_sensors",
+    "Ina3221Sensor",
+    "JtopSensor",
+    "NvmlSensor",
+    "RaplSensor",
+    "ReplaySensor",
+    "SyntheticSensor",
+    "load_trace",
+    "sample_trace_path",
     # sampling and efficiency
-    "PowerSampler", "SamplerStats", "EnergyMeter", "EfficiencyLog", "EfficiencySummary",
-    "PhaseFigures", "plot_efficiency", "PowerGovernor", "GovernorReport",
+    "PowerSampler",
+    "SamplerStats",
+    "EnergyMeter",
+    "EfficiencyLog",
+    "EfficiencySummary",
+    "PhaseFigures",
+    "plot_efficiency",
+    "PowerGovernor",
+    "GovernorReport",
     # power modes
-    "NvpModel", "NvpModelMode", "NvpConfig", "parse_nvpmodel_text", "JetsonClocks",
-    "NvmlPowerLimit", "PowerController", "ModeChange", "PowerModeGuard", "power_mode",
-    "restore_recorded", "recorded_states",
+    "NvpModel",
+    "NvpModelMode",
+    "NvpConfig",
+    "parse_nvpmodel_text",
+    "JetsonClocks",
+    "NvmlPowerLimit",
+    "PowerController",
+    "ModeChange",
+    "PowerModeGuard",
+    "power_mode",
+    "restore_recorded",
+    "recorded_states",
 ]

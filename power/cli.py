@@ -12,10 +12,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from edge_sdk.power.paths import sysfs
-
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.errors import BackendUnavailableError, PowerError
+from edge_sdk.power.paths import sysfs
 
 __all__ = ["build_parser", "main"]
 
@@ -64,9 +63,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         data["reading"] = reading.to_dict()
         lines.append(f"sensor:  {sensor.describe()}")
         lines.append(f"total:   {reading.total_w:.2f} W ({reading.total_source})")
-        lines += [f"  {name:<18} {r.power_w:7.3f} W" + (
-            f"  {r.voltage_mv:.0f} mV {r.current_ma:.0f} mA" if r.voltage_mv is not None
-            and r.current_ma is not None else "") for name, r in reading.rails.items()]
+        lines += [
+            f"  {name:<18} {r.power_w:7.3f} W"
+            + (
+                f"  {r.voltage_mv:.0f} mV {r.current_ma:.0f} mA"
+                if r.voltage_mv is not None and r.current_ma is not None
+                else ""
+            )
+            for name, r in reading.rails.items()
+        ]
     except (PowerError, BackendUnavailableError) as exc:
         errors.append(str(exc))
         data["sensor_error"] = str(exc)
@@ -74,8 +79,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     pending = recorded_states()
     data["recorded"] = pending
     if pending:
-        lines.append(f"recorded previous state: {', '.join(pending)} "
-                     "(edge-power restore puts it back)")
+        lines.append(
+            f"recorded previous state: {', '.join(pending)} (edge-power restore puts it back)"
+        )
     _emit(args, data, lines)
     if errors:
         raise PowerError(errors[0])
@@ -89,15 +95,33 @@ def cmd_modes(args: argparse.Namespace) -> int:
     modes = nvp.modes()
     current = nvp.current().id if nvp.program else None
     default = nvp.config().default_id
-    rows = [{"id": m.id, "name": m.name, "watts": m.watts, "default": m.id == default,
-             "current": m.id == current, "tpc_pg_mask": m.tpc_pg_mask} for m in modes]
-    lines = [f"{'*' if r['current'] else ' '} {r['id']:>2}  {r['name']:<14} "
-             f"{(str(r['watts']).rstrip('0').rstrip('.') + ' W') if r['watts'] else 'no cap':<8}"
-             f"{'  (default)' if r['default'] else ''}" for r in rows]
-    footer = "* = current mode" if nvp.program else f"from {nvp.conf}; no nvpmodel here, so " \
-        "no current mode"
-    _emit(args, {"modes": rows, "default": default, "current": current, "conf": str(nvp.conf)},
-          lines + [footer])
+    rows = [
+        {
+            "id": m.id,
+            "name": m.name,
+            "watts": m.watts,
+            "default": m.id == default,
+            "current": m.id == current,
+            "tpc_pg_mask": m.tpc_pg_mask,
+        }
+        for m in modes
+    ]
+    lines = [
+        f"{'*' if r['current'] else ' '} {r['id']:>2}  {r['name']:<14} "
+        f"{(str(r['watts']).rstrip('0').rstrip('.') + ' W') if r['watts'] else 'no cap':<8}"
+        f"{'  (default)' if r['default'] else ''}"
+        for r in rows
+    ]
+    footer = (
+        "* = current mode"
+        if nvp.program
+        else f"from {nvp.conf}; no nvpmodel here, so no current mode"
+    )
+    _emit(
+        args,
+        {"modes": rows, "default": default, "current": current, "conf": str(nvp.conf)},
+        lines + [footer],
+    )
     return EXIT_OK
 
 
@@ -140,35 +164,56 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _add_sensor_flags(p: argparse.ArgumentParser, interval: float | None = None) -> None:
-    p.add_argument("--sensor", default="auto", metavar="SPEC",
-                   help="power sensor: auto (default), ina3221, jtop, nvml[:GPU], rapl, "
-                        "replay:FILE (a recorded CSV/JSONL power log, looped) or replay:sample "
-                        "(the packaged sample trace)")
-    p.add_argument("--interval", type=float, default=interval, metavar="S",
-                   help="seconds between power samples (default: the sensor's refresh, ~0.1)")
+    p.add_argument(
+        "--sensor",
+        default="auto",
+        metavar="SPEC",
+        help="power sensor: auto (default), ina3221, jtop, nvml[:GPU], rapl, "
+        "replay:FILE (a recorded CSV/JSONL power log, looped) or replay:sample "
+        "(the packaged sample trace)",
+    )
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=interval,
+        metavar="S",
+        help="seconds between power samples (default: the sensor's refresh, ~0.1)",
+    )
 
 
 def _add_conf_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--conf", metavar="FILE",
-                   help="the board's nvpmodel configuration (read for its modes and passed to "
-                        "nvpmodel with -f; default $EDGE_SDK_NVPMODEL_CONF or /etc/nvpmodel.conf)")
+    p.add_argument(
+        "--conf",
+        metavar="FILE",
+        help="the board's nvpmodel configuration (read for its modes and passed to "
+        "nvpmodel with -f; default $EDGE_SDK_NVPMODEL_CONF or /etc/nvpmodel.conf)",
+    )
 
 
 def _add_mode_flags(p: argparse.ArgumentParser, mode_required: bool = False) -> None:
-    p.add_argument("--mode", required=mode_required, metavar="MODE",
-                   help="power mode by id, name or budget (15W finds 15W or MODE_15W); the "
-                        "previous mode is restored afterwards")
+    p.add_argument(
+        "--mode",
+        required=mode_required,
+        metavar="MODE",
+        help="power mode by id, name or budget (15W finds 15W or MODE_15W); the "
+        "previous mode is restored afterwards",
+    )
     _add_conf_flag(p)
-    p.add_argument("--jetson-clocks", action="store_true",
-                   help="also pin clocks with jetson_clocks (stored and restored)")
+    p.add_argument(
+        "--jetson-clocks",
+        action="store_true",
+        help="also pin clocks with jetson_clocks (stored and restored)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``edge-power`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Power modes, power sensors and tokens/s per watt on Jetson Orin "
-        "(and other Linux machines).")
+        prog=PROG,
+        description="Power modes, power sensors and tokens/s per watt on Jetson Orin "
+        "(and other Linux machines).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("status", help="board, power sensor, current mode, rails and total power")
@@ -194,35 +239,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--log", metavar="FILE", help="write every sample to this JSONL file")
     p.set_defaults(func=cli_measure.cmd_monitor)
-    p = sub.add_parser("run", help="run a command under a mode while sampling power",
-                       usage=f"{PROG} run [--mode MODE] [--log FILE] [options] -- COMMAND ...")
+    p = sub.add_parser(
+        "run",
+        help="run a command under a mode while sampling power",
+        usage=f"{PROG} run [--mode MODE] [--log FILE] [options] -- COMMAND ...",
+    )
     _add_mode_flags(p)
     _add_sensor_flags(p)
     p.add_argument("--log", metavar="FILE", help="write every sample to this JSONL file")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND",
-                   help="the program and its arguments, after --")
+    p.add_argument(
+        "cmd",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND",
+        help="the program and its arguments, after --",
+    )
     p.set_defaults(func=cli_measure.cmd_run)
     p = sub.add_parser("bench", help="generate with a bundle under a mode; log tokens/s per watt")
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle directory made by edge-export")
     _add_mode_flags(p)
     _add_sensor_flags(p)
-    p.add_argument("--tokens", type=int, default=128, metavar="N",
-                   help="new tokens per generation (default 128); end-of-text is ignored so "
-                        "every generation measures N (fewer only if the context fills)")
-    p.add_argument("--duration", type=float, default=0.0, metavar="S",
-                   help="repeat generations until S seconds have passed, so slow sensors "
-                        "(~10 Hz) see enough samples; prefill is the first generation's prompt, "
-                        "later prompts count in the decode phase (default 0: one generation)")
-    p.add_argument("--prompt", default="The Jetson Orin is",
-                   help="the prompt (its tokens are the prefill phase)")
-    p.add_argument("--budget", type=float, metavar="W",
-                   help="software power cap in watts (pacing governor) for budgets no mode has")
+    p.add_argument(
+        "--tokens",
+        type=int,
+        default=128,
+        metavar="N",
+        help="new tokens per generation (default 128); end-of-text is ignored so "
+        "every generation measures N (fewer only if the context fills)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="repeat generations until S seconds have passed, so slow sensors "
+        "(~10 Hz) see enough samples; prefill is the first generation's prompt, "
+        "later prompts count in the decode phase (default 0: one generation)",
+    )
+    p.add_argument(
+        "--prompt",
+        default="The Jetson Orin is",
+        help="the prompt (its tokens are the prefill phase)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="W",
+        help="software power cap in watts (pacing governor) for budgets no mode has",
+    )
     p.add_argument("--log", metavar="FILE", help="JSONL log: one line per sample and per token")
     p.add_argument("--summary", metavar="FILE", help="write the summary as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the summary as CSV (one row per phase)")
-    p.add_argument("--plot", metavar="FILE",
-                   help="PNG of power and token rate (needs the plot extra: matplotlib; checked "
-                        "before the run)")
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="PNG of power and token rate (needs the plot extra: matplotlib; checked "
+        "before the run)",
+    )
     p.set_defaults(func=cli_measure.cmd_bench, load_runtime=_load_runtime)
     for action in sub.choices.values():
         add_common_flags(action)
@@ -241,9 +313,10 @@ def _load_runtime() -> Any:
     try:
         from edge_sdk.runtime import load  # composed at the top only: power never needs runtime
     except (ImportError, AttributeError) as exc:
-        raise PowerError("the runtime (edge_sdk.runtime.load) is not available yet, so bench "
-                         "cannot generate; measure any program with: edge-power run -- COMMAND") \
-            from exc
+        raise PowerError(
+            "the runtime (edge_sdk.runtime.load) is not available yet, so bench "
+            "cannot generate; measure any program with: edge-power run -- COMMAND"
+        ) from exc
     return load
 
 

@@ -10,15 +10,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from edge_sdk._optional import require
+from edge_sdk.cli_support import EXIT_ERROR, EXIT_OK, print_json
+from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.power.efficiency import EfficiencyLog, EfficiencySummary, PhaseFigures
 from edge_sdk.power.modes import PowerModeGuard, power_mode
 from edge_sdk.power.nvpmodel import NvpModel
 from edge_sdk.power.sampler import PowerSampler, SamplerStats
 from edge_sdk.power.sensors import PowerSensor, open_sensor
-
-from edge_sdk._optional import require
-from edge_sdk.cli_support import EXIT_ERROR, EXIT_OK, print_json
-from edge_sdk.errors import BackendUnavailableError, PowerError
 
 __all__ = ["cmd_bench", "cmd_monitor", "cmd_run"]
 
@@ -44,8 +43,9 @@ def _maybe_mode(args: argparse.Namespace) -> Iterator[PowerModeGuard | None]:
         yield None
         return
     nvpmodel = NvpModel(conf=args.conf)
-    with power_mode(args.mode, jetson_clocks=args.jetson_clocks, dry_run=args.dry_run,
-                    controller=nvpmodel) as guard:
+    with power_mode(
+        args.mode, jetson_clocks=args.jetson_clocks, dry_run=args.dry_run, controller=nvpmodel
+    ) as guard:
         for change in guard.changes:
             _note(change.describe())
         yield guard
@@ -54,9 +54,11 @@ def _maybe_mode(args: argparse.Namespace) -> Iterator[PowerModeGuard | None]:
 def _stats_line(stats: SamplerStats) -> str:
     if stats.energy_j is None:
         return "no power samples"
-    return (f"energy {stats.energy_j:.2f} J over {stats.duration_s:.2f} s, average "
-            f"{stats.avg_w:.2f} W, peak {stats.peak_w:.2f} W ({stats.samples} samples, "
-            f"{stats.failures} failed reads)")
+    return (
+        f"energy {stats.energy_j:.2f} J over {stats.duration_s:.2f} s, average "
+        f"{stats.avg_w:.2f} W, peak {stats.peak_w:.2f} W ({stats.samples} samples, "
+        f"{stats.failures} failed reads)"
+    )
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -71,8 +73,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                 reading = sampler.latest()
                 if reading is not None and not args.json:
                     rails = "  ".join(f"{k}={v:.2f}W" for k, v in reading.rail_watts().items())
-                    print(f"{reading.time - started:7.1f} s  total {reading.total_w:6.2f} W  "
-                          f"{rails}", flush=True)
+                    print(
+                        f"{reading.time - started:7.1f} s  total {reading.total_w:6.2f} W  {rails}",
+                        flush=True,
+                    )
     except KeyboardInterrupt:
         pass  # Ctrl-C is how an open-ended monitor ends
     finally:
@@ -95,13 +99,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             _note(f"dry run: would run {' '.join(cmd)}")
             if args.json:
-                print_json({"dry_run": True, "changes": [c.to_dict() for c in guard.changes]
-                            if guard else [], "command": cmd})
+                print_json(
+                    {
+                        "dry_run": True,
+                        "changes": [c.to_dict() for c in guard.changes] if guard else [],
+                        "command": cmd,
+                    }
+                )
             return EXIT_OK
         sensor = _sensor_or_none(args.sensor)
         log = EfficiencyLog(args.log) if args.log else None
-        sampler = PowerSampler(sensor, args.interval, on_sample=log.add_sample if log else None) \
-            if sensor else None
+        sampler = (
+            PowerSampler(sensor, args.interval, on_sample=log.add_sample if log else None)
+            if sensor
+            else None
+        )
         started = time.monotonic()
         if sampler:
             sampler.start()
@@ -127,22 +139,31 @@ def cmd_run(args: argparse.Namespace) -> int:
             if log:
                 log.close()
         elapsed = time.monotonic() - started
-    result: dict[str, Any] = {"command": cmd, "returncode": code, "elapsed_s": elapsed,
-                              "mode": args.mode, "sensor": sensor.describe() if sensor else None,
-                              "power": stats.to_dict() if stats else None}
+    result: dict[str, Any] = {
+        "command": cmd,
+        "returncode": code,
+        "elapsed_s": elapsed,
+        "mode": args.mode,
+        "sensor": sensor.describe() if sensor else None,
+        "power": stats.to_dict() if stats else None,
+    }
     if args.json:
         print_json(result)
     else:
-        print(f"{cmd[0]} exited {code} after {elapsed:.2f} s; "
-              + (_stats_line(stats) if stats else "no power sensor"))
+        print(
+            f"{cmd[0]} exited {code} after {elapsed:.2f} s; "
+            + (_stats_line(stats) if stats else "no power sensor")
+        )
     return code if 0 <= code < 256 else EXIT_ERROR
 
 
 def _phase_line(p: PhaseFigures) -> str:
-    power = (f"{p.avg_w:.2f} W avg, {p.peak_w:.2f} W peak, {p.energy_j:.2f} J, "
-             f"{p.tokens_per_joule:.3f} tok/s per W, {p.mj_per_token:.1f} mJ/token"
-             if p.energy_j and p.tokens_per_joule and p.avg_w and p.peak_w
-             and p.mj_per_token else "no power")
+    power = (
+        f"{p.avg_w:.2f} W avg, {p.peak_w:.2f} W peak, {p.energy_j:.2f} J, "
+        f"{p.tokens_per_joule:.3f} tok/s per W, {p.mj_per_token:.1f} mJ/token"
+        if p.energy_j and p.tokens_per_joule and p.avg_w and p.peak_w and p.mj_per_token
+        else "no power"
+    )
     rate = f"{p.tokens_per_s:.1f} tok/s" if p.tokens_per_s else "-"
     count = f"{p.tokens if p.tokens is not None else '?':>5} {p.token_kind} tokens"
     return f"{p.name:<8} {count:<22} {p.duration_s:7.2f} s {rate:>12}  {power}"
@@ -151,19 +172,23 @@ def _phase_line(p: PhaseFigures) -> str:
 def _governor_line(report: dict[str, Any]) -> str:
     avg = report["window_avg_w"]
     paced, unpaced = report["paced_tokens_per_s"], report["unpaced_tokens_per_s"]
-    speeds = (f" ({paced:.1f} tok/s paced, {unpaced:.1f} unpaced)" if paced and unpaced else "")
-    return (f"governor budget {report['budget_w']:.2f} W, window average "
-            f"{f'{avg:.2f} W' if avg is not None else 'unknown'}, slowdown "
-            f"{100 * report['slowdown']:.1f} %{speeds}, waited {report['waited_s']:.2f} s")
+    speeds = f" ({paced:.1f} tok/s paced, {unpaced:.1f} unpaced)" if paced and unpaced else ""
+    return (
+        f"governor budget {report['budget_w']:.2f} W, window average "
+        f"{f'{avg:.2f} W' if avg is not None else 'unknown'}, slowdown "
+        f"{100 * report['slowdown']:.1f} %{speeds}, waited {report['waited_s']:.2f} s"
+    )
 
 
 def _bench_lines(summary: EfficiencySummary) -> list[str]:
     info = summary.info
     generations = info["generations"]
-    header = (f"bench {info['bundle']}: {info['prompt_tokens']}-token prompt, "
-              f"{info['max_new_tokens']} new tokens per generation (end-of-text ignored), "
-              f"{generations} generation{'s' if generations != 1 else ''}, "
-              f"stop: {info['stop_reason']}")
+    header = (
+        f"bench {info['bundle']}: {info['prompt_tokens']}-token prompt, "
+        f"{info['max_new_tokens']} new tokens per generation (end-of-text ignored), "
+        f"{generations} generation{'s' if generations != 1 else ''}, "
+        f"stop: {info['stop_reason']}"
+    )
     lines = [header]
     lines += [_phase_line(p) for p in [*summary.phases, summary.run]]
     if "governor" in info:
@@ -194,6 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if sampler is None:
                 raise PowerError("--budget needs a power sensor")
             from edge_sdk.power.governor import PowerGovernor
+
             governor = PowerGovernor(args.budget, sampler)
         generations, stop_reason = 0, None
         try:
@@ -219,17 +245,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
             stats = sampler.stop() if sampler else None
             if sensor:
                 sensor.close()
-        info: dict[str, Any] = {"bundle": str(args.bundle), "mode": args.mode,
-                                "sensor": sensor.describe() if sensor else None,
-                                "sampler": stats.to_dict() if stats else None,
-                                "max_new_tokens": args.tokens, "ignore_eos": True,
-                                "generations": generations, "stop_reason": stop_reason}
+        info: dict[str, Any] = {
+            "bundle": str(args.bundle),
+            "mode": args.mode,
+            "sensor": sensor.describe() if sensor else None,
+            "sampler": stats.to_dict() if stats else None,
+            "max_new_tokens": args.tokens,
+            "ignore_eos": True,
+            "generations": generations,
+            "stop_reason": stop_reason,
+        }
         if governor:
             info["governor"] = governor.report().to_dict()
         summary = log.write_summary(args.summary, args.csv, info)
         log.close()
         if args.plot:
             from edge_sdk.power.plot import plot_efficiency
+
             plot_efficiency(log, args.plot)
     if args.json:
         print_json(summary.to_dict())

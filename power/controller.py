@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["PowerController", "ModeChange"]
+__all__ = ["ModeChange", "PowerController"]
 
 
 @dataclass(frozen=True)

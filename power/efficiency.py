@@ -34,9 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from edge_sdk.power.sensors import PowerReading
-
 from edge_sdk.errors import PowerError
+from edge_sdk.power.sensors import PowerReading
 
 __all__ = ["SUMMARY_VERSION", "EfficiencyLog", "EfficiencySummary", "PhaseFigures"]
 
@@ -81,8 +80,13 @@ class EfficiencySummary:
     def to_dict(self) -> dict[str, Any]:
         def one(p: PhaseFigures) -> dict[str, Any]:
             return {**asdict(p), "tokens_per_s_per_w": p.tokens_per_joule}
-        return {"summary_version": SUMMARY_VERSION, "run": one(self.run),
-                "phases": {p.name: one(p) for p in self.phases}, **self.info}
+
+        return {
+            "summary_version": SUMMARY_VERSION,
+            "run": one(self.run),
+            "phases": {p.name: one(p) for p in self.phases},
+            **self.info,
+        }
 
 
 class EfficiencyLog:
@@ -131,13 +135,21 @@ class EfficiencyLog:
             self._peak.append(peak)
             if len(self._t) > _MAX_POINTS:
                 self._halve()
-            self._write({"type": "sample", "t": t, "total_w": w,
-                         "rails": {k: r.power_w for k, r in reading.rails.items()}})
+            self._write(
+                {
+                    "type": "sample",
+                    "t": t,
+                    "total_w": w,
+                    "rails": {k: r.power_w for k, r in reading.rails.items()},
+                }
+            )
 
     def _halve(self) -> None:
         """Keep every other point: energies stay exact at kept points, peaks are merged."""
-        peaks = [max(self._peak[i], self._peak[i - 1]) if i else self._peak[0]
-                 for i in range(0, len(self._t), 2)]
+        peaks = [
+            max(self._peak[i], self._peak[i - 1]) if i else self._peak[0]
+            for i in range(0, len(self._t), 2)
+        ]
         self._t, self._e, self._p = self._t[::2], self._e[::2], self._p[::2]
         self._peak = peaks
 
@@ -148,8 +160,9 @@ class EfficiencyLog:
             self.prompt_tokens = prompt_tokens
             self._write({"type": "start", "t": self.started, "prompt_tokens": prompt_tokens})
 
-    def token(self, t: float | None = None, text: str | None = None,
-              token_id: int | None = None) -> None:
+    def token(
+        self, t: float | None = None, text: str | None = None, token_id: int | None = None
+    ) -> None:
         """One generated token at monotonic time ``t`` (now if omitted)."""
         with self._lock:
             t = time.monotonic() if t is None else t
@@ -223,8 +236,9 @@ class EfficiencyLog:
         values += [self._peak[i] for i in range(lo + 1, hi)]  # segments inside [a, b]
         return max(values)
 
-    def _phase(self, name: str, a: float, b: float, tokens: int | None,
-               token_kind: str = "generated") -> PhaseFigures:
+    def _phase(
+        self, name: str, a: float, b: float, tokens: int | None, token_kind: str = "generated"
+    ) -> PhaseFigures:
         duration = max(b - a, 0.0)
         energy = self.energy_between(a, b) if self._t else None
         with self._lock:
@@ -232,10 +246,19 @@ class EfficiencyLog:
         avg = energy / duration if energy is not None and duration > 0 else None
         per_j = tokens / energy if energy and tokens else None
         return PhaseFigures(
-            name=name, start=a, end=b, tokens=tokens, token_kind=token_kind, duration_s=duration,
+            name=name,
+            start=a,
+            end=b,
+            tokens=tokens,
+            token_kind=token_kind,
+            duration_s=duration,
             tokens_per_s=tokens / duration if duration > 0 and tokens is not None else None,
-            energy_j=energy, avg_w=avg, peak_w=peak, tokens_per_joule=per_j,
-            mj_per_token=1000.0 * energy / tokens if energy is not None and tokens else None)
+            energy_j=energy,
+            avg_w=avg,
+            peak_w=peak,
+            tokens_per_joule=per_j,
+            mj_per_token=1000.0 * energy / tokens if energy is not None and tokens else None,
+        )
 
     def summary(self, info: dict[str, Any] | None = None) -> EfficiencySummary:
         """Figures over the run and per phase (prefill: prompt tokens, decode)."""
@@ -263,9 +286,12 @@ class EfficiencyLog:
         with self._lock:
             return list(self._t), list(self._p), list(self._tokens)
 
-    def write_summary(self, json_path: str | Path | None = None,
-                      csv_path: str | Path | None = None,
-                      info: dict[str, Any] | None = None) -> EfficiencySummary:
+    def write_summary(
+        self,
+        json_path: str | Path | None = None,
+        csv_path: str | Path | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> EfficiencySummary:
         """Write the summary as JSON and/or CSV (one row per phase); also logged to the JSONL."""
         summary = self.summary(info)
         data = summary.to_dict()

@@ -17,7 +17,7 @@ from typing import Any
 from edge_sdk.errors import PowerError
 from edge_sdk.power.sampler import PowerSampler
 
-__all__ = ["PowerGovernor", "GovernorReport"]
+__all__ = ["GovernorReport", "PowerGovernor"]
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,15 @@ class PowerGovernor:
     token rate with the sensor's delay.
     """
 
-    def __init__(self, budget_w: float, sampler: PowerSampler, window_s: float = 2.0,
-                 margin: float = 0.95, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        budget_w: float,
+        sampler: PowerSampler,
+        window_s: float = 2.0,
+        margin: float = 0.95,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if budget_w <= 0:
             raise PowerError(f"a power budget must be positive, not {budget_w}")
         self.budget_w, self.sampler = budget_w, sampler
@@ -109,6 +115,14 @@ class PowerGovernor:
         paced = (self._tokens - 1) / elapsed if elapsed > 0 and self._tokens > 1 else None
         unpaced = (self._tokens - 1) / self._work_s if self._work_s > 0 else None
         slowdown = max(0.0, 1.0 - paced / unpaced) if paced and unpaced else 0.0
-        return GovernorReport(self.budget_w, self.window_s,
-                              self.sampler.window_average_w(self.window_s), self._tokens, elapsed,
-                              self._waited_s, paced, unpaced, slowdown)
+        return GovernorReport(
+            self.budget_w,
+            self.window_s,
+            self.sampler.window_average_w(self.window_s),
+            self._tokens,
+            elapsed,
+            self._waited_s,
+            paced,
+            unpaced,
+            slowdown,
+        )

@@ -24,19 +24,30 @@ class JetsonClocks:
 
     def _run(self, *args: str) -> str:
         if not self.program:
-            raise BackendUnavailableError("jetson_clocks was not found (Jetson only; set "
-                                          "EDGE_SDK_JETSON_CLOCKS to point at it)")
+            raise BackendUnavailableError(
+                "jetson_clocks was not found (Jetson only; set "
+                "EDGE_SDK_JETSON_CLOCKS to point at it)"
+            )
         cmd = [self.program, *args]
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=60, check=False)
+            proc = subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PowerError(f"running {' '.join(cmd)} failed: {exc}") from exc
         if proc.returncode != 0:
-            why = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}")
+            why = proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}"
             why = why.splitlines()[-1]
-            hint = " (it needs root: use sudo)" if "root" in why.lower() or \
-                "permission" in why.lower() else ""
+            hint = (
+                " (it needs root: use sudo)"
+                if "root" in why.lower() or "permission" in why.lower()
+                else ""
+            )
             raise PowerError(f"{' '.join(cmd)} failed: {why}{hint}")
         return proc.stdout
 
@@ -55,8 +66,7 @@ class JetsonClocks:
         command = str(self.program or "jetson_clocks")
         if not dry_run:
             self._run()
-        return ModeChange(self.kind, "stored clocks", "pinned at maximum", True, dry_run,
-                          [command])
+        return ModeChange(self.kind, "stored clocks", "pinned at maximum", True, dry_run, [command])
 
     def restore(self, snapshot: dict[str, Any]) -> ModeChange:
         """Put the stored clocks back."""

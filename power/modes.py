@@ -25,12 +25,19 @@ from edge_sdk.errors import EdgeError, PowerError
 from edge_sdk.power import paths
 from edge_sdk.power.controller import ModeChange, PowerController
 
-__all__ = ["PowerModeGuard", "power_mode", "restore_recorded", "recorded_states",
-           "record_state", "controller_for"]
+__all__ = [
+    "PowerModeGuard",
+    "controller_for",
+    "power_mode",
+    "record_state",
+    "recorded_states",
+    "restore_recorded",
+]
 
 _RECORD_PREFIX = "previous-"
-_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
-                 if s is not None)
+_SIGNALS = tuple(
+    s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+)
 
 
 def _record_path(kind: str) -> Path:
@@ -47,14 +54,23 @@ def record_state(kind: str, snapshot: dict[str, Any]) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "w") as fh:
-            json.dump({"kind": kind, "snapshot": snapshot, "recorded_at": time.time(),
-                       "pid": os.getpid()}, fh)
+            json.dump(
+                {
+                    "kind": kind,
+                    "snapshot": snapshot,
+                    "recorded_at": time.time(),
+                    "pid": os.getpid(),
+                },
+                fh,
+            )
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        raise PowerError(f"cannot record the current power state in {path.parent} ({exc}); set "
-                         "EDGE_SDK_STATE_DIR to a writable folder") from exc
+        raise PowerError(
+            f"cannot record the current power state in {path.parent} ({exc}); set "
+            "EDGE_SDK_STATE_DIR to a writable folder"
+        ) from exc
     return True
 
 
@@ -79,12 +95,15 @@ def controller_for(kind: str, snapshot: dict[str, Any] | None = None) -> PowerCo
     """A controller of ``kind`` (``nvpmodel``, ``jetson_clocks``, ``nvml``)."""
     if kind == "nvpmodel":
         from edge_sdk.power.nvpmodel import NvpModel
+
         return NvpModel(conf=(snapshot or {}).get("conf_file"))
     if kind == "jetson_clocks":
         from edge_sdk.power.jetson_clocks import JetsonClocks
+
         return JetsonClocks()
     if kind == "nvml":
         from edge_sdk.power.nvml_limit import NvmlPowerLimit
+
         return NvmlPowerLimit(index=int((snapshot or {}).get("index", 0)))
     raise PowerError(f"unknown power controller '{kind}'")
 
@@ -135,8 +154,12 @@ class PowerModeGuard:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._restore(raising=exc_type is None)
 
     def _restore(self, raising: bool) -> None:
@@ -156,8 +179,11 @@ class PowerModeGuard:
             self._restore_handlers(blocked)
         pending, self._pending = self._pending, None
         if failures:
-            message = ("could not restore the previous power state (" + "; ".join(failures)
-                       + "); run: sudo edge-power restore")
+            message = (
+                "could not restore the previous power state ("
+                + "; ".join(failures)
+                + "); run: sudo edge-power restore"
+            )
             if raising:
                 raise PowerError(message)
             print(f"edge-power: warning: {message}", file=sys.stderr)
@@ -176,6 +202,7 @@ class PowerModeGuard:
     def _block_signals(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
             return {}
+
         def defer(signum: int, frame: FrameType | None) -> None:
             self._pending = signum
 
@@ -189,8 +216,12 @@ class PowerModeGuard:
         self._handlers = {}
 
 
-def power_mode(mode: str, jetson_clocks: bool = False, dry_run: bool = False,
-               controller: PowerController | None = None) -> PowerModeGuard:
+def power_mode(
+    mode: str,
+    jetson_clocks: bool = False,
+    dry_run: bool = False,
+    controller: PowerController | None = None,
+) -> PowerModeGuard:
     """Guard that sets the Jetson power ``mode`` (id, name or budget like ``15W``) and, with
     ``jetson_clocks``, pins the clocks; both are restored on exit."""
     from edge_sdk.power.jetson_clocks import JetsonClocks

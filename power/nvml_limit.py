@@ -6,8 +6,8 @@ from types import ModuleType
 from typing import Any
 
 from edge_sdk.errors import PowerError
-from edge_sdk.power.controller import ModeChange
 from edge_sdk.nvpmodel_conf import watts_in_name
+from edge_sdk.power.controller import ModeChange
 from edge_sdk.power.sensor_nvml import nvml_handle
 
 __all__ = ["NvmlPowerLimit"]
@@ -37,8 +37,10 @@ class NvmlPowerLimit:
         except self._nvml.NVMLError as exc:
             text = str(exc)
             if "permission" in text.lower() or "NoPermission" in type(exc).__name__:
-                raise PowerError(f"changing GPU {self.index}'s power limit needs root: run the "
-                                 f"command with sudo ({text})") from exc
+                raise PowerError(
+                    f"changing GPU {self.index}'s power limit needs root: run the "
+                    f"command with sudo ({text})"
+                ) from exc
             raise PowerError(f"NVML {name} on GPU {self.index} failed: {text}") from exc
 
     def snapshot(self) -> dict[str, Any]:
@@ -52,14 +54,22 @@ class NvmlPowerLimit:
             raise PowerError(f"'{target}' is not a power budget; give watts such as 150W")
         low, high = self.range_w()
         if not low <= watts <= high:
-            raise PowerError(f"GPU {self.index} accepts power limits from {low:g} W to "
-                             f"{high:g} W, not {watts:g} W")
+            raise PowerError(
+                f"GPU {self.index} accepts power limits from {low:g} W to "
+                f"{high:g} W, not {watts:g} W"
+            )
         before = self.limit_w()
         changed = abs(before - watts) > 1e-3
         if changed and not dry_run:
             self._call("nvmlDeviceSetPowerManagementLimit", int(round(watts * 1000)))
-        return ModeChange(self.kind, f"{before:g}W", f"{watts:g}W", changed, dry_run,
-                          [f"nvidia-smi -i {self.index} -pl {watts:g}"])
+        return ModeChange(
+            self.kind,
+            f"{before:g}W",
+            f"{watts:g}W",
+            changed,
+            dry_run,
+            [f"nvidia-smi -i {self.index} -pl {watts:g}"],
+        )
 
     def restore(self, snapshot: dict[str, Any]) -> ModeChange:
         return self.apply(f"{snapshot['limit_mw'] / 1000.0:g}W")

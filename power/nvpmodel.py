@@ -13,9 +13,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.power import paths
-from edge_sdk.power.controller import ModeChange
-
 from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.nvpmodel_conf import (
     NvpConfig,
@@ -23,12 +20,16 @@ from edge_sdk.nvpmodel_conf import (
     load_nvpmodel_conf,
     watts_in_name,
 )
+from edge_sdk.power import paths
+from edge_sdk.power.controller import ModeChange
 
 __all__ = ["NOT_A_JETSON", "NvpModel"]
 
 #: What every command says when it needs nvpmodel on a machine without it.
-NOT_A_JETSON = ("not a Jetson: no nvpmodel program here, so power modes cannot be set; "
-                "'edge-power modes --conf FILE' lists the modes of a board's nvpmodel.conf")
+NOT_A_JETSON = (
+    "not a Jetson: no nvpmodel program here, so power modes cannot be set; "
+    "'edge-power modes --conf FILE' lists the modes of a board's nvpmodel.conf"
+)
 
 _TIMEOUT_S = 60.0
 _POWER_MODEL = re.compile(r"POWER_MODEL:\s*ID=(\d+)\s+NAME=(\S+)")
@@ -60,8 +61,14 @@ class NvpModel:
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         cmd = self._command(*args)
         try:
-            return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=_TIMEOUT_S, check=False)
+            return subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=_TIMEOUT_S,
+                check=False,
+            )
         except FileNotFoundError as exc:
             raise BackendUnavailableError(f"nvpmodel program {cmd[0]} does not exist") from exc
         except PermissionError as exc:
@@ -91,8 +98,10 @@ class NvpModel:
         if found:
             default = int(found.group(1))
         if not modes or default is None:
-            raise PowerError(f"cannot read {self.conf} and 'nvpmodel -p --verbose' listed no "
-                             f"modes ({_last_error(proc)})")
+            raise PowerError(
+                f"cannot read {self.conf} and 'nvpmodel -p --verbose' listed no "
+                f"modes ({_last_error(proc)})"
+            )
         return NvpConfig(f"{self.program} -p --verbose", tuple(modes), default)
 
     def modes(self) -> list[NvpModelMode]:
@@ -112,11 +121,16 @@ class NvpModel:
         if proc.returncode != 0 or (mode_id is None and name is None):
             raise PowerError(f"nvpmodel -q failed: {_last_error(proc)}")
         config = self.config()
-        mode = config.by_id(mode_id) if mode_id is not None else \
-            next((m for m in config.modes if m.name == name), None)
+        mode = (
+            config.by_id(mode_id)
+            if mode_id is not None
+            else next((m for m in config.modes if m.name == name), None)
+        )
         if mode is None:
-            raise PowerError(f"nvpmodel reports mode {mode_id} ({name}), which is not in "
-                             f"{config.path}: is EDGE_SDK_NVPMODEL_CONF the board's file?")
+            raise PowerError(
+                f"nvpmodel reports mode {mode_id} ({name}), which is not in "
+                f"{config.path}: is EDGE_SDK_NVPMODEL_CONF the board's file?"
+            )
         return mode
 
     def resolve(self, spec: str | int) -> NvpModelMode:
@@ -127,8 +141,9 @@ class NvpModel:
         if text.isdigit():
             found = self.config().by_id(int(text))
             if found is None:
-                raise PowerError(f"no power mode with id {text} on this board; "
-                                 f"available: {available}")
+                raise PowerError(
+                    f"no power mode with id {text} on this board; available: {available}"
+                )
             return found
         exact = [m for m in modes if m.name.upper() == text.upper()]
         if exact:
@@ -140,8 +155,10 @@ class NvpModel:
         if len(matches) > 1:
             names = ", ".join(m.label() for m in matches)
             raise PowerError(f"'{text}' matches several modes ({names}); name one exactly")
-        raise PowerError(f"no power mode '{text}' on this board; available: {available} "
-                         "(for a budget no mode provides, use the software governor)")
+        raise PowerError(
+            f"no power mode '{text}' on this board; available: {available} "
+            "(for a budget no mode provides, use the software governor)"
+        )
 
     @staticmethod
     def needs_reboot(current: NvpModelMode, target: NvpModelMode) -> bool:
@@ -161,7 +178,8 @@ class NvpModel:
                 f"switching from {now.label()} to {mode.label()} needs a reboot (the GPU TPC "
                 f"power-gating mask changes: {now.tpc_pg_mask} -> {mode.tpc_pg_mask}); "
                 "edge-power never confirms nvpmodel's reboot prompt. To switch anyway run "
-                f"'sudo nvpmodel -m {mode.id}', answer YES and let the board reboot")
+                f"'sudo nvpmodel -m {mode.id}', answer YES and let the board reboot"
+            )
         if dry_run:
             return ModeChange(self.kind, now.label(), mode.label(), True, True, [command])
         self._set(mode)
@@ -171,14 +189,18 @@ class NvpModel:
         proc = self._run("-m", str(mode.id))
         output = proc.stdout + proc.stderr
         if "reboot required" in output.lower() or "bad input" in output.lower():
-            raise PowerError(f"nvpmodel wants a reboot to switch to {mode.label()}; "
-                             "edge-power does not confirm it and the mode was not changed")
+            raise PowerError(
+                f"nvpmodel wants a reboot to switch to {mode.label()}; "
+                "edge-power does not confirm it and the mode was not changed"
+            )
         failed = proc.returncode != 0 or "NVPM ERROR" in output
         if failed:
             lowered = output.lower()
             if not _is_root() or any(w in lowered for w in ("permission", "root", "not permitted")):
-                raise PowerError(f"setting power mode {mode.label()} needs root: run "
-                                 f"'sudo edge-power set {mode.name}' ({_last_error(proc)})")
+                raise PowerError(
+                    f"setting power mode {mode.label()} needs root: run "
+                    f"'sudo edge-power set {mode.name}' ({_last_error(proc)})"
+                )
             raise PowerError(f"nvpmodel -m {mode.id} failed: {_last_error(proc)}")
         after = self.current()
         if after.id != mode.id:
@@ -188,9 +210,13 @@ class NvpModel:
         """The current mode as a record that :meth:`restore` understands."""
         self.config()  # a malformed file is reported as such, before nvpmodel is asked
         mode = self.current()
-        return {"mode_id": mode.id, "mode_name": mode.name, "conf": str(self.conf),
-                "conf_file": str(self.conf) if self._pass_conf else None,
-                "program": self.program}
+        return {
+            "mode_id": mode.id,
+            "mode_name": mode.name,
+            "conf": str(self.conf),
+            "conf_file": str(self.conf) if self._pass_conf else None,
+            "program": self.program,
+        }
 
     def restore(self, snapshot: dict[str, Any]) -> ModeChange:
         """Put the recorded mode back (no-op when the board is already in it)."""

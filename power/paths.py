@@ -17,8 +17,14 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["sysfs", "nvpmodel_program", "nvpmodel_conf", "nvpmodel_conf_overridden",
-           "jetson_clocks_program", "state_dir"]
+__all__ = [
+    "jetson_clocks_program",
+    "nvpmodel_conf",
+    "nvpmodel_conf_overridden",
+    "nvpmodel_program",
+    "state_dir",
+    "sysfs",
+]
 
 _NVPMODEL_CONF = "/etc/nvpmodel.conf"
 # nvpmodel and jetson_clocks live in /usr/sbin and /usr/bin on JetPack; sudo's PATH may lack them.

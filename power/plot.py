@@ -13,8 +13,9 @@ from edge_sdk.power.efficiency import EfficiencyLog
 __all__ = ["plot_efficiency"]
 
 
-def plot_efficiency(log: EfficiencyLog, path: str | Path, bin_s: float = 0.5,
-                    title: str = "Power and token rate") -> Path:
+def plot_efficiency(
+    log: EfficiencyLog, path: str | Path, bin_s: float = 0.5, title: str = "Power and token rate"
+) -> Path:
     """Draw total power (left axis) and tokens/s in ``bin_s`` bins (right axis) to ``path``."""
     matplotlib = require("matplotlib", "Plotting power")
     matplotlib.use("Agg")
@@ -34,8 +35,7 @@ def plot_efficiency(log: EfficiencyLog, path: str | Path, bin_s: float = 0.5,
         if len(edges) > 1:
             counts, _ = np.histogram(rel, bins=edges)
             rate = ax.twinx()
-            rate.step(edges[:-1], counts / bin_s, where="post", color="tab:blue",
-                      label="tokens/s")
+            rate.step(edges[:-1], counts / bin_s, where="post", color="tab:blue", label="tokens/s")
             rate.set_ylabel("tokens/s", color="tab:blue")
     ax.set_title(title)
     fig.tight_layout()

@@ -17,7 +17,7 @@ from typing import Any
 
 from edge_sdk.power.sensors import PowerReading, PowerSensor
 
-__all__ = ["PowerSampler", "SamplerStats", "EnergyMeter"]
+__all__ = ["EnergyMeter", "PowerSampler", "SamplerStats"]
 
 
 class EnergyMeter:
@@ -43,8 +43,10 @@ class EnergyMeter:
             for name, rail in reading.rails.items():
                 before = prev.rails.get(name)
                 if before is not None:
-                    self.rail_energy_j[name] = self.rail_energy_j.get(name, 0.0) + \
-                        0.5 * (before.power_w + rail.power_w) * dt
+                    self.rail_energy_j[name] = (
+                        self.rail_energy_j.get(name, 0.0)
+                        + 0.5 * (before.power_w + rail.power_w) * dt
+                    )
         else:
             self.first = reading
         self.last = reading
@@ -90,8 +92,13 @@ class PowerSampler:
     :meth:`EfficiencyLog.add_sample`). ``history`` readings are kept for :meth:`recent`.
     """
 
-    def __init__(self, sensor: PowerSensor, interval: float | None = None, history: int = 600,
-                 on_sample: Callable[[PowerReading], None] | None = None) -> None:
+    def __init__(
+        self,
+        sensor: PowerSensor,
+        interval: float | None = None,
+        history: int = 600,
+        on_sample: Callable[[PowerReading], None] | None = None,
+    ) -> None:
         self.sensor = sensor
         self.interval = interval if interval is not None else 1.0 / max(sensor.refresh_hz, 0.1)
         self.on_sample = on_sample
@@ -129,8 +136,12 @@ class PowerSampler:
     def __enter__(self) -> PowerSampler:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _run(self) -> None:
@@ -188,8 +199,10 @@ class PowerSampler:
         readings = self.recent(seconds)
         if len(readings) < 2:
             return readings[0].total_w if readings else None
-        energy = sum(0.5 * (a.total_w + b.total_w) * (b.time - a.time)
-                     for a, b in zip(readings, readings[1:]))
+        energy = sum(
+            0.5 * (a.total_w + b.total_w) * (b.time - a.time)
+            for a, b in zip(readings, readings[1:])
+        )
         span = readings[-1].time - readings[0].time
         return energy / span if span > 0 else readings[-1].total_w
 
@@ -202,16 +215,28 @@ class PowerSampler:
             have = m.count > 0
             duration = m.duration_s
             counter = None
-            if first is not None and last is not None and last.energy_j is not None \
-                    and first.energy_j is not None:
+            if (
+                first is not None
+                and last is not None
+                and last.energy_j is not None
+                and first.energy_j is not None
+            ):
                 counter = last.energy_j - first.energy_j
             return SamplerStats(
-                samples=m.count, failures=self._failures, duration_s=duration,
+                samples=m.count,
+                failures=self._failures,
+                duration_s=duration,
                 energy_j=m.energy_j if have else None,
                 avg_w=(m.energy_j / duration if duration > 0 else last.total_w)
-                if last is not None else None,
-                peak_w=m.peak_w if have else None, min_w=m.min_w if have else None,
-                rail_energy_j=dict(m.rail_energy_j), counter_energy_j=counter,
+                if last is not None
+                else None,
+                peak_w=m.peak_w if have else None,
+                min_w=m.min_w if have else None,
+                rail_energy_j=dict(m.rail_energy_j),
+                counter_energy_j=counter,
                 total_source=last.total_source if last is not None else None,
-                interval_s=self.interval, cpu_s=self._cpu_s,
-                overhead=self._cpu_s / wall if wall else 0.0, last_error=self._last_error)
+                interval_s=self.interval,
+                cpu_s=self._cpu_s,
+                overhead=self._cpu_s / wall if wall else 0.0,
+                last_error=self._last_error,
+            )

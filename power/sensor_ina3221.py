@@ -16,7 +16,7 @@ from edge_sdk.errors import PowerError
 from edge_sdk.power.paths import sysfs
 from edge_sdk.power.sensors import PowerReading, PowerSensor, RailReading, total_of
 
-__all__ = ["Ina3221Sensor", "find_ina3221_channels", "Channel"]
+__all__ = ["Channel", "Ina3221Sensor", "find_ina3221_channels"]
 
 _SHUNT_SUM_CHANNEL = 7
 
@@ -50,7 +50,7 @@ def _hwmon_dirs() -> list[Path]:
 def _hwmon_channels(folder: Path) -> list[Channel]:
     channels = []
     for label_file in sorted(folder.glob("in*_label")):
-        index = label_file.name[2:-len("_label")]
+        index = label_file.name[2 : -len("_label")]
         if not index.isdigit() or int(index) == _SHUNT_SUM_CHANNEL:
             continue
         label = _text(label_file)
@@ -63,13 +63,18 @@ def _hwmon_channels(folder: Path) -> list[Channel]:
 def _iio_channels(folder: Path) -> list[Channel]:
     channels = []
     for label_file in sorted(folder.glob("rail_name_*")):
-        index = label_file.name[len("rail_name_"):]
+        index = label_file.name[len("rail_name_") :]
         label = _text(label_file)
         if not label or label.upper() == "NC" or "sum" in label.lower():
             continue
-        channels.append(Channel(label, folder / f"in_voltage{index}_input",
-                                folder / f"in_current{index}_input",
-                                folder / f"in_power{index}_input"))
+        channels.append(
+            Channel(
+                label,
+                folder / f"in_voltage{index}_input",
+                folder / f"in_current{index}_input",
+                folder / f"in_power{index}_input",
+            )
+        )
     return channels
 
 
@@ -106,8 +111,10 @@ class Ina3221Sensor(PowerSensor):
             return self
         channels, layout = find_ina3221_channels()
         if not channels:
-            raise PowerError(f"no INA3221 power monitor under {sysfs('/sys/bus/i2c')} "
-                             "(not a Jetson, or the ina3221 driver is not loaded)")
+            raise PowerError(
+                f"no INA3221 power monitor under {sysfs('/sys/bus/i2c')} "
+                "(not a Jetson, or the ina3221 driver is not loaded)"
+            )
         self.channels, self.layout = channels, layout
         self._opened = True
         return self

@@ -51,8 +51,9 @@ class JtopSensor(PowerSensor):
         try:
             raw = self._jtop.power
             rails = {
-                name: RailReading(name, float(v.get("power", 0.0)) / 1000.0,
-                                  v.get("volt"), v.get("curr"))
+                name: RailReading(
+                    name, float(v.get("power", 0.0)) / 1000.0, v.get("volt"), v.get("curr")
+                )
                 for name, v in raw.get("rail", {}).items()
                 if v.get("online", True)
             }

@@ -22,7 +22,8 @@ def nvml_handle(index: int, nvml: ModuleType | None = None) -> tuple[ModuleType,
         return module, module.nvmlDeviceGetHandleByIndex(index)
     except module.NVMLError as exc:
         raise BackendUnavailableError(
-            f"NVML is not usable here ({exc}): no NVIDIA driver, or no GPU {index}") from exc
+            f"NVML is not usable here ({exc}): no NVIDIA driver, or no GPU {index}"
+        ) from exc
 
 
 class NvmlSensor(PowerSensor):
@@ -31,8 +32,12 @@ class NvmlSensor(PowerSensor):
     kind = "nvml"
     refresh_hz = 10.0
 
-    def __init__(self, index: int = 0, nvml: ModuleType | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        index: int = 0,
+        nvml: ModuleType | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(clock)
         self.index = index
         self._nvml = nvml

@@ -17,8 +17,10 @@ from edge_sdk.power.sensors import PowerReading, PowerSensor, RailReading
 
 __all__ = ["RaplSensor", "counter_delta"]
 
-_ROOT_ONLY = ("RAPL energy counters are readable by root only (Linux 5.10+): run as root, or "
-              "allow it with: sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj")
+_ROOT_ONLY = (
+    "RAPL energy counters are readable by root only (Linux 5.10+): run as root, or "
+    "allow it with: sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj"
+)
 
 
 def counter_delta(previous: int, current: int, max_range: int) -> int:
@@ -54,16 +56,22 @@ class RaplSensor(PowerSensor):
         base = sysfs("/sys/class/powercap")
         folders = sorted(p for p in base.glob("intel-rapl:*") if p.name.count(":") == 1)
         if not folders:
-            raise PowerError(f"no RAPL domains under {base} (not an Intel/AMD Linux machine, "
-                             "or the intel_rapl driver is not loaded)")
+            raise PowerError(
+                f"no RAPL domains under {base} (not an Intel/AMD Linux machine, "
+                "or the intel_rapl driver is not loaded)"
+            )
         domains = []
         for folder in folders:
             try:
-                name = (folder / "name").read_text().strip() if (folder / "name").exists() \
+                name = (
+                    (folder / "name").read_text().strip()
+                    if (folder / "name").exists()
                     else folder.name
+                )
                 max_range = int((folder / "max_energy_range_uj").read_text())
-                domain = _Domain(f"{name}({folder.name.split(':')[1]})", folder / "energy_uj",
-                                 max_range)
+                domain = _Domain(
+                    f"{name}({folder.name.split(':')[1]})", folder / "energy_uj", max_range
+                )
                 domain.last_uj = self._counter(domain)
             except ValueError as exc:
                 raise PowerError(f"unreadable RAPL domain {folder}: {exc}") from exc

@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.power.sensors import PowerReading, PowerSensor, RailReading, total_of
-
 from edge_sdk.errors import PowerError
+from edge_sdk.power.sensors import PowerReading, PowerSensor, RailReading, total_of
 
 __all__ = [
     "SAMPLE_TRACE",
@@ -65,16 +64,21 @@ def load_trace(path: str | Path) -> list[TracePoint]:
                     continue
                 rec = json.loads(line)
                 if "t" in rec and "total_w" in rec and rec.get("type", "sample") == "sample":
-                    points.append((float(rec["t"]), float(rec["total_w"]),
-                                   _rails_from_json(rec.get("rails"))))
+                    points.append(
+                        (float(rec["t"]), float(rec["total_w"]), _rails_from_json(rec.get("rails")))
+                    )
         else:
             for row in csv.DictReader(text.splitlines()):
-                rails = {k[:-2]: float(v) for k, v in row.items()
-                         if k and k.endswith("_w") and k != "total_w" and v not in ("", None)}
+                rails = {
+                    k[:-2]: float(v)
+                    for k, v in row.items()
+                    if k and k.endswith("_w") and k != "total_w" and v not in ("", None)
+                }
                 points.append((float(row["t"]), float(row["total_w"]), rails))
     except (ValueError, KeyError, TypeError) as exc:
-        raise PowerError(f"malformed power log {path}: {exc!r} (expected columns t, total_w)") \
-            from exc
+        raise PowerError(
+            f"malformed power log {path}: {exc!r} (expected columns t, total_w)"
+        ) from exc
     if len(points) < 2:
         raise PowerError(f"power log {path} has fewer than two samples")
     points.sort(key=lambda p: p[0])
@@ -87,8 +91,14 @@ class ReplaySensor(PowerSensor):
 
     kind = "replay"
 
-    def __init__(self, points: Sequence[TracePoint], loop: bool = True, speed: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic, name: str = "trace") -> None:
+    def __init__(
+        self,
+        points: Sequence[TracePoint],
+        loop: bool = True,
+        speed: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "trace",
+    ) -> None:
         super().__init__(clock)
         if len(points) < 2:
             raise PowerError("a replayed trace needs at least two samples")
@@ -101,8 +111,9 @@ class ReplaySensor(PowerSensor):
     def from_file(cls, path: str | Path, loop: bool = True, speed: float = 1.0) -> ReplaySensor:
         """A sensor replaying the CSV/JSONL log at ``path`` (``"sample"``: the packaged trace)."""
         if str(path) == SAMPLE_TRACE:
-            return cls(load_trace(sample_trace_path()), loop=loop, speed=speed,
-                       name="the sample trace")
+            return cls(
+                load_trace(sample_trace_path()), loop=loop, speed=speed, name="the sample trace"
+            )
         return cls(load_trace(path), loop=loop, speed=speed, name=str(path))
 
     def open(self) -> ReplaySensor:
@@ -137,8 +148,11 @@ class SyntheticSensor(PowerSensor):
 
     kind = "synthetic"
 
-    def __init__(self, fn: Callable[[float], float | dict[str, float]],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        fn: Callable[[float], float | dict[str, float]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(clock)
         self.fn = fn
         self.start_time = 0.0

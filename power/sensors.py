@@ -21,8 +21,15 @@ from typing import Any
 
 from edge_sdk.errors import BackendUnavailableError, PowerError
 
-__all__ = ["RailReading", "PowerReading", "PowerSensor", "detect_sensor", "open_sensor",
-           "probe_sensors", "SENSOR_KINDS"]
+__all__ = [
+    "SENSOR_KINDS",
+    "PowerReading",
+    "PowerSensor",
+    "RailReading",
+    "detect_sensor",
+    "open_sensor",
+    "probe_sensors",
+]
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,10 @@ class PowerReading:
             "t": self.time,
             "total_w": self.total_w,
             "total_source": self.total_source,
-            "rails": {n: {"power_w": r.power_w, "voltage_mv": r.voltage_mv,
-                          "current_ma": r.current_ma} for n, r in self.rails.items()},
+            "rails": {
+                n: {"power_w": r.power_w, "voltage_mv": r.voltage_mv, "current_ma": r.current_ma}
+                for n, r in self.rails.items()
+            },
             "energy_j": self.energy_j,
         }
 
@@ -111,8 +120,12 @@ class PowerSensor:
     def __enter__(self) -> PowerSensor:
         return self.open()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -145,11 +158,15 @@ def open_sensor(spec: str = "auto") -> PowerSensor:
     kind, _, arg = spec.partition(":")
     factories = _factories()
     if kind not in factories:
-        raise PowerError(f"unknown sensor '{spec}'; use auto, ina3221, jtop, nvml[:GPU], rapl "
-                         "or replay:FILE (replay:sample: the packaged sample trace)")
+        raise PowerError(
+            f"unknown sensor '{spec}'; use auto, ina3221, jtop, nvml[:GPU], rapl "
+            "or replay:FILE (replay:sample: the packaged sample trace)"
+        )
     if kind == "replay" and not arg:
-        raise PowerError("the replay sensor needs a file: replay:FILE (a CSV or JSONL power log; "
-                         "replay:sample for the packaged sample trace)")
+        raise PowerError(
+            "the replay sensor needs a file: replay:FILE (a CSV or JSONL power log; "
+            "replay:sample for the packaged sample trace)"
+        )
     try:
         return factories[kind](arg).open()
     except (BackendUnavailableError, PowerError) as exc:
@@ -179,7 +196,9 @@ def detect_sensor() -> PowerSensor:
     sensor, reasons = probe_sensors()
     if sensor is None:
         tried = "; ".join(f"{k}: {v}" for k, v in reasons.items())
-        raise PowerError(f"no power sensor found on this machine (tried {tried}). "
-                         "Tokens/s still work without watts; pass --sensor replay:FILE to replay "
-                         "a recorded power log (replay:sample: the packaged one)")
+        raise PowerError(
+            f"no power sensor found on this machine (tried {tried}). "
+            "Tokens/s still work without watts; pass --sensor replay:FILE to replay "
+            "a recorded power log (replay:sample: the packaged one)"
+        )
     return sensor

@@ -100,8 +100,12 @@ class Backend(ABC):
         self.activate()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.deactivate()
 
     # -- inference ------------------------------------------------------------------------------
@@ -170,8 +174,10 @@ class KVCacheBackend(Backend):
             raise GenerationError("allocate the KV cache before running the model")
         ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
         if cache.length + ids.size > cache.capacity:
-            raise GenerationError(f"{ids.size} more tokens do not fit the context: {cache.length} "
-                                  f"of {cache.capacity} positions are used")
+            raise GenerationError(
+                f"{ids.size} more tokens do not fit the context: {cache.length} "
+                f"of {cache.capacity} positions are used"
+            )
         return cache, ids
 
 

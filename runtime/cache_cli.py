@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.runtime.disk_cache import (
     DEFAULT_MAX_MB,
     cache_entries,
@@ -22,8 +23,6 @@ from edge_sdk.runtime.disk_cache import (
     default_cache_dir,
     max_cache_bytes,
 )
-
-from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 
 __all__ = ["build_parser", "main"]
 

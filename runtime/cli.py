@@ -31,46 +31,87 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edge-run",
         description="Stream text from an edge-sdk bundle (made by edge-export).",
         epilog="Stop reasons: eos, stop (a --stop string), max_new_tokens, length (the context "
-               "is full), cancelled.")
+        "is full), cancelled.",
+    )
     parser.add_argument("bundle", help="bundle directory")
-    parser.add_argument("prompt", nargs="?",
-                        help="text to continue; read from stdin when not given")
+    parser.add_argument(
+        "prompt", nargs="?", help="text to continue; read from stdin when not given"
+    )
     gen = parser.add_argument_group("generation")
-    gen.add_argument("-n", "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
-                     help=f"most tokens to generate (default {DEFAULT_MAX_NEW_TOKENS})")
-    gen.add_argument("--temperature", type=float, default=0.0,
-                     help="sampling temperature; 0 (default) is greedy")
-    gen.add_argument("--top-k", type=int, default=0,
-                     help="sample among the k most likely tokens (0, default: all)")
-    gen.add_argument("--top-p", type=float, default=1.0,
-                     help="sample among the most likely tokens reaching this probability "
-                          "(default 1.0: all)")
-    gen.add_argument("--repetition-penalty", type=float, default=1.0,
-                     help="> 1 makes tokens already in the context less likely (default 1.0)")
+    gen.add_argument(
+        "-n",
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        help=f"most tokens to generate (default {DEFAULT_MAX_NEW_TOKENS})",
+    )
+    gen.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature; 0 (default) is greedy"
+    )
+    gen.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        help="sample among the k most likely tokens (0, default: all)",
+    )
+    gen.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        help="sample among the most likely tokens reaching this probability (default 1.0: all)",
+    )
+    gen.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.0,
+        help="> 1 makes tokens already in the context less likely (default 1.0)",
+    )
     gen.add_argument("--seed", type=int, default=None, help="random seed (same seed, same text)")
-    gen.add_argument("--stop", action="append", default=[], metavar="TEXT",
-                     help="stop before this text (not printed); repeat for several")
-    gen.add_argument("--ignore-eos", action="store_true",
-                     help="keep generating past end-of-sequence tokens")
+    gen.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="stop before this text (not printed); repeat for several",
+    )
+    gen.add_argument(
+        "--ignore-eos", action="store_true", help="keep generating past end-of-sequence tokens"
+    )
     run = add_runtime_flags(parser, "positions the KV cache holds, prompt and output together")
-    run.add_argument("--standard-graph", action="store_true",
-                     help="on ort-cpu, run the standard model.onnx even when the bundle has the faster "
-                          "onnxruntime graph (model.ort.onnx)")
+    run.add_argument(
+        "--standard-graph",
+        action="store_true",
+        help="on ort-cpu, run the standard model.onnx even when the bundle has the faster "
+        "onnxruntime graph (model.ort.onnx)",
+    )
     out = parser.add_argument_group("output")
-    out.add_argument("--stats", action="store_true",
-                     help="print statistics (tokens, TTFT, tok/s, latencies) on stderr")
-    out.add_argument("--chat", action="store_true",
-                     help="interactive: each line read is a user message, laid out by the "
-                          "bundle's chat template (a plain 'role: content' fallback when it has "
-                          "none); the conversation stays in the KV cache between turns. Type "
-                          "/reset for a new conversation, /exit (or Ctrl-D) to end. When the "
-                          "conversation outgrows the context, a terminal is asked whether to "
-                          "start a new one (Enter: yes); piped input starts one and says so on "
-                          "stderr; the new one keeps --system and gets the message again")
-    out.add_argument("--system", default=None, metavar="TEXT",
-                     help="with --chat: a system message that starts the conversation")
-    out.add_argument("--no-template", action="store_true",
-                     help="with --chat: feed each line as it is (plus a newline), no template")
+    out.add_argument(
+        "--stats",
+        action="store_true",
+        help="print statistics (tokens, TTFT, tok/s, latencies) on stderr",
+    )
+    out.add_argument(
+        "--chat",
+        action="store_true",
+        help="interactive: each line read is a user message, laid out by the "
+        "bundle's chat template (a plain 'role: content' fallback when it has "
+        "none); the conversation stays in the KV cache between turns. Type "
+        "/reset for a new conversation, /exit (or Ctrl-D) to end. When the "
+        "conversation outgrows the context, a terminal is asked whether to "
+        "start a new one (Enter: yes); piped input starts one and says so on "
+        "stderr; the new one keeps --system and gets the message again",
+    )
+    out.add_argument(
+        "--system",
+        default=None,
+        metavar="TEXT",
+        help="with --chat: a system message that starts the conversation",
+    )
+    out.add_argument(
+        "--no-template",
+        action="store_true",
+        help="with --chat: feed each line as it is (plus a newline), no template",
+    )
     add_common_flags(parser)
     return parser
 
@@ -79,22 +120,40 @@ def add_runtime_flags(parser: argparse.ArgumentParser, context: str) -> argparse
     """The ``runtime`` flags every command that loads a bundle takes (``--backend``,
     ``--threads``, ``--max-context``, ``--no-verify``); ``context`` says what the context holds."""
     run = parser.add_argument_group("runtime")
-    run.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
-                     help="auto (default) tries ort-tensorrt, ort-cuda, ort-cpu in that order")
-    run.add_argument("--threads", type=int, default=None,
-                     help="CPU threads (default: one per physical core)")
-    run.add_argument("--max-context", type=int, default=None,
-                     help=f"{context} (default: the bundle's max_sequence_length)")
-    run.add_argument("--no-verify", action="store_true",
-                     help="skip checking the bundle files' SHA-256 (faster start)")
+    run.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", *BACKENDS],
+        help="auto (default) tries ort-tensorrt, ort-cuda, ort-cpu in that order",
+    )
+    run.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: one per physical core)"
+    )
+    run.add_argument(
+        "--max-context",
+        type=int,
+        default=None,
+        help=f"{context} (default: the bundle's max_sequence_length)",
+    )
+    run.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip checking the bundle files' SHA-256 (faster start)",
+    )
     return run
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
-            "top_k": args.top_k, "top_p": args.top_p,
-            "repetition_penalty": args.repetition_penalty, "seed": args.seed,
-            "stop": args.stop, "ignore_eos": args.ignore_eos}
+    return {
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "repetition_penalty": args.repetition_penalty,
+        "seed": args.seed,
+        "stop": args.stop,
+        "ignore_eos": args.ignore_eos,
+    }
 
 
 def _emit(stream: Stream, args: argparse.Namespace) -> GenerationResult:
@@ -105,8 +164,14 @@ def _emit(stream: Stream, args: argparse.Namespace) -> GenerationResult:
     result = stream.result
     assert result is not None
     if args.json:
-        print_json({"text": result.text, "token_ids": result.token_ids,
-                    "stop_reason": result.stop_reason, "stats": result.stats.to_dict()})
+        print_json(
+            {
+                "text": result.text,
+                "token_ids": result.token_ids,
+                "stop_reason": result.stop_reason,
+                "stats": result.stats.to_dict(),
+            }
+        )
     else:
         sys.stdout.write("\n")
         sys.stdout.flush()
@@ -121,8 +186,11 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
     the new conversation keeps the system message and gets the message that did not fit."""
     templated = not args.no_template
     if templated and generator.chat_template.is_plain:
-        print("edge-run: this bundle has no chat template; using the plain fallback "
-              "('user: ...' / 'assistant:' lines)", file=sys.stderr)
+        print(
+            "edge-run: this bundle has no chat template; using the plain fallback "
+            "('user: ...' / 'assistant:' lines)",
+            file=sys.stderr,
+        )
     conversation = generator.chat(args.system, template=templated)
     fresh = True  # nothing to drop: starting over cannot make a message fit
     interactive = sys.stdin.isatty()
@@ -152,26 +220,38 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
             if fresh or not _start_over(exc, interactive, kept=args.system is not None):
                 if not interactive:
                     raise
-                print(f"edge-run: {exc}" if fresh else
-                      "edge-run: type /reset to start over, /exit to end", file=sys.stderr)
+                print(
+                    f"edge-run: {exc}"
+                    if fresh
+                    else "edge-run: type /reset to start over, /exit to end",
+                    file=sys.stderr,
+                )
                 continue
             conversation, fresh = generator.chat(args.system, template=templated), True
             turns.append(line)
             continue
         fresh = False
         if result.stop_reason == "length":
-            print(f"edge-run: the context is full ({result.stats.context_tokens} of "
-                  f"{generator.max_context} tokens): the reply was cut short", file=sys.stderr)
+            print(
+                f"edge-run: the context is full ({result.stats.context_tokens} of "
+                f"{generator.max_context} tokens): the reply was cut short",
+                file=sys.stderr,
+            )
 
 
 def _start_over(exc: ContextFullError, interactive: bool, kept: bool) -> bool:
     """Whether to start a new conversation after ``exc``: a terminal is asked (Enter is yes);
     piped input always starts one, said on stderr."""
-    full = (f"edge-run: context full (the conversation needs {exc.needed} tokens, the context "
-            f"holds {exc.limit})")
+    full = (
+        f"edge-run: context full (the conversation needs {exc.needed} tokens, the context "
+        f"holds {exc.limit})"
+    )
     if not interactive:
-        print(f"{full}: started a new conversation{' (system message kept)' if kept else ''} "
-              "and sent the message again", file=sys.stderr)
+        print(
+            f"{full}: started a new conversation{' (system message kept)' if kept else ''} "
+            "and sent the message again",
+            file=sys.stderr,
+        )
         return True
     print(f"{full}: start a new conversation? [Y/n] ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
@@ -187,9 +267,14 @@ def _main(args: argparse.Namespace) -> int:
         prompt = prompt.removesuffix("\n")
     if sys.stderr.isatty():  # a TensorRT EP's first load builds engines for minutes
         print(f"edge-run: loading {args.bundle} ({args.backend}) ...", file=sys.stderr, flush=True)
-    generator = load(args.bundle, args.backend, threads=args.threads,
-                     max_context=args.max_context, verify=not args.no_verify,
-                     fused_graph=not args.standard_graph)
+    generator = load(
+        args.bundle,
+        args.backend,
+        threads=args.threads,
+        max_context=args.max_context,
+        verify=not args.no_verify,
+        fused_graph=not args.standard_graph,
+    )
     with generator:
         if args.chat:
             return _chat(generator, args)

@@ -31,24 +31,24 @@ class IncrementalDecoder:
         """Add one token; return the newly completed text."""
         self._ids.append(token_id)
         if self._prefix_text is None:
-            self._prefix_text = self._tok.decode(self._ids[self._prefix:self._read])
+            self._prefix_text = self._tok.decode(self._ids[self._prefix : self._read])
         prefix_text = self._prefix_text
-        text = self._tok.decode(self._ids[self._prefix:])
+        text = self._tok.decode(self._ids[self._prefix :])
         if len(text) <= len(prefix_text) or text.endswith(_REPLACEMENT):
             return ""  # incomplete character (or nothing visible yet): hold back
-        piece = text[len(prefix_text):]
+        piece = text[len(prefix_text) :]
         self._prefix, self._read = self._read, len(self._ids)
         self._prefix_text = None
         if self._prefix > 64:  # keep the list short: drop what no window needs any more
-            del self._ids[:self._prefix]
+            del self._ids[: self._prefix]
             self._read -= self._prefix
             self._prefix = 0
         return piece
 
     def flush(self) -> str:
         """The text still held back (an incomplete character decodes as U+FFFD)."""
-        prefix_text = self._tok.decode(self._ids[self._prefix:self._read])
-        text = self._tok.decode(self._ids[self._prefix:])
+        prefix_text = self._tok.decode(self._ids[self._prefix : self._read])
+        text = self._tok.decode(self._ids[self._prefix :])
         self._prefix = self._read = len(self._ids)
         self._prefix_text = None
-        return text[len(prefix_text):] if text.startswith(prefix_text) else ""
+        return text[len(prefix_text) :] if text.startswith(prefix_text) else ""

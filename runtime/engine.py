@@ -135,13 +135,15 @@ class Engine:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def encode_chat(self, messages: Sequence[Message],
-                    add_generation_prompt: bool = True) -> list[int]:
+    def encode_chat(
+        self, messages: Sequence[Message], add_generation_prompt: bool = True
+    ) -> list[int]:
         """The conversation rendered with the bundle's chat template, as token ids."""
         return self.generator.chat_ids(messages, add_generation_prompt=add_generation_prompt)
 
-    def submit(self, prompt: Prompt, *, on_event: Callable[[Any], None] | None = None,
-               **options: Any) -> Request:
+    def submit(
+        self, prompt: Prompt, *, on_event: Callable[[Any], None] | None = None, **options: Any
+    ) -> Request:
         """Queue a generation of ``prompt`` (text, tokenized as :meth:`Generator.stream` does,
         or token ids); options as :meth:`Generator.stream`. ``on_event`` is called on the
         engine's thread with each :class:`TokenEvent` and finally the
@@ -149,16 +151,20 @@ class Engine:
         :meth:`Request.wait`. Raises :class:`GenerationError` for bad options or a prompt that
         does not fit the context, :class:`QueueFullError`, :class:`EngineClosedError`."""
         submitted = time.perf_counter()
-        checked = OutputOptions.checked(max_new_tokens=options.pop("max_new_tokens", 256),
-                                        **options)
+        checked = OutputOptions.checked(
+            max_new_tokens=options.pop("max_new_tokens", 256), **options
+        )
         ids = self.generator.prompt_ids(prompt)
         if len(ids) >= self.max_context:
             raise ContextFullError(
                 f"the prompt takes {len(ids)} tokens, but the context holds {self.max_context} "
-                "(prompt and output together): shorten it", needed=len(ids),
-                limit=self.max_context)
-        output = SequenceOutput(self.tokenizer, self._vocab, ids, checked, self._eos,
-                                room=self.max_context - len(ids))
+                "(prompt and output together): shorten it",
+                needed=len(ids),
+                limit=self.max_context,
+            )
+        output = SequenceOutput(
+            self.tokenizer, self._vocab, ids, checked, self._eos, room=self.max_context - len(ids)
+        )
         with self._cond:
             if self.failed is not None:
                 raise GenerationError(f"the engine stopped after a failure: {self.failed}")
@@ -166,8 +172,10 @@ class Engine:
                 raise EngineClosedError("the engine is shutting down: it takes no new requests")
             free = self.slots - len(self._active)
             if len(self._waiting) >= self.max_queue + free:
-                raise QueueFullError(f"{len(self._waiting)} requests already wait for one of "
-                                     f"{self.slots} slots: try again shortly")
+                raise QueueFullError(
+                    f"{len(self._waiting)} requests already wait for one of "
+                    f"{self.slots} slots: try again shortly"
+                )
             self._next_id += 1
             request = Request(self._next_id, ids, output, submitted, on_event, self._wake)
             self._waiting.append(request)
@@ -181,8 +189,9 @@ class Engine:
         """Start the engine's thread (done by the first :meth:`submit` too)."""
         with self._cond:
             if self._thread is None and not self._closing:
-                self._thread = threading.Thread(target=self._loop, name="edge-sdk-engine",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="edge-sdk-engine", daemon=True
+                )
                 self._thread.start()
 
     def close(self, drain: bool = True, timeout: float | None = None) -> None:
@@ -213,8 +222,12 @@ class Engine:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close(drain=exc is None)
 
     # -- the engine's thread --------------------------------------------------------------------
@@ -269,9 +282,14 @@ class Engine:
     def _empty_result(self, request: Request) -> Any:
         """The result of a request that ends before it ran (cancelled while waiting)."""
         return request.output.result(
-            "cancelled", prompt_tokens=len(request.prompt_ids), prefill_s=0.0,
-            total_s=time.perf_counter() - request.submitted, context_tokens=0,
-            kv_cache_bytes=self._model.nbytes, backend=self._model.device)
+            "cancelled",
+            prompt_tokens=len(request.prompt_ids),
+            prefill_s=0.0,
+            total_s=time.perf_counter() - request.submitted,
+            context_tokens=0,
+            kv_cache_bytes=self._model.nbytes,
+            backend=self._model.device,
+        )
 
     def _admit(self) -> None:
         free = [s for s in range(self.slots) if s not in self._active]
@@ -302,7 +320,7 @@ class Engine:
 
     def _prefill_chunk(self, request: Request) -> None:
         assert request.slot is not None
-        chunk = request.prompt_ids[request.prefilled:request.prefilled + PREFILL_CHUNK]
+        chunk = request.prompt_ids[request.prefilled : request.prefilled + PREFILL_CHUNK]
         start = time.perf_counter()
         logits = self._model.prefill(request.slot, chunk)
         now = self._record(start, "prefill", {request.id: len(chunk)})
@@ -331,13 +349,19 @@ class Engine:
         else:
             request.pending = event.token_id
 
-    def _finish(self, slot: int, request: Request, reason: Any,
-                error: BaseException | None = None) -> None:
+    def _finish(
+        self, slot: int, request: Request, reason: Any, error: BaseException | None = None
+    ) -> None:
         context = self._model.lengths[slot] + (request.pending is not None)
         self._active.pop(slot, None)
         self._model.release(slot)
         result = request.output.result(
-            reason, prompt_tokens=len(request.prompt_ids), prefill_s=request.prefill_s,
-            total_s=time.perf_counter() - request.submitted, context_tokens=context,
-            kv_cache_bytes=self._model.nbytes, backend=self._model.device)
+            reason,
+            prompt_tokens=len(request.prompt_ids),
+            prefill_s=request.prefill_s,
+            total_s=time.perf_counter() - request.submitted,
+            context_tokens=context,
+            kv_cache_bytes=self._model.nbytes,
+            backend=self._model.device,
+        )
         request.finish(result, error)

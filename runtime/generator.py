@@ -59,11 +59,19 @@ DEFAULT_MAX_NEW_TOKENS = 256
 Prompt = str | Sequence[int]
 
 
-def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
-         threads: int | None = None, max_context: int | None = None, verify: bool = True,
-         session_config: dict[str, str] | None = None,
-         cache_dir: str | os.PathLike[str] | None = None, optimized_cache: bool = True,
-         device_id: int = 0, fused_graph: bool = True) -> Generator:
+def load(
+    bundle_path: str | os.PathLike[str],
+    backend: str = "auto",
+    *,
+    threads: int | None = None,
+    max_context: int | None = None,
+    verify: bool = True,
+    session_config: dict[str, str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    optimized_cache: bool = True,
+    device_id: int = 0,
+    fused_graph: bool = True,
+) -> Generator:
     """Load a bundle (checking its manifest and hashes unless ``verify=False``) on a backend.
 
     ``backend``: ``"auto"`` (TensorRT EP, then CUDA EP, then CPU: the first usable), or one of
@@ -79,10 +87,14 @@ def load(bundle_path: str | os.PathLike[str], backend: str = "auto", *,
     bundle = load_bundle(bundle_path, verify=verify)
     if threads is not None and threads < 1:
         raise GenerationError(f"threads must be at least 1, got {threads}")
-    options = BackendOptions(threads=threads, session_config=dict(session_config or {}),
-                             cache_dir=Path(cache_dir) if cache_dir else None,
-                             optimized_cache=optimized_cache,
-                             device_id=device_id, fused_graph=fused_graph)
+    options = BackendOptions(
+        threads=threads,
+        session_config=dict(session_config or {}),
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        optimized_cache=optimized_cache,
+        device_id=device_id,
+        fused_graph=fused_graph,
+    )
     engine = _activated_backend(backend, bundle, options)
     return Generator(bundle, engine, Tokenizer(bundle.tokenizer_path), max_context)
 
@@ -104,22 +116,26 @@ def _activated_backend(name: str, bundle: Bundle, options: BackendOptions) -> Ba
             failures.append(str(exc))
             continue
         return engine
-    raise BackendUnavailableError("no runtime backend starts here: " + "; ".join(failures)
-                                  if failures else
-                                  "no runtime backend is usable here: install onnxruntime "
-                                  f"({pip_install('cpu')}, or {pip_install('gpu')})")
+    raise BackendUnavailableError(
+        "no runtime backend starts here: " + "; ".join(failures)
+        if failures
+        else "no runtime backend is usable here: install onnxruntime "
+        f"({pip_install('cpu')}, or {pip_install('gpu')})"
+    )
 
 
 class Generator:
     """Streams tokens from one bundle on one backend (see the module docstring)."""
 
-    def __init__(self, bundle: Bundle, backend: Backend, tokenizer: Tokenizer,
-                 max_context: int | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, backend: Backend, tokenizer: Tokenizer, max_context: int | None = None
+    ) -> None:
         limit = bundle.max_sequence_length
         if max_context is not None and not 2 <= max_context <= limit:
             raise GenerationError(
                 f"max_context must be between 2 and the bundle's limit of {limit}, "
-                f"got {max_context}")
+                f"got {max_context}"
+            )
         self.bundle = bundle
         self.backend = backend
         self.tokenizer = tokenizer
@@ -135,10 +151,19 @@ class Generator:
 
     # -- public API -----------------------------------------------------------------------------
 
-    def stream(self, prompt: Prompt, *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-               temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-               repetition_penalty: float = 1.0, seed: int | None = None,
-               stop: str | Sequence[str] = (), ignore_eos: bool = False) -> Stream:
+    def stream(
+        self,
+        prompt: Prompt,
+        *,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
+        seed: int | None = None,
+        stop: str | Sequence[str] = (),
+        ignore_eos: bool = False,
+    ) -> Stream:
         """Start generating after ``prompt`` (text, or token ids); iterate for events.
 
         Sampling options are those of :class:`~edge_sdk.runtime.SamplingOptions` (default
@@ -146,13 +171,25 @@ class Generator:
         ``ignore_eos``), at any of the ``stop`` strings (not emitted), after ``max_new_tokens``,
         or when prompt + output reach ``max_context`` (reason ``"length"``).
         """
-        return self._start(prompt, max_new_tokens=max_new_tokens,
-                           temperature=temperature, top_k=top_k, top_p=top_p,
-                           repetition_penalty=repetition_penalty, seed=seed, stop=stop,
-                           ignore_eos=ignore_eos)
+        return self._start(
+            prompt,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
+            stop=stop,
+            ignore_eos=ignore_eos,
+        )
 
-    def generate(self, prompt: Prompt, *, on_token: Callable[[TokenEvent], object] | None = None,
-                 **options: Any) -> GenerationResult:
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        on_token: Callable[[TokenEvent], object] | None = None,
+        **options: Any,
+    ) -> GenerationResult:
         """Generate to the end and return the text with statistics.
 
         ``on_token`` (the callback form) is called with each :class:`TokenEvent`; returning
@@ -177,8 +214,9 @@ class Generator:
             self._chat_template = self.bundle.chat_template
         return self._chat_template
 
-    def chat_ids(self, messages: Sequence[Message],
-                 add_generation_prompt: bool = True) -> list[int]:
+    def chat_ids(
+        self, messages: Sequence[Message], add_generation_prompt: bool = True
+    ) -> list[int]:
         """``messages`` laid out by :attr:`chat_template`, as token ids (the template writes the
         special tokens; the plain fallback gets the tokenizer's own, e.g. BOS)."""
         template = self.chat_template
@@ -207,27 +245,48 @@ class Generator:
     def __enter__(self) -> Generator:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _start(self, prompt: Prompt, *, conversation: Conversation | None = None,
-               whole: bool = False, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-               temperature: float = 0.0,
-               top_k: int = 0, top_p: float = 1.0, repetition_penalty: float = 1.0,
-               seed: int | None = None, stop: str | Sequence[str] = (),
-               ignore_eos: bool = False) -> Stream:
+    def _start(
+        self,
+        prompt: Prompt,
+        *,
+        conversation: Conversation | None = None,
+        whole: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
+        seed: int | None = None,
+        stop: str | Sequence[str] = (),
+        ignore_eos: bool = False,
+    ) -> Stream:
         started = time.perf_counter()
-        options = OutputOptions.checked(max_new_tokens=max_new_tokens, temperature=temperature,
-                                        top_k=top_k, top_p=top_p,
-                                        repetition_penalty=repetition_penalty, seed=seed,
-                                        stop=stop, ignore_eos=ignore_eos)
+        options = OutputOptions.checked(
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
+            stop=stop,
+            ignore_eos=ignore_eos,
+        )
         continuing = conversation is not None and conversation._started
         if continuing and self._owner is not conversation:
-            raise GenerationError("another generation on this generator replaced the "
-                                  "conversation's KV cache; start a new one with .chat()")
+            raise GenerationError(
+                "another generation on this generator replaced the "
+                "conversation's KV cache; start a new one with .chat()"
+            )
         ids = self.prompt_ids(prompt, add_special_tokens=not continuing)
         with self._lock:
             if self._current is not None:
@@ -235,8 +294,8 @@ class Generator:
             self._epoch += 1
             if continuing and whole:  # the whole conversation again: run what the cache lacks
                 self._pending = []
-                if len(ids) > len(self._context) and ids[:len(self._context)] == self._context:
-                    ids = ids[len(self._context):]
+                if len(ids) > len(self._context) and ids[: len(self._context)] == self._context:
+                    ids = ids[len(self._context) :]
                 else:  # an earlier turn tokenizes differently now: run it all again
                     continuing = False
             if not continuing:
@@ -250,10 +309,15 @@ class Generator:
                     f"{what} takes {used} tokens, but the context holds {self.max_context} "
                     "(prompt and output together): shorten it"
                     + (" or start a new conversation" if later else "")
-                    + (f", or load with a larger max_context (up to "
-                       f"{self.bundle.max_sequence_length})"
-                       if self.max_context < self.bundle.max_sequence_length else ""),
-                    needed=used, limit=self.max_context)
+                    + (
+                        f", or load with a larger max_context (up to "
+                        f"{self.bundle.max_sequence_length})"
+                        if self.max_context < self.bundle.max_sequence_length
+                        else ""
+                    ),
+                    needed=used,
+                    limit=self.max_context,
+                )
             stream = Stream(self, self._epoch, ids, started, options)
             self._current = stream
         return stream
@@ -284,8 +348,14 @@ class Stream:
     :class:`GenerationResult`.
     """
 
-    def __init__(self, owner: Generator, epoch: int, prompt_ids: list[int], started: float,
-                 options: OutputOptions) -> None:
+    def __init__(
+        self,
+        owner: Generator,
+        epoch: int,
+        prompt_ids: list[int],
+        started: float,
+        options: OutputOptions,
+    ) -> None:
         self._owner = owner
         self._epoch = epoch
         self.prompt_ids = prompt_ids
@@ -335,9 +405,14 @@ class Stream:
                 gen._context += feed
                 gen._pending = []
             prefill_s = clock() - self._started
-            output = SequenceOutput(gen.tokenizer, gen.bundle.config.vocab_size, gen._context,
-                                    self._options, gen.eos_token_ids,
-                                    room=gen.max_context - len(gen._context))
+            output = SequenceOutput(
+                gen.tokenizer,
+                gen.bundle.config.vocab_size,
+                gen._context,
+                self._options,
+                gen.eos_token_ids,
+                room=gen.max_context - len(gen._context),
+            )
             while not self._cancelled.is_set():
                 event, final = output.push(logits, clock() - self._started)
                 with gen._lock:
@@ -358,13 +433,18 @@ class Stream:
             if gen._current is self:
                 gen._current = None
             if output is None:  # ended before the prompt ran: no tokens
-                output = SequenceOutput(gen.tokenizer, gen.bundle.config.vocab_size, (),
-                                        self._options, (), room=1)
+                output = SequenceOutput(
+                    gen.tokenizer, gen.bundle.config.vocab_size, (), self._options, (), room=1
+                )
             self.result = output.result(
-                reason, prompt_tokens=len(self.prompt_ids), prefill_s=prefill_s,
+                reason,
+                prompt_tokens=len(self.prompt_ids),
+                prefill_s=prefill_s,
                 total_s=clock() - self._started,
                 context_tokens=len(gen._context) + len(gen._pending),
-                kv_cache_bytes=backend.cache_bytes, backend=backend.device)
+                kv_cache_bytes=backend.cache_bytes,
+                backend=backend.device,
+            )
 
 
 class Conversation:
@@ -381,12 +461,14 @@ class Conversation:
     :class:`~edge_sdk.GenerationError`.
     """
 
-    def __init__(self, generator: Generator, system: str | None = None,
-                 template: bool = True) -> None:
+    def __init__(
+        self, generator: Generator, system: str | None = None, template: bool = True
+    ) -> None:
         self.generator = generator
         self.templated = template
         self.messages: list[dict[str, str]] = (
-            [{"role": "system", "content": system}] if system else [])
+            [{"role": "system", "content": system}] if system else []
+        )
         self._started = False
         self._last: Stream | None = None
 
@@ -396,12 +478,14 @@ class Conversation:
             stream = self.generator._start(text, conversation=self, **options)
         else:
             if not isinstance(text, str):
-                raise GenerationError("a templated conversation takes text; feed token ids "
-                                      "with chat(template=False)")
+                raise GenerationError(
+                    "a templated conversation takes text; feed token ids with chat(template=False)"
+                )
             self._record_reply()
             messages = [*self.messages, {"role": "user", "content": text}]
-            stream = self.generator._start(self.generator.chat_ids(messages), conversation=self,
-                                           whole=True, **options)
+            stream = self.generator._start(
+                self.generator.chat_ids(messages), conversation=self, whole=True, **options
+            )
             self.messages = messages
         self._started = True
         self._last = stream

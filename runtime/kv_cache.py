@@ -30,8 +30,16 @@ class KVCache:
     Ping-pong pairs by default; one buffer per tensor, read and written in place, when ``shared``.
     """
 
-    def __init__(self, num_tensors: int, kv_heads: int, head_dim: int, capacity: int,
-                 allocate: Allocator, itemsize: int = 4, shared: bool = False) -> None:
+    def __init__(
+        self,
+        num_tensors: int,
+        kv_heads: int,
+        head_dim: int,
+        capacity: int,
+        allocate: Allocator,
+        itemsize: int = 4,
+        shared: bool = False,
+    ) -> None:
         self.kv_heads = kv_heads
         self.head_dim = head_dim
         self.capacity = capacity
@@ -51,7 +59,12 @@ class KVCache:
 
     def present_shape(self, new: int) -> list[int]:
         """Shape of the present tensors after ``new`` positions (capacity if shared)."""
-        return [1, self.kv_heads, self.capacity if self.shared else self.length + new, self.head_dim]
+        return [
+            1,
+            self.kv_heads,
+            self.capacity if self.shared else self.length + new,
+            self.head_dim,
+        ]
 
     @property
     def past_pointers(self) -> list[int]:

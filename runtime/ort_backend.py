@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
-from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
-from edge_sdk.runtime.kv_cache import KVCache
-from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
-from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
 
 from edge_sdk._optional import pip_install, require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
+from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
+from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
+from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
 
 __all__ = [
     "PREFILL_CHUNK",
@@ -36,9 +36,11 @@ __all__ = [
 ]
 
 
-_GPU_HINT = (f"install onnxruntime-gpu ({pip_install('gpu')}; on Jetson, the "
-             "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "
-             "CUDA and cuDNN from JetPack are on the library path")
+_GPU_HINT = (
+    f"install onnxruntime-gpu ({pip_install('gpu')}; on Jetson, the "
+    "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "
+    "CUDA and cuDNN from JetPack are on the library path"
+)
 
 
 class OrtBackend(KVCacheBackend):
@@ -136,7 +138,11 @@ class OrtBackend(KVCacheBackend):
                 raise
             # e.g. an onnxruntime too old for GroupQueryAttention: the standard graph still runs
             self.fused, self.fused_fallback = False, str(exc)
-            warnings.warn(f"running the standard graph, slower on the CPU: {exc}", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"running the standard graph, slower on the CPU: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             self._open_session()
 
     def _open_session(self) -> None:
@@ -146,9 +152,14 @@ class OrtBackend(KVCacheBackend):
         try:
             options = self.session_options()
             if self.options.optimized_cache and self.cache_device == "cpu":
-                path, self._lease = optimized_model(ort, path, self._model_sha256(),
-                                                    self.session_options(), self._session_config(),
-                                                    self._cache_root())
+                path, self._lease = optimized_model(
+                    ort,
+                    path,
+                    self._model_sha256(),
+                    self.session_options(),
+                    self._session_config(),
+                    self._cache_root(),
+                )
                 if path != self.graph_path:  # already optimized for this machine
                     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             self.session = ort.InferenceSession(str(path), options, providers=self.providers())
@@ -167,7 +178,11 @@ class OrtBackend(KVCacheBackend):
                 f"(running {', '.join(active)}): {self.hint}"
             )
         names = {i.name for i in self.session.get_inputs()}
-        positions = ("seqlens_k", "total_sequence_length") if self.fused else ("attention_mask", "position_ids")
+        positions = (
+            ("seqlens_k", "total_sequence_length")
+            if self.fused
+            else ("attention_mask", "position_ids")
+        )
         missing = [n for n in ("input_ids", *positions, *self._past) if n not in names]
         if missing:
             raise BundleError(f"{path} lacks the inputs {', '.join(missing)}; export it again")
@@ -182,8 +197,16 @@ class OrtBackend(KVCacheBackend):
             return None
         from edge_sdk.runtime.ort_slots import FusedSlotModel
 
-        return FusedSlotModel(self.session, self._layers, self._kv_heads, self._head_dim,
-                              self._vocab, slots, capacity, self.device)
+        return FusedSlotModel(
+            self.session,
+            self._layers,
+            self._kv_heads,
+            self._head_dim,
+            self._vocab,
+            slots,
+            capacity,
+            self.device,
+        )
 
     def deactivate(self) -> None:
         self._binding = None
@@ -207,16 +230,20 @@ class OrtBackend(KVCacheBackend):
 
     def _allocator(self) -> Any:
         if self.cache_device == "cpu":
+
             def allocate(n: int) -> tuple[Any, int]:
                 buf = np.empty(n, dtype=np.float32)
                 return buf, int(buf.ctypes.data)
+
             return allocate
         ort = require("onnxruntime", f"The {self.name} backend")
 
         def allocate_device(n: int) -> tuple[Any, int]:
             value = ort.OrtValue.ortvalue_from_shape_and_type(
-                [n], np.float32, self.cache_device, self.options.device_id)
+                [n], np.float32, self.cache_device, self.options.device_id
+            )
             return value, int(value.data_ptr())
+
         return allocate_device
 
     def allocate(self, max_length: int) -> None:
@@ -227,8 +254,14 @@ class OrtBackend(KVCacheBackend):
             return
         self.cache = None  # free the old one first
         self._fused_bound = False
-        self.cache = KVCache(2 * self._layers, self._kv_heads, self._head_dim, max_length,
-                             self._allocator(), shared=self.fused)
+        self.cache = KVCache(
+            2 * self._layers,
+            self._kv_heads,
+            self._head_dim,
+            max_length,
+            self._allocator(),
+            shared=self.fused,
+        )
         self._mask = np.ones((1, max_length), dtype=np.int64)
 
     # -- inference ------------------------------------------------------------------------------
@@ -241,14 +274,16 @@ class OrtBackend(KVCacheBackend):
             return self._step(cache, self._ids1, self._pos1, self._logits1)
         logits = self._logits1[0, 0]
         for start in range(0, ids.size, PREFILL_CHUNK):
-            chunk = np.ascontiguousarray(ids[start:start + PREFILL_CHUNK]).reshape(1, -1)
+            chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
             n = chunk.shape[1]
             positions = np.arange(cache.length, cache.length + n, dtype=np.int64).reshape(1, n)
             out = self._logits1 if self.fused else np.empty((1, n, self._vocab), dtype=np.float32)
             logits = self._step(cache, chunk, positions, out)
         return logits
 
-    def _step(self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    def _step(
+        self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray
+    ) -> np.ndarray:
         n = ids.shape[1]
         if self.fused:
             self._bind_fused(cache, ids)
@@ -261,13 +296,17 @@ class OrtBackend(KVCacheBackend):
         cache.advance(n)
         return logits[0, -1]
 
-    def _bind_standard(self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray) -> None:
+    def _bind_standard(
+        self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray
+    ) -> None:
         """Bind everything: the cache's past and present swap buffers and grow every step."""
         bind = self._binding
         n = ids.shape[1]
         bind.bind_input("input_ids", "cpu", 0, np.int64, [1, n], ids.ctypes.data)
         bind.bind_input("position_ids", "cpu", 0, np.int64, [1, n], positions.ctypes.data)
-        bind.bind_input("attention_mask", "cpu", 0, np.int64, [1, cache.length + n], self._mask.ctypes.data)
+        bind.bind_input(
+            "attention_mask", "cpu", 0, np.int64, [1, cache.length + n], self._mask.ctypes.data
+        )
         self._bind_cache(cache, n)
         bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
 
@@ -292,8 +331,12 @@ class OrtBackend(KVCacheBackend):
         if not self._fused_bound:
             self._bind_cache(cache, 0)
             bind.bind_input("seqlens_k", "cpu", 0, np.int32, [1], self._seqlens_k.ctypes.data)
-            bind.bind_input("total_sequence_length", "cpu", 0, np.int32, [], self._total.ctypes.data)
-            bind.bind_output("logits", "cpu", 0, np.float32, list(self._logits1.shape), self._logits1.ctypes.data)
+            bind.bind_input(
+                "total_sequence_length", "cpu", 0, np.int32, [], self._total.ctypes.data
+            )
+            bind.bind_output(
+                "logits", "cpu", 0, np.float32, list(self._logits1.shape), self._logits1.ctypes.data
+            )
             self._fused_bound, self._ids_bound = True, None
         key = (ids.ctypes.data, ids.shape[1])
         if key != self._ids_bound:
@@ -318,8 +361,10 @@ class OrtCudaBackend(OrtBackend):
     hint = _GPU_HINT
 
     def providers(self) -> list[Any]:
-        return [("CUDAExecutionProvider", {"device_id": self.options.device_id}),
-                "CPUExecutionProvider"]
+        return [
+            ("CUDAExecutionProvider", {"device_id": self.options.device_id}),
+            "CPUExecutionProvider",
+        ]
 
 
 class OrtTensorrtBackend(OrtBackend):
@@ -367,9 +412,11 @@ class OrtTensorrtBackend(OrtBackend):
             "trt_profile_max_shapes": self._profile(longest - 1, min(PREFILL_CHUNK, longest)),
         }
         trt.update(self._engine_record_options())
-        return [("TensorrtExecutionProvider", trt),
-                ("CUDAExecutionProvider", {"device_id": self.options.device_id}),
-                "CPUExecutionProvider"]
+        return [
+            ("TensorrtExecutionProvider", trt),
+            ("CUDAExecutionProvider", {"device_id": self.options.device_id}),
+            "CPUExecutionProvider",
+        ]
 
     def _engine_record_options(self) -> dict[str, Any]:
         """Workspace cap and builder level of the bundle's last ``edge-engine`` build, if any."""

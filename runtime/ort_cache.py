@@ -44,14 +44,26 @@ def _cpu_flags() -> str:
 
 
 def _key(model_sha256: str, ort_version: str, session_config: dict[str, str]) -> str:
-    text = json.dumps([model_sha256, ort_version, sorted(session_config.items()),
-                       platform.machine(), _cpu_flags()])
+    text = json.dumps(
+        [
+            model_sha256,
+            ort_version,
+            sorted(session_config.items()),
+            platform.machine(),
+            _cpu_flags(),
+        ]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def optimized_model(ort: Any, source: Path, model_sha256: str, options: Any,
-                    session_config: dict[str, str],
-                    cache_dir: Path) -> tuple[Path, EntryLease | None]:
+def optimized_model(
+    ort: Any,
+    source: Path,
+    model_sha256: str,
+    options: Any,
+    session_config: dict[str, str],
+    cache_dir: Path,
+) -> tuple[Path, EntryLease | None]:
     """The optimized graph for ``source`` (made now if missing) and a lease that keeps it while
     the session lives; ``(source, None)`` when the cache cannot be used."""
     key = _key(model_sha256, ort.__version__, session_config)
@@ -71,9 +83,11 @@ def optimized_model(ort: Any, source: Path, model_sha256: str, options: Any,
         lease = EntryLease(work)  # follows the folder through the rename below
         options.optimized_model_filepath = str(work / _GRAPH)
         options.add_session_config_entry(
-            "session.optimized_model_external_initializers_file_name", _DATA)
+            "session.optimized_model_external_initializers_file_name", _DATA
+        )
         options.add_session_config_entry(
-            "session.optimized_model_external_initializers_min_size_in_bytes", "65536")
+            "session.optimized_model_external_initializers_min_size_in_bytes", "65536"
+        )
         ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         if not (work / _GRAPH).is_file():
             lease.release()

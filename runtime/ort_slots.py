@@ -31,16 +31,26 @@ __all__ = ["FusedSlotModel"]
 class FusedSlotModel(SlotModel):
     """``slots`` rows over a CPU session of the fused graph (see the module docstring)."""
 
-    def __init__(self, session: Any, num_layers: int, kv_heads: int, head_dim: int, vocab: int,
-                 slots: int, capacity: int, device: str) -> None:
+    def __init__(
+        self,
+        session: Any,
+        num_layers: int,
+        kv_heads: int,
+        head_dim: int,
+        vocab: int,
+        slots: int,
+        capacity: int,
+        device: str,
+    ) -> None:
         super().__init__(slots, capacity)
         self._session = session
         self._device = device
         self._past, self._present = past_names(num_layers), present_names(num_layers)
         self._row_shape = [kv_heads, capacity, head_dim]
         self._row_bytes = kv_heads * capacity * head_dim * 4
-        self._buffers = [np.zeros((slots, *self._row_shape), np.float32)
-                         for _ in range(2 * num_layers)]
+        self._buffers = [
+            np.zeros((slots, *self._row_shape), np.float32) for _ in range(2 * num_layers)
+        ]
         self._logits = np.zeros((slots, 1, vocab), np.float32)
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
@@ -72,10 +82,17 @@ class FusedSlotModel(SlotModel):
             pointer = buf.ctypes.data + offset
             bind.bind_input(past, "cpu", 0, np.float32, shape, pointer)
             bind.bind_output(present, "cpu", 0, np.float32, shape, pointer)
-        bind.bind_input("seqlens_k", "cpu", 0, np.int32, [rows],
-                        self._seqlens.ctypes.data + 4 * first)
-        bind.bind_output("logits", "cpu", 0, np.float32, [rows, 1, self._logits.shape[2]],
-                         self._logits.ctypes.data + first * self._logits[0].nbytes)
+        bind.bind_input(
+            "seqlens_k", "cpu", 0, np.int32, [rows], self._seqlens.ctypes.data + 4 * first
+        )
+        bind.bind_output(
+            "logits",
+            "cpu",
+            0,
+            np.float32,
+            [rows, 1, self._logits.shape[2]],
+            self._logits.ctypes.data + first * self._logits[0].nbytes,
+        )
 
     def _run(self, bind: Any) -> None:
         try:
@@ -89,7 +106,7 @@ class FusedSlotModel(SlotModel):
         self._bind_rows(bind, slot, 1)
         length = self.lengths[slot]
         for start in range(0, ids.size, PREFILL_CHUNK):
-            chunk = np.ascontiguousarray(ids[start:start + PREFILL_CHUNK]).reshape(1, -1)
+            chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
             total = length + start + chunk.shape[1]
             self._seqlens[slot], self._total[()] = total - 1, total
             bind.bind_input("input_ids", "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data)

@@ -28,9 +28,15 @@ class Request:
     """A submitted generation: iterate it for :class:`TokenEvent` s (from any thread), or
     :meth:`wait` for the :class:`GenerationResult`; :meth:`cancel` stops it."""
 
-    def __init__(self, request_id: int, prompt_ids: list[int], output: SequenceOutput,
-                 submitted: float, on_event: Callable[[Any], None] | None,
-                 wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        request_id: int,
+        prompt_ids: list[int],
+        output: SequenceOutput,
+        submitted: float,
+        on_event: Callable[[Any], None] | None,
+        wake: Callable[[], None],
+    ) -> None:
         self.id = request_id
         self.prompt_ids = prompt_ids
         self.result: GenerationResult | None = None

@@ -42,7 +42,8 @@ class SamplingOptions:
             raise GenerationError(f"top_p must be in (0, 1], got {self.top_p}")
         if not self.repetition_penalty > 0:
             raise GenerationError(
-                f"repetition_penalty must be > 0 (1.0 turns it off), got {self.repetition_penalty}")
+                f"repetition_penalty must be > 0 (1.0 turns it off), got {self.repetition_penalty}"
+            )
 
     @property
     def greedy(self) -> bool:
@@ -71,8 +72,9 @@ class Sampler:
         if self._seen is not None:
             logits = logits.copy()
             seen = logits[self._seen]
-            logits[self._seen] = np.where(seen > 0, seen / opts.repetition_penalty,
-                                          seen * opts.repetition_penalty)
+            logits[self._seen] = np.where(
+                seen > 0, seen / opts.repetition_penalty, seen * opts.repetition_penalty
+            )
         if opts.greedy:
             token = int(np.argmax(logits))
         else:
@@ -85,7 +87,7 @@ class Sampler:
         opts = self.options
         scaled = logits.astype(np.float64) / opts.temperature
         if 0 < opts.top_k < scaled.size:
-            candidates = np.argpartition(scaled, -opts.top_k)[-opts.top_k:]
+            candidates = np.argpartition(scaled, -opts.top_k)[-opts.top_k :]
         else:
             candidates = np.arange(scaled.size)
         values = scaled[candidates]

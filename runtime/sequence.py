@@ -56,12 +56,22 @@ class OutputOptions:
     ignore_eos: bool
 
     @classmethod
-    def checked(cls, *, max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
-                top_p: float = 1.0, repetition_penalty: float = 1.0, seed: int | None = None,
-                stop: str | Sequence[str] = (), ignore_eos: bool = False) -> OutputOptions:
+    def checked(
+        cls,
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
+        seed: int | None = None,
+        stop: str | Sequence[str] = (),
+        ignore_eos: bool = False,
+    ) -> OutputOptions:
         """Options as :meth:`Generator.stream` takes them, validated (GenerationError)."""
-        sampling = SamplingOptions(float(temperature), int(top_k), float(top_p),
-                                   float(repetition_penalty), seed)
+        sampling = SamplingOptions(
+            float(temperature), int(top_k), float(top_p), float(repetition_penalty), seed
+        )
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
             raise GenerationError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
         if max_new_tokens < 1:
@@ -81,16 +91,24 @@ class SequenceOutput:
     model).
     """
 
-    def __init__(self, tokenizer: Tokenizer, vocab_size: int, context: Sequence[int],
-                 options: OutputOptions, eos: Collection[int], room: int) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        vocab_size: int,
+        context: Sequence[int],
+        options: OutputOptions,
+        eos: Collection[int],
+        room: int,
+    ) -> None:
         self._sampler = Sampler(options.sampling, vocab_size)
         self._sampler.observe(context)
         self._decoder = IncrementalDecoder(tokenizer, list(context))
         self._stops = StopMatcher(options.stops)
         self._eos = frozenset() if options.ignore_eos else eos
         self._limit = min(options.max_new_tokens, room)
-        self._length_reason: StopReason = ("max_new_tokens" if options.max_new_tokens <= room
-                                           else "length")
+        self._length_reason: StopReason = (
+            "max_new_tokens" if options.max_new_tokens <= room else "length"
+        )
         self.token_ids: list[int] = []
         self.pieces: list[str] = []
         self.times: list[float] = []
@@ -117,11 +135,26 @@ class SequenceOutput:
         self.pieces.append(piece)
         return TokenEvent(token, piece, len(self.token_ids) - 1, now), final
 
-    def result(self, reason: StopReason, *, prompt_tokens: int, prefill_s: float, total_s: float,
-               context_tokens: int, kv_cache_bytes: int, backend: str) -> GenerationResult:
+    def result(
+        self,
+        reason: StopReason,
+        *,
+        prompt_tokens: int,
+        prefill_s: float,
+        total_s: float,
+        context_tokens: int,
+        kv_cache_bytes: int,
+        backend: str,
+    ) -> GenerationResult:
         """The finished generation with its statistics."""
         stats: GenerationStats = summarize(
-            prompt_tokens=prompt_tokens, token_times=self.times, prefill_s=prefill_s,
-            total_s=total_s, stop_reason=reason, context_tokens=context_tokens,
-            kv_cache_bytes=kv_cache_bytes, backend=backend)
+            prompt_tokens=prompt_tokens,
+            token_times=self.times,
+            prefill_s=prefill_s,
+            total_s=total_s,
+            stop_reason=reason,
+            context_tokens=context_tokens,
+            kv_cache_bytes=kv_cache_bytes,
+            backend=backend,
+        )
         return GenerationResult("".join(self.pieces), list(self.token_ids), reason, stats)

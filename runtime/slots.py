@@ -62,8 +62,10 @@ class SlotModel(ABC):
         (valid until the next call)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if self.lengths[slot] + ids.size > self.capacity:
-            raise GenerationError(f"{ids.size} more tokens do not fit slot {slot}: "
-                                  f"{self.lengths[slot]} of {self.capacity} positions are used")
+            raise GenerationError(
+                f"{ids.size} more tokens do not fit slot {slot}: "
+                f"{self.lengths[slot]} of {self.capacity} positions are used"
+            )
         logits = self._prefill(slot, ids)
         self.lengths[slot] += ids.size
         return logits

@@ -37,17 +37,27 @@ class GenerationStats:
 
     def summary(self) -> str:
         """One human-readable line."""
-        return (f"{self.prompt_tokens} prompt + {self.new_tokens} new tokens, "
-                f"TTFT {self.time_to_first_token_s * 1e3:.1f} ms, "
-                f"decode {self.decode_tokens_per_s:.1f} tok/s "
-                f"(p50 {self.token_latency_p50_s * 1e3:.2f} ms, "
-                f"p95 {self.token_latency_p95_s * 1e3:.2f} ms), stop: {self.stop_reason}, "
-                f"KV cache {self.kv_cache_bytes / 2**20:.1f} MiB, {self.backend}")
+        return (
+            f"{self.prompt_tokens} prompt + {self.new_tokens} new tokens, "
+            f"TTFT {self.time_to_first_token_s * 1e3:.1f} ms, "
+            f"decode {self.decode_tokens_per_s:.1f} tok/s "
+            f"(p50 {self.token_latency_p50_s * 1e3:.2f} ms, "
+            f"p95 {self.token_latency_p95_s * 1e3:.2f} ms), stop: {self.stop_reason}, "
+            f"KV cache {self.kv_cache_bytes / 2**20:.1f} MiB, {self.backend}"
+        )
 
 
-def summarize(*, prompt_tokens: int, token_times: list[float], prefill_s: float, total_s: float,
-              stop_reason: StopReason, context_tokens: int, kv_cache_bytes: int,
-              backend: str) -> GenerationStats:
+def summarize(
+    *,
+    prompt_tokens: int,
+    token_times: list[float],
+    prefill_s: float,
+    total_s: float,
+    stop_reason: StopReason,
+    context_tokens: int,
+    kv_cache_bytes: int,
+    backend: str,
+) -> GenerationStats:
     """Build :class:`GenerationStats` from the time (since the start) each token appeared."""
     times = np.asarray(token_times, dtype=np.float64)
     gaps = np.diff(times)

@@ -34,8 +34,8 @@ class StopMatcher:
             self._held = ""
             return text[:first]
         keep = self._partial_tail(text)
-        self._held = text[len(text) - keep:] if keep else ""
-        return text[:len(text) - keep]
+        self._held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
 
     def flush(self) -> str:
         """Release the held text at the end of generation (no stop string completed)."""

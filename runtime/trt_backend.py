@@ -20,14 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
-from edge_sdk.runtime.kv_cache import KVCache
-from edge_sdk.runtime.trt_engine import select_engine
 
 from edge_sdk._optional import require
 from edge_sdk.bundle import Bundle
 from edge_sdk.errors import BundleError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
+from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.trt_engine import select_engine
 
 __all__ = ["PREFILL_CHUNK", "TensorrtBackend"]
 
@@ -73,24 +73,43 @@ class TensorrtBackend(KVCacheBackend):
         self._cuda, self._cuda_context = cuda, device.retain_primary_context()
         self._cuda_context.push()
         major, minor = device.compute_capability()
-        self.record = select_engine(self.bundle.manifest, trt.__version__, str(device.name()),
-                                    f"{major}.{minor}", str(self.bundle.path))
+        self.record = select_engine(
+            self.bundle.manifest,
+            trt.__version__,
+            str(device.name()),
+            f"{major}.{minor}",
+            str(self.bundle.path),
+        )
         data = (self.bundle.path / self.record["file"]).read_bytes()
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = runtime.deserialize_cuda_engine(data)
         if self._engine is None:
             self.deactivate()
-            raise BundleError(f"TensorRT {trt.__version__} cannot load {self.record['file']}; "
-                              f"rebuild it here: edge-engine {self.bundle.path}")
+            raise BundleError(
+                f"TensorRT {trt.__version__} cannot load {self.record['file']}; "
+                f"rebuild it here: edge-engine {self.bundle.path}"
+            )
         self._context = self._engine.create_execution_context()
         self._stream = cuda.Stream()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
-        missing = [n for n in ("input_ids", "position_ids", "attention_mask", "logits", *self._past,
-                               *self._present) if n not in self._dtypes]
+        missing = [
+            n
+            for n in (
+                "input_ids",
+                "position_ids",
+                "attention_mask",
+                "logits",
+                *self._past,
+                *self._present,
+            )
+            if n not in self._dtypes
+        ]
         if missing:
-            raise BundleError(f"{self.record['file']} lacks the tensors {', '.join(missing)}; "
-                              f"rebuild it: edge-engine {self.bundle.path}")
+            raise BundleError(
+                f"{self.record['file']} lacks the tensors {', '.join(missing)}; "
+                f"rebuild it: edge-engine {self.bundle.path}"
+            )
 
     def deactivate(self) -> None:
         self.cache = None
@@ -112,22 +131,36 @@ class TensorrtBackend(KVCacheBackend):
             self.activate()
         built_for = int(self.record.get("max_sequence_length", max_length))
         if max_length > built_for:
-            raise GenerationError(f"the engine serves {built_for} positions, {max_length} asked; "
-                                  f"rebuild it with edge-engine --max-seq-len {max_length}")
+            raise GenerationError(
+                f"the engine serves {built_for} positions, {max_length} asked; "
+                f"rebuild it with edge-engine --max-seq-len {max_length}"
+            )
         if self.cache is not None and self.cache.capacity == max_length:
             self.cache.reset()
             return
         cuda = self._cuda
         kv_type = self._dtypes[self._past[0]]
         self.cache = None
-        self.cache = KVCache(2 * self._layers, self._kv_heads, self._head_dim, max_length,
-                             self._device_allocator(kv_type.itemsize), itemsize=kv_type.itemsize)
+        self.cache = KVCache(
+            2 * self._layers,
+            self._kv_heads,
+            self._head_dim,
+            max_length,
+            self._device_allocator(kv_type.itemsize),
+            itemsize=kv_type.itemsize,
+        )
         chunk = min(PREFILL_CHUNK, max_length)
-        for name, size in (("input_ids", chunk), ("position_ids", chunk), ("attention_mask", max_length)):
+        for name, size in (
+            ("input_ids", chunk),
+            ("position_ids", chunk),
+            ("attention_mask", max_length),
+        ):
             self._host[name] = cuda.pagelocked_empty(size, self._dtypes[name])
             self._buffers[name] = cuda.mem_alloc(size * self._dtypes[name].itemsize)
         self._host["attention_mask"][:] = 1
-        cuda.memcpy_htod_async(self._buffers["attention_mask"], self._host["attention_mask"], self._stream)
+        cuda.memcpy_htod_async(
+            self._buffers["attention_mask"], self._host["attention_mask"], self._stream
+        )
         logits_type = self._dtypes["logits"]
         self._buffers["logits"] = cuda.mem_alloc(chunk * self._vocab * logits_type.itemsize)
         self._host["logits"] = cuda.pagelocked_empty(self._vocab, logits_type)
@@ -138,6 +171,7 @@ class TensorrtBackend(KVCacheBackend):
         def allocate(n: int) -> tuple[Any, int]:
             memory = cuda.mem_alloc(max(1, n) * itemsize)
             return memory, int(memory)
+
         return allocate
 
     # -- inference ------------------------------------------------------------------------------
@@ -146,7 +180,7 @@ class TensorrtBackend(KVCacheBackend):
         _, ids = self.checked_ids(token_ids)
         logits = self._host["logits"]
         for start in range(0, ids.size, PREFILL_CHUNK):
-            logits = self._step(ids[start:start + PREFILL_CHUNK])
+            logits = self._step(ids[start : start + PREFILL_CHUNK])
         return logits.astype(np.float32, copy=False)
 
     def _step(self, ids: np.ndarray) -> np.ndarray:

@@ -20,8 +20,13 @@ from typing import Any
 
 __all__ = ["EdgeServer", "EnergyAccountant", "ServeSettings", "ServerState", "create_app"]
 
-_WHERE = {"EdgeServer": "server", "EnergyAccountant": "energy", "ServeSettings": "state",
-          "ServerState": "state", "create_app": "app"}
+_WHERE = {
+    "EdgeServer": "server",
+    "EnergyAccountant": "energy",
+    "ServeSettings": "state",
+    "ServerState": "state",
+    "create_app": "app",
+}
 
 
 def __getattr__(name: str) -> Any:

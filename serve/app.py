@@ -14,6 +14,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.engine import Engine
 from edge_sdk.serve.bridge import EngineCall
 from edge_sdk.serve.errors import APIError, exception_handlers, invalid
@@ -28,15 +37,6 @@ from edge_sdk.serve.openai_responses import (
 from edge_sdk.serve.openai_schema import Sampling, parse_chat, parse_completion
 from edge_sdk.serve.sse import EventStream, wait_disconnect
 from edge_sdk.serve.state import ServerState
-from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from edge_sdk.errors import GenerationError
 
 __all__ = ["create_app"]
 
@@ -54,8 +54,12 @@ def _authorize(request: Request, state: ServerState) -> None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
-        raise APIError(401, "missing or wrong API key: send the header 'Authorization: Bearer "
-                       "KEY' with the key the server was started with", code="invalid_api_key")
+        raise APIError(
+            401,
+            "missing or wrong API key: send the header 'Authorization: Bearer "
+            "KEY' with the key the server was started with",
+            code="invalid_api_key",
+        )
 
 
 async def _json_body(request: Request, limit: int) -> Any:
@@ -63,25 +67,38 @@ async def _json_body(request: Request, limit: int) -> Any:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise APIError(413, f"the request body is larger than {limit} bytes",
-                           code="request_too_large")
+            raise APIError(
+                413, f"the request body is larger than {limit} bytes", code="request_too_large"
+            )
         chunks.append(chunk)
     try:
         return json.loads(b"".join(chunks))
     except ValueError as exc:
-        raise APIError(400, f"the request body is not valid JSON: {exc}",
-                       code="invalid_json") from exc
+        raise APIError(
+            400, f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from exc
 
 
 def _check_fits(prompt_tokens: int, engine: Engine, param: str) -> None:
     if prompt_tokens >= engine.max_context:
-        raise APIError(400, f"the prompt takes {prompt_tokens} tokens, but this model's context "
-                       f"holds {engine.max_context} (prompt and completion together): shorten "
-                       "it", param=param, code="context_length_exceeded")
+        raise APIError(
+            400,
+            f"the prompt takes {prompt_tokens} tokens, but this model's context "
+            f"holds {engine.max_context} (prompt and completion together): shorten "
+            "it",
+            param=param,
+            code="context_length_exceeded",
+        )
 
 
-async def _answer(request: Request, state: ServerState, engine: Engine, prompt_ids: list[int],
-                  sampling: Sampling, shape: ResponseShape) -> Any:
+async def _answer(
+    request: Request,
+    state: ServerState,
+    engine: Engine,
+    prompt_ids: list[int],
+    sampling: Sampling,
+    shape: ResponseShape,
+) -> Any:
     call = EngineCall(state, request.url.path, sampling.stream)
     call.submit(prompt_ids, sampling.engine_kwargs(engine.max_context))
     if sampling.stream:
@@ -96,14 +113,18 @@ async def _answer(request: Request, state: ServerState, engine: Engine, prompt_i
         return Response(status_code=CLIENT_CLOSED)
     result = call.result.result()
     if call.error is not None:
-        raise APIError(500, "the model failed while generating (logged on the server: "
-                       f"{type(call.error).__name__})", code="model_error")
+        raise APIError(
+            500,
+            "the model failed while generating (logged on the server: "
+            f"{type(call.error).__name__})",
+            code="model_error",
+        )
     finish = finish_reason(result.stop_reason)
     if finish is None:
-        raise APIError(503, "the server shut down before the request finished",
-                       code="cancelled")
-    body = shape.response(result.text, finish, usage(len(prompt_ids), result.stats.new_tokens,
-                                                     call.energy))
+        raise APIError(503, "the server shut down before the request finished", code="cancelled")
+    body = shape.response(
+        result.text, finish, usage(len(prompt_ids), result.stats.new_tokens, call.energy)
+    )
     return JSONResponse(body)
 
 
@@ -136,14 +157,19 @@ async def completions(request: Request) -> Any:
             raise invalid("prompt", f"token ids must be in [0, {vocab}) for this model")
         echo = engine.tokenizer.decode(ids) if req.echo else ""
     _check_fits(len(ids), engine, "prompt")
-    shape = CompletionShape(state.settings.model_name, req.sampling.include_usage,
-                            echo if req.echo else "")
+    shape = CompletionShape(
+        state.settings.model_name, req.sampling.include_usage, echo if req.echo else ""
+    )
     return await _answer(request, state, engine, ids, req.sampling, shape)
 
 
 def _model_card(state: ServerState) -> dict[str, Any]:
-    card: dict[str, Any] = {"id": state.settings.model_name, "object": "model",
-                            "created": state.created, "owned_by": "edge-sdk"}
+    card: dict[str, Any] = {
+        "id": state.settings.model_name,
+        "object": "model",
+        "created": state.created,
+        "owned_by": "edge-sdk",
+    }
     if state.engine is not None:
         card["max_context"] = state.engine.max_context
     return card
@@ -159,9 +185,13 @@ async def get_model(request: Request) -> Response:
     state = _state(request)
     _authorize(request, state)
     if request.path_params["model_id"] != state.settings.model_name:
-        raise APIError(404, f"no model {request.path_params['model_id']!r} here; this server "
-                       f"serves {state.settings.model_name!r}", param="model",
-                       code="model_not_found")
+        raise APIError(
+            404,
+            f"no model {request.path_params['model_id']!r} here; this server "
+            f"serves {state.settings.model_name!r}",
+            param="model",
+            code="model_not_found",
+        )
     return JSONResponse(_model_card(state))
 
 
@@ -198,8 +228,9 @@ class _Tracking:
             await self.app(scope, receive, tracked_send)
         finally:
             self.state.in_flight -= 1
-            self.state.metrics.http_requests.labels(endpoint_label(scope["path"]),
-                                                    str(status[0])).inc()
+            self.state.metrics.http_requests.labels(
+                endpoint_label(scope["path"]), str(status[0])
+            ).inc()
 
 
 def create_app(state: ServerState) -> Starlette:
@@ -221,7 +252,11 @@ def create_app(state: ServerState) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=lifespan,
-                    middleware=[Middleware(_Tracking, state=state)])
+    app = Starlette(
+        routes=routes,
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+        middleware=[Middleware(_Tracking, state=state)],
+    )
     app.state.server = state
     return app

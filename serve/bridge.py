@@ -15,13 +15,12 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
+from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.engine import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.generator import GenerationResult, TokenEvent
 from edge_sdk.serve.errors import APIError
 from edge_sdk.serve.openai_responses import finish_reason
 from edge_sdk.serve.state import ServerState
-
-from edge_sdk.errors import GenerationError
 
 __all__ = ["EngineCall"]
 
@@ -55,8 +54,7 @@ class _Inbox:
             call._deliver(event)
 
 
-_INBOXES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox] = \
-    weakref.WeakKeyDictionary()
+_INBOXES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox] = weakref.WeakKeyDictionary()
 
 
 def _inbox(loop: asyncio.AbstractEventLoop) -> _Inbox:
@@ -93,12 +91,17 @@ class EngineCall:
         try:
             request = engine.submit(list(prompt_ids), on_event=self._from_engine, **options)
         except QueueFullError as exc:
-            raise APIError(429, f"the server is busy: {exc}", code="queue_full",
-                           headers=retry) from exc
+            raise APIError(
+                429, f"the server is busy: {exc}", code="queue_full", headers=retry
+            ) from exc
         except EngineClosedError as exc:
-            raise APIError(503, "the server is shutting down and admits no new requests; "
-                           "retry later or on another server", code="draining",
-                           headers=retry) from exc
+            raise APIError(
+                503,
+                "the server is shutting down and admits no new requests; "
+                "retry later or on another server",
+                code="draining",
+                headers=retry,
+            ) from exc
         except GenerationError as exc:
             raise APIError(400, str(exc), code="invalid_value") from exc
         self._submitted = self._loop.time()
@@ -151,8 +154,11 @@ class EngineCall:
             if state.energy is not None:
                 joules = state.energy.take(self.request.id, result.stats.new_tokens)
                 self.energy = state.energy.usage(joules, result.stats.new_tokens)
-        reason = "error" if self.error is not None else \
-            finish_reason(result.stop_reason) or result.stop_reason
+        reason = (
+            "error"
+            if self.error is not None
+            else finish_reason(result.stop_reason) or result.stop_reason
+        )
         metrics.finished.labels(self._endpoint, reason).inc()
         if result.stats.new_tokens:
             metrics.ttft.observe(result.stats.time_to_first_token_s)

@@ -23,11 +23,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from edge_sdk.power.sensors import PowerSensor
-
 from edge_sdk._optional import require
 from edge_sdk.cli_support import EXIT_INTERRUPTED, EXIT_OK, add_common_flags, run_command
 from edge_sdk.errors import EdgeError
+from edge_sdk.power.sensors import PowerSensor
 
 __all__ = ["build_parser", "main"]
 
@@ -43,35 +42,66 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-serve",
         description="Serve an edge-sdk bundle with the OpenAI API (/v1/chat/completions, "
-                    "/v1/completions, /v1/models), /health and /metrics.",
+        "/v1/completions, /v1/models), /health and /metrics.",
         epilog="Binding to anything but a loopback address needs an API key. Details: "
-               "serve/README.md.")
+        "serve/README.md.",
+    )
     parser.add_argument("bundle", help="bundle directory (made by edge-export)")
     net = parser.add_argument_group("network")
-    net.add_argument("--host", default="127.0.0.1",
-                     help="address to listen on (default 127.0.0.1: this machine only)")
+    net.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
     net.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any free)")
-    net.add_argument("--api-key", default=None,
-                     help=f"clients must send 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}"
-                          "; required to listen on a non-loopback address)")
-    net.add_argument("--model-name", default=None,
-                     help="the model id in /v1/models and responses (default: the bundle's name)")
+    net.add_argument(
+        "--api-key",
+        default=None,
+        help=f"clients must send 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}"
+        "; required to listen on a non-loopback address)",
+    )
+    net.add_argument(
+        "--model-name",
+        default=None,
+        help="the model id in /v1/models and responses (default: the bundle's name)",
+    )
     sched = parser.add_argument_group("scheduling")
-    sched.add_argument("--slots", type=int, default=4,
-                       help="requests decoded together (each holds a KV cache; default 4)")
-    sched.add_argument("--max-queue", type=int, default=64,
-                       help="requests that may wait for a slot; more get 429 (default 64)")
-    sched.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
-                       help="on SIGTERM, seconds running requests may take to finish before "
-                            "they are cancelled (default 30)")
+    sched.add_argument(
+        "--slots",
+        type=int,
+        default=4,
+        help="requests decoded together (each holds a KV cache; default 4)",
+    )
+    sched.add_argument(
+        "--max-queue",
+        type=int,
+        default=64,
+        help="requests that may wait for a slot; more get 429 (default 64)",
+    )
+    sched.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="on SIGTERM, seconds running requests may take to finish before "
+        "they are cancelled (default 30)",
+    )
     run = add_runtime_flags(parser, "positions per slot, prompt and completion together")
-    run.add_argument("--power-sensor", default="auto", metavar="auto|none|SPEC",
-                     help="energy per request: auto (default: a sensor if one is found), none, "
-                          "or a sensor as edge-power takes it (ina3221, jtop, nvml[:GPU], rapl, "
-                          "replay:FILE)")
+    run.add_argument(
+        "--power-sensor",
+        default="auto",
+        metavar="auto|none|SPEC",
+        help="energy per request: auto (default: a sensor if one is found), none, "
+        "or a sensor as edge-power takes it (ina3221, jtop, nvml[:GPU], rapl, "
+        "replay:FILE)",
+    )
     out = parser.add_argument_group("output")
-    out.add_argument("--log-level", default="info", choices=_LOG_LEVELS,
-                     help="server log level on stderr (default info)")
+    out.add_argument(
+        "--log-level",
+        default="info",
+        choices=_LOG_LEVELS,
+        help="server log level on stderr (default info)",
+    )
     out.add_argument("--no-access-log", action="store_true", help="do not log each request")
     add_common_flags(parser)  # --json: 'listening' and 'ready' events as JSON lines on stdout
     return parser
@@ -90,11 +120,17 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
     """The API key to use; exits 2 (argparse) for values that cannot work."""
     key = args.api_key or os.environ.get(API_KEY_ENV) or None
     if not _is_loopback(args.host) and key is None:
-        parser.error(f"--host {args.host} serves the model to the network: give --api-key KEY "
-                     f"(or set {API_KEY_ENV}) so only clients with the key can use it, or listen "
-                     "on 127.0.0.1")
-    for name, value, low in (("--slots", args.slots, 1), ("--max-queue", args.max_queue, 0),
-                             ("--port", args.port, 0), ("--drain-timeout", args.drain_timeout, 0)):
+        parser.error(
+            f"--host {args.host} serves the model to the network: give --api-key KEY "
+            f"(or set {API_KEY_ENV}) so only clients with the key can use it, or listen "
+            "on 127.0.0.1"
+        )
+    for name, value, low in (
+        ("--slots", args.slots, 1),
+        ("--max-queue", args.max_queue, 0),
+        ("--port", args.port, 0),
+        ("--drain-timeout", args.drain_timeout, 0),
+    ):
         if value < low:
             parser.error(f"{name} must be at least {low}, got {value}")
     if args.port > 65535:
@@ -112,8 +148,11 @@ def _power_opener(spec: str) -> Callable[[], PowerSensor | None]:
             return open_sensor(spec)
         sensor, reasons = probe_sensors()
         if sensor is None:
-            LOG.info("no power sensor found (tried %s; 'edge-power status' says why): usage "
-                     "carries no energy", ", ".join(reasons))
+            LOG.info(
+                "no power sensor found (tried %s; 'edge-power status' says why): usage "
+                "carries no energy",
+                ", ".join(reasons),
+            )
             LOG.debug("power sensors: %s", "; ".join(f"{k}: {v}" for k, v in reasons.items()))
         return sensor
 
@@ -133,46 +172,68 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         require(module, "edge-serve")
     api_key = _check_usage(args, parser)
 
+    from edge_sdk.bundle import load_bundle
     from edge_sdk.runtime import load
     from edge_sdk.runtime.engine import Engine
     from edge_sdk.serve.server import EdgeServer, bind
     from edge_sdk.serve.state import ServerState, ServeSettings
 
-    from edge_sdk.bundle import load_bundle
-
     bundle = load_bundle(args.bundle, verify=False)  # a wrong path fails here, before binding
     name = args.model_name or str(bundle.manifest["model"].get("name") or bundle.path.name)
 
     def load_engine() -> Engine:
-        generator = load(args.bundle, args.backend, threads=args.threads,
-                         max_context=args.max_context, verify=not args.no_verify)
+        generator = load(
+            args.bundle,
+            args.backend,
+            threads=args.threads,
+            max_context=args.max_context,
+            verify=not args.no_verify,
+        )
         try:
             return Engine(generator, slots=args.slots, max_queue=args.max_queue)
         except BaseException:
             generator.close()
             raise
 
-    state = ServerState(ServeSettings(name, api_key, args.drain_timeout), load_engine,
-                        _power_opener(args.power_sensor))
+    state = ServerState(
+        ServeSettings(name, api_key, args.drain_timeout),
+        load_engine,
+        _power_opener(args.power_sensor),
+    )
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
-        raise EdgeError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
-                        "(another server on that port? pick one with --port)") from exc
+        raise EdgeError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+            "(another server on that port? pick one with --port)"
+        ) from exc
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    _announce(args, "listening", f"serving {name} on {url}/v1 (loading the model ...)",
-              url=url, model=name)
+    _announce(
+        args,
+        "listening",
+        f"serving {name} on {url}/v1 (loading the model ...)",
+        url=url,
+        model=name,
+    )
 
     def ready(st: ServerState) -> None:
         engine = st.engine
         assert engine is not None
         power = st.sensor.describe() if st.sensor else "none"
-        _announce(args, "ready", f"ready: {engine.slots} slots "
-                  f"({'batched decode' if engine.batched else 'one slot at a time'}), context "
-                  f"{engine.max_context}, power sensor: {power}", url=url, model=name,
-                  slots=engine.slots, batched=engine.batched, max_context=engine.max_context,
-                  power_sensor=None if st.sensor is None else power)
+        _announce(
+            args,
+            "ready",
+            f"ready: {engine.slots} slots "
+            f"({'batched decode' if engine.batched else 'one slot at a time'}), context "
+            f"{engine.max_context}, power sensor: {power}",
+            url=url,
+            model=name,
+            slots=engine.slots,
+            batched=engine.batched,
+            max_context=engine.max_context,
+            power_sensor=None if st.sensor is None else power,
+        )
 
     state.on_ready = ready
     server = EdgeServer(state, log_level=args.log_level, access_log=not args.no_access_log)

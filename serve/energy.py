@@ -67,8 +67,9 @@ class EnergyAccountant:
             if self._times and reading.time <= self._times[-1]:
                 return
             if self._times:
-                self.board_joules += 0.5 * (self._watts[-1] + reading.total_w) * \
-                    (reading.time - self._times[-1])
+                self.board_joules += (
+                    0.5 * (self._watts[-1] + reading.total_w) * (reading.time - self._times[-1])
+                )
             self._times.append(reading.time)
             self._watts.append(reading.total_w)
             self._settle(force=False)
@@ -92,9 +93,11 @@ class EnergyAccountant:
 
     def usage(self, joules: float, completion_tokens: int) -> dict[str, Any]:
         """The ``usage.energy`` object."""
-        return {"joules": joules,
-                "tokens_per_joule": completion_tokens / joules if joules > 0 else None,
-                "sensor": self.sensor}
+        return {
+            "joules": joules,
+            "tokens_per_joule": completion_tokens / joules if joules > 0 else None,
+            "sensor": self.sensor,
+        }
 
     @property
     def latest_watts(self) -> float | None:
@@ -135,8 +138,9 @@ class EnergyAccountant:
         lo = bisect.bisect_right(self._times, start)
         hi = bisect.bisect_left(self._times, end)
         points = [start, *self._times[lo:hi], end]
-        return sum(0.5 * (self._power(a) + self._power(b)) * (b - a)
-                   for a, b in itertools.pairwise(points))
+        return sum(
+            0.5 * (self._power(a) + self._power(b)) * (b - a) for a, b in itertools.pairwise(points)
+        )
 
     def _trim(self) -> None:
         if len(self._times) < 1024:

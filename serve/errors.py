@@ -20,16 +20,30 @@ __all__ = ["LOG", "APIError", "error_body", "exception_handlers", "invalid"]
 LOG = logging.getLogger("edge_sdk.serve")
 
 #: HTTP status -> the OpenAI error ``type``
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
-          405: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error",
-          500: "server_error", 503: "server_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "server_error",
+}
 
 
 class APIError(Exception):
     """A failure answered with ``status`` and an OpenAI-shaped body (``headers`` added)."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -44,11 +58,18 @@ class APIError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
-def error_body(status: int, message: str, param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     """The OpenAI error object for ``status``."""
-    return {"error": {"message": message, "type": _TYPES.get(status, "server_error"),
-                      "param": param, "code": code}}
+    return {
+        "error": {
+            "message": message,
+            "type": _TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
 
 
 def invalid(param: str | None, message: str, code: str = "invalid_value") -> APIError:
@@ -66,19 +87,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         message, code = f"no such route: {request.method} {request.url.path}", "not_found"
     elif exc.status_code == 405:
-        message, code = (f"{request.method} is not allowed on {request.url.path}",
-                         "method_not_allowed")
+        message, code = (
+            f"{request.method} is not allowed on {request.url.path}",
+            "method_not_allowed",
+        )
     else:
         message, code = str(exc.detail), None
-    return APIError(exc.status_code, message, code=code,
-                    headers=dict(exc.headers or {})).response()
+    return APIError(exc.status_code, message, code=code, headers=dict(exc.headers or {})).response()
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Starlette raises the exception again after this response, so the ASGI server logs it
     # with its traceback.
-    return APIError(500, "the server hit an unexpected error; it is logged on the server "
-                    f"({type(exc).__name__})", code="internal_error").response()
+    return APIError(
+        500,
+        f"the server hit an unexpected error; it is logged on the server ({type(exc).__name__})",
+        code="internal_error",
+    ).response()
 
 
 def exception_handlers() -> dict[Any, Any]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from edge_sdk.serve.energy import EnergyAccountant
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from edge_sdk.serve.energy import EnergyAccountant
 
 __all__ = ["ServerMetrics", "endpoint_label"]
 
@@ -39,61 +40,92 @@ class _EnergyCollector:
         acc = self._energy()
         if acc is None:
             return
-        yield CounterMetricFamily("edge_serve_board_energy_joules",
-                                  "Energy the power sensor measured while serving, idle included",
-                                  value=acc.board_joules)
-        yield CounterMetricFamily("edge_serve_request_energy_joules",
-                                  "Energy of engine steps, charged to the requests in them",
-                                  value=acc.request_joules)
+        yield CounterMetricFamily(
+            "edge_serve_board_energy_joules",
+            "Energy the power sensor measured while serving, idle included",
+            value=acc.board_joules,
+        )
+        yield CounterMetricFamily(
+            "edge_serve_request_energy_joules",
+            "Energy of engine steps, charged to the requests in them",
+            value=acc.request_joules,
+        )
         per_joule = acc.request_tokens / acc.request_joules if acc.request_joules > 0 else 0.0
-        yield GaugeMetricFamily("edge_serve_tokens_per_joule",
-                                "Generated tokens per joule charged to finished requests",
-                                value=per_joule)
+        yield GaugeMetricFamily(
+            "edge_serve_tokens_per_joule",
+            "Generated tokens per joule charged to finished requests",
+            value=per_joule,
+        )
         watts = acc.latest_watts
         if watts is not None:
-            yield GaugeMetricFamily("edge_serve_power_watts", "Latest total power reading",
-                                    value=watts)
+            yield GaugeMetricFamily(
+                "edge_serve_power_watts", "Latest total power reading", value=watts
+            )
 
 
 class ServerMetrics:
     """Counters, histograms and gauges of one server; ``engine()`` and ``energy()`` give the
     current engine and accountant (None while loading / without a sensor)."""
 
-    def __init__(self, engine: Callable[[], Any], energy: Callable[[], EnergyAccountant | None]
-                 ) -> None:
+    def __init__(
+        self, engine: Callable[[], Any], energy: Callable[[], EnergyAccountant | None]
+    ) -> None:
         self.registry = reg = CollectorRegistry()
-        self.http_requests = Counter("edge_serve_http_requests", "HTTP requests answered",
-                                     ["endpoint", "status"], registry=reg)
-        self.finished = Counter("edge_serve_requests_finished",
-                                "Generation requests finished, by finish reason "
-                                "(stop, length, cancelled)", ["endpoint", "finish_reason"],
-                                registry=reg)
-        self.prompt_tokens = Counter("edge_serve_prompt_tokens", "Prompt tokens prefilled",
-                                     registry=reg)
-        self.generation_tokens = Counter("edge_serve_generation_tokens", "Tokens generated",
-                                         registry=reg)
-        self.ttft = Histogram("edge_serve_time_to_first_token_seconds",
-                              "Time from submission (queueing included) to the first token",
-                              buckets=_TTFT_BUCKETS, registry=reg)
-        self.tpot = Histogram("edge_serve_time_per_output_token_seconds",
-                              "Time between consecutive tokens of a request",
-                              buckets=_TPOT_BUCKETS, registry=reg)
-        self.e2e = Histogram("edge_serve_request_duration_seconds",
-                             "Time from submission to the last token", buckets=_E2E_BUCKETS,
-                             registry=reg)
+        self.http_requests = Counter(
+            "edge_serve_http_requests",
+            "HTTP requests answered",
+            ["endpoint", "status"],
+            registry=reg,
+        )
+        self.finished = Counter(
+            "edge_serve_requests_finished",
+            "Generation requests finished, by finish reason (stop, length, cancelled)",
+            ["endpoint", "finish_reason"],
+            registry=reg,
+        )
+        self.prompt_tokens = Counter(
+            "edge_serve_prompt_tokens", "Prompt tokens prefilled", registry=reg
+        )
+        self.generation_tokens = Counter(
+            "edge_serve_generation_tokens", "Tokens generated", registry=reg
+        )
+        self.ttft = Histogram(
+            "edge_serve_time_to_first_token_seconds",
+            "Time from submission (queueing included) to the first token",
+            buckets=_TTFT_BUCKETS,
+            registry=reg,
+        )
+        self.tpot = Histogram(
+            "edge_serve_time_per_output_token_seconds",
+            "Time between consecutive tokens of a request",
+            buckets=_TPOT_BUCKETS,
+            registry=reg,
+        )
+        self.e2e = Histogram(
+            "edge_serve_request_duration_seconds",
+            "Time from submission to the last token",
+            buckets=_E2E_BUCKETS,
+            registry=reg,
+        )
 
         def engine_value(read: Callable[[Any], float]) -> Callable[[], float]:
             return lambda: float(read(engine())) if engine() is not None else 0.0
 
         for name, doc, read in (
-                ("edge_serve_requests_running", "Requests in engine slots now",
-                 lambda e: e.running),
-                ("edge_serve_requests_waiting", "Requests queued for a slot", lambda e: e.waiting),
-                ("edge_serve_slots", "Engine slots (requests decoded together)", lambda e: e.slots),
-                ("edge_serve_kv_cache_usage_ratio",
-                 "KV cache positions in use / (slots x max context)", lambda e: e.kv_cache_used),
-                ("edge_serve_kv_cache_bytes", "Bytes allocated for the KV cache of all slots",
-                 lambda e: e.kv_cache_bytes)):
+            ("edge_serve_requests_running", "Requests in engine slots now", lambda e: e.running),
+            ("edge_serve_requests_waiting", "Requests queued for a slot", lambda e: e.waiting),
+            ("edge_serve_slots", "Engine slots (requests decoded together)", lambda e: e.slots),
+            (
+                "edge_serve_kv_cache_usage_ratio",
+                "KV cache positions in use / (slots x max context)",
+                lambda e: e.kv_cache_used,
+            ),
+            (
+                "edge_serve_kv_cache_bytes",
+                "Bytes allocated for the KV cache of all slots",
+                lambda e: e.kv_cache_bytes,
+            ),
+        ):
             Gauge(name, doc, registry=reg).set_function(engine_value(read))
         reg.register(_EnergyCollector(energy))
 

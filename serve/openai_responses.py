@@ -16,8 +16,12 @@ from edge_sdk.runtime.stats import StopReason
 
 __all__ = ["ChatShape", "CompletionShape", "ResponseShape", "finish_reason", "usage"]
 
-_FINISH: dict[str, str] = {"eos": "stop", "stop": "stop", "max_new_tokens": "length",
-                           "length": "length"}
+_FINISH: dict[str, str] = {
+    "eos": "stop",
+    "stop": "stop",
+    "max_new_tokens": "length",
+    "length": "length",
+}
 
 
 def finish_reason(stop_reason: StopReason) -> str | None:
@@ -25,12 +29,15 @@ def finish_reason(stop_reason: StopReason) -> str | None:
     return _FINISH.get(stop_reason)
 
 
-def usage(prompt_tokens: int, completion_tokens: int,
-          energy: dict[str, Any] | None = None) -> dict[str, Any]:
+def usage(
+    prompt_tokens: int, completion_tokens: int, energy: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``usage`` object; ``energy`` (joules, tokens_per_joule, sensor) when measured."""
-    body: dict[str, Any] = {"prompt_tokens": prompt_tokens,
-                            "completion_tokens": completion_tokens,
-                            "total_tokens": prompt_tokens + completion_tokens}
+    body: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
     if energy is not None:
         body["energy"] = energy
     return body
@@ -50,8 +57,13 @@ class ResponseShape:
         self.include_usage = include_usage
 
     def _envelope(self, object_name: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"id": self.id, "object": object_name, "created": self.created,
-                "model": self.model, "choices": choices}
+        return {
+            "id": self.id,
+            "object": object_name,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
 
     def _chunk(self, choice: dict[str, Any]) -> dict[str, Any]:
         chunk = self._envelope(self.chunk_object, [{"index": 0, **choice}])
@@ -83,19 +95,29 @@ class ChatShape(ResponseShape):
     id_prefix = "chatcmpl-"
 
     def opening(self) -> list[dict[str, Any]]:
-        return [self._chunk({"delta": {"role": "assistant", "content": ""},
-                             "logprobs": None, "finish_reason": None})]
+        return [
+            self._chunk(
+                {
+                    "delta": {"role": "assistant", "content": ""},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+            )
+        ]
 
     def text(self, piece: str) -> dict[str, Any]:
-        return self._chunk({"delta": {"content": piece}, "logprobs": None,
-                            "finish_reason": None})
+        return self._chunk({"delta": {"content": piece}, "logprobs": None, "finish_reason": None})
 
     def final(self, finish: str) -> dict[str, Any]:
         return self._chunk({"delta": {}, "logprobs": None, "finish_reason": finish})
 
     def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text},
-                  "logprobs": None, "finish_reason": finish}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": finish,
+        }
         return {**self._envelope(self.object_name, [choice]), "usage": usage_body}
 
 

@@ -23,8 +23,18 @@ MAX_STOPS = 4
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # the OpenAI API's default for /v1/completions
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 # accepted and ignored whatever their value: they change nothing a local model could honour
-_IGNORED = ("user", "metadata", "store", "service_tier", "parallel_tool_calls", "prediction",
-            "reasoning_effort", "prompt_cache_key", "safety_identifier", "verbosity")
+_IGNORED = (
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "parallel_tool_calls",
+    "prediction",
+    "reasoning_effort",
+    "prompt_cache_key",
+    "safety_identifier",
+    "verbosity",
+)
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,16 @@ class Sampling:
 
     def engine_kwargs(self, max_context: int) -> dict[str, Any]:
         """Keyword arguments of ``Engine.submit`` (the engine stops at the context anyway)."""
-        return {"max_new_tokens": self.max_tokens or max_context,
-                "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "repetition_penalty": self.repetition_penalty, "seed": self.seed,
-                "stop": self.stop, "ignore_eos": self.ignore_eos}
+        return {
+            "max_new_tokens": self.max_tokens or max_context,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "repetition_penalty": self.repetition_penalty,
+            "seed": self.seed,
+            "stop": self.stop,
+            "ignore_eos": self.ignore_eos,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,13 +90,17 @@ class _Fields:
         self.read.add(name)
         return self.body.get(name)
 
-    def number(self, name: str, default: float, lo: float, hi: float, *,
-               lo_open: bool = False) -> float:
+    def number(
+        self, name: str, default: float, lo: float, hi: float, *, lo_open: bool = False
+    ) -> float:
         value = self.get(name)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise invalid(name, f"'{name}' must be a number, got {value!r}", "invalid_type")
         if value > hi or value < lo or (lo_open and value == lo):
             left = "(" if lo_open else "["
@@ -109,15 +129,23 @@ class _Fields:
         """Refuse ``name`` unless it is absent, null or a value that asks for nothing."""
         value = self.get(name)
         if value is not None and not ok(value):
-            raise APIError(400, f"'{name}' = {value!r} is not supported: {why}", param=name,
-                           code="unsupported_parameter")
+            raise APIError(
+                400,
+                f"'{name}' = {value!r} is not supported: {why}",
+                param=name,
+                code="unsupported_parameter",
+            )
 
     def check_unknown(self) -> None:
         unknown = sorted(set(self.body) - self.read - set(_IGNORED))
         if unknown:
-            raise APIError(400, f"unknown field(s) {', '.join(map(repr, unknown))}: see the "
-                           "supported fields in edge-serve's README", param=unknown[0],
-                           code="unknown_parameter")
+            raise APIError(
+                400,
+                f"unknown field(s) {', '.join(map(repr, unknown))}: see the "
+                "supported fields in edge-serve's README",
+                param=unknown[0],
+                code="unknown_parameter",
+            )
 
 
 def _stops(fields: _Fields) -> tuple[str, ...]:
@@ -126,8 +154,11 @@ def _stops(fields: _Fields) -> tuple[str, ...]:
         return ()
     stops = [value] if isinstance(value, str) else value
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
-        raise invalid("stop", "'stop' must be a non-empty string or a list of them, "
-                      f"got {value!r}", "invalid_type")
+        raise invalid(
+            "stop",
+            f"'stop' must be a non-empty string or a list of them, got {value!r}",
+            "invalid_type",
+        )
     if len(stops) > MAX_STOPS:
         raise invalid("stop", f"'stop' takes at most {MAX_STOPS} strings, got {len(stops)}")
     return tuple(stops)
@@ -139,17 +170,22 @@ def _sampling(fields: _Fields, max_tokens: int | None) -> Sampling:
         raise invalid("model", "'model' must be a string", "invalid_type")
     n = fields.integer("n", lo=1)
     if n is not None and n != 1:
-        raise APIError(400, f"'n' = {n} is not supported: this server returns one choice per "
-                       "request; send n requests instead (they run concurrently)", param="n",
-                       code="unsupported_value")
+        raise APIError(
+            400,
+            f"'n' = {n} is not supported: this server returns one choice per "
+            "request; send n requests instead (they run concurrently)",
+            param="n",
+            code="unsupported_value",
+        )
     seed = fields.integer("seed")
     if seed is not None and not 0 <= seed < 2**64:
         raise invalid("seed", f"'seed' must be between 0 and 2**64 - 1, got {seed}")
     top_k = fields.integer("top_k", lo=-1)
     for name in ("presence_penalty", "frequency_penalty"):
         fields.number(name, 0.0, -2.0, 2.0)
-        fields.only_default(name, lambda v: v == 0,
-                            "use 'repetition_penalty' (> 1 penalizes tokens already seen)")
+        fields.only_default(
+            name, lambda v: v == 0, "use 'repetition_penalty' (> 1 penalizes tokens already seen)"
+        )
     fields.only_default("logit_bias", lambda v: v == {}, "logit biases are not applied here")
     stream = fields.boolean("stream")
     options = fields.get("stream_options")
@@ -166,8 +202,12 @@ def _sampling(fields: _Fields, max_tokens: int | None) -> Sampling:
         top_p=fields.number("top_p", 1.0, 0.0, 1.0, lo_open=True),
         top_k=max(top_k or 0, 0),
         repetition_penalty=fields.number("repetition_penalty", 1.0, 0.0, 10.0, lo_open=True),
-        seed=seed, stop=_stops(fields), ignore_eos=fields.boolean("ignore_eos"),
-        stream=stream, include_usage=include_usage)
+        seed=seed,
+        stop=_stops(fields),
+        ignore_eos=fields.boolean("ignore_eos"),
+        stream=stream,
+        include_usage=include_usage,
+    )
 
 
 def _object(body: Any) -> _Fields:
@@ -179,31 +219,44 @@ def _object(body: Any) -> _Fields:
 def _message(index: int, raw: Any) -> dict[str, str]:
     where = f"messages[{index}]"
     if not isinstance(raw, dict):
-        raise invalid(where, f"{where} must be an object with 'role' and 'content'",
-                      "invalid_type")
+        raise invalid(where, f"{where} must be an object with 'role' and 'content'", "invalid_type")
     role = raw.get("role")
     if role not in _ROLES:
-        raise invalid(f"{where}.role", f"{where}.role must be one of {sorted(_ROLES)}, "
-                      f"got {role!r}")
+        raise invalid(
+            f"{where}.role", f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}"
+        )
     if raw.get("tool_calls"):
-        raise APIError(400, f"{where} has tool_calls: tool calling is not supported",
-                       param=f"{where}.tool_calls", code="unsupported_parameter")
+        raise APIError(
+            400,
+            f"{where} has tool_calls: tool calling is not supported",
+            param=f"{where}.tool_calls",
+            code="unsupported_parameter",
+        )
     content = raw.get("content")
     if content is None:
         content = ""
     elif isinstance(content, list):
         parts = []
         for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text" \
-                    or not isinstance(part.get("text"), str):
-                raise APIError(400, f"{where}.content: only text parts are supported "
-                               f"(got {part!r:.80})", param=f"{where}.content",
-                               code="unsupported_parameter")
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise APIError(
+                    400,
+                    f"{where}.content: only text parts are supported (got {part!r:.80})",
+                    param=f"{where}.content",
+                    code="unsupported_parameter",
+                )
             parts.append(part["text"])
         content = "".join(parts)
     elif not isinstance(content, str):
-        raise invalid(f"{where}.content", f"{where}.content must be a string or a list of "
-                      "text parts", "invalid_type")
+        raise invalid(
+            f"{where}.content",
+            f"{where}.content must be a string or a list of text parts",
+            "invalid_type",
+        )
     return {"role": "system" if role == "developer" else role, "content": content}
 
 
@@ -212,8 +265,11 @@ def parse_chat(body: Any) -> ChatRequest:
     fields = _object(body)
     messages = fields.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise invalid("messages", "'messages' must be a non-empty list of messages",
-                      "missing_required_parameter" if messages is None else "invalid_type")
+        raise invalid(
+            "messages",
+            "'messages' must be a non-empty list of messages",
+            "missing_required_parameter" if messages is None else "invalid_type",
+        )
     parsed = [_message(i, m) for i, m in enumerate(messages)]
     max_tokens = fields.integer("max_tokens", lo=1)
     max_completion = fields.integer("max_completion_tokens", lo=1)
@@ -223,8 +279,11 @@ def parse_chat(body: Any) -> ChatRequest:
         fields.only_default(name, lambda v: v == [], "tool calling is not supported")
     for name in ("tool_choice", "function_call"):
         fields.only_default(name, lambda v: v in ("none", "auto"), "tool calling is not supported")
-    fields.only_default("response_format", lambda v: v == {"type": "text"},
-                        "only plain text output ({'type': 'text'}) is produced")
+    fields.only_default(
+        "response_format",
+        lambda v: v == {"type": "text"},
+        "only plain text output ({'type': 'text'}) is produced",
+    )
     fields.only_default("modalities", lambda v: v == ["text"], "only text is produced")
     fields.only_default("audio", lambda v: False, "only text is produced")
     fields.only_default("web_search_options", lambda v: False, "there is no web search")
@@ -240,16 +299,29 @@ def _prompt(value: Any) -> str | list[int]:
         if not value:
             raise invalid("prompt", "'prompt' is empty: give some text to continue")
         return value
-    if isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool)
-                                                 for i in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+    ):
         return list(value)
-    if isinstance(value, list) and len(value) > 1 and all(isinstance(p, (str, list))
-                                                          for p in value):
-        raise APIError(400, f"'prompt' holds {len(value)} prompts: this server takes one per "
-                       "request; send one request per prompt (they run concurrently)",
-                       param="prompt", code="unsupported_value")
-    raise invalid("prompt", "'prompt' must be a string or a list of token ids",
-                  "missing_required_parameter" if value is None else "invalid_type")
+    if (
+        isinstance(value, list)
+        and len(value) > 1
+        and all(isinstance(p, (str, list)) for p in value)
+    ):
+        raise APIError(
+            400,
+            f"'prompt' holds {len(value)} prompts: this server takes one per "
+            "request; send one request per prompt (they run concurrently)",
+            param="prompt",
+            code="unsupported_value",
+        )
+    raise invalid(
+        "prompt",
+        "'prompt' must be a string or a list of token ids",
+        "missing_required_parameter" if value is None else "invalid_type",
+    )
 
 
 def parse_completion(body: Any) -> CompletionRequest:
@@ -261,7 +333,8 @@ def parse_completion(body: Any) -> CompletionRequest:
     fields.only_default("logprobs", lambda v: False, "log probabilities are not returned")
     fields.only_default("suffix", lambda v: v == "", "insertion (suffix) is not supported")
     fields.only_default("best_of", lambda v: v == 1, "this server returns one choice per request")
-    sampling = _sampling(fields, COMPLETIONS_DEFAULT_MAX_TOKENS if max_tokens is None
-                         else max_tokens)
+    sampling = _sampling(
+        fields, COMPLETIONS_DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+    )
     fields.check_unknown()
     return CompletionRequest(prompt, echo, sampling)

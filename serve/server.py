@@ -16,9 +16,10 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
 from edge_sdk.serve.app import create_app
 from edge_sdk.serve.state import ServerState
-from uvicorn.config import LOGGING_CONFIG
 
 __all__ = ["EdgeServer", "bind", "log_config"]
 
@@ -29,15 +30,19 @@ def log_config() -> dict[str, Any]:
     """uvicorn's logging, everything on stderr (stdout is for results), plus our logger."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
-    config["loggers"]["edge_sdk.serve"] = {"handlers": ["default"], "level": "INFO",
-                                           "propagate": False}
+    config["loggers"]["edge_sdk.serve"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     return config
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` (port 0: a free one); OSError when it cannot be."""
     family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -51,11 +56,17 @@ def bind(host: str, port: int) -> socket.socket:
 class EdgeServer(uvicorn.Server):
     """uvicorn's server over ``create_app(state)`` with draining on the first signal."""
 
-    def __init__(self, state: ServerState, log_level: str = "info",
-                 access_log: bool = True) -> None:
-        config = uvicorn.Config(create_app(state), log_config=log_config(), log_level=log_level,
-                                access_log=access_log, lifespan="on",
-                                timeout_graceful_shutdown=int(_AFTER_DRAIN_S))
+    def __init__(
+        self, state: ServerState, log_level: str = "info", access_log: bool = True
+    ) -> None:
+        config = uvicorn.Config(
+            create_app(state),
+            log_config=log_config(),
+            log_level=log_level,
+            access_log=access_log,
+            lifespan="on",
+            timeout_graceful_shutdown=int(_AFTER_DRAIN_S),
+        )
         super().__init__(config)
         self.state = state
         self.exit_signal: int | None = None
@@ -68,8 +79,9 @@ class EdgeServer(uvicorn.Server):
     def drain_and_exit(self) -> None:
         """Drain on a background thread, then stop (safe from any thread; once)."""
         if self._drainer is None:
-            self._drainer = threading.Thread(target=self._drain, name="edge-serve-drain",
-                                             daemon=True)
+            self._drainer = threading.Thread(
+                target=self._drain, name="edge-serve-drain", daemon=True
+            )
             self._drainer.start()
 
     def _drain(self) -> None:

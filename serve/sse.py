@@ -14,11 +14,12 @@ import json
 import logging
 from typing import Any
 
+from starlette.types import Message, Receive, Scope, Send
+
 from edge_sdk.runtime.generator import GenerationResult
 from edge_sdk.serve.bridge import EngineCall
 from edge_sdk.serve.errors import error_body
 from edge_sdk.serve.openai_responses import ResponseShape, finish_reason, usage
-from starlette.types import Message, Receive, Scope, Send
 
 __all__ = ["EventStream", "sse"]
 
@@ -28,8 +29,9 @@ DONE = b"data: [DONE]\n\n"
 
 def sse(data: dict[str, Any]) -> bytes:
     """One server-sent event carrying ``data`` as compact JSON."""
-    return b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() \
-        + b"\n\n"
+    return (
+        b"data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    )
 
 
 async def wait_disconnect(receive: Receive) -> None:
@@ -50,10 +52,17 @@ class EventStream:
         self.disconnected = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
-                                (b"cache-control", b"no-cache"),
-                                (b"x-accel-buffering", b"no")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
         watcher = asyncio.ensure_future(self._watch(receive))
         try:
             await self._pump(send)
@@ -61,9 +70,18 @@ class EventStream:
             self.disconnected = True
         except Exception as exc:  # the headers are out: end with an error event, never hang
             LOG.exception("stream failed")
-            await self._send(send, sse(error_body(500, "the server hit an unexpected error "
-                                                  f"({type(exc).__name__})", None,
-                                                  "internal_error")) + DONE)
+            await self._send(
+                send,
+                sse(
+                    error_body(
+                        500,
+                        f"the server hit an unexpected error ({type(exc).__name__})",
+                        None,
+                        "internal_error",
+                    )
+                )
+                + DONE,
+            )
         finally:
             watcher.cancel()
             self.call.cancel()  # no-op when it finished
@@ -95,17 +113,38 @@ class EventStream:
                 await self._send(send, b"".join(pieces))
         finish = finish_reason(result.stop_reason)
         if self.call.error is not None:
-            await self._send(send, sse(error_body(
-                500, "the model failed while generating (logged on the server: "
-                f"{type(self.call.error).__name__})", None, "model_error")) + DONE)
+            await self._send(
+                send,
+                sse(
+                    error_body(
+                        500,
+                        "the model failed while generating (logged on the server: "
+                        f"{type(self.call.error).__name__})",
+                        None,
+                        "model_error",
+                    )
+                )
+                + DONE,
+            )
             return
         if finish is None:  # cancelled: by the client (nobody to tell) or by the drain timeout
-            await self._send(send, sse(error_body(
-                503, "the server shut down before the request finished", None,
-                "cancelled")) + DONE)
+            await self._send(
+                send,
+                sse(
+                    error_body(
+                        503, "the server shut down before the request finished", None, "cancelled"
+                    )
+                )
+                + DONE,
+            )
             return
         tail = [sse(shape.final(finish))]
         if shape.include_usage:
-            tail.append(sse(shape.usage_chunk(usage(self.prompt_tokens, result.stats.new_tokens,
-                                                    self.call.energy))))
+            tail.append(
+                sse(
+                    shape.usage_chunk(
+                        usage(self.prompt_tokens, result.stats.new_tokens, self.call.energy)
+                    )
+                )
+            )
         await self._send(send, b"".join(tail) + DONE)

@@ -46,8 +46,12 @@ class ServerState:
     None. ``on_ready`` / ``on_failure`` are called on the loading thread.
     """
 
-    def __init__(self, settings: ServeSettings, load_engine: Callable[[], Engine],
-                 open_power: Callable[[], PowerSensor | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        settings: ServeSettings,
+        load_engine: Callable[[], Engine],
+        open_power: Callable[[], PowerSensor | None] = lambda: None,
+    ) -> None:
         self.settings = settings
         self.created = int(time.time())
         self._load_engine = load_engine
@@ -70,8 +74,7 @@ class ServerState:
     def start_loading(self) -> None:
         """Load on a background thread (once)."""
         if self._loader is None:
-            self._loader = threading.Thread(target=self._load, name="edge-serve-load",
-                                            daemon=True)
+            self._loader = threading.Thread(target=self._load, name="edge-serve-load", daemon=True)
             self._loader.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
@@ -124,13 +127,23 @@ class ServerState:
         if phase == "ready" and engine is not None:
             return engine
         if phase == "loading":
-            raise APIError(503, "the model is still loading; retry in a moment",
-                           code="model_loading", headers=retry)
+            raise APIError(
+                503,
+                "the model is still loading; retry in a moment",
+                code="model_loading",
+                headers=retry,
+            )
         if phase == "failed":
-            raise APIError(503, f"the model failed to load: {self.load_error}",
-                           code="model_load_failed")
-        raise APIError(503, "the server is shutting down and admits no new requests; "
-                       "retry later or on another server", code="draining", headers=retry)
+            raise APIError(
+                503, f"the model failed to load: {self.load_error}", code="model_load_failed"
+            )
+        raise APIError(
+            503,
+            "the server is shutting down and admits no new requests; "
+            "retry later or on another server",
+            code="draining",
+            headers=retry,
+        )
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """``GET /health``: 200 when ready, else 503; a JSON body either way.
@@ -141,15 +154,23 @@ class ServerState:
         engine = self.engine
         broken = engine.failed if self.phase == "ready" and engine is not None else None
         phase = "failed" if broken is not None else self.phase
-        body: dict[str, Any] = {"status": "ok" if phase == "ready" else phase,
-                                "model": self.settings.model_name}
+        body: dict[str, Any] = {
+            "status": "ok" if phase == "ready" else phase,
+            "model": self.settings.model_name,
+        }
         if phase == "ready" and engine is not None:
-            body.update(slots=engine.slots, running=engine.running, waiting=engine.waiting,
-                        max_context=engine.max_context, batched=engine.batched,
-                        power_sensor=self.sensor.describe() if self.sensor else None)
+            body.update(
+                slots=engine.slots,
+                running=engine.running,
+                waiting=engine.waiting,
+                max_context=engine.max_context,
+                batched=engine.batched,
+                power_sensor=self.sensor.describe() if self.sensor else None,
+            )
         if phase == "failed":
-            body["error"] = (f"the engine stopped: {broken}" if broken is not None
-                             else str(self.load_error))
+            body["error"] = (
+                f"the engine stopped: {broken}" if broken is not None else str(self.load_error)
+            )
         return (200 if phase == "ready" else 503), body
 
     # -- stopping ---------------------------------------------------------------------------------
@@ -162,8 +183,12 @@ class ServerState:
             engine = self.engine
         deadline = time.monotonic() + timeout_s
         if engine is not None:
-            LOG.info("draining: %d running, %d waiting (at most %.0f s)", engine.running,
-                     engine.waiting, timeout_s)
+            LOG.info(
+                "draining: %d running, %d waiting (at most %.0f s)",
+                engine.running,
+                engine.waiting,
+                timeout_s,
+            )
             engine.close(drain=True, timeout=timeout_s)
         while self.in_flight > 0 and time.monotonic() < deadline + 5.0:
             time.sleep(0.02)

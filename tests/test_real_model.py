@@ -25,8 +25,9 @@ pytestmark = pytest.mark.slow  # two exports of a 135M model: about a minute eac
 def smollm2_int8(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edge_sdk.exporters import export
 
-    result = export(smollm2_gguf, tmp_path_factory.mktemp("smollm2") / "int8", "int8",
-                    eval_tokens=1024)
+    result = export(
+        smollm2_gguf, tmp_path_factory.mktemp("smollm2") / "int8", "int8", eval_tokens=1024
+    )
     assert result.accuracy is not None and result.accuracy.gate == "passed"
     assert result.parity.worst <= 1e-4  # the float graph against PyTorch
     return result.bundle.path
@@ -38,8 +39,13 @@ def smollm2_int4(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -
     at group 32 passes it: see the README's table, it takes minutes to export): forced."""
     from edge_sdk.exporters import export
 
-    return export(smollm2_gguf, tmp_path_factory.mktemp("smollm2") / "int4", "int4",
-                  eval_tokens=1024, force=True).bundle.path
+    return export(
+        smollm2_gguf,
+        tmp_path_factory.mktemp("smollm2") / "int4",
+        "int4",
+        eval_tokens=1024,
+        force=True,
+    ).bundle.path
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +63,9 @@ def test_int8_answers_through_the_python_api(gen_int8: Generator) -> None:
     assert "Paris" in reply.text and reply.stop_reason == "eos"  # <|im_end|> ends the turn
 
 
-def test_int8_answers_through_edge_run_chat(smollm2_int8: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_int8_answers_through_edge_run_chat(
+    smollm2_int8: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edge_sdk.runtime.cli import main as edge_run
 
     monkeypatch.setattr(sys, "stdin", io.StringIO(QUESTION + "\n"))
@@ -80,8 +87,10 @@ def test_edge_serve_answers_with_the_openai_client(smollm2_int8: Path) -> None:
 
     with running_server(smollm2_int8, slots=2) as server:
         reply = server.client().chat.completions.create(
-            model="smollm2", messages=[{"role": "system", "content": SYSTEM},
-                                       {"role": "user", "content": QUESTION}],
-            max_tokens=24, temperature=0)
+            model="smollm2",
+            messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}],
+            max_tokens=24,
+            temperature=0,
+        )
     assert "Paris" in (reply.choices[0].message.content or "")
     assert reply.choices[0].finish_reason == "stop" and reply.usage is not None

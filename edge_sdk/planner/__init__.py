@@ -27,18 +27,43 @@ from edge_sdk.planner.speed import SpeedEstimate, decode_flops, prefill_flops
 
 __all__ = [
     # entry point and its result
-    "plan", "Plan", "CostInputs",
+    "plan",
+    "Plan",
+    "CostInputs",
     # inputs
-    "resolve_model", "ModelSource", "PRESETS", "get_preset", "preset_names",
+    "resolve_model",
+    "ModelSource",
+    "PRESETS",
+    "get_preset",
+    "preset_names",
     # devices
-    "Device", "PowerModeSpec", "DEVICES", "get_device", "device_names", "device_with_conf",
+    "Device",
+    "PowerModeSpec",
+    "DEVICES",
+    "get_device",
+    "device_names",
+    "device_with_conf",
     # precision and memory
-    "PRECISIONS", "WeightFormat", "weight_format", "WeightBreakdown", "MemoryEstimate",
-    "weight_bytes", "kv_cache_bytes", "estimate_memory", "max_context", "max_batch",
+    "PRECISIONS",
+    "WeightFormat",
+    "weight_format",
+    "WeightBreakdown",
+    "MemoryEstimate",
+    "weight_bytes",
+    "kv_cache_bytes",
+    "estimate_memory",
+    "max_context",
+    "max_batch",
     # speed
-    "SpeedEstimate", "decode_flops", "prefill_flops",
+    "SpeedEstimate",
+    "decode_flops",
+    "prefill_flops",
     # energy and cost
-    "EnergyEstimate", "TcoEstimate", "estimate_tco", "read_tokens_per_joule",
+    "EnergyEstimate",
+    "TcoEstimate",
+    "estimate_tco",
+    "read_tokens_per_joule",
     # rule of thumb
-    "RuleOfThumbComparison", "compare_rule_of_thumb",
+    "RuleOfThumbComparison",
+    "compare_rule_of_thumb",
 ]

@@ -18,7 +18,7 @@ from edge_sdk.planner.precision import DTYPE_BYTES, PRECISIONS
 from edge_sdk.planner.presets import PRESETS
 from edge_sdk.planner.report import format_comparison, format_plan
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 _COMPARED_PRECISIONS = ("fp32", "fp16", "int8", "int4")
 
@@ -27,56 +27,113 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge-plan",
         description="Estimate whether a model fits on a device, its time to first token and decode "
-                    "speed bounds, and its energy and cost, before exporting anything.",
+        "speed bounds, and its energy and cost, before exporting anything.",
         epilog=f"Devices: {', '.join(DEVICES)}. Presets: {', '.join(PRESETS)}.",
     )
-    parser.add_argument("model", metavar="MODEL",
-                        help="a bundle directory, a Hugging Face config.json (or a folder with one), "
-                             "the SDK's model.pt, or a preset name")
-    parser.add_argument("--device", help="device name (see the list below); required unless "
-                                         "--compare devices")
-    parser.add_argument("--mode", help="power mode by name or wattage, e.g. 15W or MAXN "
-                                       "(default: the device's default mode)")
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        help="weight precision (default: a bundle's own precision, else int8)")
-    parser.add_argument("--group-size", type=int, default=None,
-                        help="input values per scale: int4 (default 128), int8 (default 64, as "
-                             "edge-export; 0: one scale per output channel)")
-    parser.add_argument("--keep-embedding", action="store_true",
-                        help="keep the embedding table in float instead of quantizing it")
-    parser.add_argument("--context", type=int, default=None,
-                        help=f"tokens per sequence, prompt + generated (default {DEFAULT_CONTEXT}, "
-                             "or the model's limit when lower: a bundle's max_sequence_length, "
-                             "else max_position_embeddings); above that limit is an error")
-    parser.add_argument("--prompt", type=int,
-                        help="prompt tokens for the time to first token (default: half the context)")
-    parser.add_argument("--batch", type=int, default=1, help="sequences decoded together (default 1)")
-    parser.add_argument("--kv-dtype", choices=sorted(DTYPE_BYTES),
-                        help="KV cache dtype (default: the precision's activation dtype; fp32 for "
-                             "the SDK's int8 bundles)")
-    parser.add_argument("--headroom", type=float, default=DEFAULT_HEADROOM,
-                        help=f"fraction of usable memory kept free (default {DEFAULT_HEADROOM})")
-    parser.add_argument("--reserved-gb", type=float,
-                        help="memory the OS and CUDA context keep, GB (default: 1.5 on Jetson, "
-                             "0.5 on a discrete GPU)")
-    parser.add_argument("--nvpmodel-conf", metavar="FILE",
-                        help="take the device's power modes and clock caps from this nvpmodel "
-                             "configuration file (e.g. /etc/nvpmodel.conf)")
-    parser.add_argument("--compare", metavar="WHAT",
-                        help="'devices', 'precisions', or a comma list of device or precision names")
-    parser.add_argument("--efficiency", metavar="FILE",
-                        help="measured efficiency summary (JSON with tokens_per_joule) from edge-power")
-    parser.add_argument("--electricity-price", type=float, default=DEFAULT_ELECTRICITY_PRICE,
-                        help=f"price per kWh (default {DEFAULT_ELECTRICITY_PRICE})")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a bundle directory, a Hugging Face config.json (or a folder with one), "
+        "the SDK's model.pt, or a preset name",
+    )
+    parser.add_argument(
+        "--device", help="device name (see the list below); required unless --compare devices"
+    )
+    parser.add_argument(
+        "--mode",
+        help="power mode by name or wattage, e.g. 15W or MAXN (default: the device's default mode)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="weight precision (default: a bundle's own precision, else int8)",
+    )
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=None,
+        help="input values per scale: int4 (default 128), int8 (default 64, as "
+        "edge-export; 0: one scale per output channel)",
+    )
+    parser.add_argument(
+        "--keep-embedding",
+        action="store_true",
+        help="keep the embedding table in float instead of quantizing it",
+    )
+    parser.add_argument(
+        "--context",
+        type=int,
+        default=None,
+        help=f"tokens per sequence, prompt + generated (default {DEFAULT_CONTEXT}, "
+        "or the model's limit when lower: a bundle's max_sequence_length, "
+        "else max_position_embeddings); above that limit is an error",
+    )
+    parser.add_argument(
+        "--prompt",
+        type=int,
+        help="prompt tokens for the time to first token (default: half the context)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=1, help="sequences decoded together (default 1)"
+    )
+    parser.add_argument(
+        "--kv-dtype",
+        choices=sorted(DTYPE_BYTES),
+        help="KV cache dtype (default: the precision's activation dtype; fp32 for "
+        "the SDK's int8 bundles)",
+    )
+    parser.add_argument(
+        "--headroom",
+        type=float,
+        default=DEFAULT_HEADROOM,
+        help=f"fraction of usable memory kept free (default {DEFAULT_HEADROOM})",
+    )
+    parser.add_argument(
+        "--reserved-gb",
+        type=float,
+        help="memory the OS and CUDA context keep, GB (default: 1.5 on Jetson, "
+        "0.5 on a discrete GPU)",
+    )
+    parser.add_argument(
+        "--nvpmodel-conf",
+        metavar="FILE",
+        help="take the device's power modes and clock caps from this nvpmodel "
+        "configuration file (e.g. /etc/nvpmodel.conf)",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="WHAT",
+        help="'devices', 'precisions', or a comma list of device or precision names",
+    )
+    parser.add_argument(
+        "--efficiency",
+        metavar="FILE",
+        help="measured efficiency summary (JSON with tokens_per_joule) from edge-power",
+    )
+    parser.add_argument(
+        "--electricity-price",
+        type=float,
+        default=DEFAULT_ELECTRICITY_PRICE,
+        help=f"price per kWh (default {DEFAULT_ELECTRICITY_PRICE})",
+    )
     parser.add_argument("--years", type=float, default=3.0, help="TCO period in years (default 3)")
-    parser.add_argument("--utilisation", type=float, default=0.5,
-                        help="fraction of the time the device decodes (default 0.5)")
-    parser.add_argument("--hardware-price", type=float,
-                        help="hardware price for the TCO (default: the catalog's list price)")
-    parser.add_argument("--power-draw", type=float,
-                        help="power while decoding, W (default: the mode's budget)")
-    parser.add_argument("--idle-power", type=float, default=0.0,
-                        help="power while idle, W (default 0)")
+    parser.add_argument(
+        "--utilisation",
+        type=float,
+        default=0.5,
+        help="fraction of the time the device decodes (default 0.5)",
+    )
+    parser.add_argument(
+        "--hardware-price",
+        type=float,
+        help="hardware price for the TCO (default: the catalog's list price)",
+    )
+    parser.add_argument(
+        "--power-draw", type=float, help="power while decoding, W (default: the mode's budget)"
+    )
+    parser.add_argument(
+        "--idle-power", type=float, default=0.0, help="power while idle, W (default 0)"
+    )
     add_common_flags(parser)
     return parser
 
@@ -92,8 +149,10 @@ def _compare_targets(what: str) -> tuple[str, list[str]]:
         return "device", items
     if items and all(item in PRECISIONS for item in items):
         return "precision", items
-    raise ConfigError(f"--compare takes 'devices', 'precisions' or a comma list of devices "
-                      f"({', '.join(DEVICES)}) or of precisions ({', '.join(PRECISIONS)}); got {what!r}")
+    raise ConfigError(
+        f"--compare takes 'devices', 'precisions' or a comma list of devices "
+        f"({', '.join(DEVICES)}) or of precisions ({', '.join(PRECISIONS)}); got {what!r}"
+    )
 
 
 def _device(name: str, args: argparse.Namespace) -> Device:
@@ -103,18 +162,36 @@ def _device(name: str, args: argparse.Namespace) -> Device:
     return device
 
 
-def _plan(source: ModelSource, device: Device, precision: str, mode: str | None,
-          args: argparse.Namespace, costs: CostInputs) -> Plan:
+def _plan(
+    source: ModelSource,
+    device: Device,
+    precision: str,
+    mode: str | None,
+    args: argparse.Namespace,
+    costs: CostInputs,
+) -> Plan:
     group = args.group_size
     if group is None and precision == source.precision:
         group = source.group_size  # the bundle's own
     measured = source.bundle_model_bytes if precision == source.precision else None
-    return plan(source.config, device, model_name=source.name, mode=mode, precision=precision,
-                group_size=group, context=args.context, batch=args.batch,
-                prompt=args.prompt, kv_dtype=args.kv_dtype,
-                quantize_embedding=not args.keep_embedding, headroom=args.headroom, costs=costs,
-                bundle_model_bytes=measured, context_limit=source.context_limit,
-                context_limit_source=source.context_limit_source)
+    return plan(
+        source.config,
+        device,
+        model_name=source.name,
+        mode=mode,
+        precision=precision,
+        group_size=group,
+        context=args.context,
+        batch=args.batch,
+        prompt=args.prompt,
+        kv_dtype=args.kv_dtype,
+        quantize_embedding=not args.keep_embedding,
+        headroom=args.headroom,
+        costs=costs,
+        bundle_model_bytes=measured,
+        context_limit=source.context_limit,
+        context_limit_source=source.context_limit_source,
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -122,12 +199,20 @@ def _run(args: argparse.Namespace) -> int:
     if by != "device" and not args.device:
         raise ConfigError(f"--device is required (valid devices: {', '.join(DEVICES)})")
     if args.compare and (args.efficiency or args.nvpmodel_conf) and by == "device":
-        raise ConfigError("--efficiency and --nvpmodel-conf describe one device; drop --compare devices")
+        raise ConfigError(
+            "--efficiency and --nvpmodel-conf describe one device; drop --compare devices"
+        )
     source = resolve_model(args.model)
-    precision = args.precision or (source.precision if source.precision in PRECISIONS else None) or "int8"
+    precision = (
+        args.precision or (source.precision if source.precision in PRECISIONS else None) or "int8"
+    )
     costs = CostInputs(
-        electricity_price=args.electricity_price, years=args.years, utilisation=args.utilisation,
-        hardware_price=args.hardware_price, power_w=args.power_draw, idle_power_w=args.idle_power,
+        electricity_price=args.electricity_price,
+        years=args.years,
+        utilisation=args.utilisation,
+        hardware_price=args.hardware_price,
+        power_w=args.power_draw,
+        idle_power_w=args.idle_power,
         tokens_per_joule=read_tokens_per_joule(args.efficiency) if args.efficiency else None,
         efficiency_source=args.efficiency or "",
     )
@@ -149,8 +234,10 @@ def _run(args: argparse.Namespace) -> int:
             try:
                 mode = device.mode(args.mode).name if args.mode else None
             except ConfigError:
-                notes.append(f"{name} has no {args.mode} mode (modes: "
-                             f"{', '.join(m.name for m in device.modes)}); left out")
+                notes.append(
+                    f"{name} has no {args.mode} mode (modes: "
+                    f"{', '.join(m.name for m in device.modes)}); left out"
+                )
                 continue
             plans.append(_plan(source, device, precision, mode, args, costs))
     else:

@@ -18,8 +18,14 @@ from typing import Any
 
 from edge_sdk.errors import ConfigError
 
-__all__ = ["EnergyEstimate", "TcoEstimate", "read_tokens_per_joule", "estimate_energy",
-           "estimate_tco", "DEFAULT_ELECTRICITY_PRICE"]
+__all__ = [
+    "DEFAULT_ELECTRICITY_PRICE",
+    "EnergyEstimate",
+    "TcoEstimate",
+    "estimate_energy",
+    "estimate_tco",
+    "read_tokens_per_joule",
+]
 
 DEFAULT_ELECTRICITY_PRICE = 0.15  # USD per kWh: assumption, set --electricity-price
 _JOULES_PER_KWH = 3.6e6
@@ -32,10 +38,10 @@ class EnergyEstimate:
     """Energy per token and its electricity cost."""
 
     tokens_per_joule: float
-    source: str                 # "measured: FILE" or "estimated from the 15W budget"
+    source: str  # "measured: FILE" or "estimated from the 15W budget"
     joules_per_token: float
     kwh_per_million_tokens: float
-    electricity_price: float    # per kWh
+    electricity_price: float  # per kWh
     cost_per_million_tokens: float
 
 
@@ -57,8 +63,14 @@ class TcoEstimate:
 
 
 def _positive_number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value) and value > 0 else None
+    return (
+        float(value)
+        if isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+        else None
+    )
 
 
 def read_tokens_per_joule(path: str | Path) -> float:
@@ -73,8 +85,13 @@ def read_tokens_per_joule(path: str | Path) -> float:
     if isinstance(data, dict):
         found = data.get("phases")
         phases: dict[str, Any] = found if isinstance(found, dict) else {}
-        for where in (data, data.get("decode"), phases.get("decode"), data.get("total"),
-                      data.get("run")):
+        for where in (
+            data,
+            data.get("decode"),
+            phases.get("decode"),
+            data.get("total"),
+            data.get("run"),
+        ):
             if isinstance(where, dict):
                 value = _positive_number(where.get("tokens_per_joule"))
                 if value is not None:
@@ -85,30 +102,51 @@ def read_tokens_per_joule(path: str | Path) -> float:
     )
 
 
-def estimate_energy(tokens_per_s: float, budget_w: float, electricity_price: float,
-                    measured_tokens_per_joule: float | None = None, source: str = "") -> EnergyEstimate:
+def estimate_energy(
+    tokens_per_s: float,
+    budget_w: float,
+    electricity_price: float,
+    measured_tokens_per_joule: float | None = None,
+    source: str = "",
+) -> EnergyEstimate:
     """Energy per token from a measurement, or from the speed bound over the power budget."""
     if electricity_price < 0:
         raise ConfigError(f"--electricity-price must be >= 0, got {electricity_price}")
     if measured_tokens_per_joule is not None:
         tpj, where = measured_tokens_per_joule, f"measured: {source}" if source else "measured"
     else:
-        tpj, where = tokens_per_s / budget_w, source or f"estimated: decode bound / {budget_w:g} W budget"
+        tpj, where = (
+            tokens_per_s / budget_w,
+            source or f"estimated: decode bound / {budget_w:g} W budget",
+        )
     kwh = _MILLION / tpj / _JOULES_PER_KWH
     return EnergyEstimate(tpj, where, 1 / tpj, kwh, electricity_price, kwh * electricity_price)
 
 
-def estimate_tco(tokens_per_s: float, hardware_price: float, power_w: float, years: float = 3.0,
-                 utilisation: float = 0.5, electricity_price: float = DEFAULT_ELECTRICITY_PRICE,
-                 idle_power_w: float = 0.0) -> TcoEstimate:
+def estimate_tco(
+    tokens_per_s: float,
+    hardware_price: float,
+    power_w: float,
+    years: float = 3.0,
+    utilisation: float = 0.5,
+    electricity_price: float = DEFAULT_ELECTRICITY_PRICE,
+    idle_power_w: float = 0.0,
+) -> TcoEstimate:
     """Hardware plus electricity over ``years`` and the cost per million tokens produced."""
-    checks = {"--years": years > 0, "--utilisation": 0 < utilisation <= 1,
-              "--hardware-price": hardware_price >= 0, "--power-draw": power_w > 0,
-              "--idle-power": idle_power_w >= 0, "--electricity-price": electricity_price >= 0}
+    checks = {
+        "--years": years > 0,
+        "--utilisation": 0 < utilisation <= 1,
+        "--hardware-price": hardware_price >= 0,
+        "--power-draw": power_w > 0,
+        "--idle-power": idle_power_w >= 0,
+        "--electricity-price": electricity_price >= 0,
+    }
     for flag, ok in checks.items():
         if not ok:
-            raise ConfigError(f"{flag} is out of range (years > 0, 0 < utilisation <= 1, "
-                              "prices and idle power >= 0, power > 0)")
+            raise ConfigError(
+                f"{flag} is out of range (years > 0, 0 < utilisation <= 1, "
+                "prices and idle power >= 0, power > 0)"
+            )
     seconds = years * _SECONDS_PER_YEAR
     joules = seconds * (power_w * utilisation + idle_power_w * (1 - utilisation))
     kwh = joules / _JOULES_PER_KWH
@@ -116,5 +154,16 @@ def estimate_tco(tokens_per_s: float, hardware_price: float, power_w: float, yea
     tokens = tokens_per_s * utilisation * seconds
     total = hardware_price + energy_cost
     per_million = total / tokens * _MILLION if tokens > 0 else math.inf
-    return TcoEstimate(years, hardware_price, power_w, idle_power_w, utilisation, electricity_price,
-                       kwh, energy_cost, total, tokens, per_million)
+    return TcoEstimate(
+        years,
+        hardware_price,
+        power_w,
+        idle_power_w,
+        utilisation,
+        electricity_price,
+        kwh,
+        energy_cost,
+        total,
+        tokens,
+        per_million,
+    )

@@ -22,11 +22,11 @@ class ModelSource:
     """A model's configuration and where it came from."""
 
     name: str
-    kind: str                           # "bundle", "hf-config", "checkpoint" or "preset"
+    kind: str  # "bundle", "hf-config", "checkpoint" or "preset"
     config: ModelConfig
-    precision: str | None = None        # a bundle's precision
+    precision: str | None = None  # a bundle's precision
     bundle_model_bytes: int | None = None  # a bundle's model.onnx (+ external data) on disk
-    group_size: int | None = None       # a bundle's int8/int4 group size (int8 0: per channel)
+    group_size: int | None = None  # a bundle's int8/int4 group size (int8 0: per channel)
     max_sequence_length: int | None = None  # a bundle's context limit (manifest graph)
 
     @property
@@ -46,14 +46,24 @@ class ModelSource:
 def _from_bundle(root: Path) -> ModelSource:
     bundle = load_bundle(root, verify=False)
     graph = str(bundle.manifest["graph"]["file"])
-    model_bytes = sum(int(record["size"]) for name, record in bundle.manifest["files"].items()
-                      if name.startswith(graph) or name.endswith(".data"))
+    model_bytes = sum(
+        int(record["size"])
+        for name, record in bundle.manifest["files"].items()
+        if name.startswith(graph) or name.endswith(".data")
+    )
     quant = bundle.manifest["precision"].get("config") or {}
     group = quant.get("group_size")
     if bundle.precision == "int8" and group is None:  # bundles from before int8 blocks
         group = 0
-    return ModelSource(root.name or str(root), "bundle", bundle.config, bundle.precision, model_bytes,
-                       group, bundle.max_sequence_length)
+    return ModelSource(
+        root.name or str(root),
+        "bundle",
+        bundle.config,
+        bundle.precision,
+        model_bytes,
+        group,
+        bundle.max_sequence_length,
+    )
 
 
 def _from_checkpoint(path: Path) -> ModelSource:
@@ -82,7 +92,9 @@ def resolve_model(model: str) -> ModelSource:
         if (path / MANIFEST_NAME).is_file():
             return _from_bundle(path)
         if (path / "config.json").is_file():
-            return ModelSource(path.name, "hf-config", ModelConfig.from_hf_file(path / "config.json"))
+            return ModelSource(
+                path.name, "hf-config", ModelConfig.from_hf_file(path / "config.json")
+            )
         raise ConfigError(f"{path} holds neither {MANIFEST_NAME} (a bundle) nor config.json")
     if path.is_file():
         if path.suffix in _CHECKPOINT_SUFFIXES:
@@ -96,5 +108,7 @@ def resolve_model(model: str) -> ModelSource:
         return ModelSource(key, "preset", get_preset(key))
     if "/" in model or path.suffix in (".json", *_CHECKPOINT_SUFFIXES):
         raise ConfigError(f"{model} does not exist")
-    raise ConfigError(f"{model!r} is neither a file, a directory nor a preset; valid presets: "
-                      f"{', '.join(PRESETS)}")
+    raise ConfigError(
+        f"{model!r} is neither a file, a directory nor a preset; valid presets: "
+        f"{', '.join(PRESETS)}"
+    )

@@ -26,9 +26,16 @@ from edge_sdk.planner.catalog import Device
 from edge_sdk.planner.precision import DTYPE_BYTES, WeightFormat
 
 __all__ = [
-    "WeightBreakdown", "MemoryEstimate", "weight_bytes", "kv_cache_bytes",
-    "prefill_workspace_bytes", "runtime_overhead_bytes", "estimate_memory", "max_context",
-    "max_batch", "layer_matmul_parameters",
+    "MemoryEstimate",
+    "WeightBreakdown",
+    "estimate_memory",
+    "kv_cache_bytes",
+    "layer_matmul_parameters",
+    "max_batch",
+    "max_context",
+    "prefill_workspace_bytes",
+    "runtime_overhead_bytes",
+    "weight_bytes",
 ]
 
 RUNTIME_FIXED_BYTES = 256 * 10**6
@@ -41,13 +48,13 @@ class WeightBreakdown:
     """Bytes of the weights, by part: as stored in a bundle, as resident in memory, as read per token."""
 
     precision: str
-    layers: int          # attention + MLP matrices of all layers (with scales / zero points)
+    layers: int  # attention + MLP matrices of all layers (with scales / zero points)
     norms_biases: int
-    embedding: int       # the token-embedding table (Gather), with scales
-    lm_head: int         # an untied LM head (0 when tied: it reuses the table)
-    tied_copy: int       # the transposed table a runtime builds at load for a tied head
-    stored: int          # in the bundle: layers + norms + embedding + LM head
-    total: int           # resident in memory: stored + tied copy
+    embedding: int  # the token-embedding table (Gather), with scales
+    lm_head: int  # an untied LM head (0 when tied: it reuses the table)
+    tied_copy: int  # the transposed table a runtime builds at load for a tied head
+    stored: int  # in the bundle: layers + norms + embedding + LM head
+    total: int  # resident in memory: stored + tied copy
     read_per_token: int  # layers + norms + LM head (or the table) + one embedding row
 
 
@@ -56,15 +63,15 @@ class MemoryEstimate:
     """Everything that must fit in the device's memory, and whether it does."""
 
     weights: WeightBreakdown
-    kv_cache: int        # one copy: 2 x layers x kv_heads x head_dim x context x batch x bytes
+    kv_cache: int  # one copy: 2 x layers x kv_heads x head_dim x context x batch x bytes
     kv_dtype: str
-    kv_allocated: int    # what the runtime allocates: KV_BUFFERS copies
+    kv_allocated: int  # what the runtime allocates: KV_BUFFERS copies
     workspace: int
     overhead: int
     total: int
     device_memory: int
     reserved: int
-    usable: int          # device memory - reserved, less the headroom
+    usable: int  # device memory - reserved, less the headroom
     headroom: float
     fits: bool
 
@@ -91,13 +98,18 @@ def layer_matmul_parameters(config: ModelConfig) -> int:
     return (2 * h * config.q_size + 2 * h * config.kv_size) + 3 * h * config.intermediate_size
 
 
-def weight_bytes(config: ModelConfig, fmt: WeightFormat, quantize_embedding: bool = True
-                 ) -> WeightBreakdown:
+def weight_bytes(
+    config: ModelConfig, fmt: WeightFormat, quantize_embedding: bool = True
+) -> WeightBreakdown:
     """Weight bytes of ``config`` in format ``fmt``: stored, resident and read per decode token."""
     h, inter, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
-    per_layer = (_matmul_bytes(fmt, h, config.q_size) + 2 * _matmul_bytes(fmt, h, config.kv_size)
-                 + _matmul_bytes(fmt, config.q_size, h) + 2 * _matmul_bytes(fmt, h, inter)
-                 + _matmul_bytes(fmt, inter, h))
+    per_layer = (
+        _matmul_bytes(fmt, h, config.q_size)
+        + 2 * _matmul_bytes(fmt, h, config.kv_size)
+        + _matmul_bytes(fmt, config.q_size, h)
+        + 2 * _matmul_bytes(fmt, h, inter)
+        + _matmul_bytes(fmt, inter, h)
+    )
     layers = config.num_layers * per_layer
     biases = config.num_layers * (config.q_size + 2 * config.kv_size) if config.qkv_bias else 0
     norms = (2 * config.num_layers + 1) * h
@@ -113,8 +125,17 @@ def weight_bytes(config: ModelConfig, fmt: WeightFormat, quantize_embedding: boo
     stored = layers + norms_biases + embedding + lm_head
     row = math.ceil(embedding / vocab)
     read = layers + norms_biases + (lm_head if lm_head else embedding) + row
-    return WeightBreakdown(fmt.label, layers, norms_biases, embedding, lm_head, tied_copy, stored,
-                           stored + tied_copy, read)
+    return WeightBreakdown(
+        fmt.label,
+        layers,
+        norms_biases,
+        embedding,
+        lm_head,
+        tied_copy,
+        stored,
+        stored + tied_copy,
+        read,
+    )
 
 
 # On the Orin's GPU paths the runtime runs the standard graph, whose cache keeps two buffers per
@@ -127,12 +148,14 @@ KV_BUFFERS = 2
 def kv_cache_bytes(config: ModelConfig, context: int, batch: int = 1, dtype: str = "fp16") -> int:
     """K and V for every layer: 2 x layers x kv_heads x head_dim x context x batch x bytes."""
     per_value = DTYPE_BYTES[dtype]
-    return int(2 * config.num_layers * config.num_kv_heads * config.head_dim * context * batch
-               * per_value)
+    return int(
+        2 * config.num_layers * config.num_kv_heads * config.head_dim * context * batch * per_value
+    )
 
 
-def prefill_workspace_bytes(config: ModelConfig, prompt: int, batch: int = 1,
-                            dtype: str = "fp16") -> int:
+def prefill_workspace_bytes(
+    config: ModelConfig, prompt: int, batch: int = 1, dtype: str = "fp16"
+) -> int:
     """Peak transient activations while one layer processes the whole prompt."""
     h, p = config.hidden_size, prompt
     residual = 2 * p * h
@@ -153,10 +176,17 @@ def _check_positive(**values: int) -> None:
             raise ConfigError(f"--{name} must be a positive integer, got {value}")
 
 
-def estimate_memory(config: ModelConfig, device: Device, fmt: WeightFormat, context: int,
-                    batch: int = 1, prompt: int | None = None, kv_dtype: str | None = None,
-                    quantize_embedding: bool = True, headroom: float = DEFAULT_HEADROOM
-                    ) -> MemoryEstimate:
+def estimate_memory(
+    config: ModelConfig,
+    device: Device,
+    fmt: WeightFormat,
+    context: int,
+    batch: int = 1,
+    prompt: int | None = None,
+    kv_dtype: str | None = None,
+    quantize_embedding: bool = True,
+    headroom: float = DEFAULT_HEADROOM,
+) -> MemoryEstimate:
     """Memory needed to serve ``batch`` sequences of ``context`` tokens, and whether it fits."""
     prompt = max(1, context // 2) if prompt is None else prompt
     _check_positive(context=context, batch=batch, prompt=prompt)
@@ -172,8 +202,20 @@ def estimate_memory(config: ModelConfig, device: Device, fmt: WeightFormat, cont
     overhead = runtime_overhead_bytes(weights.total, allocated)
     total = weights.total + allocated + workspace + overhead
     usable = int((device.memory_bytes - device.reserved_bytes) * (1 - headroom))
-    return MemoryEstimate(weights, kv, kv_dtype, allocated, workspace, overhead, total, device.memory_bytes,
-                          device.reserved_bytes, usable, headroom, total <= usable)
+    return MemoryEstimate(
+        weights,
+        kv,
+        kv_dtype,
+        allocated,
+        workspace,
+        overhead,
+        total,
+        device.memory_bytes,
+        device.reserved_bytes,
+        usable,
+        headroom,
+        total <= usable,
+    )
 
 
 def _largest(fits: Callable[[int], bool], upper: int) -> int:
@@ -188,29 +230,49 @@ def _largest(fits: Callable[[int], bool], upper: int) -> int:
     return low
 
 
-def max_context(config: ModelConfig, device: Device, fmt: WeightFormat, batch: int = 1,
-                prompt: int | None = None, kv_dtype: str | None = None,
-                quantize_embedding: bool = True, headroom: float = DEFAULT_HEADROOM,
-                limit: int | None = None) -> int:
+def max_context(
+    config: ModelConfig,
+    device: Device,
+    fmt: WeightFormat,
+    batch: int = 1,
+    prompt: int | None = None,
+    kv_dtype: str | None = None,
+    quantize_embedding: bool = True,
+    headroom: float = DEFAULT_HEADROOM,
+    limit: int | None = None,
+) -> int:
     """Longest context (up to ``limit``, default the model's ``max_position_embeddings``) that
     fits; 0 if none.
 
     With ``prompt`` None the prompt is half the context, as in :func:`estimate_memory`;
     otherwise the prompt is ``min(prompt, context)``.
     """
+
     def fits(context: int) -> bool:
         p = None if prompt is None else min(prompt, context)
-        return estimate_memory(config, device, fmt, context, batch, p, kv_dtype,
-                               quantize_embedding, headroom).fits
+        return estimate_memory(
+            config, device, fmt, context, batch, p, kv_dtype, quantize_embedding, headroom
+        ).fits
+
     return _largest(fits, config.max_position_embeddings if limit is None else limit)
 
 
-def max_batch(config: ModelConfig, device: Device, fmt: WeightFormat, context: int,
-              prompt: int | None = None, kv_dtype: str | None = None,
-              quantize_embedding: bool = True, headroom: float = DEFAULT_HEADROOM,
-              limit: int = 4096) -> int:
+def max_batch(
+    config: ModelConfig,
+    device: Device,
+    fmt: WeightFormat,
+    context: int,
+    prompt: int | None = None,
+    kv_dtype: str | None = None,
+    quantize_embedding: bool = True,
+    headroom: float = DEFAULT_HEADROOM,
+    limit: int = 4096,
+) -> int:
     """Largest batch (up to ``limit``) of ``context``-token sequences that fits; 0 if none."""
+
     def fits(batch: int) -> bool:
-        return estimate_memory(config, device, fmt, context, batch, prompt, kv_dtype,
-                               quantize_embedding, headroom).fits
+        return estimate_memory(
+            config, device, fmt, context, batch, prompt, kv_dtype, quantize_embedding, headroom
+        ).fits
+
     return _largest(fits, limit)

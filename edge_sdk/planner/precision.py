@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from edge_sdk.errors import ConfigError
 
-__all__ = ["WeightFormat", "PRECISIONS", "weight_format", "DTYPE_BYTES"]
+__all__ = ["DTYPE_BYTES", "PRECISIONS", "WeightFormat", "weight_format"]
 
 DTYPE_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 
@@ -37,13 +37,13 @@ class WeightFormat:
     """How a precision stores weights and what it computes in."""
 
     name: str
-    weight_bytes: float            # bytes per quantized weight value
-    float_bytes: int               # norms, biases, kept embeddings
-    activation_dtype: str          # activations and, by default, the KV cache
-    compute: str                   # the GPU peak that bounds it: int8 / fp16 / fp32
+    weight_bytes: float  # bytes per quantized weight value
+    float_bytes: int  # norms, biases, kept embeddings
+    activation_dtype: str  # activations and, by default, the KV cache
+    compute: str  # the GPU peak that bounds it: int8 / fp16 / fp32
     quantized: bool = False
     group_size: int | None = None  # int4: values per scale / zero point
-    scale_bytes: int = 0           # per output channel (int8) or per group (int4)
+    scale_bytes: int = 0  # per output channel (int8) or per group (int4)
     zero_point_bytes: float = 0.0  # per group (int4)
     tied_copy_at_load: bool = False  # a tied LM head becomes a second, transposed table in memory
 
@@ -73,12 +73,30 @@ def weight_format(name: str, group_size: int | None = None) -> WeightFormat:
         group = INT8_GROUP_SIZE if group_size is None else group_size
         if group < 0:
             raise ConfigError(f"--group-size must be 0 (per channel) or positive, got {group}")
-        return WeightFormat("int8", 1, 4, "fp32", "int8", quantized=True, scale_bytes=4,
-                            group_size=group or None, tied_copy_at_load=True)
+        return WeightFormat(
+            "int8",
+            1,
+            4,
+            "fp32",
+            "int8",
+            quantized=True,
+            scale_bytes=4,
+            group_size=group or None,
+            tied_copy_at_load=True,
+        )
     if key.startswith("int4"):
         group_size = INT4_GROUP_SIZE if group_size is None else group_size
         if group_size <= 0:
             raise ConfigError(f"--group-size must be a positive integer, got {group_size}")
-        return WeightFormat("int4", 0.5, 2, "fp16", "fp16", quantized=True, group_size=group_size,
-                            scale_bytes=2, zero_point_bytes=0.5)
+        return WeightFormat(
+            "int4",
+            0.5,
+            2,
+            "fp16",
+            "fp16",
+            quantized=True,
+            group_size=group_size,
+            scale_bytes=2,
+            zero_point_bytes=0.5,
+        )
     raise ConfigError(f"unknown precision {name!r}; valid precisions: {', '.join(PRECISIONS)}")

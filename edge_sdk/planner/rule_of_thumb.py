@@ -31,13 +31,13 @@ class RuleOfThumbComparison:
 
     parameters: int
     bytes_per_value: float
-    rule_memory_bytes: float      # params x 2 x bytes
-    weights_bytes: int            # planner: stored weights
-    total_bytes: int              # planner: weights + KV cache + workspace + overhead
+    rule_memory_bytes: float  # params x 2 x bytes
+    weights_bytes: int  # planner: stored weights
+    total_bytes: int  # planner: weights + KV cache + workspace + overhead
     kv_cache_bytes: int
     prompt_tokens: int
-    rule_flops: float             # 2 x seq_len x layers x hidden^2
-    prefill_flops: float          # planner
+    rule_flops: float  # 2 x seq_len x layers x hidden^2
+    prefill_flops: float  # planner
     reasons: tuple[str, ...]
 
     @property
@@ -51,13 +51,19 @@ class RuleOfThumbComparison:
         return self.prefill_flops / self.rule_flops
 
 
-def compare_rule_of_thumb(config: ModelConfig, fmt: WeightFormat, weights_bytes: int,
-                          total_bytes: int, kv_bytes: int, prompt: int) -> RuleOfThumbComparison:
+def compare_rule_of_thumb(
+    config: ModelConfig,
+    fmt: WeightFormat,
+    weights_bytes: int,
+    total_bytes: int,
+    kv_bytes: int,
+    prompt: int,
+) -> RuleOfThumbComparison:
     """Compare for one model, precision and prompt (``weights_bytes`` etc. from the planner)."""
     params = config.parameter_count()
     per_value = DTYPE_BYTES[fmt.name]
     rule_memory = params * 2 * per_value
-    rule_flops = 2.0 * prompt * config.num_layers * config.hidden_size ** 2
+    rule_flops = 2.0 * prompt * config.num_layers * config.hidden_size**2
     flops = prefill_flops(config, prompt)
     per_layer = sum((config.q_size, 2 * config.kv_size, config.q_size)) * config.hidden_size
     mlp = 3 * config.hidden_size * config.intermediate_size
@@ -69,11 +75,21 @@ def compare_rule_of_thumb(config: ModelConfig, fmt: WeightFormat, weights_bytes:
         f"and batch, not on parameters ({format_bytes(kv_bytes)} here): "
         f"{format_bytes(total_bytes)} in all",
         f"compute: a layer multiplies by {per_layer + mlp:,} weights "
-        f"({(per_layer + mlp) / config.hidden_size ** 2:.1f} x hidden^2: attention "
-        f"{per_layer / config.hidden_size ** 2:.1f}, MLP {mlp / config.hidden_size ** 2:.1f}), "
+        f"({(per_layer + mlp) / config.hidden_size**2:.1f} x hidden^2: attention "
+        f"{per_layer / config.hidden_size**2:.1f}, MLP {mlp / config.hidden_size**2:.1f}), "
         "not hidden^2; the rule also omits the LM head "
         f"({config.hidden_size:,} x {config.vocab_size:,}) and attention over the context: "
         f"{format_flops(flops)} for a {prompt}-token prompt, not {format_flops(rule_flops)}",
     )
-    return RuleOfThumbComparison(params, per_value, rule_memory, weights_bytes, total_bytes,
-                                 kv_bytes, prompt, rule_flops, flops, reasons)
+    return RuleOfThumbComparison(
+        params,
+        per_value,
+        rule_memory,
+        weights_bytes,
+        total_bytes,
+        kv_bytes,
+        prompt,
+        rule_flops,
+        flops,
+        reasons,
+    )

@@ -24,37 +24,41 @@ from edge_sdk.planner.catalog import Device, PowerModeSpec
 from edge_sdk.planner.memory import WeightBreakdown, kv_cache_bytes, layer_matmul_parameters
 from edge_sdk.planner.precision import WeightFormat
 
-__all__ = ["SpeedEstimate", "decode_flops", "prefill_flops", "estimate_speed", "peak_ops"]
+__all__ = ["SpeedEstimate", "decode_flops", "estimate_speed", "peak_ops", "prefill_flops"]
 
 
 @dataclass(frozen=True)
 class SpeedEstimate:
     """Roofline bounds for one device, mode, precision, context and batch."""
 
-    bandwidth_bytes_s: float       # DRAM bandwidth in this mode
-    peak_ops_s: float              # GPU peak of the compute type in this mode
+    bandwidth_bytes_s: float  # DRAM bandwidth in this mode
+    peak_ops_s: float  # GPU peak of the compute type in this mode
     prompt_tokens: int
     prefill_flops: float
-    ttft_s: float                  # lower bound on the time to first token
-    ttft_bound: str                # "compute" or "bandwidth"
+    ttft_s: float  # lower bound on the time to first token
+    ttft_bound: str  # "compute" or "bandwidth"
     decode_flops_per_token: float  # at the end of the context
-    bytes_per_step: int            # weights + KV cache of the batch, at the end of the context
-    decode_tps: float              # upper bound, all sequences together, at the end of the context
+    bytes_per_step: int  # weights + KV cache of the batch, at the end of the context
+    decode_tps: float  # upper bound, all sequences together, at the end of the context
     decode_tps_per_sequence: float
     decode_bound: str
-    weights_only_tps: float        # bandwidth / weight bytes read per token: batch 1, empty cache
+    weights_only_tps: float  # bandwidth / weight bytes read per token: batch 1, empty cache
 
 
 def decode_flops(config: ModelConfig, position: int) -> float:
     """FLOPs of one decode token that attends to ``position`` cached positions."""
-    matmul = config.num_layers * layer_matmul_parameters(config) + config.hidden_size * config.vocab_size
+    matmul = (
+        config.num_layers * layer_matmul_parameters(config) + config.hidden_size * config.vocab_size
+    )
     attention = 4 * config.num_layers * config.q_size * position
     return float(2 * matmul + attention)
 
 
 def prefill_flops(config: ModelConfig, prompt: int, batch: int = 1) -> float:
     """FLOPs to process a ``prompt``-token prompt (causal attention, logits for every position)."""
-    matmul = config.num_layers * layer_matmul_parameters(config) + config.hidden_size * config.vocab_size
+    matmul = (
+        config.num_layers * layer_matmul_parameters(config) + config.hidden_size * config.vocab_size
+    )
     attention = 4 * config.num_layers * config.q_size * prompt * (prompt + 1) / 2
     return float(batch * (2 * matmul * prompt + attention))
 
@@ -65,25 +69,41 @@ def peak_ops(device: Device, mode: PowerModeSpec, fmt: WeightFormat) -> float:
     return base[fmt.compute] * device.compute_scale(mode)
 
 
-def estimate_speed(config: ModelConfig, device: Device, mode: PowerModeSpec, fmt: WeightFormat,
-                   weights: WeightBreakdown, context: int, batch: int, prompt: int,
-                   kv_dtype: str) -> SpeedEstimate:
+def estimate_speed(
+    config: ModelConfig,
+    device: Device,
+    mode: PowerModeSpec,
+    fmt: WeightFormat,
+    weights: WeightBreakdown,
+    context: int,
+    batch: int,
+    prompt: int,
+    kv_dtype: str,
+) -> SpeedEstimate:
     """TTFT and decode tokens/s bounds (the roofline)."""
     bandwidth = device.bandwidth_bytes_s * device.bandwidth_scale(mode)
     peak = peak_ops(device, mode, fmt)
     flops = prefill_flops(config, prompt, batch)
     prefill_compute = flops / peak
-    prefill_memory = (weights.read_per_token + kv_cache_bytes(config, prompt, batch, kv_dtype)) / bandwidth
+    prefill_memory = (
+        weights.read_per_token + kv_cache_bytes(config, prompt, batch, kv_dtype)
+    ) / bandwidth
     ttft = max(prefill_compute, prefill_memory)
     step_bytes = weights.read_per_token + kv_cache_bytes(config, context, batch, kv_dtype)
     step_flops = batch * decode_flops(config, context)
     memory_time, compute_time = step_bytes / bandwidth, step_flops / peak
     step = max(memory_time, compute_time)
     return SpeedEstimate(
-        bandwidth_bytes_s=bandwidth, peak_ops_s=peak, prompt_tokens=prompt, prefill_flops=flops,
-        ttft_s=ttft, ttft_bound="compute" if prefill_compute >= prefill_memory else "bandwidth",
-        decode_flops_per_token=decode_flops(config, context), bytes_per_step=step_bytes,
-        decode_tps=batch / step, decode_tps_per_sequence=1 / step,
+        bandwidth_bytes_s=bandwidth,
+        peak_ops_s=peak,
+        prompt_tokens=prompt,
+        prefill_flops=flops,
+        ttft_s=ttft,
+        ttft_bound="compute" if prefill_compute >= prefill_memory else "bandwidth",
+        decode_flops_per_token=decode_flops(config, context),
+        bytes_per_step=step_bytes,
+        decode_tps=batch / step,
+        decode_tps_per_sequence=1 / step,
         decode_bound="bandwidth" if memory_time >= compute_time else "compute",
         weights_only_tps=bandwidth / weights.read_per_token,
     )

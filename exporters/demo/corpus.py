@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["generate_stories", "END_OF_TEXT"]
+__all__ = ["END_OF_TEXT", "generate_stories"]
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -19,11 +19,28 @@ _PETS = ["dog", "cat", "bird", "rabbit", "frog", "duck", "fox", "turtle"]
 _ADJ = ["little", "small", "big", "happy", "sleepy", "brave", "funny", "kind", "shy", "old"]
 _COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "pink", "white"]
 _TOYS = ["ball", "kite", "boat", "car", "doll", "drum", "hat", "box", "book", "robot"]
-_PLACES = ["park", "garden", "forest", "beach", "farm", "lake", "hill", "village", "market", "river"]
+_PLACES = [
+    "park",
+    "garden",
+    "forest",
+    "beach",
+    "farm",
+    "lake",
+    "hill",
+    "village",
+    "market",
+    "river",
+]
 _FOODS = ["apples", "bread", "cake", "soup", "cookies", "berries", "plums", "carrots"]
 _FEELINGS = ["happy", "sad", "scared", "excited", "tired", "proud", "surprised"]
-_WEATHER = ["the sun was warm", "it was raining", "the wind was strong", "the sky was blue",
-            "snow was falling", "the clouds were grey"]
+_WEATHER = [
+    "the sun was warm",
+    "it was raining",
+    "the wind was strong",
+    "the sky was blue",
+    "snow was falling",
+    "the clouds were grey",
+]
 _HELPERS = ["mom", "dad", "grandma", "grandpa", "teacher", "friend"]
 _PROBLEMS = [
     ("lost", "could not find the way home"),
@@ -88,22 +105,32 @@ class _Story:
             f"The {self.pet} was {state}. It {detail}.",
             self.pick(
                 f"{self.name} felt {self.pick('sad', 'worried')} for the {self.pet}.",
-                f"\"Oh no,\" said {self.name}. \"What can I do?\"",
+                f'"Oh no," said {self.name}. "What can I do?"',
                 f"{self.name} wanted to help the {self.pet}.",
             ),
         ]
 
     def action(self) -> list[str]:
-        return self.rng.choice([
-            [f"{self.cap(self.he)} gave the {self.pet} some {self.food}.",
-             f"The {self.pet} ate the {self.food} and felt much better."],
-            [f"{self.cap(self.he)} asked {self.his} {self.helper} for help.",
-             f"Together, they helped the {self.pet} and took it home."],
-            [f"{self.cap(self.he)} called {self.friend}, and {self.friend} came to help.",
-             f"{self.friend} and {self.name} worked together until the {self.pet} was safe."],
-            [f"{self.cap(self.he)} was scared, but {self.he} was brave.",
-             f"{self.cap(self.he)} walked slowly to the {self.pet} and said, \"Do not be afraid. I will help you.\""],
-        ])
+        return self.rng.choice(
+            [
+                [
+                    f"{self.cap(self.he)} gave the {self.pet} some {self.food}.",
+                    f"The {self.pet} ate the {self.food} and felt much better.",
+                ],
+                [
+                    f"{self.cap(self.he)} asked {self.his} {self.helper} for help.",
+                    f"Together, they helped the {self.pet} and took it home.",
+                ],
+                [
+                    f"{self.cap(self.he)} called {self.friend}, and {self.friend} came to help.",
+                    f"{self.friend} and {self.name} worked together until the {self.pet} was safe.",
+                ],
+                [
+                    f"{self.cap(self.he)} was scared, but {self.he} was brave.",
+                    f'{self.cap(self.he)} walked slowly to the {self.pet} and said, "Do not be afraid. I will help you."',
+                ],
+            ]
+        )
 
     def ending(self) -> list[str]:
         feeling = self.rng.choice(["happy", "proud", "glad"])
@@ -118,11 +145,11 @@ class _Story:
 
     def dialogue(self) -> list[str]:
         return [
-            f"\"Can we go to the {self.place}?\" asked {self.name}.",
+            f'"Can we go to the {self.place}?" asked {self.name}.',
             self.pick(
-                f"\"Yes, but first eat your {self.food},\" said {self.his} {self.helper}.",
-                f"\"Not today, it is late,\" said {self.his} {self.helper}.",
-                f"\"Of course,\" said {self.his} {self.helper} with a smile.",
+                f'"Yes, but first eat your {self.food}," said {self.his} {self.helper}.',
+                f'"Not today, it is late," said {self.his} {self.helper}.',
+                f'"Of course," said {self.his} {self.helper} with a smile.',
             ),
             f"{self.name} felt {self.rng.choice(_FEELINGS)}.",
         ]

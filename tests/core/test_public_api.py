@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,15 @@ import pytest
 import edge_sdk
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["edge_sdk", "edge_sdk.exporters", "edge_sdk.runtime", "edge_sdk.power", "edge_sdk.planner",
-            "edge_sdk.serve", "edge_sdk.deploy"]
+PACKAGES = [
+    "edge_sdk",
+    "edge_sdk.exporters",
+    "edge_sdk.runtime",
+    "edge_sdk.power",
+    "edge_sdk.planner",
+    "edge_sdk.serve",
+    "edge_sdk.deploy",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -32,9 +38,13 @@ def test_the_root_exports_every_error_class() -> None:
 
 
 def test_core_runtime_and_power_import_without_torch() -> None:
-    code = ("import sys, edge_sdk, edge_sdk.runtime, edge_sdk.power, edge_sdk.planner; "
-            "print(sorted(m for m in ('torch', 'onnx', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, edge_sdk, edge_sdk.runtime, edge_sdk.power, edge_sdk.planner; "
+        "print(sorted(m for m in ('torch', 'onnx', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from edge_sdk.deploy.cli import build_parser, main
 
 from .schemas import validate

@@ -10,10 +10,9 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+
 from edge_sdk.deploy import K8sOptions, describe_model, render_k8s, size_pod
 from edge_sdk.deploy.sizing import PREFILL_CHUNK
-from edge_sdk.serve.cli import build_parser as serve_parser
-
 from edge_sdk.errors import DeployError
 from edge_sdk.planner import get_device, get_preset
 from edge_sdk.planner.memory import (
@@ -24,6 +23,7 @@ from edge_sdk.planner.memory import (
     weight_bytes,
 )
 from edge_sdk.planner.precision import weight_format
+from edge_sdk.serve.cli import build_parser as serve_parser
 
 from .schemas import validate
 

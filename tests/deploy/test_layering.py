@@ -8,7 +8,6 @@ from pathlib import Path
 
 from edge_sdk.deploy import cli, sizing
 from edge_sdk.runtime import backend, slots
-
 from tests.source_imports import imported_modules
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -45,4 +44,4 @@ def test_importing_it_loads_neither_onnxruntime_nor_yaml() -> None:
 
 def test_it_mirrors_the_runtime() -> None:
     assert sizing.PREFILL_CHUNK == slots.PREFILL_CHUNK
-    assert cli._BACKENDS == ("auto", *backend.BACKENDS)
+    assert ("auto", *backend.BACKENDS) == cli._BACKENDS

@@ -13,9 +13,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_serve_and_query(demo_bundle_int8: Path, tmp_path: Path) -> None:
     env = {**os.environ, "EDGE_SDK_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "serve_and_query.py"), "--bundle",
-         str(demo_bundle_int8), "--slots", "2"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env, check=False)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "serve_and_query.py"),
+            "--bundle",
+            str(demo_bundle_int8),
+            "--slots",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "edge-serve at http://127.0.0.1:" in out and "2 slots" in out

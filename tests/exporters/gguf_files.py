@@ -19,20 +19,37 @@ import torch
 
 from tests.exporters.hf_models import FAMILIES
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 VOCAB_SIZE = 2048
 # Weight types per tensor kind: F32 everywhere, or a mix like a real llama.cpp file.
 PLANS: dict[str, dict[str, str]] = {
     "F32": {},
-    "mixed": {"token_embd": "Q8_0", "attn_q": "Q4_0", "attn_k": "Q4_0", "attn_v": "Q4_1",
-              "attn_output": "Q4_1", "ffn_gate": "BF16", "ffn_up": "F16", "ffn_down": "Q8_0",
-              "output": "F16"},
+    "mixed": {
+        "token_embd": "Q8_0",
+        "attn_q": "Q4_0",
+        "attn_k": "Q4_0",
+        "attn_v": "Q4_1",
+        "attn_output": "Q4_1",
+        "ffn_gate": "BF16",
+        "ffn_up": "F16",
+        "ffn_down": "Q8_0",
+        "output": "F16",
+    },
 }
-_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-          "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-          "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm",
-          "post_attention_layernorm": "ffn_norm"}
+_NAMES = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+}
 
 
 def tiny_hf_model(family: str, rope_scaling: bool = True, seed: int = 0) -> Any:
@@ -42,9 +59,18 @@ def tiny_hf_model(family: str, rope_scaling: bool = True, seed: int = 0) -> Any:
     spec = FAMILIES[family]
     extra = {k: v for k, v in spec["extra"].items() if rope_scaling or k != "rope_scaling"}
     config = getattr(transformers, spec["config"])(
-        vocab_size=VOCAB_SIZE, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        rms_norm_eps=1e-6, eos_token_id=0, bos_token_id=0, **extra)
+        vocab_size=VOCAB_SIZE,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-6,
+        eos_token_id=0,
+        bos_token_id=0,
+        **extra,
+    )
     torch.manual_seed(seed)
     model = getattr(transformers, spec["cls"])(config).eval()
     with torch.no_grad():  # less flat logits than the default init, so parity means something
@@ -76,8 +102,9 @@ def gguf_vocabulary(tokenizer_json: str) -> tuple[list[str], list[int], list[str
 
 def rope_factors(config: Any) -> np.ndarray | None:
     """``rope_freqs.weight`` as convert_hf_to_gguf computes it for Llama 3 scaling."""
-    scaling = (getattr(config, "rope_scaling", None) or getattr(config, "rope_parameters", None)
-               or {})
+    scaling = (
+        getattr(config, "rope_scaling", None) or getattr(config, "rope_parameters", None) or {}
+    )
     if scaling.get("rope_type") != "llama3":
         return None
     theta = scaling.get("rope_theta") or config.rope_theta
@@ -97,10 +124,19 @@ def rope_factors(config: Any) -> np.ndarray | None:
     return np.array(factors, dtype=np.float32)
 
 
-def write_gguf(path: Path, model: Any, family: str, tokenizer_json: str,
-               plan: str | Mapping[str, str] = "F32", *, arch: str | None = None,
-               pre: str = "gpt-2", tokenizer_model: str | None = "gpt2", add_bos: bool = False,
-               extra_tensors: Mapping[str, np.ndarray] | None = None) -> Path:
+def write_gguf(
+    path: Path,
+    model: Any,
+    family: str,
+    tokenizer_json: str,
+    plan: str | Mapping[str, str] = "F32",
+    *,
+    arch: str | None = None,
+    pre: str = "gpt-2",
+    tokenizer_model: str | None = "gpt2",
+    add_bos: bool = False,
+    extra_tensors: Mapping[str, np.ndarray] | None = None,
+) -> Path:
     """Write ``model`` as a GGUF file. ``plan``: a name in :data:`PLANS` or {tensor kind: type};
     ``tokenizer_model=None`` leaves the tokenizer out."""
     kinds = PLANS[plan] if isinstance(plan, str) else plan
@@ -159,20 +195,29 @@ def gguf_tensors(model: Any, family: str) -> dict[str, np.ndarray]:
             _, _, index, rest = name.split(".", 3)
             module, leaf = rest.rsplit(".", 1)
             if family == "llama" and module in ("self_attn.q_proj", "self_attn.k_proj"):
-                heads = (config.num_attention_heads if "q_proj" in module
-                         else config.num_key_value_heads)
+                heads = (
+                    config.num_attention_heads if "q_proj" in module else config.num_key_value_heads
+                )
                 array = permute(array, heads)
             out[f"blk.{index}.{_NAMES[module]}.{leaf}"] = array
         else:
-            out[{"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight":
-                 "output_norm.weight", "lm_head.weight": "output.weight"}[name]] = array
+            out[
+                {
+                    "model.embed_tokens.weight": "token_embd.weight",
+                    "model.norm.weight": "output_norm.weight",
+                    "lm_head.weight": "output.weight",
+                }[name]
+            ] = array
     return out
 
 
 def permute(weights: np.ndarray, heads: int) -> np.ndarray:
     """convert_hf_to_gguf's ``LlamaModel.permute``."""
-    return (weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))
+    return (
+        weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def _add(writer: Any, name: str, tensor: np.ndarray, kind: str) -> None:
@@ -183,5 +228,6 @@ def _add(writer: Any, name: str, tensor: np.ndarray, kind: str) -> None:
     if kind in plain:
         writer.add_tensor(name, np.ascontiguousarray(tensor, dtype=plain[kind]))
     else:
-        writer.add_tensor(name, gguf.quants.quantize(np.ascontiguousarray(tensor), qtype),
-                          raw_dtype=qtype)
+        writer.add_tensor(
+            name, gguf.quants.quantize(np.ascontiguousarray(tensor), qtype), raw_dtype=qtype
+        )

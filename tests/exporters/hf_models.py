@@ -8,33 +8,63 @@ from typing import Any
 import torch
 
 FAMILIES: dict[str, dict[str, Any]] = {
-    "llama": {"cls": "LlamaForCausalLM", "config": "LlamaConfig", "extra": {
-        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                         "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
-        "rope_theta": 500000.0, "tie_word_embeddings": False}},
-    "qwen2": {"cls": "Qwen2ForCausalLM", "config": "Qwen2Config", "extra": {
-        "tie_word_embeddings": True, "rope_theta": 1000000.0}},
-    "mistral": {"cls": "MistralForCausalLM", "config": "MistralConfig", "extra": {
-        "sliding_window": 6, "tie_word_embeddings": False}},
+    "llama": {
+        "cls": "LlamaForCausalLM",
+        "config": "LlamaConfig",
+        "extra": {
+            "rope_scaling": {
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64,
+            },
+            "rope_theta": 500000.0,
+            "tie_word_embeddings": False,
+        },
+    },
+    "qwen2": {
+        "cls": "Qwen2ForCausalLM",
+        "config": "Qwen2Config",
+        "extra": {"tie_word_embeddings": True, "rope_theta": 1000000.0},
+    },
+    "mistral": {
+        "cls": "MistralForCausalLM",
+        "config": "MistralConfig",
+        "extra": {"sliding_window": 6, "tie_word_embeddings": False},
+    },
 }
 
 
-def make_hf_folder(family: str, folder: Path, tokenizer_json: str, vocab_size: int, seed: int = 0) -> Any:
+def make_hf_folder(
+    family: str, folder: Path, tokenizer_json: str, vocab_size: int, seed: int = 0
+) -> Any:
     """Save a tiny random model of ``family`` with safetensors and tokenizer.json; return it."""
     import transformers
 
     spec = FAMILIES[family]
     config = getattr(transformers, spec["config"])(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        rms_norm_eps=1e-6, eos_token_id=0, bos_token_id=0, **spec["extra"])
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-6,
+        eos_token_id=0,
+        bos_token_id=0,
+        **spec["extra"],
+    )
     torch.manual_seed(seed)
     model = getattr(transformers, spec["cls"])(config).eval()
     with torch.no_grad():  # make logits less flat than the default init so parity is meaningful
         for param in model.parameters():
             if param.dim() == 2:
                 param.normal_(0, 0.08)
-            elif param.dim() == 1 and "norm" not in "".join(n for n, p in model.named_parameters() if p is param):
+            elif param.dim() == 1 and "norm" not in "".join(
+                n for n, p in model.named_parameters() if p is param
+            ):
                 param.normal_(0, 0.05)
     model.save_pretrained(folder, safe_serialization=True)
     (folder / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")

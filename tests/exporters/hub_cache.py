@@ -13,8 +13,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 
-def add_to_cache(cache: Path, repo_id: str, folder: Path, commit: str,
-                 refs: tuple[str, ...] = ("main",)) -> Path:
+def add_to_cache(
+    cache: Path, repo_id: str, folder: Path, commit: str, refs: tuple[str, ...] = ("main",)
+) -> Path:
     """Put ``folder``'s files into ``cache`` as snapshot ``commit`` of ``repo_id``, as the hub's
     cache holds them: content in ``blobs/<sha256>``, relative symlinks in ``snapshots/<commit>/``,
     each ref in ``refs/<name>`` holding the commit hash (no newline). Returns the snapshot."""
@@ -53,16 +54,26 @@ class FakeHub:
                 return 404, {"X-Error-Code": "RevisionNotFound"}, b"{}"
             return 200, {}, json.dumps({"id": self.repo_id, "sha": self.commit}).encode()
         if path.startswith(api + "tree/"):
-            listing = [{"type": "file", "path": name, "size": len(data),
-                        "oid": hashlib.sha1(data).hexdigest()} for name, data in self.files.items()]
+            listing = [
+                {
+                    "type": "file",
+                    "path": name,
+                    "size": len(data),
+                    "oid": hashlib.sha1(data).hexdigest(),
+                }
+                for name, data in self.files.items()
+            ]
             return 200, {}, json.dumps(listing).encode()
         prefix = f"/{self.repo_id}/resolve/{self.commit}/"
         name = path.removeprefix(prefix)
         if path.startswith(prefix) and name in self.files:
             data = self.files[name]
             etag = f'"{hashlib.sha256(data).hexdigest()}"'
-            return 200, {"X-Repo-Commit": self.commit, "ETag": etag,
-                         "Content-Length": str(len(data))}, data
+            return (
+                200,
+                {"X-Repo-Commit": self.commit, "ETag": etag, "Content-Length": str(len(data))},
+                data,
+            )
         return 404, {"X-Error-Code": "EntryNotFound"}, b"{}"
 
 
@@ -74,8 +85,11 @@ def serve(hub: FakeHub) -> Iterator[str]:
         def _reply(self, body: bool) -> None:
             status, headers, data = hub.answer(self.command, unquote(urlsplit(self.path).path))
             self.send_response(status)
-            for key, value in {"Content-Type": "application/json", "Content-Length": str(len(data)),
-                               **headers}.items():
+            for key, value in {
+                "Content-Type": "application/json",
+                "Content-Length": str(len(data)),
+                **headers,
+            }.items():
                 self.send_header(key, value)
             self.end_headers()
             if body:

@@ -18,7 +18,9 @@ def test_round_trip_keeps_weights_and_tokenizer(demo_checkpoint: Path, tmp_path:
     path = save_checkpoint(loaded.model, loaded.tokenizer_json, tmp_path / "copy.pt")
     again = load_checkpoint(path)
     assert again.config == loaded.config and again.tokenizer_json == loaded.tokenizer_json
-    for (name, a), (_, b) in zip(loaded.model.state_dict().items(), again.model.state_dict().items()):
+    for (name, a), (_, b) in zip(
+        loaded.model.state_dict().items(), again.model.state_dict().items()
+    ):
         assert torch.equal(a, b), name
 
 

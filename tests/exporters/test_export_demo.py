@@ -23,12 +23,24 @@ def test_int8_accuracy_on_heldout_text(demo_bundle_int8: Path) -> None:
 
 def test_int8_weights_are_int8_in_the_file(demo_bundle_int8: Path, demo_bundle_fp32: Path) -> None:
     graph = onnx.load(str(load_bundle(demo_bundle_int8).onnx_path))
-    int8 = sum(int(np.prod(i.dims)) for i in graph.graph.initializer if i.data_type == onnx.TensorProto.INT8)
-    floats = sum(int(np.prod(i.dims)) for i in graph.graph.initializer if i.data_type == onnx.TensorProto.FLOAT)
+    int8 = sum(
+        int(np.prod(i.dims))
+        for i in graph.graph.initializer
+        if i.data_type == onnx.TensorProto.INT8
+    )
+    floats = sum(
+        int(np.prod(i.dims))
+        for i in graph.graph.initializer
+        if i.data_type == onnx.TensorProto.FLOAT
+    )
     config = load_bundle(demo_bundle_int8).config
-    assert int8 == config.parameter_count() - (2 * config.num_layers + 1) * config.hidden_size  # all but norms
+    assert (
+        int8 == config.parameter_count() - (2 * config.num_layers + 1) * config.hidden_size
+    )  # all but norms
     assert floats < 0.05 * int8  # scales and norms only
-    ratio = (demo_bundle_int8 / "model.onnx").stat().st_size / (demo_bundle_fp32 / "model.onnx").stat().st_size
+    ratio = (demo_bundle_int8 / "model.onnx").stat().st_size / (
+        demo_bundle_fp32 / "model.onnx"
+    ).stat().st_size
     assert 0.24 < ratio < 0.30
 
 
@@ -47,11 +59,15 @@ def test_manifest_describes_the_bundle(demo_bundle_int8: Path) -> None:
     assert bundle.max_sequence_length == 512
     onnx.checker.check_model(str(bundle.onnx_path))
     ops = {n.op_type for n in onnx.load(str(bundle.onnx_path)).graph.node}
-    assert not any(n.domain for n in onnx.load(str(bundle.onnx_path)).graph.node)  # standard ops only
+    assert not any(
+        n.domain for n in onnx.load(str(bundle.onnx_path)).graph.node
+    )  # standard ops only
     assert "DequantizeLinear" in ops
 
 
-def test_fp32_bundle_matches_pytorch_prefill_and_decode(demo_bundle_fp32: Path, demo_checkpoint: Path) -> None:
+def test_fp32_bundle_matches_pytorch_prefill_and_decode(
+    demo_bundle_fp32: Path, demo_checkpoint: Path
+) -> None:
     bundle = load_bundle(demo_bundle_fp32)
     reference = load_model(demo_checkpoint).model
     onnx_model = OrtModel(bundle.onnx_path, bundle.config)

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
+from edge_sdk import UnsupportedModelError
 from edge_sdk.exporters import export, load_model
 from edge_sdk.exporters.cli import main
 from edge_sdk.exporters.gguf_model import dequantized, read_gguf
 from edge_sdk.exporters.gguf_tokenizer import gguf_tokenizer_json
-
-from edge_sdk import UnsupportedModelError
 from edge_sdk.tokenizer import Tokenizer
 from tests.exporters.gguf_files import CHATML, gguf_vocabulary, tiny_hf_model, write_gguf
 
@@ -35,8 +35,9 @@ def tokenizer_json(demo_checkpoint: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny_gguf(tmp_path_factory: pytest.TempPathFactory,
-              tokenizer_json: str) -> Callable[..., TinyFile]:
+def tiny_gguf(
+    tmp_path_factory: pytest.TempPathFactory, tokenizer_json: str
+) -> Callable[..., TinyFile]:
     """``tiny_gguf(family, plan, rope_scaling=False)``: written once per module."""
     made: dict[tuple[str, str, bool], TinyFile] = {}
 
@@ -53,7 +54,8 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory,
 
 def _transformers_gguf(path: Path) -> Any:
     return transformers.AutoModelForCausalLM.from_pretrained(
-        path.parent, gguf_file=path.name, dtype=torch.float32).eval()
+        path.parent, gguf_file=path.name, dtype=torch.float32
+    ).eval()
 
 
 def _relative(ours: torch.Tensor, reference: torch.Tensor) -> float:
@@ -62,10 +64,13 @@ def _relative(ours: torch.Tensor, reference: torch.Tensor) -> float:
 
 # -- tiny files ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("family, plan", [("llama", "F32"), ("llama", "mixed"),
-                                          ("qwen2", "F32"), ("qwen2", "mixed")])
-def test_logits_match_transformers_gguf_loader(tiny_gguf: Callable[..., TinyFile], family: str,
-                                               plan: str) -> None:
+
+@pytest.mark.parametrize(
+    "family, plan", [("llama", "F32"), ("llama", "mixed"), ("qwen2", "F32"), ("qwen2", "mixed")]
+)
+def test_logits_match_transformers_gguf_loader(
+    tiny_gguf: Callable[..., TinyFile], family: str, plan: str
+) -> None:
     path, original = tiny_gguf(family, plan)
     ours = load_model(path).model
     ids = torch.randint(0, 2048, (2, 12), generator=torch.Generator().manual_seed(1))
@@ -82,13 +87,18 @@ def test_llama3_rope_scaling_comes_back_from_rope_freqs(tiny_gguf: Callable[...,
     ours = load_model(path).model
     scaling = ours.config.rope_scaling
     assert scaling is not None and scaling.kind == "llama3" and scaling.factor == 8.0
-    assert (scaling.low_freq_factor, scaling.high_freq_factor,
-            scaling.original_max_position_embeddings) == (1.0, 4.0, 64)
+    assert (
+        scaling.low_freq_factor,
+        scaling.high_freq_factor,
+        scaling.original_max_position_embeddings,
+    ) == (1.0, 4.0, 64)
     ids = torch.randint(0, 2048, (1, 12), generator=torch.Generator().manual_seed(2))
     far = torch.arange(200, 212)[None]  # where the low frequencies' scaling shows
     with torch.no_grad():
-        assert _relative(ours(ids, position_ids=far)[0],
-                         original(ids, position_ids=far).logits) <= 1e-4
+        assert (
+            _relative(ours(ids, position_ids=far)[0], original(ids, position_ids=far).logits)
+            <= 1e-4
+        )
 
 
 def test_config_tokens_and_chat_template_are_read(tiny_gguf: Callable[..., TinyFile]) -> None:
@@ -96,10 +106,19 @@ def test_config_tokens_and_chat_template_are_read(tiny_gguf: Callable[..., TinyF
     loaded = load_model(path)
     config = loaded.config
     assert (config.architecture, config.qkv_bias, config.tie_word_embeddings) == (
-        "qwen2", True, True)
-    assert (config.num_layers, config.hidden_size, config.num_heads, config.num_kv_heads,
-            config.head_dim, config.intermediate_size, config.vocab_size) == (
-        2, 64, 4, 2, 16, 128, 2048)
+        "qwen2",
+        True,
+        True,
+    )
+    assert (
+        config.num_layers,
+        config.hidden_size,
+        config.num_heads,
+        config.num_kv_heads,
+        config.head_dim,
+        config.intermediate_size,
+        config.vocab_size,
+    ) == (2, 64, 4, 2, 16, 128, 2048)
     assert config.rms_norm_eps == 1e-6 and config.rope_theta == 1e6
     tokenizer = Tokenizer.from_str(loaded.tokenizer_json)
     im_end = tokenizer.token_to_id("<|im_end|>")
@@ -124,8 +143,9 @@ def test_tokenizer_matches_transformers(tiny_gguf: Callable[..., TinyFile]) -> N
     assert "<think>" in ours.decode(ids)
 
 
-def test_add_bos_token_becomes_a_post_processor(tiny_gguf: Callable[..., TinyFile],
-                                                tokenizer_json: str, tmp_path: Path) -> None:
+def test_add_bos_token_becomes_a_post_processor(
+    tiny_gguf: Callable[..., TinyFile], tokenizer_json: str, tmp_path: Path
+) -> None:
     _, model = tiny_gguf("llama")
     path = write_gguf(tmp_path / "bos.gguf", model, "llama", tokenizer_json, add_bos=True)
     tokenizer = Tokenizer.from_str(load_model(path).tokenizer_json)
@@ -136,9 +156,9 @@ def test_add_bos_token_becomes_a_post_processor(tiny_gguf: Callable[..., TinyFil
 # Each pre-tokenizer against the model family's own tokenizer.json (regex, or components).
 _ORIGINAL_SPLITS = {
     "llama-bpe": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
     "qwen2": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
-             r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
 }
 
 
@@ -148,19 +168,31 @@ def test_pre_tokenizers_split_as_the_original_tokenizers(pre: str, tokenizer_jso
     from tokenizers import Tokenizer as RustTokenizer
 
     tokens, types, merges = gguf_vocabulary(tokenizer_json)
-    metadata = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": pre, "tokenizer.ggml.tokens":
-                tokens, "tokenizer.ggml.token_type": types, "tokenizer.ggml.merges": merges}
+    metadata = {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": pre,
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.merges": merges,
+    }
     built = gguf_tokenizer_json(metadata)
     assert json.loads(built)["model"]["ignore_merges"] == (pre == "llama-bpe")  # as llama.cpp
     ours = RustTokenizer.from_str(built).pre_tokenizer
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False,
-                                          use_regex=pre not in _ORIGINAL_SPLITS)
-    first = ([pre_tokenizers.Split(Regex(_ORIGINAL_SPLITS[pre]), behavior="isolated")]
-             if pre in _ORIGINAL_SPLITS else
-             [pre_tokenizers.Digits(individual_digits=True)] if pre == "smollm" else [])
+    byte_level = pre_tokenizers.ByteLevel(
+        add_prefix_space=False, use_regex=pre not in _ORIGINAL_SPLITS
+    )
+    first = (
+        [pre_tokenizers.Split(Regex(_ORIGINAL_SPLITS[pre]), behavior="isolated")]
+        if pre in _ORIGINAL_SPLITS
+        else [pre_tokenizers.Digits(individual_digits=True)]
+        if pre == "smollm"
+        else []
+    )
     original = pre_tokenizers.Sequence([*first, byte_level])
-    text = ("Hello WORLD, I'M here! It'S 12345 apples\n\n\tand  3.14159 中文字符 ÀÉÎ 🤗🚀 "
-            "x=y+1;\r\n  end   ")
+    text = (
+        "Hello WORLD, I'M here! It'S 12345 apples\n\n\tand  3.14159 中文字符 ÀÉÎ 🤗🚀 "
+        "x=y+1;\r\n  end   "
+    )
     pieces = [piece for piece, _ in ours.pre_tokenize_str(text)]
     assert pieces == [piece for piece, _ in original.pre_tokenize_str(text)]
     assert len(pieces) > 20
@@ -180,7 +212,7 @@ def test_tensor_types_dequantize(kind: str, tmp_path: Path) -> None:
         blocks = rng.integers(0, 256, (3 * 2, block_bytes), dtype=np.uint8)
         for start in _K_QUANTS[kind]:
             scales = rng.uniform(1e-3, 1e-2, (len(blocks), 1)).astype(np.float16)
-            blocks[:, start:start + 2] = scales.view(np.uint8)
+            blocks[:, start : start + 2] = scales.view(np.uint8)
         raw = blocks.reshape(3, -1)
     else:
         raw = gguf.quants.quantize(source, qtype)
@@ -195,8 +227,13 @@ def test_tensor_types_dequantize(kind: str, tmp_path: Path) -> None:
         assert np.abs(values - source).max() <= _ROUND_TRIP[kind] * np.abs(source).max()
     if kind not in ("F32", "F16", "BF16"):  # against transformers' own torch decoder
         reference = pytest.importorskip("transformers.integrations.gguf.dequant")
-        theirs = reference.dequantize(torch.from_numpy(np.ascontiguousarray(raw).reshape(-1)),
-                                      int(qtype)).reshape(3, 512).numpy()
+        theirs = (
+            reference.dequantize(
+                torch.from_numpy(np.ascontiguousarray(raw).reshape(-1)), int(qtype)
+            )
+            .reshape(3, 512)
+            .numpy()
+        )
         np.testing.assert_allclose(values, theirs, rtol=1e-6, atol=1e-7)
 
 
@@ -207,26 +244,42 @@ def _truncated(path: Path) -> Path:
 
 
 _BROKEN: dict[str, tuple[Callable[[Path, Any, str], Path], str]] = {
-    "garbage": (lambda p, m, t: (p.write_bytes(b"not a model " * 64), p)[1],
-                "cannot be read as a GGUF"),
+    "garbage": (
+        lambda p, m, t: (p.write_bytes(b"not a model " * 64), p)[1],
+        "cannot be read as a GGUF",
+    ),
     "truncated": (lambda p, m, t: _truncated(write_gguf(p, m, "llama", t)), "truncated"),
-    "architecture": (lambda p, m, t: write_gguf(p, m, "llama", t, arch="gemma2"),
-                     "'gemma2' is not supported; supported: llama, qwen2"),
-    "tensor type": (lambda p, m, t: write_gguf(p, m, "llama", t, {"ffn_up": "F64"}),
-                    "stored as F64, which the gguf library cannot dequantize"),
-    "no tokenizer": (lambda p, m, t: write_gguf(p, m, "llama", t, tokenizer_model=None),
-                     "has no tokenizer"),
-    "sentencepiece": (lambda p, m, t: write_gguf(p, m, "llama", t, tokenizer_model="llama"),
-                      "'llama' (SentencePiece) is not supported"),
-    "pre-tokenizer": (lambda p, m, t: write_gguf(p, m, "llama", t, pre="klingon"),
-                      "pre-tokenizer 'klingon' is not supported"),
+    "architecture": (
+        lambda p, m, t: write_gguf(p, m, "llama", t, arch="gemma2"),
+        "'gemma2' is not supported; supported: llama, qwen2",
+    ),
+    "tensor type": (
+        lambda p, m, t: write_gguf(p, m, "llama", t, {"ffn_up": "F64"}),
+        "stored as F64, which the gguf library cannot dequantize",
+    ),
+    "no tokenizer": (
+        lambda p, m, t: write_gguf(p, m, "llama", t, tokenizer_model=None),
+        "has no tokenizer",
+    ),
+    "sentencepiece": (
+        lambda p, m, t: write_gguf(p, m, "llama", t, tokenizer_model="llama"),
+        "'llama' (SentencePiece) is not supported",
+    ),
+    "pre-tokenizer": (
+        lambda p, m, t: write_gguf(p, m, "llama", t, pre="klingon"),
+        "pre-tokenizer 'klingon' is not supported",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(_BROKEN))
-def test_unreadable_files_are_one_clear_error(case: str, tiny_gguf: Callable[..., TinyFile],
-                                              tokenizer_json: str, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_files_are_one_clear_error(
+    case: str,
+    tiny_gguf: Callable[..., TinyFile],
+    tokenizer_json: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     make, message = _BROKEN[case]
     path = make(tmp_path / "broken.gguf", tiny_gguf("llama")[1], tokenizer_json)
     with pytest.raises(UnsupportedModelError, match=re.escape(message)):
@@ -236,8 +289,9 @@ def test_unreadable_files_are_one_clear_error(case: str, tiny_gguf: Callable[...
     assert err[-1].startswith("edge-export: error: ") and "Traceback" not in "\n".join(err)
 
 
-def test_export_from_gguf_keeps_the_chat_template(tiny_gguf: Callable[..., TinyFile],
-                                                  tmp_path: Path) -> None:
+def test_export_from_gguf_keeps_the_chat_template(
+    tiny_gguf: Callable[..., TinyFile], tmp_path: Path
+) -> None:
     path, _ = tiny_gguf("qwen2", "mixed")
     result = export(path, tmp_path / "bundle", "int8", force=True, eval_tokens=64)
     folder = result.bundle.path

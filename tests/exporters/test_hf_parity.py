@@ -27,8 +27,9 @@ def tokenizer_json(demo_checkpoint: Path) -> str:
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
-def hf_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-             tokenizer_json: str) -> tuple[str, Path, object]:
+def hf_model(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tokenizer_json: str
+) -> tuple[str, Path, object]:
     folder = tmp_path_factory.mktemp(request.param)
     model = make_hf_folder(request.param, folder, tokenizer_json, vocab_size=2048)
     return request.param, folder, model
@@ -59,7 +60,9 @@ def test_family_specifics_are_read(hf_model: tuple[str, Path, object]) -> None:
         assert config.sliding_window == 6
 
 
-def test_fp32_export_matches_transformers(hf_model: tuple[str, Path, object], tmp_path: Path) -> None:
+def test_fp32_export_matches_transformers(
+    hf_model: tuple[str, Path, object], tmp_path: Path
+) -> None:
     family, folder, hf = hf_model
     result = export(folder, tmp_path / "bundle", "fp32")
     assert result.parity.worst <= 1e-4
@@ -71,7 +74,9 @@ def test_fp32_export_matches_transformers(hf_model: tuple[str, Path, object], tm
     step, _ = ort_model.run(ids[:, :1], past)
     with torch.no_grad():
         expected = hf(torch.from_numpy(ids)).logits.numpy()  # type: ignore[operator]
-        step_expected = hf(torch.from_numpy(np.concatenate([ids, ids[:, :1]], 1))).logits[:, -1:].numpy()  # type: ignore[operator]
+        step_expected = (
+            hf(torch.from_numpy(np.concatenate([ids, ids[:, :1]], 1))).logits[:, -1:].numpy()
+        )  # type: ignore[operator]
     scale = max(1.0, float(np.abs(expected).max()))
     assert np.abs(logits - expected).max() / scale <= 1e-4
     assert np.abs(step - step_expected).max() / scale <= 1e-4
@@ -83,13 +88,17 @@ def test_fp32_export_matches_transformers(hf_model: tuple[str, Path, object], tm
     assert np.abs(fused.run(ids[0, :1].tolist()) - step_expected[0, -1]).max() / scale <= 1e-4
 
 
-def test_int8_export_of_each_family_is_int8(hf_model: tuple[str, Path, object], tmp_path: Path) -> None:
+def test_int8_export_of_each_family_is_int8(
+    hf_model: tuple[str, Path, object], tmp_path: Path
+) -> None:
     _, folder, _ = hf_model
     result = export(folder, tmp_path / "bundle", "int8", eval_tokens=256)
     graph = onnx.load(str(result.bundle.onnx_path))
     matmul_weights = [i for i in graph.graph.initializer if i.name.endswith(".int8")]
     assert matmul_weights and all(i.data_type == onnx.TensorProto.INT8 for i in matmul_weights)
-    assert result.accuracy is not None and result.accuracy.gate.startswith("skipped")  # random weights
+    assert result.accuracy is not None and result.accuracy.gate.startswith(
+        "skipped"
+    )  # random weights
 
 
 def test_unsupported_architecture(tmp_path: Path) -> None:

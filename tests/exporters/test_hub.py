@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from edge_sdk.exporters import load_model
-from edge_sdk.exporters.cli import main
-from edge_sdk.exporters.hub import is_hub_id, resolve_hub_model
 
 from edge_sdk import ConfigError, load_bundle
 from edge_sdk.cli_support import Progress
+from edge_sdk.exporters import load_model
+from edge_sdk.exporters.cli import main
+from edge_sdk.exporters.hub import is_hub_id, resolve_hub_model
 from tests.exporters.hub_cache import FakeHub, add_to_cache, serve
 
 pytest.importorskip("transformers")
@@ -76,8 +76,11 @@ def hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> HubEnv:
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
         if endpoint is not None:
             monkeypatch.setattr(constants, "ENDPOINT", endpoint)
-            monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                                endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+            monkeypatch.setattr(
+                constants,
+                "HUGGINGFACE_CO_URL_TEMPLATE",
+                endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+            )
 
     return point
 
@@ -96,8 +99,9 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_hub_id_resolves_offline_and_exports(cache: Path, hub_env: HubEnv, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_hub_id_resolves_offline_and_exports(
+    cache: Path, hub_env: HubEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hub_env(cache)
     out = tmp_path / "bundle"
     assert main([REPO, "--fp32", "-o", str(out), "--no-ort-graph"]) == 0
@@ -117,8 +121,9 @@ def test_revision_follows_a_ref_in_the_cache(cache: Path, hub_env: HubEnv) -> No
     assert load_model(REPO, revision="v1").source == f"hf://{REPO}@{COMMIT_V1}"
 
 
-def test_revision_through_the_cli(cache: Path, hub_env: HubEnv, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_revision_through_the_cli(
+    cache: Path, hub_env: HubEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hub_env(cache)
     out = tmp_path / "v1"
     argv = [REPO, "--revision", "v1", "--fp32", "-o", str(out), "--no-ort-graph", "--json"]
@@ -131,8 +136,9 @@ def test_revision_through_the_cli(cache: Path, hub_env: HubEnv, tmp_path: Path,
     assert not (tmp_path / "v2").exists()
 
 
-def test_partly_cached_offline_says_so(hf_folder: Path, hub_env: HubEnv, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_partly_cached_offline_says_so(
+    hf_folder: Path, hub_env: HubEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     only_config = tmp_path / "config-only"
     only_config.mkdir()
     (only_config / "config.json").write_bytes((hf_folder / "config.json").read_bytes())
@@ -143,13 +149,16 @@ def test_partly_cached_offline_says_so(hf_folder: Path, hub_env: HubEnv, tmp_pat
     assert f"the cached snapshot of {REPO}" in line and "run once online" in line
 
 
-def test_not_cached_offline_is_one_line(hub_env: HubEnv, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_cached_offline_is_one_line(
+    hub_env: HubEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hub_env(tmp_path / "empty-cache")
     assert main(["Qwen/Qwen2.5-0.5B-Instruct", "--int4", "-o", str(tmp_path / "out")]) == 1
     line = _error_line(capsys)
-    assert ("Qwen/Qwen2.5-0.5B-Instruct (revision main) is neither a local path nor in the local "
-            "Hugging Face cache") in line
+    assert (
+        "Qwen/Qwen2.5-0.5B-Instruct (revision main) is neither a local path nor in the local "
+        "Hugging Face cache"
+    ) in line
     assert str(tmp_path / "empty-cache") in line and "HF_HUB_OFFLINE=1" in line
     assert "run once online" in line and "pass its path" in line
     assert not (tmp_path / "out").exists()
@@ -159,17 +168,24 @@ def test_environment_is_read_as_set_at_startup(tmp_path: Path) -> None:
     """A fresh process: HF_HOME (no patched constants) sets the cache, HF_HUB_OFFLINE the mode."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
     env.update(HF_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "edge_sdk.exporters.cli", REPO, "--fp32", "-q"],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge_sdk.exporters.cli", REPO, "--fp32", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr and "nor in the local Hugging Face cache" in line
     assert str(tmp_path / "home" / "hub") in line
 
 
-def test_an_existing_local_folder_wins(hf_folder: Path, hub_env: HubEnv, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_existing_local_folder_wins(
+    hf_folder: Path, hub_env: HubEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hub_env(tmp_path / "empty-cache")  # the hub would fail: not cached, offline
     local = tmp_path / "tiny-org" / "tiny-llama"
     local.mkdir(parents=True)
@@ -182,12 +198,27 @@ def test_an_existing_local_folder_wins(hf_folder: Path, hub_env: HubEnv, tmp_pat
         load_model(REPO, revision="v1")
 
 
-@pytest.mark.parametrize("text", [
-    "a/b/c", "./owner/name", "/owner/name", "owner/", ".owner/name", "owner/.name", "ow--ner/name",
-    "owner/na..me", "owner/name-", "owner/model.pt", "owner/model.gguf", "owner name/x",
-    "x" * 50 + "/" + "y" * 50])
-def test_bad_hub_id_syntax_is_a_missing_path(text: str, hub_env: HubEnv, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a/b/c",
+        "./owner/name",
+        "/owner/name",
+        "owner/",
+        ".owner/name",
+        "owner/.name",
+        "ow--ner/name",
+        "owner/na..me",
+        "owner/name-",
+        "owner/model.pt",
+        "owner/model.gguf",
+        "owner name/x",
+        "x" * 50 + "/" + "y" * 50,
+    ],
+)
+def test_bad_hub_id_syntax_is_a_missing_path(
+    text: str, hub_env: HubEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert not is_hub_id(text)
     hub_env(tmp_path / "empty-cache")
     assert main([text, "--int8", "-o", str(tmp_path / "out")]) == 1
@@ -195,14 +226,22 @@ def test_bad_hub_id_syntax_is_a_missing_path(text: str, hub_env: HubEnv, tmp_pat
     assert line.startswith(f"edge-export: error: {Path(text)} does not exist. Give ")
 
 
-@pytest.mark.parametrize("text", ["Qwen/Qwen2.5-0.5B-Instruct", "meta-llama/Llama-3.2-1B",
-                                  "HuggingFaceTB/SmolLM2-135M-Instruct", "a_b/c.d-e"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        "meta-llama/Llama-3.2-1B",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "a_b/c.d-e",
+    ],
+)
 def test_hub_id_syntax(text: str) -> None:
     assert is_hub_id(text)
 
 
-def test_revision_with_a_local_path_is_bad_usage(hf_folder: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_revision_with_a_local_path_is_bad_usage(
+    hf_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for model in (str(hf_folder), str(tmp_path / "missing.pt")):
         with pytest.raises(SystemExit) as exc:
             main([model, "--fp32", "--revision", "v1"])
@@ -210,8 +249,9 @@ def test_revision_with_a_local_path_is_bad_usage(hf_folder: Path, tmp_path: Path
         assert "--revision applies to a Hugging Face hub id" in capsys.readouterr().err
 
 
-def test_hub_unreachable_uses_the_cache_or_says_so(cache: Path, hub_env: HubEnv, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_hub_unreachable_uses_the_cache_or_says_so(
+    cache: Path, hub_env: HubEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hub_env(cache, offline=False, endpoint=f"http://127.0.0.1:{_closed_port()}")
     assert resolve_hub_model(REPO).name == COMMIT  # huggingface_hub falls back on the cache
     hub_env(tmp_path / "empty-cache", offline=False, endpoint=f"http://127.0.0.1:{_closed_port()}")
@@ -221,16 +261,29 @@ def test_hub_unreachable_uses_the_cache_or_says_so(cache: Path, hub_env: HubEnv,
     assert "ConnectError" in line and "pass its path" in line
 
 
-@pytest.mark.parametrize("status, code, message", [
-    (401, "GatedRepo", "is a gated model: accept its conditions on https://huggingface.co/"),
-    (403, "GatedRepo", "`hf auth login` or set HF_TOKEN"),
-    (403, None, f"the Hugging Face hub refused access to {REPO} (HTTP 403): run `hf auth login`"),
-    (404, "RepoNotFound", "not a model on the Hugging Face hub, or it is private"),
-    (404, "RevisionNotFound", "has no revision 'main'"),
-    (500, None, "the hub is unreachable (HfHubHTTPError: Server error '500"),
-])
-def test_hub_errors_are_one_line(status: int, code: str | None, message: str, hub_env: HubEnv,
-                                 tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "status, code, message",
+    [
+        (401, "GatedRepo", "is a gated model: accept its conditions on https://huggingface.co/"),
+        (403, "GatedRepo", "`hf auth login` or set HF_TOKEN"),
+        (
+            403,
+            None,
+            f"the Hugging Face hub refused access to {REPO} (HTTP 403): run `hf auth login`",
+        ),
+        (404, "RepoNotFound", "not a model on the Hugging Face hub, or it is private"),
+        (404, "RevisionNotFound", "has no revision 'main'"),
+        (500, None, "the hub is unreachable (HfHubHTTPError: Server error '500"),
+    ],
+)
+def test_hub_errors_are_one_line(
+    status: int,
+    code: str | None,
+    message: str,
+    hub_env: HubEnv,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     hub = FakeHub(REPO, COMMIT, {})
     hub.error = (status, code)
     with serve(hub) as endpoint:
@@ -241,11 +294,17 @@ def test_hub_errors_are_one_line(status: int, code: str | None, message: str, hu
     assert hub.requests and not (tmp_path / "out").exists()
 
 
-def test_download_fetches_only_what_an_export_reads(hf_folder: Path, hub_env: HubEnv,
-                                                    tmp_path: Path) -> None:
+def test_download_fetches_only_what_an_export_reads(
+    hf_folder: Path, hub_env: HubEnv, tmp_path: Path
+) -> None:
     files = {f.name: f.read_bytes() for f in hf_folder.iterdir()}
-    skipped = {"pytorch_model.bin": b"pickle", "model.gguf": b"GGUF", "README.md": b"# tiny",
-               "onnx/model.safetensors": b"nested", "original/params.json": b"{}"}
+    skipped = {
+        "pytorch_model.bin": b"pickle",
+        "model.gguf": b"GGUF",
+        "README.md": b"# tiny",
+        "onnx/model.safetensors": b"nested",
+        "original/params.json": b"{}",
+    }
     hub = FakeHub(REPO, COMMIT, {**files, **skipped})
     progress_log = tmp_path / "progress.txt"
     with serve(hub) as endpoint, progress_log.open("w") as stream:
@@ -263,9 +322,15 @@ def test_download_fetches_only_what_an_export_reads(hf_folder: Path, hub_env: Hu
 
 
 @pytest.mark.parametrize("quiet, terminal", [(False, True), (False, False), (True, True)])
-def test_hub_bars_on_a_terminal_only(quiet: bool, terminal: bool, hf_folder: Path, hub_env: HubEnv,
-                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_hub_bars_on_a_terminal_only(
+    quiet: bool,
+    terminal: bool,
+    hf_folder: Path,
+    hub_env: HubEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)  # sys.stderr is capsys's here
     hub = FakeHub(REPO, COMMIT, {f.name: f.read_bytes() for f in hf_folder.iterdir()})
     with serve(hub) as endpoint:
@@ -277,10 +342,14 @@ def test_hub_bars_on_a_terminal_only(quiet: bool, terminal: bool, hf_folder: Pat
     assert ("resolving on the Hugging Face hub" in err) is not quiet
 
 
-def test_a_repository_without_safetensors_is_refused(hub_env: HubEnv, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    hub = FakeHub(REPO, COMMIT, {"config.json": b"{}", "pytorch_model.bin": b"pickle",
-                                 "model-Q4_K_M.gguf": b"GGUF"})
+def test_a_repository_without_safetensors_is_refused(
+    hub_env: HubEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub = FakeHub(
+        REPO,
+        COMMIT,
+        {"config.json": b"{}", "pytorch_model.bin": b"pickle", "model-Q4_K_M.gguf": b"GGUF"},
+    )
     with serve(hub) as endpoint:
         hub_env(tmp_path / "cache", offline=False, endpoint=endpoint)
         assert main([REPO, "--int8", "-o", str(tmp_path / "out")]) == 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from edge_sdk.exporters import QuantConfig
-from edge_sdk.exporters.cli import build_parser, main, quant_config
 
 from edge_sdk.errors import ConfigError
+from edge_sdk.exporters import QuantConfig
+from edge_sdk.exporters.cli import build_parser, main, quant_config
 
 
 def test_the_guide_example_works() -> None:
@@ -17,24 +17,27 @@ def test_the_guide_example_works() -> None:
     assert QuantConfig().precision == "int8" and QuantConfig().quantize_embedding is True
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(method="awq"), "method must be one of"),
-    (dict(method="gptq", bits=8), "4-bit"),
-    (dict(method="int8", bits=4), "rtn"),
-    (dict(method="rtn", group_size=100), "power of two"),
-    (dict(method="rtn", group_size=8), "power of two"),
-    (dict(method="fp16", group_size=64), "group_size applies to"),
-    (dict(method="int8", group_size=48), "power of two >= 16 .* or 0"),
-    (dict(method="rtn", group_size=0), "power of two"),
-    (dict(method="fp32", smoothquant_alpha=0.3), "smoothquant_alpha applies to"),
-    (dict(method="int8", act_scale=True), "act_scale applies to"),
-    (dict(method="rtn", gptq_act_order=True), "gptq_act_order applies to"),
-    (dict(method="rtn", calib_method="entropy"), "calib_method applies to"),
-    (dict(method="w8a8", calib_method="kl"), "calib_method must be"),
-    (dict(method="w8a8", smoothquant_alpha=1.5), "smoothquant_alpha must be"),
-    (dict(method="fp32", quantize_embedding=True), "quantize_embedding applies"),
-    (dict(method="w8a8", exclude="lm_head"), "tuple"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(method="awq"), "method must be one of"),
+        (dict(method="gptq", bits=8), "4-bit"),
+        (dict(method="int8", bits=4), "rtn"),
+        (dict(method="rtn", group_size=100), "power of two"),
+        (dict(method="rtn", group_size=8), "power of two"),
+        (dict(method="fp16", group_size=64), "group_size applies to"),
+        (dict(method="int8", group_size=48), "power of two >= 16 .* or 0"),
+        (dict(method="rtn", group_size=0), "power of two"),
+        (dict(method="fp32", smoothquant_alpha=0.3), "smoothquant_alpha applies to"),
+        (dict(method="int8", act_scale=True), "act_scale applies to"),
+        (dict(method="rtn", gptq_act_order=True), "gptq_act_order applies to"),
+        (dict(method="rtn", calib_method="entropy"), "calib_method applies to"),
+        (dict(method="w8a8", calib_method="kl"), "calib_method must be"),
+        (dict(method="w8a8", smoothquant_alpha=1.5), "smoothquant_alpha must be"),
+        (dict(method="fp32", quantize_embedding=True), "quantize_embedding applies"),
+        (dict(method="w8a8", exclude="lm_head"), "tuple"),
+    ],
+)
 def test_invalid_configs_raise(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         QuantConfig(**kwargs)  # type: ignore[arg-type]
@@ -45,35 +48,66 @@ def test_config_is_frozen() -> None:
         QuantConfig().method = "fp32"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--int8"], QuantConfig()),
-    (["--int8"], QuantConfig(method="int8", group_size=64, smoothquant_alpha=0.5)),
-    (["--int8", "--group-size", "0", "--no-smoothquant"],
-     QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)),
-    (["--int8", "--trt"], QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)),
-    (["--int8", "--group-size", "32", "--smoothquant-alpha", "0.7"],
-     QuantConfig(method="int8", group_size=32, smoothquant_alpha=0.7)),
-    (["--int4"], QuantConfig(method="rtn")),
-    (["--int4", "--method", "gptq", "--group-size", "64", "--act-scale"],
-     QuantConfig(method="GPTQ", bits=4, group_size=64, act_scale=True)),
-    (["--w8a8", "--calib-method", "entropy", "--smoothquant-alpha", "0.7", "--exclude", "lm_head"],
-     QuantConfig(method="w8a8", calib_method="entropy", smoothquant_alpha=0.7, exclude=("lm_head",))),
-    (["--w8a8", "--no-smoothquant"], QuantConfig(method="w8a8", smoothquant_alpha=None)),
-    (["--fp16"], QuantConfig(method="fp16")),
-    (["--int4", "--quantize-embedding"], QuantConfig(method="rtn", quantize_embedding=True)),
-    (["--int8", "--no-quantize-embedding"], QuantConfig(quantize_embedding=False)),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--int8"], QuantConfig()),
+        (["--int8"], QuantConfig(method="int8", group_size=64, smoothquant_alpha=0.5)),
+        (
+            ["--int8", "--group-size", "0", "--no-smoothquant"],
+            QuantConfig(method="int8", group_size=0, smoothquant_alpha=None),
+        ),
+        (["--int8", "--trt"], QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)),
+        (
+            ["--int8", "--group-size", "32", "--smoothquant-alpha", "0.7"],
+            QuantConfig(method="int8", group_size=32, smoothquant_alpha=0.7),
+        ),
+        (["--int4"], QuantConfig(method="rtn")),
+        (
+            ["--int4", "--method", "gptq", "--group-size", "64", "--act-scale"],
+            QuantConfig(method="GPTQ", bits=4, group_size=64, act_scale=True),
+        ),
+        (
+            [
+                "--w8a8",
+                "--calib-method",
+                "entropy",
+                "--smoothquant-alpha",
+                "0.7",
+                "--exclude",
+                "lm_head",
+            ],
+            QuantConfig(
+                method="w8a8", calib_method="entropy", smoothquant_alpha=0.7, exclude=("lm_head",)
+            ),
+        ),
+        (["--w8a8", "--no-smoothquant"], QuantConfig(method="w8a8", smoothquant_alpha=None)),
+        (["--fp16"], QuantConfig(method="fp16")),
+        (["--int4", "--quantize-embedding"], QuantConfig(method="rtn", quantize_embedding=True)),
+        (["--int8", "--no-quantize-embedding"], QuantConfig(quantize_embedding=False)),
+    ],
+)
 def test_flags_map_onto_the_config(argv: list[str], expected: QuantConfig) -> None:
     assert quant_config(build_parser().parse_args(["model.pt", *argv])) == expected
 
 
-@pytest.mark.parametrize("argv", [
-    ["--fp16", "--group-size", "64"], ["--int4", "--calib-method", "entropy"], ["--fp16", "--act-scale"],
-    ["--int8", "--trt", "--group-size", "64"], ["--int8", "--exclude", "lm_head"],
-    ["--int4", "--group-size", "100"], ["--fp32", "--quantize-embedding"], ["--int8", "--int4"],
-    ["--w8a8", "--no-smoothquant", "--smoothquant-alpha", "0.5"],
-])
-def test_invalid_flag_combinations_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--fp16", "--group-size", "64"],
+        ["--int4", "--calib-method", "entropy"],
+        ["--fp16", "--act-scale"],
+        ["--int8", "--trt", "--group-size", "64"],
+        ["--int8", "--exclude", "lm_head"],
+        ["--int4", "--group-size", "100"],
+        ["--fp32", "--quantize-embedding"],
+        ["--int8", "--int4"],
+        ["--w8a8", "--no-smoothquant", "--smoothquant-alpha", "0.5"],
+    ],
+)
+def test_invalid_flag_combinations_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["model.pt", *argv])
     assert exc.value.code == 2

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from edge_sdk.exporters import ExportResult, QuantConfig, export
-from edge_sdk.exporters.cli import main
-from edge_sdk.runtime import load
 
 from edge_sdk import load_bundle
+from edge_sdk.exporters import ExportResult, QuantConfig, export
+from edge_sdk.exporters.cli import main
 from edge_sdk.onnx_io import prefill_feed, present_names
+from edge_sdk.runtime import load
 
 CONFIGS = {
     "fp16": QuantConfig(method="fp16"),
@@ -32,10 +32,14 @@ CONFIGS = {
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path) -> dict[str, ExportResult]:
+def exports(
+    tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path
+) -> dict[str, ExportResult]:
     root = tmp_path_factory.mktemp("quant")
-    return {name: export(demo_checkpoint, root / name, quant=config, eval_tokens=1024)
-            for name, config in CONFIGS.items()}
+    return {
+        name: export(demo_checkpoint, root / name, quant=config, eval_tokens=1024)
+        for name, config in CONFIGS.items()
+    }
 
 
 def _greedy(bundle_dir: Path, steps: int = 6) -> tuple[list[int], np.ndarray]:
@@ -46,7 +50,9 @@ def _greedy(bundle_dir: Path, steps: int = 6) -> tuple[list[int], np.ndarray]:
     options = ort.SessionOptions()
     for key, value in bundle.manifest["onnxruntime"]["session_config"].items():
         options.add_session_config_entry(key, value)
-    session = ort.InferenceSession(str(bundle.onnx_path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(bundle.onnx_path), options, providers=["CPUExecutionProvider"]
+    )
     config = bundle.config
     outputs = ["logits", *present_names(config.num_layers)]
     ids = [5, 17, 42, 7]
@@ -60,16 +66,25 @@ def _greedy(bundle_dir: Path, steps: int = 6) -> tuple[list[int], np.ndarray]:
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_each_precision_exports_verifies_and_runs(exports: dict[str, ExportResult], name: str) -> None:
+def test_each_precision_exports_verifies_and_runs(
+    exports: dict[str, ExportResult], name: str
+) -> None:
     result = exports[name]
     manifest = result.bundle.manifest
     assert manifest["precision"]["name"] == CONFIGS[name].precision
     assert manifest["precision"]["config"] == CONFIGS[name].to_dict()
     onnx.checker.check_model(str(result.bundle.onnx_path))
-    assert result.tensorrt is not None and result.tensorrt.ok, result.tensorrt  # edge-engine --check, TensorRT 10
+    assert result.tensorrt is not None and result.tensorrt.ok, (
+        result.tensorrt
+    )  # edge-engine --check, TensorRT 10
     accuracy = manifest["accuracy"]["quantized_vs_float"]
     assert accuracy["gate"] == "passed" and accuracy["perplexity_quantized"] > 1
-    assert set(accuracy) >= {"perplexity_float", "perplexity_ratio", "top1_agreement", "mean_kl_divergence"}
+    assert set(accuracy) >= {
+        "perplexity_float",
+        "perplexity_ratio",
+        "top1_agreement",
+        "mean_kl_divergence",
+    }
     ids, drift = _greedy(result.bundle.path)
     assert len(ids) == 10 and drift < 0.05  # decode with a past agrees with one prefill
     fused = manifest["onnxruntime"]["fused_graph"]
@@ -79,7 +94,10 @@ def test_each_precision_exports_verifies_and_runs(exports: dict[str, ExportResul
             assert gen.backend.fused  # type: ignore[attr-defined]
             assert gen.generate(ids[:4], max_new_tokens=6).token_ids == ids[4:]
     else:  # fp16, w8a8: only the standard graph, and the manifest says why
-        assert fused is None and CONFIGS[name].precision in manifest["onnxruntime"]["fused_graph_skipped"]
+        assert (
+            fused is None
+            and CONFIGS[name].precision in manifest["onnxruntime"]["fused_graph_skipped"]
+        )
 
 
 def test_int4_is_standard_blocked_qdq_at_opset_21(exports: dict[str, ExportResult]) -> None:
@@ -103,7 +121,9 @@ def test_sizes_match_bytes_per_weight(exports: dict[str, ExportResult]) -> None:
     stored = details["int4_weight_bytes"] + details["int8_weight_bytes"] + details["scale_bytes"]
     structure = exports["int4-head4"].onnx_bytes - stored - details["float_bytes_left"]
     assert 0 < structure < 200_000  # node and value_info protobuf (about 150 kB on the demo)
-    assert exports["int4-head4"].onnx_bytes < 0.22 * float_bytes < exports["int4-float-emb"].onnx_bytes
+    assert (
+        exports["int4-head4"].onnx_bytes < 0.22 * float_bytes < exports["int4-float-emb"].onnx_bytes
+    )
     # the default int8 head reads the int8 embedding table: no copy of it, smaller still
     assert exports["int4-rtn"].onnx_bytes < exports["int4-head4"].onnx_bytes
 
@@ -126,16 +146,38 @@ def test_w8a8_is_explicit_quantization_form(exports: dict[str, ExportResult]) ->
     assert all(inits[n.input[2]].data_type == onnx.TensorProto.INT8 for n in quantize)
 
 
-def test_python_and_cli_give_identical_model_files(demo_checkpoint: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_python_and_cli_give_identical_model_files(
+    demo_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = QuantConfig(method="GPTQ", bits=4, group_size=64, act_scale=True)
     python = export(demo_checkpoint, tmp_path / "python", quant=config, eval_tokens=512)
-    assert main([str(demo_checkpoint), "--int4", "--method", "gptq", "--group-size", "64", "--act-scale",
-                 "--eval-tokens", "512", "-o", str(tmp_path / "cli"), "-q", "--json"]) == 0
+    assert (
+        main(
+            [
+                str(demo_checkpoint),
+                "--int4",
+                "--method",
+                "gptq",
+                "--group-size",
+                "64",
+                "--act-scale",
+                "--eval-tokens",
+                "512",
+                "-o",
+                str(tmp_path / "cli"),
+                "-q",
+                "--json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["quant"] == config.to_dict() and summary["accuracy"]["top1_agreement"] > 0.9
     cli_manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
-    assert cli_manifest["files"]["model.onnx"]["sha256"] == python.bundle.manifest["files"]["model.onnx"]["sha256"]
+    assert (
+        cli_manifest["files"]["model.onnx"]["sha256"]
+        == python.bundle.manifest["files"]["model.onnx"]["sha256"]
+    )
 
 
 def test_precision_and_quant_must_agree(demo_checkpoint: Path, tmp_path: Path) -> None:
@@ -145,4 +187,3 @@ def test_precision_and_quant_must_agree(demo_checkpoint: Path, tmp_path: Path) -
         export(demo_checkpoint, tmp_path / "x", "int8", quant=QuantConfig(method="fp16"))
     with pytest.raises(ExportError, match="precision must be one of"):
         export(demo_checkpoint, tmp_path / "x", "int3")  # type: ignore[arg-type]
-

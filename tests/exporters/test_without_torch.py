@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from edge_sdk.exporters.trt_compat import check_path
 
 from edge_sdk._optional import DISTRIBUTION
+from edge_sdk.exporters.trt_compat import check_path
 
 _BLOCKER = """
 import os, sys

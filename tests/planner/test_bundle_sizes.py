@@ -23,15 +23,25 @@ def _tokenizer_json(vocab: int) -> str:
 
 
 @pytest.mark.parametrize(("precision", "tied"), [("int8", True), ("int8", False), ("fp32", True)])
-def test_weights_estimate_within_two_percent_of_the_bundle(tmp_path: Path, precision: str,
-                                                           tied: bool) -> None:
+def test_weights_estimate_within_two_percent_of_the_bundle(
+    tmp_path: Path, precision: str, tied: bool
+) -> None:
     import torch
 
     from edge_sdk.exporters import LiteForCausalLM, LoadedModel, export
 
-    config = ModelConfig(vocab_size=8192, hidden_size=384, num_layers=2, num_heads=4,
-                         num_kv_heads=2, intermediate_size=768, tie_word_embeddings=tied,
-                         max_position_embeddings=256, bos_token_id=0, eos_token_ids=(0,))
+    config = ModelConfig(
+        vocab_size=8192,
+        hidden_size=384,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=768,
+        tie_word_embeddings=tied,
+        max_position_embeddings=256,
+        bos_token_id=0,
+        eos_token_ids=(0,),
+    )
     torch.manual_seed(0)
     model = LiteForCausalLM(config).eval()
     loaded = LoadedModel(model, _tokenizer_json(config.vocab_size), "test", "sizes")

@@ -20,8 +20,15 @@ from edge_sdk.planner import (
     resolve_model,
 )
 
-JETSONS = ["orin-nano-4gb", "orin-nano-8gb", "orin-nano-super", "orin-nx-8gb", "orin-nx-16gb",
-           "agx-orin-32gb", "agx-orin-64gb"]
+JETSONS = [
+    "orin-nano-4gb",
+    "orin-nano-8gb",
+    "orin-nano-super",
+    "orin-nx-8gb",
+    "orin-nx-16gb",
+    "agx-orin-32gb",
+    "agx-orin-64gb",
+]
 
 # Irregular spacing on purpose, as in shipped files.
 CONF = """
@@ -71,7 +78,9 @@ def test_nvpmodel_conf_sets_modes_caps_and_default(tmp_path: Path) -> None:
     assert device.compute_scale(low) == pytest.approx(612 / 1020)
     assert device.bandwidth_scale(top) == 1.0  # 0 and -1: no cap
     assert device.compute_scale(top) == pytest.approx(0.5)  # 2 of 4 TPCs powered
-    assert mid.budget_w == 25 and top.budget_w == max(m.budget_w for m in get_device("orin-nano-super").modes)
+    assert mid.budget_w == 25 and top.budget_w == max(
+        m.budget_w for m in get_device("orin-nano-super").modes
+    )
 
 
 def test_nvpmodel_conf_errors(tmp_path: Path) -> None:
@@ -84,11 +93,21 @@ def test_nvpmodel_conf_errors(tmp_path: Path) -> None:
 
 
 # Official parameter counts (incl. embeddings, tied counted once).
-@pytest.mark.parametrize(("name", "billions"), [
-    ("tinyllama-1.1b", 1.100), ("llama-3.2-1b", 1.236), ("llama-3.2-3b", 3.213),
-    ("qwen2.5-0.5b", 0.494), ("qwen2.5-1.5b", 1.544), ("deepseek-r1-distill-qwen-1.5b", 1.777),
-    ("smollm2-135m", 0.1345), ("smollm2-360m", 0.362), ("llama-2-7b", 6.738), ("qwen2.5-7b", 7.616),
-])
+@pytest.mark.parametrize(
+    ("name", "billions"),
+    [
+        ("tinyllama-1.1b", 1.100),
+        ("llama-3.2-1b", 1.236),
+        ("llama-3.2-3b", 3.213),
+        ("qwen2.5-0.5b", 0.494),
+        ("qwen2.5-1.5b", 1.544),
+        ("deepseek-r1-distill-qwen-1.5b", 1.777),
+        ("smollm2-135m", 0.1345),
+        ("smollm2-360m", 0.362),
+        ("llama-2-7b", 6.738),
+        ("qwen2.5-7b", 7.616),
+    ],
+)
 def test_preset_parameter_counts(name: str, billions: float) -> None:
     assert get_preset(name).parameter_count() / 1e9 == pytest.approx(billions, rel=0.002)
 
@@ -105,9 +124,14 @@ def test_resolve_bundle(tmp_path: Path, tiny_config: ModelConfig) -> None:
         (writer.dir / "model.onnx").write_bytes(b"x" * 1000)
         (writer.dir / "model.onnx.data").write_bytes(b"y" * 5000)
         (writer.dir / "tokenizer.json").write_text("{}", encoding="utf-8")
-        writer.commit({"model": {"config": tiny_config.to_dict()},
-                       "graph": {"file": "model.onnx", "max_sequence_length": 64},
-                       "tokenizer": {"file": "tokenizer.json"}, "precision": {"name": "int8"}})
+        writer.commit(
+            {
+                "model": {"config": tiny_config.to_dict()},
+                "graph": {"file": "model.onnx", "max_sequence_length": 64},
+                "tokenizer": {"file": "tokenizer.json"},
+                "precision": {"name": "int8"},
+            }
+        )
     for arg in (tmp_path / "b", tmp_path / "b" / "manifest.json"):
         source = resolve_model(str(arg))
         assert source.kind == "bundle" and source.precision == "int8"
@@ -126,12 +150,23 @@ def test_resolve_errors(tmp_path: Path) -> None:
     assert len(PRESETS) >= 10
 
 
-@pytest.mark.skipif(importlib.util.find_spec("edge_sdk.checkpoint") is None,
-                    reason="edge_sdk.checkpoint is not there yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("edge_sdk.checkpoint") is None,
+    reason="edge_sdk.checkpoint is not there yet",
+)
 def test_resolve_checkpoint(tmp_path: Path, tiny_config: ModelConfig) -> None:
     torch = pytest.importorskip("torch")
     path = tmp_path / "model.pt"
-    torch.save({"format": "edge-sdk-checkpoint", "format_version": 1, "config": tiny_config.to_dict(),
-                "tokenizer": json.dumps({}), "state_dict": {}, "metadata": {"name": "tiny"}}, path)
+    torch.save(
+        {
+            "format": "edge-sdk-checkpoint",
+            "format_version": 1,
+            "config": tiny_config.to_dict(),
+            "tokenizer": json.dumps({}),
+            "state_dict": {},
+            "metadata": {"name": "tiny"},
+        },
+        path,
+    )
     source = resolve_model(str(path))
     assert source.kind == "checkpoint" and source.config == tiny_config

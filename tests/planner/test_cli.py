@@ -32,8 +32,17 @@ def test_7b_bf16_explains_the_rule_of_thumb(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "smollm2-135m", "--device", "orin-nano-4gb", "--context", "2048",
-                        "--batch", "2", "--json")
+    code, out, _ = _run(
+        capsys,
+        "smollm2-135m",
+        "--device",
+        "orin-nano-4gb",
+        "--context",
+        "2048",
+        "--batch",
+        "2",
+        "--json",
+    )
     data = json.loads(out)
     assert code == 0 and data["memory"]["fits"] and data["batch"] == 2
     assert data["memory"]["kv_cache"] == 2 * 30 * 3 * 64 * 2048 * 2 * 4  # int8 bundles: fp32 KV
@@ -42,20 +51,34 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_compare_devices_and_precisions(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "llama-3.2-1b", "--compare", "devices", "--mode", "15W")
     assert code == 0 and "orin-nx-16gb" in out and "note: orin-nano-4gb has no 15W mode" in out
-    code, out, _ = _run(capsys, "llama-3.2-1b", "--device", "orin-nano-8gb", "--compare",
-                        "fp16,int4", "--json")
-    assert code == 0 and [p["precision"] for p in json.loads(out)["plans"]] == ["fp16", "int4 (group 128)"]
+    code, out, _ = _run(
+        capsys, "llama-3.2-1b", "--device", "orin-nano-8gb", "--compare", "fp16,int4", "--json"
+    )
+    assert code == 0 and [p["precision"] for p in json.loads(out)["plans"]] == [
+        "fp16",
+        "int4 (group 128)",
+    ]
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["qwen2.5-1.5b", "--device", "xavier"], "unknown device 'xavier'; valid devices: orin-nano-4gb"),
-    (["qwen2.5-1.5b", "--device", "orin-nano-8gb", "--context", "-4"], "--context must be a positive"),
-    (["no-such-model", "--device", "orin-nano-8gb"], "valid presets: tinyllama-1.1b"),
-    (["qwen2.5-1.5b"], "--device is required"),
-    (["qwen2.5-1.5b", "--compare", "fp16,t4"], "--compare takes"),
-])
-def test_bad_input_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str], argv: list[str],
-                                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["qwen2.5-1.5b", "--device", "xavier"],
+            "unknown device 'xavier'; valid devices: orin-nano-4gb",
+        ),
+        (
+            ["qwen2.5-1.5b", "--device", "orin-nano-8gb", "--context", "-4"],
+            "--context must be a positive",
+        ),
+        (["no-such-model", "--device", "orin-nano-8gb"], "valid presets: tinyllama-1.1b"),
+        (["qwen2.5-1.5b"], "--device is required"),
+        (["qwen2.5-1.5b", "--compare", "fp16,t4"], "--compare takes"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     code, out, err = _run(capsys, *argv)
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("edge-plan: error: ") and message in err

@@ -29,8 +29,13 @@ def test_fp32_counts_every_parameter_once_with_tied_embeddings(tiny_config: Mode
 def test_int8_follows_the_exporter_layout(tiny_config: ModelConfig) -> None:
     # Per layer: q [16->16], k,v [16->8], o [16->16], gate/up [16->32], down [32->16];
     # int8 values + one fp32 scale per output channel.
-    per_layer = (16 * 16 + 16 * 4) + 2 * (16 * 8 + 8 * 4) + (16 * 16 + 16 * 4) \
-        + 2 * (16 * 32 + 32 * 4) + (32 * 16 + 16 * 4)
+    per_layer = (
+        (16 * 16 + 16 * 4)
+        + 2 * (16 * 8 + 8 * 4)
+        + (16 * 16 + 16 * 4)
+        + 2 * (16 * 32 + 32 * 4)
+        + (32 * 16 + 16 * 4)
+    )
     table = 100 * 16 + 100 * 4  # int8 per row + fp32 row scales
     norms = (2 * 2 + 1) * 16 * 4  # fp32
     w = weight_bytes(tiny_config, weight_format("int8", group_size=0))
@@ -78,8 +83,9 @@ def test_one_and_a_half_b_int8_fits_on_orin_nano_8gb() -> None:
     p = plan(get_preset("qwen2.5-1.5b"), "orin-nano-8gb", precision="int8", context=4096)
     assert p.memory.fits
     assert 1.8e9 < p.memory.weights.total < 1.9e9  # blocks of 64: 4 bytes of scale per 64 weights
-    per_channel = plan(get_preset("qwen2.5-1.5b"), "orin-nano-8gb", precision="int8",
-                       group_size=0, context=4096)
+    per_channel = plan(
+        get_preset("qwen2.5-1.5b"), "orin-nano-8gb", precision="int8", group_size=0, context=4096
+    )
     assert 1.7e9 < per_channel.memory.weights.total < 1.85e9
 
 
@@ -103,7 +109,11 @@ def test_seven_b_bf16_weights_are_about_14_gb_not_26_8() -> None:
 
 
 def test_max_context_and_batch_are_the_largest_that_fit() -> None:
-    cfg, device, fmt = get_preset("llama-3.2-3b"), get_device("orin-nano-8gb"), weight_format("int8")
+    cfg, device, fmt = (
+        get_preset("llama-3.2-3b"),
+        get_device("orin-nano-8gb"),
+        weight_format("int8"),
+    )
     longest = max_context(cfg, device, fmt, batch=1)
     assert 0 < longest < cfg.max_position_embeddings
     assert estimate_memory(cfg, device, fmt, longest).fits
@@ -121,7 +131,11 @@ def test_max_context_is_capped_by_the_model() -> None:
 
 def test_bad_sizes_are_config_errors(tiny_config: ModelConfig) -> None:
     device, fmt = get_device("orin-nano-8gb"), weight_format("fp16")
-    for kwargs in ({"context": -1}, {"context": 0}, {"context": 8, "batch": 0},
-                   {"context": 8, "prompt": 9}):
+    for kwargs in (
+        {"context": -1},
+        {"context": 0},
+        {"context": 8, "batch": 0},
+        {"context": 8, "prompt": 9},
+    ):
         with pytest.raises(ConfigError):
             estimate_memory(tiny_config, device, fmt, **kwargs)

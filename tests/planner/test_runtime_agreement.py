@@ -13,8 +13,19 @@ def test_kv_cache_estimate_equals_the_runtime_allocation(demo_bundle_int8: Path)
     bundle = load_bundle(demo_bundle_int8)
     generator = load(demo_bundle_int8, fused_graph=False)
     stats = generator.generate("Once upon a time", max_new_tokens=2).stats
-    estimate = plan(bundle.config, "orin-nano-8gb", precision="int8",
-                    context=bundle.max_sequence_length, kv_dtype="fp32")
+    estimate = plan(
+        bundle.config,
+        "orin-nano-8gb",
+        precision="int8",
+        context=bundle.max_sequence_length,
+        kv_dtype="fp32",
+    )
     assert stats.kv_cache_bytes == estimate.memory.kv_allocated
-    assert estimate.memory.kv_cache == (2 * bundle.config.num_layers * bundle.config.num_kv_heads
-                                        * bundle.config.head_dim * bundle.max_sequence_length * 4)
+    assert estimate.memory.kv_cache == (
+        2
+        * bundle.config.num_layers
+        * bundle.config.num_kv_heads
+        * bundle.config.head_dim
+        * bundle.max_sequence_length
+        * 4
+    )

@@ -60,9 +60,12 @@ def test_flops_formulas() -> None:
 
 
 def test_efficiency_file_keys(tmp_path: Path) -> None:
-    for content in ({"tokens_per_joule": 3.5}, {"decode": {"tokens_per_joule": 3.5}},
-                    {"run": {"tokens_per_joule": 1.0}, "phases": {"decode": {"tokens_per_joule": 3.5}}},
-                    {"total": {"tokens_per_joule": 3.5}}):
+    for content in (
+        {"tokens_per_joule": 3.5},
+        {"decode": {"tokens_per_joule": 3.5}},
+        {"run": {"tokens_per_joule": 1.0}, "phases": {"decode": {"tokens_per_joule": 3.5}}},
+        {"total": {"tokens_per_joule": 3.5}},
+    ):
         path = tmp_path / "eff.json"
         path.write_text(json.dumps(content), encoding="utf-8")
         assert read_tokens_per_joule(path) == 3.5
@@ -83,12 +86,21 @@ def test_measured_efficiency_sets_energy_per_token() -> None:
 
 
 def test_tco_arithmetic() -> None:
-    t = estimate_tco(tokens_per_s=10, hardware_price=500, power_w=20, years=1, utilisation=0.5,
-                     electricity_price=0.2, idle_power_w=4)
+    t = estimate_tco(
+        tokens_per_s=10,
+        hardware_price=500,
+        power_w=20,
+        years=1,
+        utilisation=0.5,
+        electricity_price=0.2,
+        idle_power_w=4,
+    )
     hours = 365.25 * 24
     kwh = hours * (20 * 0.5 + 4 * 0.5) / 1000
     assert t.energy_kwh == pytest.approx(kwh)
     assert t.total_cost == pytest.approx(500 + 0.2 * kwh)
-    assert t.cost_per_million_tokens == pytest.approx(t.total_cost / (10 * 0.5 * hours * 3600) * 1e6)
+    assert t.cost_per_million_tokens == pytest.approx(
+        t.total_cost / (10 * 0.5 * hours * 3600) * 1e6
+    )
     with pytest.raises(ConfigError):
         estimate_tco(10, 500, 20, utilisation=0)

@@ -17,22 +17,40 @@ BOARDS: dict[str, dict] = {
     "orin_nano_8gb": {
         "model": "NVIDIA Jetson Orin Nano Developer Kit",
         "conf": "nvpmodel_orin_nano_8gb.conf",
-        "hwmon": {"1-0040": {1: ("VDD_IN", 5080.0, 1200.0), 2: ("VDD_CPU_GPU_CV", 5072.0, 420.0),
-                             3: ("VDD_SOC", 5072.0, 310.0)}},
+        "hwmon": {
+            "1-0040": {
+                1: ("VDD_IN", 5080.0, 1200.0),
+                2: ("VDD_CPU_GPU_CV", 5072.0, 420.0),
+                3: ("VDD_SOC", 5072.0, 310.0),
+            }
+        },
     },
     "orin_nx_16gb": {
         "model": "NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
         "conf": "nvpmodel_orin_nx_16gb.conf",
-        "hwmon": {"1-0040": {1: ("VDD_IN", 5056.0, 1800.0), 2: ("VDD_CPU_GPU_CV", 5048.0, 700.0),
-                             3: ("VDD_SOC", 5048.0, 400.0)}},
+        "hwmon": {
+            "1-0040": {
+                1: ("VDD_IN", 5056.0, 1800.0),
+                2: ("VDD_CPU_GPU_CV", 5048.0, 700.0),
+                3: ("VDD_SOC", 5048.0, 400.0),
+            }
+        },
     },
     "agx_orin_64gb": {
         "model": "Jetson AGX Orin Developer Kit",
         "conf": "nvpmodel_agx_orin_64gb.conf",
-        "hwmon": {"1-0040": {1: ("VDD_GPU_SOC", 5000.0, 1000.0), 2: ("VDD_CPU_CV", 5000.0, 400.0),
-                             3: ("VIN_SYS_5V0", 5000.0, 600.0)},
-                  "1-0041": {1: ("VDDQ_VDD2_1V8AO", 5000.0, 200.0), 2: ("NC", 0.0, 0.0),
-                             3: (None, 0.0, 0.0)}},
+        "hwmon": {
+            "1-0040": {
+                1: ("VDD_GPU_SOC", 5000.0, 1000.0),
+                2: ("VDD_CPU_CV", 5000.0, 400.0),
+                3: ("VIN_SYS_5V0", 5000.0, 600.0),
+            },
+            "1-0041": {
+                1: ("VDDQ_VDD2_1V8AO", 5000.0, 200.0),
+                2: ("NC", 0.0, 0.0),
+                3: (None, 0.0, 0.0),
+            },
+        },
     },
 }
 
@@ -122,9 +140,13 @@ def make_board(name: str, root: Path, mode_id: int | None = None) -> FakeBoard:
 def make_iio_board(root: Path) -> None:
     """A JetPack 4 (Xavier NX) style iio tree: ``rail_name_K``, ``in_powerK_input`` (mW)."""
     folder = root / "sys/bus/i2c/drivers/ina3221x/7-0040/iio:device0"
-    for k, (name, mv, ma, mw) in enumerate([("VDD_IN", 5000, 1000, 5000),
-                                            ("VDD_CPU_GPU_CV", 5000, 300, 1500),
-                                            ("VDD_SOC", 5000, 200, 1000)]):
+    for k, (name, mv, ma, mw) in enumerate(
+        [
+            ("VDD_IN", 5000, 1000, 5000),
+            ("VDD_CPU_GPU_CV", 5000, 300, 1500),
+            ("VDD_SOC", 5000, 200, 1000),
+        ]
+    ):
         _write(folder / f"rail_name_{k}", name + "\n")
         _write(folder / f"in_voltage{k}_input", f"{mv}\n")
         _write(folder / f"in_current{k}_input", f"{ma}\n")

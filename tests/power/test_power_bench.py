@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from power_fakeboard import FIXTURES
+
 from edge_sdk.power import load_trace, sample_trace_path
 from edge_sdk.power.cli import main
 from edge_sdk.power.efficiency import SUMMARY_VERSION
-from power_fakeboard import FIXTURES
-
 from edge_sdk.tokenizer import Tokenizer
 
 README = Path(__file__).resolve().parents[2] / "power" / "README.md"

@@ -30,8 +30,9 @@ def test_status_modes_set_restore_each_module(fake_board, capsys, name: str) -> 
     assert main(["status", "--json"]) == 0
     status = _json(capsys)
     assert status["board"] and status["mode"]["id"] == original
-    assert status["reading"]["total_source"] == ("sum of rails" if name.startswith("agx")
-                                                 else "VDD_IN")
+    assert status["reading"]["total_source"] == (
+        "sum of rails" if name.startswith("agx") else "VDD_IN"
+    )
     assert main(["modes", "--json"]) == 0
     assert [m["current"] for m in _json(capsys)["modes"]].count(True) == 1
     assert main(["set", "15W", "--json"]) == 0
@@ -77,8 +78,11 @@ def test_bad_input_gives_one_line_and_exit_1(fake_board, capsys, monkeypatch, tm
     _one_line_error(capsys, ["set", "99"], "no power mode with id 99")
     monkeypatch.setenv("FAKE_NVPMODEL_ROOT", "0")
     _one_line_error(capsys, ["set", "7W"], "needs root")
-    _one_line_error(capsys, ["monitor", "--sensor", "jtop", "--duration", "0.1"],
-                    "sensor 'jtop' is not available")
+    _one_line_error(
+        capsys,
+        ["monitor", "--sensor", "jtop", "--duration", "0.1"],
+        "sensor 'jtop' is not available",
+    )
     conf = board.root / "etc/nvpmodel.conf"
     good = conf.read_text()
     conf.write_text("< POWER_MODEL ID=0 NAME=15W\n")
@@ -100,8 +104,10 @@ def test_bad_input_gives_one_line_and_exit_1(fake_board, capsys, monkeypatch, tm
 def test_monitor_logs_samples(fake_board, capsys, tmp_path: Path) -> None:
     fake_board("orin_nano_8gb")
     log = tmp_path / "m.jsonl"
-    assert main(["monitor", "--interval", "0.01", "--duration", "0.2", "--log", str(log),
-                 "--json"]) == 0
+    assert (
+        main(["monitor", "--interval", "0.01", "--duration", "0.2", "--log", str(log), "--json"])
+        == 0
+    )
     stats = _json(capsys)
     assert stats["samples"] >= 5 and stats["avg_w"] == pytest.approx(6.096)
     assert sum(1 for _ in log.open()) == stats["samples"]
@@ -111,11 +117,27 @@ def test_run_under_a_mode_restores_and_reports(fake_board, capfd) -> None:
     board = fake_board("agx_orin_64gb")
     probe = "import pathlib,sys; print(pathlib.Path(sys.argv[1]).read_text())"
     status = str(board.root / "var/lib/nvpmodel/status")
-    assert main(["run", "--mode", "15W", "--interval", "0.01", "--json", "--",
-                 sys.executable, "-c", probe, status]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--mode",
+                "15W",
+                "--interval",
+                "0.01",
+                "--json",
+                "--",
+                sys.executable,
+                "-c",
+                probe,
+                status,
+            ]
+        )
+        == 0
+    )
     out = capfd.readouterr().out
     assert "pmode:0001" in out  # the child ran under MODE_15W
-    result = json.loads(out[out.index("{"):])
+    result = json.loads(out[out.index("{") :])
     assert result["returncode"] == 0 and result["power"]["energy_j"] > 0
     assert board.mode_id() == 2
     assert main(["run", "--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
@@ -124,8 +146,18 @@ def test_run_under_a_mode_restores_and_reports(fake_board, capfd) -> None:
 def test_run_killed_by_sigterm_restores_and_sigkill_then_restore(fake_board) -> None:
     board = fake_board("orin_nx_16gb")
     env = {**board_env(board), "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-m", "edge_sdk.power.cli", "run", "--mode", "25W", "--",
-           sys.executable, "-c", "import time; time.sleep(60)"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_sdk.power.cli",
+        "run",
+        "--mode",
+        "25W",
+        "--",
+        sys.executable,
+        "-c",
+        "import time; time.sleep(60)",
+    ]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
@@ -142,14 +174,34 @@ def test_run_killed_by_sigterm_restores_and_sigkill_then_restore(fake_board) -> 
         assert board.mode_id() == 2
 
 
-def test_bench_logs_tokens_per_watt_and_restores(fake_board, capsys, tmp_path: Path,
-                                                 demo_bundle_int8: Path) -> None:
+def test_bench_logs_tokens_per_watt_and_restores(
+    fake_board, capsys, tmp_path: Path, demo_bundle_int8: Path
+) -> None:
     pytest.importorskip("onnxruntime")
     board = fake_board("agx_orin_64gb")
     log, summary, table = tmp_path / "b.jsonl", tmp_path / "s.json", tmp_path / "s.csv"
-    assert main(["bench", str(demo_bundle_int8), "--mode", "15W", "--tokens", "12",
-                 "--interval", "0.01", "--log", str(log), "--summary", str(summary),
-                 "--csv", str(table), "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(demo_bundle_int8),
+                "--mode",
+                "15W",
+                "--tokens",
+                "12",
+                "--interval",
+                "0.01",
+                "--log",
+                str(log),
+                "--summary",
+                str(summary),
+                "--csv",
+                str(table),
+                "--json",
+            ]
+        )
+        == 0
+    )
     data = _json(capsys)
     assert data["mode"] == "15W" and data["run"]["tokens"] == 12  # end-of-text ignored
     assert data["run"]["avg_w"] == pytest.approx(11.0) and data["run"]["tokens_per_joule"] > 0
@@ -163,8 +215,19 @@ def test_bench_stopped_by_a_signal_restores_the_mode(fake_board, demo_bundle_int
     pytest.importorskip("onnxruntime")
     board = fake_board("orin_nano_8gb")  # default 15W (0); bench under 7W (1)
     env = {**board_env(board), "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-m", "edge_sdk.power.cli", "bench", str(demo_bundle_int8), "--mode", "7W",
-           "--duration", "60", "--tokens", "64"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_sdk.power.cli",
+        "bench",
+        str(demo_bundle_int8),
+        "--mode",
+        "7W",
+        "--duration",
+        "60",
+        "--tokens",
+        "64",
+    ]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60

@@ -15,7 +15,7 @@ from edge_sdk.power import EfficiencyLog, PowerReading, ReplaySensor
 
 def _synthetic(log: EfficiencyLog) -> None:
     """Prefill 0.4 s at 12 W; decode 200 tokens at 50 tok/s at 7 W (analytic answer known)."""
-    for i in range(0, 4401):
+    for i in range(4401):
         t = 100.0 + i * 0.001
         log.add_sample(PowerReading(t, 12.0 if t < 100.4 else 7.0, "VDD_IN"))
     log.start(100.0, prompt_tokens=32)
@@ -86,6 +86,7 @@ def test_without_power_tokens_per_second_still_work() -> None:
 
 def test_memory_stays_bounded_and_energy_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     import edge_sdk.power.efficiency as efficiency
+
     monkeypatch.setattr(efficiency, "_MAX_POINTS", 1000)
     log = EfficiencyLog()
     for i in range(5001):
@@ -99,10 +100,13 @@ def test_memory_stays_bounded_and_energy_exact(monkeypatch: pytest.MonkeyPatch) 
     assert log.summary().run.peak_w == 8.0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
-                    reason="needs matplotlib (pip install 'edge-sdk-orin[plot]')")
+@pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None,
+    reason="needs matplotlib (pip install 'edge-sdk-orin[plot]')",
+)
 def test_plot_is_a_png(tmp_path: Path) -> None:
     from edge_sdk.power import plot_efficiency
+
     log = EfficiencyLog()
     _synthetic(log)
     out = plot_efficiency(log, tmp_path / "p.png")

@@ -27,8 +27,9 @@ def _runtime_or_skip() -> None:
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {**env, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run([sys.executable, str(EXAMPLE), *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE), *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_example_on_a_fake_orin_nano(fake_board, tmp_path: Path, demo_bundle_int8: Path) -> None:
@@ -48,17 +49,36 @@ def test_example_on_a_replayed_trace(tmp_path: Path, demo_bundle_int8: Path) -> 
     _runtime_or_skip()
     trace = tmp_path / "power.csv"
     trace.write_text("t,total_w\n0,5.0\n1,5.0\n")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("EDGE_SDK_") or k == "EDGE_SDK_CACHE_DIR"}  # the test's cache
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EDGE_SDK_") or k == "EDGE_SDK_CACHE_DIR"
+    }  # the test's cache
     if shutil.which("nvpmodel"):
         pytest.skip("this machine has a real nvpmodel: the fake-board test covers the mode")
-    proc = _run(env, str(demo_bundle_int8), "--tokens", "4", "--sensor", f"replay:{trace}",
-                "--log", str(tmp_path / "r.jsonl"))
+    proc = _run(
+        env,
+        str(demo_bundle_int8),
+        "--tokens",
+        "4",
+        "--sensor",
+        f"replay:{trace}",
+        "--log",
+        str(tmp_path / "r.jsonl"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["avg_w"] == pytest.approx(5.0)
     # the docstring's command: the packaged sample trace
-    proc = _run(env, str(demo_bundle_int8), "--tokens", "4", "--sensor", "replay:sample",
-                "--log", str(tmp_path / "s.jsonl"))
+    proc = _run(
+        env,
+        str(demo_bundle_int8),
+        "--tokens",
+        "4",
+        "--sensor",
+        "replay:sample",
+        "--log",
+        str(tmp_path / "s.jsonl"),
+    )
     assert proc.returncode == 0, proc.stderr
     watts = [w for _, w, _ in load_trace(sample_trace_path())]
     assert min(watts) <= json.loads(proc.stdout)["avg_w"] <= max(watts)

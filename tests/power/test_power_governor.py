@@ -64,6 +64,8 @@ def test_governor_costs_nothing_under_budget() -> None:
 
 
 def test_budget_must_be_positive() -> None:
-    with PowerSampler(SyntheticSensor(lambda t: 1.0)) as sampler, \
-            pytest.raises(PowerError, match="positive"):
+    with (
+        PowerSampler(SyntheticSensor(lambda t: 1.0)) as sampler,
+        pytest.raises(PowerError, match="positive"),
+    ):
         PowerGovernor(0, sampler)

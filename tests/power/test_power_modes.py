@@ -17,11 +17,14 @@ from edge_sdk.power import NvpModel, parse_nvpmodel_text, power_mode, recorded_s
 from edge_sdk.power.cli import main
 
 
-@pytest.mark.parametrize("conf, default, names", [
-    ("nvpmodel_orin_nano_8gb.conf", 0, ["15W", "7W"]),
-    ("nvpmodel_orin_nx_16gb.conf", 2, ["MAXN", "10W", "15W", "25W"]),
-    ("nvpmodel_agx_orin_64gb.conf", 2, ["MAXN", "MODE_15W", "MODE_30W", "MODE_50W"]),
-])
+@pytest.mark.parametrize(
+    "conf, default, names",
+    [
+        ("nvpmodel_orin_nano_8gb.conf", 0, ["15W", "7W"]),
+        ("nvpmodel_orin_nx_16gb.conf", 2, ["MAXN", "10W", "15W", "25W"]),
+        ("nvpmodel_agx_orin_64gb.conf", 2, ["MAXN", "MODE_15W", "MODE_30W", "MODE_50W"]),
+    ],
+)
 def test_parse_real_format(conf: str, default: int, names: list[str]) -> None:
     config = parse_nvpmodel_text((FIXTURES / conf).read_text(), conf)
     assert config.default_id == default
@@ -34,36 +37,48 @@ def test_parse_tolerates_spacing_and_reads_params() -> None:
         "<PARAM TYPE=CLOCK NAME=EMC >\nMAX_FREQ /sys/kernel/x\n"
         "<  POWER_MODEL   ID=4  NAME=MODE_7W   >  # trailing comment\n"
         "  GPU   MAX_FREQ    408000000  \nTPC_POWER_GATING TPC_PG_MASK 252\n"
-        "<PM_CONFIG DEFAULT=4>\n")
+        "<PM_CONFIG DEFAULT=4>\n"
+    )
     mode = config.modes[0]
     assert (mode.id, mode.name, mode.watts, mode.tpc_pg_mask) == (4, "MODE_7W", 7.0, "252")
     assert mode.params[("GPU", "MAX_FREQ")] == "408000000"
 
 
-@pytest.mark.parametrize("text, why", [
-    ("< POWER_MODEL ID=0 NAME=15W\nGPU MAX_FREQ 1\n< PM_CONFIG DEFAULT=0 >\n", "closing '>'"),
-    ("< POWER_MODEL ID=0 NAME=15W >\nGPU MAX_FREQ 1\n", "PM_CONFIG"),
-    ("< POWER_MODEL ID=x NAME=15W >\n< PM_CONFIG DEFAULT=0 >\n", "ID=<number>"),
-    ("< POWER_MODEL ID=0 NAME=15W >\nGPU 1\n< PM_CONFIG DEFAULT=0 >\n", "PARAM ARG VALUE"),
-    ("GPU MAX_FREQ 1\n", "outside any"),
-    ("< PM_CONFIG DEFAULT=0 >\n", "no < POWER_MODEL"),
-    ("< POWER_MODEL ID=0 NAME=15W >\n< PM_CONFIG DEFAULT=3 >\n", "default mode 3"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("< POWER_MODEL ID=0 NAME=15W\nGPU MAX_FREQ 1\n< PM_CONFIG DEFAULT=0 >\n", "closing '>'"),
+        ("< POWER_MODEL ID=0 NAME=15W >\nGPU MAX_FREQ 1\n", "PM_CONFIG"),
+        ("< POWER_MODEL ID=x NAME=15W >\n< PM_CONFIG DEFAULT=0 >\n", "ID=<number>"),
+        ("< POWER_MODEL ID=0 NAME=15W >\nGPU 1\n< PM_CONFIG DEFAULT=0 >\n", "PARAM ARG VALUE"),
+        ("GPU MAX_FREQ 1\n", "outside any"),
+        ("< PM_CONFIG DEFAULT=0 >\n", "no < POWER_MODEL"),
+        ("< POWER_MODEL ID=0 NAME=15W >\n< PM_CONFIG DEFAULT=3 >\n", "default mode 3"),
+    ],
+)
 def test_malformed_conf_names_the_problem(text: str, why: str) -> None:
     with pytest.raises(PowerError, match="malformed nvpmodel configuration") as info:
         parse_nvpmodel_text(text, "bad.conf")
     assert why in str(info.value)
 
 
-@pytest.mark.parametrize("board, spec, expected", [
-    ("orin_nano_8gb", "15W", (0, "15W")), ("orin_nano_8gb", "7w", (1, "7W")),
-    ("orin_nx_16gb", "15W", (2, "15W")), ("orin_nx_16gb", "25W", (3, "25W")),
-    ("orin_nx_16gb", "maxn", (0, "MAXN")), ("orin_nx_16gb", "1", (1, "10W")),
-    ("agx_orin_64gb", "15W", (1, "MODE_15W")), ("agx_orin_64gb", "MODE_30W", (2, "MODE_30W")),
-    ("agx_orin_64gb", "50W", (3, "MODE_50W")),
-])
-def test_budget_resolution_per_module(fake_board, board: str, spec: str,
-                                      expected: tuple[int, str]) -> None:
+@pytest.mark.parametrize(
+    "board, spec, expected",
+    [
+        ("orin_nano_8gb", "15W", (0, "15W")),
+        ("orin_nano_8gb", "7w", (1, "7W")),
+        ("orin_nx_16gb", "15W", (2, "15W")),
+        ("orin_nx_16gb", "25W", (3, "25W")),
+        ("orin_nx_16gb", "maxn", (0, "MAXN")),
+        ("orin_nx_16gb", "1", (1, "10W")),
+        ("agx_orin_64gb", "15W", (1, "MODE_15W")),
+        ("agx_orin_64gb", "MODE_30W", (2, "MODE_30W")),
+        ("agx_orin_64gb", "50W", (3, "MODE_50W")),
+    ],
+)
+def test_budget_resolution_per_module(
+    fake_board, board: str, spec: str, expected: tuple[int, str]
+) -> None:
     fake_board(board)
     mode = NvpModel().resolve(spec)
     assert (mode.id, mode.name) == expected
@@ -126,21 +141,19 @@ def test_dry_run_changes_nothing(fake_board) -> None:
 
 def test_guard_restores_after_exception_and_records_first(fake_board) -> None:
     board = fake_board("agx_orin_64gb")
-    with pytest.raises(ZeroDivisionError):
-        with power_mode("15W", jetson_clocks=True):
-            assert board.mode_id() == 1 and board.clocks_state() == "pinned=1"
-            assert recorded_states()["nvpmodel"]["mode_id"] == 2
-            1 / 0
+    with pytest.raises(ZeroDivisionError), power_mode("15W", jetson_clocks=True):
+        assert board.mode_id() == 1 and board.clocks_state() == "pinned=1"
+        assert recorded_states()["nvpmodel"]["mode_id"] == 2
+        1 / 0
     assert board.mode_id() == 2 and board.clocks_state() == "pinned=0"
     assert recorded_states() == {}
 
 
 def test_guard_restores_after_ctrl_c(fake_board) -> None:
     board = fake_board("orin_nx_16gb")
-    with pytest.raises(KeyboardInterrupt):
-        with power_mode("25W"):
-            assert board.mode_id() == 3
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), power_mode("25W"):
+        assert board.mode_id() == 3
+        raise KeyboardInterrupt
     assert board.mode_id() == 2
 
 
@@ -155,16 +168,24 @@ with power_mode(sys.argv[1]):
 
 def _start_child(board, code: str, *args: str) -> subprocess.Popen[str]:
     env = {**board_env(board), "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
 
 
-@pytest.mark.parametrize("sig, codes", [(signal.SIGTERM, {128 + signal.SIGTERM}),
-                                        (signal.SIGINT, {-signal.SIGINT, 1, 130})])
-def test_guard_restores_when_the_process_is_signalled(fake_board, sig: int,
-                                                      codes: set[int]) -> None:
+@pytest.mark.parametrize(
+    "sig, codes",
+    [(signal.SIGTERM, {128 + signal.SIGTERM}), (signal.SIGINT, {-signal.SIGINT, 1, 130})],
+)
+def test_guard_restores_when_the_process_is_signalled(
+    fake_board, sig: int, codes: set[int]
+) -> None:
     board = fake_board("agx_orin_64gb")
     proc = _start_child(board, CHILD, "15W")
     assert board.mode_id() == 1
@@ -189,10 +210,18 @@ def test_restore_after_sigkill(fake_board, capsys: pytest.CaptureFixture[str]) -
 def test_signal_during_mode_change_still_restores(fake_board, monkeypatch) -> None:
     """SIGTERM while nvpmodel -m runs: the block never starts, the mode is put back."""
     board = fake_board("agx_orin_64gb")
-    env = {**board_env(board), "PYTHONPATH": os.pathsep.join(sys.path),
-           "FAKE_NVPMODEL_DELAY": "0.5"}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, "15W"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        **board_env(board),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "FAKE_NVPMODEL_DELAY": "0.5",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "15W"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while not board.set_calls() and time.monotonic() < deadline:
         time.sleep(0.02)

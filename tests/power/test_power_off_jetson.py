@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from power_fakeboard import FIXTURES
+
 from edge_sdk.power.cli import main
 from edge_sdk.power.nvpmodel import NOT_A_JETSON
-from power_fakeboard import FIXTURES
 
 NANO_CONF = FIXTURES / "nvpmodel_orin_nano_8gb.conf"
 

@@ -18,6 +18,7 @@ def _curve(t: float) -> float:
 def _integral(a: float, b: float) -> float:
     def f(t: float) -> float:
         return 6.0 * t - 3.0 * 0.4 / (2 * math.pi) * math.cos(2 * math.pi * t / 0.4) + t * t
+
     return f(b) - f(a)
 
 
@@ -25,6 +26,7 @@ def test_energy_matches_analytic_curve_live() -> None:
     sensor = SyntheticSensor(_curve)
     with PowerSampler(sensor, interval=0.005) as sampler:
         import time
+
         time.sleep(0.6)
     stats = sampler.stats()
     readings = sampler.recent()
@@ -40,8 +42,10 @@ def test_energy_meter_exact_trapezoid_per_rail_and_total() -> None:
     meter = EnergyMeter()
     for i in range(1001):
         t = i * 0.001
-        rails = {"VDD_GPU_SOC": RailReading("VDD_GPU_SOC", 4.0 + t),
-                 "VDD_CPU_CV": RailReading("VDD_CPU_CV", 2.0)}
+        rails = {
+            "VDD_GPU_SOC": RailReading("VDD_GPU_SOC", 4.0 + t),
+            "VDD_CPU_CV": RailReading("VDD_CPU_CV", 2.0),
+        }
         meter.add(PowerReading(t, 6.0 + t, "sum of rails", rails))
     assert meter.energy_j == pytest.approx(6.5, rel=1e-9)
     assert meter.rail_energy_j["VDD_GPU_SOC"] == pytest.approx(4.5, rel=1e-9)
@@ -50,9 +54,11 @@ def test_energy_meter_exact_trapezoid_per_rail_and_total() -> None:
 
 def test_agx_sampled_total_equals_sum_of_rail_energies(fake_board) -> None:
     from edge_sdk.power import Ina3221Sensor
+
     fake_board("agx_orin_64gb")
     with PowerSampler(Ina3221Sensor(), interval=0.005) as sampler:
         import time
+
         time.sleep(0.1)
     stats = sampler.stats()
     assert stats.total_source == "sum of rails"
@@ -82,6 +88,7 @@ def test_failed_reads_are_counted_not_raised() -> None:
     sensor = _Flaky()
     with PowerSampler(sensor, interval=0.002, history=10) as sampler:
         import time
+
         while sensor.calls < 60:
             time.sleep(0.01)
     stats = sampler.stats()
@@ -95,8 +102,10 @@ def test_failed_reads_are_counted_not_raised() -> None:
 def test_a_broken_consumer_does_not_stop_sampling() -> None:
     def consumer(reading: PowerReading) -> None:
         raise ValueError("disk full")
+
     with PowerSampler(SyntheticSensor(lambda t: 3.0), interval=0.002, on_sample=consumer) as s:
         import time
+
         time.sleep(0.05)
     stats = s.stats()
     assert stats.samples > 5 and stats.failures == stats.samples

@@ -133,6 +133,7 @@ except PowerError as exc:
 
 def test_rapl_root_only_counter_message(tmp_path: Path) -> None:
     import tempfile
+
     root = Path(tempfile.mkdtemp(prefix="rapl-"))
     try:
         os.chmod(root, 0o755)
@@ -141,10 +142,18 @@ def test_rapl_root_only_counter_message(tmp_path: Path) -> None:
             os.chmod(p, 0o755 if p.is_dir() else 0o444)
         os.chmod(counter, 0o400)
         if os.geteuid() == 0:
-            env = {**os.environ, "EDGE_SDK_SYSFS_ROOT": str(root),
-                   "PYTHONPATH": os.pathsep.join(sys.path)}
-            out = subprocess.run([sys.executable, "-c", RAPL_CHILD], env=env, capture_output=True,
-                                 text=True, timeout=60).stdout
+            env = {
+                **os.environ,
+                "EDGE_SDK_SYSFS_ROOT": str(root),
+                "PYTHONPATH": os.pathsep.join(sys.path),
+            }
+            out = subprocess.run(
+                [sys.executable, "-c", RAPL_CHILD],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
         else:
             os.environ["EDGE_SDK_SYSFS_ROOT"] = str(root)
             try:
@@ -172,9 +181,17 @@ def test_replay_csv_and_jsonl(tmp_path: Path) -> None:
         r = sensor.read()
     assert r.total_w == pytest.approx(6.0) and r.rails["VDD_IN"].power_w == pytest.approx(6.0)
     jsonl = tmp_path / "trace.jsonl"
-    jsonl.write_text("\n".join(json.dumps(x) for x in [
-        {"type": "start", "t": 1.0}, {"type": "sample", "t": 1.0, "total_w": 3.0, "rails": {}},
-        {"type": "token", "t": 1.1}, {"type": "sample", "t": 2.0, "total_w": 5.0, "rails": {}}]))
+    jsonl.write_text(
+        "\n".join(
+            json.dumps(x)
+            for x in [
+                {"type": "start", "t": 1.0},
+                {"type": "sample", "t": 1.0, "total_w": 3.0, "rails": {}},
+                {"type": "token", "t": 1.1},
+                {"type": "sample", "t": 2.0, "total_w": 5.0, "rails": {}},
+            ]
+        )
+    )
     assert [p[1] for p in ReplaySensor.from_file(jsonl).points] == [3.0, 5.0]
     bad = tmp_path / "bad.csv"
     bad.write_text("time,watts\n1,2\n")
@@ -212,16 +229,17 @@ def test_nvml_sensor_power_and_energy_counter(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_nvml_power_limit_sets_and_restores_through_the_guard(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from edge_sdk.power import PowerModeGuard
+
     nvml = _fake_pynvml(monkeypatch)
     monkeypatch.setenv("EDGE_SDK_STATE_DIR", str(tmp_path))
     limit = NvmlPowerLimit(0)
-    with pytest.raises(RuntimeError):
-        with PowerModeGuard([(limit, "150W")]):
-            assert nvml.STATE["limit_mw"] == 150_000
-            assert (tmp_path / "previous-nvml.json").exists()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), PowerModeGuard([(limit, "150W")]):
+        assert nvml.STATE["limit_mw"] == 150_000
+        assert (tmp_path / "previous-nvml.json").exists()
+        raise RuntimeError("boom")
     assert nvml.STATE["limit_mw"] == 250_000
     assert not (tmp_path / "previous-nvml.json").exists()
     with pytest.raises(PowerError, match="from 100 W to 300 W"):
@@ -238,15 +256,20 @@ class _FakeJtop:
 
     def start(self) -> None:
         if not self.running:
-            raise OSError("The jtop.service is not active. Please run: "
-                          "sudo systemctl restart jtop.service")
+            raise OSError(
+                "The jtop.service is not active. Please run: sudo systemctl restart jtop.service"
+            )
 
     def close(self) -> None:
         pass
 
-    power = {"rail": {"VDD_IN": {"volt": 5000, "curr": 1000, "power": 5000, "online": True},
-                      "VDD_SOC": {"volt": 5000, "curr": 200, "power": 1000, "online": True}},
-             "tot": {"power": 5000}}
+    power = {
+        "rail": {
+            "VDD_IN": {"volt": 5000, "curr": 1000, "power": 5000, "online": True},
+            "VDD_SOC": {"volt": 5000, "curr": 200, "power": 1000, "online": True},
+        },
+        "tot": {"power": 5000},
+    }
 
 
 def test_jtop_sensor_and_service_down(monkeypatch: pytest.MonkeyPatch) -> None:

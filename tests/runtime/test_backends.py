@@ -84,13 +84,23 @@ def test_optimized_graph_cache(demo_bundle_int8: Path, tmp_path: Path) -> None:
         made = sorted((tmp_path / "ort").iterdir())
         files = {p.name for p in made[0].iterdir()}
         assert len(made) == 1 and files == {"model.onnx", "model.data", ".in-use"}  # + its lease
-        assert first.generate(prompt, max_new_tokens=40, ignore_eos=True).token_ids == expected.token_ids
+        assert (
+            first.generate(prompt, max_new_tokens=40, ignore_eos=True).token_ids
+            == expected.token_ids
+        )
     stamp = (made[0] / "model.data").stat().st_mtime_ns
     with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path) as again:  # reused, not rebuilt
-        assert again.generate(prompt, max_new_tokens=40, ignore_eos=True).token_ids == expected.token_ids
+        assert (
+            again.generate(prompt, max_new_tokens=40, ignore_eos=True).token_ids
+            == expected.token_ids
+        )
     assert (made[0] / "model.data").stat().st_mtime_ns == stamp
-    with load(demo_bundle_int8, "ort-cpu", cache_dir=tmp_path,
-              session_config={"session.intra_op.allow_spinning": "0"}):
+    with load(
+        demo_bundle_int8,
+        "ort-cpu",
+        cache_dir=tmp_path,
+        session_config={"session.intra_op.allow_spinning": "0"},
+    ):
         assert len(list((tmp_path / "ort").iterdir())) == 2  # another config, another entry
 
 
@@ -105,9 +115,11 @@ def test_runtime_never_imports_torch_or_the_exporters() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, edge_sdk.runtime, edge_sdk.runtime.cli; "
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('edge_sdk.exporters') "
-            "or m.startswith('edge_sdk.power')))")
+    code = (
+        "import sys, edge_sdk.runtime, edge_sdk.runtime.cli; "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('edge_sdk.exporters') "
+        "or m.startswith('edge_sdk.power')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -117,8 +129,16 @@ def test_public_surface_is_complete() -> None:
 
     for name in runtime.__all__:
         assert getattr(runtime, name) is not None
-    assert {"load", "Generator", "Stream", "TokenEvent", "GenerationResult", "GenerationStats",
-            "Backend", "available_backends"} <= set(runtime.__all__)
+    assert {
+        "load",
+        "Generator",
+        "Stream",
+        "TokenEvent",
+        "GenerationResult",
+        "GenerationStats",
+        "Backend",
+        "available_backends",
+    } <= set(runtime.__all__)
 
 
 @pytest.mark.tensorrt
@@ -133,8 +153,9 @@ def test_tensorrt_ep_builds_and_caches_engines(demo_bundle_int8: Path, tmp_path:
 
 
 @pytest.mark.filterwarnings("ignore:Specified provider:UserWarning")
-def test_auto_skips_a_listed_provider_that_does_not_start(demo_bundle_fp32: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_skips_a_listed_provider_that_does_not_start(
+    demo_bundle_fp32: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edge_sdk.runtime.ort_backend import OrtCudaBackend
 
     if "ort-cuda" in available_backends():

@@ -16,8 +16,10 @@ from edge_sdk.chat_template import CHAT_TEMPLATE_FILE, ChatTemplate
 from edge_sdk.runtime import Generator, load
 from edge_sdk.runtime.cli import main as edge_run
 
-TEMPLATE = ("{% for m in messages %}{{ bos_token }}{{ m['role'] }}:{{ m['content'] }}{{ eos_token }}\n"
-            "{% endfor %}{% if add_generation_prompt %}{{ bos_token }}assistant:{% endif %}")
+TEMPLATE = (
+    "{% for m in messages %}{{ bos_token }}{{ m['role'] }}:{{ m['content'] }}{{ eos_token }}\n"
+    "{% endfor %}{% if add_generation_prompt %}{{ bos_token }}assistant:{% endif %}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +51,10 @@ def test_the_template_travels_into_the_bundle(chat_bundle: Path, demo_bundle_int
 def test_chat_applies_the_template_and_runs_only_new_tokens(gen: Generator) -> None:
     chat = gen.chat(system="Tell stories.")
     first = chat.send("Tom had a red ball.", max_new_tokens=10, ignore_eos=True).run()
-    messages = [{"role": "system", "content": "Tell stories."},
-                {"role": "user", "content": "Tom had a red ball."}]
+    messages = [
+        {"role": "system", "content": "Tell stories."},
+        {"role": "user", "content": "Tom had a red ball."},
+    ]
     ids1 = gen.chat_ids(messages)
     assert gen.tokenizer.decode(ids1).endswith("[assistant:")
     assert first.stats.prompt_tokens == len(ids1)
@@ -59,16 +63,22 @@ def test_chat_applies_the_template_and_runs_only_new_tokens(gen: Generator) -> N
     chat = gen.chat(system="Tell stories.")  # the generate() above replaced the cache
     chat.send("Tom had a red ball.", max_new_tokens=10, ignore_eos=True).run()
     second = chat.send("Then what?", max_new_tokens=10, ignore_eos=True).run()
-    messages += [{"role": "assistant", "content": first.text}, {"role": "user", "content": "Then what?"}]
+    messages += [
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "Then what?"},
+    ]
     assert chat.messages == messages
     ids2 = gen.chat_ids(messages)
     assert second.stats.prompt_tokens < len(ids2) - len(ids1)  # the history stayed in the cache
     assert second.token_ids == gen.generate(ids2, max_new_tokens=10, ignore_eos=True).token_ids
 
 
-def test_edge_run_chat_uses_the_template(chat_bundle: Path, demo_bundle_int8: Path,
-                                         capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_edge_run_chat_uses_the_template(
+    chat_bundle: Path,
+    demo_bundle_int8: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("Tom had a ball.\n/reset\nHe said\n/exit\nno\n"))
     assert edge_run([str(chat_bundle), "--chat", "--json", "-n", "4", "--ignore-eos"]) == 0
     out, err = capsys.readouterr()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from edge_sdk.runtime import Generator
 from edge_sdk.runtime.cli import main as edge_run
 

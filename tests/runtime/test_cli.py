@@ -15,8 +15,12 @@ from edge_sdk.runtime.cli import main
 PROMPT = "Once upon a time"
 
 
-def _run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str,
-         stdin: str | None = None) -> tuple[int, str, str]:
+def _run(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *argv: str,
+    stdin: str | None = None,
+) -> tuple[int, str, str]:
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
     code = main(list(argv))
@@ -33,7 +37,9 @@ def test_streams_text_and_stats(demo_bundle_fp32: Path, capsys, monkeypatch) -> 
 def test_standard_graph_flag(demo_bundle_fp32: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     runs = {}
     for extra in ([], ["--standard-graph"]):
-        code, out, _ = _run(capsys, monkeypatch, str(demo_bundle_fp32), PROMPT, "-n", "16", "--json", *extra)
+        code, out, _ = _run(
+            capsys, monkeypatch, str(demo_bundle_fp32), PROMPT, "-n", "16", "--json", *extra
+        )
         assert code == 0
         runs[bool(extra)] = json.loads(out)
     assert runs[False]["stats"]["backend"].endswith("model.ort.onnx")
@@ -42,15 +48,40 @@ def test_standard_graph_flag(demo_bundle_fp32: Path, capsys, monkeypatch) -> Non
 
 
 def test_json_with_every_option_and_stdin(demo_bundle_fp32: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    argv = [str(demo_bundle_fp32), "--json", "-n", "20", "--temperature", "0.8", "--top-k", "40",
-            "--top-p", "0.9", "--repetition-penalty", "1.1", "--seed", "3", "--stop", "qqq",
-            "--stop", "zzz", "--threads", "1", "--backend", "ort-cpu", "--max-context", "64",
-            "--no-verify"]
+    argv = [
+        str(demo_bundle_fp32),
+        "--json",
+        "-n",
+        "20",
+        "--temperature",
+        "0.8",
+        "--top-k",
+        "40",
+        "--top-p",
+        "0.9",
+        "--repetition-penalty",
+        "1.1",
+        "--seed",
+        "3",
+        "--stop",
+        "qqq",
+        "--stop",
+        "zzz",
+        "--threads",
+        "1",
+        "--backend",
+        "ort-cpu",
+        "--max-context",
+        "64",
+        "--no-verify",
+    ]
     code, out, _ = _run(capsys, monkeypatch, *argv, stdin=PROMPT + "\n")
     assert code == 0
     data = json.loads(out)
     assert {"text", "token_ids", "stop_reason", "stats"} <= set(data)
-    assert data["stats"]["prompt_tokens"] == 4 and data["stats"]["new_tokens"] == len(data["token_ids"])
+    assert data["stats"]["prompt_tokens"] == 4 and data["stats"]["new_tokens"] == len(
+        data["token_ids"]
+    )
     _, again, _ = _run(capsys, monkeypatch, *argv, stdin=PROMPT)
     assert json.loads(again)["token_ids"] == data["token_ids"]  # same seed, same text
 
@@ -60,25 +91,36 @@ def test_stop_string_and_eos(demo_bundle_fp32: Path, capsys, monkeypatch) -> Non
     full = json.loads(out)
     assert full["stop_reason"] == "eos"
     stop = full["text"][20:26]
-    code, out, _ = _run(capsys, monkeypatch, str(demo_bundle_fp32), PROMPT, "--json", "--stop", stop)
+    code, out, _ = _run(
+        capsys, monkeypatch, str(demo_bundle_fp32), PROMPT, "--json", "--stop", stop
+    )
     cut = json.loads(out)
     assert code == 0
-    assert cut["stop_reason"] == "stop" and cut["text"] == full["text"][:full["text"].index(stop)]
+    assert cut["stop_reason"] == "stop" and cut["text"] == full["text"][: full["text"].index(stop)]
 
 
-@pytest.mark.parametrize("argv, stdin, message", [
-    (["the dog ran. " * 300], None, "context holds"),
-    ([""], None, "empty"),
-    ([], "", "empty"),
-    (["hi", "-n", "-3"], None, "max_new_tokens"),
-])
-def test_errors_are_one_line(demo_bundle_fp32: Path, capsys, monkeypatch, argv, stdin, message) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "argv, stdin, message",
+    [
+        (["the dog ran. " * 300], None, "context holds"),
+        ([""], None, "empty"),
+        ([], "", "empty"),
+        (["hi", "-n", "-3"], None, "max_new_tokens"),
+    ],
+)
+def test_errors_are_one_line(
+    demo_bundle_fp32: Path, capsys, monkeypatch, argv, stdin, message
+) -> None:  # type: ignore[no-untyped-def]
     code, out, err = _run(capsys, monkeypatch, str(demo_bundle_fp32), *argv, stdin=stdin)
     assert code == 1 and out == ""
-    assert err.startswith("edge-run: error:") and message in err and len(err.strip().splitlines()) == 1
+    assert (
+        err.startswith("edge-run: error:") and message in err and len(err.strip().splitlines()) == 1
+    )
 
 
-def test_unknown_backend_and_missing_bundle(demo_bundle_fp32: Path, tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_backend_and_missing_bundle(
+    demo_bundle_fp32: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit) as exc:
         main([str(demo_bundle_fp32), "hi", "--backend", "gpu"])
     assert exc.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
@@ -87,8 +129,17 @@ def test_unknown_backend_and_missing_bundle(demo_bundle_fp32: Path, tmp_path: Pa
 
 
 def test_chat_keeps_turns(demo_bundle_fp32: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = _run(capsys, monkeypatch, str(demo_bundle_fp32), "--chat", "--json", "-n", "6",
-                          "--ignore-eos", stdin="Tom had a ball.\n\nHe said\n")
+    code, out, _ = _run(
+        capsys,
+        monkeypatch,
+        str(demo_bundle_fp32),
+        "--chat",
+        "--json",
+        "-n",
+        "6",
+        "--ignore-eos",
+        stdin="Tom had a ball.\n\nHe said\n",
+    )
     assert code == 0
     turns = [json.loads(chunk) for chunk in out.replace("}\n{", "}\x00{").split("\x00")]
     assert len(turns) == 2
@@ -99,6 +150,11 @@ def test_console_script(demo_bundle_fp32: Path) -> None:
     exe = Path(sys.executable).with_name("edge-run")
     if not exe.exists():
         pytest.skip("edge-run is not installed in this environment (pip install -e .)")
-    done = subprocess.run([str(exe), str(demo_bundle_fp32), PROMPT, "-n", "8"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [str(exe), str(demo_bundle_fp32), PROMPT, "-n", "8"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0 and done.stdout.strip()

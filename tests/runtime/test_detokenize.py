@@ -36,8 +36,9 @@ def test_chinese_prompt_streams_without_replacement_characters(gen_fp32: Generat
 def test_random_bytes_join_to_the_full_decode(gen_fp32: Generator) -> None:
     # a very high temperature samples nearly uniformly, byte tokens (split characters) included
     for seed in range(3):
-        stream = gen_fp32.stream("猫", max_new_tokens=120, temperature=50.0, seed=seed,
-                                 ignore_eos=True)
+        stream = gen_fp32.stream(
+            "猫", max_new_tokens=120, temperature=50.0, seed=seed, ignore_eos=True
+        )
         pieces = [event.text for event in stream]
         assert stream.result is not None
         assert "".join(pieces) == gen_fp32.tokenizer.decode(stream.result.token_ids)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from edge_sdk.errors import ConfigError
 from edge_sdk.runtime import load
 from edge_sdk.runtime.disk_cache import (
     MB,
@@ -21,8 +23,6 @@ from edge_sdk.runtime.disk_cache import (
     enforce_cap,
     max_cache_bytes,
 )
-
-from edge_sdk.errors import ConfigError
 
 
 def _files_size(folder: Path) -> int:

@@ -17,9 +17,16 @@ from edge_sdk.runtime.engine import (
     StepRecord,
 )
 
-PROMPTS = ["Once upon a time", "The dog ran to the", "Mia had a pink ball. One day, she went to",
-           "Tom", "The sun was hot and the birds sang. A little cat", "Ben and Lily",
-           "She looked at the sky and", "One day"]
+PROMPTS = [
+    "Once upon a time",
+    "The dog ran to the",
+    "Mia had a pink ball. One day, she went to",
+    "Tom",
+    "The sun was hot and the birds sang. A little cat",
+    "Ben and Lily",
+    "She looked at the sky and",
+    "One day",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +40,8 @@ def _engine(bundle: Path, slots: int = 4, **load_options: object) -> Engine:
 
 
 def test_concurrent_requests_get_their_single_request_greedy_output(
-        demo_bundle_int8: Path, reference: Generator) -> None:
+    demo_bundle_int8: Path, reference: Generator
+) -> None:
     lengths = [24, 7, 30, 12, 5, 18, 9, 27]  # different lengths: slots free and refill mid-way
     want = [reference.generate(p, max_new_tokens=n) for p, n in zip(PROMPTS, lengths)]
     with _engine(demo_bundle_int8, slots=4) as engine:
@@ -47,14 +55,18 @@ def test_concurrent_requests_get_their_single_request_greedy_output(
     decode_batches = [len(s.tokens) for s in steps if s.kind == "decode"]
     assert max(decode_batches) == 4  # four requests shared one model call
     assert sum(sum(s.tokens.values()) for s in steps if s.kind == "prefill") == sum(
-        len(r.prompt_ids) for r in requests)
+        len(r.prompt_ids) for r in requests
+    )
 
 
-def test_sampling_stops_and_seeds_stay_per_request(demo_bundle_int8: Path,
-                                                   reference: Generator) -> None:
-    options = [dict(temperature=0.9, top_p=0.9, seed=7, max_new_tokens=20),
-               dict(stop=[" the"], max_new_tokens=40),
-               dict(temperature=1.2, seed=3, max_new_tokens=16, ignore_eos=True)]
+def test_sampling_stops_and_seeds_stay_per_request(
+    demo_bundle_int8: Path, reference: Generator
+) -> None:
+    options = [
+        dict(temperature=0.9, top_p=0.9, seed=7, max_new_tokens=20),
+        dict(stop=[" the"], max_new_tokens=40),
+        dict(temperature=1.2, seed=3, max_new_tokens=16, ignore_eos=True),
+    ]
     want = [reference.generate(PROMPTS[i], **o) for i, o in enumerate(options)]  # type: ignore[arg-type]
     with _engine(demo_bundle_int8, slots=3) as engine:
         got = [engine.submit(PROMPTS[i], **o) for i, o in enumerate(options)]
@@ -91,8 +103,9 @@ def test_a_cancelled_request_frees_its_slot(demo_bundle_int8: Path) -> None:
 
 
 def test_queue_full_closed_and_too_long(demo_bundle_int8: Path) -> None:
-    engine = Engine(load(demo_bundle_int8, "ort-cpu", threads=2, max_context=64), slots=1,
-                    max_queue=1)
+    engine = Engine(
+        load(demo_bundle_int8, "ort-cpu", threads=2, max_context=64), slots=1, max_queue=1
+    )
     try:
         with pytest.raises(GenerationError, match="context holds 64"):
             engine.submit("Once upon a time " * 40)
@@ -119,11 +132,13 @@ def test_close_drains_running_requests(demo_bundle_int8: Path) -> None:
     assert [r.wait(0).stats.new_tokens for r in requests] == [12, 12, 12]
 
 
-def test_the_standard_graph_falls_back_to_one_slot(demo_bundle_int8: Path,
-                                                   reference: Generator) -> None:
+def test_the_standard_graph_falls_back_to_one_slot(
+    demo_bundle_int8: Path, reference: Generator
+) -> None:
     want = [reference.generate(p, max_new_tokens=8).token_ids for p in PROMPTS[:3]]
     with _engine(demo_bundle_int8, slots=4, fused_graph=False) as engine:
         assert not engine.batched and engine.slots == 1
-        got = [r.wait(60).token_ids for r in [engine.submit(p, max_new_tokens=8)
-                                              for p in PROMPTS[:3]]]
+        got = [
+            r.wait(60).token_ids for r in [engine.submit(p, max_new_tokens=8) for p in PROMPTS[:3]]
+        ]
     assert got == want

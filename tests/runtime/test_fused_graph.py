@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from edge_sdk.runtime import load, ort_backend
 
 from edge_sdk import load_bundle
+from edge_sdk.runtime import load, ort_backend
 
 
 def _logits(

@@ -47,12 +47,20 @@ def test_generate_reports_statistics(gen_fp32: Generator, greedy: GenerationResu
     # the standard graph's needs a second (ping-pong) copy
     copies = 1 if gen_fp32.backend.fused else 2  # type: ignore[attr-defined]
     assert gen_fp32.backend.fused  # type: ignore[attr-defined]  # the demo bundles have the fused graph
-    expected_cache = copies * 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * gen_fp32.max_context
+    expected_cache = (
+        copies * 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 4 * gen_fp32.max_context
+    )
     assert stats.kv_cache_bytes == gen_fp32.kv_cache_bytes == expected_cache
     assert "CPUExecutionProvider" in stats.backend
-    assert set(stats.to_dict()) >= {"prompt_tokens", "new_tokens", "time_to_first_token_s",
-                                    "decode_tokens_per_s", "token_latency_p50_s",
-                                    "token_latency_p95_s", "stop_reason"}
+    assert set(stats.to_dict()) >= {
+        "prompt_tokens",
+        "new_tokens",
+        "time_to_first_token_s",
+        "decode_tokens_per_s",
+        "token_latency_p50_s",
+        "token_latency_p95_s",
+        "stop_reason",
+    }
 
 
 def test_stops_at_the_bundles_eos(gen_fp32: Generator, greedy: GenerationResult) -> None:
@@ -62,7 +70,7 @@ def test_stops_at_the_bundles_eos(gen_fp32: Generator, greedy: GenerationResult)
     assert greedy.text == gen_fp32.tokenizer.decode(greedy.token_ids)
     longer = gen_fp32.generate(PROMPT, max_new_tokens=len(greedy.token_ids) + 5, ignore_eos=True)
     assert longer.stop_reason == "max_new_tokens"
-    assert longer.token_ids[:len(greedy.token_ids)] == greedy.token_ids
+    assert longer.token_ids[: len(greedy.token_ids)] == greedy.token_ids
 
 
 def test_max_new_tokens(gen_fp32: Generator) -> None:
@@ -119,7 +127,7 @@ def test_stop_string_spanning_tokens_is_cut(gen_fp32: Generator, greedy: Generat
     events = list(stream := gen_fp32.stream(PROMPT, max_new_tokens=200, stop=[stop, "zzzz"]))
     result = stream.result
     assert result is not None and result.stop_reason == "stop"
-    assert result.text == greedy.text[:greedy.text.index(stop)]
+    assert result.text == greedy.text[: greedy.text.index(stop)]
     assert stop not in "".join(e.text for e in events)
     assert "".join(e.text for e in events) == result.text
     earliest = gen_fp32.generate(PROMPT, max_new_tokens=200, stop=[stop, greedy.text[5:9]])
@@ -140,15 +148,23 @@ def test_seed_makes_sampling_repeatable(gen_fp32: Generator, greedy: GenerationR
 
 def test_degenerate_sampling_is_greedy(gen_fp32: Generator, greedy: GenerationResult) -> None:
     want = greedy.token_ids[:30]
-    assert gen_fp32.generate(PROMPT, max_new_tokens=30, temperature=1.5, top_k=1, seed=1).token_ids == want
-    assert gen_fp32.generate(PROMPT, max_new_tokens=30, temperature=1.5, top_p=1e-9, seed=1).token_ids == want
+    assert (
+        gen_fp32.generate(PROMPT, max_new_tokens=30, temperature=1.5, top_k=1, seed=1).token_ids
+        == want
+    )
+    assert (
+        gen_fp32.generate(PROMPT, max_new_tokens=30, temperature=1.5, top_p=1e-9, seed=1).token_ids
+        == want
+    )
 
 
-def test_repetition_penalty_changes_greedy_output(gen_fp32: Generator, greedy: GenerationResult) -> None:
+def test_repetition_penalty_changes_greedy_output(
+    gen_fp32: Generator, greedy: GenerationResult
+) -> None:
     result = gen_fp32.generate(PROMPT, max_new_tokens=60, repetition_penalty=1.8)
     assert result.token_ids != greedy.token_ids[:60]
     repeats = len(result.token_ids) - len(set(result.token_ids))
-    baseline = greedy.token_ids[:len(result.token_ids)]
+    baseline = greedy.token_ids[: len(result.token_ids)]
     assert repeats < len(baseline) - len(set(baseline))
 
 
@@ -163,8 +179,9 @@ def test_callback_form_and_cancel(gen_fp32: Generator, greedy: GenerationResult)
     seen: list[TokenEvent] = []
     result = gen_fp32.generate(PROMPT, max_new_tokens=200, on_token=seen.append)
     assert [e.token_id for e in seen] == result.token_ids == greedy.token_ids
-    stopped = gen_fp32.generate(PROMPT, max_new_tokens=200,
-                                on_token=lambda e: e.index < 5)  # False at the 6th token
+    stopped = gen_fp32.generate(
+        PROMPT, max_new_tokens=200, on_token=lambda e: e.index < 5
+    )  # False at the 6th token
     assert stopped.stop_reason == "cancelled" and stopped.token_ids == greedy.token_ids[:6]
     assert stopped.stats.stop_reason == "cancelled"
 
@@ -217,8 +234,10 @@ def test_int8_bundle_streams_with_its_session_config(gen_int8: Generator) -> Non
     assert gen_int8.bundle.precision == "int8"
     options = gen_int8.backend.session_options()  # type: ignore[attr-defined]
     key = "session.qdq_matmulnbits_accuracy_level"
-    assert options.get_session_config_entry(key) == \
-        gen_int8.bundle.manifest["onnxruntime"]["session_config"][key]
+    assert (
+        options.get_session_config_entry(key)
+        == gen_int8.bundle.manifest["onnxruntime"]["session_config"][key]
+    )
     result = gen_int8.generate(PROMPT, max_new_tokens=30)
     assert result.text and result.stats.new_tokens == len(result.token_ids)
 

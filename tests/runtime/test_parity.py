@@ -40,7 +40,9 @@ def test_greedy_tokens_equal_reference_for_64_tokens(gen_fp32: Generator, refere
     assert result.token_ids == expected
 
 
-def test_decode_logits_with_and_without_past_match_reference(gen_fp32: Generator, reference) -> None:  # type: ignore[no-untyped-def]
+def test_decode_logits_with_and_without_past_match_reference(
+    gen_fp32: Generator, reference
+) -> None:  # type: ignore[no-untyped-def]
     prompt = gen_fp32.encode(PROMPT)
     backend = gen_fp32.backend
     backend.allocate(gen_fp32.max_context)

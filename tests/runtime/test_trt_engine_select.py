@@ -8,13 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from edge_sdk.runtime import BackendOptions, create_backend
-from edge_sdk.runtime.trt_engine import engine_mismatch, same_trt_version, select_engine
 
 from edge_sdk.bundle import load_bundle
 from edge_sdk.errors import BackendUnavailableError
+from edge_sdk.runtime import BackendOptions, create_backend
+from edge_sdk.runtime.trt_engine import engine_mismatch, same_trt_version, select_engine
 
-ORIN = {"file": "model.int8.engine", "tensorrt": "10.3.0.30", "gpu": "Orin", "compute_capability": "8.7"}
+ORIN = {
+    "file": "model.int8.engine",
+    "tensorrt": "10.3.0.30",
+    "gpu": "Orin",
+    "compute_capability": "8.7",
+}
 
 
 def test_engine_built_here_is_selected() -> None:
@@ -23,12 +28,17 @@ def test_engine_built_here_is_selected() -> None:
     assert same_trt_version("10.3.0.30", "10.3.0") and not same_trt_version("10.3.0", "10.4.0")
 
 
-@pytest.mark.parametrize(("trt", "gpu", "cc", "words"), [
-    ("8.6.2", "Orin", "8.7", "TensorRT 10.3.0.30"),
-    ("10.3.0", "NVIDIA H200", "9.0", "compute capability 8.7"),
-    ("10.3.0", "NVIDIA GeForce RTX 3050", "8.7", "the GPU 'Orin'"),
-])
-def test_engine_for_another_version_or_gpu_is_refused(trt: str, gpu: str, cc: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("trt", "gpu", "cc", "words"),
+    [
+        ("8.6.2", "Orin", "8.7", "TensorRT 10.3.0.30"),
+        ("10.3.0", "NVIDIA H200", "9.0", "compute capability 8.7"),
+        ("10.3.0", "NVIDIA GeForce RTX 3050", "8.7", "the GPU 'Orin'"),
+    ],
+)
+def test_engine_for_another_version_or_gpu_is_refused(
+    trt: str, gpu: str, cc: str, words: str
+) -> None:
     assert words in (engine_mismatch(ORIN, trt, gpu, cc) or "")
     with pytest.raises(BackendUnavailableError, match="edge-engine demo") as info:
         select_engine({"engines": [ORIN]}, trt, gpu, cc, "demo")
@@ -41,12 +51,16 @@ def test_bundle_without_engine_says_to_build_one() -> None:
 
 
 def test_runtime_imports_without_tensorrt() -> None:
-    code = ("import sys, edge_sdk.runtime, edge_sdk.runtime.trt_backend; "
-            "assert 'tensorrt' not in sys.modules and 'pycuda' not in sys.modules")
+    code = (
+        "import sys, edge_sdk.runtime, edge_sdk.runtime.trt_backend; "
+        "assert 'tensorrt' not in sys.modules and 'pycuda' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed"
+)
 def test_tensorrt_backend_without_tensorrt_is_one_clear_line(demo_bundle_fp32: Path) -> None:
     with pytest.raises(BackendUnavailableError) as info:
         create_backend("tensorrt", load_bundle(demo_bundle_fp32), BackendOptions())
@@ -54,16 +68,21 @@ def test_tensorrt_backend_without_tensorrt_is_one_clear_line(demo_bundle_fp32: P
     assert "python3-libnvinfer" in message and "\n" not in message
 
 
-def test_ort_tensorrt_ep_takes_the_engine_build_settings(demo_bundle_int8_per_channel: Path, tmp_path: Path) -> None:
+def test_ort_tensorrt_ep_takes_the_engine_build_settings(
+    demo_bundle_int8_per_channel: Path, tmp_path: Path
+) -> None:
+    from edge_sdk.bundle import Bundle
     from edge_sdk.runtime.ort_backend import OrtTensorrtBackend
 
-    from edge_sdk.bundle import Bundle
-
     bundle = load_bundle(demo_bundle_int8_per_channel)
-    manifest = dict(bundle.manifest, engines=[dict(ORIN, workspace_mb=512, builder_optimization_level=2)])
+    manifest = dict(
+        bundle.manifest, engines=[dict(ORIN, workspace_mb=512, builder_optimization_level=2)]
+    )
     backend = OrtTensorrtBackend(Bundle(bundle.path, manifest), BackendOptions(cache_dir=tmp_path))
     trt = dict(backend.providers()[0][1])
-    assert trt["trt_max_workspace_size"] == 512 * 2**20 and trt["trt_builder_optimization_level"] == 2
+    assert (
+        trt["trt_max_workspace_size"] == 512 * 2**20 and trt["trt_builder_optimization_level"] == 2
+    )
     assert trt["trt_int8_enable"] is True and trt["trt_fp16_enable"] is True
     plain = dict(OrtTensorrtBackend(bundle, BackendOptions(cache_dir=tmp_path)).providers()[0][1])
     assert "trt_max_workspace_size" not in plain

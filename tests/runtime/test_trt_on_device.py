@@ -37,9 +37,8 @@ def _greedy(bundle: Path, backend: str, tokens: int = 32) -> tuple[list[int], fl
 
 
 def _top1(bundle: Path, backend: str, ids: list[int]) -> list[int]:
-    from edge_sdk.runtime import BackendOptions, create_backend
-
     from edge_sdk.bundle import load_bundle
+    from edge_sdk.runtime import BackendOptions, create_backend
 
     with create_backend(backend, load_bundle(bundle), BackendOptions()) as b:
         b.allocate(len(ids) + 1)
@@ -71,7 +70,9 @@ def test_fp16_engine_matches_ort_cpu_and_speeds(demo_bundle_fp32: Path, tmp_path
 
 
 def test_int8_engine_top1_agreement(demo_bundle_int8_per_channel: Path, tmp_path: Path) -> None:
-    bundle = _engine_bundle(demo_bundle_int8_per_channel, tmp_path, "int8", True, tmp_path / "timing.cache")
+    bundle = _engine_bundle(
+        demo_bundle_int8_per_channel, tmp_path, "int8", True, tmp_path / "timing.cache"
+    )
     ids, _ = _greedy(bundle, "ort-cpu", 64)
     cpu, native = _top1(bundle, "ort-cpu", ids), _top1(bundle, "tensorrt", ids)
     agreement = float(np.mean(np.array(cpu) == np.array(native)))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import openai
+
 from edge_sdk.power.sensors import PowerSensor
 from edge_sdk.runtime import load
 from edge_sdk.runtime.engine import Engine, StepRecord
@@ -34,8 +35,13 @@ class Served:
     api_key: str | None
 
     def client(self, **kwargs: object) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.api_key or "none",
-                             max_retries=0, timeout=60, **kwargs)  # type: ignore[arg-type]
+        return openai.OpenAI(
+            base_url=f"{self.url}/v1",
+            api_key=self.api_key or "none",
+            max_retries=0,
+            timeout=60,
+            **kwargs,
+        )  # type: ignore[arg-type]
 
     def http(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -54,18 +60,28 @@ class Served:
 
 
 @contextmanager
-def running_server(bundle: Path, *, slots: int = 4, max_queue: int = 64,
-                   api_key: str | None = None, step_delay_s: float = 0.0,
-                   open_power: Callable[[], PowerSensor | None] = lambda: None,
-                   gate: threading.Event | None = None, drain_timeout_s: float = 10.0,
-                   max_context: int | None = None) -> Iterator[Served]:
+def running_server(
+    bundle: Path,
+    *,
+    slots: int = 4,
+    max_queue: int = 64,
+    api_key: str | None = None,
+    step_delay_s: float = 0.0,
+    open_power: Callable[[], PowerSensor | None] = lambda: None,
+    gate: threading.Event | None = None,
+    drain_timeout_s: float = 10.0,
+    max_context: int | None = None,
+) -> Iterator[Served]:
     steps: list[StepRecord] = []
 
     def load_engine() -> Engine:
         if gate is not None:
             assert gate.wait(60), "the test never opened the loading gate"
-        engine = Engine(load(bundle, "ort-cpu", threads=1, max_context=max_context),
-                        slots=slots, max_queue=max_queue)
+        engine = Engine(
+            load(bundle, "ort-cpu", threads=1, max_context=max_context),
+            slots=slots,
+            max_queue=max_queue,
+        )
         engine.add_step_listener(steps.append)
         if step_delay_s:
             engine.add_step_listener(lambda step: time.sleep(step_delay_s))

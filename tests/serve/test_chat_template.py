@@ -7,10 +7,10 @@ from pathlib import Path
 
 import openai
 import pytest
-from edge_sdk.runtime import Generator
 
 from edge_sdk.bundle_update import update_bundle
 from edge_sdk.chat_template import CHAT_TEMPLATE_FILE, ChatTemplate
+from edge_sdk.runtime import Generator
 from tests.serve.served import MODEL, running_server
 
 # held out: written here, never seen by the code under test until this test puts it in a bundle
@@ -25,10 +25,12 @@ TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-MESSAGES = [{"role": "system", "content": "  You tell stories.  "},
-            {"role": "user", "content": "A dog?"},
-            {"role": "assistant", "content": "Once upon a time, there was a dog."},
-            {"role": "user", "content": "More!"}]
+MESSAGES = [
+    {"role": "system", "content": "  You tell stories.  "},
+    {"role": "user", "content": "A dog?"},
+    {"role": "assistant", "content": "Once upon a time, there was a dog."},
+    {"role": "user", "content": "More!"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,27 +40,35 @@ def templated_bundle(demo_bundle_int8: Path, tmp_path_factory: pytest.TempPathFa
     source = folder.parent / CHAT_TEMPLATE_FILE
     source.write_text(TEMPLATE)
     entry = ChatTemplate(TEMPLATE, "test", {"eos_token": "<|endoftext|>"}).manifest_entry()
-    update_bundle(folder, edit=lambda manifest: {**manifest, "chat": entry},
-                  add_files={CHAT_TEMPLATE_FILE: source})
+    update_bundle(
+        folder,
+        edit=lambda manifest: {**manifest, "chat": entry},
+        add_files={CHAT_TEMPLATE_FILE: source},
+    )
     return folder
 
 
 def test_chat_uses_the_bundles_template_as_transformers_renders_it(
-        templated_bundle: Path, reference: Generator) -> None:
+    templated_bundle: Path, reference: Generator
+) -> None:
     transformers = pytest.importorskip("transformers")
     hf = transformers.PreTrainedTokenizerFast(
-        tokenizer_file=str(templated_bundle / "tokenizer.json"), eos_token="<|endoftext|>")
-    text = hf.apply_chat_template(MESSAGES, chat_template=TEMPLATE, tokenize=False,
-                                  add_generation_prompt=True)
+        tokenizer_file=str(templated_bundle / "tokenizer.json"), eos_token="<|endoftext|>"
+    )
+    text = hf.apply_chat_template(
+        MESSAGES, chat_template=TEMPLATE, tokenize=False, add_generation_prompt=True
+    )
     ids = hf(text, add_special_tokens=False)["input_ids"]
     expected = reference.generate(ids, max_new_tokens=16)  # same weights, same ids
     with running_server(templated_bundle) as served:
         client = served.client()
-        reply = client.chat.completions.create(model=MODEL, messages=MESSAGES,
-                                               max_tokens=16, temperature=0)
+        reply = client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=16, temperature=0
+        )
         with pytest.raises(openai.BadRequestError) as info:
-            client.chat.completions.create(model=MODEL, max_tokens=4, messages=[
-                {"role": "tool", "content": "x"}])
+            client.chat.completions.create(
+                model=MODEL, max_tokens=4, messages=[{"role": "tool", "content": "x"}]
+            )
     assert reply.usage is not None and reply.usage.prompt_tokens == len(ids)
     assert reply.choices[0].message.content == expected.text
     assert "roles must be user or assistant" in str(info.value)

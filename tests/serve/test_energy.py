@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from edge_sdk.power import open_sensor
 from edge_sdk.power.sensors import PowerReading
 from edge_sdk.serve.energy import EnergyAccountant
-
 from tests.serve.served import MODEL, running_server
 
 
@@ -50,23 +50,34 @@ def test_a_step_after_the_latest_reading_holds_it() -> None:
     assert acc.take(7, 1) == pytest.approx(8.0 * 0.5)
 
 
-def test_usage_carries_energy_from_the_replayed_sensor(demo_bundle_int8: Path,
-                                                       tmp_path: Path) -> None:
+def test_usage_carries_energy_from_the_replayed_sensor(
+    demo_bundle_int8: Path, tmp_path: Path
+) -> None:
     trace = tmp_path / "power.csv"
     trace.write_text("t,total_w\n0,5.0\n0.5,5.0\n1.0,5.0\n")  # 5 W, looped
-    with running_server(demo_bundle_int8, open_power=lambda: open_sensor(f"replay:{trace}")
-                        ) as served:
+    with running_server(
+        demo_bundle_int8, open_power=lambda: open_sensor(f"replay:{trace}")
+    ) as served:
         client = served.client()
 
         def ask(prompt: str) -> object:
-            return client.completions.create(model=MODEL, prompt=prompt, max_tokens=20,
-                                             temperature=0, extra_body={"ignore_eos": True})
+            return client.completions.create(
+                model=MODEL,
+                prompt=prompt,
+                max_tokens=20,
+                temperature=0,
+                extra_body={"ignore_eos": True},
+            )
 
         with ThreadPoolExecutor(3) as pool:
             replies = list(pool.map(ask, ["Once upon a time", "The dog", "Mia said"]))
         stream = client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=5,
-            stream=True, stream_options={"include_usage": True})
+            model=MODEL,
+            messages=[{"role": "user", "content": "Hi"}],
+            max_tokens=5,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         last = list(stream)[-1]
         metrics = served.metrics_text()
     energies = [r.usage.model_extra["energy"] for r in replies]  # type: ignore[attr-defined]

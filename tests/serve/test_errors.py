@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from edge_sdk.runtime.engine import Engine
-from edge_sdk.serve import ServerState, ServeSettings, create_app
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from edge_sdk.runtime.engine import Engine
+from edge_sdk.serve import ServerState, ServeSettings, create_app
 from tests.serve.served import MODEL, Served, running_server
 
 KEY = "test-key"
@@ -40,25 +40,32 @@ def _error(response: httpx.Response, status: int, code: str | None = None) -> di
     return error
 
 
-@pytest.mark.parametrize(("change", "param", "code"), [
-    ({"n": 2}, "n", "unsupported_value"),
-    ({"temperature": -1}, "temperature", "invalid_value"),
-    ({"temperature": "hot"}, "temperature", "invalid_type"),
-    ({"top_p": 0}, "top_p", "invalid_value"),
-    ({"max_tokens": 0}, "max_tokens", "invalid_value"),
-    ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
-    ({"logprobs": True}, "logprobs", "unsupported_parameter"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools",
-     "unsupported_parameter"),
-    ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_parameter"),
-    ({"presence_penalty": 0.5}, "presence_penalty", "unsupported_parameter"),
-    ({"stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
-    ({"max_tokenz": 3}, "max_tokenz", "unknown_parameter"),
-    ({"messages": []}, "messages", "invalid_type"),
-    ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),
-])
-def test_bad_fields_are_400_naming_the_field(served: Served, change: dict[str, Any], param: str,
-                                             code: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "param", "code"),
+    [
+        ({"n": 2}, "n", "unsupported_value"),
+        ({"temperature": -1}, "temperature", "invalid_value"),
+        ({"temperature": "hot"}, "temperature", "invalid_type"),
+        ({"top_p": 0}, "top_p", "invalid_value"),
+        ({"max_tokens": 0}, "max_tokens", "invalid_value"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
+        ({"logprobs": True}, "logprobs", "unsupported_parameter"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f"}}]},
+            "tools",
+            "unsupported_parameter",
+        ),
+        ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_parameter"),
+        ({"presence_penalty": 0.5}, "presence_penalty", "unsupported_parameter"),
+        ({"stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
+        ({"max_tokenz": 3}, "max_tokenz", "unknown_parameter"),
+        ({"messages": []}, "messages", "invalid_type"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),
+    ],
+)
+def test_bad_fields_are_400_naming_the_field(
+    served: Served, change: dict[str, Any], param: str, code: str
+) -> None:
     with served.http() as http:
         error = _error(http.post("/v1/chat/completions", json={**CHAT, **change}), 400, code)
     assert error["param"] == param and error["type"] == "invalid_request_error"
@@ -66,9 +73,19 @@ def test_bad_fields_are_400_naming_the_field(served: Served, change: dict[str, A
 
 def test_harmless_fields_at_their_defaults_are_accepted(served: Served) -> None:
     reply = served.client().chat.completions.create(
-        model=MODEL, messages=CHAT["messages"], max_completion_tokens=3, n=1, logprobs=False,
-        presence_penalty=0, frequency_penalty=0, user="u", store=False, tools=[],
-        response_format={"type": "text"}, metadata={"a": "b"})
+        model=MODEL,
+        messages=CHAT["messages"],
+        max_completion_tokens=3,
+        n=1,
+        logprobs=False,
+        presence_penalty=0,
+        frequency_penalty=0,
+        user="u",
+        store=False,
+        tools=[],
+        response_format={"type": "text"},
+        metadata={"a": "b"},
+    )
     assert reply.usage is not None and reply.usage.completion_tokens <= 3
 
 
@@ -76,15 +93,15 @@ def test_bad_json_and_not_an_object(served: Served) -> None:
     with served.http() as http:
         _error(http.post("/v1/chat/completions", content=b"{not json"), 400, "invalid_json")
         _error(http.post("/v1/completions", content=b"[1, 2]"), 400, "invalid_type")
-        _error(http.post("/v1/completions", json={"prompt": ["a", "b"]}), 400,
-               "unsupported_value")
+        _error(http.post("/v1/completions", json={"prompt": ["a", "b"]}), 400, "unsupported_value")
 
 
 def test_prompt_longer_than_the_context(served: Served) -> None:
     long = "Once upon a time, there was a little girl. " * 80
     with pytest.raises(openai.BadRequestError) as info:
         served.client().chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": long}], max_tokens=4)
+            model=MODEL, messages=[{"role": "user", "content": long}], max_tokens=4
+        )
     assert info.value.code == "context_length_exceeded"
     assert "512" in info.value.message
 
@@ -109,8 +126,12 @@ def test_queue_full_is_429_with_retry_after(demo_bundle_int8: Path) -> None:
         assert engine is not None
         body = {**CHAT, "max_tokens": 300, "ignore_eos": True}
         with served.http() as http:
-            threads = [threading.Thread(target=http.post, args=("/v1/chat/completions",),
-                                        kwargs={"json": body}) for _ in range(2)]
+            threads = [
+                threading.Thread(
+                    target=http.post, args=("/v1/chat/completions",), kwargs={"json": body}
+                )
+                for _ in range(2)
+            ]
             threads[0].start()
             assert served.wait_for(lambda: engine.running == 1)
             threads[1].start()
@@ -126,9 +147,14 @@ def test_queue_full_is_429_with_retry_after(demo_bundle_int8: Path) -> None:
 def test_draining_is_503_with_retry_after(demo_bundle_int8: Path) -> None:
     with running_server(demo_bundle_int8, slots=1, step_delay_s=0.01) as served:
         client = served.client()
-        stream = client.completions.create(model=MODEL, prompt="Once", max_tokens=60,
-                                           temperature=0, stream=True,
-                                           extra_body={"ignore_eos": True})
+        stream = client.completions.create(
+            model=MODEL,
+            prompt="Once",
+            max_tokens=60,
+            temperature=0,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
         first = next(iter(stream))
         served.server.drain_and_exit()  # what SIGTERM does
         assert served.wait_for(lambda: served.state.phase == "draining")

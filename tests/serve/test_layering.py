@@ -10,7 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_runtime_and_power_do_not_import_serve() -> None:
-    offenders = [str(path.relative_to(ROOT)) for folder in ("runtime", "power", "edge_sdk")
-                 for path in (ROOT / folder).rglob("*.py")
-                 if any(name.startswith("edge_sdk.serve") for name in imported_modules(path))]
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("runtime", "power", "edge_sdk")
+        for path in (ROOT / folder).rglob("*.py")
+        if any(name.startswith("edge_sdk.serve") for name in imported_modules(path))
+    ]
     assert offenders == []

@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edge_sdk.runtime import Generator
 
+from edge_sdk.runtime import Generator
 from tests.serve.served import MODEL, Served, running_server
 
 PROMPT = "Once upon a time, there was a little girl named Mia."
-MESSAGES = [{"role": "system", "content": "You tell short stories."},
-            {"role": "user", "content": "Tell me about a dog."}]
+MESSAGES = [
+    {"role": "system", "content": "You tell short stories."},
+    {"role": "user", "content": "Tell me about a dog."},
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +29,12 @@ def _chat_ids(served: Served, messages: list[dict[str, str]]) -> list[int]:
     return served.state.engine.encode_chat(messages)
 
 
-def test_chat_completion_is_the_greedy_single_request_output(served: Served,
-                                                              reference: Generator) -> None:
-    reply = served.client().chat.completions.create(model=MODEL, messages=MESSAGES,
-                                                    max_tokens=24, temperature=0)
+def test_chat_completion_is_the_greedy_single_request_output(
+    served: Served, reference: Generator
+) -> None:
+    reply = served.client().chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=24, temperature=0
+    )
     ids = _chat_ids(served, MESSAGES)
     expected = reference.generate(ids, max_new_tokens=24)
     assert reply.object == "chat.completion" and reply.model == MODEL
@@ -38,8 +42,7 @@ def test_chat_completion_is_the_greedy_single_request_output(served: Served,
     choice = reply.choices[0]
     assert choice.message.role == "assistant"
     assert choice.message.content == expected.text
-    assert choice.finish_reason == {"eos": "stop", "max_new_tokens": "length"}[
-        expected.stop_reason]
+    assert choice.finish_reason == {"eos": "stop", "max_new_tokens": "length"}[expected.stop_reason]
     assert reply.usage is not None
     assert reply.usage.prompt_tokens == len(ids)
     assert reply.usage.completion_tokens == len(expected.token_ids)
@@ -48,8 +51,14 @@ def test_chat_completion_is_the_greedy_single_request_output(served: Served,
 
 
 def test_chat_stream_chunks_are_openai_shaped(served: Served, reference: Generator) -> None:
-    body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16, "temperature": 0,
-            "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": MODEL,
+        "messages": MESSAGES,
+        "max_tokens": 16,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     with served.http() as http, http.stream("POST", "/v1/chat/completions", json=body) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
@@ -73,10 +82,12 @@ def test_chat_stream_chunks_are_openai_shaped(served: Served, reference: Generat
 
 def test_chat_stream_with_the_openai_client(served: Served) -> None:
     client = served.client()
-    whole = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=20,
-                                           temperature=0)
-    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=20,
-                                            temperature=0, stream=True)
+    whole = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=20, temperature=0
+    )
+    stream = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=20, temperature=0, stream=True
+    )
     pieces, finish = [], None
     for chunk in stream:
         if chunk.choices:
@@ -93,8 +104,14 @@ def test_completion_and_its_stream(served: Served, reference: Generator) -> None
     assert reply.object == "text_completion" and reply.id.startswith("cmpl-")
     assert reply.choices[0].text == expected.text
     assert reply.usage is not None and reply.usage.prompt_tokens == len(reference.encode(PROMPT))
-    stream = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=12, temperature=0,
-                                       stream=True, stream_options={"include_usage": True})
+    stream = client.completions.create(
+        model=MODEL,
+        prompt=PROMPT,
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     assert "".join(c.choices[0].text for c in chunks if c.choices) == expected.text
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
@@ -105,22 +122,30 @@ def test_completion_and_its_stream(served: Served, reference: Generator) -> None
 def test_completion_options(served: Served, reference: Generator) -> None:
     client = served.client()
     ids = reference.encode(PROMPT)
-    by_ids = client.completions.create(model=MODEL, prompt=ids, max_tokens=8, temperature=0,
-                                       echo=True)
+    by_ids = client.completions.create(
+        model=MODEL, prompt=ids, max_tokens=8, temperature=0, echo=True
+    )
     expected = reference.generate(ids, max_new_tokens=8)
     assert by_ids.choices[0].text == reference.tokenizer.decode(ids) + expected.text
     long = reference.generate(PROMPT, max_new_tokens=40).text
     stop = long.split()[3]
-    cut = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=40, temperature=0,
-                                    stop=[stop, "zzz"])
+    cut = client.completions.create(
+        model=MODEL, prompt=PROMPT, max_tokens=40, temperature=0, stop=[stop, "zzz"]
+    )
     assert cut.choices[0].finish_reason == "stop"
-    assert cut.choices[0].text == long[:long.index(stop)]
-    seeded = [client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=16,
-                                        temperature=1.0, top_p=0.9, seed=7).choices[0].text
-              for _ in range(2)]
+    assert cut.choices[0].text == long[: long.index(stop)]
+    seeded = [
+        client.completions.create(
+            model=MODEL, prompt=PROMPT, max_tokens=16, temperature=1.0, top_p=0.9, seed=7
+        )
+        .choices[0]
+        .text
+        for _ in range(2)
+    ]
     assert seeded[0] == seeded[1]
-    extension = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=30,
-                                          temperature=0, extra_body={"ignore_eos": True})
+    extension = client.completions.create(
+        model=MODEL, prompt=PROMPT, max_tokens=30, temperature=0, extra_body={"ignore_eos": True}
+    )
     assert extension.usage is not None and extension.usage.completion_tokens == 30
 
 
