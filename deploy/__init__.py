@@ -9,7 +9,7 @@ the planner estimates. Depends on the core only (planner, bundle, board), plus P
 
 from __future__ import annotations
 
-from edge_sdk.deploy.k8s import K8sOptions, l4t_selector, render_k8s
+from edge_sdk.deploy.manifests import K8sOptions, l4t_selector, render_k8s
 from edge_sdk.deploy.node_labels import node_labels
 from edge_sdk.deploy.output import dump_yaml, write_manifests
 from edge_sdk.deploy.sizing import DeployedModel, PodSizing, describe_model, size_pod

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
-from edge_sdk.deploy.k8s import WORKLOADS, K8sOptions, render_k8s
+from edge_sdk.deploy.manifests import WORKLOADS, K8sOptions, render_k8s
 from edge_sdk.deploy.node_labels import node_labels
 from edge_sdk.deploy.output import dump_yaml, write_manifests
 from edge_sdk.deploy.sizing import DEFAULT_MEMORY_MARGIN, describe_model, size_pod
@@ -30,7 +30,7 @@ _JETSONS = [name for name, device in DEVICES.items() if device.jetson]
 _BACKENDS = ("auto", "ort-tensorrt", "ort-cuda", "ort-cpu", "tensorrt")
 
 
-def _add_k8s(commands: argparse._SubParsersAction) -> None:
+def _add_k8s(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     k8s = commands.add_parser(
         "k8s",
         help="render the DaemonSet (or Deployment), Service and PodDisruptionBudget",

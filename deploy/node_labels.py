@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from edge_sdk.board import detect_module, read_board_model, read_l4t_release
-from edge_sdk.deploy.k8s import L4T_LABEL, MODULE_LABEL, l4t_selector
+from edge_sdk.deploy.manifests import L4T_LABEL, MODULE_LABEL, l4t_selector
 from edge_sdk.errors import DeployError
 
 __all__ = ["node_labels"]

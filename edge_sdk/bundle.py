@@ -73,12 +73,12 @@ class Bundle:
     @property
     def onnx_path(self) -> Path:
         """The ONNX graph file."""
-        return self.path / self.manifest["graph"]["file"]
+        return self.path / str(self.manifest["graph"]["file"])
 
     @property
     def tokenizer_path(self) -> Path:
         """The tokenizer file (``tokenizers`` JSON)."""
-        return self.path / self.manifest["tokenizer"]["file"]
+        return self.path / str(self.manifest["tokenizer"]["file"])
 
     @property
     def chat_template(self) -> ChatTemplate:

@@ -24,7 +24,7 @@ class NvmlPowerLimit:
 
     def limit_w(self) -> float:
         """The current limit in watts."""
-        return self._call("nvmlDeviceGetPowerManagementLimit") / 1000.0
+        return float(self._call("nvmlDeviceGetPowerManagementLimit")) / 1000.0
 
     def range_w(self) -> tuple[float, float]:
         """The (min, max) limit the GPU accepts, in watts."""

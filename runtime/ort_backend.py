@@ -272,7 +272,7 @@ class OrtBackend(KVCacheBackend):
             self._ids1[0, 0] = ids[0]
             self._pos1[0, 0] = cache.length
             return self._step(cache, self._ids1, self._pos1, self._logits1)
-        logits = self._logits1[0, 0]
+        logits: np.ndarray = self._logits1[0, 0]
         for start in range(0, ids.size, PREFILL_CHUNK):
             chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
             n = chunk.shape[1]
@@ -294,7 +294,8 @@ class OrtBackend(KVCacheBackend):
         except Exception as exc:  # onnxruntime's own error types
             raise GenerationError(f"onnxruntime failed on {self.name}: {exc}") from exc
         cache.advance(n)
-        return logits[0, -1]
+        last: np.ndarray = logits[0, -1]
+        return last
 
     def _bind_standard(
         self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray

@@ -111,7 +111,8 @@ class FusedSlotModel(SlotModel):
             self._seqlens[slot], self._total[()] = total - 1, total
             bind.bind_input("input_ids", "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data)
             self._run(bind)
-        return self._logits[slot, 0]
+        last: np.ndarray = self._logits[slot, 0]
+        return last
 
     def _decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         rows = max(slots) + 1

@@ -57,7 +57,7 @@ class SlotModel(ABC):
     def device(self) -> str:
         """What runs the model, in words."""
 
-    def prefill(self, slot: int, ids: np.ndarray) -> np.ndarray:
+    def prefill(self, slot: int, ids: np.ndarray | Sequence[int]) -> np.ndarray:
         """Run ``ids`` on top of what row ``slot`` holds; the last position's logits [vocab]
         (valid until the next call)."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)

@@ -105,7 +105,8 @@ async def _answer(
         return EventStream(call, shape, len(prompt_ids))
     gone = asyncio.ensure_future(wait_disconnect(request.receive))
     try:
-        await asyncio.wait({call.result, gone}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {call.result, gone}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
     if not call.result.done():  # the client left: free the slot, nobody to answer

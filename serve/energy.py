@@ -34,9 +34,12 @@ _KEEP_S = 2.0  # readings kept before the oldest unsettled step
 class StepLike(Protocol):
     """The parts of ``StepRecord`` the accountant reads (perf_counter seconds)."""
 
-    start: float
-    end: float
-    tokens: dict[int, int]
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def tokens(self) -> dict[int, int]: ...
 
 
 class EnergyAccountant:
