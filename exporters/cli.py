@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge_sdk._optional import require
 from edge_sdk.cli_support import EXIT_OK, Progress, add_common_flags, print_json, run_command
@@ -282,7 +282,7 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         raise ConfigError("--timing-cache and --workspace-mb apply only with --trt")
     if args.smoothquant_alpha is not None and args.no_smoothquant:
         raise ConfigError("--smoothquant-alpha and --no-smoothquant contradict each other")
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {  # QuantConfig checks each value
         "method": (args.method or "rtn") if args.precision == "int4" else args.precision,
         "quantize_embedding": args.quantize_embedding,
     }

@@ -331,7 +331,7 @@ def _manifest(
 
 
 def _opset(graph: onnx.ModelProto) -> int:
-    return next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+    return int(next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")))
 
 
 def _environment() -> dict[str, Any]:

@@ -129,12 +129,12 @@ def _note(progress: Progress | None, text: str) -> None:
 
 
 def _silent_bar() -> type:
-    from huggingface_hub.utils import tqdm
+    from huggingface_hub.utils.tqdm import tqdm
 
     class SilentBar(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # tqdm: untyped
 
     return SilentBar
 

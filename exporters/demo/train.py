@@ -111,7 +111,7 @@ def train(steps: int, batch: int, seq_len: int, seed: int, out: Path, size: str 
             logits.reshape(-1, config.vocab_size), window[:, 1:].reshape(-1)
         )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if step % 50 == 0 or step == steps - 1:
