@@ -230,7 +230,7 @@ def bare_fused_loop(
     vocab = session.get_outputs()[0].shape[2]
     start = time.perf_counter()
     cache = [np.zeros((1, kv_heads, capacity, head_dim), np.float32) for _ in range(2 * layers)]
-    for name, buf in [*zip(past_names(layers), cache), *zip(present_names(layers), cache)]:
+    for name, buf in [*zip(past_names(layers), cache, strict=True), *zip(present_names(layers), cache, strict=True)]:
         bound = bind.bind_input if name.startswith("past") else bind.bind_output
         bound(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
     seqlens, total, logits = (
@@ -273,7 +273,7 @@ def bare_loop(session: Any, layers: int, prompt: list[int], tokens: int) -> Timi
             "attention_mask": np.ones((1, length + n), np.int64),
             "position_ids": np.arange(length, length + n, dtype=np.int64)[None],
         }
-        feed.update(zip(names, past))
+        feed.update(zip(names, past, strict=True))
         logits, *past = session.run(outputs, feed)
         length += n
         ids = np.array([[int(np.argmax(logits[0, -1]))]], dtype=np.int64)

@@ -120,7 +120,7 @@ def cmd_modes(args: argparse.Namespace) -> int:
     _emit(
         args,
         {"modes": rows, "default": default, "current": current, "conf": str(nvp.conf)},
-        lines + [footer],
+        [*lines, footer],
     )
     return EXIT_OK
 

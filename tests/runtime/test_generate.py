@@ -268,7 +268,7 @@ def test_a_replaced_conversation_says_so(gen_fp32: Generator) -> None:
     chat = gen_fp32.chat()
     chat.send("Tom had a red ball.", max_new_tokens=3).run()
     gen_fp32.generate(PROMPT, max_new_tokens=3)
-    with pytest.raises(GenerationError, match="new one with .chat"):
+    with pytest.raises(GenerationError, match=r"new one with .chat"):
         chat.send(" Then", max_new_tokens=3)
     fresh = gen_fp32.chat()
     assert fresh.send("Tom had a red ball.", max_new_tokens=3).run().stats.new_tokens == 3
