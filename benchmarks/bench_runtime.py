@@ -230,7 +230,10 @@ def bare_fused_loop(
     vocab = session.get_outputs()[0].shape[2]
     start = time.perf_counter()
     cache = [np.zeros((1, kv_heads, capacity, head_dim), np.float32) for _ in range(2 * layers)]
-    for name, buf in [*zip(past_names(layers), cache, strict=True), *zip(present_names(layers), cache, strict=True)]:
+    for name, buf in [
+        *zip(past_names(layers), cache, strict=True),
+        *zip(present_names(layers), cache, strict=True),
+    ]:
         bound = bind.bind_input if name.startswith("past") else bind.bind_output
         bound(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
     seqlens, total, logits = (

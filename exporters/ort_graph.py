@@ -402,7 +402,8 @@ def _difference(session: FusedSession, reference: OrtModel, prompt: list[int]) -
         want, past = reference.run(np.array([[token]], np.int64), past)
         wanted.append(want[0, -1])
     return max(
-        float(np.abs(g - w).max() / max(1.0, float(np.abs(w).max()))) for g, w in zip(got, wanted, strict=True)
+        float(np.abs(g - w).max() / max(1.0, float(np.abs(w).max())))
+        for g, w in zip(got, wanted, strict=True)
     )
 
 

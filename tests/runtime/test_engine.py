@@ -48,7 +48,9 @@ def test_concurrent_requests_get_their_single_request_greedy_output(
         assert engine.batched and engine.slots == 4
         steps: list[StepRecord] = []
         engine.add_step_listener(steps.append)
-        requests = [engine.submit(p, max_new_tokens=n) for p, n in zip(PROMPTS, lengths, strict=True)]
+        requests = [
+            engine.submit(p, max_new_tokens=n) for p, n in zip(PROMPTS, lengths, strict=True)
+        ]
         got = [r.wait(timeout=60) for r in requests]
     for g, w in zip(got, want, strict=True):
         assert g.token_ids == w.token_ids and g.text == w.text and g.stop_reason == w.stop_reason
