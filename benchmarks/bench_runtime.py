@@ -224,7 +224,8 @@ def fused_graph_file(bundle_path: Path) -> str | None:
 def bare_fused_loop(
     session: Any, layers: int, capacity: int, prompt: list[int], tokens: int
 ) -> Timing:
-    """The fused graph with I/O binding: KV buffers bound once, ids and positions written in place."""
+    """The fused graph with I/O binding: KV buffers bound once, ids and positions written in
+    place."""
     bind = session.io_binding()
     kv_heads, head_dim = session.get_inputs()[1].shape[1], session.get_inputs()[1].shape[3]
     vocab = session.get_outputs()[0].shape[2]
@@ -674,7 +675,8 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         print(
             f"{res['model']:<12} roofline: {roof['bytes_per_token'] / 1e6:.1f} MB/token at "
             f"{roof['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s copy = "
-            f"{roof['tokens_per_s']:.0f} tok/s; {res['headline']} reaches {roof['share_reached'] * 100:.0f}%"
+            f"{roof['tokens_per_s']:.0f} tok/s; {res['headline']} reaches "
+            f"{roof['share_reached'] * 100:.0f}%"
         )
         for label, mem in (
             ("cached graph", res["memory"]),

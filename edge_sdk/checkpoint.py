@@ -109,7 +109,8 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from exc
     except (pickle.UnpicklingError, AttributeError, EOFError, TypeError) as exc:
         raise UnsupportedModelError(
-            f"{path} holds objects other than an edge-sdk checkpoint ({exc}). Accepted: {ACCEPTED_FORMATS}"
+            f"{path} holds objects other than an edge-sdk checkpoint ({exc}). Accepted: "
+            f"{ACCEPTED_FORMATS}"
         ) from exc
     check_checkpoint_dict(data, path)
     return {

@@ -189,7 +189,8 @@ class QuantConfig:
 
     @classmethod
     def from_precision(cls, precision: str) -> QuantConfig:
-        """The default config of a precision name (``int8``, ``int4``, ``w8a8``, ``fp16``, ``fp32``)."""
+        """The default config of a precision name (``int8``, ``int4``, ``w8a8``, ``fp16``,
+        ``fp32``)."""
         return cls(method="rtn" if precision == "int4" else precision)
 
     def with_changes(self, **changes: Any) -> QuantConfig:

@@ -59,7 +59,8 @@ class ScaleGroup:
         return kv_d.expand(-1, self.query_groups, -1).reshape(-1)
 
     def reduce(self, stat: Tensor, how: str = "mean") -> Tensor:
-        """A per-input-channel statistic [K] reduced (mean or max) to the producer's channels [P]."""
+        """A per-input-channel statistic [K] reduced (mean or max) to the producer's channels
+        [P]."""
         if self.query_groups == 1:
             return stat
         per_head = stat.reshape(-1, self.query_groups, self.head_dim)

@@ -309,7 +309,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _load_runtime() -> Any:
-    """The runtime's ``load`` (bench composes power with the runtime; nothing else in power does)."""
+    """The runtime's ``load`` (bench composes power with the runtime; nothing else in power
+    does)."""
     try:
         from edge_sdk.runtime import load  # composed at the top only: power never needs runtime
     except (ImportError, AttributeError) as exc:
