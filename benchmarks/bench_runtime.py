@@ -224,13 +224,17 @@ def fused_graph_file(bundle_path: Path) -> str | None:
 def bare_fused_loop(
     session: Any, layers: int, capacity: int, prompt: list[int], tokens: int
 ) -> Timing:
-    """The fused graph with I/O binding: KV buffers bound once, ids and positions written in place."""
+    """The fused graph with I/O binding: KV buffers bound once, ids and positions written in
+    place."""
     bind = session.io_binding()
     kv_heads, head_dim = session.get_inputs()[1].shape[1], session.get_inputs()[1].shape[3]
     vocab = session.get_outputs()[0].shape[2]
     start = time.perf_counter()
     cache = [np.zeros((1, kv_heads, capacity, head_dim), np.float32) for _ in range(2 * layers)]
-    for name, buf in [*zip(past_names(layers), cache), *zip(present_names(layers), cache)]:
+    for name, buf in [
+        *zip(past_names(layers), cache, strict=True),
+        *zip(present_names(layers), cache, strict=True),
+    ]:
         bound = bind.bind_input if name.startswith("past") else bind.bind_output
         bound(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
     seqlens, total, logits = (
@@ -273,7 +277,7 @@ def bare_loop(session: Any, layers: int, prompt: list[int], tokens: int) -> Timi
             "attention_mask": np.ones((1, length + n), np.int64),
             "position_ids": np.arange(length, length + n, dtype=np.int64)[None],
         }
-        feed.update(zip(names, past))
+        feed.update(zip(names, past, strict=True))
         logits, *past = session.run(outputs, feed)
         length += n
         ids = np.array([[int(np.argmax(logits[0, -1]))]], dtype=np.int64)
@@ -671,7 +675,8 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         print(
             f"{res['model']:<12} roofline: {roof['bytes_per_token'] / 1e6:.1f} MB/token at "
             f"{roof['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s copy = "
-            f"{roof['tokens_per_s']:.0f} tok/s; {res['headline']} reaches {roof['share_reached'] * 100:.0f}%"
+            f"{roof['tokens_per_s']:.0f} tok/s; {res['headline']} reaches "
+            f"{roof['share_reached'] * 100:.0f}%"
         )
         for label, mem in (
             ("cached graph", res["memory"]),

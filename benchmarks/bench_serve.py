@@ -45,7 +45,38 @@ from edge_sdk.errors import EdgeError
 from edge_sdk.runtime import load
 
 GGUF_TYPES = {"int8": "Q8_0", "int4": "Q4_0"}
-WORDS = ["once", "upon", "a", "time", "there", "was", "a", "little", "girl", "who", "lived", "near", "the", "forest", "and", "one", "day", "she", "found", "a", "small", "red", "ball", "under", "the", "old", "tree", "by", "the", "river"]
+WORDS = [
+    "once",
+    "upon",
+    "a",
+    "time",
+    "there",
+    "was",
+    "a",
+    "little",
+    "girl",
+    "who",
+    "lived",
+    "near",
+    "the",
+    "forest",
+    "and",
+    "one",
+    "day",
+    "she",
+    "found",
+    "a",
+    "small",
+    "red",
+    "ball",
+    "under",
+    "the",
+    "old",
+    "tree",
+    "by",
+    "the",
+    "river",
+]
 Sample = dict[str, float]  # ttft_s, tokens, decode_tokens_per_s
 
 

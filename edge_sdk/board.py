@@ -1,8 +1,9 @@
 """Which Jetson module this is: the device-tree model string and memory, mapped to the catalog.
 
 Reads ``/proc/device-tree/model`` (or ``/sys/firmware/devicetree/base/model``),
-``/proc/meminfo`` and the L4T release in ``/etc/nv_tegra_release``. Every path is prefixed by ``EDGE_SDK_SYSFS_ROOT`` when it is set, the same
-variable the power module uses, so tests and unusual installs can point it at a fake board.
+``/proc/meminfo`` and the L4T release in ``/etc/nv_tegra_release``. Every path is prefixed by
+``EDGE_SDK_SYSFS_ROOT`` when it is set, the same variable the power module uses, so tests and
+unusual installs can point it at a fake board.
 """
 
 from __future__ import annotations

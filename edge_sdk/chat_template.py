@@ -207,7 +207,7 @@ def _compile(template: str) -> Any:
         """``{% generation %}...{% endgeneration %}`` (transformers marks assistant text with it):
         renders its body unchanged."""
 
-        tags = {"generation"}
+        tags = {"generation"}  # noqa: RUF012 - jinja2's Extension declares tags as a set
 
         def parse(self, parser: Any) -> Any:
             lineno = next(parser.stream).lineno

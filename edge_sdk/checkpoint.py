@@ -1,13 +1,15 @@
 """The SDK's checkpoint format, ``model.pt``, and reading its metadata without torch.
 
-A ``model.pt`` is ``torch.save`` of one plain dict, loadable with ``torch.load(weights_only=True)``::
+A ``model.pt`` is ``torch.save`` of one plain dict, loadable with
+``torch.load(weights_only=True)``::
 
     {
       "format": "edge-sdk-checkpoint",
       "format_version": 1,
       "config": {...},            # ModelConfig.to_dict(): plain ints, floats, strings, lists
       "tokenizer": "{...}",       # the tokenizer.json text (Hugging Face `tokenizers`)
-      "state_dict": {name: tensor},  # Hugging Face parameter names (model.layers.0.self_attn.q_proj.weight, ...)
+      "state_dict": {name: tensor},  # Hugging Face parameter names
+                                     # (model.layers.0.self_attn.q_proj.weight, ...)
       "metadata": {"name": ..., ...} # free-form strings and numbers
     }
 
@@ -109,7 +111,8 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from exc
     except (pickle.UnpicklingError, AttributeError, EOFError, TypeError) as exc:
         raise UnsupportedModelError(
-            f"{path} holds objects other than an edge-sdk checkpoint ({exc}). Accepted: {ACCEPTED_FORMATS}"
+            f"{path} holds objects other than an edge-sdk checkpoint ({exc}). Accepted: "
+            f"{ACCEPTED_FORMATS}"
         ) from exc
     check_checkpoint_dict(data, path)
     return {

@@ -5,7 +5,7 @@
     EdgeError                      every error the SDK raises on purpose
     ├── ConfigError                a model configuration that is invalid or unreadable
     ├── UnsupportedModelError      an architecture or checkpoint format the SDK does not handle
-    ├── BundleError                a bundle that is missing, incomplete, corrupted or of unknown format
+    ├── BundleError                a bundle missing, incomplete, corrupted or of unknown format
     ├── ExportError                export, quantization or accuracy verification failed
     │   └── AccuracyError          the quantized model fell below the accuracy threshold
     ├── BackendUnavailableError    a backend or optional dependency is not installed / usable here

@@ -70,5 +70,5 @@ def prefill_feed(
             np.arange(past_len, past_len + seq, dtype=np.int64), (batch, seq)
         ).copy(),
     }
-    feed.update(zip(past_names(config.num_layers), past))
+    feed.update(zip(past_names(config.num_layers), past, strict=True))
     return feed

@@ -38,8 +38,10 @@ def main() -> int:
     acc = result.accuracy
     assert acc is not None
     print(
-        f"   {result.onnx_bytes / 1e6:.2f} MB ({result.onnx_bytes / result.float_weight_bytes:.2f} x float32), "
-        f"top-1 agreement with float {acc.top1_agreement:.3f}, perplexity x{acc.perplexity_ratio:.3f}\n"
+        f"   {result.onnx_bytes / 1e6:.2f} MB ({result.onnx_bytes / result.float_weight_bytes:.2f} "
+        "x float32), "
+        f"top-1 agreement with float {acc.top1_agreement:.3f}, perplexity "
+        f"x{acc.perplexity_ratio:.3f}\n"
     )
 
     generator = load(args.output)

@@ -107,7 +107,7 @@ def main() -> int:
                     prompts,
                 )
             )
-        for prompt, reply in zip(prompts, replies):
+        for prompt, reply in zip(prompts, replies, strict=True):
             print(f"\n{prompt}{reply.choices[0].text}")
     finally:
         server.send_signal(signal.SIGTERM)  # drains: running requests finish, then exit 0

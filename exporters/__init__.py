@@ -4,7 +4,8 @@ Needs the ``export`` extra (torch, onnx) and onnxruntime (``cpu`` extra) for the
 
     from edge_sdk.exporters import export
     result = export("model.pt", "model-int8", "int8")
-    result = export("model.pt", "model-int4", quant=QuantConfig(method="GPTQ", bits=4, group_size=128))
+    config = QuantConfig(method="GPTQ", bits=4, group_size=128)
+    result = export("model.pt", "model-int4", quant=config)
 
 Without the ``export`` extra the package still imports (``edge-export --help``, ``edge-engine``
 and the torch-free modules work); using a name below then raises

@@ -126,7 +126,8 @@ def build_model(
     unexpected = [u for u in unexpected if not u.endswith("rotary_emb.inv_freq")]
     if missing or unexpected:
         raise ExportError(
-            f"{source}: weights do not match the config (missing: {', '.join(missing[:5]) or 'none'}; "
+            f"{source}: weights do not match the config (missing: "
+            f"{', '.join(missing[:5]) or 'none'}; "
             f"unexpected: {', '.join(unexpected[:5]) or 'none'})"
         )
     return model.eval()

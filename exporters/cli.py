@@ -455,8 +455,10 @@ def summary_text(result: ExportResult) -> str:
     acc = result.accuracy
     if acc:
         lines += [
-            f"accuracy   top-1 agreement {acc.top1_agreement:.3f}, perplexity {acc.perplexity_float:.3f} -> "
-            f"{acc.perplexity_quantized:.3f} (x{acc.perplexity_ratio:.4f}), mean KL {acc.mean_kl_divergence:.2e}",
+            f"accuracy   top-1 agreement {acc.top1_agreement:.3f}, perplexity "
+            f"{acc.perplexity_float:.3f} -> "
+            f"{acc.perplexity_quantized:.3f} (x{acc.perplexity_ratio:.4f}), mean KL "
+            f"{acc.mean_kl_divergence:.2e}",
             f"           on {acc.tokens} tokens of {acc.text_source}; gate: {acc.gate}",
         ]
     return "\n".join(lines) + "\n"

@@ -80,7 +80,8 @@ def trt_major(version: str) -> int:
 
 
 def engine_file_name(precision: str, fp16: bool, int8: bool) -> str:
-    """``model.<label>.engine``: int8 (or w8a8) for INT8 Q/DQ engines, int4 for int4 weights, else fp16 or fp32."""
+    """``model.<label>.engine``: int8 (or w8a8) for INT8 Q/DQ engines, int4 for int4 weights, else
+    fp16 or fp32."""
     label = (
         precision
         if precision in ("w8a8", "int4")
@@ -94,7 +95,8 @@ def engine_file_name(precision: str, fp16: bool, int8: bool) -> str:
 
 
 def resolve_int8(options: EngineOptions, precision: str) -> bool:
-    """INT8 kernels: on for int8/w8a8 bundles unless turned off; refused for bundles without int8 Q/DQ."""
+    """INT8 kernels: on for int8/w8a8 bundles unless turned off; refused for bundles without int8
+    Q/DQ."""
     if options.int8 is None:
         return precision in INT8_QDQ_PRECISIONS
     if options.int8 and precision not in INT8_QDQ_PRECISIONS:

@@ -169,7 +169,8 @@ def workspace_plan(
             raise ConfigError(
                 f"--workspace-mb {requested_mb} does not fit {device.title}: the build needs "
                 f"{BUILD_WEIGHT_COPIES * weights // MiB} MB for weights and "
-                f"{memory.workspace // MiB} MB for activations, leaving {max(available, 0) // MiB} MB; "
+                f"{memory.workspace // MiB} MB for activations, leaving "
+                f"{max(available, 0) // MiB} MB; "
                 "ask for less"
             )
         cap = requested

@@ -100,7 +100,8 @@ def compare_on_text(
 def apply_gate(
     report: AccuracyReport, precision: str, vocab_size: int, force: bool
 ) -> AccuracyReport:
-    """Return ``report`` with its gate verdict; raise :class:`AccuracyError` when it fails unforced."""
+    """Return ``report`` with its gate verdict; raise :class:`AccuracyError` when it fails
+    unforced."""
     limits = THRESHOLDS.get(precision)
     if limits is None:
         return _with_gate(report, "not applied")

@@ -121,14 +121,14 @@ def gguf_tokenizer_json(metadata: Mapping[str, Any]) -> str:
     tokenizer.add_special_tokens(
         [
             AddedToken(t, special=True, normalized=False)
-            for t, k in zip(tokens, types)
+            for t, k in zip(tokens, types, strict=True)
             if k == CONTROL
         ]
     )
     tokenizer.add_tokens(
         [
             AddedToken(t, special=False, normalized=False)
-            for t, k in zip(tokens, types)
+            for t, k in zip(tokens, types, strict=True)
             if k == USER_DEFINED
         ]
     )
@@ -157,7 +157,7 @@ def _vocabulary(tokens: Sequence[str], types: Sequence[int]) -> dict[str, int]:
     spelling = _byte_spelling()
     alphabet = frozenset(spelling.values())
     vocab: dict[str, int] = {}
-    for index, (token, kind) in enumerate(zip(tokens, types)):
+    for index, (token, kind) in enumerate(zip(tokens, types, strict=True)):
         if kind not in (CONTROL, USER_DEFINED) and not set(token) <= alphabet:
             token = "".join(spelling[b] for b in token.encode("utf-8"))
         vocab[token] = index
@@ -172,7 +172,7 @@ def _merges(metadata: Mapping[str, Any]) -> list[tuple[str, str]]:
             "convert the model again with llama.cpp"
         )
     pairs = [tuple(merge.split(" ")) for merge in merges]
-    bad = [merge for merge, pair in zip(merges, pairs) if len(pair) != 2]
+    bad = [merge for merge, pair in zip(merges, pairs, strict=True) if len(pair) != 2]
     if bad:
         raise UnsupportedModelError(f"the GGUF has malformed BPE merges, e.g. {bad[0]!r}")
     return [(pair[0], pair[1]) for pair in pairs]

@@ -18,7 +18,8 @@ __all__ = ["demo_checkpoint_path", "load_model"]
 
 
 def demo_checkpoint_path() -> Path:
-    """The packaged demo model (``model.pt``, about 2 M parameters, trained on generated stories)."""
+    """The packaged demo model (``model.pt``, about 2 M parameters, trained on generated
+    stories)."""
     return Path(__file__).resolve().parent / "demo" / "model.pt"
 
 

@@ -169,7 +169,7 @@ class _Builder:
         if not any(adds):
             return None
         arrays = []
-        for projection, add in zip(projections, adds):
+        for projection, add in zip(projections, adds, strict=True):
             if add is None:
                 raise UnsupportedGraph(
                     f"layer {layer}: {projection} has no bias while the other "
@@ -371,7 +371,7 @@ class FusedSession:
         layers = self.config.num_layers
         for names in (past_names(layers), present_names(layers)):
             bind_one = bind.bind_input if names[0].startswith("past") else bind.bind_output
-            for name, buf in zip(names, self.cache):
+            for name, buf in zip(names, self.cache, strict=True):
                 bind_one(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
         logits = np.empty((1, 1, self.config.vocab_size), np.float32)
         bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
@@ -402,7 +402,8 @@ def _difference(session: FusedSession, reference: OrtModel, prompt: list[int]) -
         want, past = reference.run(np.array([[token]], np.int64), past)
         wanted.append(want[0, -1])
     return max(
-        float(np.abs(g - w).max() / max(1.0, float(np.abs(w).max()))) for g, w in zip(got, wanted)
+        float(np.abs(g - w).max() / max(1.0, float(np.abs(w).max())))
+        for g, w in zip(got, wanted, strict=True)
     )
 
 
@@ -436,7 +437,7 @@ def write_ort_graph(
             OrtModel(standard_path, config, check),
             prompt,
         )
-    except Exception as exc:  # onnxruntime's own types (an onnxruntime without these contrib ops)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own types (no such contrib ops)
         worst, failure = float("nan"), f"this onnxruntime cannot run it ({exc})"
     else:
         failure = (

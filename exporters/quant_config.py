@@ -2,8 +2,8 @@
 
     QuantConfig(method="GPTQ", bits=4, group_size=128, act_scale=True)   # int4, GPTQ + AWQ scaling
     QuantConfig(method="rtn", bits=4, group_size=64)                     # int4, round to nearest
-    QuantConfig(method="int8")                                           # int8, blocks of 64 (default)
-    QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)     # int8 per channel (TensorRT)
+    QuantConfig(method="int8")                                           # int8, 64-blocks (default)
+    QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)     # int8 per channel (TRT)
     QuantConfig(method="w8a8", calib_method="percentile", smoothquant_alpha=0.5)
     QuantConfig(method="fp16")  /  QuantConfig(method="fp32")
 
@@ -189,7 +189,8 @@ class QuantConfig:
 
     @classmethod
     def from_precision(cls, precision: str) -> QuantConfig:
-        """The default config of a precision name (``int8``, ``int4``, ``w8a8``, ``fp16``, ``fp32``)."""
+        """The default config of a precision name (``int8``, ``int4``, ``w8a8``, ``fp16``,
+        ``fp32``)."""
         return cls(method="rtn" if precision == "int4" else precision)
 
     def with_changes(self, **changes: Any) -> QuantConfig:

@@ -68,7 +68,8 @@ class Int4Report:
 
 
 def rtn_int4(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
-    """Round-to-nearest int4 of ``w`` [K, N] in blocks of ``group`` rows: (q [K, N], scale [B, N])."""
+    """Round-to-nearest int4 of ``w`` [K, N] in blocks of ``group`` rows: (q [K, N], scale [B,
+    N])."""
     k, n = w.shape
     blocks = -(-k // group)
     padded = np.zeros((blocks * group, n), dtype=np.float32)
@@ -117,7 +118,8 @@ def quantize_int4(
     embedding: bool = False,
     head_bits: int = 8,
 ) -> tuple[onnx.ModelProto, Int4Report]:
-    """Return ``model`` at opset 21 with int4 block-wise MatMul weights (see the module docstring)."""
+    """Return ``model`` at opset 21 with int4 block-wise MatMul weights (see the module
+    docstring)."""
     model = to_opset21(model)
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}

@@ -59,7 +59,8 @@ def weight_key(matmul_weight: np.ndarray) -> bytes:
 def _per_channel(
     w: np.ndarray, axis: int, moments: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 of ``w`` with one scale per index along ``axis``; clipping from ``moments``."""
+    """Symmetric int8 of ``w`` with one scale per index along ``axis``; clipping from
+    ``moments``."""
     reduce_axis = 1 - axis
     peak = np.abs(w).max(axis=reduce_axis)
     peak = np.where(peak > 0, peak, 1.0).astype(np.float32)

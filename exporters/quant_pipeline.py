@@ -81,7 +81,8 @@ def _quantize(
                     "softmax (scores + mask)",
                     "RoPE angles",
                 ],
-                "io": "float32 inputs/outputs and KV cache at the interface; casts inside the graph",
+                "io": "float32 inputs/outputs and KV cache at the interface; casts inside the "
+                "graph",
             },
         )
     if method == "int8":
@@ -162,11 +163,13 @@ def _int4(
     details: dict[str, Any] = {
         "weights": "int4",
         "activations": "float32",
-        "scheme": "weight-only blocked QDQ (DequantizeLinear(axis=0, block_size) -> MatMul), opset 21",
+        "scheme": "weight-only blocked QDQ (DequantizeLinear(axis=0, block_size) -> MatMul), opset "
+        "21",
         "symmetric": True,
         "zero_point": 0,
         "levels": "-8..7",
-        "granularity": f"block-wise: one scale per {quant.group_size} inputs (reduction dimension) per output "
+        "granularity": f"block-wise: one scale per {quant.group_size} inputs (reduction dimension) "
+        "per output "
         "channel; a last block shorter when the group size does not divide K",
         "algorithm": ("GPTQ" if quant.method == "gptq" else "round to nearest")
         + (" after AWQ-style activation-aware scaling" if quant.act_scale else ""),
@@ -224,7 +227,8 @@ def _w8a8(
         {
             "weights": "int8",
             "activations": "int8",
-            "scheme": "static QDQ, TensorRT explicit quantization: QuantizeLinear -> DequantizeLinear on each "
+            "scheme": "static QDQ, TensorRT explicit quantization: QuantizeLinear -> "
+            "DequantizeLinear on each "
             "weight MatMul's activation input (per tensor), DequantizeLinear on its int8 weight",
             "activation_granularity": "per tensor, symmetric, int8 zero point 0",
             "activation_calibration": quant.calib_method
@@ -239,7 +243,8 @@ def _w8a8(
                 "attention score (Q K^T) and value (P V) products: never quantized",
                 *[f"MatMuls whose name contains {p!r}" for p in quant.exclude],
             ],
-            "onnxruntime": "runs on the CPU EP (Q/DQ pairs fused into MatMulIntegerToFloat) but slower than "
+            "onnxruntime": "runs on the CPU EP (Q/DQ pairs fused into MatMulIntegerToFloat) but "
+            "slower than "
             "weight-only int8, the CPU form",
         }
     )
@@ -270,8 +275,8 @@ def _int8_details(report: Any, calibration: dict[str, Any], quant: QuantConfig) 
         )
         if quant.quantize_embedding
         else "float32 table and LM head",
-        "clipping": f"per {'block' if block else 'channel'}, activation-weighted least squares over "
-        f"ratios {list(CLIP_RATIOS)}",
+        "clipping": f"per {'block' if block else 'channel'}, activation-weighted least squares "
+        f"over ratios {list(CLIP_RATIOS)}",
         "quantized_matmuls": report.matmuls,
         "quantized_embeddings": report.embeddings,
         "calibrated_matmuls": report.calibrated,

@@ -7,7 +7,7 @@ float rounding) and no op is added to the graph:
     group            produces x                    scaled Linears
     attention input  input_layernorm.weight / s    q_proj, k_proj, v_proj
     MLP input        post_attention_layernorm / s  gate_proj, up_proj
-    o_proj input     v_proj rows (and bias) / s    o_proj (s shared by the G query heads of a KV head)
+    o_proj input     v_proj rows (and bias) / s    o_proj (s shared by a KV head's G query heads)
     down_proj input  up_proj rows / s              down_proj   (silu(gate) * up is linear in up)
 
 The LM head is not scaled (its weight is the embedding table when tied).
@@ -59,7 +59,8 @@ class ScaleGroup:
         return kv_d.expand(-1, self.query_groups, -1).reshape(-1)
 
     def reduce(self, stat: Tensor, how: str = "mean") -> Tensor:
-        """A per-input-channel statistic [K] reduced (mean or max) to the producer's channels [P]."""
+        """A per-input-channel statistic [K] reduced (mean or max) to the producer's channels
+        [P]."""
         if self.query_groups == 1:
             return stat
         per_head = stat.reshape(-1, self.query_groups, self.head_dim)

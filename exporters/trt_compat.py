@@ -201,7 +201,8 @@ def _check_profiles(
                             "error",
                             spec["name"],
                             "",
-                            f"{profile.name} profile gives dim {i} a range, the graph fixes it at {dim}",
+                            f"{profile.name} profile gives dim {i} a range, the graph fixes it at "
+                            f"{dim}",
                             "make the profile match the graph",
                         )
                     )
@@ -211,7 +212,8 @@ def _check_profiles(
                             "error",
                             spec["name"],
                             "",
-                            f"{profile.name} profile dim {i}: min {low[i]} <= opt {opt[i]} <= max {high[i]} fails",
+                            f"{profile.name} profile dim {i}: min {low[i]} <= opt {opt[i]} <= max "
+                            f"{high[i]} fails",
                             "order the profile's shapes",
                         )
                     )
@@ -309,8 +311,8 @@ def _check_quantized_flow(
                 "error",
                 node.name or node.output[0],
                 node.op_type,
-                f"consumes the {label} tensor {table}; TensorRT {target.version} treats {label} as a "
-                "quantized type that exists only between QuantizeLinear and DequantizeLinear",
+                f"consumes the {label} tensor {table}; TensorRT {target.version} treats {label} as "
+                "a quantized type that exists only between QuantizeLinear and DequantizeLinear",
                 fix,
             )
         )

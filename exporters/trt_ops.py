@@ -10,8 +10,9 @@ https://github.com/onnx/onnx-tensorrt (read 2025):
   network I/O) and LayerNormalization (8.6). ``DequantizeLinear`` INT8 only, ``x_zero_point``
   must be zero; ``QuantizeLinear`` ``y_zero_point`` must be 0. No block-wise quantization.
 - TensorRT 10.x (JetPack 6.1/6.2 ship 10.3): the 10.x matrix ("opset 9 to opset 20" for 10.0,
-  later 10.x up to 24; tabulated here as 21, the opset of block-wise INT4); data types DOUBLE (cast down), FLOAT32, FLOAT16, BFLOAT16, INT32, INT64,
-  FP8, INT8, INT4, UINT8 (network I/O only), BOOL). INT8/INT4/FP8 are *quantized types*: they
+  later 10.x up to 24; tabulated here as 21, the opset of block-wise INT4); data types DOUBLE
+  (cast down), FLOAT32, FLOAT16, BFLOAT16, INT32, INT64, FP8, INT8, INT4, UINT8 (network I/O
+  only), BOOL). INT8/INT4/FP8 are *quantized types*: they
   exist only between QuantizeLinear and DequantizeLinear, so ``Gather``, ``Cast`` or
   ``Transpose`` of an int8 tensor are not in their supported-type lists. Block-wise
   DequantizeLinear (opset 21 ``block_size``) is accepted for INT4 weights.

@@ -146,8 +146,8 @@ def check_qdq(node: onnx.NodeProto, name: str, ctx: QdqContext) -> Iterator[Issu
                 name,
                 op,
                 f"block-wise quantization (block_size {block}) of "
-                f"{_NAMES.get(qtype or 0, 'this type')}; TensorRT {target.version} takes block-wise "
-                "int4 weights only",
+                f"{_NAMES.get(qtype or 0, 'this type')}; TensorRT {target.version} takes "
+                "block-wise int4 weights only",
                 "quantize int8 weights per output channel, or use int4 blocks",
             )
         else:

@@ -57,6 +57,7 @@ def check_parity(
     if not report.worst <= PARITY_TOLERANCE:
         raise ExportError(
             f"the exported ONNX graph disagrees with PyTorch (relative logit difference "
-            f"{report.worst:.2e} > {PARITY_TOLERANCE:.0e}); this is a bug in the exporter, please report it"
+            f"{report.worst:.2e} > {PARITY_TOLERANCE:.0e}); this is a bug in the exporter, please "
+            "report it"
         )
     return report

@@ -120,7 +120,7 @@ def cmd_modes(args: argparse.Namespace) -> int:
     _emit(
         args,
         {"modes": rows, "default": default, "current": current, "conf": str(nvp.conf)},
-        lines + [footer],
+        [*lines, footer],
     )
     return EXIT_OK
 
@@ -309,7 +309,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _load_runtime() -> Any:
-    """The runtime's ``load`` (bench composes power with the runtime; nothing else in power does)."""
+    """The runtime's ``load`` (bench composes power with the runtime; nothing else in power
+    does)."""
     try:
         from edge_sdk.runtime import load  # composed at the top only: power never needs runtime
     except (ImportError, AttributeError) as exc:

@@ -98,7 +98,8 @@ class EfficiencyLog:
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "w", encoding="utf-8")
+                # a long-lived handle: one line per record, closed in close()
+                self._fh = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
             except OSError as exc:
                 raise PowerError(f"cannot write the efficiency log {self.path}: {exc}") from exc
         self._lock = threading.Lock()

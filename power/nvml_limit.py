@@ -44,7 +44,7 @@ class NvmlPowerLimit:
             raise PowerError(f"NVML {name} on GPU {self.index} failed: {text}") from exc
 
     def snapshot(self) -> dict[str, Any]:
-        return {"index": self.index, "limit_mw": int(round(self.limit_w() * 1000))}
+        return {"index": self.index, "limit_mw": round(self.limit_w() * 1000)}
 
     def apply(self, target: str, dry_run: bool = False) -> ModeChange:
         """Cap at ``target`` watts (``150W`` or ``150``), within the GPU's accepted range."""
@@ -61,7 +61,7 @@ class NvmlPowerLimit:
         before = self.limit_w()
         changed = abs(before - watts) > 1e-3
         if changed and not dry_run:
-            self._call("nvmlDeviceSetPowerManagementLimit", int(round(watts * 1000)))
+            self._call("nvmlDeviceSetPowerManagementLimit", round(watts * 1000))
         return ModeChange(
             self.kind,
             f"{before:g}W",

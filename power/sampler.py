@@ -7,6 +7,7 @@ thread's own CPU time measured so its overhead is known (see benchmarks/bench_sa
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -164,7 +165,7 @@ class PowerSampler:
     def _sample_once(self) -> None:
         try:
             reading = self.sensor.read()
-        except Exception as exc:  # a failed read is counted, never fatal to the thread
+        except Exception as exc:  # noqa: BLE001 - a failed read is counted, never fatal to the thread
             with self._lock:
                 self._failures += 1
                 self._last_error = f"{type(exc).__name__}: {exc}"
@@ -175,7 +176,7 @@ class PowerSampler:
         if self.on_sample is not None:
             try:
                 self.on_sample(reading)
-            except Exception as exc:  # a broken consumer must not stop the measurement
+            except Exception as exc:  # noqa: BLE001 - a broken consumer must not stop the measurement
                 with self._lock:
                     self._failures += 1
                     self._last_error = f"on_sample: {type(exc).__name__}: {exc}"
@@ -201,7 +202,7 @@ class PowerSampler:
             return readings[0].total_w if readings else None
         energy = sum(
             0.5 * (a.total_w + b.total_w) * (b.time - a.time)
-            for a, b in zip(readings, readings[1:])
+            for a, b in itertools.pairwise(readings)
         )
         span = readings[-1].time - readings[0].time
         return energy / span if span > 0 else readings[-1].total_w

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -57,10 +58,8 @@ class NvmlSensor(PowerSensor):
 
     def close(self) -> None:
         if self._opened and self._nvml is not None:
-            try:
+            with contextlib.suppress(self._nvml.NVMLError):
                 self._nvml.nvmlShutdown()
-            except self._nvml.NVMLError:
-                pass
         self._opened = False
 
     def describe(self) -> str:

@@ -98,7 +98,7 @@ class RaplSensor(PowerSensor):
         now = self.clock()
         dt = max(now - self._last_time, 1e-9)
         rails = {}
-        for domain, value in zip(self.domains, counters):
+        for domain, value in zip(self.domains, counters, strict=True):
             delta = counter_delta(domain.last_uj, value, domain.max_range)
             domain.last_uj = value
             domain.total_uj += delta

@@ -75,7 +75,10 @@ class Backend(ABC):
 
     @classmethod
     def check_available(cls) -> None:
-        """Raise :class:`BackendUnavailableError` naming what to install when unusable here."""
+        """Raise :class:`BackendUnavailableError` naming what to install when unusable here.
+
+        An optional hook: the default accepts every machine."""
+        return None
 
     @classmethod
     def is_available(cls) -> bool:

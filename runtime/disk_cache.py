@@ -18,6 +18,7 @@ files in the cache dir (a ``--timing-cache`` kept there) are left alone.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -126,10 +127,8 @@ def use_entry(folder: Path) -> EntryLease | None:
         lease = EntryLease(folder)
     except OSError:  # gone (evicted meanwhile) or read-only
         return None
-    try:
+    with contextlib.suppress(OSError):
         os.utime(folder)
-    except OSError:
-        pass
     return lease
 
 
@@ -137,10 +136,8 @@ def _size(folder: Path) -> int:
     total = 0
     for root, _, files in os.walk(folder):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
     return total
 
 

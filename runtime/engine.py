@@ -243,7 +243,7 @@ class Engine:
     def _loop(self) -> None:
         try:
             self._serve()
-        except BaseException as exc:  # a bug in the engine itself: end every request, say why
+        except BaseException as exc:  # noqa: BLE001 - engine bug: end every request, say why
             _log.exception("the engine's thread failed")
             with self._cond:
                 self.failed = exc
@@ -265,7 +265,7 @@ class Engine:
                     continue
             try:
                 self._iterate()
-            except Exception as exc:  # a model failure: fail the running requests, go on
+            except Exception as exc:  # noqa: BLE001 - model failure: fail the running requests, go on
                 _log.exception("the engine's model call failed")
                 with self._cond:
                     for slot, request in list(self._active.items()):
@@ -314,7 +314,7 @@ class Engine:
         for listener in self._listeners:
             try:
                 listener(record)
-            except Exception:  # a listener's bug must not stop the engine
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the engine
                 _log.exception("an engine step listener failed")
         return end
 

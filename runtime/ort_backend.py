@@ -315,9 +315,9 @@ class OrtBackend(KVCacheBackend):
         bind = self._binding
         device, device_id = self.cache_device, self.options.device_id
         past_shape, present_shape = cache.past_shape(), cache.present_shape(n)
-        for name, ptr in zip(self._past, cache.past_pointers):
+        for name, ptr in zip(self._past, cache.past_pointers, strict=True):
             bind.bind_input(name, device, device_id, np.float32, past_shape, ptr)
-        for name, ptr in zip(self._present, cache.present_pointers):
+        for name, ptr in zip(self._present, cache.present_pointers, strict=True):
             bind.bind_output(name, device, device_id, np.float32, present_shape, ptr)
 
     def _bind_fused(self, cache: KVCache, ids: np.ndarray) -> None:

@@ -78,7 +78,7 @@ class FusedSlotModel(SlotModel):
     def _bind_rows(self, bind: Any, first: int, rows: int) -> None:
         shape = [rows, *self._row_shape]
         offset = first * self._row_bytes
-        for past, present, buf in zip(self._past, self._present, self._buffers):
+        for past, present, buf in zip(self._past, self._present, self._buffers, strict=True):
             pointer = buf.ctypes.data + offset
             bind.bind_input(past, "cpu", 0, np.float32, shape, pointer)
             bind.bind_output(present, "cpu", 0, np.float32, shape, pointer)
@@ -124,7 +124,7 @@ class FusedSlotModel(SlotModel):
         lengths = self.lengths
         self._seqlens[:rows] = lengths[:rows]  # idle rows: one throw-away write past their data
         self._ids[:rows] = 0
-        for s, token in zip(slots, tokens):
+        for s, token in zip(slots, tokens, strict=True):
             self._ids[s, 0] = token
         self._total[()] = max(lengths[:rows]) + 1
         self._run(bind)

@@ -109,7 +109,7 @@ class Request:
         assert self._on_event is not None
         try:
             self._on_event(item)
-        except Exception:  # the caller's callback must not stop the engine
+        except Exception:  # noqa: BLE001 - the caller's callback must not stop the engine
             _log.exception("request %d: on_event failed; cancelling the request", self.id)
             self._cancelled.set()
 

@@ -75,10 +75,7 @@ class Sampler:
             logits[self._seen] = np.where(
                 seen > 0, seen / opts.repetition_penalty, seen * opts.repetition_penalty
             )
-        if opts.greedy:
-            token = int(np.argmax(logits))
-        else:
-            token = self._draw(logits)
+        token = int(np.argmax(logits)) if opts.greedy else self._draw(logits)
         if self._seen is not None:
             self._seen[token] = True
         return token

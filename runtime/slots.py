@@ -86,7 +86,8 @@ class SlotModel(ABC):
         self.lengths[slot] = 0
 
     def close(self) -> None:
-        """Free the rows' memory."""
+        """Free the rows' memory (an optional hook: the default holds nothing to free)."""
+        return None
 
 
 class SingleSlotModel(SlotModel):

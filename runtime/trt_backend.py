@@ -201,10 +201,10 @@ class TensorrtBackend(KVCacheBackend):
         context.set_input_shape("attention_mask", (1, cache.length + n))
         context.set_tensor_address("attention_mask", int(self._buffers["attention_mask"]))
         past_shape = tuple(cache.past_shape())
-        for name, ptr in zip(self._past, cache.past_pointers):
+        for name, ptr in zip(self._past, cache.past_pointers, strict=True):
             context.set_input_shape(name, past_shape)
             context.set_tensor_address(name, ptr)
-        for name, ptr in zip(self._present, cache.present_pointers):
+        for name, ptr in zip(self._present, cache.present_pointers, strict=True):
             context.set_tensor_address(name, ptr)
         context.set_tensor_address("logits", int(self._buffers["logits"]))
         if not context.execute_async_v3(stream.handle):

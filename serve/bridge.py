@@ -10,6 +10,7 @@ energy and metrics, even when its client has gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
 from collections.abc import Sequence
@@ -42,10 +43,8 @@ class _Inbox:
             if self._scheduled:
                 return
             self._scheduled = True
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server has stopped
             self._loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # the loop is closed: the server has stopped
-            pass
 
     def _drain(self) -> None:
         with self._lock:

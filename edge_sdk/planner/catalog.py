@@ -15,7 +15,8 @@ Every figure is a published number or a documented assumption:
 - Power modes, their clock caps and TPC gating: the module ``nvpmodel`` configuration files as
   shipped with JetPack 6 (``/etc/nvpmodel/nvpmodel_p3767_*.conf``, ``p3701_*.conf``). Where a
   mode's caps were not checked against a shipped file they are marked ``estimate``; pass
-  ``--nvpmodel-conf FILE`` (see :mod:`edge_sdk.planner.nvpmodel_conf`) for the exact caps of a board.
+  ``--nvpmodel-conf FILE`` (see :mod:`edge_sdk.planner.nvpmodel_conf`) for the exact caps of a
+  board.
 - Budgets of modes without a wattage in their name (MAXN...) are assumptions: the module's
   maximum module power from its data sheet.
 - ``reserved_bytes``: memory the OS and the CUDA context keep. Assumption: 1.5 GB on a Jetson

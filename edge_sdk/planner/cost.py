@@ -2,8 +2,9 @@
 
 Tokens per joule come from a measured efficiency summary of the power module when one is given
 (JSON with ``tokens_per_joule`` at the top level or under ``decode``, ``phases.decode`` (the
-decode phase of an ``edge-power`` summary), ``total`` or ``run``, in that order), otherwise from the estimate ``decode tokens/s bound / mode budget``: the budget caps
-the module's power, the bound caps the speed, so the estimate is rough in both directions.
+decode phase of an ``edge-power`` summary), ``total`` or ``run``, in that order), otherwise from
+the estimate ``decode tokens/s bound / mode budget``: the budget caps the module's power, the
+bound caps the speed, so the estimate is rough in both directions.
 The TCO over N years: hardware price + electricity for ``power x utilisation + idle power x
 (1 - utilisation)`` around the clock; the tokens it produces: ``tokens/s x utilisation x time``.
 """

@@ -45,7 +45,8 @@ DEFAULT_HEADROOM = 0.10
 
 @dataclass(frozen=True)
 class WeightBreakdown:
-    """Bytes of the weights, by part: as stored in a bundle, as resident in memory, as read per token."""
+    """Bytes of the weights, by part: as stored in a bundle, as resident in memory, as read per
+    token."""
 
     precision: str
     layers: int  # attention + MLP matrices of all layers (with scales / zero points)
@@ -93,7 +94,8 @@ def _matmul_bytes(fmt: WeightFormat, in_features: int, out_features: int) -> int
 
 
 def layer_matmul_parameters(config: ModelConfig) -> int:
-    """Weight-matrix parameters of one layer (q, k, v, o, gate, up, down): the ones a token multiplies."""
+    """Weight-matrix parameters of one layer (q, k, v, o, gate, up, down): the ones a token
+    multiplies."""
     h = config.hidden_size
     return (2 * h * config.q_size + 2 * h * config.kv_size) + 3 * h * config.intermediate_size
 

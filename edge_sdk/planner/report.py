@@ -74,7 +74,8 @@ def format_plan(p: Plan) -> str:
             ("GPU peak", f"{s.peak_ops_s / 1e12:.1f} {unit} (dense)"),
             (
                 f"time to first token ({s.prompt_tokens}-token prompt)",
-                f">= {format_seconds(s.ttft_s)} ({s.ttft_bound}-bound, {format_flops(s.prefill_flops)})",
+                f">= {format_seconds(s.ttft_s)} ({s.ttft_bound}-bound, "
+                f"{format_flops(s.prefill_flops)})",
             ),
             (
                 "decode, weights only",
@@ -84,7 +85,8 @@ def format_plan(p: Plan) -> str:
             ),
             (
                 f"decode at context {p.context}, batch {p.batch}",
-                f"<= {s.decode_tps:.1f} tok/s ({s.decode_bound}-bound, {_size(s.bytes_per_step)} and "
+                f"<= {s.decode_tps:.1f} tok/s ({s.decode_bound}-bound, "
+                f"{_size(s.bytes_per_step)} and "
                 f"{format_flops(s.decode_flops_per_token * p.batch)} per step)",
             ),
         ]

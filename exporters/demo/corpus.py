@@ -86,7 +86,8 @@ class _Story:
             f"Once upon a time, there was a {adj} {kind} named {self.name}.",
             f"{self.name} was a {adj} {kind} who lived near the {self.place}.",
             f"One morning, {self.name} woke up and saw that {self.rng.choice(_WEATHER)}.",
-            f"There once was a {kind} called {self.name} who loved {self.pick('to play', 'to run', 'to sing', 'to read')}.",
+            f"There once was a {kind} called {self.name} who loved "
+            f"{self.pick('to play', 'to run', 'to sing', 'to read')}.",
         )
 
     def setting(self) -> str:
@@ -127,7 +128,8 @@ class _Story:
                 ],
                 [
                     f"{self.cap(self.he)} was scared, but {self.he} was brave.",
-                    f'{self.cap(self.he)} walked slowly to the {self.pet} and said, "Do not be afraid. I will help you."',
+                    f'{self.cap(self.he)} walked slowly to the {self.pet} and said, "Do not be '
+                    'afraid. I will help you."',
                 ],
             ]
         )
@@ -136,9 +138,11 @@ class _Story:
         feeling = self.rng.choice(["happy", "proud", "glad"])
         return [
             self.pick(
-                f"The {self.pet} was {feeling} and played with {self.name} and {self.his} {self.color} {self.toy}.",
+                f"The {self.pet} was {feeling} and played with {self.name} and {self.his} "
+                f"{self.color} {self.toy}.",
                 f"From that day on, the {self.pet} and {self.name} were best friends.",
-                f"At the end of the day, {self.name} went home and told {self.his} {self.helper} everything.",
+                f"At the end of the day, {self.name} went home and told {self.his} {self.helper} "
+                "everything.",
             ),
             f"{self.name} learned that {self.rng.choice(_LESSONS)}.",
         ]

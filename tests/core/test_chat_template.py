@@ -21,9 +21,11 @@ CHATML = (
 )
 LLAMA3 = (
     "{{ bos_token }}{% for message in messages %}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | "
+    "trim"
     " + '<|eot_id|>' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% "
+    "endif %}"
 )
 FANCY = """{%- set ns = namespace(turns=0) -%}
 {%- for message in messages -%}
@@ -35,7 +37,7 @@ FANCY = """{%- set ns = namespace(turns=0) -%}
   [{{ ns.turns }}] {{ message['role'] }}: {{ message['content'] | tojson }}
   {%- if message['role'] == 'assistant' %}{% generation %}{{ eos_token }}{% endgeneration %}{% endif %}
 {% endfor -%}
-{%- if add_generation_prompt %}assistant:{% endif -%}"""
+{%- if add_generation_prompt %}assistant:{% endif -%}"""  # noqa: E501 - a template line, part of the value
 
 CONVERSATION = [
     {"role": "system", "content": "Answer briefly."},

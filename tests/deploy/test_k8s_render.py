@@ -212,7 +212,7 @@ def test_the_context_defaults_to_the_bundles_and_cannot_exceed_it(demo_bundle_in
     deployed = describe_model(str(demo_bundle_int8))
     assert deployed.max_sequence_length
     assert size_pod(deployed, "orin-nano-8gb", slots=2).max_context == deployed.max_sequence_length
-    with pytest.raises(DeployError, match="max_sequence_length|maximum"):
+    with pytest.raises(DeployError, match=r"max_sequence_length|maximum"):
         size_pod(deployed, "orin-nano-8gb", slots=2, max_context=deployed.max_sequence_length + 1)
 
 

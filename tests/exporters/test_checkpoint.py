@@ -19,7 +19,7 @@ def test_round_trip_keeps_weights_and_tokenizer(demo_checkpoint: Path, tmp_path:
     again = load_checkpoint(path)
     assert again.config == loaded.config and again.tokenizer_json == loaded.tokenizer_json
     for (name, a), (_, b) in zip(
-        loaded.model.state_dict().items(), again.model.state_dict().items()
+        loaded.model.state_dict().items(), again.model.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
 

@@ -89,4 +89,5 @@ def test_logits_match_transformers(smollm2: LoadedModel, smollm2_gguf: Path) -> 
     assert float((logits - expected).abs().max() / expected.abs().max()) <= 1e-4
 
 
-# The export of this model (int8 and int4 bundles that answer questions) is tests/test_real_model.py.
+# The export of this model (int8 and int4 bundles that answer questions) is
+# tests/test_real_model.py.

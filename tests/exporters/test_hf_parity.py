@@ -63,7 +63,7 @@ def test_family_specifics_are_read(hf_model: tuple[str, Path, object]) -> None:
 def test_fp32_export_matches_transformers(
     hf_model: tuple[str, Path, object], tmp_path: Path
 ) -> None:
-    family, folder, hf = hf_model
+    _family, folder, hf = hf_model
     result = export(folder, tmp_path / "bundle", "fp32")
     assert result.parity.worst <= 1e-4
     bundle = load_bundle(result.bundle.path)

@@ -43,7 +43,8 @@ def exports(
 
 
 def _greedy(bundle_dir: Path, steps: int = 6) -> tuple[list[int], np.ndarray]:
-    """Greedy decode with the KV cache, as the manifest says to run it; also the full-prefill logits."""
+    """Greedy decode with the KV cache, as the manifest says to run it; also the full-prefill
+    logits."""
     import onnxruntime as ort
 
     bundle = load_bundle(bundle_dir)

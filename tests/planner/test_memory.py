@@ -55,7 +55,7 @@ def test_int8_keep_embedding_stores_a_tied_table_once_in_fp32(tiny_config: Model
 def test_int4_group_scales_and_zero_points(tiny_config: ModelConfig) -> None:
     fmt = weight_format("int4", group_size=8)
     w = weight_bytes(tiny_config, fmt)
-    # down [32 -> 16]: 512 values / 2 + (32 / 8 groups x 16 outputs) x (2 B scale + 0.5 B zero point)
+    # down [32 -> 16]: 512 values / 2 + (32 / 8 groups x 16 outputs) x (2 B scale + 0.5 B zero pt)
     down = 32 * 16 // 2 + 4 * 16 * 2.5
     assert w.layers > 2 * down
     assert weight_bytes(tiny_config, weight_format("int4", group_size=32)).total < w.total

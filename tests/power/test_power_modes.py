@@ -104,7 +104,7 @@ def test_set_and_query_through_the_program(fake_board) -> None:
 
 def test_reboot_requiring_change_is_refused(fake_board) -> None:
     board = fake_board("orin_nx_16gb")
-    with pytest.raises(PowerError, match="needs a reboot.*TPC.*never confirms"):
+    with pytest.raises(PowerError, match=r"needs a reboot.*TPC.*never confirms"):
         NvpModel().apply("10W")
     assert board.mode_id() == 2 and board.set_calls() == []
 
@@ -144,7 +144,7 @@ def test_guard_restores_after_exception_and_records_first(fake_board) -> None:
     with pytest.raises(ZeroDivisionError), power_mode("15W", jetson_clocks=True):
         assert board.mode_id() == 1 and board.clocks_state() == "pinned=1"
         assert recorded_states()["nvpmodel"]["mode_id"] == 2
-        1 / 0
+        _ = 1 / 0
     assert board.mode_id() == 2 and board.clocks_state() == "pinned=0"
     assert recorded_states() == {}
 

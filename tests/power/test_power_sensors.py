@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from power_fakeboard import FIXTURES, make_iio_board
@@ -80,7 +81,7 @@ def test_no_sensor_is_reported_clearly(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("EDGE_SDK_SYSFS_ROOT", str(tmp_path))
     monkeypatch.setitem(sys.modules, "jtop", None)
     monkeypatch.setitem(sys.modules, "pynvml", None)
-    with pytest.raises(PowerError, match="no power sensor found.*ina3221.*rapl"):
+    with pytest.raises(PowerError, match=r"no power sensor found.*ina3221.*rapl"):
         detect_sensor()
     with pytest.raises(PowerError, match="not available here"):
         open_sensor("ina3221")
@@ -263,7 +264,7 @@ class _FakeJtop:
     def close(self) -> None:
         pass
 
-    power = {
+    power: ClassVar[dict[str, Any]] = {
         "rail": {
             "VDD_IN": {"volt": 5000, "curr": 1000, "power": 5000, "online": True},
             "VDD_SOC": {"volt": 5000, "curr": 200, "power": 1000, "online": True},

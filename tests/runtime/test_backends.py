@@ -33,7 +33,7 @@ def test_auto_picks_the_first_usable(demo_bundle_fp32: Path) -> None:
 
 
 def test_unknown_backend_names_the_choices(demo_bundle_fp32: Path) -> None:
-    with pytest.raises(BackendUnavailableError, match="unknown backend 'cuda'.*ort-cpu"):
+    with pytest.raises(BackendUnavailableError, match=r"unknown backend 'cuda'.*ort-cpu"):
         load(demo_bundle_fp32, "cuda")
 
 
@@ -46,7 +46,7 @@ def test_missing_cuda_names_the_extra(demo_bundle_fp32: Path) -> None:
 
 
 def test_native_tensorrt_names_what_to_install(demo_bundle_fp32: Path) -> None:
-    with pytest.raises(BackendUnavailableError, match="tensorrt|JetPack"):
+    with pytest.raises(BackendUnavailableError, match=r"tensorrt|JetPack"):
         load(demo_bundle_fp32, "tensorrt")
 
 

@@ -24,7 +24,8 @@ TEMPLATE = (
 
 @pytest.fixture(scope="module")
 def chat_bundle(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: Path) -> Path:
-    """The demo model exported with a chat template (its tokens spelled in the demo's vocabulary)."""
+    """The demo model exported with a chat template (its tokens spelled in the demo's
+    vocabulary)."""
     from edge_sdk.exporters import export
     from edge_sdk.exporters.loaders import load_model
 

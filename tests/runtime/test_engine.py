@@ -43,14 +43,16 @@ def test_concurrent_requests_get_their_single_request_greedy_output(
     demo_bundle_int8: Path, reference: Generator
 ) -> None:
     lengths = [24, 7, 30, 12, 5, 18, 9, 27]  # different lengths: slots free and refill mid-way
-    want = [reference.generate(p, max_new_tokens=n) for p, n in zip(PROMPTS, lengths)]
+    want = [reference.generate(p, max_new_tokens=n) for p, n in zip(PROMPTS, lengths, strict=True)]
     with _engine(demo_bundle_int8, slots=4) as engine:
         assert engine.batched and engine.slots == 4
         steps: list[StepRecord] = []
         engine.add_step_listener(steps.append)
-        requests = [engine.submit(p, max_new_tokens=n) for p, n in zip(PROMPTS, lengths)]
+        requests = [
+            engine.submit(p, max_new_tokens=n) for p, n in zip(PROMPTS, lengths, strict=True)
+        ]
         got = [r.wait(timeout=60) for r in requests]
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.token_ids == w.token_ids and g.text == w.text and g.stop_reason == w.stop_reason
     decode_batches = [len(s.tokens) for s in steps if s.kind == "decode"]
     assert max(decode_batches) == 4  # four requests shared one model call
@@ -71,7 +73,7 @@ def test_sampling_stops_and_seeds_stay_per_request(
     with _engine(demo_bundle_int8, slots=3) as engine:
         got = [engine.submit(PROMPTS[i], **o) for i, o in enumerate(options)]
         results = [r.wait(timeout=60) for r in got]
-    for g, w in zip(results, want):
+    for g, w in zip(results, want, strict=True):
         assert (g.token_ids, g.text, g.stop_reason) == (w.token_ids, w.text, w.stop_reason)
     assert results[1].stop_reason == "stop" and " the" not in results[1].text
 

@@ -43,8 +43,8 @@ def test_generate_reports_statistics(gen_fp32: Generator, greedy: GenerationResu
     assert 0 < stats.token_latency_p50_s <= stats.token_latency_p95_s
     assert stats.stop_reason == greedy.stop_reason
     assert stats.context_tokens == stats.prompt_tokens + stats.new_tokens
-    # key and value per layer, float32, the whole context; the fused graph's cache is written in place,
-    # the standard graph's needs a second (ping-pong) copy
+    # key and value per layer, float32, the whole context; the fused graph's cache is written in
+    # place, the standard graph's needs a second (ping-pong) copy
     copies = 1 if gen_fp32.backend.fused else 2  # type: ignore[attr-defined]
     assert gen_fp32.backend.fused  # type: ignore[attr-defined]  # the demo bundles have the fused graph
     expected_cache = (
@@ -268,7 +268,7 @@ def test_a_replaced_conversation_says_so(gen_fp32: Generator) -> None:
     chat = gen_fp32.chat()
     chat.send("Tom had a red ball.", max_new_tokens=3).run()
     gen_fp32.generate(PROMPT, max_new_tokens=3)
-    with pytest.raises(GenerationError, match="new one with .chat"):
+    with pytest.raises(GenerationError, match=r"new one with .chat"):
         chat.send(" Then", max_new_tokens=3)
     fresh = gen_fp32.chat()
     assert fresh.send("Tom had a red ball.", max_new_tokens=3).run().stats.new_tokens == 3

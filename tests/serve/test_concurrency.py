@@ -59,7 +59,7 @@ def test_eight_clients_on_four_slots_get_their_single_request_outputs(
         assert served.state.engine is not None and served.state.engine.batched
         together = max(len(s.tokens) for s in served.steps if s.kind == "decode")
     assert together > 1  # requests really were decoded in one model call
-    for prompt, n, (text, count) in zip(PROMPTS, lengths, answers):
+    for prompt, n, (text, count) in zip(PROMPTS, lengths, answers, strict=True):
         expected = reference.generate(prompt, max_new_tokens=n)
         assert text == expected.text, prompt
         assert count in (-1, len(expected.token_ids))
