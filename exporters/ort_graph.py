@@ -32,7 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.onnx_export import save_onnx
 from edge_sdk.exporters.ort_check import OrtModel, cpu_session
-from edge_sdk.exporters.quant_int4 import int4_tensor
+from edge_sdk.exporters.quantize.int4 import int4_tensor
 from edge_sdk.onnx_io import past_names, present_names
 
 __all__ = [
