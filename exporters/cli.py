@@ -404,7 +404,8 @@ def _context_line(result: ExportResult) -> str:
 
 
 def _fused_line(result: ExportResult) -> str:
-    from edge_sdk.exporters.ort_graph import GRAPH_TOLERANCE, ORT_GRAPH_FILE  # needs torch
+    from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE  # needs torch
+    from edge_sdk.exporters.fused_graph_check import GRAPH_TOLERANCE
 
     onnxruntime = result.bundle.manifest["onnxruntime"]
     fused, skipped = onnxruntime.get("fused_graph"), onnxruntime.get("fused_graph_skipped", "")
