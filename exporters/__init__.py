@@ -20,7 +20,7 @@ try:
     from edge_sdk.exporters.export import ExportResult, Precision, export
     from edge_sdk.exporters.loaders import demo_checkpoint_path, load_model
     from edge_sdk.exporters.model import LiteForCausalLM
-    from edge_sdk.exporters.quant_config import QuantConfig
+    from edge_sdk.exporters.quantize.config import QuantConfig
 except ModuleNotFoundError as _missing:  # torch or onnx: named when a name is used
     _MISSING_MODULE = _missing.name or "torch"
     if _MISSING_MODULE.split(".")[0] not in ("torch", "onnx", "onnxscript", "safetensors"):

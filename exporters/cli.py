@@ -15,7 +15,7 @@ from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.hub import is_hub_id
-from edge_sdk.exporters.quant_config import QuantConfig
+from edge_sdk.exporters.quantize.config import QuantConfig
 
 if TYPE_CHECKING:  # torch: imported when an export runs, so --help works without it
     from edge_sdk.exporters.export import ExportResult
@@ -360,7 +360,7 @@ def _run(args: argparse.Namespace) -> int:
 def _build_engine(
     args: argparse.Namespace, result: ExportResult, progress: Progress
 ) -> dict[str, object]:
-    from edge_sdk.exporters.engine_build import EngineOptions, build_engine
+    from edge_sdk.exporters.tensorrt.build import EngineOptions, build_engine
 
     options = EngineOptions(
         fp16=result.precision != "fp32",
@@ -404,7 +404,8 @@ def _context_line(result: ExportResult) -> str:
 
 
 def _fused_line(result: ExportResult) -> str:
-    from edge_sdk.exporters.ort_graph import GRAPH_TOLERANCE, ORT_GRAPH_FILE  # needs torch
+    from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE  # needs torch
+    from edge_sdk.exporters.fused_graph_check import GRAPH_TOLERANCE
 
     onnxruntime = result.bundle.manifest["onnxruntime"]
     fused, skipped = onnxruntime.get("fused_graph"), onnxruntime.get("fused_graph_skipped", "")

@@ -20,21 +20,17 @@ from edge_sdk.chat_template import CHAT_TEMPLATE_FILE
 from edge_sdk.cli_support import Progress
 from edge_sdk.config import DEFAULT_MAX_SEQ_LEN, ModelConfig
 from edge_sdk.errors import ExportError
-from edge_sdk.exporters.calibration import DEFAULT_CALIBRATION, DEFAULT_HELDOUT, read_text
 from edge_sdk.exporters.checkpoint import LoadedModel
 from edge_sdk.exporters.evaluate import THRESHOLDS, AccuracyReport, apply_gate, compare_on_text
+from edge_sdk.exporters.fused_graph import FUSED_GRAPH_LOSS, UnsupportedGraph
+from edge_sdk.exporters.fused_graph_check import GRAPH_TOLERANCE, write_ort_graph
 from edge_sdk.exporters.loaders import load_model
 from edge_sdk.exporters.onnx_export import OPSET, export_onnx, save_onnx
 from edge_sdk.exporters.ort_check import OrtModel
-from edge_sdk.exporters.ort_graph import (
-    FUSED_GRAPH_LOSS,
-    GRAPH_TOLERANCE,
-    UnsupportedGraph,
-    write_ort_graph,
-)
-from edge_sdk.exporters.quant_config import QuantConfig
-from edge_sdk.exporters.quant_pipeline import Quantized, quantize_model
-from edge_sdk.exporters.trt_compat import CompatReport, check_path
+from edge_sdk.exporters.quantize.calibration import DEFAULT_CALIBRATION, DEFAULT_HELDOUT, read_text
+from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.quantize.pipeline import Quantized, quantize_model
+from edge_sdk.exporters.tensorrt.compat import CompatReport, check_path
 from edge_sdk.exporters.verify import PARITY_TOLERANCE, ParityReport, check_parity
 from edge_sdk.onnx_io import graph_io
 from edge_sdk.tokenizer import Tokenizer

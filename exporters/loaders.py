@@ -10,7 +10,7 @@ from edge_sdk.checkpoint import ACCEPTED_FORMATS
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 from edge_sdk.exporters.checkpoint import LoadedModel, load_checkpoint
-from edge_sdk.exporters.gguf_model import load_gguf
+from edge_sdk.exporters.gguf.model import load_gguf
 from edge_sdk.exporters.hf import load_hf_folder
 from edge_sdk.exporters.hub import is_hub_id, load_hub_model
 

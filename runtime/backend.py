@@ -8,12 +8,14 @@ drives it with two calls and never sees tensors other than the last position's l
         logits = backend.forward(prompt_ids)    # [vocab] float32, the cache grows by len(ids)
         logits = backend.forward([next_id])     # one decode step
 
-Adding a backend is one new file with a :class:`Backend` subclass and one line in
-:data:`BACKENDS`.
+Adding a backend is one new file with a :class:`Backend` subclass and one row in
+:data:`BACKEND_TABLE` (its name, class and install hint); :func:`create_backend` is the one place
+a backend is chosen (by name, or ``"auto"``).
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +35,14 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
+    "BACKEND_TABLE",
     "Backend",
+    "BackendEntry",
     "BackendOptions",
     "KVCacheBackend",
     "available_backends",
     "create_backend",
+    "install_hint",
 ]
 
 
@@ -184,49 +189,103 @@ class KVCacheBackend(Backend):
         return cache, ids
 
 
-def _ort_backends() -> dict[str, type[Backend]]:
-    from edge_sdk.runtime.ort_backend import OrtCpuBackend, OrtCudaBackend, OrtTensorrtBackend
-
-    return {b.name: b for b in (OrtTensorrtBackend, OrtCudaBackend, OrtCpuBackend)}
-
-
-def _native_tensorrt() -> dict[str, type[Backend]]:
-    from edge_sdk.runtime.trt_backend import TensorrtBackend
-
-    return {TensorrtBackend.name: TensorrtBackend}
+_GPU_HINT = (
+    f"install onnxruntime-gpu ({pip_install('gpu')}; on Jetson, the "
+    "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "
+    "CUDA and cuDNN from JetPack are on the library path"
+)
 
 
+@dataclass(frozen=True)
+class BackendEntry:
+    """One row of :data:`BACKEND_TABLE`: where a backend's class lives and what it needs."""
+
+    #: The module that defines the class, imported only when the backend is asked for.
+    module: str
+    class_name: str
+    #: What to install when it is unusable here (the error the backend raises says it).
+    install: str
+
+    def backend_class(self) -> type[Backend]:
+        """The :class:`Backend` subclass (imports its module)."""
+        cls: type[Backend] = getattr(importlib.import_module(self.module), self.class_name)
+        return cls
+
+
+#: Every backend by the name :func:`create_backend` takes; ``"auto"`` tries :data:`AUTO_ORDER`.
+BACKEND_TABLE: dict[str, BackendEntry] = {
+    "ort-tensorrt": BackendEntry(
+        "edge_sdk.runtime.ort_backend",
+        "OrtTensorrtBackend",
+        _GPU_HINT + "; the TensorRT EP also needs TensorRT's libraries (part of JetPack)",
+    ),
+    "ort-cuda": BackendEntry("edge_sdk.runtime.ort_backend", "OrtCudaBackend", _GPU_HINT),
+    "ort-cpu": BackendEntry(
+        "edge_sdk.runtime.ort_backend",
+        "OrtCpuBackend",
+        f"install onnxruntime: {pip_install('cpu')}",
+    ),
+    "tensorrt": BackendEntry(
+        "edge_sdk.runtime.trt_backend",
+        "TensorrtBackend",
+        "JetPack's TensorRT Python bindings (sudo apt install python3-libnvinfer) and pycuda, "
+        f"or {pip_install('tensorrt')} on a desktop GPU",
+    ),
+}
 #: Backend names, in the order ``backend="auto"`` tries them.
 AUTO_ORDER: tuple[str, ...] = ("ort-tensorrt", "ort-cuda", "ort-cpu")
 #: Every backend name :func:`create_backend` accepts (besides ``"auto"``).
-BACKENDS: tuple[str, ...] = (*AUTO_ORDER, "tensorrt")
+BACKENDS: tuple[str, ...] = tuple(BACKEND_TABLE)
 
 
-def _registry() -> dict[str, type[Backend]]:
-    return {**_ort_backends(), **_native_tensorrt()}
+def install_hint(name: str) -> str:
+    """What to install for the backend called ``name``."""
+    return BACKEND_TABLE[name].install
 
 
 def available_backends() -> list[str]:
     """Names of the backends usable on this machine, in ``auto`` order."""
-    registry = _registry()
-    return [name for name in BACKENDS if registry[name].is_available()]
+    return [name for name in BACKENDS if BACKEND_TABLE[name].backend_class().is_available()]
 
 
-def create_backend(name: str, bundle: Bundle, options: BackendOptions) -> Backend:
-    """The backend called ``name`` (or the first available one for ``"auto"``), not yet active."""
-    registry = _registry()
-    if name == "auto":
-        for candidate in AUTO_ORDER:
-            if registry[candidate].is_available():
-                return registry[candidate](bundle, options)
-        raise BackendUnavailableError(
-            "no runtime backend is usable here: install onnxruntime "
-            f"({pip_install('cpu')}, or {pip_install('gpu')} on a CUDA machine)"
-        )
-    if name not in registry:
-        raise BackendUnavailableError(
-            f"unknown backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}"
-        )
-    cls = registry[name]
-    cls.check_available()
-    return cls(bundle, options)
+def create_backend(
+    name: str, bundle: Bundle, options: BackendOptions, *, activate: bool = False
+) -> Backend:
+    """The backend called ``name``, or for ``"auto"`` the first usable one in :data:`AUTO_ORDER`.
+
+    The one place a backend is chosen. ``activate``: also start it; ``"auto"`` then moves on
+    past a backend that is listed as usable but fails to start (e.g. onnxruntime-gpu without
+    CUDA's libraries). Raises :class:`BackendUnavailableError` naming what to install.
+    """
+    if name != "auto":
+        entry = BACKEND_TABLE.get(name)
+        if entry is None:
+            raise BackendUnavailableError(
+                f"unknown backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}"
+            )
+        cls = entry.backend_class()
+        cls.check_available()
+        backend = cls(bundle, options)
+        if activate:
+            backend.activate()
+        return backend
+    failures = []
+    for candidate in AUTO_ORDER:
+        cls = BACKEND_TABLE[candidate].backend_class()
+        if not cls.is_available():
+            continue
+        backend = cls(bundle, options)
+        if not activate:
+            return backend
+        try:
+            backend.activate()
+        except BackendUnavailableError as exc:  # listed by onnxruntime, but cannot start here
+            failures.append(str(exc))
+            continue
+        return backend
+    raise BackendUnavailableError(
+        "no runtime backend starts here: " + "; ".join(failures)
+        if failures
+        else "no runtime backend is usable here: install onnxruntime "
+        f"({pip_install('cpu')}, or {pip_install('gpu')} on a CUDA machine)"
+    )

@@ -18,7 +18,7 @@ from typing import Any
 
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.errors import ContextFullError
-from edge_sdk.runtime.backend import BACKENDS
+from edge_sdk.runtime.backend import AUTO_ORDER, BACKENDS
 from edge_sdk.runtime.generator import DEFAULT_MAX_NEW_TOKENS, Generator, Stream, load
 from edge_sdk.runtime.sequence import GenerationResult
 
@@ -124,7 +124,7 @@ def add_runtime_flags(parser: argparse.ArgumentParser, context: str) -> argparse
         "--backend",
         default="auto",
         choices=["auto", *BACKENDS],
-        help="auto (default) tries ort-tensorrt, ort-cuda, ort-cpu in that order",
+        help=f"auto (default) tries {', '.join(AUTO_ORDER)} in that order",
     )
     run.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: one per physical core)"

@@ -25,17 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk._optional import pip_install
 from edge_sdk.bundle import Bundle, load_bundle
 from edge_sdk.chat_template import ChatTemplate, Message
-from edge_sdk.errors import BackendUnavailableError, ContextFullError, GenerationError
-from edge_sdk.runtime.backend import (
-    AUTO_ORDER,
-    Backend,
-    BackendOptions,
-    available_backends,
-    create_backend,
-)
+from edge_sdk.errors import ContextFullError, GenerationError
+from edge_sdk.runtime.backend import Backend, BackendOptions, create_backend
 from edge_sdk.runtime.sequence import (
     GenerationResult,
     OutputOptions,
@@ -95,33 +88,8 @@ def load(
         device_id=device_id,
         fused_graph=fused_graph,
     )
-    engine = _activated_backend(backend, bundle, options)
+    engine = create_backend(backend, bundle, options, activate=True)
     return Generator(bundle, engine, Tokenizer(bundle.tokenizer_path), max_context)
-
-
-def _activated_backend(name: str, bundle: Bundle, options: BackendOptions) -> Backend:
-    """The named backend, started; for ``"auto"``, the first in AUTO_ORDER that starts."""
-    if name != "auto":
-        engine = create_backend(name, bundle, options)
-        engine.activate()
-        return engine
-    failures = []
-    for candidate in available_backends():
-        if candidate not in AUTO_ORDER:
-            continue
-        engine = create_backend(candidate, bundle, options)
-        try:
-            engine.activate()
-        except BackendUnavailableError as exc:  # listed by onnxruntime, but cannot start here
-            failures.append(str(exc))
-            continue
-        return engine
-    raise BackendUnavailableError(
-        "no runtime backend starts here: " + "; ".join(failures)
-        if failures
-        else "no runtime backend is usable here: install onnxruntime "
-        f"({pip_install('cpu')}, or {pip_install('gpu')})"
-    )
 
 
 class Generator:

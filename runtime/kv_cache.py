@@ -8,7 +8,7 @@ positions: a step binds one as the past (read) and the other as the present (wri
 model directly, through I/O binding), then the two swap. Nothing is copied through Python and
 nothing is allocated per token; the per-token host work is a fixed number of pointer bindings.
 
-The onnxruntime graph (``GroupQueryAttention``, see the exporter's ``ort_graph``) instead reads
+The onnxruntime graph (``GroupQueryAttention``, see the exporter's ``fused_graph``) instead reads
 and writes one [1, kv_heads, capacity, head_dim] buffer per tensor in place (``shared=True``):
 half the memory, and a decode step writes only its own position.
 """

@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge_sdk._optional import pip_install, require
+from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
 from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
+from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend, install_hint
 from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
@@ -36,19 +36,11 @@ __all__ = [
 ]
 
 
-_GPU_HINT = (
-    f"install onnxruntime-gpu ({pip_install('gpu')}; on Jetson, the "
-    "onnxruntime-gpu wheel for your JetPack from the Jetson AI Lab index) and make sure "
-    "CUDA and cuDNN from JetPack are on the library path"
-)
-
-
 class OrtBackend(KVCacheBackend):
     """One onnxruntime session with I/O-bound KV cache buffers."""
 
     provider: ClassVar[str] = "CPUExecutionProvider"
     cache_device: ClassVar[str] = "cpu"
-    hint: ClassVar[str] = ""
 
     def __init__(self, bundle: Bundle, options: BackendOptions) -> None:
         super().__init__(bundle, options)
@@ -95,7 +87,7 @@ class OrtBackend(KVCacheBackend):
             raise BackendUnavailableError(
                 f"the {cls.name} backend needs onnxruntime's {cls.provider}, which this "
                 f"onnxruntime {ort.__version__} does not have "
-                f"(it has {', '.join(ort.get_available_providers())}): {cls.hint}"
+                f"(it has {', '.join(ort.get_available_providers())}): {install_hint(cls.name)}"
             )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -175,7 +167,7 @@ class OrtBackend(KVCacheBackend):
             self._release_lease()
             raise BackendUnavailableError(
                 f"onnxruntime did not start {self.provider} for {self.name} "
-                f"(running {', '.join(active)}): {self.hint}"
+                f"(running {', '.join(active)}): {install_hint(self.name)}"
             )
         names = {i.name for i in self.session.get_inputs()}
         positions = (
@@ -350,7 +342,6 @@ class OrtCpuBackend(OrtBackend):
 
     name = "ort-cpu"
     provider = "CPUExecutionProvider"
-    hint = f"install onnxruntime: {pip_install('cpu')}"
 
 
 class OrtCudaBackend(OrtBackend):
@@ -359,7 +350,6 @@ class OrtCudaBackend(OrtBackend):
     name = "ort-cuda"
     provider = "CUDAExecutionProvider"
     cache_device = "cuda"
-    hint = _GPU_HINT
 
     def providers(self) -> list[Any]:
         return [
@@ -378,7 +368,6 @@ class OrtTensorrtBackend(OrtBackend):
     name = "ort-tensorrt"
     provider = "TensorrtExecutionProvider"
     cache_device = "cuda"
-    hint = _GPU_HINT + "; the TensorRT EP also needs TensorRT's libraries (part of JetPack)"
 
     def engine_cache_dir(self) -> Path:
         """Where TensorRT engines for this bundle are kept."""

@@ -31,7 +31,7 @@ from edge_sdk.runtime.trt_engine import select_engine
 
 __all__ = ["PREFILL_CHUNK", "TensorrtBackend"]
 
-PREFILL_CHUNK = 256  # the engine's prefill profile covers chunks up to this (engine_profiles)
+PREFILL_CHUNK = 256  # the engine's prefill profile covers chunks up to this (tensorrt/profiles.py)
 
 
 class TensorrtBackend(KVCacheBackend):

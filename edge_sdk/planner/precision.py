@@ -2,7 +2,7 @@
 
 - ``fp32``: the layout ``edge-export`` writes without ``--int8``: every tensor float32.
 - ``fp16`` / ``bf16``: every tensor 2 bytes.
-- ``int8``: the layout ``edge-export --int8`` writes (``exporters/quant_int8.py``). Every MatMul
+- ``int8``: the layout ``edge-export --int8`` writes (``exporters/quantize/int8.py``). Every MatMul
   weight (attention, MLP and an untied LM head) int8 per output channel plus one fp32 scale per
   output channel; the embedding table int8 per row plus one fp32 scale per row; norms and biases
   fp32. Activations and the KV cache are fp32 (the graph dequantizes to fp32).

@@ -17,7 +17,8 @@ from edge_sdk.cli_support import Progress
 from edge_sdk.exporters import export
 from edge_sdk.exporters.cli import main as edge_export
 from edge_sdk.exporters.cli import summary_text
-from edge_sdk.exporters.ort_graph import GRAPH_TOLERANCE, ORT_GRAPH_FILE, FusedSession
+from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE
+from edge_sdk.exporters.fused_graph_check import GRAPH_TOLERANCE, FusedSession
 from tests.exporters.hf_models import make_hf_folder
 
 pytest.importorskip("transformers")

@@ -16,8 +16,8 @@ import torch
 from edge_sdk import UnsupportedModelError
 from edge_sdk.exporters import export, load_model
 from edge_sdk.exporters.cli import main
-from edge_sdk.exporters.gguf_model import dequantized, read_gguf
-from edge_sdk.exporters.gguf_tokenizer import gguf_tokenizer_json
+from edge_sdk.exporters.gguf.model import dequantized, read_gguf
+from edge_sdk.exporters.gguf.tokenizer import gguf_tokenizer_json
 from edge_sdk.tokenizer import Tokenizer
 from tests.exporters.gguf_files import CHATML, gguf_vocabulary, tiny_hf_model, write_gguf
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edge_sdk.exporters import LoadedModel
-from edge_sdk.exporters.gguf_model import load_gguf
+from edge_sdk.exporters.gguf.model import load_gguf
 from edge_sdk.tokenizer import Tokenizer
 
 transformers = pytest.importorskip("transformers")

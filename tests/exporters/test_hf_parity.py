@@ -12,8 +12,8 @@ import torch
 
 from edge_sdk import UnsupportedModelError, load_bundle
 from edge_sdk.exporters import export, load_model
+from edge_sdk.exporters.fused_graph_check import FusedSession
 from edge_sdk.exporters.ort_check import OrtModel
-from edge_sdk.exporters.ort_graph import FusedSession
 from tests.exporters.hf_models import FAMILIES, make_hf_folder
 
 pytest.importorskip("transformers")

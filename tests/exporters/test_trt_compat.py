@@ -12,9 +12,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_sdk.bundle import load_bundle
-from edge_sdk.exporters.engine_cli import main
-from edge_sdk.exporters.trt_compat import check_model, check_path
-from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
+from edge_sdk.exporters.tensorrt.cli import main
+from edge_sdk.exporters.tensorrt.compat import check_model, check_path
+from edge_sdk.exporters.tensorrt.rewrite import rewrite_for_tensorrt
 from edge_sdk.onnx_io import prefill_feed
 
 

@@ -12,7 +12,7 @@ from edge_sdk.board import detect_module, module_name
 from edge_sdk.bundle import load_bundle
 from edge_sdk.bundle_update import update_bundle
 from edge_sdk.errors import BundleError, ConfigError, ExportError
-from edge_sdk.exporters.engine_build import (
+from edge_sdk.exporters.tensorrt.build import (
     EngineOptions,
     add_engine_record,
     engine_file_name,
@@ -21,7 +21,7 @@ from edge_sdk.exporters.engine_build import (
     resolve_int8,
     trt_major,
 )
-from edge_sdk.exporters.engine_profiles import MIN_WORKSPACE, MiB, engine_profiles, workspace_plan
+from edge_sdk.exporters.tensorrt.profiles import MIN_WORKSPACE, MiB, engine_profiles, workspace_plan
 from edge_sdk.planner import get_device, get_preset
 
 

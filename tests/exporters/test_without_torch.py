@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge_sdk._optional import DISTRIBUTION
-from edge_sdk.exporters.trt_compat import check_path
+from edge_sdk.exporters.tensorrt.compat import check_path
 
 _BLOCKER = """
 import os, sys
@@ -36,7 +36,7 @@ sys.meta_path.insert(0, _Unimportable())
 
 _COMMANDS = {
     "edge-export": "edge_sdk.exporters.cli",
-    "edge-engine": "edge_sdk.exporters.engine_cli",
+    "edge-engine": "edge_sdk.exporters.tensorrt.cli",
     "edge-run": "edge_sdk.runtime.cli",
     "edge-cache": "edge_sdk.runtime.cache_cli",
     "edge-plan": "edge_sdk.planner.cli",

@@ -20,7 +20,7 @@ PROMPT = "Once upon a time"
 
 
 def _engine_bundle(source: Path, tmp: Path, name: str, fp16: bool, cache: Path) -> Path:
-    from edge_sdk.exporters.engine_build import EngineOptions, build_engine
+    from edge_sdk.exporters.tensorrt.build import EngineOptions, build_engine
 
     target = tmp / name
     shutil.copytree(source, target)

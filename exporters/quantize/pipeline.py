@@ -10,17 +10,17 @@ import onnx
 import torch
 
 from edge_sdk.cli_support import Progress
-from edge_sdk.exporters.awq import awq_scale
-from edge_sdk.exporters.calibration import input_moments
-from edge_sdk.exporters.gptq import gptq_model
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.onnx_export import export_onnx, share_tied_head
 from edge_sdk.exporters.ort_check import INT8_SESSION_CONFIG
-from edge_sdk.exporters.quant_config import QuantConfig
-from edge_sdk.exporters.quant_int4 import quantize_int4
-from edge_sdk.exporters.quant_int8 import CLIP_RATIOS, quantize_int8
-from edge_sdk.exporters.scaling import one_thread
-from edge_sdk.exporters.w8a8 import (
+from edge_sdk.exporters.quantize.awq import awq_scale
+from edge_sdk.exporters.quantize.calibration import input_moments
+from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.quantize.gptq import gptq_model
+from edge_sdk.exporters.quantize.int4 import quantize_int4
+from edge_sdk.exporters.quantize.int8 import CLIP_RATIOS, quantize_int8
+from edge_sdk.exporters.quantize.scaling import one_thread
+from edge_sdk.exporters.quantize.w8a8 import (
     activation_ranges,
     add_activation_qdq,
     matmul_weight_keys,

@@ -8,7 +8,7 @@ quantized through the Cholesky factor of ``H^-1`` (damped by ``damp`` x mean dia
 batches of 128 columns. A block's scale (max |w| / 7) is taken when its first column is reached,
 from the error-updated weights; with ``act_order`` (columns by decreasing Hessian diagonal) the
 scales are fixed up front so that blocks stay contiguous along K, which the ONNX form needs.
-Answers are keyed like the ONNX weights (:func:`~edge_sdk.exporters.quant_int8.weight_key`).
+Answers are keyed like the ONNX weights (:func:`~edge_sdk.exporters.quantize.int8.weight_key`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from edge_sdk.cli_support import Progress
-from edge_sdk.exporters.calibration import run_with_input_hooks
 from edge_sdk.exporters.model import LiteForCausalLM
-from edge_sdk.exporters.quant_int4 import QMAX, QMIN, Solved, dequantize_int4, rtn_int4
-from edge_sdk.exporters.quant_int8 import weight_key
+from edge_sdk.exporters.quantize.calibration import run_with_input_hooks
+from edge_sdk.exporters.quantize.int4 import QMAX, QMIN, Solved, dequantize_int4, rtn_int4
+from edge_sdk.exporters.quantize.int8 import weight_key
 
 __all__ = ["collect_hessians", "gptq_int4", "gptq_model"]
 

@@ -6,13 +6,13 @@
     print(report.format())                            # each offending node and what to change
     report.ok                                         # False when TensorRT would refuse it
 
-Checked against the tables of :mod:`edge_sdk.exporters.trt_ops` (from onnx-tensorrt's operator
+Checked against the tables of :mod:`edge_sdk.exporters.tensorrt.ops` (from onnx-tensorrt's operator
 matrix): every op has an importer in the target version; QDQ is in TensorRT's explicit-quantization
 form (int8 symmetric, zero point 0 or absent, build-time scales, per-channel only on weights and
 along a MatMul weight's output channel, activations per-tensor, block-wise only for int4 on 10.x);
 no element type TensorRT rejects (quantized types outside Q/DQ on 10.x, uint8 inside the graph,
 strings, complex); every dynamic dimension covered by the optimization profiles
-(:mod:`edge_sdk.exporters.engine_profiles`).
+(:mod:`edge_sdk.exporters.tensorrt.profiles`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ import onnx
 
 from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
 from edge_sdk.errors import BundleError, ConfigError
-from edge_sdk.exporters import trt_ops as T
-from edge_sdk.exporters.engine_profiles import Profile, engine_profiles
-from edge_sdk.exporters.trt_ops import DEFAULT_TARGET
-from edge_sdk.exporters.trt_qdq import QdqContext, check_qdq
-from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
+from edge_sdk.exporters.tensorrt import ops as T
+from edge_sdk.exporters.tensorrt.ops import DEFAULT_TARGET
+from edge_sdk.exporters.tensorrt.profiles import Profile, engine_profiles
+from edge_sdk.exporters.tensorrt.qdq import QdqContext, check_qdq
+from edge_sdk.exporters.tensorrt.rewrite import rewrite_for_tensorrt
 
 __all__ = ["DEFAULT_TARGET", "CompatReport", "Finding", "check_model", "check_path"]
 
@@ -330,10 +330,11 @@ def check_model(
 ) -> CompatReport:
     """Check ``model`` for TensorRT ``target`` ("8.6" or "10"); see the module docstring.
 
-    ``profiles`` default to :func:`~edge_sdk.exporters.engine_profiles.engine_profiles` for
+    ``profiles`` default to :func:`~edge_sdk.exporters.tensorrt.profiles.engine_profiles` for
     ``max_seq_len``; ``base_dir`` is where external tensor data lives. ``rewrite``: check the graph
-    as ``edge-engine`` parses it, after :func:`~edge_sdk.exporters.trt_rewrite.rewrite_for_tensorrt`
-    (each rewrite is listed as a warning).
+    as ``edge-engine`` parses it, after
+    :func:`~edge_sdk.exporters.tensorrt.rewrite.rewrite_for_tensorrt` (each rewrite is listed as a
+    warning).
     """
     trt = T.get_target(target)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)

@@ -23,8 +23,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from edge_sdk.exporters.calibration import run_with_input_hooks
 from edge_sdk.exporters.model import LiteForCausalLM
+from edge_sdk.exporters.quantize.calibration import run_with_input_hooks
 
 __all__ = ["ScaleGroup", "collect_inputs", "fold_scale", "one_thread", "scale_groups"]
 

@@ -26,8 +26,8 @@ from onnx import helper, numpy_helper
 from torch import Tensor, nn
 
 from edge_sdk.exporters.model import LiteForCausalLM
-from edge_sdk.exporters.quant_int8 import weight_key
-from edge_sdk.exporters.scaling import collect_inputs, fold_scale, scale_groups
+from edge_sdk.exporters.quantize.int8 import weight_key
+from edge_sdk.exporters.quantize.scaling import collect_inputs, fold_scale, scale_groups
 
 __all__ = [
     "activation_ranges",

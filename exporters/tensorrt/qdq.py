@@ -1,4 +1,4 @@
-"""QuantizeLinear / DequantizeLinear in TensorRT's explicit-quantization form (part of trt_compat).
+"""QuantizeLinear / DequantizeLinear in TensorRT's explicit-quantization form (see :mod:`.compat`).
 
 TensorRT (8.6 and 10.x) takes Q/DQ nodes whose zero point is absent or all zeros and of a signed
 type (int8; int4 on 10.x), whose scales are build-time constants, quantizing activations per
@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edge_sdk.exporters import trt_ops as T
+from edge_sdk.exporters.tensorrt import ops as T
 
 __all__ = ["QdqContext", "check_qdq"]
 

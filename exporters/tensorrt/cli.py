@@ -27,7 +27,7 @@ from edge_sdk.cli_support import (
     print_json,
     run_command,
 )
-from edge_sdk.exporters.trt_ops import DEFAULT_TARGET
+from edge_sdk.exporters.tensorrt.ops import DEFAULT_TARGET
 
 __all__ = ["build_parser", "main"]
 
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace) -> int:
     require("onnx", "edge-engine --check")
-    from edge_sdk.exporters.trt_compat import check_path
+    from edge_sdk.exporters.tensorrt.compat import check_path
 
     report = check_path(
         args.bundle, args.trt_version or DEFAULT_TARGET, args.max_seq_len, rewrite=not args.as_is
@@ -129,7 +129,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     require("onnx", "edge-engine")
-    from edge_sdk.exporters.engine_build import EngineOptions, build_engine
+    from edge_sdk.exporters.tensorrt.build import EngineOptions, build_engine
 
     options = EngineOptions(
         fp16=args.fp16,

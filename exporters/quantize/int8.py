@@ -132,7 +132,7 @@ def quantize_int8(
     ``logits``) in float.
     """
     if block_size:
-        from edge_sdk.exporters.quant_int4 import to_opset21
+        from edge_sdk.exporters.quantize.int4 import to_opset21
 
         model = to_opset21(model)
     graph = model.graph

@@ -2,7 +2,7 @@
 
 The metadata becomes a :class:`ModelConfig`, the tensors are dequantized to float32 with the
 ``gguf`` library (llama.cpp's own) and renamed to the Hugging Face names of the reference model,
-and the tokenizer and chat template are rebuilt from ``tokenizer.*`` (:mod:`.gguf_tokenizer`).
+and the tokenizer and chat template are rebuilt from ``tokenizer.*`` (:mod:`.tokenizer`).
 GGUF lists shapes fastest-varying first (ggml's ``ne``); the reader already gives numpy order.
 llama.cpp's converter permutes the rows of Llama q/k projections for its interleaved RoPE; they
 are permuted back here (Qwen2's are stored as they are).
@@ -24,8 +24,8 @@ from edge_sdk._optional import require
 from edge_sdk.config import ModelConfig, RopeScaling
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 from edge_sdk.exporters.checkpoint import LoadedModel, build_model
-from edge_sdk.exporters.gguf_rope import rope_scaling_from_factors
-from edge_sdk.exporters.gguf_tokenizer import gguf_chat_template, gguf_tokenizer_json
+from edge_sdk.exporters.gguf.rope import rope_scaling_from_factors
+from edge_sdk.exporters.gguf.tokenizer import gguf_chat_template, gguf_tokenizer_json
 
 __all__ = ["SUPPORTED_GGUF_ARCHITECTURES", "dequantized", "gguf_config", "load_gguf", "read_gguf"]
 

@@ -10,7 +10,7 @@ import torch
 
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.model import LiteForCausalLM
-from edge_sdk.exporters.quant_int8 import weight_key
+from edge_sdk.exporters.quantize.int8 import weight_key
 
 __all__ = [
     "DEFAULT_CALIBRATION",
@@ -20,7 +20,7 @@ __all__ = [
     "run_with_input_hooks",
 ]
 
-_DATA = Path(__file__).resolve().parent / "data"
+_DATA = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_HELDOUT = _DATA / "heldout.txt"
 DEFAULT_CALIBRATION = _DATA / "calibration.txt"
 

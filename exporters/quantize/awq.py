@@ -1,6 +1,6 @@
 """AWQ-style activation-aware scaling (Lin et al., 2023) before int4 quantization.
 
-For each :class:`~edge_sdk.exporters.scaling.ScaleGroup` of the model (the inputs of q/k/v,
+For each :class:`~edge_sdk.exporters.quantize.scaling.ScaleGroup` of the model (the inputs of q/k/v,
 o_proj, gate/up and down_proj), the per-input-channel scale is ``s = mean|x|^a`` (normalised so
 that ``sqrt(max s * min s) = 1``), with the exponent ``a`` searched on a grid over calibration
 activations to minimise the output error of round-to-nearest int4 of the scaled weights:
@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from edge_sdk.cli_support import Progress
 from edge_sdk.exporters.model import LiteForCausalLM
-from edge_sdk.exporters.quant_int4 import dequantize_int4, rtn_int4
-from edge_sdk.exporters.scaling import collect_inputs, fold_scale, scale_groups
+from edge_sdk.exporters.quantize.int4 import dequantize_int4, rtn_int4
+from edge_sdk.exporters.quantize.scaling import collect_inputs, fold_scale, scale_groups
 
 __all__ = ["EXPONENTS", "awq_scale"]
 

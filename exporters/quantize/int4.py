@@ -8,7 +8,7 @@
   as ONNX's blocked quantization defines, so no padding is stored); TensorRT reads the same
   standard form. The whole graph moves to opset 21 (``onnx.version_converter``), IR version 10.
 * The weights come either from round to nearest (RTN: scale = block max |w| / 7) or, keyed by
-  :func:`~edge_sdk.exporters.quant_int8.weight_key`, from a solver such as GPTQ.
+  :func:`~edge_sdk.exporters.quantize.int8.weight_key`, from a solver such as GPTQ.
 * With ``embedding=True`` the embedding table is stored int8 per row (a Gather of int4 rows has
   no onnxruntime kernel) and the LM head int8 per output channel (``head_bits=8``: a tied head
   reads the same int8 table, as llama.cpp keeps its output tensor at higher precision) or int4
@@ -25,7 +25,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper, version_converter
 
 from edge_sdk.errors import ExportError
-from edge_sdk.exporters.quant_int8 import (
+from edge_sdk.exporters.quantize.int8 import (
     _dequantized_gather,
     _float_matrix,
     _fresh,

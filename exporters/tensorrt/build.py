@@ -2,7 +2,7 @@
 
 The TensorRT calls (8.6 and 10.x Python API) are all in :func:`build_engine` and the helpers
 named ``_trt_*``; everything they are given (profiles, workspace cap, flags, the manifest
-record) is computed by the pure functions here and in :mod:`edge_sdk.exporters.engine_profiles`.
+record) is computed by the pure functions here and in :mod:`edge_sdk.exporters.tensorrt.profiles`.
 ``tensorrt`` (and ``pycuda``, for the GPU's name) are imported only when an engine is built.
 """
 
@@ -23,15 +23,15 @@ from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle, load_bundle
 from edge_sdk.bundle_update import update_bundle
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ExportError
-from edge_sdk.exporters.engine_profiles import (
+from edge_sdk.exporters.tensorrt.compat import check_model
+from edge_sdk.exporters.tensorrt.profiles import (
     MiB,
     Profile,
     WorkspacePlan,
     engine_profiles,
     workspace_plan,
 )
-from edge_sdk.exporters.trt_compat import check_model
-from edge_sdk.exporters.trt_rewrite import rewrite_for_tensorrt
+from edge_sdk.exporters.tensorrt.rewrite import rewrite_for_tensorrt
 from edge_sdk.planner import get_device
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""TensorRT: the compatibility check and rewrite, engine profiles and build, and edge-engine."""
