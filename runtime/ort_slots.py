@@ -23,7 +23,8 @@ import numpy as np
 
 from edge_sdk.errors import GenerationError
 from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
+from edge_sdk.runtime.slots import SlotModel
+from edge_sdk.shapes import PREFILL_CHUNK
 
 __all__ = ["FusedSlotModel"]
 

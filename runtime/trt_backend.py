@@ -28,10 +28,9 @@ from edge_sdk.onnx_io import past_names, present_names
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.trt_engine import select_engine
+from edge_sdk.shapes import PREFILL_CHUNK
 
 __all__ = ["PREFILL_CHUNK", "TensorrtBackend"]
-
-PREFILL_CHUNK = 256  # the engine's prefill profile covers chunks up to this (engine_profiles)
 
 
 class TensorrtBackend(KVCacheBackend):
