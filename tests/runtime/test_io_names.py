@@ -92,3 +92,16 @@ def test_recorded_names_are_bound_by_the_slot_model(
     expected = _run(demo_bundle_fp32, True, tmp_path / "a", slots=True)
     got = _run(renamed_bundle, True, tmp_path / "b", slots=True)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_bundle_without_recorded_names_runs_on_the_conventional_ones(
+    demo_bundle_fp32: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(demo_bundle_fp32, old)
+    manifest = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["graph"]["io_names"], manifest["onnxruntime"]["fused_graph"]["io_names"]
+    (old / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    for fused in (False, True):
+        expected = _run(demo_bundle_fp32, fused, tmp_path / "a")
+        np.testing.assert_allclose(_run(old, fused, tmp_path / "b"), expected, atol=1e-6)
