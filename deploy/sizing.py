@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.bundle import MANIFEST_NAME, load_bundle
-from edge_sdk.config import PREFILL_CHUNK, ModelConfig
+from edge_sdk.config import ModelConfig
 from edge_sdk.errors import DeployError
 from edge_sdk.planner.catalog import Device, get_device
 from edge_sdk.planner.inputs import ModelSource, resolve_model
 from edge_sdk.planner.memory import MemoryEstimate, estimate_memory, prefill_workspace_bytes
 from edge_sdk.planner.plan import DEFAULT_CONTEXT
 from edge_sdk.planner.precision import WeightFormat, weight_format
+from edge_sdk.shapes import PREFILL_CHUNK
 
 __all__ = [
     "PREFILL_CHUNK",

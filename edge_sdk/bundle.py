@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from edge_sdk.chat_template import ChatTemplate
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import BundleError, EdgeError
+from edge_sdk.manifest import Manifest
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -60,10 +62,22 @@ def file_record(path: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, verified bundle: its directory and its manifest."""
+    """A loaded, verified bundle: its directory and its manifest.
+
+    ``manifest`` is the JSON as stored; :attr:`spec` is the same, typed and checked
+    (:class:`~edge_sdk.manifest.Manifest`).
+    """
 
     path: Path
     manifest: dict[str, Any]
+
+    @cached_property
+    def spec(self) -> Manifest:
+        """The typed manifest (checked when the bundle is loaded or written)."""
+        try:
+            return Manifest.from_dict(self.manifest)
+        except BundleError as exc:
+            raise BundleError(f"bundle {self.path}: {exc}") from exc
 
     @property
     def config(self) -> ModelConfig:
@@ -132,6 +146,7 @@ def load_bundle(path: str | os.PathLike[str], verify: bool = True) -> Bundle:
         raise BundleError(f"cannot read {manifest_path}: {exc}") from exc
     _check_schema(manifest, manifest_path)
     bundle = Bundle(root, manifest)
+    bundle.spec  # noqa: B018 - validates every record's types
     try:
         bundle.config  # noqa: B018 - validates the stored config
     except EdgeError as exc:
@@ -210,6 +225,7 @@ class BundleWriter:
         manifest["format_version"] = BUNDLE_FORMAT_VERSION
         manifest["files"] = {p.relative_to(self.dir).as_posix(): file_record(p) for p in files}
         _check_schema(manifest, self.dir / MANIFEST_NAME)
+        Manifest.from_dict(manifest)  # an exporter's mistake fails here, not at load
         manifest_path = self.dir / MANIFEST_NAME
         manifest_path.write_text(
             json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.errors import ConfigError, UnsupportedModelError
+from edge_sdk.shapes import PREFILL_CHUNK  # re-exported: it used to live here
 
 __all__ = [
     "DEFAULT_MAX_SEQ_LEN",
@@ -27,9 +28,6 @@ __all__ = [
 # The longest context a bundle is exported (and TensorRT-checked) for unless told otherwise;
 # a model whose own limit is lower gets its limit.
 DEFAULT_MAX_SEQ_LEN = 2048
-#: Prompt tokens per prefill call (the engine runs one chunk between two decode steps; the
-#: deployment sizes pods by it).
-PREFILL_CHUNK = 256
 
 # Hugging Face `architectures[0]` -> our family name.
 SUPPORTED_ARCHITECTURES: dict[str, str] = {

@@ -24,6 +24,7 @@ from edge_sdk.exporters.checkpoint import LoadedModel
 from edge_sdk.exporters.evaluate import THRESHOLDS, AccuracyReport, apply_gate, compare_on_text
 from edge_sdk.exporters.fused_graph import FUSED_GRAPH_LOSS, UnsupportedGraph
 from edge_sdk.exporters.fused_graph_check import GRAPH_TOLERANCE, write_ort_graph
+from edge_sdk.exporters.io_names import graph_io_names
 from edge_sdk.exporters.loaders import load_model
 from edge_sdk.exporters.onnx_export import OPSET, export_onnx, save_onnx
 from edge_sdk.exporters.ort_check import OrtModel
@@ -215,20 +216,21 @@ def _ort_graph(
             f"{', '.join(GRAPH_TOLERANCE)} bundles",
         }
     try:
-        return {
-            "fused_graph": write_ort_graph(
-                result.graph,
-                config,
-                precision,
-                seq_limit,
-                folder,
-                standard,
-                result.session_config,
-                prompt,
-            )
-        }
+        entry = write_ort_graph(
+            result.graph,
+            config,
+            precision,
+            seq_limit,
+            folder,
+            standard,
+            result.session_config,
+            prompt,
+        )
     except UnsupportedGraph as exc:
         return {"fused_graph": None, "fused_graph_skipped": str(exc)}
+    fused = onnx.load(str(folder / entry["file"]), load_external_data=False)
+    entry["io_names"] = graph_io_names(fused, config.num_layers, fused=True)
+    return {"fused_graph": entry}
 
 
 def _resolve(precision: str | None, quant: QuantConfig | None) -> QuantConfig:
@@ -297,6 +299,7 @@ def _manifest(
             "standard_ops_only": True,
             "inputs": io["inputs"],
             "outputs": io["outputs"],
+            "io_names": graph_io_names(result.graph, config.num_layers, fused=False),
             "max_sequence_length": seq_limit,
             "kv_cache": {
                 "layers": config.num_layers,

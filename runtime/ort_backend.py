@@ -7,6 +7,8 @@ for the CPU) and is bound with I/O binding (see :mod:`edge_sdk.runtime.kv_cache`
 token ids go in and the last position's logits come out each step. On the CPU a bundle's fused
 graph (``model.ort.onnx``: GroupQueryAttention over one in-place cache buffer per tensor) runs
 instead of ``model.onnx`` unless ``fused_graph=False``; its buffers are bound once per cache.
+Inputs and outputs are bound by the names the manifest records for the graph that runs
+(``io_names``; the conventional names for bundles that predate them).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import numpy as np
 from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
-from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.manifest import IoNames
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend, install_hint
 from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
-from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
+from edge_sdk.runtime.slots import SlotModel
+from edge_sdk.shapes import PREFILL_CHUNK, ep_ranges
 
 __all__ = [
     "PREFILL_CHUNK",
@@ -34,6 +37,10 @@ __all__ = [
     "OrtCudaBackend",
     "OrtTensorrtBackend",
 ]
+
+
+_STANDARD_ROLES = ("attention_mask", "position_ids")
+_FUSED_ROLES = ("seqlens_k", "total_sequence_length")
 
 
 class OrtBackend(KVCacheBackend):
@@ -49,8 +56,8 @@ class OrtBackend(KVCacheBackend):
         self._kv_heads = config.num_kv_heads
         self._head_dim = config.head_dim
         self._vocab = config.vocab_size
-        self._past = past_names(config.num_layers)
-        self._present = present_names(config.num_layers)
+        self._io = self._io_names(fused=False)
+        self._past, self._present = self._io.past, self._io.present
         self.session: Any = None
         self._binding: Any = None
         self._lease: EntryLease | None = None  # the cache entry the session was loaded from
@@ -69,10 +76,26 @@ class OrtBackend(KVCacheBackend):
 
     def _fused_graph_file(self) -> str | None:
         """The bundle's onnxruntime graph, when this backend runs it (the CPU EP only)."""
-        entry = self.bundle.manifest.get("onnxruntime", {}).get("fused_graph")
-        if not entry or not self.options.fused_graph or self.cache_device != "cpu":
+        entry = self.bundle.spec.fused_graph
+        if entry is None or not self.options.fused_graph or self.cache_device != "cpu":
             return None
-        return str(entry["file"])
+        return entry.file
+
+    def _io_names(self, fused: bool) -> IoNames:
+        """The names of the graph this backend runs, as the manifest records them."""
+        layers = self.bundle.config.num_layers
+        spec = self.bundle.spec
+        if fused and spec.fused_graph is not None:
+            names, where, roles = spec.fused_graph.names(layers), "fused graph", _FUSED_ROLES
+        else:
+            names, where, roles = spec.graph.names(layers), "graph", _STANDARD_ROLES
+        missing = [role for role in roles if getattr(names, role) is None]
+        if missing or len(names.past) != 2 * layers:
+            raise BundleError(
+                f"the manifest's io_names of the {where} lack {', '.join(missing) or 'KV names'}; "
+                "export the bundle again"
+            )
+        return names
 
     @property
     def graph_path(self) -> Path:
@@ -140,6 +163,8 @@ class OrtBackend(KVCacheBackend):
     def _open_session(self) -> None:
         ort = require("onnxruntime", f"The {self.name} backend")
         path = self.graph_path
+        self._io = self._io_names(self.fused)
+        self._past, self._present = self._io.past, self._io.present
         self._release_lease()
         try:
             options = self.session_options()
@@ -170,12 +195,7 @@ class OrtBackend(KVCacheBackend):
                 f"(running {', '.join(active)}): {install_hint(self.name)}"
             )
         names = {i.name for i in self.session.get_inputs()}
-        positions = (
-            ("seqlens_k", "total_sequence_length")
-            if self.fused
-            else ("attention_mask", "position_ids")
-        )
-        missing = [n for n in ("input_ids", *positions, *self._past) if n not in names]
+        missing = [n for n in self._io.inputs if n not in names]
         if missing:
             raise BundleError(f"{path} lacks the inputs {', '.join(missing)}; export it again")
         self._binding = self.session.io_binding()
@@ -198,6 +218,7 @@ class OrtBackend(KVCacheBackend):
             slots,
             capacity,
             self.device,
+            self._io,
         )
 
     def deactivate(self) -> None:
@@ -293,15 +314,15 @@ class OrtBackend(KVCacheBackend):
         self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray
     ) -> None:
         """Bind everything: the cache's past and present swap buffers and grow every step."""
-        bind = self._binding
+        bind, io = self._binding, self._io
         n = ids.shape[1]
-        bind.bind_input("input_ids", "cpu", 0, np.int64, [1, n], ids.ctypes.data)
-        bind.bind_input("position_ids", "cpu", 0, np.int64, [1, n], positions.ctypes.data)
+        bind.bind_input(io.input_ids, "cpu", 0, np.int64, [1, n], ids.ctypes.data)
+        bind.bind_input(io.position_ids, "cpu", 0, np.int64, [1, n], positions.ctypes.data)
         bind.bind_input(
-            "attention_mask", "cpu", 0, np.int64, [1, cache.length + n], self._mask.ctypes.data
+            io.attention_mask, "cpu", 0, np.int64, [1, cache.length + n], self._mask.ctypes.data
         )
         self._bind_cache(cache, n)
-        bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+        bind.bind_output(io.logits, "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
 
     def _bind_cache(self, cache: KVCache, n: int) -> None:
         bind = self._binding
@@ -318,22 +339,27 @@ class OrtBackend(KVCacheBackend):
         A decode step rebinds nothing (its ids array is always ``_ids1``); a prompt chunk rebinds
         ``input_ids`` only.
         """
-        bind = self._binding
+        bind, io = self._binding, self._io
         total = cache.length + ids.shape[1]
         self._seqlens_k[0], self._total[()] = total - 1, total
         if not self._fused_bound:
             self._bind_cache(cache, 0)
-            bind.bind_input("seqlens_k", "cpu", 0, np.int32, [1], self._seqlens_k.ctypes.data)
+            bind.bind_input(io.seqlens_k, "cpu", 0, np.int32, [1], self._seqlens_k.ctypes.data)
             bind.bind_input(
-                "total_sequence_length", "cpu", 0, np.int32, [], self._total.ctypes.data
+                io.total_sequence_length, "cpu", 0, np.int32, [], self._total.ctypes.data
             )
             bind.bind_output(
-                "logits", "cpu", 0, np.float32, list(self._logits1.shape), self._logits1.ctypes.data
+                io.logits,
+                "cpu",
+                0,
+                np.float32,
+                list(self._logits1.shape),
+                self._logits1.ctypes.data,
             )
             self._fused_bound, self._ids_bound = True, None
         key = (ids.ctypes.data, ids.shape[1])
         if key != self._ids_bound:
-            bind.bind_input("input_ids", "cpu", 0, np.int64, [1, key[1]], key[0])
+            bind.bind_input(io.input_ids, "cpu", 0, np.int64, [1, key[1]], key[0])
             self._ids_bound = key
 
 
@@ -374,8 +400,13 @@ class OrtTensorrtBackend(OrtBackend):
         return self._cache_root() / "trt" / f"{self.bundle.path.name}-{self._model_sha256()[:12]}"
 
     def _profile(self, past: int, new: int) -> str:
+        io = self._io
         kv = f"1x{self._kv_heads}x{past}x{self._head_dim}"
-        shapes = [f"input_ids:1x{new}", f"position_ids:1x{new}", f"attention_mask:1x{past + new}"]
+        shapes = [
+            f"{io.input_ids}:1x{new}",
+            f"{io.position_ids}:1x{new}",
+            f"{io.attention_mask}:1x{past + new}",
+        ]
         shapes += [f"{name}:{kv}" for name in self._past]
         return ",".join(shapes)
 
@@ -388,7 +419,11 @@ class OrtTensorrtBackend(OrtBackend):
         cache_dir.mkdir(parents=True, exist_ok=True)
         self._release_lease()
         self._lease = use_entry(cache_dir)  # held while the session lives
-        longest = self.bundle.max_sequence_length
+        ranges = ep_ranges(self.bundle.max_sequence_length)
+        (past_min, past_opt, past_max), (new_min, new_opt, new_max) = (
+            ranges["past_sequence"],
+            ranges["sequence"],
+        )
         trt = {
             "device_id": self.options.device_id,
             "trt_fp16_enable": True,
@@ -397,9 +432,9 @@ class OrtTensorrtBackend(OrtBackend):
             "trt_engine_cache_path": str(cache_dir),
             "trt_timing_cache_enable": True,
             "trt_timing_cache_path": str(cache_dir),
-            "trt_profile_min_shapes": self._profile(0, 1),
-            "trt_profile_opt_shapes": self._profile(longest // 2, 1),
-            "trt_profile_max_shapes": self._profile(longest - 1, min(PREFILL_CHUNK, longest)),
+            "trt_profile_min_shapes": self._profile(past_min, new_min),
+            "trt_profile_opt_shapes": self._profile(past_opt, new_opt),
+            "trt_profile_max_shapes": self._profile(past_max, new_max),
         }
         trt.update(self._engine_record_options())
         return [

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.errors import GenerationError
-from edge_sdk.onnx_io import past_names, present_names
-from edge_sdk.runtime.slots import PREFILL_CHUNK, SlotModel
+from edge_sdk.manifest import IoNames
+from edge_sdk.runtime.slots import SlotModel
+from edge_sdk.shapes import PREFILL_CHUNK
 
 __all__ = ["FusedSlotModel"]
 
@@ -41,11 +42,13 @@ class FusedSlotModel(SlotModel):
         slots: int,
         capacity: int,
         device: str,
+        io_names: IoNames | None = None,
     ) -> None:
         super().__init__(slots, capacity)
         self._session = session
         self._device = device
-        self._past, self._present = past_names(num_layers), present_names(num_layers)
+        self._io = io_names or IoNames.fused(num_layers)  # the bundle's, else the conventional
+        self._past, self._present = self._io.past, self._io.present
         self._row_shape = [kv_heads, capacity, head_dim]
         self._row_bytes = kv_heads * capacity * head_dim * 4
         self._buffers = [
@@ -73,7 +76,9 @@ class FusedSlotModel(SlotModel):
         self._buffers = []
 
     def _bind_positions(self, bind: Any) -> None:
-        bind.bind_input("total_sequence_length", "cpu", 0, np.int32, [], self._total.ctypes.data)
+        bind.bind_input(
+            self._io.total_sequence_length, "cpu", 0, np.int32, [], self._total.ctypes.data
+        )
 
     def _bind_rows(self, bind: Any, first: int, rows: int) -> None:
         shape = [rows, *self._row_shape]
@@ -83,10 +88,10 @@ class FusedSlotModel(SlotModel):
             bind.bind_input(past, "cpu", 0, np.float32, shape, pointer)
             bind.bind_output(present, "cpu", 0, np.float32, shape, pointer)
         bind.bind_input(
-            "seqlens_k", "cpu", 0, np.int32, [rows], self._seqlens.ctypes.data + 4 * first
+            self._io.seqlens_k, "cpu", 0, np.int32, [rows], self._seqlens.ctypes.data + 4 * first
         )
         bind.bind_output(
-            "logits",
+            self._io.logits,
             "cpu",
             0,
             np.float32,
@@ -109,7 +114,9 @@ class FusedSlotModel(SlotModel):
             chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
             total = length + start + chunk.shape[1]
             self._seqlens[slot], self._total[()] = total - 1, total
-            bind.bind_input("input_ids", "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data)
+            bind.bind_input(
+                self._io.input_ids, "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data
+            )
             self._run(bind)
         last: np.ndarray = self._logits[slot, 0]
         return last
@@ -119,7 +126,9 @@ class FusedSlotModel(SlotModel):
         bind = self._decode_bind
         if rows != self._decode_rows:
             self._bind_rows(bind, 0, rows)
-            bind.bind_input("input_ids", "cpu", 0, np.int64, [rows, 1], self._ids.ctypes.data)
+            bind.bind_input(
+                self._io.input_ids, "cpu", 0, np.int64, [rows, 1], self._ids.ctypes.data
+            )
             self._decode_rows = rows
         lengths = self.lengths
         self._seqlens[:rows] = lengths[:rows]  # idle rows: one throw-away write past their data

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge_sdk.config import PREFILL_CHUNK
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.backend import Backend
+from edge_sdk.shapes import PREFILL_CHUNK
 
 __all__ = ["PREFILL_CHUNK", "SingleSlotModel", "SlotModel"]
 

@@ -24,14 +24,12 @@ import numpy as np
 from edge_sdk._optional import require
 from edge_sdk.bundle import Bundle
 from edge_sdk.errors import BundleError, GenerationError
-from edge_sdk.onnx_io import past_names, present_names
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.trt_engine import select_engine
+from edge_sdk.shapes import PREFILL_CHUNK
 
 __all__ = ["PREFILL_CHUNK", "TensorrtBackend"]
-
-PREFILL_CHUNK = 256  # the engine's prefill profile covers chunks up to this (tensorrt/profiles.py)
 
 
 class TensorrtBackend(KVCacheBackend):
@@ -44,7 +42,17 @@ class TensorrtBackend(KVCacheBackend):
         config = bundle.config
         self._layers, self._vocab = config.num_layers, config.vocab_size
         self._kv_heads, self._head_dim = config.num_kv_heads, config.head_dim
-        self._past, self._present = past_names(config.num_layers), present_names(config.num_layers)
+        # the engine is built from the standard graph: its tensors carry that graph's names
+        self._io = bundle.spec.graph.names(config.num_layers)
+        self._past, self._present = self._io.past, self._io.present
+        io = self._io
+        if io.attention_mask is None or io.position_ids is None:
+            raise BundleError(
+                "the manifest's graph.io_names lack attention_mask or position_ids; "
+                "export the bundle again"
+            )
+        self._ids_name, self._logits_name = io.input_ids, io.logits
+        self._mask_name, self._positions_name = io.attention_mask, io.position_ids
         self.record: dict[str, Any] = {}
         self._cuda: Any = None
         self._cuda_context: Any = None
@@ -93,18 +101,7 @@ class TensorrtBackend(KVCacheBackend):
         self._stream = cuda.Stream()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
-        missing = [
-            n
-            for n in (
-                "input_ids",
-                "position_ids",
-                "attention_mask",
-                "logits",
-                *self._past,
-                *self._present,
-            )
-            if n not in self._dtypes
-        ]
+        missing = [n for n in (*self._io.inputs, *self._io.outputs) if n not in self._dtypes]
         if missing:
             raise BundleError(
                 f"{self.record['file']} lacks the tensors {', '.join(missing)}; "
@@ -150,20 +147,16 @@ class TensorrtBackend(KVCacheBackend):
             itemsize=kv_type.itemsize,
         )
         chunk = min(PREFILL_CHUNK, max_length)
-        for name, size in (
-            ("input_ids", chunk),
-            ("position_ids", chunk),
-            ("attention_mask", max_length),
-        ):
+        ids, positions, mask = self._ids_name, self._positions_name, self._mask_name
+        for name, size in ((ids, chunk), (positions, chunk), (mask, max_length)):
             self._host[name] = cuda.pagelocked_empty(size, self._dtypes[name])
             self._buffers[name] = cuda.mem_alloc(size * self._dtypes[name].itemsize)
-        self._host["attention_mask"][:] = 1
-        cuda.memcpy_htod_async(
-            self._buffers["attention_mask"], self._host["attention_mask"], self._stream
-        )
-        logits_type = self._dtypes["logits"]
-        self._buffers["logits"] = cuda.mem_alloc(chunk * self._vocab * logits_type.itemsize)
-        self._host["logits"] = cuda.pagelocked_empty(self._vocab, logits_type)
+        self._host[mask][:] = 1
+        cuda.memcpy_htod_async(self._buffers[mask], self._host[mask], self._stream)
+        logits = self._logits_name
+        logits_type = self._dtypes[logits]
+        self._buffers[logits] = cuda.mem_alloc(chunk * self._vocab * logits_type.itemsize)
+        self._host[logits] = cuda.pagelocked_empty(self._vocab, logits_type)
 
     def _device_allocator(self, itemsize: int) -> Any:
         cuda = self._cuda
@@ -178,7 +171,7 @@ class TensorrtBackend(KVCacheBackend):
 
     def forward(self, token_ids: np.ndarray) -> np.ndarray:
         _, ids = self.checked_ids(token_ids)
-        logits = self._host["logits"]
+        logits = self._host[self._logits_name]
         for start in range(0, ids.size, PREFILL_CHUNK):
             logits = self._step(ids[start : start + PREFILL_CHUNK])
         return logits.astype(np.float32, copy=False)
@@ -191,26 +184,28 @@ class TensorrtBackend(KVCacheBackend):
         if profile != self._profile:
             context.set_optimization_profile_async(profile, stream.handle)
             self._profile = profile
-        host = self._host
-        host["input_ids"][:n] = ids
-        host["position_ids"][:n] = np.arange(cache.length, cache.length + n)
-        for name in ("input_ids", "position_ids"):
-            cuda.memcpy_htod_async(self._buffers[name], host[name][:n], stream)
+        host, buffers = self._host, self._buffers
+        ids_name, positions, mask = self._ids_name, self._positions_name, self._mask_name
+        host[ids_name][:n] = ids
+        host[positions][:n] = np.arange(cache.length, cache.length + n)
+        for name in (ids_name, positions):
+            cuda.memcpy_htod_async(buffers[name], host[name][:n], stream)
             context.set_input_shape(name, (1, n))
-            context.set_tensor_address(name, int(self._buffers[name]))
-        context.set_input_shape("attention_mask", (1, cache.length + n))
-        context.set_tensor_address("attention_mask", int(self._buffers["attention_mask"]))
+            context.set_tensor_address(name, int(buffers[name]))
+        context.set_input_shape(mask, (1, cache.length + n))
+        context.set_tensor_address(mask, int(buffers[mask]))
         past_shape = tuple(cache.past_shape())
         for name, ptr in zip(self._past, cache.past_pointers, strict=True):
             context.set_input_shape(name, past_shape)
             context.set_tensor_address(name, ptr)
         for name, ptr in zip(self._present, cache.present_pointers, strict=True):
             context.set_tensor_address(name, ptr)
-        context.set_tensor_address("logits", int(self._buffers["logits"]))
+        logits = self._logits_name
+        context.set_tensor_address(logits, int(buffers[logits]))
         if not context.execute_async_v3(stream.handle):
             raise GenerationError("TensorRT failed to run the engine (see its messages above)")
-        row = self._vocab * self._dtypes["logits"].itemsize
-        cuda.memcpy_dtoh_async(host["logits"], int(self._buffers["logits"]) + (n - 1) * row, stream)
+        row = self._vocab * self._dtypes[logits].itemsize
+        cuda.memcpy_dtoh_async(host[logits], int(buffers[logits]) + (n - 1) * row, stream)
         stream.synchronize()
         cache.advance(n)
-        return host["logits"]
+        return host[logits]

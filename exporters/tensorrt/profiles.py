@@ -1,6 +1,7 @@
 """Optimization profiles and the builder's memory cap, computed from the bundle and the module.
 
-Profiles (min / opt / max per input; the graph's symbolic dimensions decide each range):
+Profiles (min / opt / max per input; the graph's symbolic dimensions decide each range, from
+:func:`edge_sdk.shapes.dim_ranges`):
 
 ==================  ==============  ====================  =============================
 profile             ``sequence``    ``past_sequence``     ``total_sequence`` (mask)
@@ -29,6 +30,7 @@ from typing import Any
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
 from edge_sdk.planner import Device, estimate_memory, weight_format
+from edge_sdk.shapes import PREFILL_CHUNK, dim_ranges
 
 __all__ = [
     "BUILD_WEIGHT_COPIES",
@@ -42,7 +44,6 @@ __all__ = [
     "workspace_plan",
 ]
 
-PREFILL_CHUNK = 256  # the runtime's prefill chunk (runtime/ort_backend.py)
 MiB = 2**20
 MIN_WORKSPACE = 256 * MiB
 MAX_WORKSPACE = 4096 * MiB
@@ -67,29 +68,6 @@ class Profile:
                 for k, v in self.shapes.items()
             },
         }
-
-
-def dim_ranges(max_seq_len: int, decode: bool) -> dict[str, tuple[int, int, int]]:
-    """(min, opt, max) of each symbolic dimension of the standard graph for one profile."""
-    if max_seq_len < 2:
-        raise ConfigError(f"--max-seq-len must be at least 2, got {max_seq_len}")
-    chunk = min(max_seq_len, PREFILL_CHUNK)
-    last = max_seq_len - 1
-    if decode:
-        past_opt = max_seq_len // 2
-        return {
-            "batch": (1, 1, 1),
-            "sequence": (1, 1, 1),
-            "past_sequence": (0, past_opt, last),
-            "total_sequence": (1, past_opt + 1, max_seq_len),
-        }
-    seq_opt = max(1, chunk // 2)
-    return {
-        "batch": (1, 1, 1),
-        "sequence": (1, seq_opt, chunk),
-        "past_sequence": (0, 0, last),
-        "total_sequence": (1, seq_opt, max_seq_len),
-    }
 
 
 def _profile(

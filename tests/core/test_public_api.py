@@ -21,6 +21,7 @@ PACKAGES = [
     "edge_sdk.runtime",
     "edge_sdk.power",
     "edge_sdk.planner",
+    "edge_sdk.manifest",
     "edge_sdk.serve",
     "edge_sdk.deploy",
 ]
