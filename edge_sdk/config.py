@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.errors import ConfigError, UnsupportedModelError
-from edge_sdk.shapes import PREFILL_CHUNK  # re-exported: it used to live here
 
 __all__ = [
     "DEFAULT_MAX_SEQ_LEN",
-    "PREFILL_CHUNK",
     "SUPPORTED_ARCHITECTURES",
     "ModelConfig",
     "RopeScaling",

@@ -63,7 +63,7 @@ class _Builder:
         self.src = standard.graph
         self.inits = {i.name: i for i in self.src.initializer}
         self.producer = {out: node for node in self.src.node for out in node.output}
-        self.by_name = {node.name: node for node in self.src.node}
+        self.by_name: dict[str, onnx.NodeProto] = {node.name: node for node in self.src.node}
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: dict[str, onnx.TensorProto] = {}
         self._copied: set[str] = set()
@@ -78,11 +78,12 @@ class _Builder:
 
     def weight_input(self, matmul: str) -> str:
         """The tensor a weight MatMul multiplies by (an initializer or a DequantizeLinear's)."""
-        return self.node(matmul).input[1]
+        return str(self.node(matmul).input[1])
 
     def norm_weight(self, prefix: str) -> str:
         """The scale initializer of an RMSNorm (``{prefix}/Mul_1``: weight * normalized)."""
-        inputs = [i for i in self.node(f"{prefix}/Mul_1").input if self._initializer_or_alias(i)]
+        node = self.node(f"{prefix}/Mul_1")
+        inputs: list[str] = [i for i in node.input if self._initializer_or_alias(i)]
         if len(inputs) != 1:
             raise UnsupportedGraph(f"{prefix} is not an RMSNorm with one weight")
         self.copy(inputs[0])
@@ -129,8 +130,9 @@ class _Builder:
         """One [K, sum N] weight for MatMuls sharing an input: float, or int8/int4 + scales."""
         sources = [self.weight_input(m) for m in matmuls]
         floats = [self.constant_array(s) for s in sources]
-        if all(f is not None for f in floats):  # float weights
-            joined = np.concatenate(floats, axis=1)  # type: ignore[arg-type]
+        arrays = [f for f in floats if f is not None]
+        if len(arrays) == len(floats):  # float weights
+            joined = np.concatenate(arrays, axis=1)
             self.initializers[name] = numpy_helper.from_array(joined, name)
             return name
         dqs = [self.producer.get(s) for s in sources]

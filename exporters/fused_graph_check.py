@@ -55,7 +55,8 @@ class FusedSession:
         bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
         self.session.run_with_iobinding(bind)
         self.length = total
-        return logits[0, -1]
+        last: np.ndarray = logits[0, -1]
+        return last
 
 
 #: Largest relative logit difference between the two graphs, both computing in float32

@@ -9,6 +9,7 @@ T = P + S, H heads, KV kv-heads, G = H / KV, D head dim, E hidden size, V vocabu
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -165,6 +166,10 @@ class Decoder(nn.Module):
 
 class LiteForCausalLM(nn.Module):
     """A decoder-only language model whose state dict matches Hugging Face's names."""
+
+    def decoder_layers(self) -> list[DecoderLayer]:
+        """The decoder layers, typed (iterating ``nn.ModuleList`` gives plain modules)."""
+        return cast("list[DecoderLayer]", list(self.model.layers))
 
     inv_freq: Tensor  # RoPE inverse frequencies [head_dim / 2], a non-persistent buffer
 

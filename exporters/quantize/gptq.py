@@ -31,7 +31,7 @@ LAZY_BATCH = 128
 
 
 def collect_hessians(
-    model: nn.Module, linears: list[nn.Linear], token_ids: list[int], window: int
+    model: LiteForCausalLM, linears: list[nn.Linear], token_ids: list[int], window: int
 ) -> dict[int, Tensor]:
     """``2 X^T X / n`` (float64 [K, K]) of the inputs of each of ``linears``, keyed by ``id``."""
     sums: dict[int, Tensor] = {}

@@ -82,7 +82,8 @@ def rtn_int4(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
 
 def dequantize_int4(q: np.ndarray, scale: np.ndarray, group: int) -> np.ndarray:
     """The float weights [K, N] that ``DequantizeLinear`` reconstructs."""
-    return (q.astype(np.float32) * np.repeat(scale, group, axis=0)[: q.shape[0]]).astype(np.float32)
+    weights: np.ndarray = q.astype(np.float32) * np.repeat(scale, group, axis=0)[: q.shape[0]]
+    return weights.astype(np.float32)
 
 
 def int4_tensor(q: np.ndarray, name: str) -> onnx.TensorProto:

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -166,7 +167,7 @@ def quantize_int8(
         ):
             w = numpy_helper.to_array(inits[node.input[1]])
             stats = (moments or {}).get(weight_key(w))
-            layout: dict[str, int] = (
+            layout: dict[str, Any] = (
                 {"axis": 0, "block_size": block_size} if block_size else {"axis": 1}
             )
             q, scale = (

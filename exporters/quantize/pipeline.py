@@ -10,6 +10,7 @@ import onnx
 import torch
 
 from edge_sdk.cli_support import Progress
+from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.onnx_export import export_onnx, share_tied_head
 from edge_sdk.exporters.ort_check import INT8_SESSION_CONFIG
@@ -135,9 +136,12 @@ def _int4(
     calibration: dict[str, Any],
     progress: Progress,
 ) -> Quantized:
+    group = quant.group_size
+    if group is None:  # QuantConfig gives every int4 method one
+        raise ConfigError(f"{quant.label}: int4 needs a group size")
     exponents: dict[str, float] = {}
     if quant.act_scale:
-        model, exponents = awq_scale(model, calib_ids, window, quant.group_size, progress)
+        model, exponents = awq_scale(model, calib_ids, window, group, progress)
         float_path = export_onnx(model, float_path.parent / "scaled.onnx")
     solved = None
     if quant.method == "gptq":
@@ -145,7 +149,7 @@ def _int4(
             model,
             calib_ids,
             window,
-            quant.group_size,
+            group,
             quant.gptq_damp,
             quant.gptq_act_order,
             head=bool(quant.quantize_embedding) and quant.lm_head_bits == 4,
@@ -155,7 +159,7 @@ def _int4(
     share_tied_head(graph)
     graph, report = quantize_int4(
         graph,
-        quant.group_size,
+        group,
         solved,
         embedding=bool(quant.quantize_embedding),
         head_bits=int(quant.lm_head_bits or 8),

@@ -71,7 +71,7 @@ def scale_groups(model: LiteForCausalLM) -> list[ScaleGroup]:
     """The four groups of every decoder layer, in order."""
     groups: list[ScaleGroup] = []
     g = model.config.num_heads // model.config.num_kv_heads
-    for i, layer in enumerate(model.model.layers):
+    for i, layer in enumerate(model.decoder_layers()):
         attn, mlp = layer.self_attn, layer.mlp
         groups += [
             ScaleGroup(
@@ -93,7 +93,7 @@ def scale_groups(model: LiteForCausalLM) -> list[ScaleGroup]:
 
 
 def collect_inputs(
-    model: nn.Module,
+    model: LiteForCausalLM,
     linears: list[nn.Linear],
     token_ids: list[int],
     window: int,

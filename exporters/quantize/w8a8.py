@@ -61,7 +61,7 @@ def smooth(
 
 
 def _absolute_values(
-    model: nn.Module, token_ids: list[int], window: int, max_rows: int = 1024
+    model: LiteForCausalLM, token_ids: list[int], window: int, max_rows: int = 1024
 ) -> dict[int, Tensor]:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     inputs = collect_inputs(model, linears, token_ids, window, max_rows=max_rows)
