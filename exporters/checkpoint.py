@@ -20,8 +20,10 @@ from edge_sdk.checkpoint import (
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError, UnsupportedModelError
 from edge_sdk.exporters.model import LiteForCausalLM
+from edge_sdk.exporters.sources import ModelSource
+from edge_sdk.exporters.weights import StateDictWeights
 
-__all__ = ["LoadedModel", "load_checkpoint", "save_checkpoint"]
+__all__ = ["LoadedModel", "load_checkpoint", "load_source", "open_checkpoint", "save_checkpoint"]
 
 
 class LoadedModel:
@@ -78,9 +80,18 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
     """Load a ``model.pt`` with ``torch.load(weights_only=True)``: no code from the file runs."""
+    return load_source(open_checkpoint(path))
+
+
+def open_checkpoint(path: str | os.PathLike[str]) -> ModelSource:
+    """Open a ``model.pt`` with ``torch.load(weights_only=True, mmap=True)``: no code from the file
+    runs, and the tensors stay on disk until they are read."""
     path = Path(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap needs torch.save's zip format; an older (legacy) file is read whole
+        data = torch.load(
+            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+        )
     except FileNotFoundError:
         raise
     except (
@@ -98,9 +109,23 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedModel:
         ) from exc
     check_checkpoint_dict(data, path)
     config = ModelConfig.from_dict(data["config"])
-    model = build_model(config, data["state_dict"], str(path))
+    weights = StateDictWeights(data["state_dict"], tie_word_embeddings=config.tie_word_embeddings)
     name = str(data.get("metadata", {}).get("name") or path.stem)
-    return LoadedModel(model, str(data["tokenizer"]), str(path), name)
+    return ModelSource(config, weights, str(data["tokenizer"]), str(path), name)
+
+
+def load_source(source: ModelSource) -> LoadedModel:
+    """Read every weight of ``source`` into a float32 :class:`LoadedModel` (eval mode), then close
+    the source."""
+    try:
+        weights = source.weights
+        state = {name: torch.from_numpy(weights.get(name)) for name in sorted(weights.names())}
+    finally:
+        source.close()
+    model = build_model(source.config, state, source.source)
+    return LoadedModel(
+        model, source.tokenizer_json, source.source, source.name, source.chat_template
+    )
 
 
 def build_model(

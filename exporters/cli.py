@@ -47,6 +47,11 @@ HF_HUB_OFFLINE=1 reads the cache only; gated models need `hf auth login` or HF_T
 
 accuracy gate against the float model on held-out text (least top-1 agreement, largest
 perplexity ratio): {_gates()}; --force keeps an export that misses it.
+
+fp32, int8 and int4 are exported one decoder layer at a time from the weights (memory-mapped
+safetensors, GGUF tensors dequantized when read): peak memory stays near the bundle's size, so a
+1-4B model exports on this machine or on the Orin itself; the summary reports time and peak RSS.
+fp16 and w8a8 trace the whole float model (models up to about 0.5B parameters).
 Exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted.
 """
 
@@ -242,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep a quantized export whose accuracy is below the threshold",
     )
+    parser.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="skip the accuracy evaluation and its gate (for random-weight models, e.g. size "
+        "tests; the bundle then records no accuracy figures, and the summary says so)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_common_flags(parser)
     return parser
@@ -315,7 +326,7 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
 def _run(args: argparse.Namespace) -> int:
     for module in ("torch", "onnx"):  # the export extra: one line naming it, not a traceback
         require(module, "edge-export")
-    from edge_sdk.exporters.export import export
+    from edge_sdk.exporters.export import export, export_stages
 
     quant = quant_config(args)  # already checked by main(); cheap
     if args.trt:  # fail before minutes of export, not after
@@ -323,9 +334,7 @@ def _run(args: argparse.Namespace) -> int:
     name = quant.label if quant.precision in ("int4", "w8a8") else quant.precision
     model = Path(args.model)
     output = args.output or Path(f"{model.stem if model.is_file() else model.name}-{name}")
-    progress = Progress(
-        (4 if quant.precision == "fp32" else 6) + (5 if args.trt else 0), quiet=args.quiet
-    )
+    progress = Progress(export_stages(quant) + (5 if args.trt else 0), quiet=args.quiet)
     result = export(
         args.model,
         output,
@@ -338,6 +347,7 @@ def _run(args: argparse.Namespace) -> int:
         ort_graph=not args.no_ort_graph,
         progress=progress,
         revision=args.revision,
+        evaluate=not args.no_eval,
     )
     progress.done(f"wrote {result.bundle.path}")
     if result.tensorrt is not None and not result.tensorrt.ok:
@@ -387,6 +397,8 @@ def summary_dict(result: ExportResult) -> dict[str, object]:
         "fused_graph": bool(result.bundle.manifest["onnxruntime"].get("fused_graph")),
         "fused_graph_skipped": result.bundle.manifest["onnxruntime"].get("fused_graph_skipped"),
         "notes": list(result.notes),
+        "seconds": round(result.seconds, 2),
+        "peak_rss_bytes": result.peak_rss_bytes,
     }
 
 
@@ -438,7 +450,12 @@ def summary_text(result: ExportResult) -> str:
         f"{result.float_weight_bytes / mb:.2f} MB)",
         f"parity     ONNX vs PyTorch relative logit difference {result.parity.worst:.1e}",
     ]
-    lines += [_context_line(result), _fused_line(result)]
+    lines += [
+        _context_line(result),
+        _fused_line(result),
+        f"resources  {result.seconds:.1f} s, peak memory (RSS) "
+        f"{result.peak_rss_bytes / 1e9:.2f} GB",
+    ]
     if result.tensorrt is not None:
         lines.append(
             "tensorrt   "
@@ -462,6 +479,8 @@ def summary_text(result: ExportResult) -> str:
             f"{acc.mean_kl_divergence:.2e}",
             f"           on {acc.tokens} tokens of {acc.text_source}; gate: {acc.gate}",
         ]
+    elif result.precision != "fp32":
+        lines.append("accuracy   not evaluated (--no-eval): no figures, no gate")
     return "\n".join(lines) + "\n"
 
 

@@ -9,14 +9,13 @@ one. The gate (:data:`THRESHOLDS`) fails an export that falls below it unless fo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from edge_sdk.errors import AccuracyError
-from edge_sdk.exporters.ort_check import OrtModel
 
-__all__ = ["THRESHOLDS", "AccuracyReport", "apply_gate", "compare_on_text"]
+__all__ = ["THRESHOLDS", "AccuracyReport", "LogitsModel", "apply_gate", "compare_on_text"]
 
 # Per precision: the least top-1 agreement and the largest perplexity ratio an export may have.
 # Defaults sized from the trained demo and bench models (benchmarks/bench_quant.py): fp16 is near
@@ -30,6 +29,7 @@ THRESHOLDS: dict[str, dict[str, float]] = {
 # A model whose float perplexity is above this share of its vocabulary predicts nearly uniformly
 # (random weights): no quantization can be judged on it, so the gate is skipped with a warning.
 UNTRAINED_PERPLEXITY_SHARE = 0.5
+_ROWS = 32  # positions compared at once
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,14 @@ class AccuracyReport:
         return asdict(self)
 
 
+class LogitsModel(Protocol):
+    """A model that answers ``run(input_ids [1, S]) -> (logits [1, S, V], past)``."""
+
+    def run(self, input_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits of a window."""
+        ...
+
+
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted: np.ndarray = logits - logits.max(axis=-1, keepdims=True)
     log_probs: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
@@ -58,8 +66,8 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def compare_on_text(
-    float_model: OrtModel,
-    quant_model: OrtModel,
+    float_model: LogitsModel,
+    quant_model: LogitsModel,
     token_ids: list[int],
     window: int,
     text_source: str,
@@ -76,13 +84,17 @@ def compare_on_text(
         if len(chunk) < 2:
             break
         inputs, targets = chunk[None, :-1], chunk[1:]
-        logp_f = _log_softmax(float_model.run(inputs)[0][0].astype(np.float64))
-        logp_q = _log_softmax(quant_model.run(inputs)[0][0].astype(np.float64))
-        rows = np.arange(len(targets))
-        nll_f.append(-logp_f[rows, targets])
-        nll_q.append(-logp_q[rows, targets])
-        agree.append(logp_f.argmax(-1) == logp_q.argmax(-1))
-        kl.append((np.exp(logp_f) * (logp_f - logp_q)).sum(-1))
+        logits_f = float_model.run(inputs)[0][0]
+        logits_q = quant_model.run(inputs)[0][0]
+        for row in range(0, len(targets), _ROWS):  # float64 in slices: [256, 150k] is 300 MB
+            rows = slice(row, row + _ROWS)
+            logp_f = _log_softmax(logits_f[rows].astype(np.float64))
+            logp_q = _log_softmax(logits_q[rows].astype(np.float64))
+            picked = np.arange(len(logp_f))
+            nll_f.append(-logp_f[picked, targets[rows]])
+            nll_q.append(-logp_q[picked, targets[rows]])
+            agree.append(logp_f.argmax(-1) == logp_q.argmax(-1))
+            kl.append((np.exp(logp_f) * (logp_f - logp_q)).sum(-1))
     ppl_f = float(np.exp(np.concatenate(nll_f).mean()))
     ppl_q = float(np.exp(np.concatenate(nll_q).mean()))
     return AccuracyReport(

@@ -1,30 +1,31 @@
 """The fused onnxruntime graph's check: it runs beside the standard graph before a bundle keeps it.
 
-:func:`write_ort_graph` builds the graph (:mod:`edge_sdk.exporters.fused_graph`), saves it, runs
-it and the standard graph on the same prompt (:class:`FusedSession` binds it as the runtime
-does) and keeps it only when the logits agree within :data:`GRAPH_TOLERANCE`.
+:func:`check_ort_graph` runs the written fused graph and the standard graph on the same prompt
+(:class:`FusedSession` binds it as the runtime does); the bundle keeps it only when the logits
+agree within :data:`GRAPH_TOLERANCE`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
 from edge_sdk.config import ModelConfig
-from edge_sdk.exporters.fused_graph import (
-    ORT_GRAPH_FILE,
-    UnsupportedGraph,
-    build_ort_graph,
-    rope_tables,
-)
-from edge_sdk.exporters.onnx_export import save_onnx
+from edge_sdk.exporters.fused_graph import UnsupportedGraph
 from edge_sdk.exporters.ort_check import OrtModel, cpu_session
 from edge_sdk.onnx_io import past_names, present_names
 
-__all__ = ["GRAPH_TOLERANCE", "FusedSession", "write_ort_graph"]
+__all__ = [
+    "FLOAT_COMPUTE",
+    "GRAPH_TOLERANCE",
+    "FusedSession",
+    "StandardTrace",
+    "check_ort_graph",
+    "standard_trace",
+]
 
 
 class FusedSession:
@@ -65,57 +66,70 @@ class FusedSession:
 #: the kernels quantize activations per block and the two graphs round them differently: on a real
 #: model that alone reached 3-9% over six steps, which says nothing about the graph's correctness.
 GRAPH_TOLERANCE = {"fp32": 1e-4, "int8": 1e-4, "int4": 1e-4}
-_FLOAT_COMPUTE = {"session.qdq_matmulnbits_accuracy_level": "1"}
+FLOAT_COMPUTE = {"session.qdq_matmulnbits_accuracy_level": "1"}
 
 
-def _difference(session: FusedSession, reference: OrtModel, prompt: list[int]) -> float:
-    """Worst relative logit difference over a two-chunk prefill of ``prompt`` and 4 decode steps."""
+@dataclass(frozen=True)
+class StandardTrace:
+    """What the standard graph computed on the check's prompt: the last position's logits after
+    the prompt and after each of its greedy decode steps, and the tokens it chose."""
+
+    logits: list[np.ndarray]
+    tokens: list[int]
+
+
+def standard_trace(reference: OrtModel, prompt: list[int], steps: int = 4) -> StandardTrace:
+    """Run the standard graph (as ``reference``) on ``prompt``, then ``steps`` greedy tokens."""
+    want, past = reference.run(np.array([prompt], np.int64))
+    logits, tokens = [want[0, -1].copy()], []
+    for _ in range(steps):
+        tokens.append(int(want[0, -1].argmax()))
+        want, past = reference.run(np.array([[tokens[-1]]], np.int64), past)
+        logits.append(want[0, -1].copy())
+    return StandardTrace(logits, tokens)
+
+
+def _difference(session: FusedSession, trace: StandardTrace, prompt: list[int]) -> float:
+    """Worst relative logit difference over a two-chunk prefill of ``prompt`` and the decode
+    steps of ``trace``."""
     half = max(1, len(prompt) // 2)
     session.run(prompt[:half])
     got = [session.run(prompt[half:])] if len(prompt) > half else []
-    want, past = reference.run(np.array([prompt], np.int64))
-    wanted = [want[0, -1]] if got else []
-    for _ in range(4):
-        token = int(want[0, -1].argmax())
-        got.append(session.run([token]))
-        want, past = reference.run(np.array([[token]], np.int64), past)
-        wanted.append(want[0, -1])
+    wanted = trace.logits if got else trace.logits[1:]
+    got += [session.run([token]) for token in trace.tokens]
     return max(
         float(np.abs(g - w).max() / max(1.0, float(np.abs(w).max())))
         for g, w in zip(got, wanted, strict=True)
     )
 
 
-def write_ort_graph(
-    standard: onnx.ModelProto,
+def check_ort_graph(
+    files: list[Path],
     config: ModelConfig,
     precision: str,
-    max_seq_len: int,
-    folder: Path,
-    standard_path: Path,
+    trace: StandardTrace,
     session_config: dict[str, str],
     prompt: list[int],
 ) -> dict[str, Any]:
-    """Build, save and check the onnxruntime graph; its manifest entry.
+    """Check the written onnxruntime graph ``files`` against the standard graph; its manifest
+    entry.
 
-    Checked against the standard graph at ``standard_path`` (both with ``session_config``, but
-    computing in float32: :data:`GRAPH_TOLERANCE`): a prefill of ``prompt`` in two chunks, then
-    four greedy decode steps. Raises :class:`UnsupportedGraph` when the precision or the graph is
-    not one it is built for, or the two graphs disagree.
+    ``trace``: the standard graph's run on ``prompt`` (:func:`standard_trace`, with
+    ``session_config`` plus :data:`FLOAT_COMPUTE`); the fused graph runs the same prompt in two
+    chunks, then the same decode steps, computing in float32 too (:data:`GRAPH_TOLERANCE`). One
+    session at a time: a large model's weights are never loaded twice. Raises
+    :class:`UnsupportedGraph` (after removing ``files``) when the precision is not one it is
+    built for, this onnxruntime cannot run it, or the two graphs disagree.
     """
     if precision not in GRAPH_TOLERANCE:
         raise UnsupportedGraph(
             f"no onnxruntime graph for {precision} (its standard graph is the one to run)"
         )
-    fused = build_ort_graph(standard, config, rope_tables(config, max_seq_len))
-    files = save_onnx(fused, folder / ORT_GRAPH_FILE)
-    check = {**session_config, **_FLOAT_COMPUTE}
+    check = {**session_config, **FLOAT_COMPUTE}
     try:
-        worst = _difference(
-            FusedSession(files[0], config, len(prompt) + 8, check),
-            OrtModel(standard_path, config, check),
-            prompt,
-        )
+        session = FusedSession(files[0], config, len(prompt) + len(trace.tokens) + 4, check)
+        worst = _difference(session, trace, prompt)
+        del session
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own types (no such contrib ops)
         worst, failure = float("nan"), f"this onnxruntime cannot run it ({exc})"
     else:
@@ -125,10 +139,10 @@ def write_ort_graph(
         )
     if not worst <= GRAPH_TOLERANCE[precision]:
         for path in files:
-            path.unlink()
+            path.unlink(missing_ok=True)
         raise UnsupportedGraph(failure)
     return {
-        "file": ORT_GRAPH_FILE,
+        "file": files[0].name,
         "provider": "CPUExecutionProvider",
         "ops": "com.microsoft GroupQueryAttention (rotary, KV cache in place), "
         "SkipSimplifiedLayerNormalization; q/k/v and gate/up as one MatMul each",

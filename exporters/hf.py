@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from edge_sdk.chat_template import read_hf_chat_template
 from edge_sdk.config import SUPPORTED_ARCHITECTURES, ModelConfig
-from edge_sdk.errors import ConfigError, UnsupportedModelError
-from edge_sdk.exporters.checkpoint import LoadedModel, build_model
+from edge_sdk.errors import UnsupportedModelError
+from edge_sdk.exporters.checkpoint import LoadedModel, load_source
+from edge_sdk.exporters.sources import ModelSource
+from edge_sdk.exporters.weights import SafetensorsWeights
 
-__all__ = ["load_hf_folder"]
+__all__ = ["load_hf_folder", "open_hf_folder"]
 
 
 def load_hf_folder(folder: Path) -> LoadedModel:
     """Read a supported Hugging Face folder with safetensors (never pickle)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    return load_source(open_hf_folder(folder))
 
+
+def open_hf_folder(folder: Path) -> ModelSource:
+    """Open a supported Hugging Face folder: config, tokenizer and chat template read, the
+    safetensors weights memory-mapped (a truncated file is refused here, naming the tensor)."""
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise UnsupportedModelError(
@@ -41,20 +44,10 @@ def load_hf_folder(folder: Path) -> LoadedModel:
             f"{folder} has no tokenizer.json (the fast-tokenizer file); save the tokenizer with "
             "transformers' AutoTokenizer.save_pretrained, which writes it"
         )
-    state: dict[str, torch.Tensor] = {}
-    for path in weight_files:
-        try:
-            state.update(load_file(str(path)))
-        except (SafetensorError, OSError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from exc
-    model = build_model(config, state, str(folder))
-    return LoadedModel(
-        model,
-        tokenizer_path.read_text(encoding="utf-8"),
-        str(folder),
-        folder.name,
-        read_hf_chat_template(folder),
-    )
+    tokenizer_json = tokenizer_path.read_text(encoding="utf-8")
+    chat_template = read_hf_chat_template(folder)
+    weights = SafetensorsWeights(weight_files, tie_word_embeddings=config.tie_word_embeddings)
+    return ModelSource(config, weights, tokenizer_json, str(folder), folder.name, chat_template)
 
 
 def _with_generation_eos(config: ModelConfig, folder: Path) -> ModelConfig:

@@ -113,13 +113,10 @@ def load_hub_model(
 
     The model's source is recorded as ``hf://owner/name@<commit>``, its name as ``name``.
     """
-    from edge_sdk.exporters.hf import load_hf_folder  # torch: only when a model is loaded
+    from edge_sdk.exporters.checkpoint import load_source  # torch: only when a model is loaded
+    from edge_sdk.exporters.sources import open_hub_model
 
-    folder = resolve_hub_model(repo_id, revision, progress)
-    loaded = load_hf_folder(folder)
-    loaded.source = f"hf://{repo_id}@{folder.name}"
-    loaded.name = repo_id.split("/")[1]
-    return loaded
+    return load_source(open_hub_model(repo_id, revision, progress))
 
 
 def _note(progress: Progress | None, text: str) -> None:

@@ -49,7 +49,7 @@ def _from_bundle(root: Path) -> ModelSource:
     model_bytes = sum(
         int(record["size"])
         for name, record in bundle.manifest["files"].items()
-        if name.startswith(graph) or name.endswith(".data")
+        if name.startswith(graph)  # model.onnx and its external data, model.onnx.data
     )
     quant = bundle.manifest["precision"].get("config") or {}
     group = quant.get("group_size")

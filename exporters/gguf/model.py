@@ -1,83 +1,73 @@
-"""Load a llama.cpp GGUF file (Llama and Qwen2 architectures) as a float32 :class:`LoadedModel`.
+"""Open a llama.cpp GGUF file (Llama and Qwen2 architectures) as a :class:`ModelSource`, or load
+it as a float32 :class:`LoadedModel`.
 
-The metadata becomes a :class:`ModelConfig`, the tensors are dequantized to float32 with the
-``gguf`` library (llama.cpp's own) and renamed to the Hugging Face names of the reference model,
-and the tokenizer and chat template are rebuilt from ``tokenizer.*`` (:mod:`.tokenizer`).
-GGUF lists shapes fastest-varying first (ggml's ``ne``); the reader already gives numpy order.
-llama.cpp's converter permutes the rows of Llama q/k projections for its interleaved RoPE; they
-are permuted back here (Qwen2's are stored as they are).
+The metadata becomes a :class:`ModelConfig`, and the tokenizer and chat template are rebuilt from
+``tokenizer.*`` (:mod:`.tokenizer`). The tensors are dequantized to float32 with the ``gguf``
+library (llama.cpp's own) one at a time, in the Hugging Face names and layout of the reference
+model (:mod:`edge_sdk.exporters.weights.gguf_file`). A file whose tensor data runs past its end
+is refused when it is opened, naming the first tensor cut.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import struct
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from edge_sdk._optional import require
 from edge_sdk.config import ModelConfig, RopeScaling
 from edge_sdk.errors import ConfigError, UnsupportedModelError
-from edge_sdk.exporters.checkpoint import LoadedModel, build_model
+from edge_sdk.exporters.checkpoint import LoadedModel, load_source
 from edge_sdk.exporters.gguf.rope import rope_scaling_from_factors
 from edge_sdk.exporters.gguf.tokenizer import gguf_chat_template, gguf_tokenizer_json
+from edge_sdk.exporters.sources import ModelSource
+from edge_sdk.exporters.weights.gguf_file import ROPE_FREQS, GgufWeights, dequantized
 
-__all__ = ["SUPPORTED_GGUF_ARCHITECTURES", "dequantized", "gguf_config", "load_gguf", "read_gguf"]
+__all__ = [
+    "SUPPORTED_GGUF_ARCHITECTURES",
+    "dequantized",
+    "gguf_config",
+    "load_gguf",
+    "open_gguf",
+    "read_gguf",
+]
 
 #: ``general.architecture`` values this SDK reads.
 SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2")
 
-_GLOBAL_TENSORS = {
-    "token_embd.weight": "model.embed_tokens.weight",
-    "output_norm.weight": "model.norm.weight",
-    "output.weight": "lm_head.weight",
-}
-_LAYER_TENSORS = {
-    "attn_norm.weight": "input_layernorm.weight",
-    "attn_q.weight": "self_attn.q_proj.weight",
-    "attn_q.bias": "self_attn.q_proj.bias",
-    "attn_k.weight": "self_attn.k_proj.weight",
-    "attn_k.bias": "self_attn.k_proj.bias",
-    "attn_v.weight": "self_attn.v_proj.weight",
-    "attn_v.bias": "self_attn.v_proj.bias",
-    "attn_output.weight": "self_attn.o_proj.weight",
-    "ffn_norm.weight": "post_attention_layernorm.weight",
-    "ffn_gate.weight": "mlp.gate_proj.weight",
-    "ffn_up.weight": "mlp.up_proj.weight",
-    "ffn_down.weight": "mlp.down_proj.weight",
-}
-_LAYER_NAME = re.compile(r"blk\.(\d+)\.(.+)")
-_ROPE_FREQS = "rope_freqs.weight"
-
 
 def load_gguf(path: str | os.PathLike[str]) -> LoadedModel:
     """Read a GGUF file of a supported architecture into a float32 model in eval mode."""
+    return load_source(open_gguf(path))
+
+
+def open_gguf(path: str | os.PathLike[str]) -> ModelSource:
+    """Open a GGUF file of a supported architecture: config, tokenizer and chat template read from
+    its metadata, each tensor dequantized only when it is read."""
     path = Path(path)
     metadata, tensors = read_gguf(path)
-    by_name = {tensor.name: tensor for tensor in tensors}
     _architecture(metadata)  # before the tokenizer: an unsupported model says so first
     tokenizer_json = gguf_tokenizer_json(metadata)
-    factors = dequantized(by_name.pop(_ROPE_FREQS)) if _ROPE_FREQS in by_name else None
-    config = gguf_config(metadata, set(by_name), factors)
-    state = {
-        _hf_name(name): torch.from_numpy(_hf_layout(name, dequantized(tensor), config))
-        for name, tensor in by_name.items()
-    }
-    model = build_model(config, state, str(path))
+    rope_freqs = [tensor for tensor in tensors if tensor.name == ROPE_FREQS]
+    factors = dequantized(rope_freqs[0]) if rope_freqs else None
+    config = gguf_config(metadata, {t.name for t in tensors if t.name != ROPE_FREQS}, factors)
+    weights = GgufWeights(tensors, config)
     name = str(metadata.get("general.name") or path.stem)
-    return LoadedModel(model, tokenizer_json, str(path), name, gguf_chat_template(metadata))
+    return ModelSource(
+        config, weights, tokenizer_json, str(path), name, gguf_chat_template(metadata)
+    )
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:
     """The metadata as plain Python values and the tensor records (``gguf.ReaderTensor``)."""
     gguf = require("gguf", "reading GGUF files")
     try:
-        reader = gguf.GGUFReader(str(path))
+        reader = _checked_reader()(str(path))
         metadata = {
             name: _field_value(field, gguf.GGUFValueType) for name, field in reader.fields.items()
         }
@@ -89,41 +79,6 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:
             "is truncated or corrupt; download or convert it again"
         ) from exc
     return metadata, list(reader.tensors)
-
-
-def _dequantize_types() -> str:
-    """The tensor types the installed ``gguf`` library dequantizes (for messages)."""
-    import gguf.quants
-
-    block_formats = getattr(gguf.quants, "_type_traits", {})  # the library's registry
-    return ", ".join(["F32", "F16", *sorted(t.name for t in block_formats)])
-
-
-def dequantized(tensor: Any) -> np.ndarray:
-    """A GGUF tensor as a float32 numpy array of its (numpy-order) shape, writeable."""
-    from gguf.quants import dequantize
-
-    kind = tensor.tensor_type
-    try:
-        values = dequantize(tensor.data, kind)
-    except NotImplementedError as exc:
-        raise UnsupportedModelError(
-            f"tensor {tensor.name} is stored as {kind.name}, which the gguf library cannot "
-            f"dequantize; supported: {_dequantize_types()}"
-        ) from exc
-    except ValueError as exc:
-        raise UnsupportedModelError(
-            f"tensor {tensor.name} ({kind.name}) cannot be decoded ({_first_line(exc)}); "
-            "the file may be truncated or corrupt"
-        ) from exc
-    shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))
-    try:
-        values = values.reshape(shape)
-    except ValueError as exc:
-        raise UnsupportedModelError(
-            f"tensor {tensor.name} holds {values.size} values, not {shape}; the file may be corrupt"
-        ) from exc
-    return np.require(values, dtype=np.float32, requirements=["C_CONTIGUOUS", "WRITEABLE"])
 
 
 def gguf_config(
@@ -210,41 +165,6 @@ def _rope_scaling(
     return None
 
 
-def _hf_name(gguf_name: str) -> str:
-    if gguf_name in _GLOBAL_TENSORS:
-        return _GLOBAL_TENSORS[gguf_name]
-    match = _LAYER_NAME.fullmatch(gguf_name)
-    if match and match.group(2) in _LAYER_TENSORS:
-        return f"model.layers.{match.group(1)}.{_LAYER_TENSORS[match.group(2)]}"
-    raise UnsupportedModelError(
-        f"the GGUF holds a tensor this SDK does not know, {gguf_name!r}: not a plain Llama/Qwen2 "
-        "decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU)"
-    )
-
-
-def _hf_layout(gguf_name: str, weights: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """Undo llama.cpp's row permutation of Llama q/k (weights and biases)."""
-    if config.architecture != "llama":
-        return weights
-    if ".attn_q." in gguf_name:
-        return _unpermute_rotary_rows(weights, config.num_heads)
-    if ".attn_k." in gguf_name:
-        return _unpermute_rotary_rows(weights, config.num_kv_heads)
-    return weights
-
-
-def _unpermute_rotary_rows(weights: np.ndarray, heads: int) -> np.ndarray:
-    """Inverse of convert_hf_to_gguf's ``reshape(heads, 2, D/2, ...).swapaxes(1, 2)``: within each
-    head, rows interleaved pairwise (GGUF) go back to the two rotary halves (Hugging Face)."""
-    rows = weights.shape[0]
-    if rows % (2 * heads):
-        raise UnsupportedModelError(
-            f"a q/k projection has {rows} rows, not a multiple of 2 x {heads} heads"
-        )
-    paired = weights.reshape(heads, rows // heads // 2, 2, *weights.shape[1:])
-    return np.ascontiguousarray(paired.swapaxes(1, 2).reshape(weights.shape))
-
-
 def _one_value(name: str, value: Any) -> Any:
     """A per-layer array whose entries all agree, as one value (other arrays are refused)."""
     if not isinstance(value, list):
@@ -278,3 +198,38 @@ def _field_value(field: Any, value_type: Any) -> Any:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:160]
+
+
+@cache
+def _checked_reader() -> type[Any]:
+    """``gguf.GGUFReader`` that checks each tensor's bytes lie inside the file before mapping
+    them (the plain reader fails on a truncated file with a numpy reshape error)."""
+    require("gguf", "reading GGUF files")
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, ReaderField
+
+    class CheckedReader(GGUFReader):
+        def __init__(self, path: str) -> None:
+            self.path = path
+            super().__init__(path)
+
+        def _build_tensors(self, start_offs: int, fields: list[ReaderField]) -> None:
+            size = len(self.data)
+            try:  # the records' layout is the reader's: if it changed, skip to its own check
+                spans = []
+                for field in fields:
+                    _, raw_name, _, dims, kind, offset = field.parts
+                    block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(int(kind[0]))]
+                    end = start_offs + int(offset[0]) + int(np.prod(dims)) * block_bytes // block
+                    spans.append((end, bytes(raw_name).decode("utf-8")))
+            except (ValueError, KeyError, IndexError, TypeError):
+                spans = []
+            for end, tensor in sorted(spans):
+                if end > size:
+                    raise UnsupportedModelError(
+                        f"tensor {tensor} runs past the end of {self.path} (needs {end} bytes, the "
+                        f"file has {size}): the file is truncated, the download is incomplete; "
+                        "download it again"
+                    )
+            super()._build_tensors(start_offs, fields)
+
+    return CheckedReader

@@ -12,18 +12,14 @@ stays the same function and GPTQ or RTN then quantize the scaled weights.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from edge_sdk.cli_support import Progress
-from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quantize.int4 import dequantize_int4, rtn_int4
-from edge_sdk.exporters.quantize.scaling import collect_inputs, fold_scale, scale_groups
+from edge_sdk.exporters.quantize.scaling import ScaleGroup
 
-__all__ = ["EXPONENTS", "awq_scale"]
+__all__ = ["EXPONENTS", "search_scale"]
 
 EXPONENTS = tuple(i / 20 for i in range(21))  # a = 0 is "no scaling"
 
@@ -44,32 +40,16 @@ def _output_error(x: Tensor, linears: tuple[nn.Linear, ...], s_in: Tensor, group
     return err
 
 
-def awq_scale(
-    model: LiteForCausalLM,
-    token_ids: list[int],
-    window: int,
-    group: int,
-    progress: Progress | None = None,
-) -> tuple[LiteForCausalLM, dict[str, float]]:
-    """A scaled copy of ``model`` (same function) and the exponent chosen for each group."""
-    scaled = copy.deepcopy(model).eval()
-    groups = scale_groups(scaled)
-    inputs = collect_inputs(scaled, [g.linears[0] for g in groups], token_ids, window)
-    chosen: dict[str, float] = {}
-    for done, grp in enumerate(groups, start=1):
-        x = inputs[id(grp.linears[0])].float()
-        act = grp.reduce(x.abs().mean(dim=0)).clamp(min=1e-6)
-        best, best_err = 0.0, float("inf")
-        with torch.no_grad():
-            for a in EXPONENTS:
-                s = act.pow(a)
-                s = s / torch.sqrt(s.max() * s.min())
-                err = _output_error(x, grp.linears, grp.expand(s), group)
-                if err < best_err:
-                    best, best_err = a, err
-        s = act.pow(best)
-        fold_scale(grp, s / torch.sqrt(s.max() * s.min()))
-        chosen[grp.name] = best
-        if progress is not None:
-            progress.update(done, len(groups), "groups (AWQ scale search)")
-    return scaled, chosen
+def search_scale(grp: ScaleGroup, x: Tensor, group: int) -> tuple[Tensor, float]:
+    """The scale [P] of one group (normalised) and its exponent, searched on its inputs ``x``."""
+    act = grp.reduce(x.abs().mean(dim=0)).clamp(min=1e-6)
+    best, best_err = 0.0, float("inf")
+    with torch.no_grad():
+        for a in EXPONENTS:
+            s = act.pow(a)
+            s = s / torch.sqrt(s.max() * s.min())
+            err = _output_error(x, grp.linears, grp.expand(s), group)
+            if err < best_err:
+                best, best_err = a, err
+    s = act.pow(best)
+    return s / torch.sqrt(s.max() * s.min()), best

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import onnx
@@ -118,24 +117,16 @@ def quantize_int8(
     moments: dict[bytes, np.ndarray] | None = None,
     *,
     embedding: bool = True,
-    block_size: int = 0,
 ) -> tuple[onnx.ModelProto, Int8Report]:
-    """``model`` with int8 weights (rewritten in place, or converted to opset 21 first when
-    ``block_size`` is set); ``moments`` maps :func:`weight_key` to [K].
+    """``model`` with int8 weights per output channel, rewritten in place (the traced W8A8
+    export; the streamed flow quantizes tensors with :func:`blocked_int8` and
+    :func:`_per_channel` as it writes them); ``moments`` maps :func:`weight_key` to [K].
 
-    ``block_size`` G > 0 stores the MatMul weights in blocks of G inputs (the graph moves to
-    opset 21, which blocked DequantizeLinear needs); 0 per output channel. The embedding table
-    is int8 per row either way.
-
-    A tied LM head written as ``MatMul(x, Transpose(table))`` (see ``share_tied_head``) reuses
-    the int8 embedding table: its per-row scales are the head's per-output-channel scales.
-    ``embedding=False`` keeps the embedding table and the LM head (the MatMul producing
-    ``logits``) in float.
+    The embedding table becomes int8 per row. A tied LM head written as
+    ``MatMul(x, Transpose(table))`` (see ``share_tied_head``) reuses the int8 embedding table:
+    its per-row scales are the head's per-output-channel scales. ``embedding=False`` keeps the
+    embedding table and the LM head (the MatMul producing ``logits``) in float.
     """
-    if block_size:
-        from edge_sdk.exporters.quantize.int4 import to_opset21
-
-        model = to_opset21(model)
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
     taken = set(inits)
@@ -167,12 +158,7 @@ def quantize_int8(
         ):
             w = numpy_helper.to_array(inits[node.input[1]])
             stats = (moments or {}).get(weight_key(w))
-            layout: dict[str, Any] = (
-                {"axis": 0, "block_size": block_size} if block_size else {"axis": 1}
-            )
-            q, scale = (
-                blocked_int8(w, block_size, stats) if block_size else _per_channel(w, 1, stats)
-            )
+            q, scale = _per_channel(w, 1, stats)
             calibrated += stats is not None
             base = _fresh(node.name or node.input[1], taken)
             graph.initializer.extend(_initializers(base, q, scale))
@@ -182,7 +168,7 @@ def quantize_int8(
                     [f"{base}.int8", f"{base}.scale"],
                     [f"{base}.dequantized"],
                     name=f"{base}/DequantizeLinear",
-                    **layout,
+                    axis=1,
                 )
             )
             node.input[1] = f"{base}.dequantized"

@@ -68,28 +68,15 @@ class ScaleGroup:
 
 
 def scale_groups(model: LiteForCausalLM) -> list[ScaleGroup]:
-    """The four groups of every decoder layer, in order."""
-    groups: list[ScaleGroup] = []
-    g = model.config.num_heads // model.config.num_kv_heads
-    for i, layer in enumerate(model.decoder_layers()):
-        attn, mlp = layer.self_attn, layer.mlp
-        groups += [
-            ScaleGroup(
-                f"layers.{i}.attention_input",
-                layer.input_layernorm,
-                (attn.q_proj, attn.k_proj, attn.v_proj),
-            ),
-            ScaleGroup(
-                f"layers.{i}.o_proj_input", attn.v_proj, (attn.o_proj,), g, model.config.head_dim
-            ),
-            ScaleGroup(
-                f"layers.{i}.mlp_input",
-                layer.post_attention_layernorm,
-                (mlp.gate_proj, mlp.up_proj),
-            ),
-            ScaleGroup(f"layers.{i}.down_proj_input", mlp.up_proj, (mlp.down_proj,)),
-        ]
-    return groups
+    """The groups of every decoder layer, in order (the model family's own)."""
+    from edge_sdk.exporters.families import family_of  # the families build on ScaleGroup
+
+    family = family_of(model.config)
+    return [
+        group
+        for index, layer in enumerate(model.decoder_layers())
+        for group in family.scale_groups(model.config, layer, index)
+    ]
 
 
 def collect_inputs(

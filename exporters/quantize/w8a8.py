@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from edge_sdk.exporters.model import LiteForCausalLM
 from edge_sdk.exporters.quantize.int8 import weight_key
-from edge_sdk.exporters.quantize.scaling import collect_inputs, fold_scale, scale_groups
+from edge_sdk.exporters.quantize.scaling import ScaleGroup, collect_inputs, fold_scale, scale_groups
 
 __all__ = [
     "activation_ranges",
@@ -35,10 +35,19 @@ __all__ = [
     "entropy_threshold",
     "matmul_weight_keys",
     "smooth",
+    "smooth_scale",
 ]
 
 BINS = 2048
 LEVELS = 128
+
+
+def smooth_scale(grp: ScaleGroup, x: Tensor, alpha: float) -> Tensor:
+    """SmoothQuant's scale [P] of one group from its inputs ``x`` [n, K]."""
+    act = grp.reduce(x.abs().amax(dim=0), "max").clamp(min=1e-5)
+    wmax = torch.stack([lin.weight.detach().abs().amax(dim=0) for lin in grp.linears]).amax(dim=0)
+    wmax = grp.reduce(wmax, "max").clamp(min=1e-5)
+    return (act.pow(alpha) / wmax.pow(1 - alpha)).clamp(min=1e-5)
 
 
 def smooth(
@@ -51,12 +60,7 @@ def smooth(
         scaled, [g.linears[0] for g in groups], token_ids, window, max_rows=4096
     )
     for grp in groups:
-        act = grp.reduce(inputs[id(grp.linears[0])].abs().amax(dim=0), "max").clamp(min=1e-5)
-        wmax = torch.stack([lin.weight.detach().abs().amax(dim=0) for lin in grp.linears]).amax(
-            dim=0
-        )
-        wmax = grp.reduce(wmax, "max").clamp(min=1e-5)
-        fold_scale(grp, (act.pow(alpha) / wmax.pow(1 - alpha)).clamp(min=1e-5))
+        fold_scale(grp, smooth_scale(grp, inputs[id(grp.linears[0])], alpha))
     return scaled
 
 

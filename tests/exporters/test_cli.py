@@ -124,7 +124,7 @@ def test_no_ort_graph_writes_only_the_standard_graph(
     )
     assert "--no-ort-graph" in capsys.readouterr().out
     bundle = load_bundle(tmp_path / "b")
-    assert set(bundle.manifest["files"]) == {"model.onnx", "tokenizer.json"}
+    assert set(bundle.manifest["files"]) == {"model.onnx", "model.onnx.data", "tokenizer.json"}
     with load(bundle.path, "ort-cpu") as gen:  # the runtime runs the standard graph
         assert not gen.backend.fused  # type: ignore[attr-defined]
         assert gen.generate("Once upon a time", max_new_tokens=4).stats.new_tokens == 4

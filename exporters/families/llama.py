@@ -1,0 +1,213 @@
+"""The Llama family (Llama 2/3.x, Qwen2/2.5, Mistral): RMSNorm, RoPE, grouped-query attention
+(q/k/v biases for Qwen2, a sliding window for Mistral), SwiGLU MLP; Hugging Face tensor names.
+
+Shapes: B batch, S new tokens, P past, T = P + S, KV kv-heads, G = heads / KV, D head dim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge_sdk.config import ModelConfig
+from edge_sdk.exporters.families.base import LayerTensors, StandardInputs
+from edge_sdk.exporters.model import DecoderLayer
+from edge_sdk.exporters.quantize.qweight import QWeight
+from edge_sdk.exporters.quantize.scaling import ScaleGroup
+from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
+from edge_sdk.exporters.stream.ops import (
+    FusedState,
+    apply_rope,
+    inverse_sqrt,
+    linear,
+    rms_norm,
+    skip_norm,
+    swiglu,
+)
+from edge_sdk.onnx_io import past_names, present_names
+
+__all__ = [
+    "emit_fused",
+    "emit_standard",
+    "layer_shapes",
+    "layer_tensors",
+    "linears",
+    "reference_layer",
+    "scale_groups",
+]
+
+_MS = "com.microsoft"
+_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+_MLP = ("gate_proj", "up_proj", "down_proj")
+
+
+def layer_shapes(config: ModelConfig, index: int) -> dict[str, tuple[int, ...]]:
+    """Hugging Face name -> shape of every tensor of layer ``index``."""
+    c, p = config, f"model.layers.{index}."
+    e, i = c.hidden_size, c.intermediate_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "input_layernorm.weight": (e,),
+        "self_attn.q_proj.weight": (c.q_size, e),
+        "self_attn.k_proj.weight": (c.kv_size, e),
+        "self_attn.v_proj.weight": (c.kv_size, e),
+        "self_attn.o_proj.weight": (e, c.q_size),
+        "post_attention_layernorm.weight": (e,),
+        "mlp.gate_proj.weight": (i, e),
+        "mlp.up_proj.weight": (i, e),
+        "mlp.down_proj.weight": (e, i),
+    }
+    if c.qkv_bias:
+        shapes |= {
+            "self_attn.q_proj.bias": (c.q_size,),
+            "self_attn.k_proj.bias": (c.kv_size,),
+            "self_attn.v_proj.bias": (c.kv_size,),
+        }
+    return {p + name: shape for name, shape in shapes.items()}
+
+
+def reference_layer(config: ModelConfig, tensors: dict[str, np.ndarray]) -> nn.Module:
+    """The float PyTorch layer holding ``tensors`` (names inside the layer)."""
+    layer = DecoderLayer(config)
+    layer.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
+    return layer.eval()
+
+
+def _decoder(layer: nn.Module) -> DecoderLayer:
+    if not isinstance(layer, DecoderLayer):
+        raise TypeError(f"expected a Llama-family DecoderLayer, got {type(layer).__name__}")
+    return layer
+
+
+def linears(layer: nn.Module) -> dict[str, nn.Linear]:
+    """q/k/v/o and gate/up/down, by short name."""
+    decoder = _decoder(layer)
+    attn, mlp = decoder.self_attn, decoder.mlp
+    found = {name: getattr(attn, name) for name in _ATTENTION}
+    found |= {name: getattr(mlp, name) for name in _MLP}
+    return found
+
+
+def scale_groups(config: ModelConfig, layer: nn.Module, index: int) -> list[ScaleGroup]:
+    """The four groups of one layer (see :mod:`edge_sdk.exporters.quantize.scaling`)."""
+    layer = _decoder(layer)
+    attn, mlp, g = layer.self_attn, layer.mlp, config.num_heads // config.num_kv_heads
+    return [
+        ScaleGroup(
+            f"layers.{index}.attention_input",
+            layer.input_layernorm,
+            (attn.q_proj, attn.k_proj, attn.v_proj),
+        ),
+        ScaleGroup(f"layers.{index}.o_proj_input", attn.v_proj, (attn.o_proj,), g, config.head_dim),
+        ScaleGroup(
+            f"layers.{index}.mlp_input",
+            layer.post_attention_layernorm,
+            (mlp.gate_proj, mlp.up_proj),
+        ),
+        ScaleGroup(f"layers.{index}.down_proj_input", mlp.up_proj, (mlp.down_proj,)),
+    ]
+
+
+def layer_tensors(layer: nn.Module, index: int, matmuls: dict[str, QWeight]) -> LayerTensors:
+    """The quantized MatMuls plus the norms and biases of ``layer`` (after any scaling)."""
+    vectors = {
+        name: value.detach().numpy().astype(np.float32)
+        for name, value in layer.state_dict().items()
+        if value.ndim == 1
+    }
+    return LayerTensors(index, dict(matmuls), vectors)
+
+
+def _bias(t: LayerTensors, projection: str) -> np.ndarray | None:
+    return t.vectors.get(f"self_attn.{projection}.bias")
+
+
+def emit_standard(
+    g: GraphBuilder, config: ModelConfig, x: str, shared: StandardInputs, t: LayerTensors
+) -> str:
+    """The layer in standard ONNX ops; its output hidden state [B, S, E]."""
+    c, i = config, t.index
+    kv, d = c.num_kv_heads, c.head_dim
+    p = f"model.layers.{i}"
+    eps = float(c.rms_norm_eps)
+    h = rms_norm(g, x, t.vectors["input_layernorm.weight"], eps, f"{p}.input_layernorm")
+    proj = {
+        n: linear(g, h, t.matmuls[n], _bias(t, n), f"{p}.self_attn.{n}")
+        for n in ("q_proj", "k_proj", "v_proj")
+    }
+    q = g.op("Reshape", [proj["q_proj"], g.ints(f"{p}.q_shape", [0, 0, kv, -1, d])])
+    q = g.op("Transpose", [q], f"{p}.q", perm=[0, 2, 3, 1, 4])  # [B, KV, G, S, D]
+    kv_shape = g.ints(f"{p}.kv_shape", [0, 0, kv, d])
+    k = g.op("Transpose", [g.op("Reshape", [proj["k_proj"], kv_shape])], perm=[0, 2, 1, 3])
+    v = g.op("Transpose", [g.op("Reshape", [proj["v_proj"], kv_shape])], perm=[0, 2, 1, 3])
+    q = apply_rope(g, q, shared.cos_q, shared.sin_q, d, f"{p}.q_rope")
+    k = apply_rope(g, k, shared.cos_k, shared.sin_k, d, f"{p}.k_rope")  # [B, KV, S, D]
+    past_k, past_v = past_names(c.num_layers)[2 * i : 2 * i + 2]
+    present_k, present_v = present_names(c.num_layers)[2 * i : 2 * i + 2]
+    g.op("Concat", [past_k, k], outputs=[present_k], axis=2)  # [B, KV, T, D]
+    g.op("Concat", [past_v, v], outputs=[present_v], axis=2)
+    axis2 = g.ints(f"{p}.axis2", [2])
+    keys = g.op("Unsqueeze", [g.op("Transpose", [present_k], perm=[0, 1, 3, 2]), axis2])
+    scores = g.op("MatMul", [q, keys], f"{p}.scores")  # [B, KV, G, S, T]
+    scores = g.op("Div", [scores, g.const(f"{p}.sqrt_d", np.array(inverse_sqrt(d), np.float32))])
+    probs = g.op("Softmax", [g.op("Add", [scores, shared.bias])], f"{p}.probs", axis=-1)
+    out = g.op("MatMul", [probs, g.op("Unsqueeze", [present_v, axis2])])  # [B, KV, G, S, D]
+    out = g.op("Transpose", [out], perm=[0, 3, 1, 2, 4])
+    out = g.op("Reshape", [out, g.ints(f"{p}.merge_heads", [0, 0, -1])], f"{p}.attn")
+    o = linear(g, out, t.matmuls["o_proj"], None, f"{p}.self_attn.o_proj")
+    x = g.op("Add", [x, o], f"{p}.attn_residual")
+    h = rms_norm(g, x, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_norm")
+    gate = linear(g, h, t.matmuls["gate_proj"], None, f"{p}.mlp.gate_proj")
+    up = linear(g, h, t.matmuls["up_proj"], None, f"{p}.mlp.up_proj")
+    down = linear(
+        g, swiglu(g, gate, up, f"{p}.mlp"), t.matmuls["down_proj"], None, f"{p}.mlp.down_proj"
+    )
+    return g.op("Add", [x, down], f"{p}.output")
+
+
+def emit_fused(
+    g: GraphBuilder,
+    config: ModelConfig,
+    state: FusedState,
+    rope_cache: tuple[str, str],
+    t: LayerTensors,
+) -> FusedState:
+    """The layer with onnxruntime's contrib ops: GroupQueryAttention over a shared KV buffer,
+    skip-RMSNorms, q/k/v and gate/up as one MatMul each."""
+    c, i = config, t.index
+    p = f"model.layers.{i}"
+    eps = float(c.rms_norm_eps)
+    h, residual = skip_norm(g, state, t.vectors["input_layernorm.weight"], eps, f"{p}.in_norm")
+    qkv_w = QWeight.concatenated([t.matmuls[n] for n in ("q_proj", "k_proj", "v_proj")])
+    biases = [_bias(t, n) for n in ("q_proj", "k_proj", "v_proj")]
+    present = [b for b in biases if b is not None]
+    joined = np.concatenate(present) if len(present) == len(biases) else None
+    qkv = linear(g, h, qkv_w, joined if joined is not None and joined.any() else None, f"{p}.qkv")
+    past_k, past_v = past_names(c.num_layers)[2 * i : 2 * i + 2]
+    present_k, present_v = present_names(c.num_layers)[2 * i : 2 * i + 2]
+    attn = g.op(
+        "GroupQueryAttention",
+        [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length", *rope_cache],
+        outputs=[f"{p}.attn", present_k, present_v],
+        domain=_MS,
+        num_heads=c.num_heads,
+        kv_num_heads=c.num_kv_heads,
+        scale=float(c.head_dim**-0.5),
+        do_rotary=1,
+        rotary_interleaved=0,
+        local_window_size=int(c.sliding_window or -1),
+    )
+    o = linear(g, attn, t.matmuls["o_proj"], None, f"{p}.o_proj")
+    state = FusedState(residual, o)
+    h, residual = skip_norm(
+        g, state, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_norm"
+    )
+    gate_up_w = QWeight.concatenated([t.matmuls["gate_proj"], t.matmuls["up_proj"]])
+    gate_up = linear(g, h, gate_up_w, None, f"{p}.gate_up")
+    size = c.intermediate_size
+    gate, up = f"{p}.gate", f"{p}.up"
+    g.op("Split", [gate_up, g.ints(f"{p}.split", [size, size])], outputs=[gate, up], axis=-1)
+    down = linear(
+        g, swiglu(g, gate, up, f"{p}.mlp"), t.matmuls["down_proj"], None, f"{p}.down_proj"
+    )
+    return FusedState(residual, down)

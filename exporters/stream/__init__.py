@@ -1,0 +1,1 @@
+"""The streamed exporter: graphs written from the weights one layer at a time (see the README)."""

@@ -1,0 +1,123 @@
+"""The embedding table and the LM head as each precision stores them, and logits computed from
+them in PyTorch for the references (in vocabulary chunks: a float [V, E] head is never copied)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from edge_sdk.config import ModelConfig
+from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.quantize.gptq import gptq_int4
+from edge_sdk.exporters.quantize.qweight import (
+    QWeight,
+    float_weight,
+    int4_weight,
+    int8_rows,
+    int8_weight,
+)
+from edge_sdk.exporters.stream.graphs import Table
+from edge_sdk.exporters.weights.source import WeightSource
+
+__all__ = [
+    "EMBEDDING",
+    "HEAD",
+    "compact",
+    "float_head",
+    "head_logits",
+    "head_weight",
+    "stored_table",
+]
+
+EMBEDDING = "model.embed_tokens.weight"
+HEAD = "lm_head.weight"
+_CHUNK = 16384  # vocabulary rows per block of logits
+
+
+def stored_table(table: np.ndarray, quant: QuantConfig) -> Table:
+    """The embedding as stored: int8 rows (one scale each) for the integer methods, else float."""
+    if quant.precision in ("int8", "int4") and quant.quantize_embedding:
+        return Table(*int8_rows(table))
+    return Table(np.ascontiguousarray(table, dtype=np.float32))
+
+
+def float_head(config: ModelConfig, weights: WeightSource) -> np.ndarray:
+    """The float LM head [V, E] (the embedding table when tied)."""
+    return weights.get(EMBEDDING if config.tie_word_embeddings else HEAD)
+
+
+def compact(values: np.ndarray) -> np.ndarray:
+    """``values`` (float32) as bfloat16 bits (uint16) when that is exact, as for a bfloat16
+    checkpoint: half the memory; :func:`head_logits` widens it a slice at a time."""
+    bits = values.view(np.uint32)
+    high = np.empty(values.shape, np.uint16)
+    for start in range(0, len(bits), _CHUNK):
+        part = bits[start : start + _CHUNK]
+        if np.any(part & 0xFFFF):
+            return values
+        high[start : start + _CHUNK] = part >> 16
+    return high
+
+
+def _widened(values: np.ndarray) -> np.ndarray:
+    if values.dtype == np.uint16:
+        return (values.astype(np.uint32) << 16).view(np.float32)
+    return values.astype(np.float32)
+
+
+def head_weight(
+    config: ModelConfig,
+    quant: QuantConfig,
+    weights: WeightSource,
+    moments: np.ndarray | None,
+    hessian: Tensor | None,
+) -> QWeight | None:
+    """The LM head as stored [E, V], or None when it reads the (stored) embedding table.
+
+    int8: a tied head reads the int8 table; an untied one is int8 like the other MatMuls
+    (``moments``: its input's mean squares, for clipping). int4: int8 per channel (a tied one the
+    table), or with ``lm_head_bits`` 4 int4 blocks, its own copy, GPTQ-solved on ``hessian``.
+    """
+    tied = config.tie_word_embeddings
+    if quant.precision not in ("int8", "int4") or not quant.quantize_embedding:
+        return None if tied else float_weight(weights.get(HEAD).T)
+    if quant.precision == "int8":
+        return (
+            None if tied else int8_weight(weights.get(HEAD).T, int(quant.group_size or 0), moments)
+        )
+    if quant.lm_head_bits == 8:
+        return None if tied else int8_weight(weights.get(HEAD).T, 0, None)
+    w = float_head(config, weights)
+    group = int(quant.group_size or 0)
+    solved = None
+    if hessian is not None:
+        solved = gptq_int4(
+            torch.from_numpy(w), hessian, group, quant.gptq_damp, quant.gptq_act_order
+        )
+    return int4_weight(w.T, group, solved)
+
+
+def head_logits(h: Tensor, table: Table, head: QWeight | None) -> np.ndarray:
+    """Logits [N, V] of normalized hidden states ``h`` [N, E] through the head as stored."""
+    rows = h.float().numpy()
+    if head is None:  # the table, [V, E]
+        vocab = table.values.shape[0]
+        out = np.empty((rows.shape[0], vocab), np.float32)
+        for start in range(0, vocab, _CHUNK):
+            part = _widened(table.values[start : start + _CHUNK])
+            if table.scale is not None:
+                part *= table.scale[start : start + _CHUNK, None]
+            out[:, start : start + _CHUNK] = rows @ part.T
+        return out
+    vocab = head.shape[1]
+    out = np.empty((rows.shape[0], vocab), np.float32)
+    for start in range(0, vocab, _CHUNK):
+        block = QWeight(
+            head.values[:, start : start + _CHUNK],
+            None if head.scale is None else head.scale[..., start : start + _CHUNK],
+            head.bits,
+            head.block,
+        )
+        out[:, start : start + _CHUNK] = rows @ block.dequantized()
+    return out

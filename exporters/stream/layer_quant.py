@@ -1,0 +1,141 @@
+"""One decoder layer's quantization: activation scaling folded in (SmoothQuant for int8, AWQ for
+int4), statistics from the calibration windows, then each MatMul weight quantized.
+
+Layer by layer, as GPTQ is defined: the calibration text reaches layer ``i`` through layers
+``0 .. i-1`` as they are (float for the statistics of int8 and AWQ; quantized for GPTQ's
+Hessians), so the float model is never held whole.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from edge_sdk.config import ModelConfig
+from edge_sdk.exporters.families.base import Family
+from edge_sdk.exporters.quantize.awq import search_scale
+from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.quantize.gptq import gptq_int4
+from edge_sdk.exporters.quantize.qweight import QWeight, float_weight, int4_weight, int8_weight
+from edge_sdk.exporters.quantize.scaling import fold_scale
+from edge_sdk.exporters.quantize.w8a8 import smooth_scale
+from edge_sdk.exporters.stream.layerwise import InputStats, Windows
+
+__all__ = ["LayerQuantizer", "dequantized_copy"]
+
+_SMOOTH_ROWS = 4096  # rows of activations SmoothQuant reads per group (as the traced export did)
+_AWQ_ROWS = 1024
+
+
+@dataclass
+class LayerQuantizer:
+    """Quantizes layers in order; ``float_calib`` and ``quant_calib`` are the calibration windows
+    through the float and the quantized layers so far (None where the method needs neither)."""
+
+    family: Family
+    config: ModelConfig
+    quant: QuantConfig
+    float_calib: Windows | None
+    quant_calib: Windows | None
+    exponents: dict[str, float] = field(default_factory=dict)
+    calibrated: int = 0
+    solved: int = 0
+
+    def quantize(self, layer: nn.Module, index: int) -> dict[str, QWeight]:
+        """``layer``'s MatMul weights as stored; ``layer`` itself is scaled in place (the same
+        function) and the calibration windows move past it."""
+        linears = self.family.linears(layer)
+        if self.quant.method == "fp32":
+            return {n: float_weight(lin.weight.detach().numpy().T) for n, lin in linears.items()}
+        moments = self._calibrate(layer, index, linears)
+        if self.quant.method == "int8":
+            return self._int8(linears, moments)
+        return self._int4(layer, linears)
+
+    def _calibrate(
+        self, layer: nn.Module, index: int, linears: dict[str, nn.Linear]
+    ) -> dict[int, np.ndarray]:
+        """One pass of the float calibration windows through ``layer`` (then past it): the
+        activation scales (SmoothQuant or AWQ) folded into the layer, and each Linear's input
+        mean squares as the scaled layer sees them (int8 clipping), by ``id``."""
+        if self.float_calib is None:
+            return {}
+        alpha = self.quant.smoothquant_alpha if self.quant.method == "int8" else None
+        scaling = alpha is not None or self.quant.act_scale
+        groups = self.family.scale_groups(self.config, layer, index) if scaling else []
+        squares = InputStats(moments=self.quant.method == "int8")
+        firsts = InputStats(rows=_SMOOTH_ROWS if alpha is not None else _AWQ_ROWS)
+        self.float_calib.advance(
+            layer,
+            squares.hooks(list(linears.values())) + firsts.hooks([g.linears[0] for g in groups]),
+        )
+        divisors: dict[int, Tensor] = {}
+        for group in groups:
+            x = firsts.first_rows(group.linears[0])
+            if alpha is not None:
+                s = smooth_scale(group, x, alpha)
+            else:
+                s, self.exponents[group.name] = search_scale(
+                    group, x.float(), int(self.quant.group_size or 0)
+                )
+            fold_scale(group, s)
+            for lin in group.linears:  # the scaled layer's inputs are x / s
+                divisors[id(lin)] = group.expand(s.to(torch.float64)) ** 2
+        if self.quant.method != "int8":
+            return {}
+        return {
+            id(lin): (
+                squares.sums[id(lin)] / squares.counts[id(lin)] / divisors.get(id(lin), 1.0)
+            ).numpy()
+            for lin in linears.values()
+        }
+
+    def _int8(
+        self, linears: dict[str, nn.Linear], moments: dict[int, np.ndarray]
+    ) -> dict[str, QWeight]:
+        block = int(self.quant.group_size or 0)
+        out: dict[str, QWeight] = {}
+        for name, lin in linears.items():
+            stats = moments.get(id(lin))
+            self.calibrated += stats is not None
+            out[name] = int8_weight(lin.weight.detach().numpy().T, block, stats)
+        return out
+
+    def _int4(self, layer: nn.Module, linears: dict[str, nn.Linear]) -> dict[str, QWeight]:
+        group = int(self.quant.group_size or 0)
+        hessians: dict[str, Tensor] = {}
+        if self.quant.method == "gptq" and self.quant_calib is not None:
+            gram = InputStats(hessian=True)
+            self.quant_calib.run(layer, gram.hooks(list(linears.values())))
+            hessians = {n: gram.hessian(lin) for n, lin in linears.items()}
+        out: dict[str, QWeight] = {}
+        for name, lin in linears.items():
+            solved = None
+            if name in hessians:
+                solved = gptq_int4(
+                    lin.weight,
+                    hessians[name],
+                    group,
+                    self.quant.gptq_damp,
+                    self.quant.gptq_act_order,
+                )
+                self.solved += 1
+            out[name] = int4_weight(lin.weight.detach().numpy().T, group, solved)
+        if self.quant_calib is not None:
+            self.quant_calib.advance(dequantized_copy(self.family, layer, out))
+        return out
+
+
+def dequantized_copy(family: Family, layer: nn.Module, matmuls: dict[str, QWeight]) -> nn.Module:
+    """A copy of ``layer`` computing with the stored (dequantized) weights."""
+    if all(w.scale is None for w in matmuls.values()):
+        return layer
+    work = copy.deepcopy(layer)
+    with torch.no_grad():
+        for name, lin in family.linears(work).items():
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(matmuls[name].dequantized().T)))
+    return work

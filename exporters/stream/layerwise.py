@@ -1,0 +1,146 @@
+"""The PyTorch reference, run one layer at a time over token windows (calibration, evaluation,
+parity): hidden states pass through a layer's weights, then the next layer is read.
+
+A :class:`Windows` holds the hidden states [1, S, E] of independent token windows (each from
+position 0) or of one prompt followed by single decode tokens (each on the cache of the ones
+before it). Nothing here holds more than one layer's weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from edge_sdk.config import ModelConfig
+from edge_sdk.exporters.model import attention_bias
+
+__all__ = ["Hook", "InputStats", "Windows", "text_windows"]
+
+Hook = Callable[[nn.Module, tuple[Tensor, ...]], None]
+
+
+def text_windows(token_ids: list[int], window: int) -> list[list[int]]:
+    """Inputs of the teacher-forced windows (each ``window`` long at most, the last target
+    being the token after it), as the accuracy comparison reads them."""
+    return [
+        token_ids[start : min(start + window + 1, len(token_ids)) - 1]
+        for start in range(0, len(token_ids) - 1, window)
+        if min(start + window + 1, len(token_ids)) - start >= 2
+    ]
+
+
+@dataclass
+class Windows:
+    """Hidden states of token windows, advanced layer by layer.
+
+    ``decode``: the first window is a prompt and each later one a single token decoded after
+    it (on the layer's KV cache); otherwise every window starts at position 0.
+    """
+
+    config: ModelConfig
+    inv_freq: Tensor
+    hidden: list[Tensor] = field(default_factory=list)
+    decode: bool = False
+
+    @classmethod
+    def embed(
+        cls,
+        config: ModelConfig,
+        inv_freq: Tensor,
+        lookup: Callable[[np.ndarray], np.ndarray],
+        windows: Sequence[Sequence[int]],
+        decode: bool = False,
+    ) -> Windows:
+        """The embedding rows of each window's tokens; ``lookup(ids)`` gives them [n, E]."""
+        hidden = [torch.from_numpy(lookup(np.asarray(w, np.int64)))[None] for w in windows]
+        return cls(config, inv_freq, hidden, decode)
+
+    def tokens(self) -> int:
+        """Positions held, over all windows."""
+        return sum(int(h.shape[1]) for h in self.hidden)
+
+    def _angles(self, start: int, length: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        positions = torch.arange(start, start + length)[None]
+        freqs = positions[..., None].float() * self.inv_freq
+        angles = torch.cat((freqs, freqs), dim=-1)
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+    def run(self, layer: nn.Module, hooks: Sequence[tuple[nn.Module, Hook]] = ()) -> list[Tensor]:
+        """Each window through ``layer`` (hooks see the inputs of their modules); the outputs."""
+        handles = [module.register_forward_pre_hook(hook) for module, hook in hooks]
+        outputs: list[Tensor] = []
+        past: tuple[Tensor, Tensor] | None = None
+        start = 0
+        try:
+            with torch.no_grad():
+                for x in self.hidden:
+                    length = int(x.shape[1])
+                    if not self.decode:
+                        start, past = 0, None
+                    cos, sin = self._angles(start, length, x.dtype)
+                    mask = torch.ones(1, start + length, dtype=torch.int64)
+                    bias = attention_bias(mask, length, x.dtype, self.config.sliding_window)
+                    out, present = layer(x, cos, sin, bias, past)
+                    outputs.append(out)
+                    past, start = present, start + length
+        finally:
+            for handle in handles:
+                handle.remove()
+        return outputs
+
+    def advance(self, layer: nn.Module, hooks: Sequence[tuple[nn.Module, Hook]] = ()) -> None:
+        """Replace the hidden states by ``layer``'s outputs."""
+        self.hidden = self.run(layer, hooks)
+
+    def rows(self) -> Tensor:
+        """Every position's hidden state [N, E]."""
+        return torch.cat([h[0] for h in self.hidden])
+
+
+class InputStats:
+    """Hooks that collect, per module, its inputs' mean square [K], the first rows [n, K] and
+    ``2 X^T X / n`` (float64 [K, K]) as asked."""
+
+    def __init__(self, moments: bool = False, rows: int = 0, hessian: bool = False) -> None:
+        self.want_moments, self.want_rows, self.want_hessian = moments, rows, hessian
+        self.sums: dict[int, Tensor] = {}
+        self.counts: dict[int, int] = {}
+        self.row_parts: dict[int, list[Tensor]] = {}
+        self.gram: dict[int, Tensor] = {}
+
+    def hooks(self, modules: Sequence[nn.Module]) -> list[tuple[nn.Module, Hook]]:
+        """One hook per module."""
+        return [(m, self.observe) for m in modules]
+
+    def observe(self, module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        """Add the input ``args[0]`` of ``module`` (a forward pre-hook)."""
+        key = id(module)
+        x = args[0].detach().reshape(-1, args[0].shape[-1])
+        self.counts[key] = self.counts.get(key, 0) + x.shape[0]
+        if self.want_moments:
+            xd = x.double()
+            self.sums[key] = self.sums.get(key, 0) + (xd * xd).sum(0)
+        if self.want_hessian:
+            xd = x.double()
+            self.gram[key] = self.gram.get(key, 0) + xd.T @ xd
+        if self.want_rows:
+            have = sum(len(r) for r in self.row_parts.get(key, []))
+            if have < self.want_rows:
+                self.row_parts.setdefault(key, []).append(x[: self.want_rows - have].clone())
+
+    def moments(self, module: nn.Module) -> np.ndarray:
+        """Mean square of each input channel [K]."""
+        result: np.ndarray = (self.sums[id(module)] / self.counts[id(module)]).numpy()
+        return result
+
+    def hessian(self, module: nn.Module) -> Tensor:
+        """``2 X^T X / n``."""
+        return 2 * self.gram[id(module)] / self.counts[id(module)]
+
+    def first_rows(self, module: nn.Module) -> Tensor:
+        """The first input rows collected [n, K]."""
+        return torch.cat(self.row_parts[id(module)])

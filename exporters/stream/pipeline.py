@@ -1,0 +1,212 @@
+"""The streamed export's graph stage: both graphs written from the weights, one layer at a time.
+
+For each decoder layer in turn: read its tensors (memory-mapped or dequantized on demand), build
+the float PyTorch layer, scale and quantize it (:class:`LayerQuantizer`), write it into the
+standard graph and the fused graph (the family's emitters), move the calibration, evaluation and
+parity windows past it, and let it go. What stays in memory is one layer, the quantized embedding
+table, and the hidden states of a few thousand tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_sdk.cli_support import Progress
+from edge_sdk.config import ModelConfig
+from edge_sdk.exporters.families import family_of
+from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE, rope_tables
+from edge_sdk.exporters.model import RMSNorm, rope_inverse_frequencies
+from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.sources import ModelSource
+from edge_sdk.exporters.stream.graphs import (
+    Table,
+    fused_prelude,
+    fused_tail,
+    standard_prelude,
+    standard_tail,
+)
+from edge_sdk.exporters.stream.heads import EMBEDDING, head_logits, head_weight, stored_table
+from edge_sdk.exporters.stream.layer_quant import LayerQuantizer, dequantized_copy
+from edge_sdk.exporters.stream.layerwise import InputStats, Windows
+from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
+from edge_sdk.exporters.stream.ops import FusedState
+
+__all__ = ["StreamedGraphs", "Texts", "write_graphs"]
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Token windows the layer pass carries: calibration, evaluation, and the parity prompt
+    (a prefill of all but the last ``decode`` tokens, then those one at a time)."""
+
+    calibration: list[list[int]]
+    evaluation: list[list[int]]
+    parity: list[int]
+    decode: int = 4
+
+
+@dataclass
+class StreamedGraphs:
+    """What :func:`write_graphs` wrote and computed on the way."""
+
+    standard: list[Path]
+    fused: list[Path]
+    opset: int
+    parity_logits: np.ndarray  # [len(parity), V]: the PyTorch reference with the stored weights
+    evaluation_hidden: list[torch.Tensor]  # per evaluation window: final-normed float states
+    quantizer: LayerQuantizer
+
+
+def graph_opset(quant: QuantConfig) -> int:
+    """21 where blocked ``DequantizeLinear`` or int4 need it, else 18."""
+    blocked = quant.precision == "int4" or (quant.method == "int8" and bool(quant.group_size))
+    return 21 if blocked else 18
+
+
+def write_graphs(
+    source: ModelSource,
+    quant: QuantConfig,
+    folder: Path,
+    max_seq_len: int,
+    texts: Texts,
+    fused: bool,
+    progress: Progress,
+) -> StreamedGraphs:
+    """Write ``model.onnx`` (and ``model.ort.onnx`` when ``fused``) into ``folder``."""
+    family_of(source.config)  # an unsupported family fails before anything is written
+    standard = GraphBuilder(folder / "model.onnx", "edge-sdk")
+    ort = GraphBuilder(folder / ORT_GRAPH_FILE, "edge-sdk-ort") if fused else None
+    try:
+        return _write(source, quant, texts, standard, ort, max_seq_len, progress)
+    except BaseException:
+        standard.discard()
+        if ort is not None:
+            ort.discard()
+        raise
+
+
+@dataclass
+class _Streams:
+    """The windows the layer pass carries (see :class:`Texts`)."""
+
+    float_calib: Windows | None
+    quant_calib: Windows | None
+    evaluation: Windows
+    parity: Windows
+
+
+def _streams(
+    config: ModelConfig,
+    quant: QuantConfig,
+    texts: Texts,
+    inv_freq: torch.Tensor,
+    table_float: np.ndarray,
+    table: Table,
+) -> _Streams:
+    """Embedded windows: calibration through the float layers (int8 statistics, AWQ) and through
+    the quantized ones (GPTQ), evaluation (float), parity (the stored weights)."""
+    calibrating = quant.method == "int8" or quant.act_scale
+    calib = texts.calibration
+    split = max(1, len(texts.parity) - texts.decode)
+    prompt = [texts.parity[:split], *[[t] for t in texts.parity[split:]]]
+
+    def floats(ids: np.ndarray) -> np.ndarray:
+        rows: np.ndarray = table_float[ids]
+        return rows
+
+    return _Streams(
+        Windows.embed(config, inv_freq, floats, calib) if calibrating else None,
+        Windows.embed(config, inv_freq, floats, calib) if quant.method == "gptq" else None,
+        Windows.embed(config, inv_freq, floats, texts.evaluation),
+        Windows.embed(config, inv_freq, table.rows, prompt, decode=True),
+    )
+
+
+def _write(
+    source: ModelSource,
+    quant: QuantConfig,
+    texts: Texts,
+    standard: GraphBuilder,
+    ort: GraphBuilder | None,
+    max_seq_len: int,
+    progress: Progress,
+) -> StreamedGraphs:
+    config, weights = source.config, source.weights
+    family = family_of(config)
+    inv_freq = rope_inverse_frequencies(config)
+    table_float = weights.get(EMBEDDING)
+    table = stored_table(table_float, quant)
+    streams = _streams(config, quant, texts, inv_freq, table_float, table)
+    del table_float  # the windows hold copies of their rows
+    x, shared = standard_prelude(standard, config, table, inv_freq.numpy())
+    state, cache = (
+        fused_prelude(ort, config, table, rope_tables(config, max_seq_len))
+        if ort
+        else (FusedState(""), ("", ""))
+    )
+    quantizer = LayerQuantizer(family, config, quant, streams.float_calib, streams.quant_calib)
+    for index in range(config.num_layers):
+        prefix = f"model.layers.{index}."
+        tensors = {
+            name[len(prefix) :]: weights.get(name) for name in family.layer_shapes(config, index)
+        }
+        layer = family.reference_layer(config, tensors)
+        del tensors
+        matmuls = quantizer.quantize(layer, index)
+        streams.evaluation.advance(layer)
+        streams.parity.advance(dequantized_copy(family, layer, matmuls))
+        stored = family.layer_tensors(layer, index, matmuls)
+        x = family.emit_standard(standard, config, x, shared, stored)
+        if ort is not None:
+            state = family.emit_fused(ort, config, state, cache, stored)
+        del layer, matmuls, stored
+        progress.update(index + 1, config.num_layers, f"layers ({quant.label})")
+    norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+    final = weights.get("model.norm.weight")
+    norm.weight.data = torch.from_numpy(final)
+    head = head_weight(
+        config,
+        quant,
+        weights,
+        _final_moments(norm, streams.float_calib),
+        _final_hessian(norm, streams.quant_calib) if quant.lm_head_bits == 4 else None,
+    )
+    standard_tail(standard, config, x, final, table, head)
+    if ort is not None:
+        fused_tail(ort, config, state, final, table, head)
+    opset = graph_opset(quant)
+    with torch.no_grad():
+        parity_logits = head_logits(norm(streams.parity.rows()), table, head)
+        evaluation_hidden = [norm(h[0]) for h in streams.evaluation.hidden]
+    return StreamedGraphs(
+        standard=standard.save(opset),
+        fused=ort.save(opset) if ort is not None else [],
+        opset=opset,
+        parity_logits=parity_logits,
+        evaluation_hidden=evaluation_hidden,
+        quantizer=quantizer,
+    )
+
+
+def _final_moments(norm: RMSNorm, calib: Windows | None) -> np.ndarray | None:
+    """Mean squares of the LM head's input channels over the calibration windows."""
+    if calib is None:
+        return None
+    stats = InputStats(moments=True)
+    with torch.no_grad():
+        stats.observe(norm, (norm(calib.rows()),))
+    return stats.moments(norm)
+
+
+def _final_hessian(norm: RMSNorm, calib: Windows | None) -> torch.Tensor | None:
+    """GPTQ's Hessian of the LM head's input (through the quantized layers)."""
+    if calib is None:
+        return None
+    stats = InputStats(hessian=True)
+    with torch.no_grad():
+        stats.observe(norm, (norm(calib.rows()),))
+    return stats.hessian(norm)
