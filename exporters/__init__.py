@@ -3,7 +3,7 @@
 Needs the ``export`` extra (torch, onnx) and onnxruntime (``cpu`` extra) for the checks::
 
     from edge_sdk.exporters import export
-    result = export("model.pt", "model-int8", "int8")
+    result = export("model.pt", "model-int8", "int8")     # streamed: one layer at a time
     config = QuantConfig(method="GPTQ", bits=4, group_size=128)
     result = export("model.pt", "model-int4", quant=config)
 
@@ -21,6 +21,7 @@ try:
     from edge_sdk.exporters.loaders import demo_checkpoint_path, load_model
     from edge_sdk.exporters.model import LiteForCausalLM
     from edge_sdk.exporters.quantize.config import QuantConfig
+    from edge_sdk.exporters.sources import ModelSource, open_model
 except ModuleNotFoundError as _missing:  # torch or onnx: named when a name is used
     _MISSING_MODULE = _missing.name or "torch"
     if _MISSING_MODULE.split(".")[0] not in ("torch", "onnx", "onnxscript", "safetensors"):
@@ -40,11 +41,13 @@ __all__ = [
     "ExportResult",
     "LiteForCausalLM",
     "LoadedModel",
+    "ModelSource",
     "Precision",
     "QuantConfig",
     "demo_checkpoint_path",
     "export",
     "load_checkpoint",
     "load_model",
+    "open_model",
     "save_checkpoint",
 ]

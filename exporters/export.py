@@ -8,11 +8,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ExportError
-from edge_sdk.exporters.checkpoint import LoadedModel, build_model
+from edge_sdk.exporters.checkpoint import LoadedModel, load_source
 from edge_sdk.exporters.export_job import (
     PRECISIONS,
     ExportResult,
@@ -137,10 +135,5 @@ def _loaded(
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, ModelSource):
-        weights = model.weights
-        state = {n: torch.from_numpy(weights.get(n)) for n in weights.names()}
-        torch_model = build_model(model.config, state, model.source)
-        return LoadedModel(
-            torch_model, model.tokenizer_json, model.source, model.name, model.chat_template
-        )
+        return load_source(model)
     return load_model(model, revision, progress)

@@ -168,12 +168,14 @@ def _write(
     norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
     final = weights.get("model.norm.weight")
     norm.weight.data = torch.from_numpy(final)
+    moments = _head_inputs(norm, streams.float_calib, moments=True)
+    hessian = _head_inputs(norm, streams.quant_calib, hessian=True)
     head = head_weight(
         config,
         quant,
         weights,
-        _final_moments(norm, streams.float_calib),
-        _final_hessian(norm, streams.quant_calib) if quant.lm_head_bits == 4 else None,
+        moments.moments(norm) if moments else None,
+        hessian.hessian(norm) if hessian and quant.lm_head_bits == 4 else None,
     )
     standard_tail(standard, config, x, final, table, head)
     if ort is not None:
@@ -192,21 +194,12 @@ def _write(
     )
 
 
-def _final_moments(norm: RMSNorm, calib: Windows | None) -> np.ndarray | None:
-    """Mean squares of the LM head's input channels over the calibration windows."""
+def _head_inputs(norm: RMSNorm, calib: Windows | None, **wanted: bool) -> InputStats | None:
+    """Statistics (``moments``, ``hessian``) of the LM head's input over the calibration
+    windows: mean squares for int8 clipping (float layers), GPTQ's Hessian (quantized ones)."""
     if calib is None:
         return None
-    stats = InputStats(moments=True)
+    stats = InputStats(**wanted)
     with torch.no_grad():
         stats.observe(norm, (norm(calib.rows()),))
-    return stats.moments(norm)
-
-
-def _final_hessian(norm: RMSNorm, calib: Windows | None) -> torch.Tensor | None:
-    """GPTQ's Hessian of the LM head's input (through the quantized layers)."""
-    if calib is None:
-        return None
-    stats = InputStats(hessian=True)
-    with torch.no_grad():
-        stats.observe(norm, (norm(calib.rows()),))
-    return stats.hessian(norm)
+    return stats

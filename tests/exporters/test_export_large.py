@@ -37,9 +37,7 @@ def _random_models() -> ModuleType:
 @pytest.fixture(scope="module")
 def large_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("llama-3.2-1b-widths")
-    return Path(
-        _random_models().write_random_hf_folder(folder, "llama-3.2-1b", num_layers=LAYERS)
-    )
+    return Path(_random_models().write_random_hf_folder(folder, "llama-3.2-1b", num_layers=LAYERS))
 
 
 @pytest.mark.slow

@@ -49,9 +49,8 @@ def _padded_feed(config: object, past_len: int) -> dict[str, np.ndarray]:
 def test_streamed_fp32_graph_computes_what_the_traced_graph_did(
     family: str, tokenizer_json: str, tmp_path: Path
 ) -> None:
-    folder = make_hf_folder(family, tmp_path / family, tokenizer_json, vocab_size=2048) and (
-        tmp_path / family
-    )
+    folder = tmp_path / family
+    make_hf_folder(family, folder, tokenizer_json, vocab_size=2048)
     bundle = export(folder, tmp_path / "bundle", "fp32").bundle
     loaded = load_model(folder)
     traced = export_onnx(loaded.model, tmp_path / "traced.onnx")
