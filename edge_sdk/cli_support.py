@@ -76,10 +76,13 @@ def print_json(data: Any, stream: TextIO | None = None) -> None:
 
 
 class Progress:
-    """Stage-by-stage progress on stderr: ``[2/6] export ...`` lines, with a bar on a terminal."""
+    """Stage-by-stage progress on stderr: ``[2/6] export ...`` lines, with a bar on a terminal.
+
+    ``total_stages`` 0: the work that uses it says how many (``edge_sdk.exporters.export`` does).
+    """
 
     def __init__(
-        self, total_stages: int, stream: TextIO | None = None, quiet: bool = False
+        self, total_stages: int = 0, stream: TextIO | None = None, quiet: bool = False
     ) -> None:
         self.total = total_stages
         self.stream = stream or sys.stderr

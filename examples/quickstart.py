@@ -34,7 +34,7 @@ def main() -> int:
         f"1. Export {demo_checkpoint_path().name} (the demo model) to INT8 -> {args.output}",
         flush=True,
     )
-    result = export(demo_checkpoint_path(), args.output, "int8", progress=Progress(6))
+    result = export(demo_checkpoint_path(), args.output, "int8", progress=Progress())
     acc = result.accuracy
     assert acc is not None
     print(

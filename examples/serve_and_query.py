@@ -51,7 +51,7 @@ def main() -> int:
 
     if not (args.bundle / "manifest.json").is_file():
         print(f"Exporting the demo model to INT8 -> {args.bundle}", flush=True)
-        export(demo_checkpoint_path(), args.bundle, "int8", progress=Progress(6))
+        export(demo_checkpoint_path(), args.bundle, "int8", progress=Progress())
 
     # port 0: any free port; --json prints {"event": "listening", "url": ...} on stdout
     server = subprocess.Popen(

@@ -77,7 +77,9 @@ def export(
     quant = resolve_quant(precision, quant)
     if eval_tokens < 2:
         raise ExportError(f"eval_tokens must be at least 2, got {eval_tokens}")
-    progress = progress or Progress(export_stages(quant), quiet=True)
+    progress = progress or Progress(quiet=True)
+    if progress.total <= 0:
+        progress.total = export_stages(quant)
     started = time.perf_counter()
     label = model.source if isinstance(model, (LoadedModel, ModelSource)) else str(model)
     progress.stage("load", label)

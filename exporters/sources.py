@@ -145,10 +145,15 @@ def check_free_space(folder: Path, needed_bytes: int, what: str) -> None:
         raise ExportError(f"cannot read the free space of {existing}: {exc}") from exc
     if free < needed_bytes:
         raise ExportError(
-            f"not enough free space in {folder} for {what}: needs about "
-            f"{needed_bytes / 1e9:.1f} GB, {free / 1e9:.1f} GB free"
+            f"not enough free space in {folder} for {what}: needs about {_bytes(needed_bytes)} "
+            f"({needed_bytes} bytes), {_bytes(free)} free; free some space or write elsewhere "
+            "with -o"
         )
 
 
 def _shape(shape: tuple[int, ...]) -> str:
     return f"({', '.join(str(n) for n in shape)})"
+
+
+def _bytes(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"

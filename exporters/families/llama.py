@@ -19,7 +19,7 @@ from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
 from edge_sdk.exporters.stream.ops import (
     FusedState,
     apply_rope,
-    inverse_sqrt,
+    attention_divisor,
     linear,
     rms_norm,
     skip_norm,
@@ -149,7 +149,9 @@ def emit_standard(
     axis2 = g.ints(f"{p}.axis2", [2])
     keys = g.op("Unsqueeze", [g.op("Transpose", [present_k], perm=[0, 1, 3, 2]), axis2])
     scores = g.op("MatMul", [q, keys], f"{p}.scores")  # [B, KV, G, S, T]
-    scores = g.op("Div", [scores, g.const(f"{p}.sqrt_d", np.array(inverse_sqrt(d), np.float32))])
+    scores = g.op(
+        "Div", [scores, g.const(f"{p}.sqrt_d", np.array(attention_divisor(d), np.float32))]
+    )
     probs = g.op("Softmax", [g.op("Add", [scores, shared.bias])], f"{p}.probs", axis=-1)
     out = g.op("MatMul", [probs, g.op("Unsqueeze", [present_v, axis2])])  # [B, KV, G, S, D]
     out = g.op("Transpose", [out], perm=[0, 3, 1, 2, 4])

@@ -60,8 +60,8 @@ def swiglu(g: GraphBuilder, gate: str, up: str, name: str) -> str:
     return g.op("Mul", [act, up], f"{name}.mixed")
 
 
-def inverse_sqrt(head_dim: int) -> float:
-    """The attention scale's divisor, as the reference divides by it."""
+def attention_divisor(head_dim: int) -> float:
+    """sqrt(head_dim): the reference divides the attention scores by it."""
     return math.sqrt(head_dim)
 
 
