@@ -25,19 +25,36 @@ LAZY_BATCH = 128
 
 
 def gptq_int4(
-    weight: Tensor, hessian: Tensor, group: int, damp: float = 0.01, act_order: bool = False
+    weight: Tensor,
+    hessian: Tensor,
+    group: int,
+    damp: float = 0.01,
+    act_order: bool = False,
+    consume: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """GPTQ of a torch-layout weight [N, K]; returns ONNX layout (q [K, N] int8, scale [B, N])."""
+    """GPTQ of a torch-layout weight [N, K]; returns ONNX layout (q [K, N] int8, scale [B, N]).
+
+    ``consume``: ``hessian`` may be overwritten, which saves a [K, K] float64 copy (642 MB for a
+    1.5B model's down_proj)."""
     w = weight.detach().double().clone()  # [N, K]
     n, k = w.shape
-    h = hessian.clone()
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1.0
+    h = hessian if consume else hessian.clone()
+    del hessian
+    dead = h.diagonal() == 0
+    h.diagonal()[dead] = 1.0
     w[:, dead] = 0.0
-    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k)
-    w, h = w[:, perm], h[perm][:, perm]
-    h += damp * torch.mean(torch.diag(h)) * torch.eye(k, dtype=h.dtype)
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    if act_order:
+        perm = torch.argsort(h.diagonal(), descending=True)
+        w, h = w[:, perm], h[perm][:, perm]
+    else:
+        perm = torch.arange(k)
+    h.diagonal().add_(damp * torch.mean(h.diagonal()))
+    lower = torch.linalg.cholesky(h)  # one [K, K] at a time: the Hessian, then its factors
+    del h
+    inverse = torch.cholesky_inverse(lower)
+    del lower
+    hinv = torch.linalg.cholesky(inverse, upper=True)
+    del inverse
     blocks = -(-k // group)
     scale = torch.zeros(n, blocks, dtype=torch.float64)
     if act_order:  # fixed scales: blocks are contiguous in the original column order

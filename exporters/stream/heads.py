@@ -93,7 +93,7 @@ def head_weight(
     solved = None
     if hessian is not None:
         solved = gptq_int4(
-            torch.from_numpy(w), hessian, group, quant.gptq_damp, quant.gptq_act_order
+            torch.from_numpy(w), hessian, group, quant.gptq_damp, quant.gptq_act_order, consume=True
         )
     return int4_weight(w.T, group, solved)
 

@@ -21,7 +21,7 @@ from edge_sdk.exporters.quantize.awq import search_scale
 from edge_sdk.exporters.quantize.config import QuantConfig
 from edge_sdk.exporters.quantize.gptq import gptq_int4
 from edge_sdk.exporters.quantize.qweight import QWeight, float_weight, int4_weight, int8_weight
-from edge_sdk.exporters.quantize.scaling import fold_scale
+from edge_sdk.exporters.quantize.scaling import fold_scale, one_thread
 from edge_sdk.exporters.quantize.w8a8 import smooth_scale
 from edge_sdk.exporters.stream.layerwise import InputStats, Windows
 
@@ -116,13 +116,15 @@ class LayerQuantizer:
         for name, lin in linears.items():
             solved = None
             if name in hessians:
-                solved = gptq_int4(
-                    lin.weight,
-                    hessians[name],
-                    group,
-                    self.quant.gptq_damp,
-                    self.quant.gptq_act_order,
-                )
+                with one_thread():  # its small per-column ops: see one_thread
+                    solved = gptq_int4(
+                        lin.weight,
+                        hessians.pop(name),
+                        group,
+                        self.quant.gptq_damp,
+                        self.quant.gptq_act_order,
+                        consume=True,
+                    )
                 self.solved += 1
             out[name] = int4_weight(lin.weight.detach().numpy().T, group, solved)
         if self.quant_calib is not None:

@@ -126,7 +126,11 @@ class InputStats:
             self.sums[key] = self.sums.get(key, 0) + (xd * xd).sum(0)
         if self.want_hessian:
             xd = x.double()
-            self.gram[key] = self.gram.get(key, 0) + xd.T @ xd
+            product = xd.T @ xd
+            if key in self.gram:
+                self.gram[key] += product  # in place: one [K, K] sum, not a new one per window
+            else:
+                self.gram[key] = product
         if self.want_rows:
             have = sum(len(r) for r in self.row_parts.get(key, []))
             if have < self.want_rows:
@@ -138,8 +142,8 @@ class InputStats:
         return result
 
     def hessian(self, module: nn.Module) -> Tensor:
-        """``2 X^T X / n``."""
-        return 2 * self.gram[id(module)] / self.counts[id(module)]
+        """``2 X^T X / n``, once: the sums are handed over, not copied ([K, K] float64)."""
+        return self.gram.pop(id(module)).mul_(2).div_(self.counts[id(module)])
 
     def first_rows(self, module: nn.Module) -> Tensor:
         """The first input rows collected [n, K]."""
