@@ -1,4 +1,4 @@
-"""Model configuration of a Lite decoder (Llama, Qwen2 and Mistral families).
+"""Model configuration of a Lite decoder (Llama, Qwen2, Qwen3 and Mistral families).
 
 One frozen dataclass describes everything the exporter, the runtime and the planner need to know
 about a model's shape. It converts to and from plain dicts (the bundle manifest, the ``model.pt``
@@ -32,6 +32,7 @@ SUPPORTED_ARCHITECTURES: dict[str, str] = {
     "LlamaForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
     "MistralForCausalLM": "mistral",
+    "Qwen3ForCausalLM": "qwen3",
 }
 _FAMILIES = frozenset(SUPPORTED_ARCHITECTURES.values())
 
@@ -139,12 +140,19 @@ class ModelConfig:
         """Width of each of the key and value projections (num_kv_heads x head_dim)."""
         return self.num_kv_heads * self.head_dim
 
+    @property
+    def qk_norm(self) -> bool:
+        """Whether q and k are RMS-normalized per head before RoPE (Qwen3)."""
+        return self.architecture == "qwen3"
+
     def layer_parameters(self) -> int:
-        """Parameters of one decoder layer (attention, MLP, two norms)."""
+        """Parameters of one decoder layer (attention, MLP, two norms; Qwen3's q/k norms)."""
         h = self.hidden_size
         attention = h * self.q_size + 2 * h * self.kv_size + self.q_size * h
         if self.qkv_bias:
             attention += self.q_size + 2 * self.kv_size
+        if self.qk_norm:
+            attention += 2 * self.head_dim
         mlp = 3 * h * self.intermediate_size
         return attention + mlp + 2 * h
 
@@ -203,7 +211,7 @@ class ModelConfig:
             eos_ids = tuple(eos) if isinstance(eos, list) else (() if eos is None else (eos,))
             qkv_bias = family == "qwen2" or bool(hf.get("attention_bias", False))
             sliding = hf.get("sliding_window") if family == "mistral" else None
-            if family == "qwen2" and hf.get("use_sliding_window"):
+            if family in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
                 sliding = hf.get("sliding_window")
             return cls(
                 architecture=family,

@@ -1,9 +1,10 @@
-"""The PyTorch reference decoder: Llama, Qwen2 and Mistral families in one small model.
+"""The PyTorch reference decoder: Llama, Qwen2, Qwen3 and Mistral families in one small model.
 
 RMSNorm, rotary position embeddings (with Llama 3 "llama3" and linear scaling), grouped-query
-attention with an explicit KV cache, SwiGLU MLP. Parameter names match Hugging Face's, so a
-``*.safetensors`` state dict loads as it is. Shapes: B batch, S new tokens, P past tokens,
-T = P + S, H heads, KV kv-heads, G = H / KV, D head dim, E hidden size, V vocabulary.
+attention with an explicit KV cache (Qwen3: q and k RMS-normalized per head first), SwiGLU MLP.
+Parameter names match Hugging Face's, so a ``*.safetensors`` state dict loads as it is.
+Shapes: B batch, S new tokens, P past tokens, T = P + S, H heads, KV kv-heads, G = H / KV,
+D head dim, E hidden size, V vocabulary.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    """Grouped-query self-attention with RoPE and an explicit KV cache."""
+    """Grouped-query self-attention with RoPE and an explicit KV cache; q and k are RMS-normalized
+    per head before RoPE when the config says so (``q_norm``/``k_norm``, Qwen3)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -94,6 +96,9 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(e, config.kv_size, bias=bias)
         self.v_proj = nn.Linear(e, config.kv_size, bias=bias)
         self.o_proj = nn.Linear(config.q_size, e, bias=False)
+        d, eps = config.head_dim, config.rms_norm_eps
+        self.q_norm: nn.Module = RMSNorm(d, eps) if config.qk_norm else nn.Identity()
+        self.k_norm: nn.Module = RMSNorm(d, eps) if config.qk_norm else nn.Identity()
         self.heads, self.kv_heads, self.head_dim = (
             config.num_heads,
             config.num_kv_heads,
@@ -106,8 +111,9 @@ class Attention(nn.Module):
         b, s, _ = x.shape
         kv, d = self.kv_heads, self.head_dim
         g = self.heads // kv
-        q = self.q_proj(x).view(b, s, kv, g, d).permute(0, 2, 3, 1, 4)  # [B, KV, G, S, D]
-        k = self.k_proj(x).view(b, s, kv, d).transpose(1, 2)  # [B, KV, S, D]
+        q = self.q_norm(self.q_proj(x).view(b, s, kv, g, d))  # [B, S, KV, G, D]
+        q = q.permute(0, 2, 3, 1, 4)  # [B, KV, G, S, D]
+        k = self.k_norm(self.k_proj(x).view(b, s, kv, d)).transpose(1, 2)  # [B, KV, S, D]
         v = self.v_proj(x).view(b, s, kv, d).transpose(1, 2)  # [B, KV, S, D]
         q = q * cos[:, None, None] + _rotate_half(q) * sin[:, None, None]
         k = k * cos[:, None] + _rotate_half(k) * sin[:, None]

@@ -1,10 +1,13 @@
 """The Llama family (Llama 2/3.x, Qwen2/2.5, Mistral): RMSNorm, RoPE, grouped-query attention
 (q/k/v biases for Qwen2, a sliding window for Mistral), SwiGLU MLP; Hugging Face tensor names.
+Qwen3 (``qwen3.py``) reuses it, passing a per-head q/k norm to the emitters (:data:`HeadNorm`).
 
 Shapes: B batch, S new tokens, P past, T = P + S, KV kv-heads, G = heads / KV, D head dim.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -28,6 +31,7 @@ from edge_sdk.exporters.stream.ops import (
 from edge_sdk.onnx_io import past_names, present_names
 
 __all__ = [
+    "HeadNorm",
     "emit_fused",
     "emit_standard",
     "layer_shapes",
@@ -40,6 +44,9 @@ __all__ = [
 _MS = "com.microsoft"
 _ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 _MLP = ("gate_proj", "up_proj", "down_proj")
+
+#: A per-head norm of q or k before RoPE (Qwen3): (tensor with head_dim last, "q" or "k") -> output.
+HeadNorm = Callable[[str, str], str]
 
 
 def layer_shapes(config: ModelConfig, index: int) -> dict[str, tuple[int, ...]]:
@@ -123,9 +130,15 @@ def _bias(t: LayerTensors, projection: str) -> np.ndarray | None:
 
 
 def emit_standard(
-    g: GraphBuilder, config: ModelConfig, x: str, shared: StandardInputs, t: LayerTensors
+    g: GraphBuilder,
+    config: ModelConfig,
+    x: str,
+    shared: StandardInputs,
+    t: LayerTensors,
+    qk_norm: HeadNorm | None = None,
 ) -> str:
-    """The layer in standard ONNX ops; its output hidden state [B, S, E]."""
+    """The layer in standard ONNX ops; its output hidden state [B, S, E]. ``qk_norm`` writes a
+    per-head norm of q and k before RoPE."""
     c, i = config, t.index
     kv, d = c.num_kv_heads, c.head_dim
     p = f"model.layers.{i}"
@@ -135,10 +148,12 @@ def emit_standard(
         n: linear(g, h, t.matmuls[n], _bias(t, n), f"{p}.self_attn.{n}")
         for n in ("q_proj", "k_proj", "v_proj")
     }
+    norm = qk_norm or (lambda heads, _which: heads)
     q = g.op("Reshape", [proj["q_proj"], g.ints(f"{p}.q_shape", [0, 0, kv, -1, d])])
-    q = g.op("Transpose", [q], f"{p}.q", perm=[0, 2, 3, 1, 4])  # [B, KV, G, S, D]
+    q = g.op("Transpose", [norm(q, "q")], f"{p}.q", perm=[0, 2, 3, 1, 4])  # [B, KV, G, S, D]
     kv_shape = g.ints(f"{p}.kv_shape", [0, 0, kv, d])
-    k = g.op("Transpose", [g.op("Reshape", [proj["k_proj"], kv_shape])], perm=[0, 2, 1, 3])
+    k = norm(g.op("Reshape", [proj["k_proj"], kv_shape]), "k")  # [B, S, KV, D]
+    k = g.op("Transpose", [k], perm=[0, 2, 1, 3])
     v = g.op("Transpose", [g.op("Reshape", [proj["v_proj"], kv_shape])], perm=[0, 2, 1, 3])
     q = apply_rope(g, q, shared.cos_q, shared.sin_q, d, f"{p}.q_rope")
     k = apply_rope(g, k, shared.cos_k, shared.sin_k, d, f"{p}.k_rope")  # [B, KV, S, D]
@@ -173,9 +188,11 @@ def emit_fused(
     state: FusedState,
     rope_cache: tuple[str, str],
     t: LayerTensors,
+    qk_norm: HeadNorm | None = None,
 ) -> FusedState:
     """The layer with onnxruntime's contrib ops: GroupQueryAttention over a shared KV buffer,
-    skip-RMSNorms, q/k/v and gate/up as one MatMul each."""
+    skip-RMSNorms, q/k/v and gate/up as one MatMul each. With ``qk_norm``, q/k/v are split and q
+    and k normalized per head before GroupQueryAttention (which applies RoPE)."""
     c, i = config, t.index
     p = f"model.layers.{i}"
     eps = float(c.rms_norm_eps)
@@ -187,9 +204,10 @@ def emit_fused(
     qkv = linear(g, h, qkv_w, joined if joined is not None and joined.any() else None, f"{p}.qkv")
     past_k, past_v = past_names(c.num_layers)[2 * i : 2 * i + 2]
     present_k, present_v = present_names(c.num_layers)[2 * i : 2 * i + 2]
+    qkv_inputs = [qkv, "", ""] if qk_norm is None else _normed_qkv(g, c, qkv, qk_norm, p)
     attn = g.op(
         "GroupQueryAttention",
-        [qkv, "", "", past_k, past_v, "seqlens_k", "total_sequence_length", *rope_cache],
+        [*qkv_inputs, past_k, past_v, "seqlens_k", "total_sequence_length", *rope_cache],
         outputs=[f"{p}.attn", present_k, present_v],
         domain=_MS,
         num_heads=c.num_heads,
@@ -213,3 +231,16 @@ def emit_fused(
         g, swiglu(g, gate, up, f"{p}.mlp"), t.matmuls["down_proj"], None, f"{p}.down_proj"
     )
     return FusedState(residual, down)
+
+
+def _normed_qkv(g: GraphBuilder, c: ModelConfig, qkv: str, norm: HeadNorm, p: str) -> list[str]:
+    """q, k, v split from ``qkv`` [B, S, (H + 2 KV) D], q and k normalized per head."""
+    q, k, v = f"{p}.q", f"{p}.k", f"{p}.v"
+    sizes = g.ints(f"{p}.qkv_sizes", [c.q_size, c.kv_size, c.kv_size])
+    g.op("Split", [qkv, sizes], outputs=[q, k, v], axis=-1)
+    heads = g.ints(f"{p}.heads_shape", [0, 0, -1, c.head_dim])  # [B, S, H or KV, D]
+    merged = g.ints(f"{p}.merged_shape", [0, 0, -1])
+    return [
+        g.op("Reshape", [norm(g.op("Reshape", [x, heads]), which), merged], f"{p}.{which}_normed")
+        for x, which in ((q, "q"), (k, "k"))
+    ] + [v]

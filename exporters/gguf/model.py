@@ -1,5 +1,5 @@
-"""Open a llama.cpp GGUF file (Llama and Qwen2 architectures) as a :class:`ModelSource`, or load
-it as a float32 :class:`LoadedModel`.
+"""Open a llama.cpp GGUF file (Llama, Qwen2 and Qwen3 architectures) as a :class:`ModelSource`,
+or load it as a float32 :class:`LoadedModel`.
 
 The metadata becomes a :class:`ModelConfig`, and the tokenizer and chat template are rebuilt from
 ``tokenizer.*`` (:mod:`.tokenizer`). The tensors are dequantized to float32 with the ``gguf``
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: ``general.architecture`` values this SDK reads.
-SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2")
+SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3")
 
 
 def load_gguf(path: str | os.PathLike[str]) -> LoadedModel:

@@ -3,8 +3,9 @@ names and layout.
 
 The ``gguf`` reader memory-maps the file; a tensor is dequantized only when :meth:`GgufWeights.get`
 asks for it. llama.cpp's converter permutes the rows of Llama q/k projections for its interleaved
-RoPE; they are permuted back here (Qwen2's are stored as they are). ``rope_freqs.weight`` holds
-Llama 3 RoPE scaling factors, which belong to the config, so it is not a weight.
+RoPE; they are permuted back here (Qwen2's and Qwen3's are stored as they are).
+``rope_freqs.weight`` holds Llama 3 RoPE scaling factors, which belong to the config, so it is
+not a weight.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _LAYER_TENSORS = {
     "attn_k.bias": "self_attn.k_proj.bias",
     "attn_v.weight": "self_attn.v_proj.weight",
     "attn_v.bias": "self_attn.v_proj.bias",
+    "attn_q_norm.weight": "self_attn.q_norm.weight",  # Qwen3
+    "attn_k_norm.weight": "self_attn.k_norm.weight",
     "attn_output.weight": "self_attn.o_proj.weight",
     "ffn_norm.weight": "post_attention_layernorm.weight",
     "ffn_gate.weight": "mlp.gate_proj.weight",
@@ -122,8 +125,8 @@ def hf_name(gguf_name: str) -> str:
     if match and match.group(2) in _LAYER_TENSORS:
         return f"model.layers.{match.group(1)}.{_LAYER_TENSORS[match.group(2)]}"
     raise UnsupportedModelError(
-        f"the GGUF holds a tensor this SDK does not know, {gguf_name!r}: not a plain Llama/Qwen2 "
-        "decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU)"
+        f"the GGUF holds a tensor this SDK does not know, {gguf_name!r}: not a plain "
+        "Llama/Qwen2/Qwen3 decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU)"
     )
 
 

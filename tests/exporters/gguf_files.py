@@ -47,6 +47,8 @@ _NAMES = {
     "mlp.gate_proj": "ffn_gate",
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
     "input_layernorm": "attn_norm",
     "post_attention_layernorm": "ffn_norm",
 }
@@ -155,7 +157,11 @@ def write_gguf(
     writer.add_rope_freq_base(float(rope.get("rope_theta") or config.rope_theta))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
-    writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    writer.add_rope_dimension_count(head_dim)
+    if head_dim != config.hidden_size // config.num_attention_heads:  # as convert_hf_to_gguf
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
     if tokenizer_model is not None:
         tokens, types, merges = gguf_vocabulary(tokenizer_json)
         writer.add_tokenizer_model(tokenizer_model)

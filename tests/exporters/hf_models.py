@@ -33,6 +33,11 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "config": "MistralConfig",
         "extra": {"sliding_window": 6, "tie_word_embeddings": False},
     },
+    "qwen3": {  # head_dim 32 x 4 heads: q_size (128) != hidden_size (64)
+        "cls": "Qwen3ForCausalLM",
+        "config": "Qwen3Config",
+        "extra": {"head_dim": 32, "tie_word_embeddings": False, "rope_theta": 1000000.0},
+    },
 }
 
 
@@ -59,12 +64,12 @@ def make_hf_folder(
     torch.manual_seed(seed)
     model = getattr(transformers, spec["cls"])(config).eval()
     with torch.no_grad():  # make logits less flat than the default init so parity is meaningful
-        for param in model.parameters():
-            if param.dim() == 2:
+        for name, param in model.named_parameters():
+            if name.endswith(("q_norm.weight", "k_norm.weight")):  # Qwen3's: not all ones
+                param.normal_(1, 0.2)
+            elif param.dim() == 2:
                 param.normal_(0, 0.08)
-            elif param.dim() == 1 and "norm" not in "".join(
-                n for n, p in model.named_parameters() if p is param
-            ):
+            elif param.dim() == 1 and "norm" not in name:
                 param.normal_(0, 0.05)
     model.save_pretrained(folder, safe_serialization=True)
     (folder / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")

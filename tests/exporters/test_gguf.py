@@ -251,7 +251,7 @@ _BROKEN: dict[str, tuple[Callable[[Path, Any, str], Path], str]] = {
     "truncated": (lambda p, m, t: _truncated(write_gguf(p, m, "llama", t)), "truncated"),
     "architecture": (
         lambda p, m, t: write_gguf(p, m, "llama", t, arch="gemma2"),
-        "'gemma2' is not supported; supported: llama, qwen2",
+        "'gemma2' is not supported; supported: llama, qwen2, qwen3",
     ),
     "tensor type": (
         lambda p, m, t: write_gguf(p, m, "llama", t, {"ffn_up": "F64"}),

@@ -58,6 +58,8 @@ def test_family_specifics_are_read(hf_model: tuple[str, Path, object]) -> None:
         assert config.qkv_bias and config.tie_word_embeddings
     if family == "mistral":
         assert config.sliding_window == 6
+    if family == "qwen3":  # q_size 128 != hidden 64
+        assert config.qk_norm and config.head_dim == 32 and not config.qkv_bias
 
 
 def test_fp32_export_matches_transformers(
@@ -80,7 +82,7 @@ def test_fp32_export_matches_transformers(
     scale = max(1.0, float(np.abs(expected).max()))
     assert np.abs(logits - expected).max() / scale <= 1e-4
     assert np.abs(step - step_expected).max() / scale <= 1e-4
-    # the onnxruntime graph too (llama3 RoPE scaling, Qwen2's q/k/v biases, Mistral's window)
+    # the onnxruntime graph too (llama3 RoPE, Qwen2's biases, Mistral's window, Qwen3's q/k norms)
     onnxruntime = bundle.manifest["onnxruntime"]
     assert onnxruntime["fused_graph"], onnxruntime.get("fused_graph_skipped")
     fused = FusedSession(bundle.path / onnxruntime["fused_graph"]["file"], bundle.config, 16, {})
