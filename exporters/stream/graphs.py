@@ -117,34 +117,23 @@ def standard_prelude(
     return x, shared
 
 
+def _length(g: GraphBuilder, tensor: str, name: str) -> str:
+    """Dimension 1 of ``tensor`` as an int64 scalar."""
+    dim = g.op(
+        "Slice", [g.op("Shape", [tensor]), g.ints(f"{name}.from", [1]), g.ints(f"{name}.to", [2])]
+    )
+    return g.op("Squeeze", [dim, g.ints(f"{name}.axis", [0])], name)
+
+
 def _attention_bias(g: GraphBuilder, config: ModelConfig, ids: str, mask: str) -> str:
     """[B, 1, 1, S, T]: 0 where a query may attend a key (causal, inside the sliding window, not
     padding), float32's lowest value elsewhere; the S new tokens are the last S of T slots."""
-    zero = g.ints("mask.zero", [0])
-    total = g.op(
-        "Squeeze",
-        [
-            g.op(
-                "Slice", [g.op("Shape", [mask]), g.ints("mask.one", [1]), g.ints("mask.two", [2])]
-            ),
-            zero,
-        ],
-        "mask.total",
-    )
-    new = g.op(
-        "Squeeze",
-        [
-            g.op(
-                "Slice", [g.op("Shape", [ids]), g.ints("mask.one_", [1]), g.ints("mask.two_", [2])]
-            ),
-            zero,
-        ],
-        "mask.new",
-    )
+    total = _length(g, mask, "mask.total")  # T: past + new positions
+    new = _length(g, ids, "mask.new")  # S
     step = g.const("mask.step", np.array(1, np.int64))
     keys = g.op("Range", [g.const("mask.start", np.array(0, np.int64)), total, step], "mask.keys")
     queries = g.op("Range", [g.op("Sub", [total, new]), total, step], "mask.queries")
-    key_row = g.op("Unsqueeze", [keys, zero], "mask.key_row")  # [1, T]
+    key_row = g.op("Unsqueeze", [keys, g.ints("mask.zero", [0])], "mask.key_row")  # [1, T]
     query_col = g.op("Unsqueeze", [queries, g.ints("mask.last", [-1])], "mask.query_col")  # [S, 1]
     allowed = g.op("LessOrEqual", [key_row, query_col], "mask.causal")  # [S, T]
     if config.sliding_window is not None:
