@@ -26,7 +26,7 @@ from edge_sdk.exporters.checkpoint import LoadedModel, load_source
 from edge_sdk.exporters.gguf.rope import rope_scaling_from_factors
 from edge_sdk.exporters.gguf.tokenizer import gguf_chat_template, gguf_tokenizer_json
 from edge_sdk.exporters.sources import ModelSource
-from edge_sdk.exporters.weights.gguf_file import ROPE_FREQS, GgufWeights, dequantized
+from edge_sdk.exporters.weights.gguf_file import ROPE_FREQS, GgufWeights, dequantized, first_line
 
 __all__ = [
     "SUPPORTED_GGUF_ARCHITECTURES",
@@ -75,7 +75,7 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:
         raise ConfigError(f"{path} does not exist") from exc
     except (ValueError, OSError, IndexError, KeyError, struct.error, UnicodeDecodeError) as exc:
         raise UnsupportedModelError(
-            f"{path} cannot be read as a GGUF file ({_first_line(exc)}): it is not GGUF, or it "
+            f"{path} cannot be read as a GGUF file ({first_line(exc)}): it is not GGUF, or it "
             "is truncated or corrupt; download or convert it again"
         ) from exc
     return metadata, list(reader.tensors)
@@ -193,11 +193,6 @@ def _field_value(field: Any, value_type: Any) -> Any:
     if kind == value_type.FLOAT32:  # its shortest decimal: 1e-05, not 9.999999747378752e-06
         return float(str(value))
     return bool(value) if kind == value_type.BOOL else value.item()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:160]
 
 
 @cache

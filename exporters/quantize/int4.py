@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OPSET_INT4", "QMAX", "QMIN", "Int4Report", "dequantize_int4", "int4_packed", "rtn_int4"]
+__all__ = ["QMAX", "QMIN", "Int4Report", "dequantize_int4", "int4_packed", "rtn_int4"]
 
-OPSET_INT4 = 21
 QMIN, QMAX = -8, 7
 
 

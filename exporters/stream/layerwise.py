@@ -59,10 +59,6 @@ class Windows:
         hidden = [torch.from_numpy(lookup(np.asarray(w, np.int64)))[None] for w in windows]
         return cls(config, inv_freq, hidden, decode)
 
-    def tokens(self) -> int:
-        """Positions held, over all windows."""
-        return sum(int(h.shape[1]) for h in self.hidden)
-
     def _angles(self, start: int, length: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         positions = torch.arange(start, start + length)[None]
         freqs = positions[..., None].float() * self.inv_freq

@@ -55,7 +55,6 @@ class StreamedGraphs:
 
     standard: list[Path]
     fused: list[Path]
-    opset: int
     parity_logits: np.ndarray  # [len(parity), V]: the PyTorch reference with the stored weights
     evaluation_hidden: list[torch.Tensor]  # per evaluation window: final-normed float states
     quantizer: LayerQuantizer
@@ -187,7 +186,6 @@ def _write(
     return StreamedGraphs(
         standard=standard.save(opset),
         fused=ort.save(opset) if ort is not None else [],
-        opset=opset,
         parity_logits=parity_logits,
         evaluation_hidden=evaluation_hidden,
         quantizer=quantizer,

@@ -20,7 +20,7 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import UnsupportedModelError
 from edge_sdk.exporters.weights.pages import drop_array_pages
 
-__all__ = ["ROPE_FREQS", "GgufWeights", "dequantized", "hf_layout", "hf_name"]
+__all__ = ["ROPE_FREQS", "GgufWeights", "dequantized", "first_line", "hf_layout", "hf_name"]
 
 #: The GGUF tensor that carries RoPE scaling factors (config, not a model weight).
 ROPE_FREQS = "rope_freqs.weight"
@@ -103,7 +103,7 @@ def dequantized(tensor: Any) -> np.ndarray:
         ) from exc
     except ValueError as exc:
         raise UnsupportedModelError(
-            f"tensor {tensor.name} ({kind.name}) cannot be decoded ({_first_line(exc)}); "
+            f"tensor {tensor.name} ({kind.name}) cannot be decoded ({first_line(exc)}); "
             "the file may be truncated or corrupt"
         ) from exc
     shape = _shape(tensor)
@@ -165,6 +165,7 @@ def _dequantize_types() -> str:
     return ", ".join(["F32", "F16", *sorted(t.name for t in block_formats)])
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for one-line errors."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:160]
