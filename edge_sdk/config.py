@@ -1,4 +1,4 @@
-"""Model configuration of a Lite decoder (Llama, Qwen2, Qwen3 and Mistral families).
+"""Model configuration of a Lite decoder (Llama, Qwen2, Qwen3, Mistral and Gemma 3 families).
 
 One frozen dataclass describes everything the exporter, the runtime and the planner need to know
 about a model's shape. It converts to and from plain dicts (the bundle manifest, the ``model.pt``
@@ -18,7 +18,9 @@ from edge_sdk.errors import ConfigError, UnsupportedModelError
 
 __all__ = [
     "DEFAULT_MAX_SEQ_LEN",
+    "LAYER_TYPES",
     "SUPPORTED_ARCHITECTURES",
+    "LinearAttention",
     "ModelConfig",
     "RopeScaling",
 ]
@@ -33,8 +35,15 @@ SUPPORTED_ARCHITECTURES: dict[str, str] = {
     "Qwen2ForCausalLM": "qwen2",
     "MistralForCausalLM": "mistral",
     "Qwen3ForCausalLM": "qwen3",
+    "Gemma3ForCausalLM": "gemma3",
 }
-_FAMILIES = frozenset(SUPPORTED_ARCHITECTURES.values())
+# Families the planner knows before the exporter does (Qwen3.5: hybrid linear attention).
+_PLANNED_FAMILIES = frozenset({"qwen3_5"})
+_FAMILIES = frozenset(SUPPORTED_ARCHITECTURES.values()) | _PLANNED_FAMILIES
+
+#: What a decoder layer's token mixer is: causal attention over every past position, attention
+#: over the last ``sliding_window`` positions, or a linear-attention recurrence (Gated DeltaNet).
+LAYER_TYPES = ("full_attention", "sliding_attention", "linear_attention")
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,46 @@ class RopeScaling:
 
 
 @dataclass(frozen=True)
+class LinearAttention:
+    """Shapes of a Gated DeltaNet layer (Qwen3.5): key/value heads and widths, and the kernel of
+    its causal depthwise convolution. Its state per sequence is fixed: a conv window of
+    ``conv_kernel - 1`` positions and a ``key_head_dim x value_head_dim`` matrix per value head."""
+
+    num_key_heads: int
+    num_value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("num_key_heads", "num_value_heads", "key_head_dim", "value_head_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(
+                    f"linear_attention.{name} must be a positive integer, got {value!r}"
+                )
+        if self.conv_kernel < 1:
+            raise ConfigError(f"linear_attention.conv_kernel must be >= 1, got {self.conv_kernel}")
+        if self.num_value_heads % self.num_key_heads:
+            raise ConfigError(
+                f"linear_attention.num_value_heads ({self.num_value_heads}) must be a multiple of "
+                f"num_key_heads ({self.num_key_heads})"
+            )
+
+    @property
+    def conv_channels(self) -> int:
+        """Channels of the depthwise convolution: q, k and v together."""
+        return (
+            2 * self.num_key_heads * self.key_head_dim + self.num_value_heads * self.value_head_dim
+        )
+
+    def state_values(self) -> int:
+        """Values of one layer's state for one sequence: conv window plus recurrent matrices."""
+        conv = self.conv_channels * (self.conv_kernel - 1)
+        return conv + self.num_value_heads * self.key_head_dim * self.value_head_dim
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Shape and hyper-parameters of a decoder-only model with RMSNorm, RoPE, GQA and SwiGLU."""
 
@@ -79,12 +128,21 @@ class ModelConfig:
     sliding_window: int | None = None
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = field(default_factory=tuple)
+    # Per layer, one of LAYER_TYPES; () means every layer alike: full attention, or sliding over
+    # `sliding_window` positions when that is set (Mistral).
+    layer_types: tuple[str, ...] = ()
+    rope_local_theta: float | None = None  # RoPE base of the sliding layers (Gemma 3: 10000)
+    query_pre_attn_scalar: float | None = None  # scores scaled by its -1/2 power (default head_dim)
+    partial_rotary_factor: float = 1.0  # the share of head_dim RoPE rotates (Qwen3.5: 0.25)
+    linear_attention: LinearAttention | None = None  # shapes of the linear layers (Qwen3.5)
 
     def __post_init__(self) -> None:
         if self.head_dim == 0 and self.num_heads > 0:
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
         object.__setattr__(self, "eos_token_ids", tuple(int(i) for i in self.eos_token_ids))
+        object.__setattr__(self, "layer_types", tuple(str(t) for t in self.layer_types))
         self._validate()
+        self._validate_layers()
 
     def _validate(self) -> None:
         for name in (
@@ -128,6 +186,76 @@ class ModelConfig:
                     f"(size {self.vocab_size})"
                 )
 
+    def _validate_layers(self) -> None:
+        if self.layer_types and len(self.layer_types) != self.num_layers:
+            raise ConfigError(
+                f"layer_types lists {len(self.layer_types)} layers, the model has {self.num_layers}"
+            )
+        unknown = sorted(set(self.layer_types) - set(LAYER_TYPES))
+        if unknown:
+            raise ConfigError(
+                f"unknown layer types {', '.join(unknown)}; known: {', '.join(LAYER_TYPES)}"
+            )
+        if "sliding_attention" in self.layer_types and self.sliding_window is None:
+            raise ConfigError("layer_types has sliding_attention layers but no sliding_window")
+        if ("linear_attention" in self.layer_types) != (self.linear_attention is not None):
+            raise ConfigError(
+                "linear_attention shapes are needed exactly when layer_types has "
+                "linear_attention layers"
+            )
+        if not 0 < self.partial_rotary_factor <= 1:
+            raise ConfigError(
+                f"partial_rotary_factor must be in (0, 1], got {self.partial_rotary_factor}"
+            )
+        if self.rotary_dim % 2:
+            raise ConfigError(f"the rotary width must be even, got {self.rotary_dim}")
+        for name in ("rope_local_theta", "query_pre_attn_scalar"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{name} must be a positive number, got {value}")
+
+    # -- layers -------------------------------------------------------------------------------
+
+    def layer_type(self, index: int) -> str:
+        """The token mixer of layer ``index`` (one of :data:`LAYER_TYPES`)."""
+        if self.layer_types:
+            return self.layer_types[index]
+        return "full_attention" if self.sliding_window is None else "sliding_attention"
+
+    def layer_window(self, index: int) -> int | None:
+        """How many positions layer ``index`` attends to (itself included); None: all."""
+        return self.sliding_window if self.layer_type(index) == "sliding_attention" else None
+
+    def local_rope(self, index: int) -> bool:
+        """Whether layer ``index`` uses the sliding layers' RoPE base (Gemma 3)."""
+        return self.rope_local_theta is not None and self.layer_type(index) == "sliding_attention"
+
+    @property
+    def attention_layers(self) -> tuple[int, ...]:
+        """Indices of the layers with a KV cache (every layer but the linear-attention ones)."""
+        return tuple(i for i in range(self.num_layers) if self.layer_type(i) != "linear_attention")
+
+    @property
+    def attention_scale(self) -> float:
+        """What the attention scores q.k are multiplied by."""
+        scalar = float(self.query_pre_attn_scalar or self.head_dim)
+        return 1.0 / math.sqrt(scalar)
+
+    @property
+    def rotary_dim(self) -> int:
+        """How many channels of each head RoPE rotates (the first ones)."""
+        return int(self.head_dim * self.partial_rotary_factor)
+
+    @property
+    def norm_offset(self) -> float:
+        """Added to every RMSNorm weight: Gemma and Qwen3.5 store ``w`` and scale by ``1 + w``."""
+        return 1.0 if self.architecture in ("gemma3", "qwen3_5") else 0.0
+
+    @property
+    def embedding_scale(self) -> float:
+        """What the embedding rows are multiplied by (Gemma: sqrt(hidden_size)), else 1."""
+        return math.sqrt(self.hidden_size) if self.architecture == "gemma3" else 1.0
+
     # -- derived sizes ------------------------------------------------------------------------
 
     @property
@@ -142,19 +270,33 @@ class ModelConfig:
 
     @property
     def qk_norm(self) -> bool:
-        """Whether q and k are RMS-normalized per head before RoPE (Qwen3)."""
-        return self.architecture == "qwen3"
+        """Whether q and k are RMS-normalized per head before RoPE (Qwen3, Gemma 3, Qwen3.5)."""
+        return self.architecture in ("qwen3", "gemma3", "qwen3_5")
 
-    def layer_parameters(self) -> int:
-        """Parameters of one decoder layer (attention, MLP, two norms; Qwen3's q/k norms)."""
+    @property
+    def norms_per_layer(self) -> int:
+        """Hidden-size norms in a layer: Gemma 3 adds a norm after attention and after the MLP."""
+        return 4 if self.architecture == "gemma3" else 2
+
+    def layer_parameters(self, index: int = 0) -> int:
+        """Parameters of decoder layer ``index`` (token mixer, MLP, norms)."""
         h = self.hidden_size
-        attention = h * self.q_size + 2 * h * self.kv_size + self.q_size * h
+        mlp = 3 * h * self.intermediate_size
+        norms = self.norms_per_layer * h
+        linear = self.linear_attention
+        if self.layer_type(index) == "linear_attention" and linear is not None:
+            v_size = linear.num_value_heads * linear.value_head_dim
+            mixer = h * (linear.conv_channels + v_size + 2 * linear.num_value_heads)  # qkv, z, b, a
+            mixer += linear.conv_channels * linear.conv_kernel + 2 * linear.num_value_heads
+            mixer += linear.value_head_dim + v_size * h  # gated norm, out_proj
+            return mixer + mlp + norms
+        q_out = 2 * self.q_size if self.architecture == "qwen3_5" else self.q_size  # output gate
+        attention = h * q_out + 2 * h * self.kv_size + self.q_size * h
         if self.qkv_bias:
             attention += self.q_size + 2 * self.kv_size
         if self.qk_norm:
             attention += 2 * self.head_dim
-        mlp = 3 * h * self.intermediate_size
-        return attention + mlp + 2 * h
+        return attention + mlp + norms
 
     def embedding_parameters(self) -> int:
         """Parameters of the token embedding plus the LM head when it is not tied."""
@@ -163,7 +305,8 @@ class ModelConfig:
 
     def parameter_count(self, include_embeddings: bool = True) -> int:
         """Total parameters (tied embeddings counted once)."""
-        body = self.num_layers * self.layer_parameters() + self.hidden_size  # + final norm
+        layers = sum(self.layer_parameters(i) for i in range(self.num_layers))
+        body = layers + self.hidden_size  # + final norm
         return body + (self.embedding_parameters() if include_embeddings else 0)
 
     # -- conversions --------------------------------------------------------------------------
@@ -172,6 +315,7 @@ class ModelConfig:
         """Plain JSON-serialisable dict (inverse of :meth:`from_dict`)."""
         data = dataclasses.asdict(self)
         data["eos_token_ids"] = list(self.eos_token_ids)
+        data["layer_types"] = list(self.layer_types)
         return data
 
     @classmethod
@@ -188,6 +332,10 @@ class ModelConfig:
         if isinstance(scaling, dict):
             values["rope_scaling"] = RopeScaling(**scaling)
         values["eos_token_ids"] = tuple(values.get("eos_token_ids") or ())
+        values["layer_types"] = tuple(values.get("layer_types") or ())
+        linear = values.get("linear_attention")
+        if isinstance(linear, dict):
+            values["linear_attention"] = LinearAttention(**linear)
         try:
             return cls(**values)
         except TypeError as exc:
@@ -213,6 +361,9 @@ class ModelConfig:
             sliding = hf.get("sliding_window") if family == "mistral" else None
             if family in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
                 sliding = hf.get("sliding_window")
+            extra = _gemma3_fields(hf) if family == "gemma3" else {}
+            if family == "gemma3":
+                sliding = hf.get("sliding_window")
             return cls(
                 architecture=family,
                 vocab_size=int(hf["vocab_size"]),
@@ -231,6 +382,7 @@ class ModelConfig:
                 sliding_window=int(sliding) if sliding else None,
                 bos_token_id=hf.get("bos_token_id"),
                 eos_token_ids=eos_ids,
+                **extra,
             )
         except KeyError as exc:
             raise ConfigError(f"config.json lacks the required key {exc.args[0]!r}") from exc
@@ -256,12 +408,37 @@ def _rope_parameters(hf: dict[str, Any]) -> dict[str, Any]:
     return params if isinstance(params, dict) else {}
 
 
+def _rope_parameters_of(hf: dict[str, Any], layer_type: str) -> dict[str, Any]:
+    # Gemma 3 in transformers 5: one `rope_parameters` entry per layer type.
+    params = _rope_parameters(hf).get(layer_type)
+    return params if isinstance(params, dict) else {}
+
+
 def _rope_theta(hf: dict[str, Any]) -> float:
-    return float(hf.get("rope_theta") or _rope_parameters(hf).get("rope_theta") or 10000.0)
+    params = _rope_parameters_of(hf, "full_attention") or _rope_parameters(hf)
+    return float(hf.get("rope_theta") or params.get("rope_theta") or 10000.0)
+
+
+def _gemma3_fields(hf: dict[str, Any]) -> dict[str, Any]:
+    """Gemma 3's layer pattern (5 sliding layers, then a global one, unless ``layer_types``
+    says), its local RoPE base and the attention scale."""
+    layers = int(hf["num_hidden_layers"])
+    pattern = int(hf.get("sliding_window_pattern") or hf.get("_sliding_window_pattern") or 6)
+    types = hf.get("layer_types") or [
+        "sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(layers)
+    ]
+    local = _rope_parameters_of(hf, "sliding_attention").get("rope_theta")
+    return {
+        "layer_types": tuple(types),
+        "rope_local_theta": float(hf.get("rope_local_base_freq") or local or 10000.0),
+        "query_pre_attn_scalar": float(hf.get("query_pre_attn_scalar") or 256),
+    }
 
 
 def _rope_scaling(hf: dict[str, Any]) -> RopeScaling | None:
-    raw = hf.get("rope_scaling") or _rope_parameters(hf)
+    raw = (
+        hf.get("rope_scaling") or _rope_parameters_of(hf, "full_attention") or _rope_parameters(hf)
+    )
     if not raw:
         return None
     kind = raw.get("rope_type") or raw.get("type")
