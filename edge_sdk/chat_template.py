@@ -31,8 +31,10 @@ from edge_sdk.errors import BundleError, ConfigError, GenerationError
 __all__ = [
     "CHAT_TEMPLATE_FILE",
     "PLAIN_TEMPLATE",
+    "RESERVED_VARIABLES",
     "ChatTemplate",
     "Message",
+    "check_template_variables",
     "read_hf_chat_template",
 ]
 
@@ -47,6 +49,9 @@ PLAIN_TEMPLATE = (
 
 #: The special-token names a template may use as variables (transformers' special tokens map).
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
+
+#: Template variables the renderer sets itself: extra variables may not name them.
+RESERVED_VARIABLES = frozenset({"messages", "add_generation_prompt"})
 
 Message = Mapping[str, Any]  # {"role": "user", "content": "..."}
 
@@ -75,11 +80,19 @@ class ChatTemplate:
         return self.source == "plain"
 
     def render(
-        self, messages: Sequence[Message], *, add_generation_prompt: bool = True, **variables: Any
+        self,
+        messages: Sequence[Message],
+        /,
+        *,
+        add_generation_prompt: bool = True,
+        **variables: Any,
     ) -> str:
         """The conversation as the model's text (``add_generation_prompt``: end with the
-        assistant's turn opened). Raises :class:`~edge_sdk.GenerationError` for malformed
-        messages or a template that rejects them."""
+        assistant's turn opened). ``variables`` are extra template variables, as transformers'
+        ``apply_chat_template(..., **kwargs)`` passes them (``enable_thinking=False`` for
+        Qwen3); they override the special tokens. Raises :class:`~edge_sdk.GenerationError` for
+        malformed messages, a reserved variable name or a template that rejects them."""
+        check_template_variables(variables)
         checked = [_checked_message(m, i) for i, m in enumerate(messages)]
         import jinja2
 
@@ -151,6 +164,17 @@ def read_hf_chat_template(folder: Path) -> ChatTemplate | None:
     if isinstance(template, str) and template:
         return ChatTemplate(template, "tokenizer_config.json", tokens)
     return None
+
+
+def check_template_variables(variables: Mapping[str, Any]) -> None:
+    """Refuse extra template variables that the renderer sets itself
+    (:data:`RESERVED_VARIABLES`): :class:`~edge_sdk.GenerationError` naming the first one."""
+    reserved = sorted(RESERVED_VARIABLES.intersection(variables))
+    if reserved:
+        raise GenerationError(
+            f"the chat template variable {reserved[0]!r} is set by the renderer, not by "
+            "extra template variables"
+        )
 
 
 def _token_text(value: Any) -> str | None:

@@ -29,6 +29,7 @@ from edge_sdk.runtime.detokenize import IncrementalDecoder
 from edge_sdk.runtime.engine import Engine, EngineClosedError, QueueFullError, Request, StepRecord
 from edge_sdk.runtime.generator import (
     DEFAULT_MAX_NEW_TOKENS,
+    ChatPrompt,
     Conversation,
     GenerationResult,
     Generator,
@@ -37,6 +38,7 @@ from edge_sdk.runtime.generator import (
     load,
 )
 from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter, split_reasoning
 from edge_sdk.runtime.sampling import Sampler, SamplingOptions
 from edge_sdk.runtime.stats import GenerationStats, StopReason
 from edge_sdk.runtime.stops import StopMatcher
@@ -47,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
     "Backend",
     "BackendOptions",
+    "ChatPrompt",
     "Conversation",
     "Engine",
     "EngineClosedError",
@@ -56,6 +59,8 @@ __all__ = [
     "IncrementalDecoder",
     "KVCache",
     "QueueFullError",
+    "ReasoningDelta",
+    "ReasoningSplitter",
     "Request",
     "Sampler",
     "SamplingOptions",
@@ -67,4 +72,5 @@ __all__ = [
     "available_backends",
     "create_backend",
     "load",
+    "split_reasoning",
 ]

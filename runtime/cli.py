@@ -3,15 +3,19 @@
     edge-run demo-int8 "Once upon a time" -n 64 --stats
     echo "Once upon a time" | edge-run demo-int8 --json
     edge-run demo-int8 --chat [--system TEXT] [--no-template]
+    edge-run qwen3-int8 --chat --chat-template-kwargs '{"enable_thinking": false}'
 
 Text goes to stdout as it is generated; statistics to stderr (``--stats``); ``--json`` prints
-one object (``text``, ``token_ids``, ``stop_reason``, ``stats``) instead, one per turn with
-``--chat``. Exit 0 on success, 1 for an error the user can fix, 2 for bad usage, 130 on Ctrl-C.
+one object (``text``, ``token_ids``, ``stop_reason``, ``stats``; ``reasoning`` when split)
+instead, one per turn with ``--chat``. A thinking model's reasoning (its ``<think>`` block) goes
+to stderr, dimmed on a terminal, and its answer to stdout. Exit 0 on success, 1 for an error
+the user can fix, 2 for bad usage, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,10 +23,19 @@ from typing import Any
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.errors import ContextFullError
 from edge_sdk.runtime.backend import AUTO_ORDER, BACKENDS
-from edge_sdk.runtime.generator import DEFAULT_MAX_NEW_TOKENS, Generator, Stream, load
+from edge_sdk.runtime.generator import (
+    DEFAULT_MAX_NEW_TOKENS,
+    Conversation,
+    Generator,
+    Stream,
+    load,
+)
+from edge_sdk.runtime.reasoning import REASONING_FORMATS, reasoning_choice
 from edge_sdk.runtime.sequence import GenerationResult
 
-__all__ = ["add_runtime_flags", "build_parser", "main"]
+__all__ = ["add_chat_flags", "add_runtime_flags", "build_parser", "main", "template_kwargs_arg"]
+
+DIM, RESET = "\033[2m", "\033[0m"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,8 +125,53 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --chat: feed each line as it is (plus a newline), no template",
     )
+    out.add_argument(
+        "--hide-reasoning",
+        action="store_true",
+        help="with --chat: do not print a thinking model's reasoning (by default it goes to "
+        "stderr, dimmed on a terminal)",
+    )
+    add_chat_flags(parser, "with --chat: ")
     add_common_flags(parser)
     return parser
+
+
+def template_kwargs_arg(text: str) -> dict[str, Any]:
+    """``--chat-template-kwargs``: a JSON object (argparse reports anything else, exit 2)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not JSON ({exc}): give an object such as '{{\"enable_thinking\": false}}'"
+        ) from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object such as '{{\"enable_thinking\": false}}', got {text}"
+        )
+    return value
+
+
+def add_chat_flags(parser: argparse.ArgumentParser, prefix: str = "") -> argparse._ArgumentGroup:
+    """The chat flags of ``edge-run`` and ``edge-serve`` (llama-server's names):
+    ``--chat-template-kwargs`` and ``--reasoning-format``; ``prefix`` starts their help."""
+    chat = parser.add_argument_group("chat")
+    chat.add_argument(
+        "--chat-template-kwargs",
+        type=template_kwargs_arg,
+        default=None,
+        metavar="JSON",
+        help=f"{prefix}extra chat template variables, a JSON object: "
+        "'{\"enable_thinking\": false}' turns Qwen3's thinking off",
+    )
+    chat.add_argument(
+        "--reasoning-format",
+        choices=REASONING_FORMATS,
+        default="auto",
+        help=f"{prefix}auto (default): split a <think> block from the answer when the chat "
+        "template is a thinking model's; deepseek: always split; none: leave the text as the "
+        "model wrote it, tags included",
+    )
+    return chat
 
 
 def add_runtime_flags(parser: argparse.ArgumentParser, context: str) -> argparse._ArgumentGroup:
@@ -157,27 +215,45 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _emit(stream: Stream, args: argparse.Namespace) -> GenerationResult:
+    thinking = False  # reasoning was printed and the answer has not begun
     for event in stream:
-        if not args.json and event.text:
+        if args.json:
+            continue
+        if event.reasoning and not args.hide_reasoning:
+            _print_reasoning(event.reasoning)
+            thinking = True
+        if event.text:
+            if thinking:
+                _print_reasoning("\n")
+                thinking = False
             sys.stdout.write(event.text)
             sys.stdout.flush()
     result = stream.result
     assert result is not None
     if args.json:
-        print_json(
-            {
-                "text": result.text,
-                "token_ids": result.token_ids,
-                "stop_reason": result.stop_reason,
-                "stats": result.stats.to_dict(),
-            }
-        )
+        body = {
+            "text": result.text,
+            "token_ids": result.token_ids,
+            "stop_reason": result.stop_reason,
+            "stats": result.stats.to_dict(),
+        }
+        if result.reasoning is not None:
+            body["reasoning"] = result.reasoning
+        print_json(body)
     else:
+        if thinking:
+            _print_reasoning("\n")
         sys.stdout.write("\n")
         sys.stdout.flush()
     if args.stats:
         print(result.stats.summary(), file=sys.stderr)
     return result
+
+
+def _print_reasoning(text: str) -> None:
+    """Reasoning on stderr, dimmed on a terminal: told apart from the answer on stdout."""
+    sys.stderr.write(f"{DIM}{text}{RESET}" if sys.stderr.isatty() else text)
+    sys.stderr.flush()
 
 
 def _chat(generator: Generator, args: argparse.Namespace) -> int:
@@ -191,7 +267,16 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
             "('user: ...' / 'assistant:' lines)",
             file=sys.stderr,
         )
-    conversation = generator.chat(args.system, template=templated)
+
+    def new_conversation() -> Conversation:
+        return generator.chat(
+            args.system,
+            template=templated,
+            template_kwargs=args.chat_template_kwargs,
+            reasoning=reasoning_choice(args.reasoning_format),
+        )
+
+    conversation = new_conversation()
     fresh = True  # nothing to drop: starting over cannot make a message fit
     interactive = sys.stdin.isatty()
     turns = [args.prompt] if args.prompt else []
@@ -210,7 +295,7 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
         if line.strip() == "/exit":
             return EXIT_OK
         if line.strip() == "/reset":
-            conversation, fresh = generator.chat(args.system, template=templated), True
+            conversation, fresh = new_conversation(), True
             print("edge-run: new conversation", file=sys.stderr)
             continue
         try:
@@ -227,7 +312,7 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 continue
-            conversation, fresh = generator.chat(args.system, template=templated), True
+            conversation, fresh = new_conversation(), True
             turns.append(line)
             continue
         fresh = False
@@ -286,8 +371,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``edge-run``."""
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
-    if (args.system is not None or args.no_template) and not args.chat:
-        parser.error("--system and --no-template apply to --chat only")
+    chat_only = (
+        args.system is not None
+        or args.no_template
+        or args.hide_reasoning
+        or args.chat_template_kwargs is not None
+        or args.reasoning_format != "auto"
+    )
+    if chat_only and not args.chat:
+        parser.error(
+            "--system, --no-template, --hide-reasoning, --chat-template-kwargs and "
+            "--reasoning-format apply to --chat only"
+        )
     return run_command(_main, parser, argv)
 
 

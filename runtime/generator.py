@@ -14,21 +14,24 @@ previous one. :meth:`Generator.chat` keeps the conversation in the cache between
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Generator as PyGenerator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from edge_sdk.bundle import Bundle, load_bundle
-from edge_sdk.chat_template import ChatTemplate, Message
+from edge_sdk.chat_template import ChatTemplate, Message, check_template_variables
 from edge_sdk.errors import ContextFullError, GenerationError
 from edge_sdk.runtime.backend import Backend, BackendOptions, create_backend
+from edge_sdk.runtime.conversation import Conversation
+from edge_sdk.runtime.reasoning import ReasoningSplitter
 from edge_sdk.runtime.sequence import (
     GenerationResult,
     OutputOptions,
@@ -40,6 +43,7 @@ from edge_sdk.tokenizer import Tokenizer
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
+    "ChatPrompt",
     "Conversation",
     "GenerationResult",
     "Generator",
@@ -50,6 +54,25 @@ __all__ = [
 
 DEFAULT_MAX_NEW_TOKENS = 256
 Prompt = str | Sequence[int]
+
+
+class ChatPrompt(NamedTuple):
+    """A conversation laid out by the chat template: its text and its token ids."""
+
+    text: str
+    ids: list[int]
+
+
+def _checked(template_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Extra template variables, checked (:class:`~edge_sdk.GenerationError` otherwise)."""
+    if template_kwargs is None:
+        return {}
+    if not isinstance(template_kwargs, Mapping) or not all(
+        isinstance(k, str) for k in template_kwargs
+    ):
+        raise GenerationError("template_kwargs must be a mapping of variable names to values")
+    check_template_variables(template_kwargs)
+    return dict(template_kwargs)
 
 
 def load(
@@ -166,14 +189,24 @@ class Generator:
         """
         return self.stream(prompt, **options).run(on_token)
 
-    def chat(self, system: str | None = None, *, template: bool = True) -> Conversation:
+    def chat(
+        self,
+        system: str | None = None,
+        *,
+        template: bool = True,
+        template_kwargs: Mapping[str, Any] | None = None,
+        reasoning: bool | None = None,
+    ) -> Conversation:
         """A conversation that keeps every turn in the KV cache (see :class:`Conversation`).
 
         With ``template`` (the default), each turn is a user message laid out by the bundle's
         chat template (:attr:`chat_template`), after an optional ``system`` message; with
-        ``template=False`` the text of each turn is fed exactly as given.
+        ``template=False`` the text of each turn is fed exactly as given. ``template_kwargs``:
+        extra template variables (``{"enable_thinking": False}`` for Qwen3). ``reasoning``:
+        split a ``<think>`` block from the answer (events' and results' ``reasoning``); None
+        (default): when the template is a thinking model's.
         """
-        return Conversation(self, system, template)
+        return Conversation(self, system, template, template_kwargs, reasoning)
 
     @property
     def chat_template(self) -> ChatTemplate:
@@ -182,14 +215,29 @@ class Generator:
             self._chat_template = self.bundle.chat_template
         return self._chat_template
 
-    def chat_ids(
-        self, messages: Sequence[Message], add_generation_prompt: bool = True
-    ) -> list[int]:
-        """``messages`` laid out by :attr:`chat_template`, as token ids (the template writes the
-        special tokens; the plain fallback gets the tokenizer's own, e.g. BOS)."""
+    def chat_prompt(
+        self,
+        messages: Sequence[Message],
+        add_generation_prompt: bool = True,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> ChatPrompt:
+        """``messages`` laid out by :attr:`chat_template` (``template_kwargs``: extra template
+        variables), as text and token ids (the template writes the special tokens; the plain
+        fallback gets the tokenizer's own, e.g. BOS)."""
         template = self.chat_template
-        text = template.render(messages, add_generation_prompt=add_generation_prompt)
-        return self.tokenizer.encode(text, add_special_tokens=template.is_plain)
+        text = template.render(
+            messages, add_generation_prompt=add_generation_prompt, **_checked(template_kwargs)
+        )
+        return ChatPrompt(text, self.tokenizer.encode(text, add_special_tokens=template.is_plain))
+
+    def chat_ids(
+        self,
+        messages: Sequence[Message],
+        add_generation_prompt: bool = True,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """The token ids of :meth:`chat_prompt`."""
+        return self.chat_prompt(messages, add_generation_prompt, template_kwargs).ids
 
     def cancel(self) -> None:
         """Stop the running stream at its next token (safe to call from any thread)."""
@@ -237,6 +285,7 @@ class Generator:
         seed: int | None = None,
         stop: str | Sequence[str] = (),
         ignore_eos: bool = False,
+        splitter: ReasoningSplitter | None = None,
     ) -> Stream:
         started = time.perf_counter()
         options = OutputOptions.checked(
@@ -286,7 +335,7 @@ class Generator:
                     needed=used,
                     limit=self.max_context,
                 )
-            stream = Stream(self, self._epoch, ids, started, options)
+            stream = Stream(self, self._epoch, ids, started, options, splitter)
             self._current = stream
         return stream
 
@@ -313,7 +362,8 @@ class Stream:
 
     Break out of the loop, call :meth:`close` or :meth:`cancel` to stop early; the generator
     can be used again at once. After the end, :attr:`result` holds the
-    :class:`GenerationResult`.
+    :class:`GenerationResult`. With a ``splitter`` (a chat turn that splits reasoning), each
+    event's ``text`` is its part of the answer and ``reasoning`` its part of the reasoning.
     """
 
     def __init__(
@@ -323,8 +373,10 @@ class Stream:
         prompt_ids: list[int],
         started: float,
         options: OutputOptions,
+        splitter: ReasoningSplitter | None = None,
     ) -> None:
         self._owner = owner
+        self._splitter = splitter
         self._epoch = epoch
         self.prompt_ids = prompt_ids
         self._started = started
@@ -387,7 +439,7 @@ class Stream:
                     if gen._epoch != self._epoch:
                         break  # superseded: leave the new stream's state alone
                     gen._pending = [event.token_id]
-                yield event
+                yield self._split(event, final is not None)
                 if final is not None:
                     reason = final
                     break
@@ -413,61 +465,21 @@ class Stream:
                 kv_cache_bytes=backend.cache_bytes,
                 backend=backend.device,
             )
-
-
-class Conversation:
-    """Turns that continue one sequence: each :meth:`send` runs only the new tokens on top of
-    the KV cache that holds every earlier turn (prompts and replies).
-
-    Templated (the default): each :meth:`send` adds a user message to :attr:`messages`, the
-    whole conversation is laid out by the bundle's chat template, and only the tokens the cache
-    does not already hold run (all of them again if an earlier turn now tokenizes differently);
-    the reply is added as the assistant's message when the next turn starts. Untemplated
-    (``chat(template=False)``): the text or ids are fed exactly as given (add any turn markers
-    your model was trained with). Another generation on the same generator replaces the
-    conversation's cache; the conversation's next :meth:`send` then raises
-    :class:`~edge_sdk.GenerationError`.
-    """
-
-    def __init__(
-        self, generator: Generator, system: str | None = None, template: bool = True
-    ) -> None:
-        self.generator = generator
-        self.templated = template
-        self.messages: list[dict[str, str]] = (
-            [{"role": "system", "content": system}] if system else []
-        )
-        self._started = False
-        self._last: Stream | None = None
-
-    def send(self, text: Prompt, **options: Any) -> Stream:
-        """Stream the reply to ``text`` (options as :meth:`Generator.stream`)."""
-        if not self.templated:
-            stream = self.generator._start(text, conversation=self, **options)
-        else:
-            if not isinstance(text, str):
-                raise GenerationError(
-                    "a templated conversation takes text; feed token ids with chat(template=False)"
+            if self._splitter is not None:
+                self._splitter.flush()  # what a cancelled stream held back
+                self.result = dataclasses.replace(
+                    self.result, text=self._splitter.content, reasoning=self._splitter.reasoning
                 )
-            self._record_reply()
-            messages = [*self.messages, {"role": "user", "content": text}]
-            stream = self.generator._start(
-                self.generator.chat_ids(messages), conversation=self, whole=True, **options
+
+    def _split(self, event: TokenEvent, last: bool) -> TokenEvent:
+        """``event`` with its text split into answer and reasoning (as it is without one)."""
+        splitter = self._splitter
+        if splitter is None:
+            return event
+        delta = splitter.push(event.text)
+        if last:
+            end = splitter.flush()
+            return dataclasses.replace(
+                event, text=delta.content + end.content, reasoning=delta.reasoning + end.reasoning
             )
-            self.messages = messages
-        self._started = True
-        self._last = stream
-        return stream
-
-    def _record_reply(self) -> None:
-        """Add the last reply (as far as it was streamed) to :attr:`messages`."""
-        if self._last is not None:
-            result = self._last.result
-            self.messages.append({"role": "assistant", "content": result.text if result else ""})
-            self._last = None
-
-    @property
-    def context_tokens(self) -> int:
-        """Tokens of the conversation so far (all in the cache but the last reply token)."""
-        gen = self.generator
-        return len(gen._context) + len(gen._pending)
+        return dataclasses.replace(event, text=delta.content, reasoning=delta.reasoning)

@@ -26,24 +26,28 @@ __all__ = ["GenerationResult", "OutputOptions", "SequenceOutput", "TokenEvent"]
 class TokenEvent:
     """One generated token: its id, the text it adds (may be "" while a character or a possible
     stop string is incomplete), its position in the output and when it appeared (seconds since
-    the call started)."""
+    the call started). In a chat turn that splits reasoning, ``text`` is what the token adds to
+    the answer and ``reasoning`` what it adds to the ``<think>`` block."""
 
     token_id: int
     text: str
     index: int
     time: float
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
 class GenerationResult:
     """A finished generation. ``text`` is the streamed pieces joined (a stop string is cut);
     ``token_ids`` are every generated id, the end-of-sequence token included when it ended
-    the generation."""
+    the generation. ``reasoning``: in a chat turn that splits reasoning, the ``<think>`` block's
+    text ("" when the reply had none; ``text`` is then the answer alone); None otherwise."""
 
     text: str
     token_ids: list[int]
     stop_reason: StopReason
     stats: GenerationStats
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True)
