@@ -24,6 +24,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.engine import Engine
+from edge_sdk.runtime.reasoning import (
+    ReasoningSplitter,
+    prompt_opens_reasoning,
+    reasoning_choice,
+    template_thinks,
+)
 from edge_sdk.serve.bridge import EngineCall
 from edge_sdk.serve.errors import APIError, exception_handlers, invalid
 from edge_sdk.serve.metrics import endpoint_label
@@ -133,14 +139,25 @@ async def chat_completions(request: Request) -> Any:
     state = _state(request)
     _authorize(request, state)
     engine = state.ready_engine()
-    chat = parse_chat(await _json_body(request, state.settings.max_body_bytes))
+    settings = state.settings
+    chat = parse_chat(await _json_body(request, settings.max_body_bytes))
     try:
-        ids = engine.encode_chat(chat.messages)
+        prompt = engine.chat_prompt(
+            chat.messages, template_kwargs={**settings.chat_template_kwargs, **chat.template_kwargs}
+        )
     except GenerationError as exc:
         raise invalid("messages", str(exc)) from exc
-    _check_fits(len(ids), engine, "messages")
-    shape = ChatShape(state.settings.model_name, chat.sampling.include_usage)
-    return await _answer(request, state, engine, ids, chat.sampling, shape)
+    _check_fits(len(prompt.ids), engine, "messages")
+    split = reasoning_choice(chat.reasoning_format or settings.reasoning_format)
+    if split is None:
+        split = template_thinks(engine.chat_template)
+    shape = ChatShape(
+        settings.model_name,
+        chat.sampling.include_usage,
+        ReasoningSplitter(prompt_opens_reasoning(prompt.text)) if split else None,
+        chat.include_reasoning,
+    )
+    return await _answer(request, state, engine, prompt.ids, chat.sampling, shape)
 
 
 async def completions(request: Request) -> Any:

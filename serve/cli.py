@@ -37,7 +37,7 @@ _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``edge-serve`` argument parser."""
-    from edge_sdk.runtime.cli import add_runtime_flags
+    from edge_sdk.runtime.cli import add_chat_flags, add_runtime_flags
 
     parser = argparse.ArgumentParser(
         prog="edge-serve",
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or a sensor as edge-power takes it (ina3221, jtop, nvml[:GPU], rapl, "
         "replay:FILE)",
     )
+    add_chat_flags(parser, "/v1/chat/completions: ")
     out = parser.add_argument_group("output")
     out.add_argument(
         "--log-level",
@@ -196,7 +197,13 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise
 
     state = ServerState(
-        ServeSettings(name, api_key, args.drain_timeout),
+        ServeSettings(
+            name,
+            api_key,
+            args.drain_timeout,
+            reasoning_format=args.reasoning_format,
+            chat_template_kwargs=args.chat_template_kwargs or {},
+        ),
         load_engine,
         _power_opener(args.power_sensor),
     )

@@ -1,9 +1,14 @@
 """OpenAI response bodies and stream chunks, for chat and text completions.
 
-A stream is ``opening()`` chunks, one ``text()`` chunk per non-empty piece of text, a
-``final()`` chunk with the ``finish_reason``, and with ``stream_options.include_usage`` a
-``usage_chunk()`` (empty ``choices``), as the OpenAI API sends them; the SSE framing is in
-:mod:`edge_sdk.serve.sse`.
+A stream is ``opening()`` chunks, the ``pieces()`` of each piece of text, the ``held()``
+chunks of what a reasoning split still held back, a ``final()`` chunk with the
+``finish_reason``, and with ``stream_options.include_usage`` a ``usage_chunk()`` (empty
+``choices``), as the OpenAI API sends them; the SSE framing is in :mod:`edge_sdk.serve.sse`.
+
+A chat shape with a :class:`~edge_sdk.runtime.reasoning.ReasoningSplitter` splits a thinking
+model's ``<think>`` block from its answer as vLLM and llama-server (``--reasoning-format
+deepseek``) do: ``message.reasoning_content`` and ``delta.reasoning_content`` carry the
+reasoning (null in a response without any), ``content`` the answer alone.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import time
 import uuid
 from typing import Any
 
+from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter
 from edge_sdk.runtime.stats import StopReason
 
 __all__ = ["ChatShape", "CompletionShape", "ResponseShape", "finish_reason", "usage"]
@@ -80,6 +86,14 @@ class ResponseShape:
     def text(self, piece: str) -> dict[str, Any]:
         raise NotImplementedError
 
+    def pieces(self, piece: str) -> list[dict[str, Any]]:
+        """The chunks for one piece of generated text (none for an empty piece)."""
+        return [self.text(piece)] if piece else []
+
+    def held(self) -> list[dict[str, Any]]:
+        """The chunks of text held back until the end (none unless a split holds some)."""
+        return []
+
     def final(self, finish: str) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -88,11 +102,44 @@ class ResponseShape:
 
 
 class ChatShape(ResponseShape):
-    """``/v1/chat/completions``: ``chat.completion`` and ``chat.completion.chunk``."""
+    """``/v1/chat/completions``: ``chat.completion`` and ``chat.completion.chunk``.
+
+    ``reasoning``: split the reply into ``reasoning_content`` and ``content`` (module
+    docstring); ``include_reasoning=False`` (vLLM's field) drops the reasoning instead.
+    """
 
     object_name = "chat.completion"
     chunk_object = "chat.completion.chunk"
     id_prefix = "chatcmpl-"
+
+    def __init__(
+        self,
+        model: str,
+        include_usage: bool = False,
+        reasoning: ReasoningSplitter | None = None,
+        include_reasoning: bool = True,
+    ) -> None:
+        super().__init__(model, include_usage)
+        self.reasoning = reasoning
+        self.include_reasoning = include_reasoning
+
+    def pieces(self, piece: str) -> list[dict[str, Any]]:
+        if self.reasoning is None:
+            return super().pieces(piece)
+        return self._split_chunks(self.reasoning.push(piece))
+
+    def held(self) -> list[dict[str, Any]]:
+        return [] if self.reasoning is None else self._split_chunks(self.reasoning.flush())
+
+    def _split_chunks(self, split: ReasoningDelta) -> list[dict[str, Any]]:
+        delta: dict[str, str] = {}
+        if split.reasoning and self.include_reasoning:
+            delta["reasoning_content"] = split.reasoning
+        if split.content:
+            delta["content"] = split.content
+        if not delta:
+            return []
+        return [self._chunk({"delta": delta, "logprobs": None, "finish_reason": None})]
 
     def opening(self) -> list[dict[str, Any]]:
         return [
@@ -112,9 +159,16 @@ class ChatShape(ResponseShape):
         return self._chunk({"delta": {}, "logprobs": None, "finish_reason": finish})
 
     def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if self.reasoning is not None:
+            self.reasoning.push(text)
+            self.reasoning.flush()
+            message["content"] = self.reasoning.content
+            if self.include_reasoning:
+                message["reasoning_content"] = self.reasoning.reasoning or None
         choice = {
             "index": 0,
-            "message": {"role": "assistant", "content": text},
+            "message": message,
             "logprobs": None,
             "finish_reason": finish,
         }

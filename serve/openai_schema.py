@@ -5,16 +5,20 @@ honoured, accepted at its default and ignored (it changes nothing here), or refu
 when set to something the server cannot honour (``n > 1``, ``logprobs``, ``tools``...): the
 table is in ``serve/README.md``. Unknown fields are refused, as the OpenAI API does, so a typo
 never silently does nothing. ``top_k``, ``repetition_penalty`` and ``ignore_eos`` are extensions
-with vLLM's names.
+with vLLM's names; so are the chat fields ``chat_template_kwargs`` (extra chat template variables,
+as vLLM and llama-server take them) and ``include_reasoning``, and ``reasoning_format`` is
+llama-server's.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from edge_sdk.chat_template import RESERVED_VARIABLES
+from edge_sdk.runtime.reasoning import REASONING_FORMATS
 from edge_sdk.serve.errors import APIError, invalid
 
 __all__ = ["ChatRequest", "CompletionRequest", "Sampling", "parse_chat", "parse_completion"]
@@ -68,8 +72,13 @@ class Sampling:
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """A checked chat request. ``reasoning_format`` None: the server's ``--reasoning-format``."""
+
     messages: list[dict[str, str]]
     sampling: Sampling
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    reasoning_format: str | None = None
+    include_reasoning: bool = True
 
 
 @dataclass(frozen=True)
@@ -260,6 +269,38 @@ def _message(index: int, raw: Any) -> dict[str, str]:
     return {"role": "system" if role == "developer" else role, "content": content}
 
 
+def _template_kwargs(fields: _Fields) -> dict[str, Any]:
+    value = fields.get("chat_template_kwargs")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid(
+            "chat_template_kwargs",
+            "'chat_template_kwargs' must be an object of template variables, e.g. "
+            f'{{"enable_thinking": false}}, got {value!r:.80}',
+            "invalid_type",
+        )
+    reserved = sorted(RESERVED_VARIABLES.intersection(value))
+    if reserved:
+        raise invalid(
+            f"chat_template_kwargs.{reserved[0]}",
+            f"'chat_template_kwargs' may not set {reserved[0]!r}: the server sets it",
+        )
+    return value
+
+
+def _reasoning_format(fields: _Fields) -> str | None:
+    value = fields.get("reasoning_format")
+    if value is None:
+        return None
+    if value not in REASONING_FORMATS:
+        raise invalid(
+            "reasoning_format",
+            f"'reasoning_format' must be one of {', '.join(REASONING_FORMATS)}, got {value!r}",
+        )
+    return str(value)
+
+
 def parse_chat(body: Any) -> ChatRequest:
     """A ``/v1/chat/completions`` body, checked (:class:`APIError` 400 otherwise)."""
     fields = _object(body)
@@ -288,8 +329,15 @@ def parse_chat(body: Any) -> ChatRequest:
     fields.only_default("audio", lambda v: False, "only text is produced")
     fields.only_default("web_search_options", lambda v: False, "there is no web search")
     sampling = _sampling(fields, max_completion if max_completion is not None else max_tokens)
+    chat = ChatRequest(
+        parsed,
+        sampling,
+        _template_kwargs(fields),
+        _reasoning_format(fields),
+        fields.boolean("include_reasoning", default=True),
+    )
     fields.check_unknown()
-    return ChatRequest(parsed, sampling)
+    return chat
 
 
 def _prompt(value: Any) -> str | list[int]:

@@ -107,8 +107,9 @@ class EventStream:
             for event in events:
                 if isinstance(event, GenerationResult):
                     result = event
-                elif event.text:
-                    pieces.append(sse(shape.text(event.text)))
+                    pieces += [sse(c) for c in shape.held()]
+                else:
+                    pieces += [sse(c) for c in shape.pieces(event.text)]
             if pieces:  # tokens that arrived together go out in one write
                 await self._send(send, b"".join(pieces))
         finish = finish_reason(result.stop_reason)

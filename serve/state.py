@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from edge_sdk.power.sampler import PowerSampler
@@ -29,13 +29,17 @@ LOG = logging.getLogger("edge_sdk.serve")
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """What the routes need to know. ``api_key`` None: no key asked for."""
+    """What the routes need to know. ``api_key`` None: no key asked for.
+    ``reasoning_format``: ``auto``, ``deepseek`` or ``none`` (``--reasoning-format``);
+    ``chat_template_kwargs``: template variables for every chat (a request's own win)."""
 
     model_name: str
     api_key: str | None = None
     drain_timeout_s: float = 30.0
     retry_after_s: int = 1
     max_body_bytes: int = 8 * 2**20
+    reasoning_format: str = "auto"
+    chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ServerState:

@@ -2,7 +2,8 @@
 
 The engine is the runtime's, on the demo bundle; ``step_delay_s`` makes each engine step that
 much longer (a listener that sleeps), standing in for a device whose model is slower than the
-2 M-parameter demo, so that a test can act while a request is running.
+2 M-parameter demo, so that a test can act while a request is running; ``settings`` are more
+:class:`ServeSettings` fields (``reasoning_format``, ...).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -71,6 +73,7 @@ def running_server(
     gate: threading.Event | None = None,
     drain_timeout_s: float = 10.0,
     max_context: int | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[Served]:
     steps: list[StepRecord] = []
 
@@ -87,7 +90,9 @@ def running_server(
             engine.add_step_listener(lambda step: time.sleep(step_delay_s))
         return engine
 
-    state = ServerState(ServeSettings(MODEL, api_key, drain_timeout_s), load_engine, open_power)
+    state = ServerState(
+        ServeSettings(MODEL, api_key, drain_timeout_s, **(settings or {})), load_engine, open_power
+    )
     server = EdgeServer(state, log_level="warning", access_log=False)
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
