@@ -4,7 +4,8 @@
 
 Each line is a user message laid out by the bundle's chat template (a plain "role: content"
 fallback for models without one). The conversation stays in the model's KV cache, so each turn
-only runs the new text. Uses only the public API (edge_sdk.runtime). End with Ctrl-D (or an
+only runs the new text; a thinking model's reasoning (its <think> block) streams to stderr,
+its answer to stdout. Uses only the public API (edge_sdk.runtime). End with Ctrl-D (or an
 empty line).
 """
 
@@ -45,7 +46,8 @@ def main() -> int:
                     temperature=args.temperature,
                     seed=args.seed,
                 )
-                for event in stream:
+                for event in stream:  # a thinking model's reasoning goes to stderr
+                    print(event.reasoning, end="", file=sys.stderr, flush=True)
                     print(event.text, end="", flush=True)
             except EdgeError as exc:  # e.g. the conversation no longer fits the context
                 print(f"\nchat: {exc}", file=sys.stderr)

@@ -33,14 +33,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from edge_sdk.chat_template import ChatTemplate, Message
 from edge_sdk.errors import ContextFullError, GenerationError
-from edge_sdk.runtime.generator import ChatPrompt, Generator, Prompt
+from edge_sdk.runtime.generator import Generator, Prompt
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import OutputOptions, SequenceOutput
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
@@ -136,23 +136,11 @@ class Engine:
     # -- requests -------------------------------------------------------------------------------
 
     def encode_chat(
-        self,
-        messages: Sequence[Message],
-        add_generation_prompt: bool = True,
-        template_kwargs: Mapping[str, Any] | None = None,
+        self, messages: Sequence[Message], add_generation_prompt: bool = True
     ) -> list[int]:
-        """The conversation rendered with the bundle's chat template, as token ids."""
-        return self.chat_prompt(messages, add_generation_prompt, template_kwargs).ids
-
-    def chat_prompt(
-        self,
-        messages: Sequence[Message],
-        add_generation_prompt: bool = True,
-        template_kwargs: Mapping[str, Any] | None = None,
-    ) -> ChatPrompt:
-        """The conversation rendered with the bundle's chat template (``template_kwargs``: extra
-        template variables), as text and token ids (:meth:`Generator.chat_prompt`)."""
-        return self.generator.chat_prompt(messages, add_generation_prompt, template_kwargs)
+        """The conversation rendered with the bundle's chat template, as token ids (extra
+        template variables: ``engine.generator.chat_prompt``)."""
+        return self.generator.chat_ids(messages, add_generation_prompt=add_generation_prompt)
 
     def submit(
         self, prompt: Prompt, *, on_event: Callable[[Any], None] | None = None, **options: Any

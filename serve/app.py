@@ -142,7 +142,7 @@ async def chat_completions(request: Request) -> Any:
     settings = state.settings
     chat = parse_chat(await _json_body(request, settings.max_body_bytes))
     try:
-        prompt = engine.chat_prompt(
+        prompt = engine.generator.chat_prompt(
             chat.messages, template_kwargs={**settings.chat_template_kwargs, **chat.template_kwargs}
         )
     except GenerationError as exc:

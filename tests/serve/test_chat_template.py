@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import openai
 import pytest
 
-from edge_sdk.bundle_update import update_bundle
-from edge_sdk.chat_template import CHAT_TEMPLATE_FILE, ChatTemplate
 from edge_sdk.runtime import Generator
+from tests.chat_bundles import with_chat_template
 from tests.serve.served import MODEL, running_server
 
 # held out: written here, never seen by the code under test until this test puts it in a bundle
@@ -36,16 +34,7 @@ MESSAGES = [
 @pytest.fixture(scope="module")
 def templated_bundle(demo_bundle_int8: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("templated") / "bundle"
-    shutil.copytree(demo_bundle_int8, folder)
-    source = folder.parent / CHAT_TEMPLATE_FILE
-    source.write_text(TEMPLATE)
-    entry = ChatTemplate(TEMPLATE, "test", {"eos_token": "<|endoftext|>"}).manifest_entry()
-    update_bundle(
-        folder,
-        edit=lambda manifest: {**manifest, "chat": entry},
-        add_files={CHAT_TEMPLATE_FILE: source},
-    )
-    return folder
+    return with_chat_template(demo_bundle_int8, folder, TEMPLATE, {"eos_token": "<|endoftext|>"})
 
 
 def test_chat_uses_the_bundles_template_as_transformers_renders_it(

@@ -89,7 +89,7 @@ def _reference(
 ) -> tuple[list[int], str]:
     """The prompt ids (checked to open or close the block) and the model's raw reply to them."""
     assert served.state.engine is not None
-    prompt = served.state.engine.chat_prompt(MESSAGES, template_kwargs=kwargs)
+    prompt = served.state.engine.generator.chat_prompt(MESSAGES, template_kwargs=kwargs)
     assert prompt.text.endswith("<think>\n\n</think>\n\n" if kwargs == OFF else "<think>\n")
     raw = reference.generate(prompt.ids, max_new_tokens=MAX_TOKENS, ignore_eos=True).text
     assert raw.strip() and "</think>" not in raw
