@@ -6,6 +6,7 @@ Core: standard library and other ``edge_sdk`` core modules only (no torch, no on
 
 from __future__ import annotations
 
+from edge_sdk.planner.cache import CacheEstimate, estimate_cache
 from edge_sdk.planner.catalog import DEVICES, Device, PowerModeSpec, device_names, get_device
 from edge_sdk.planner.cost import EnergyEstimate, TcoEstimate, estimate_tco, read_tokens_per_joule
 from edge_sdk.planner.inputs import ModelSource, resolve_model
@@ -29,6 +30,7 @@ __all__ = [
     "DEVICES",
     "PRECISIONS",
     "PRESETS",
+    "CacheEstimate",
     "CostInputs",
     "Device",
     "EnergyEstimate",
@@ -45,6 +47,7 @@ __all__ = [
     "decode_flops",
     "device_names",
     "device_with_conf",
+    "estimate_cache",
     "estimate_memory",
     "estimate_tco",
     "get_device",

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kv-dtype",
         choices=sorted(DTYPE_BYTES),
         help="KV cache dtype (default: the precision's activation dtype; fp32 for "
-        "the SDK's int8 bundles)",
+        "the SDK's int8 bundles); a linear-attention state stays fp32",
     )
     parser.add_argument(
         "--headroom",

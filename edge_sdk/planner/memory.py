@@ -4,8 +4,10 @@ Sizes are bytes; reports print GB = 10^9 bytes. Assumptions (documented in the R
 
 - Weights follow the layout of :mod:`edge_sdk.planner.precision` (``stored``: the bundle's
   model files; ``total``: resident, with the load-time copy of a tied head).
-- KV cache: ``2 (K and V) x layers x kv_heads x head_dim x context x batch x bytes``, allocated
-  for the whole context up front (what a static-shape runtime or TensorRT engine does).
+- Cache, per layer type (:mod:`edge_sdk.planner.cache`): K and V of full-attention layers for the
+  whole context, of sliding layers for their window (what the model needs; this runtime keeps
+  every position), a fixed state for linear-attention layers; allocated up front, twice (what a
+  static-shape runtime or TensorRT engine does).
 - Prefill workspace: the transient tensors of one layer for the whole prompt, with attention
   scores materialized (``heads x prompt^2``; a flash-attention kernel needs none of that term)
   and logits for every prompt position (``prompt x vocab``: the exported graph returns them).
@@ -22,15 +24,17 @@ from dataclasses import dataclass
 
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
+from edge_sdk.planner.cache import KV_BUFFERS, CacheEstimate, estimate_cache, kv_cache_bytes
 from edge_sdk.planner.catalog import Device
+from edge_sdk.planner.layers import layer_float_parameters, layer_matmuls
 from edge_sdk.planner.precision import DTYPE_BYTES, WeightFormat
 
 __all__ = [
+    "KV_BUFFERS",
     "MemoryEstimate",
     "WeightBreakdown",
     "estimate_memory",
     "kv_cache_bytes",
-    "layer_matmul_parameters",
     "max_batch",
     "max_context",
     "prefill_workspace_bytes",
@@ -49,8 +53,8 @@ class WeightBreakdown:
     token."""
 
     precision: str
-    layers: int  # attention + MLP matrices of all layers (with scales / zero points)
-    norms_biases: int
+    layers: int  # token-mixer + MLP matrices of all layers (with scales / zero points)
+    norms_biases: int  # and every other float part: q/k norms, convs, gates
     embedding: int  # the token-embedding table (Gather), with scales
     lm_head: int  # an untied LM head (0 when tied: it reuses the table)
     tied_copy: int  # the transposed table a runtime builds at load for a tied head
@@ -64,9 +68,9 @@ class MemoryEstimate:
     """Everything that must fit in the device's memory, and whether it does."""
 
     weights: WeightBreakdown
-    kv_cache: int  # one copy: 2 x layers x kv_heads x head_dim x context x batch x bytes
+    kv_cache: int  # what the model needs, one copy: attention KV (sliding: its window) + state
     kv_dtype: str
-    kv_allocated: int  # what the runtime allocates: KV_BUFFERS copies
+    kv_allocated: int  # what this runtime allocates: KV_BUFFERS copies, every position kept
     workspace: int
     overhead: int
     total: int
@@ -75,6 +79,7 @@ class MemoryEstimate:
     usable: int  # device memory - reserved, less the headroom
     headroom: float
     fits: bool
+    cache: CacheEstimate  # the cache by layer type
 
     @property
     def free(self) -> int:
@@ -93,29 +98,23 @@ def _matmul_bytes(fmt: WeightFormat, in_features: int, out_features: int) -> int
     return int(values * fmt.weight_bytes + groups * (fmt.scale_bytes + fmt.zero_point_bytes))
 
 
-def layer_matmul_parameters(config: ModelConfig) -> int:
-    """Weight-matrix parameters of one layer (q, k, v, o, gate, up, down): the ones a token
-    multiplies."""
-    h = config.hidden_size
-    return (2 * h * config.q_size + 2 * h * config.kv_size) + 3 * h * config.intermediate_size
+def _layers_bytes(config: ModelConfig, fmt: WeightFormat) -> int:
+    """Every layer's weight matrices, each in ``fmt``."""
+    return sum(
+        _matmul_bytes(fmt, n_in, n_out)
+        for i in range(config.num_layers)
+        for n_in, n_out in layer_matmuls(config, i)
+    )
 
 
 def weight_bytes(
     config: ModelConfig, fmt: WeightFormat, quantize_embedding: bool = True
 ) -> WeightBreakdown:
     """Weight bytes of ``config`` in format ``fmt``: stored, resident and read per decode token."""
-    h, inter, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
-    per_layer = (
-        _matmul_bytes(fmt, h, config.q_size)
-        + 2 * _matmul_bytes(fmt, h, config.kv_size)
-        + _matmul_bytes(fmt, config.q_size, h)
-        + 2 * _matmul_bytes(fmt, h, inter)
-        + _matmul_bytes(fmt, inter, h)
-    )
-    layers = config.num_layers * per_layer
-    biases = config.num_layers * (config.q_size + 2 * config.kv_size) if config.qkv_bias else 0
-    norms = (2 * config.num_layers + 1) * h
-    norms_biases = (norms + biases) * fmt.float_bytes
+    h, vocab = config.hidden_size, config.vocab_size
+    layers = _layers_bytes(config, fmt)
+    floats = sum(layer_float_parameters(config, i) for i in range(config.num_layers)) + h
+    norms_biases = floats * fmt.float_bytes  # + h: the final norm
     if fmt.quantized and quantize_embedding:  # per row, as the Gather reads it: [vocab, hidden]
         per_row = dataclasses.replace(fmt, group_size=None) if fmt.name == "int8" else fmt
         embedding = _matmul_bytes(per_row, h, vocab)
@@ -137,21 +136,6 @@ def weight_bytes(
         stored,
         stored + tied_copy,
         read,
-    )
-
-
-# On the Orin's GPU paths the runtime runs the standard graph, whose cache keeps two buffers per
-# tensor (past read, present written in place, swapped each step: a slice of one buffer is not
-# contiguous), so it allocates two copies of the cache for the bundle's maximum context
-# (runtime/kv_cache.py). The CPU's fused graph (model.ort.onnx) needs one: the plan is for the GPU.
-KV_BUFFERS = 2
-
-
-def kv_cache_bytes(config: ModelConfig, context: int, batch: int = 1, dtype: str = "fp16") -> int:
-    """K and V for every layer: 2 x layers x kv_heads x head_dim x context x batch x bytes."""
-    per_value = DTYPE_BYTES[dtype]
-    return int(
-        2 * config.num_layers * config.num_kv_heads * config.head_dim * context * batch * per_value
     )
 
 
@@ -198,25 +182,25 @@ def estimate_memory(
         raise ConfigError(f"--headroom must be in [0, 1), got {headroom}")
     kv_dtype = kv_dtype or fmt.activation_dtype
     weights = weight_bytes(config, fmt, quantize_embedding)
-    kv = kv_cache_bytes(config, context, batch, kv_dtype)
+    cache = estimate_cache(config, context, batch, kv_dtype)
     workspace = prefill_workspace_bytes(config, prompt, batch, fmt.activation_dtype)
-    allocated = KV_BUFFERS * kv
-    overhead = runtime_overhead_bytes(weights.total, allocated)
-    total = weights.total + allocated + workspace + overhead
+    overhead = runtime_overhead_bytes(weights.total, cache.allocated)
+    total = weights.total + cache.allocated + workspace + overhead
     usable = int((device.memory_bytes - device.reserved_bytes) * (1 - headroom))
     return MemoryEstimate(
-        weights,
-        kv,
-        kv_dtype,
-        allocated,
-        workspace,
-        overhead,
-        total,
-        device.memory_bytes,
-        device.reserved_bytes,
-        usable,
-        headroom,
-        total <= usable,
+        weights=weights,
+        kv_cache=cache.needed,
+        kv_dtype=kv_dtype,
+        kv_allocated=cache.allocated,
+        workspace=workspace,
+        overhead=overhead,
+        total=total,
+        device_memory=device.memory_bytes,
+        reserved=device.reserved_bytes,
+        usable=usable,
+        headroom=headroom,
+        fits=total <= usable,
+        cache=cache,
     )
 
 

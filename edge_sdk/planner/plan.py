@@ -77,6 +77,10 @@ class Plan:
         """Plain JSON-serialisable dict (``--json``)."""
         data = dataclasses.asdict(self)
         data["memory"]["free"] = self.memory.free
+        cache = self.memory.cache
+        data["memory"]["cache"].update(
+            attention=cache.attention, needed=cache.needed, allocated=cache.allocated
+        )
         data["rule_of_thumb"]["memory_ratio"] = self.rule_of_thumb.memory_ratio
         data["rule_of_thumb"]["flops_ratio"] = self.rule_of_thumb.flops_ratio
         return data

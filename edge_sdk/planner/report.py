@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edge_sdk.planner.cache import CacheEstimate
 from edge_sdk.planner.plan import Plan
 from edge_sdk.planner.units import format_bytes as _size
 from edge_sdk.planner.units import format_count, format_flops, format_seconds, significant
@@ -23,6 +24,44 @@ def _context(p: Plan) -> str:
 def _rows(rows: Sequence[tuple[str, str]], indent: int = 2) -> list[str]:
     width = max(len(label) for label, _ in rows)
     return [f"{' ' * indent}{label:<{width}}  {value}" for label, value in rows]
+
+
+def _cache_rows(c: CacheEstimate) -> list[tuple[str, str]]:
+    """The cache: what this runtime allocates and, for sliding or linear-attention layers, the
+    split by layer type and what the model needs."""
+    per_copy = c.allocated // c.copies
+    head = f"{_size(c.allocated)}   {_size(per_copy)} per copy, x{c.copies} (the runtime's "
+    head += "past/present buffers)"
+    if c.needed != per_copy:
+        head += f"; the model needs {_size(c.needed)} per copy"
+    rows = [(f"KV cache ({c.kv_dtype}, {c.context} x {c.batch})", head)]
+    if not (c.sliding_layers or c.linear_layers):
+        return rows
+    if c.full_layers:
+        rows.append(
+            (
+                f"  full attention ({c.full_layers} layers)",
+                f"{_size(c.full)}   per copy: {c.context} positions each",
+            )
+        )
+    if c.sliding_layers:
+        kept = min(c.window or c.context, c.context)
+        rows.append(
+            (
+                f"  sliding window ({c.sliding_layers} layers)",
+                f"{_size(c.sliding_allocated)}   per copy: {c.context} positions each, as this "
+                f"runtime keeps them; the window needs {kept}: {_size(c.sliding)}",
+            )
+        )
+    if c.linear_layers:
+        rows.append(
+            (
+                f"  linear-attention state ({c.linear_layers} layers)",
+                f"{_size(c.state)}   per copy: {c.state_values:,} {c.state_dtype} values per "
+                "layer and sequence, whatever the context",
+            )
+        )
+    return rows
 
 
 def format_plan(p: Plan) -> str:
@@ -45,11 +84,7 @@ def format_plan(p: Plan) -> str:
     limit = "memory-limited" if p.max_context_limit == "memory" else _LIMITS[p.max_context_limit]
     memory_rows = [
         (f"weights ({w.precision})", f"{_size(w.total)}   {weights_detail}"),
-        (
-            f"KV cache ({m.kv_dtype}, {p.context} x {p.batch})",
-            f"{_size(m.kv_allocated)}   {_size(m.kv_cache)} per copy, "
-            f"x{m.kv_allocated // max(m.kv_cache, 1)} (the runtime's past/present buffers)",
-        ),
+        *_cache_rows(m.cache),
         (f"prefill workspace ({s.prompt_tokens}-token prompt)", _size(m.workspace)),
         ("runtime overhead", _size(m.overhead)),
         ("total", _size(m.total)),

@@ -7,10 +7,11 @@ The rule: memory = ``params x 2 (weights + activations) x bytes per value`` (7B 
   activations for the backward pass). Weights are ``params x bytes`` (7B at BF16 ~13.5 GB); what
   grows is the KV cache, which depends on context, batch and the KV heads (GQA), not on the
   parameter count; the prefill workspace is transient and sized by the prompt.
-- Compute: a layer's weight matrices hold ``4 h^2`` (attention, fewer with GQA) ``+ 3 h x
-  intermediate`` (SwiGLU MLP) parameters, about ``12 h^2`` rather than ``h^2``, so the forward pass
-  is ``2 x tokens x parameters``; it also misses the LM head (``h x vocab``, large for small models
-  with big vocabularies) and attention over the context, which grows with the square of the prompt.
+- Compute: a layer's weight matrices hold ``4 h^2`` (attention, fewer with GQA; a
+  linear-attention layer its own projections) ``+ 3 h x intermediate`` (SwiGLU MLP) parameters,
+  about ``12 h^2`` rather than ``h^2``, so the forward pass is ``2 x tokens x parameters``; it
+  also misses the LM head (``h x vocab``, large for small models with big vocabularies) and
+  attention over the context, which grows with the square of the prompt.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_sdk.config import ModelConfig
+from edge_sdk.planner.layers import layer_matmuls, matmul_parameters
 from edge_sdk.planner.precision import DTYPE_BYTES, WeightFormat
 from edge_sdk.planner.speed import prefill_flops
 from edge_sdk.planner.units import format_bytes, format_count, format_flops
@@ -51,6 +53,11 @@ class RuleOfThumbComparison:
         return self.prefill_flops / self.rule_flops
 
 
+def _uniform(config: ModelConfig) -> bool:
+    """Whether every layer multiplies the same matrices."""
+    return len({layer_matmuls(config, i) for i in range(config.num_layers)}) == 1
+
+
 def compare_rule_of_thumb(
     config: ModelConfig,
     fmt: WeightFormat,
@@ -65,8 +72,10 @@ def compare_rule_of_thumb(
     rule_memory = params * 2 * per_value
     rule_flops = 2.0 * prompt * config.num_layers * config.hidden_size**2
     flops = prefill_flops(config, prompt)
-    per_layer = sum((config.q_size, 2 * config.kv_size, config.q_size)) * config.hidden_size
     mlp = 3 * config.hidden_size * config.intermediate_size
+    per_layer = round(matmul_parameters(config) / config.num_layers) - mlp  # the token mixer
+    uniform = _uniform(config)
+    average, mixer = ("", "attention") if uniform else (" on average", "token mixer")
     reasons = (
         f"memory: the rule doubles the weights for 'activations' ({format_count(params)} params "
         f"x 2 x {per_value:g} byte{'' if per_value == 1 else 's'} = {format_bytes(rule_memory)}); "
@@ -74,8 +83,8 @@ def compare_rule_of_thumb(
         f"({format_bytes(weights_bytes)} at {fmt.label}) plus a KV cache that depends on context "
         f"and batch, not on parameters ({format_bytes(kv_bytes)} here): "
         f"{format_bytes(total_bytes)} in all",
-        f"compute: a layer multiplies by {per_layer + mlp:,} weights "
-        f"({(per_layer + mlp) / config.hidden_size**2:.1f} x hidden^2: attention "
+        f"compute: a layer multiplies by {per_layer + mlp:,} weights{average} "
+        f"({(per_layer + mlp) / config.hidden_size**2:.1f} x hidden^2: {mixer} "
         f"{per_layer / config.hidden_size**2:.1f}, MLP {mlp / config.hidden_size**2:.1f}), "
         "not hidden^2; the rule also omits the LM head "
         f"({config.hidden_size:,} x {config.vocab_size:,}) and attention over the context: "
