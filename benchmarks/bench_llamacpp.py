@@ -9,6 +9,10 @@ GGUF loader) feeds all three: llama.cpp's ``convert_hf_to_gguf.py --outtype f32`
 ``llama-quantize`` (Q8_0, Q4_0), this SDK's :func:`edge_sdk.exporters.export` (int8; int4 RTN,
 block ``--int4-block``) and onnxruntime-genai's builder (int8; int4, the same block). Pairs:
 SDK int8 / Q8_0 / genai int8 and SDK int4 / Q4_0 / genai int4, all with ``--threads``.
+``--from-gguf`` takes the weights from the GGUF itself instead (for families whose HF folder
+llama.cpp's converter cannot rebuild without the original tokenizer files, e.g. Gemma 3):
+``llama-quantize --allow-requantize`` of the file for llama.cpp and this SDK's export of the same
+file, both quantizing its dequantized weights.
 
 Per engine and repeat (interleaved, medians over ``--repeats``):
 - decode tok/s: ``--tokens`` greedy tokens after a ``--prompt-tokens`` prompt (llama.cpp:
@@ -94,20 +98,25 @@ def prepare(
     max_seq_len: int,
     pre_tokenizer: str | None = None,
     log: Callable[[str], None] = print,
+    gguf: Path | None = None,
 ) -> dict[str, dict[str, Path]]:
-    """Per precision: the GGUF, the SDK bundle and genai's folder of ``hf``'s weights."""
+    """Per precision: the GGUF, the SDK bundle and genai's folder of ``hf``'s weights (of the
+    weights of ``gguf``, when given, for llama.cpp and the SDK)."""
     work.mkdir(parents=True, exist_ok=True)
-    f32 = work / f"{name}-f32.gguf"
-    if not f32.is_file():
-        log(f"converting {name} to GGUF (f32) ...")
-    llamacpp.convert_hf_to_gguf(llama, hf, f32, "f32", pre_tokenizer=pre_tokenizer)
+    source = gguf
+    if source is None:
+        source = work / f"{name}-f32.gguf"
+        if not source.is_file():
+            log(f"converting {name} to GGUF (f32) ...")
+        llamacpp.convert_hf_to_gguf(llama, hf, source, "f32", pre_tokenizer=pre_tokenizer)
     models = {}
     for precision, kind in GGUF_TYPES.items():
         block = "" if precision == "int8" else f"-g{group_size}"
+        target = work / f"{name}-{kind}.gguf"
         models[precision] = {
-            "gguf": llamacpp.quantize(llama, f32, work / f"{name}-{kind}.gguf", kind),
+            "gguf": llamacpp.quantize(llama, source, target, kind, requantize=gguf is not None),
             "edge": export_edge(
-                hf,
+                gguf or hf,
                 work / f"{name}-edge-{precision}{block}-s{max_seq_len}",
                 precision,
                 group_size,
@@ -220,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         "with transformers' GGUF loader, cached in --work)",
     )
     parser.add_argument(
+        "--from-gguf",
+        action="store_true",
+        help="llama.cpp and this SDK quantize --gguf's own weights (Gemma 3: see the docstring)",
+    )
+    parser.add_argument(
         "--llama200m", action="store_true", help="also the random 200M Llama of bench_runtime.py"
     )
     parser.add_argument(
@@ -258,12 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     seq = 2 ** int(np.ceil(np.log2(args.prefill_tokens + args.prompt_tokens + args.tokens + 2)))
     name = args.gguf.name.split(".")[0]
     hf = args.hf or hf_from_gguf(args.gguf, args.work / f"{name}-hf", log)
-    todo = [(name, hf, None)]
+    todo = [(name, hf, None, args.gguf if args.from_gguf else None)]
     if args.llama200m:
-        todo.append(("llama200m", make_llama200m_hf(args.work, log), "gpt-2"))
+        todo.append(("llama200m", make_llama200m_hf(args.work, log), "gpt-2", None))
     results = []
-    for model, folder, pre in todo:
-        prepared = prepare(model, folder, args.work, llama, args.int4_block, seq, pre, log)
+    for model, folder, pre, gguf in todo:
+        prepared = prepare(model, folder, args.work, llama, args.int4_block, seq, pre, log, gguf)
         vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
         for precision, paths in prepared.items():
             log(f"benchmarking {model} {precision} ({args.repeats} interleaved runs) ...")

@@ -252,12 +252,22 @@ def convert_hf_to_gguf(
     return out
 
 
-def quantize(llama: LlamaCpp, source: Path, out: Path, kind: str, threads: int = 2) -> Path:
-    """``llama-quantize SOURCE OUT KIND`` (e.g. Q8_0, Q4_0), kept when OUT exists."""
+def quantize(
+    llama: LlamaCpp,
+    source: Path,
+    out: Path,
+    kind: str,
+    threads: int = 2,
+    requantize: bool = False,
+) -> Path:
+    """``llama-quantize SOURCE OUT KIND`` (e.g. Q8_0, Q4_0), kept when OUT exists;
+    ``requantize``: SOURCE is itself quantized (its dequantized weights are quantized again)."""
     if out.is_file():
         return out
     tmp = out.with_suffix(".tmp.gguf")
-    _run([str(llama.quantize), str(source), str(tmp), kind, str(threads)], capture_output=True)
+    again = ["--allow-requantize"] if requantize else []
+    command = [str(llama.quantize), *again, str(source), str(tmp), kind, str(threads)]
+    _run(command, capture_output=True)
     tmp.rename(out)
     return out
 

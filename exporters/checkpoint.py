@@ -19,7 +19,7 @@ from edge_sdk.checkpoint import (
 )
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError, UnsupportedModelError
-from edge_sdk.exporters.model import LiteForCausalLM
+from edge_sdk.exporters.model import WHOLE_MODEL_FAMILIES, LiteForCausalLM
 from edge_sdk.exporters.sources import ModelSource
 from edge_sdk.exporters.weights import StateDictWeights
 
@@ -132,6 +132,12 @@ def build_model(
     config: ModelConfig, state_dict: dict[str, torch.Tensor], source: str
 ) -> LiteForCausalLM:
     """A float32 :class:`LiteForCausalLM` in eval mode holding ``state_dict``."""
+    if config.architecture not in WHOLE_MODEL_FAMILIES:
+        raise UnsupportedModelError(
+            f"{source}: the whole-model PyTorch reference (load_model, and the fp16 and w8a8 "
+            f"exports that trace it) covers {', '.join(WHOLE_MODEL_FAMILIES)}, not "
+            f"{config.architecture}; export it with fp32, int8 or int4"
+        )
     model = LiteForCausalLM(config)
     state = {k: v.float() for k, v in state_dict.items()}
     own = model.state_dict()

@@ -44,14 +44,17 @@ class UnsupportedGraph(ValueError):
     onnxruntime cannot run it, or it disagrees with the standard graph."""
 
 
-def rope_tables(config: ModelConfig, positions: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin [positions, head_dim / 2] of the model's RoPE (its frequencies and scaling)."""
+def rope_tables(
+    config: ModelConfig, positions: int, local: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin [positions, rotary_dim / 2] of the model's RoPE (its frequencies and scaling;
+    ``local``: the sliding layers')."""
     import torch
 
     from edge_sdk.exporters.model import rope_inverse_frequencies
 
     angles = (
         torch.arange(positions, dtype=torch.float64)[:, None]
-        * rope_inverse_frequencies(config).double()
+        * rope_inverse_frequencies(config, local).double()
     )
     return angles.cos().float().numpy(), angles.sin().float().numpy()

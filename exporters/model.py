@@ -17,16 +17,29 @@ from torch import Tensor, nn
 
 from edge_sdk.config import ModelConfig
 
-__all__ = ["KVPair", "LiteForCausalLM", "attention_bias", "rope_inverse_frequencies"]
+__all__ = [
+    "WHOLE_MODEL_FAMILIES",
+    "KVPair",
+    "LiteForCausalLM",
+    "attention_bias",
+    "rope_inverse_frequencies",
+]
+
+#: The families :class:`LiteForCausalLM` computes whole (the traced fp16/W8A8 export and
+#: ``load_model`` need it); the others (Gemma 3) have a layer-wise reference only, in their
+#: family module, which the streamed export (fp32, int8, int4) runs.
+WHOLE_MODEL_FAMILIES = ("llama", "qwen2", "mistral", "qwen3")
 
 KVPair = tuple[Tensor, Tensor]  # key, value: [B, KV, T, D]
 
 
-def rope_inverse_frequencies(config: ModelConfig) -> Tensor:
-    """Inverse frequencies [D/2] of RoPE, with the config's scaling applied."""
-    dim = config.head_dim
-    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
-    scaling = config.rope_scaling
+def rope_inverse_frequencies(config: ModelConfig, local: bool = False) -> Tensor:
+    """Inverse frequencies [rotary_dim / 2] of RoPE, with the config's scaling applied; ``local``:
+    those of the sliding layers (their own base, unscaled: Gemma 3)."""
+    dim = config.rotary_dim
+    theta = config.rope_local_theta if local and config.rope_local_theta else config.rope_theta
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    scaling = None if local else config.rope_scaling
     if scaling is None:
         return inv_freq.float()
     if scaling.kind == "linear":
@@ -104,6 +117,7 @@ class Attention(nn.Module):
             config.num_kv_heads,
             config.head_dim,
         )
+        self.divisor = math.sqrt(config.query_pre_attn_scalar or config.head_dim)
 
     def forward(
         self, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, past: KVPair | None
@@ -120,7 +134,7 @@ class Attention(nn.Module):
         if past is not None:
             k = torch.cat((past[0], k), dim=2)  # [B, KV, T, D]
             v = torch.cat((past[1], v), dim=2)
-        scores = q @ k[:, :, None].transpose(-1, -2) / math.sqrt(d)  # [B, KV, G, S, T]
+        scores = q @ k[:, :, None].transpose(-1, -2) / self.divisor  # [B, KV, G, S, T]
         probs = torch.softmax(scores.float() + bias.float(), dim=-1).to(v.dtype)  # float32 island
         out = probs @ v[:, :, None]  # [B, KV, G, S, D]
         out = out.permute(0, 3, 1, 2, 4).reshape(b, s, kv * g * d)  # [B, S, H*D]

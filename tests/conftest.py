@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.real_models import smollm2_gguf  # noqa: F401  (a session fixture for every test)
+from tests.real_models import gemma3_gguf, smollm2_gguf  # noqa: F401  (session fixtures)
 
 
 def _on_jetson() -> bool:

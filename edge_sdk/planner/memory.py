@@ -115,14 +115,20 @@ def weight_bytes(
     layers = _layers_bytes(config, fmt)
     floats = sum(layer_float_parameters(config, i) for i in range(config.num_layers)) + h
     norms_biases = floats * fmt.float_bytes  # + h: the final norm
-    if fmt.quantized and quantize_embedding:  # per row, as the Gather reads it: [vocab, hidden]
-        per_row = dataclasses.replace(fmt, group_size=None) if fmt.name == "int8" else fmt
-        embedding = _matmul_bytes(per_row, h, vocab)
+    head_scales = 0
+    if fmt.quantized and quantize_embedding:  # as the Gather reads it: [vocab, hidden]
+        # int8: in the weights' blocks along a row where they divide it, else one scale per row
+        blocked = bool(fmt.group_size) and h % (fmt.group_size or 1) == 0
+        per_row = dataclasses.replace(fmt, group_size=None)
+        table = _matmul_bytes(per_row if fmt.name == "int8" and not blocked else fmt, h, vocab)
+        if fmt.name == "int8" and config.tie_word_embeddings:  # the tied head's own scale copy
+            head_scales = table - int(vocab * h * fmt.weight_bytes)
     else:
-        embedding = vocab * h * fmt.float_bytes
+        table = vocab * h * fmt.float_bytes
+    embedding = table + head_scales
     tied = config.tie_word_embeddings
     lm_head = 0 if tied else _matmul_bytes(fmt, h, vocab)
-    tied_copy = embedding if tied and fmt.tied_copy_at_load else 0
+    tied_copy = table if tied and fmt.tied_copy_at_load else 0
     stored = layers + norms_biases + embedding + lm_head
     row = math.ceil(embedding / vocab)
     read = layers + norms_biases + (lm_head if lm_head else embedding) + row

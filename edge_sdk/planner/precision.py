@@ -4,8 +4,9 @@
 - ``fp16`` / ``bf16``: every tensor 2 bytes.
 - ``int8``: the layout ``edge-export --int8`` writes (``exporters/quantize/int8.py``). Every MatMul
   weight (attention, MLP and an untied LM head) int8 per output channel plus one fp32 scale per
-  output channel; the embedding table int8 per row plus one fp32 scale per row; norms and biases
-  fp32. Activations and the KV cache are fp32 (the graph dequantizes to fp32).
+  output channel (or, the default, per block of ``group_size`` inputs); the embedding table int8
+  in the same blocks along each row where they divide it, else with one fp32 scale per row; norms
+  and biases fp32. Activations and the KV cache are fp32 (the graph dequantizes to fp32).
 - ``int4``: block-wise weight-only quantization as ORT ``MatMulNBits``, AWQ/GPTQ and MLC q4f16
   store it: 4-bit weights, per group of ``group_size`` input values one fp16 scale and one 4-bit
   zero point. Float parts (norms, biases, a kept embedding) fp16, activations and KV cache fp16.

@@ -32,11 +32,12 @@ TRAIN_SEED, HELDOUT_SEED, CALIBRATION_SEED = 1, 2, 3
 SIZES = {"demo": (192, 4, 6, 2, 512), "small": (384, 6, 6, 2, 1536)}
 
 
-def demo_config(eos_id: int, size: str = "demo") -> ModelConfig:
-    """The model's shape: Llama family, tied embeddings, GQA (see :data:`SIZES`)."""
+def demo_config(eos_id: int, size: str = "demo", family: str = "llama") -> ModelConfig:
+    """The model's shape: tied embeddings, GQA (see :data:`SIZES`); ``family`` "llama" (the
+    demo) or any family :class:`LiteForCausalLM` computes whole (e.g. "qwen3": q/k norms)."""
     hidden, layers, heads, kv_heads, intermediate = SIZES[size]
     return ModelConfig(
-        architecture="llama",
+        architecture=family,
         vocab_size=VOCAB_SIZE,
         hidden_size=hidden,
         num_layers=layers,
@@ -91,9 +92,40 @@ def train(steps: int, batch: int, seq_len: int, seed: int, out: Path, size: str 
     data = torch.from_numpy(encode_corpus(tokenizer_json, stories))
     eos_id = int(data[-1])
     config = demo_config(eos_id, size)
+    print(f"corpus {len(data):,} tokens, model {config.parameter_count():,} parameters", flush=True)
+    model = train_model(config, data, steps, batch, seq_len, seed, started)
+    save_checkpoint(
+        model,
+        tokenizer_json,
+        out,
+        dtype=torch.float16,
+        metadata={
+            "name": "edge-sdk-demo" if size == "demo" else f"edge-sdk-{size}",
+            "trained_steps": steps,
+            "corpus": "edge_sdk.exporters.demo.corpus (generated stories)",
+        },
+    )
+    if size == "demo":
+        write_texts()
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s"
+    )
+
+
+def train_model(
+    config: ModelConfig,
+    data: torch.Tensor,
+    steps: int,
+    batch: int,
+    seq_len: int,
+    seed: int,
+    started: float | None = None,
+) -> LiteForCausalLM:
+    """A model of ``config`` trained on the token ids ``data`` (AdamW, warm-up then cosine),
+    in eval mode; progress every 50 steps when ``started`` (a perf_counter time) is given."""
+    torch.manual_seed(seed)
     model = LiteForCausalLM(config)
     _init_weights(model)
-    print(f"corpus {len(data):,} tokens, model {config.parameter_count():,} parameters", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
     generator = torch.Generator().manual_seed(seed)
     for step in range(steps):
@@ -114,29 +146,13 @@ def train(steps: int, batch: int, seq_len: int, seed: int, out: Path, size: str 
         loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        if step % 50 == 0 or step == steps - 1:
+        if started is not None and (step % 50 == 0 or step == steps - 1):
             print(
                 f"step {step:5d}  loss {loss.item():.3f}  lr {lr:.2e}  "
                 f"{time.perf_counter() - started:.0f} s",
                 flush=True,
             )
-    model.eval()
-    save_checkpoint(
-        model,
-        tokenizer_json,
-        out,
-        dtype=torch.float16,
-        metadata={
-            "name": "edge-sdk-demo" if size == "demo" else f"edge-sdk-{size}",
-            "trained_steps": steps,
-            "corpus": "edge_sdk.exporters.demo.corpus (generated stories)",
-        },
-    )
-    if size == "demo":
-        write_texts()
-    print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s"
-    )
+    return model.eval()
 
 
 def write_texts() -> None:

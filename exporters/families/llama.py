@@ -31,12 +31,17 @@ from edge_sdk.exporters.stream.ops import (
 from edge_sdk.onnx_io import past_names, present_names
 
 __all__ = [
+    "GatedActivation",
     "HeadNorm",
+    "attention_fused",
+    "attention_standard",
     "emit_fused",
     "emit_standard",
     "layer_shapes",
     "layer_tensors",
     "linears",
+    "mlp_fused",
+    "mlp_standard",
     "reference_layer",
     "scale_groups",
 ]
@@ -139,11 +144,27 @@ def emit_standard(
 ) -> str:
     """The layer in standard ONNX ops; its output hidden state [B, S, E]. ``qk_norm`` writes a
     per-head norm of q and k before RoPE."""
+    p, eps = f"model.layers.{t.index}", float(config.rms_norm_eps)
+    h = rms_norm(g, x, t.vectors["input_layernorm.weight"], eps, f"{p}.input_layernorm")
+    o = attention_standard(g, config, h, shared, t, qk_norm)
+    x = g.op("Add", [x, o], f"{p}.attn_residual")
+    h = rms_norm(g, x, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_norm")
+    return g.op("Add", [x, mlp_standard(g, h, t, swiglu)], f"{p}.output")
+
+
+def attention_standard(
+    g: GraphBuilder,
+    config: ModelConfig,
+    h: str,
+    shared: StandardInputs,
+    t: LayerTensors,
+    qk_norm: HeadNorm | None = None,
+) -> str:
+    """Self-attention of the normed hidden state ``h`` [B, S, E] over the past KV and its output
+    projection (standard ops); ``qk_norm`` writes a per-head norm of q and k before RoPE."""
     c, i = config, t.index
     kv, d = c.num_kv_heads, c.head_dim
     p = f"model.layers.{i}"
-    eps = float(c.rms_norm_eps)
-    h = rms_norm(g, x, t.vectors["input_layernorm.weight"], eps, f"{p}.input_layernorm")
     proj = {
         n: linear(g, h, t.matmuls[n], _bias(t, n), f"{p}.self_attn.{n}")
         for n in ("q_proj", "k_proj", "v_proj")
@@ -165,21 +186,25 @@ def emit_standard(
     keys = g.op("Unsqueeze", [g.op("Transpose", [present_k], perm=[0, 1, 3, 2]), axis2])
     scores = g.op("MatMul", [q, keys], f"{p}.scores")  # [B, KV, G, S, T]
     scores = g.op(
-        "Div", [scores, g.const(f"{p}.sqrt_d", np.array(attention_divisor(d), np.float32))]
+        "Div", [scores, g.const(f"{p}.sqrt_d", np.array(attention_divisor(c), np.float32))]
     )
     probs = g.op("Softmax", [g.op("Add", [scores, shared.bias])], f"{p}.probs", axis=-1)
     out = g.op("MatMul", [probs, g.op("Unsqueeze", [present_v, axis2])])  # [B, KV, G, S, D]
     out = g.op("Transpose", [out], perm=[0, 3, 1, 2, 4])
     out = g.op("Reshape", [out, g.ints(f"{p}.merge_heads", [0, 0, -1])], f"{p}.attn")
-    o = linear(g, out, t.matmuls["o_proj"], None, f"{p}.self_attn.o_proj")
-    x = g.op("Add", [x, o], f"{p}.attn_residual")
-    h = rms_norm(g, x, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_norm")
-    gate = linear(g, h, t.matmuls["gate_proj"], None, f"{p}.mlp.gate_proj")
-    up = linear(g, h, t.matmuls["up_proj"], None, f"{p}.mlp.up_proj")
-    down = linear(
-        g, swiglu(g, gate, up, f"{p}.mlp"), t.matmuls["down_proj"], None, f"{p}.mlp.down_proj"
-    )
-    return g.op("Add", [x, down], f"{p}.output")
+    return linear(g, out, t.matmuls["o_proj"], None, f"{p}.self_attn.o_proj")
+
+
+#: A gated activation: (graph, gate, up, name) -> act(gate) * up (SwiGLU, GeGLU).
+GatedActivation = Callable[[GraphBuilder, str, str, str], str]
+
+
+def mlp_standard(g: GraphBuilder, h: str, t: LayerTensors, act: GatedActivation) -> str:
+    """``down(act(gate(h)) * up(h))`` with separate gate and up MatMuls (standard graph)."""
+    p = f"model.layers.{t.index}.mlp"
+    gate = linear(g, h, t.matmuls["gate_proj"], None, f"{p}.gate_proj")
+    up = linear(g, h, t.matmuls["up_proj"], None, f"{p}.up_proj")
+    return linear(g, act(g, gate, up, p), t.matmuls["down_proj"], None, f"{p}.down_proj")
 
 
 def emit_fused(
@@ -193,10 +218,27 @@ def emit_fused(
     """The layer with onnxruntime's contrib ops: GroupQueryAttention over a shared KV buffer,
     skip-RMSNorms, q/k/v and gate/up as one MatMul each. With ``qk_norm``, q/k/v are split and q
     and k normalized per head before GroupQueryAttention (which applies RoPE)."""
+    p, eps = f"model.layers.{t.index}", float(config.rms_norm_eps)
+    h, residual = skip_norm(g, state, t.vectors["input_layernorm.weight"], eps, f"{p}.in_norm")
+    state = FusedState(residual, attention_fused(g, config, h, rope_cache, t, qk_norm))
+    h, residual = skip_norm(
+        g, state, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_norm"
+    )
+    return FusedState(residual, mlp_fused(g, config, h, t, swiglu))
+
+
+def attention_fused(
+    g: GraphBuilder,
+    config: ModelConfig,
+    h: str,
+    rope_cache: tuple[str, str],
+    t: LayerTensors,
+    qk_norm: HeadNorm | None = None,
+) -> str:
+    """GroupQueryAttention of the normed hidden state ``h`` over the shared KV buffer (RoPE from
+    ``rope_cache``, the layer's window) and the output projection."""
     c, i = config, t.index
     p = f"model.layers.{i}"
-    eps = float(c.rms_norm_eps)
-    h, residual = skip_norm(g, state, t.vectors["input_layernorm.weight"], eps, f"{p}.in_norm")
     qkv_w = QWeight.concatenated([t.matmuls[n] for n in ("q_proj", "k_proj", "v_proj")])
     biases = [_bias(t, n) for n in ("q_proj", "k_proj", "v_proj")]
     present = [b for b in biases if b is not None]
@@ -212,25 +254,25 @@ def emit_fused(
         domain=_MS,
         num_heads=c.num_heads,
         kv_num_heads=c.num_kv_heads,
-        scale=float(c.head_dim**-0.5),
+        scale=c.attention_scale,
         do_rotary=1,
         rotary_interleaved=0,
-        local_window_size=int(c.sliding_window or -1),
+        local_window_size=int(c.layer_window(i) or -1),
     )
-    o = linear(g, attn, t.matmuls["o_proj"], None, f"{p}.o_proj")
-    state = FusedState(residual, o)
-    h, residual = skip_norm(
-        g, state, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_norm"
-    )
+    return linear(g, attn, t.matmuls["o_proj"], None, f"{p}.o_proj")
+
+
+def mlp_fused(
+    g: GraphBuilder, config: ModelConfig, h: str, t: LayerTensors, act: GatedActivation
+) -> str:
+    """``down(act(gate(h)) * up(h))`` with gate and up as one MatMul (fused graph)."""
+    p = f"model.layers.{t.index}"
     gate_up_w = QWeight.concatenated([t.matmuls["gate_proj"], t.matmuls["up_proj"]])
     gate_up = linear(g, h, gate_up_w, None, f"{p}.gate_up")
-    size = c.intermediate_size
+    size = config.intermediate_size
     gate, up = f"{p}.gate", f"{p}.up"
     g.op("Split", [gate_up, g.ints(f"{p}.split", [size, size])], outputs=[gate, up], axis=-1)
-    down = linear(
-        g, swiglu(g, gate, up, f"{p}.mlp"), t.matmuls["down_proj"], None, f"{p}.down_proj"
-    )
-    return FusedState(residual, down)
+    return linear(g, act(g, gate, up, f"{p}.mlp"), t.matmuls["down_proj"], None, f"{p}.down_proj")
 
 
 def _normed_qkv(g: GraphBuilder, c: ModelConfig, qkv: str, norm: HeadNorm, p: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""Open a llama.cpp GGUF file (Llama, Qwen2 and Qwen3 architectures) as a :class:`ModelSource`,
-or load it as a float32 :class:`LoadedModel`.
+"""Open a llama.cpp GGUF file (Llama, Qwen2, Qwen3 and Gemma 3 architectures) as a
+:class:`ModelSource`, or load it as a float32 :class:`LoadedModel`.
 
 The metadata becomes a :class:`ModelConfig`, and the tokenizer and chat template are rebuilt from
 ``tokenizer.*`` (:mod:`.tokenizer`). The tensors are dequantized to float32 with the ``gguf``
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: ``general.architecture`` values this SDK reads.
-SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3")
+SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
 
 
 def load_gguf(path: str | os.PathLike[str]) -> LoadedModel:
@@ -124,9 +124,26 @@ def gguf_config(
             qkv_bias="blk.0.attn_q.bias" in tensor_names,
             bos_token_id=metadata.get("tokenizer.ggml.bos_token_id"),
             eos_token_ids=tuple(dict.fromkeys(int(i) for i in eos if i is not None)),
+            **(_gemma3_fields(key, head_dim) if arch == "gemma3" else {}),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"the GGUF metadata has an invalid value: {exc}") from exc
+
+
+def _gemma3_fields(key: Any, head_dim: int) -> dict[str, Any]:
+    """Gemma 3's layer pattern, local RoPE base and attention scale. llama.cpp writes the window
+    only; like its loader, this takes every sixth layer as global, the sliding layers' base as
+    10000 unless the file says, and scales the scores by 1/sqrt(head_dim) (Gemma 3's
+    ``query_pre_attn_scalar`` is the head size up to 12B)."""
+    layers = int(key("block_count"))
+    return {
+        "sliding_window": int(key("attention.sliding_window")),
+        "layer_types": tuple(
+            "full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(layers)
+        ),
+        "rope_local_theta": float(key("rope.freq_base_swa", 10000.0)),
+        "query_pre_attn_scalar": float(head_dim),
+    }
 
 
 def _architecture(metadata: Mapping[str, Any]) -> str:

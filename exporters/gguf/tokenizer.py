@@ -11,8 +11,9 @@ A GGUF carries no ``tokenizer.json``: llama.cpp stores the vocabulary (``tokeniz
   tokens: both are matched whole before the BPE runs, as llama.cpp does;
 - ``add_bos_token`` / ``add_eos_token`` become a template post-processor.
 
-SentencePiece vocabularies (``"llama"``: Llama 2, TinyLlama, Mistral) are refused with a clear
-error; their Hugging Face folders export as they are.
+Gemma's SentencePiece vocabulary (``"llama"`` in a ``gemma3`` file) is rebuilt by
+:mod:`.sentencepiece`. Other SentencePiece vocabularies (Llama 2, TinyLlama, Mistral) are refused
+with a clear error; their Hugging Face folders export as they are.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from edge_sdk.chat_template import ChatTemplate
 from edge_sdk.errors import UnsupportedModelError
+from edge_sdk.exporters.gguf.sentencepiece import gemma_tokenizer_json
 
 __all__ = ["PRE_TOKENIZER_SPLITS", "gguf_chat_template", "gguf_tokenizer_json"]
 
@@ -80,12 +82,14 @@ def gguf_tokenizer_json(metadata: Mapping[str, Any]) -> str:
             "the GGUF has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens); this SDK "
             "needs the vocabulary in the file: convert the model again with llama.cpp"
         )
+    if kind == "llama" and metadata.get("general.architecture") == "gemma3":
+        return gemma_tokenizer_json(metadata, tokens)
     if kind != "gpt2":
         what = {"llama": "SentencePiece"}.get(kind, "")
         raise UnsupportedModelError(
             f"GGUF tokenizer {kind!r}{f' ({what})' if what else ''} is not supported; supported: "
-            "'gpt2' (byte-level BPE: Llama 3, SmolLM, Qwen2). Export the model's Hugging Face "
-            "folder instead"
+            "'gpt2' (byte-level BPE: Llama 3, SmolLM, Qwen2) and Gemma 3's SentencePiece. Export "
+            "the model's Hugging Face folder instead"
         )
     pre = str(metadata.get("tokenizer.ggml.pre") or "default")
     if pre not in PRE_TOKENIZER_SPLITS:

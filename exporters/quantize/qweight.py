@@ -80,8 +80,12 @@ def _by_columns(
     )
 
 
-def int8_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 of ``table`` [V, E] with one scale per row (the embedding), by slices."""
+def int8_rows(table: np.ndarray, block: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 of ``table`` [V, E] (the embedding), by slices: one scale per row [V], or
+    per ``block`` columns of each row [V, E / block] (``block`` must divide E)."""
+    if block:
+        q, scale = _by_columns(lambda part: blocked_int8(part, block, None), table.T)
+        return np.ascontiguousarray(q.T), np.ascontiguousarray(scale.T)
     q, scale = _by_columns(lambda part: _per_channel(part, 1, None), table.T)
     return np.ascontiguousarray(q.T), scale
 

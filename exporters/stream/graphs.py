@@ -12,15 +12,19 @@ from onnx import TensorProto
 
 from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.families.base import StandardInputs
+from edge_sdk.exporters.fused_graph import rope_tables
+from edge_sdk.exporters.model import rope_inverse_frequencies
 from edge_sdk.exporters.quantize.qweight import QWeight
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
 from edge_sdk.exporters.stream.ops import FusedState, rms_norm, skip_norm
 from edge_sdk.onnx_io import past_names, present_names
 
 __all__ = [
+    "LayerKind",
     "Table",
     "fused_prelude",
     "fused_tail",
+    "layer_kind",
     "standard_prelude",
     "standard_tail",
 ]
@@ -28,32 +32,73 @@ __all__ = [
 _TABLE = "model.embed_tokens.weight"
 _EMBEDDED = "model.embed_tokens.output"
 
+#: What the shared inputs of a layer depend on: its RoPE (the sliding layers' base or not) and
+#: how many positions it attends to (None: all).
+LayerKind = tuple[bool, int | None]
+
+
+def layer_kind(config: ModelConfig, index: int) -> LayerKind:
+    """The :data:`LayerKind` of layer ``index``."""
+    return config.local_rope(index), config.layer_window(index)
+
+
+def _kinds(config: ModelConfig) -> list[LayerKind]:
+    return sorted({layer_kind(config, i) for i in config.attention_layers}, key=str)
+
 
 @dataclass(frozen=True)
 class Table:
-    """The token embedding [V, E]: float32, or int8 rows with one scale per row (``scale`` [V])."""
+    """The token embedding [V, E]: float32, or int8 with one scale per row (``scale`` [V]) or
+    per ``block`` columns of a row (``scale`` [V, E / block])."""
 
     values: np.ndarray
     scale: np.ndarray | None = None
+
+    @property
+    def block(self) -> int:
+        """Columns per scale; 0: one scale per row."""
+        if self.scale is None or self.scale.ndim == 1:
+            return 0
+        return int(self.values.shape[1] // self.scale.shape[1])
+
+    def scales(self, rows: slice | np.ndarray) -> np.ndarray:
+        """The scale of each value of ``rows`` [n, E] (or [n, 1] per row)."""
+        assert self.scale is not None
+        if not self.block:
+            return self.scale[rows, None]
+        return np.repeat(self.scale[rows], self.block, axis=-1)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """The float32 rows of ``ids`` as the graph computes them [n, E]."""
         rows: np.ndarray = self.values[ids].astype(np.float32)
         if self.scale is not None:
-            rows *= self.scale[ids, None]
+            rows *= self.scales(ids)
         return rows
 
 
-def _embedding(g: GraphBuilder, table: Table, ids: str) -> str:
+def _embedding(g: GraphBuilder, config: ModelConfig, table: Table, ids: str) -> str:
     """``Gather`` of the rows of ``ids`` (int8 rows times their scales: only those rows are
-    dequantized)."""
+    dequantized), times the model's embedding scale (Gemma)."""
+    multiplier = config.embedding_scale
+    name = _EMBEDDED if multiplier == 1.0 else f"{_EMBEDDED}.unscaled"
     if table.scale is None:
-        return g.op("Gather", [g.const(_TABLE, table.values), ids], _EMBEDDED)
-    rows = g.op("Gather", [g.const(f"{_TABLE}.int8", table.values), ids], f"{_EMBEDDED}.int8")
-    scale = g.op("Gather", [g.const(f"{_TABLE}.scale", table.scale), ids], f"{_EMBEDDED}.scale")
-    scale = g.op("Unsqueeze", [scale, g.ints(f"{_EMBEDDED}.last_axis", [-1])])
-    rows = g.op("Cast", [rows], f"{_EMBEDDED}.rows", to=TensorProto.FLOAT)
-    return g.op("Mul", [rows, scale], _EMBEDDED)
+        rows = g.op("Gather", [g.const(_TABLE, table.values), ids], name)
+    else:
+        ints = g.op("Gather", [g.const(f"{_TABLE}.int8", table.values), ids], f"{_EMBEDDED}.int8")
+        scale = g.op("Gather", [g.const(f"{_TABLE}.scale", table.scale), ids], f"{name}.scale")
+        scale = g.op("Unsqueeze", [scale, g.ints(f"{_EMBEDDED}.last_axis", [-1])])
+        ints = g.op("Cast", [ints], f"{_EMBEDDED}.rows", to=TensorProto.FLOAT)
+        if not table.block:
+            rows = g.op("Mul", [ints, scale], name)
+        else:  # [B, S, E] as [B, S, E / block, block] times the scales [B, S, E / block, 1]
+            blocks = g.ints(f"{_EMBEDDED}.blocks", [0, 0, -1, table.block])
+            ints = g.op("Reshape", [ints, blocks], f"{_EMBEDDED}.blocked")
+            scaled = g.op("Mul", [ints, scale], f"{_EMBEDDED}.scaled")
+            rows = g.op("Reshape", [scaled, g.ints(f"{_EMBEDDED}.merged", [0, 0, -1])], name)
+    if multiplier == 1.0:
+        return rows
+    factor = g.const(f"{_EMBEDDED}.multiplier", np.array(multiplier, np.float32))
+    return g.op("Mul", [rows, factor], _EMBEDDED)
 
 
 def _head(g: GraphBuilder, x: str, table: Table, head: QWeight | None) -> str:
@@ -63,11 +108,22 @@ def _head(g: GraphBuilder, x: str, table: Table, head: QWeight | None) -> str:
     if table.scale is None:
         transposed = g.op("Transpose", [_TABLE], "lm_head.tied", perm=[1, 0])
         return g.op("MatMul", [x, transposed], "logits")
-    # Transpose(int8 table) -> DequantizeLinear(axis 1): the row scales are the head's output
-    # channels; the head's own copy of them lets onnxruntime fuse it into MatMulNBits.
+    # Transpose(int8 table) -> DequantizeLinear: the row scales are the head's output channels
+    # (axis 1), or its blocks along E (axis 0); the head's own copy of them lets onnxruntime fuse
+    # it into MatMulNBits.
     transposed = g.op("Transpose", [f"{_TABLE}.int8"], "lm_head.tied.int8", perm=[1, 0])
-    scale = g.const("lm_head.tied.scale", table.scale)
-    weight = g.op("DequantizeLinear", [transposed, scale], "lm_head.tied", axis=1)
+    if not table.block:
+        scale = g.const("lm_head.tied.scale", table.scale)
+        weight = g.op("DequantizeLinear", [transposed, scale], "lm_head.tied", axis=1)
+    else:
+        scale = g.const("lm_head.tied.scale", np.ascontiguousarray(table.scale.T))
+        weight = g.op(
+            "DequantizeLinear",
+            [transposed, scale],
+            "lm_head.tied",
+            axis=0,
+            block_size=table.block,
+        )
     return g.op("MatMul", [x, weight], "logits")
 
 
@@ -84,37 +140,41 @@ def _present_outputs(g: GraphBuilder, config: ModelConfig, length: str) -> None:
 
 
 def standard_prelude(
-    g: GraphBuilder, config: ModelConfig, table: Table, inv_freq: np.ndarray
-) -> tuple[str, StandardInputs]:
-    """Inputs, the embedding [B, S, E], RoPE tables and the attention bias."""
+    g: GraphBuilder, config: ModelConfig, table: Table
+) -> tuple[str, dict[LayerKind, StandardInputs]]:
+    """Inputs, the embedding [B, S, E], and per :data:`LayerKind` the RoPE tables and the
+    attention bias its layers read."""
     ids = g.input("input_ids", TensorProto.INT64, ["batch", "sequence"])
     mask = g.input("attention_mask", TensorProto.INT64, ["batch", "total_sequence"])
     positions = g.input("position_ids", TensorProto.INT64, ["batch", "sequence"])
     _past_inputs(g, config, "past_sequence")
-    x = _embedding(g, table, ids)
-    # RoPE angles in float32: positions x inverse frequencies, both halves  [B, S, D]
-    angles = g.op(
-        "Mul",
-        [
-            g.op(
-                "Unsqueeze",
-                [g.op("Cast", [positions], to=TensorProto.FLOAT), g.ints("rope.last", [-1])],
-            ),
-            g.const("rope.inv_freq", inv_freq.astype(np.float32)),
-        ],
-        "rope.freqs",
+    x = _embedding(g, config, table, ids)
+    position = g.op(
+        "Unsqueeze", [g.op("Cast", [positions], to=TensorProto.FLOAT), g.ints("rope.last", [-1])]
     )
-    angles = g.op("Concat", [angles, angles], "rope.angles", axis=-1)
-    cos, sin = g.op("Cos", [angles], "rope.cos"), g.op("Sin", [angles], "rope.sin")
-    axes_q, axes_k = g.ints("rope.axes_q", [1, 2]), g.ints("rope.axes_k", [1])
-    shared = StandardInputs(
-        cos_q=g.op("Unsqueeze", [cos, axes_q], "rope.cos_q"),
-        sin_q=g.op("Unsqueeze", [sin, axes_q], "rope.sin_q"),
-        cos_k=g.op("Unsqueeze", [cos, axes_k], "rope.cos_k"),
-        sin_k=g.op("Unsqueeze", [sin, axes_k], "rope.sin_k"),
-        bias=_attention_bias(g, config, ids, mask),
+    kinds = _kinds(config)
+    ropes = {local: _rope(g, config, position, local) for local in {k[0] for k in kinds}}
+    biases = {w: _attention_bias(g, ids, mask, w) for w in {k[1] for k in kinds}}
+    return x, {kind: StandardInputs(*ropes[kind[0]], bias=biases[kind[1]]) for kind in kinds}
+
+
+def _rope(
+    g: GraphBuilder, config: ModelConfig, position: str, local: bool
+) -> tuple[str, str, str, str]:
+    """cos/sin for q [B, 1, 1, S, D] and for k [B, 1, S, D] from positions [B, S, 1]; angles in
+    float32, both halves."""
+    p = "rope.local" if local else "rope"
+    inv_freq = rope_inverse_frequencies(config, local).numpy()
+    freqs = g.op("Mul", [position, g.const(f"{p}.inv_freq", inv_freq)], f"{p}.freqs")
+    angles = g.op("Concat", [freqs, freqs], f"{p}.angles", axis=-1)
+    cos, sin = g.op("Cos", [angles], f"{p}.cos"), g.op("Sin", [angles], f"{p}.sin")
+    axes_q, axes_k = g.ints(f"{p}.axes_q", [1, 2]), g.ints(f"{p}.axes_k", [1])
+    return (
+        g.op("Unsqueeze", [cos, axes_q], f"{p}.cos_q"),
+        g.op("Unsqueeze", [sin, axes_q], f"{p}.sin_q"),
+        g.op("Unsqueeze", [cos, axes_k], f"{p}.cos_k"),
+        g.op("Unsqueeze", [sin, axes_k], f"{p}.sin_k"),
     )
-    return x, shared
 
 
 def _length(g: GraphBuilder, tensor: str, name: str) -> str:
@@ -125,30 +185,33 @@ def _length(g: GraphBuilder, tensor: str, name: str) -> str:
     return g.op("Squeeze", [dim, g.ints(f"{name}.axis", [0])], name)
 
 
-def _attention_bias(g: GraphBuilder, config: ModelConfig, ids: str, mask: str) -> str:
-    """[B, 1, 1, S, T]: 0 where a query may attend a key (causal, inside the sliding window, not
-    padding), float32's lowest value elsewhere; the S new tokens are the last S of T slots."""
-    total = _length(g, mask, "mask.total")  # T: past + new positions
-    new = _length(g, ids, "mask.new")  # S
-    step = g.const("mask.step", np.array(1, np.int64))
-    keys = g.op("Range", [g.const("mask.start", np.array(0, np.int64)), total, step], "mask.keys")
-    queries = g.op("Range", [g.op("Sub", [total, new]), total, step], "mask.queries")
-    key_row = g.op("Unsqueeze", [keys, g.ints("mask.zero", [0])], "mask.key_row")  # [1, T]
-    query_col = g.op("Unsqueeze", [queries, g.ints("mask.last", [-1])], "mask.query_col")  # [S, 1]
-    allowed = g.op("LessOrEqual", [key_row, query_col], "mask.causal")  # [S, T]
-    if config.sliding_window is not None:
-        window = g.const("mask.window", np.array(config.sliding_window, np.int64))
-        inside = g.op("Greater", [key_row, g.op("Sub", [query_col, window])], "mask.window_ok")
-        allowed = g.op("And", [allowed, inside], "mask.local")
-    padding = g.op("Cast", [mask], "mask.real", to=TensorProto.BOOL)  # [B, T]
-    padding = g.op("Unsqueeze", [padding, g.ints("mask.axis1", [1])])  # [B, 1, T]
-    allowed = g.op("And", [allowed, padding], "mask.allowed")  # [B, S, T]
+def _attention_bias(g: GraphBuilder, ids: str, mask: str, window: int | None) -> str:
+    """[B, 1, 1, S, T]: 0 where a query may attend a key (causal, inside the ``window`` last
+    positions when given, not padding), float32's lowest value elsewhere; the S new tokens are
+    the last S of T slots."""
+    p = "mask" if window is None else f"mask.window{window}"
+    total = _length(g, mask, f"{p}.total")  # T: past + new positions
+    new = _length(g, ids, f"{p}.new")  # S
+    step = g.const(f"{p}.step", np.array(1, np.int64))
+    keys = g.op("Range", [g.const(f"{p}.start", np.array(0, np.int64)), total, step], f"{p}.keys")
+    queries = g.op("Range", [g.op("Sub", [total, new]), total, step], f"{p}.queries")
+    key_row = g.op("Unsqueeze", [keys, g.ints(f"{p}.zero", [0])], f"{p}.key_row")  # [1, T]
+    query_col = g.op("Unsqueeze", [queries, g.ints(f"{p}.last", [-1])], f"{p}.query_col")
+    allowed = g.op("LessOrEqual", [key_row, query_col], f"{p}.causal")  # [S, T]
+    if window is not None:
+        size = g.const(f"{p}.size", np.array(window, np.int64))
+        inside = g.op("Greater", [key_row, g.op("Sub", [query_col, size])], f"{p}.inside")
+        allowed = g.op("And", [allowed, inside], f"{p}.local")
+    padding = g.op("Cast", [mask], f"{p}.real", to=TensorProto.BOOL)  # [B, T]
+    padding = g.op("Unsqueeze", [padding, g.ints(f"{p}.axis1", [1])])  # [B, 1, T]
+    allowed = g.op("And", [allowed, padding], f"{p}.allowed")  # [B, S, T]
     lowest = np.array(np.finfo(np.float32).min, np.float32)
     bias = g.op(
         "Where",
-        [allowed, g.const("mask.open", np.array(0.0, np.float32)), g.const("mask.closed", lowest)],
+        [allowed, g.const(f"{p}.open", np.array(0.0, np.float32)), g.const(f"{p}.closed", lowest)],
     )
-    return g.op("Unsqueeze", [bias, g.ints("mask.axes", [1, 2])], "attention_bias")
+    name = "attention_bias" if window is None else f"attention_bias.window{window}"
+    return g.op("Unsqueeze", [bias, g.ints(f"{p}.axes", [1, 2])], name)
 
 
 def standard_tail(
@@ -167,18 +230,23 @@ def standard_tail(
 
 
 def fused_prelude(
-    g: GraphBuilder, config: ModelConfig, table: Table, cos_sin: tuple[np.ndarray, np.ndarray]
-) -> tuple[FusedState, tuple[str, str]]:
-    """Inputs of the fused graph, the embedding, and the RoPE caches GroupQueryAttention reads."""
+    g: GraphBuilder, config: ModelConfig, table: Table, positions: int
+) -> tuple[FusedState, dict[bool, tuple[str, str]]]:
+    """Inputs of the fused graph, the embedding, and the RoPE caches [positions, D/2]
+    GroupQueryAttention reads (by ``local``: the sliding layers' own, where they have one)."""
     ids = g.input("input_ids", TensorProto.INT64, ["batch", "sequence"])
     _past_inputs(g, config, "capacity")
     g.input("seqlens_k", TensorProto.INT32, ["batch"])
     g.input("total_sequence_length", TensorProto.INT32, [])
-    cache = (
-        g.const("ort.cos_cache", np.ascontiguousarray(cos_sin[0], dtype=np.float32)),
-        g.const("ort.sin_cache", np.ascontiguousarray(cos_sin[1], dtype=np.float32)),
-    )
-    return FusedState(_embedding(g, table, ids)), cache
+    caches: dict[bool, tuple[str, str]] = {}
+    for local in sorted({kind[0] for kind in _kinds(config)}):
+        p = "ort.local_" if local else "ort."
+        cos, sin = rope_tables(config, positions, local)
+        caches[local] = (
+            g.const(f"{p}cos_cache", np.ascontiguousarray(cos, dtype=np.float32)),
+            g.const(f"{p}sin_cache", np.ascontiguousarray(sin, dtype=np.float32)),
+        )
+    return FusedState(_embedding(g, config, table, ids)), caches
 
 
 def fused_tail(

@@ -36,9 +36,13 @@ _CHUNK = 16384  # vocabulary rows per block of logits
 
 
 def stored_table(table: np.ndarray, quant: QuantConfig) -> Table:
-    """The embedding as stored: int8 rows (one scale each) for the integer methods, else float."""
+    """The embedding as stored: for the integer methods int8, else float. int8 exports in blocks
+    (the CPU form) store the table in the same blocks along each row where they divide it; the
+    others one scale per row (TensorRT takes block-wise scales for int4 weights only, and the
+    tied head reads the table)."""
     if quant.precision in ("int8", "int4") and quant.quantize_embedding:
-        return Table(*int8_rows(table))
+        block = int(quant.group_size or 0) if quant.precision == "int8" else 0
+        return Table(*int8_rows(table, block if block and table.shape[1] % block == 0 else 0))
     return Table(np.ascontiguousarray(table, dtype=np.float32))
 
 
@@ -107,7 +111,7 @@ def head_logits(h: Tensor, table: Table, head: QWeight | None) -> np.ndarray:
         for start in range(0, vocab, _CHUNK):
             part = _widened(table.values[start : start + _CHUNK])
             if table.scale is not None:
-                part *= table.scale[start : start + _CHUNK, None]
+                part *= table.scales(slice(start, start + _CHUNK))
             out[:, start : start + _CHUNK] = rows @ part.T
         return out
     vocab = head.shape[1]

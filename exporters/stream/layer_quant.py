@@ -54,7 +54,7 @@ class LayerQuantizer:
         moments = self._calibrate(layer, index, linears)
         if self.quant.method == "int8":
             return self._int8(linears, moments)
-        return self._int4(layer, linears)
+        return self._int4(layer, index, linears)
 
     def _calibrate(
         self, layer: nn.Module, index: int, linears: dict[str, nn.Linear]
@@ -71,6 +71,7 @@ class LayerQuantizer:
         firsts = InputStats(rows=_SMOOTH_ROWS if alpha is not None else _AWQ_ROWS)
         self.float_calib.advance(
             layer,
+            index,
             squares.hooks(list(linears.values())) + firsts.hooks([g.linears[0] for g in groups]),
         )
         divisors: dict[int, Tensor] = {}
@@ -105,12 +106,14 @@ class LayerQuantizer:
             out[name] = int8_weight(lin.weight.detach().numpy().T, block, stats)
         return out
 
-    def _int4(self, layer: nn.Module, linears: dict[str, nn.Linear]) -> dict[str, QWeight]:
+    def _int4(
+        self, layer: nn.Module, index: int, linears: dict[str, nn.Linear]
+    ) -> dict[str, QWeight]:
         group = int(self.quant.group_size or 0)
         hessians: dict[str, Tensor] = {}
         if self.quant.method == "gptq" and self.quant_calib is not None:
             gram = InputStats(hessian=True)
-            self.quant_calib.run(layer, gram.hooks(list(linears.values())))
+            self.quant_calib.run(layer, index, gram.hooks(list(linears.values())))
             hessians = {n: gram.hessian(lin) for n, lin in linears.items()}
         out: dict[str, QWeight] = {}
         for name, lin in linears.items():
@@ -128,7 +131,7 @@ class LayerQuantizer:
                 self.solved += 1
             out[name] = int4_weight(lin.weight.detach().numpy().T, group, solved)
         if self.quant_calib is not None:
-            self.quant_calib.advance(dequantized_copy(self.family, layer, out))
+            self.quant_calib.advance(dequantized_copy(self.family, layer, out), index)
         return out
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from edge_sdk.config import ModelConfig
-from edge_sdk.exporters.model import attention_bias
+from edge_sdk.exporters.model import attention_bias, rope_inverse_frequencies
 
 __all__ = ["Hook", "InputStats", "Windows", "text_windows"]
 
@@ -42,7 +42,6 @@ class Windows:
     """
 
     config: ModelConfig
-    inv_freq: Tensor
     hidden: list[Tensor] = field(default_factory=list)
     decode: bool = False
 
@@ -50,36 +49,45 @@ class Windows:
     def embed(
         cls,
         config: ModelConfig,
-        inv_freq: Tensor,
         lookup: Callable[[np.ndarray], np.ndarray],
         windows: Sequence[Sequence[int]],
         decode: bool = False,
     ) -> Windows:
-        """The embedding rows of each window's tokens; ``lookup(ids)`` gives them [n, E]."""
+        """The embedding rows of each window's tokens (``lookup(ids)`` gives them [n, E]), times
+        the model's embedding scale."""
+        scale = config.embedding_scale
         hidden = [torch.from_numpy(lookup(np.asarray(w, np.int64)))[None] for w in windows]
-        return cls(config, inv_freq, hidden, decode)
+        if scale != 1.0:
+            hidden = [h * torch.tensor(scale, dtype=h.dtype) for h in hidden]
+        return cls(config, hidden, decode)
 
-    def _angles(self, start: int, length: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    def _angles(
+        self, start: int, length: int, dtype: torch.dtype, local: bool
+    ) -> tuple[Tensor, Tensor]:
         positions = torch.arange(start, start + length)[None]
-        freqs = positions[..., None].float() * self.inv_freq
+        freqs = positions[..., None].float() * rope_inverse_frequencies(self.config, local)
         angles = torch.cat((freqs, freqs), dim=-1)
         return angles.cos().to(dtype), angles.sin().to(dtype)
 
-    def run(self, layer: nn.Module, hooks: Sequence[tuple[nn.Module, Hook]] = ()) -> list[Tensor]:
-        """Each window through ``layer`` (hooks see the inputs of their modules); the outputs."""
+    def run(
+        self, layer: nn.Module, index: int, hooks: Sequence[tuple[nn.Module, Hook]] = ()
+    ) -> list[Tensor]:
+        """Each window through ``layer``, layer ``index`` of the model (its RoPE and window);
+        hooks see the inputs of their modules. The outputs."""
         handles = [module.register_forward_pre_hook(hook) for module, hook in hooks]
         outputs: list[Tensor] = []
         past: tuple[Tensor, Tensor] | None = None
         start = 0
+        local, window = self.config.local_rope(index), self.config.layer_window(index)
         try:
             with torch.no_grad():
                 for x in self.hidden:
                     length = int(x.shape[1])
                     if not self.decode:
                         start, past = 0, None
-                    cos, sin = self._angles(start, length, x.dtype)
+                    cos, sin = self._angles(start, length, x.dtype, local)
                     mask = torch.ones(1, start + length, dtype=torch.int64)
-                    bias = attention_bias(mask, length, x.dtype, self.config.sliding_window)
+                    bias = attention_bias(mask, length, x.dtype, window)
                     out, present = layer(x, cos, sin, bias, past)
                     outputs.append(out)
                     past, start = present, start + length
@@ -88,9 +96,11 @@ class Windows:
                 handle.remove()
         return outputs
 
-    def advance(self, layer: nn.Module, hooks: Sequence[tuple[nn.Module, Hook]] = ()) -> None:
-        """Replace the hidden states by ``layer``'s outputs."""
-        self.hidden = self.run(layer, hooks)
+    def advance(
+        self, layer: nn.Module, index: int, hooks: Sequence[tuple[nn.Module, Hook]] = ()
+    ) -> None:
+        """Replace the hidden states by the outputs of ``layer`` (layer ``index``)."""
+        self.hidden = self.run(layer, index, hooks)
 
     def rows(self) -> Tensor:
         """Every position's hidden state [N, E]."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.quantize.qweight import QWeight
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
 
@@ -60,9 +61,10 @@ def swiglu(g: GraphBuilder, gate: str, up: str, name: str) -> str:
     return g.op("Mul", [act, up], f"{name}.mixed")
 
 
-def attention_divisor(head_dim: int) -> float:
-    """sqrt(head_dim): the reference divides the attention scores by it."""
-    return math.sqrt(head_dim)
+def attention_divisor(config: ModelConfig) -> float:
+    """What the reference divides the attention scores by: sqrt(head_dim), or
+    sqrt(query_pre_attn_scalar) (Gemma)."""
+    return math.sqrt(config.query_pre_attn_scalar or config.head_dim)
 
 
 def skip_norm(

@@ -18,14 +18,15 @@ import torch
 from edge_sdk.cli_support import Progress
 from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.families import family_of
-from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE, rope_tables
-from edge_sdk.exporters.model import RMSNorm, rope_inverse_frequencies
+from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE
+from edge_sdk.exporters.model import RMSNorm
 from edge_sdk.exporters.quantize.config import QuantConfig
 from edge_sdk.exporters.sources import ModelSource
 from edge_sdk.exporters.stream.graphs import (
     Table,
     fused_prelude,
     fused_tail,
+    layer_kind,
     standard_prelude,
     standard_tail,
 )
@@ -99,12 +100,7 @@ class _Streams:
 
 
 def _streams(
-    config: ModelConfig,
-    quant: QuantConfig,
-    texts: Texts,
-    inv_freq: torch.Tensor,
-    table_float: np.ndarray,
-    table: Table,
+    config: ModelConfig, quant: QuantConfig, texts: Texts, table_float: np.ndarray, table: Table
 ) -> _Streams:
     """Embedded windows: calibration through the float layers (int8 statistics, AWQ) and through
     the quantized ones (GPTQ), evaluation (float), parity (the stored weights)."""
@@ -118,10 +114,10 @@ def _streams(
         return rows
 
     return _Streams(
-        Windows.embed(config, inv_freq, floats, calib) if calibrating else None,
-        Windows.embed(config, inv_freq, floats, calib) if quant.method == "gptq" else None,
-        Windows.embed(config, inv_freq, floats, texts.evaluation),
-        Windows.embed(config, inv_freq, table.rows, prompt, decode=True),
+        Windows.embed(config, floats, calib) if calibrating else None,
+        Windows.embed(config, floats, calib) if quant.method == "gptq" else None,
+        Windows.embed(config, floats, texts.evaluation),
+        Windows.embed(config, table.rows, prompt, decode=True),
     )
 
 
@@ -136,17 +132,12 @@ def _write(
 ) -> StreamedGraphs:
     config, weights = source.config, source.weights
     family = family_of(config)
-    inv_freq = rope_inverse_frequencies(config)
     table_float = weights.get(EMBEDDING)
     table = stored_table(table_float, quant)
-    streams = _streams(config, quant, texts, inv_freq, table_float, table)
+    streams = _streams(config, quant, texts, table_float, table)
     del table_float  # the windows hold copies of their rows
-    x, shared = standard_prelude(standard, config, table, inv_freq.numpy())
-    state, cache = (
-        fused_prelude(ort, config, table, rope_tables(config, max_seq_len))
-        if ort
-        else (FusedState(""), ("", ""))
-    )
+    x, shared = standard_prelude(standard, config, table)
+    state, caches = fused_prelude(ort, config, table, max_seq_len) if ort else (FusedState(""), {})
     quantizer = LayerQuantizer(family, config, quant, streams.float_calib, streams.quant_calib)
     for index in range(config.num_layers):
         prefix = f"model.layers.{index}."
@@ -156,16 +147,17 @@ def _write(
         layer = family.reference_layer(config, tensors)
         del tensors
         matmuls = quantizer.quantize(layer, index)
-        streams.evaluation.advance(layer)
-        streams.parity.advance(dequantized_copy(family, layer, matmuls))
+        streams.evaluation.advance(layer, index)
+        streams.parity.advance(dequantized_copy(family, layer, matmuls), index)
         stored = family.layer_tensors(layer, index, matmuls)
-        x = family.emit_standard(standard, config, x, shared, stored)
+        x = family.emit_standard(standard, config, x, shared[layer_kind(config, index)], stored)
         if ort is not None:
+            cache = caches[config.local_rope(index)]
             state = family.emit_fused(ort, config, state, cache, stored)
         del layer, matmuls, stored
         progress.update(index + 1, config.num_layers, f"layers ({quant.label})")
     norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-    final = weights.get("model.norm.weight")
+    final = weights.get("model.norm.weight") + np.float32(config.norm_offset)
     norm.weight.data = torch.from_numpy(final)
     moments = _head_inputs(norm, streams.float_calib, moments=True)
     hessian = _head_inputs(norm, streams.quant_calib, hessian=True)

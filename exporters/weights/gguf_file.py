@@ -3,7 +3,8 @@ names and layout.
 
 The ``gguf`` reader memory-maps the file; a tensor is dequantized only when :meth:`GgufWeights.get`
 asks for it. llama.cpp's converter permutes the rows of Llama q/k projections for its interleaved
-RoPE; they are permuted back here (Qwen2's and Qwen3's are stored as they are).
+RoPE; they are permuted back here (Qwen2's, Qwen3's and Gemma 3's are stored as they are).
+Gemma's converter stores each RMSNorm weight as the ``1 + w`` it scales by; ``w`` is restored.
 ``rope_freqs.weight`` holds Llama 3 RoPE scaling factors, which belong to the config, so it is
 not a weight.
 """
@@ -46,6 +47,12 @@ _LAYER_TENSORS = {
     "ffn_up.weight": "mlp.up_proj.weight",
     "ffn_down.weight": "mlp.down_proj.weight",
 }
+# Gemma 3: a norm before and after attention and the MLP; ffn_norm is the one before the MLP.
+_GEMMA3_LAYER_TENSORS = _LAYER_TENSORS | {
+    "post_attention_norm.weight": "post_attention_layernorm.weight",
+    "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+    "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+}
 _LAYER_NAME = re.compile(r"blk\.(\d+)\.(.+)")
 
 
@@ -59,7 +66,7 @@ class GgufWeights:
         for tensor in tensors:
             if tensor.name == ROPE_FREQS:
                 continue
-            self._tensors[hf_name(tensor.name)] = tensor
+            self._tensors[hf_name(tensor.name, config.architecture)] = tensor
         if config.tie_word_embeddings:
             self._tensors.pop("lm_head.weight", None)
 
@@ -116,22 +123,27 @@ def dequantized(tensor: Any) -> np.ndarray:
     return np.require(values, dtype=np.float32, requirements=["C_CONTIGUOUS", "WRITEABLE"])
 
 
-def hf_name(gguf_name: str) -> str:
+def hf_name(gguf_name: str, architecture: str = "llama") -> str:
     """The Hugging Face name of a llama.cpp tensor name (``blk.0.attn_q.weight`` ->
-    ``model.layers.0.self_attn.q_proj.weight``)."""
+    ``model.layers.0.self_attn.q_proj.weight``) in a model of ``architecture``."""
     if gguf_name in _GLOBAL_TENSORS:
         return _GLOBAL_TENSORS[gguf_name]
+    table = _GEMMA3_LAYER_TENSORS if architecture == "gemma3" else _LAYER_TENSORS
     match = _LAYER_NAME.fullmatch(gguf_name)
-    if match and match.group(2) in _LAYER_TENSORS:
-        return f"model.layers.{match.group(1)}.{_LAYER_TENSORS[match.group(2)]}"
+    if match and match.group(2) in table:
+        return f"model.layers.{match.group(1)}.{table[match.group(2)]}"
     raise UnsupportedModelError(
-        f"the GGUF holds a tensor this SDK does not know, {gguf_name!r}: not a plain "
-        "Llama/Qwen2/Qwen3 decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU)"
+        f"the GGUF holds a tensor this SDK does not know for {architecture}, {gguf_name!r}: "
+        "not a plain decoder of a supported family"
     )
 
 
 def hf_layout(gguf_name: str, weights: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """Undo llama.cpp's row permutation of Llama q/k (weights and biases)."""
+    """Undo llama.cpp's row permutation of Llama q/k (weights and biases) and the ``+ 1`` of
+    Gemma's norm weights."""
+    if config.norm_offset and gguf_name.endswith("norm.weight"):
+        weights -= np.float32(config.norm_offset)
+        return weights
     if config.architecture != "llama":
         return weights
     if ".attn_q." in gguf_name:

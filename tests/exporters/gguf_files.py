@@ -52,6 +52,12 @@ _NAMES = {
     "input_layernorm": "attn_norm",
     "post_attention_layernorm": "ffn_norm",
 }
+# Gemma 3: a norm before and after attention and the MLP (llama.cpp's names)
+_GEMMA3_NAMES = _NAMES | {
+    "post_attention_layernorm": "post_attention_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
+}
 
 
 def tiny_hf_model(family: str, rope_scaling: bool = True, seed: int = 0) -> Any:
@@ -154,14 +160,19 @@ def write_gguf(
     writer.add_head_count(config.num_attention_heads)
     writer.add_head_count_kv(config.num_key_value_heads)
     rope = getattr(config, "rope_parameters", None) or {}
+    if family == "gemma3":  # one entry per layer type; llama.cpp writes both bases
+        writer.add_float32("gemma3.rope.freq_base_swa", rope["sliding_attention"]["rope_theta"])
+        rope = rope["full_attention"]
     writer.add_rope_freq_base(float(rope.get("rope_theta") or config.rope_theta))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     writer.add_rope_dimension_count(head_dim)
-    if head_dim != config.hidden_size // config.num_attention_heads:  # as convert_hf_to_gguf
-        writer.add_key_length(head_dim)
+    if head_dim != config.hidden_size // config.num_attention_heads or family == "gemma3":
+        writer.add_key_length(head_dim)  # as convert_hf_to_gguf
         writer.add_value_length(head_dim)
+    if family == "gemma3":
+        writer.add_sliding_window(config.sliding_window)
     if tokenizer_model is not None:
         tokens, types, merges = gguf_vocabulary(tokenizer_json)
         writer.add_tokenizer_model(tokenizer_model)
@@ -190,13 +201,17 @@ def write_gguf(
 
 
 def gguf_tensors(model: Any, family: str) -> dict[str, np.ndarray]:
-    """The model's tensors under llama.cpp's names, q/k permuted for a Llama."""
+    """The model's tensors under llama.cpp's names, q/k permuted for a Llama, Gemma's norm
+    weights stored as the ``1 + w`` they scale by."""
     config = model.config
+    names = _GEMMA3_NAMES if family == "gemma3" else _NAMES
     out: dict[str, np.ndarray] = {}
     for name, param in model.state_dict().items():
         array = param.detach().float().numpy()
         if name == "lm_head.weight" and config.tie_word_embeddings:
             continue
+        if family == "gemma3" and name.endswith("norm.weight"):
+            array = array + 1
         if name.startswith("model.layers."):
             _, _, index, rest = name.split(".", 3)
             module, leaf = rest.rsplit(".", 1)
@@ -205,7 +220,7 @@ def gguf_tensors(model: Any, family: str) -> dict[str, np.ndarray]:
                     config.num_attention_heads if "q_proj" in module else config.num_key_value_heads
                 )
                 array = permute(array, heads)
-            out[f"blk.{index}.{_NAMES[module]}.{leaf}"] = array
+            out[f"blk.{index}.{names[module]}.{leaf}"] = array
         else:
             out[
                 {

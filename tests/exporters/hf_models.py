@@ -38,7 +38,21 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "config": "Qwen3Config",
         "extra": {"head_dim": 32, "tie_word_embeddings": False, "rope_theta": 1000000.0},
     },
+    "gemma3": {  # a 3-position window on layer 0 (its own RoPE base), layer 1 global
+        "cls": "Gemma3ForCausalLM",
+        "config": "Gemma3TextConfig",
+        "extra": {
+            "head_dim": 32,
+            "query_pre_attn_scalar": 24,
+            "sliding_window": 3,
+            "layer_types": ["sliding_attention", "full_attention"],
+            "tie_word_embeddings": True,
+        },
+    },
 }
+
+#: Families whose whole model ``load_model`` builds (Gemma 3's reference is layer-wise only).
+WHOLE_MODEL = ("llama", "mistral", "qwen2", "qwen3")
 
 
 def make_hf_folder(
@@ -65,7 +79,9 @@ def make_hf_folder(
     model = getattr(transformers, spec["cls"])(config).eval()
     with torch.no_grad():  # make logits less flat than the default init so parity is meaningful
         for name, param in model.named_parameters():
-            if name.endswith(("q_norm.weight", "k_norm.weight")):  # Qwen3's: not all ones
+            if family == "gemma3" and name.endswith("norm.weight"):  # scales by 1 + w
+                param.normal_(0, 0.2)
+            elif name.endswith(("q_norm.weight", "k_norm.weight")):  # Qwen3's: not all ones
                 param.normal_(1, 0.2)
             elif param.dim() == 2:
                 param.normal_(0, 0.08)

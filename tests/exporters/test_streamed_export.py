@@ -16,7 +16,7 @@ from edge_sdk.exporters import QuantConfig, export, load_model
 from edge_sdk.exporters.onnx_export import export_onnx
 from edge_sdk.exporters.sources import ModelSource, open_model
 from edge_sdk.onnx_io import past_names, present_names
-from tests.exporters.hf_models import FAMILIES, make_hf_folder
+from tests.exporters.hf_models import WHOLE_MODEL, make_hf_folder
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def _padded_feed(config: object, past_len: int) -> dict[str, np.ndarray]:
     return feed
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", WHOLE_MODEL)
 def test_streamed_fp32_graph_computes_what_the_traced_graph_did(
     family: str, tokenizer_json: str, tmp_path: Path
 ) -> None:
