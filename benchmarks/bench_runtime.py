@@ -137,7 +137,7 @@ def export_genai(
     log: Callable[[str], None] = print,
 ) -> Path:
     """onnxruntime-genai's builder's model of ``hf`` at the same precision, made once (left
-    unmade, with a message, when ``onnxruntime_genai`` is not installed)."""
+    unmade, with a message, when ``onnxruntime_genai`` is not installed or its builder fails)."""
     if (out / "genai_config.json").is_file():
         return out
     try:
@@ -147,7 +147,7 @@ def export_genai(
         return out
     log(f"exporting {hf.name} with onnxruntime-genai's builder ({precision}) ...")
     options = [] if precision == "int8" else [f"int4_block_size={group_size}"]
-    subprocess.run(
+    built = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -166,10 +166,13 @@ def export_genai(
             "accuracy_level=4",
             *options,
         ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        check=False,
+        capture_output=True,
+        text=True,
     )
+    if built.returncode != 0:  # e.g. a family its builder does not take: run without it
+        last = (built.stderr.strip().splitlines() or ["no output"])[-1]
+        log(f"onnxruntime-genai's builder failed on {hf.name} ({last[:160]}): skipping its model")
     return out
 
 

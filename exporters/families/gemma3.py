@@ -96,21 +96,7 @@ def _gemma(layer: nn.Module) -> Gemma3Layer:
 def scale_groups(config: ModelConfig, layer: nn.Module, index: int) -> list[ScaleGroup]:
     """Llama's four groups, the MLP's input made by the pre-feed-forward norm."""
     layer = _gemma(layer)
-    attn, mlp, g = layer.self_attn, layer.mlp, config.num_heads // config.num_kv_heads
-    return [
-        ScaleGroup(
-            f"layers.{index}.attention_input",
-            layer.input_layernorm,
-            (attn.q_proj, attn.k_proj, attn.v_proj),
-        ),
-        ScaleGroup(f"layers.{index}.o_proj_input", attn.v_proj, (attn.o_proj,), g, config.head_dim),
-        ScaleGroup(
-            f"layers.{index}.mlp_input",
-            layer.pre_feedforward_layernorm,
-            (mlp.gate_proj, mlp.up_proj),
-        ),
-        ScaleGroup(f"layers.{index}.down_proj_input", mlp.up_proj, (mlp.down_proj,)),
-    ]
+    return llama.layer_scale_groups(config, layer, index, layer.pre_feedforward_layernorm)
 
 
 def geglu(g: GraphBuilder, gate: str, up: str, name: str) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "attention_standard",
     "emit_fused",
     "emit_standard",
+    "layer_scale_groups",
     "layer_shapes",
     "layer_tensors",
     "linears",
@@ -102,7 +103,14 @@ def linears(layer: nn.Module) -> dict[str, nn.Linear]:
 
 def scale_groups(config: ModelConfig, layer: nn.Module, index: int) -> list[ScaleGroup]:
     """The four groups of one layer (see :mod:`edge_sdk.exporters.quantize.scaling`)."""
-    layer = _decoder(layer)
+    decoder = _decoder(layer)
+    return layer_scale_groups(config, decoder, index, decoder.post_attention_layernorm)
+
+
+def layer_scale_groups(
+    config: ModelConfig, layer: DecoderLayer, index: int, mlp_norm: nn.Module
+) -> list[ScaleGroup]:
+    """q/k/v after the input norm, o after v, gate/up after ``mlp_norm``, down after up."""
     attn, mlp, g = layer.self_attn, layer.mlp, config.num_heads // config.num_kv_heads
     return [
         ScaleGroup(
@@ -111,11 +119,7 @@ def scale_groups(config: ModelConfig, layer: nn.Module, index: int) -> list[Scal
             (attn.q_proj, attn.k_proj, attn.v_proj),
         ),
         ScaleGroup(f"layers.{index}.o_proj_input", attn.v_proj, (attn.o_proj,), g, config.head_dim),
-        ScaleGroup(
-            f"layers.{index}.mlp_input",
-            layer.post_attention_layernorm,
-            (mlp.gate_proj, mlp.up_proj),
-        ),
+        ScaleGroup(f"layers.{index}.mlp_input", mlp_norm, (mlp.gate_proj, mlp.up_proj)),
         ScaleGroup(f"layers.{index}.down_proj_input", mlp.up_proj, (mlp.down_proj,)),
     ]
 
