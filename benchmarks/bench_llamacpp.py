@@ -161,8 +161,9 @@ def engines(
         return llamacpp.bench(llama, models["gguf"], args.threads, args.prefill_tokens, args.tokens)
 
     runs = {f"edge-sdk {precision}": sdk, f"llama.cpp {GGUF_TYPES[precision]}": llama_cpp}
-    genai = genai_runner(models["genai"], args.threads)
-    if genai is not None and (models["genai"] / "genai_config.json").is_file():
+    built = (models["genai"] / "genai_config.json").is_file()
+    genai = genai_runner(models["genai"], args.threads) if built else None
+    if genai is not None:
 
         def genai_run() -> Speeds:
             decode = genai(short, args.tokens)[1]
