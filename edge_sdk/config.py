@@ -20,9 +20,11 @@ __all__ = [
     "DEFAULT_MAX_SEQ_LEN",
     "LAYER_TYPES",
     "SUPPORTED_ARCHITECTURES",
+    "TEXT_DECODERS",
     "LinearAttention",
     "ModelConfig",
     "RopeScaling",
+    "text_decoder_config",
 ]
 
 # The longest context a bundle is exported (and TensorRT-checked) for unless told otherwise;
@@ -36,6 +38,27 @@ SUPPORTED_ARCHITECTURES: dict[str, str] = {
     "MistralForCausalLM": "mistral",
     "Qwen3ForCausalLM": "qwen3",
     "Gemma3ForCausalLM": "gemma3",
+}
+#: Vision-language checkpoints whose text decoder exports alone: architecture -> the text one.
+TEXT_DECODERS: dict[str, str] = {"Gemma3ForConditionalGeneration": "Gemma3ForCausalLM"}
+# What a Gemma 3 `text_config` may leave out: transformers' Gemma3TextConfig defaults.
+_GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 262208,
+    "hidden_size": 2304,
+    "intermediate_size": 9216,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "max_position_embeddings": 131072,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "rope_local_base_freq": 10000.0,
+    "query_pre_attn_scalar": 256,
+    "sliding_window": 4096,
+    "bos_token_id": 2,
+    "eos_token_id": 1,
+    "tie_word_embeddings": True,
 }
 # Families the planner knows before the exporter does (Qwen3.5: hybrid linear attention).
 _PLANNED_FAMILIES = frozenset({"qwen3_5"})
@@ -343,9 +366,13 @@ class ModelConfig:
 
     @classmethod
     def from_hf_dict(cls, hf: dict[str, Any]) -> ModelConfig:
-        """Build from a Hugging Face ``config.json`` of a supported architecture."""
+        """Build from a Hugging Face ``config.json`` of a supported architecture (of a
+        vision-language one in :data:`TEXT_DECODERS`: its text decoder's)."""
         archs = hf.get("architectures") or []
         arch = archs[0] if archs else None
+        if arch in TEXT_DECODERS:
+            hf = text_decoder_config(hf)
+            arch = TEXT_DECODERS[arch]
         if arch not in SUPPORTED_ARCHITECTURES:
             raise UnsupportedModelError(
                 f"architecture {arch or '(none given)'} is not supported; supported: "
@@ -400,6 +427,18 @@ class ModelConfig:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {path} as JSON: {exc}") from exc
         return cls.from_hf_dict(data)
+
+
+def text_decoder_config(hf: dict[str, Any]) -> dict[str, Any]:
+    """The ``config.json`` of the text decoder of a vision-language checkpoint: its
+    ``text_config`` over the family's defaults, with the top level's tied head and special
+    tokens where it gives them."""
+    text = hf.get("text_config")
+    if not isinstance(text, dict):
+        raise ConfigError("config.json of a vision-language model lacks its text_config")
+    tied = {k: hf[k] for k in ("tie_word_embeddings", "eos_token_id", "bos_token_id") if k in hf}
+    arch = TEXT_DECODERS[hf["architectures"][0]]
+    return _GEMMA3_TEXT_DEFAULTS | tied | text | {"architectures": [arch]}
 
 
 def _rope_parameters(hf: dict[str, Any]) -> dict[str, Any]:

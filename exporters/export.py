@@ -97,6 +97,8 @@ def export(
         source = _source(model, revision, progress)
         try:
             job = make_job(_record(source), source.tokenizer_json, quant, **settings)  # type: ignore[arg-type]
+            for note in source.notes:
+                job.note(note)
             result = export_streamed(source, job, Path(output))
         finally:
             if source is not model:

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 from edge_sdk.chat_template import read_hf_chat_template
-from edge_sdk.config import SUPPORTED_ARCHITECTURES, ModelConfig
+from edge_sdk.config import SUPPORTED_ARCHITECTURES, TEXT_DECODERS, ModelConfig
 from edge_sdk.errors import UnsupportedModelError
 from edge_sdk.exporters.checkpoint import LoadedModel, load_source
 from edge_sdk.exporters.sources import ModelSource
-from edge_sdk.exporters.weights import SafetensorsWeights
+from edge_sdk.exporters.weights import SafetensorsWeights, TextPartWeights, WeightSource
 
 __all__ = ["load_hf_folder", "open_hf_folder"]
 
@@ -46,8 +46,26 @@ def open_hf_folder(folder: Path) -> ModelSource:
         )
     tokenizer_json = tokenizer_path.read_text(encoding="utf-8")
     chat_template = read_hf_chat_template(folder)
-    weights = SafetensorsWeights(weight_files, tie_word_embeddings=config.tie_word_embeddings)
-    return ModelSource(config, weights, tokenizer_json, str(folder), folder.name, chat_template)
+    tied = config.tie_word_embeddings
+    weights: WeightSource = SafetensorsWeights(weight_files, tie_word_embeddings=tied)
+    notes: tuple[str, ...] = ()
+    architecture = _architecture(config_path)
+    if architecture in TEXT_DECODERS:
+        text = TextPartWeights(weights, tie_word_embeddings=tied)
+        weights = text
+        notes = (
+            f"{architecture} holds a vision tower too: exporting its text decoder only "
+            f"({TEXT_DECODERS[architecture]}; {text.left_out} vision tensors left out)",
+        )
+    return ModelSource(
+        config, weights, tokenizer_json, str(folder), folder.name, chat_template, notes
+    )
+
+
+def _architecture(config_path: Path) -> str | None:
+    """``architectures[0]`` of a config.json already read once (so it parses)."""
+    archs = json.loads(config_path.read_text(encoding="utf-8")).get("architectures") or [None]
+    return str(archs[0]) if archs[0] else None
 
 
 def _with_generation_eos(config: ModelConfig, folder: Path) -> ModelConfig:

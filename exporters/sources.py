@@ -28,7 +28,8 @@ _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 @dataclass
 class ModelSource:
     """A model to export, not yet loaded: its config, weights read on demand, tokenizer JSON,
-    where it came from (``source``), a short ``name``, and its chat template when it has one."""
+    where it came from (``source``), a short ``name``, its chat template when it has one, and
+    what the user should know about what was read (``notes``: a vision tower left out)."""
 
     config: ModelConfig
     weights: WeightSource
@@ -36,6 +37,7 @@ class ModelSource:
     source: str
     name: str
     chat_template: ChatTemplate | None = None
+    notes: tuple[str, ...] = ()
 
     def close(self) -> None:
         """Release the weights' file mappings."""

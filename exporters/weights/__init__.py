@@ -8,5 +8,12 @@ from edge_sdk.exporters.weights.gguf_file import GgufWeights
 from edge_sdk.exporters.weights.safetensors_file import SafetensorsWeights
 from edge_sdk.exporters.weights.source import WeightSource
 from edge_sdk.exporters.weights.state_dict import StateDictWeights
+from edge_sdk.exporters.weights.text_part import TextPartWeights
 
-__all__ = ["GgufWeights", "SafetensorsWeights", "StateDictWeights", "WeightSource"]
+__all__ = [
+    "GgufWeights",
+    "SafetensorsWeights",
+    "StateDictWeights",
+    "TextPartWeights",
+    "WeightSource",
+]

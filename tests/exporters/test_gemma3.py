@@ -156,6 +156,83 @@ def test_gguf_weights_and_config(tokenizer_json: str, tmp_path: Path) -> None:
     assert np.abs(logits[0] - expected).max() / max(1.0, float(np.abs(expected).max())) <= 1e-4
 
 
+_GEMMA3_4B_IT = {  # google/gemma-3-4b-it's config.json: the text decoder says only what differs
+    "architectures": ["Gemma3ForConditionalGeneration"],
+    "eos_token_id": [1, 106],
+    "text_config": {
+        "hidden_size": 2560,
+        "intermediate_size": 10240,
+        "model_type": "gemma3_text",
+        "num_hidden_layers": 34,
+        "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+        "sliding_window": 1024,
+    },
+    "vision_config": {"model_type": "siglip_vision_model"},
+}
+
+
+def test_config_of_a_vision_language_checkpoint_is_its_text_decoders() -> None:
+    config = ModelConfig.from_hf_dict(_GEMMA3_4B_IT)
+    assert (config.architecture, config.num_heads, config.num_kv_heads, config.head_dim) == (
+        "gemma3",
+        8,
+        4,
+        256,
+    )
+    assert config.vocab_size == 262208 and config.eos_token_ids == (1, 106)
+    assert config.rope_scaling is not None and config.rope_scaling.factor == 8.0
+    assert config.layer_window(0) == 1024 and config.layer_window(5) is None
+    assert 3.85e9 < config.parameter_count() < 3.9e9  # the text decoder of "4B"
+
+
+def test_text_decoder_of_a_vision_language_folder_exports_alone(
+    tokenizer_json: str, tmp_path: Path
+) -> None:
+    text = transformers.Gemma3TextConfig(
+        vocab_size=2048,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        sliding_window=3,
+        query_pre_attn_scalar=24,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    vision = transformers.SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+    )
+    config = transformers.Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=4,
+        image_token_index=2047,
+        boi_token_index=2045,
+        eoi_token_index=2046,
+    )
+    torch.manual_seed(0)
+    hf = transformers.Gemma3ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, param in hf.named_parameters():
+            if "language_model" in name:
+                param.normal_(0, 0.2 if name.endswith("norm.weight") else 0.08)
+    hf.save_pretrained(tmp_path / "hf")
+    (tmp_path / "hf" / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+    result = export(tmp_path / "hf", tmp_path / "bundle", "fp32")
+    assert any("vision tower" in note and "text decoder only" in note for note in result.notes)
+    ids = np.random.default_rng(7).integers(0, 2000, (1, 9))
+    bundle = load_bundle(result.bundle.path)
+    logits, _ = OrtModel(bundle.onnx_path, bundle.config).run(ids)
+    expected = _expected(hf, ids)
+    assert np.abs(logits[0] - expected).max() / max(1.0, float(np.abs(expected).max())) <= 1e-4
+
+
 def test_whole_model_reference_is_refused_with_what_to_do(
     tokenizer_json: str, tmp_path: Path
 ) -> None:
