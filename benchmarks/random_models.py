@@ -122,6 +122,30 @@ SHAPES: dict[str, dict[str, Any]] = {
     },
 }
 
+# Qwen/Qwen3-0.6B: 596 M parameters (q/k RMSNorm per head, head_dim 128, tied head)
+SHAPES["qwen3-0.6b"] = {
+    "architectures": ["Qwen3ForCausalLM"],
+    "model_type": "qwen3",
+    "attention_bias": False,
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 1024,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 40960,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 28,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000,
+    "sliding_window": None,
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
+    "use_sliding_window": False,
+    "vocab_size": 151936,
+}
+
 _DTYPES: dict[str, tuple[torch.dtype, str]] = {  # name -> (torch dtype, safetensors dtype)
     "bfloat16": (torch.bfloat16, "BF16"),
     "float16": (torch.float16, "F16"),
@@ -172,6 +196,8 @@ def tensor_specs(config: dict[str, Any]) -> list[TensorSpec]:
             specs.append((f"{p}.self_attn.{proj}_proj.weight", (rows * head_dim, hidden), "weight"))
             if qkv_bias:
                 specs.append((f"{p}.self_attn.{proj}_proj.bias", (rows * head_dim,), "bias"))
+        if config.get("model_type") == "qwen3":  # per-head q/k norms
+            specs += [(f"{p}.self_attn.{n}_norm.weight", (head_dim,), "norm") for n in "qk"]
         specs.append((f"{p}.self_attn.o_proj.weight", (hidden, heads * head_dim), "weight"))
         specs.append((f"{p}.post_attention_layernorm.weight", (hidden,), "norm"))
         specs.append((f"{p}.mlp.gate_proj.weight", (inter, hidden), "weight"))
