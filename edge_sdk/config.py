@@ -376,7 +376,7 @@ class ModelConfig:
         if arch not in SUPPORTED_ARCHITECTURES:
             raise UnsupportedModelError(
                 f"architecture {arch or '(none given)'} is not supported; supported: "
-                f"{', '.join(SUPPORTED_ARCHITECTURES)}"
+                f"{', '.join([*SUPPORTED_ARCHITECTURES, *TEXT_DECODERS])}"
             )
         family = SUPPORTED_ARCHITECTURES[arch]
         try:
@@ -426,7 +426,10 @@ class ModelConfig:
             raise ConfigError(f"{path} does not exist") from exc
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {path} as JSON: {exc}") from exc
-        return cls.from_hf_dict(data)
+        try:
+            return cls.from_hf_dict(data)
+        except UnsupportedModelError as exc:
+            raise UnsupportedModelError(f"{path}: {exc}") from exc
 
 
 def text_decoder_config(hf: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,10 @@ def open_gguf(path: str | os.PathLike[str]) -> ModelSource:
     its metadata, each tensor dequantized only when it is read."""
     path = Path(path)
     metadata, tensors = read_gguf(path)
-    _architecture(metadata)  # before the tokenizer: an unsupported model says so first
+    try:
+        _architecture(metadata)  # before the tokenizer: an unsupported model says so first
+    except UnsupportedModelError as exc:
+        raise UnsupportedModelError(f"{path}: {exc}") from exc
     tokenizer_json = gguf_tokenizer_json(metadata)
     rope_freqs = [tensor for tensor in tensors if tensor.name == ROPE_FREQS]
     factors = dequantized(rope_freqs[0]) if rope_freqs else None

@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from edge_sdk import ModelConfig, UnsupportedModelError, load_bundle
+from edge_sdk import ExportError, ModelConfig, UnsupportedModelError, load_bundle
 from edge_sdk.exporters import QuantConfig, export, open_model
 from edge_sdk.exporters.fused_graph_check import FusedSession
 from edge_sdk.exporters.ort_check import OrtModel
@@ -231,6 +231,34 @@ def test_text_decoder_of_a_vision_language_folder_exports_alone(
     logits, _ = OrtModel(bundle.onnx_path, bundle.config).run(ids)
     expected = _expected(hf, ids)
     assert np.abs(logits[0] - expected).max() / max(1.0, float(np.abs(expected).max())) <= 1e-4
+
+
+def test_unknown_family_names_the_file_and_the_supported_ones(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"architectures": ["Phi3ForCausalLM"]}', encoding="utf-8")
+    with pytest.raises(UnsupportedModelError) as info:
+        open_model(tmp_path)
+    assert str(config) in str(info.value)
+    assert "Gemma3ForCausalLM" in str(info.value) and "Gemma3ForConditionalGeneration" in str(
+        info.value
+    )
+
+
+def test_missing_q_norm_is_one_line_naming_it_and_nothing_is_written(
+    tokenizer_json: str, tmp_path: Path
+) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    make_hf_folder("gemma3", tmp_path / "hf", tokenizer_json, vocab_size=2048)
+    weights = tmp_path / "hf" / "model.safetensors"
+    tensors = load_file(str(weights))
+    del tensors["model.layers.1.self_attn.q_norm.weight"]
+    save_file(tensors, str(weights))
+    with pytest.raises(
+        ExportError, match=r"model\.layers\.1\.self_attn\.q_norm\.weight: missing"
+    ) as info:
+        export(tmp_path / "hf", tmp_path / "bundle", "int8")
+    assert "\n" not in str(info.value) and not (tmp_path / "bundle").exists()
 
 
 def test_whole_model_reference_is_refused_with_what_to_do(
