@@ -107,6 +107,28 @@ def test_both_graphs_follow_transformers_past_the_window(
     assert any(n.op_type == "FastGelu" for n in graph.graph.node)
 
 
+def test_batched_serving_past_the_window_equals_one_request_at_a_time(
+    tokenizer_json: str, tmp_path: Path
+) -> None:
+    from edge_sdk.runtime import Engine, load
+
+    make_hf_folder("gemma3", tmp_path / "hf", tokenizer_json, vocab_size=2048)
+    bundle = export(tmp_path / "hf", tmp_path / "bundle", "fp32").bundle.path
+    prompts = [
+        "Once upon a time there was",
+        "The cat",
+        "A big red ball rolled down the hill",
+        "Mia",
+    ]
+    with load(bundle, "ort-cpu", threads=2) as alone:
+        want = [alone.generate(p, max_new_tokens=9, ignore_eos=True) for p in prompts]
+    with Engine(load(bundle, "ort-cpu", threads=2), slots=3) as engine:
+        assert engine.batched
+        requests = [engine.submit(p, max_new_tokens=9, ignore_eos=True) for p in prompts]
+        got = [r.wait(timeout=60) for r in requests]
+    assert [g.token_ids for g in got] == [w.token_ids for w in want]
+
+
 def _tiny_gguf_model() -> Any:
     """2 layers, both sliding (llama.cpp's pattern: every sixth layer global), scores scaled by
     1/sqrt(head_dim) as llama.cpp reads a Gemma 3 file."""
