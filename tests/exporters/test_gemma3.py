@@ -129,10 +129,9 @@ def test_batched_serving_past_the_window_equals_one_request_at_a_time(
     assert [g.token_ids for g in got] == [w.token_ids for w in want]
 
 
-def _tiny_gguf_model() -> Any:
-    """2 layers, both sliding (llama.cpp's pattern: every sixth layer global), scores scaled by
-    1/sqrt(head_dim) as llama.cpp reads a Gemma 3 file."""
-    config = transformers.Gemma3TextConfig(
+def _tiny_text_config(**extra: Any) -> Any:
+    """A 2-layer Gemma 3 text config: hidden 64, 4 heads of 32 (2 kv heads), vocabulary 2048."""
+    return transformers.Gemma3TextConfig(
         vocab_size=2048,
         hidden_size=64,
         intermediate_size=128,
@@ -140,6 +139,14 @@ def _tiny_gguf_model() -> Any:
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=32,
+        **extra,
+    )
+
+
+def _tiny_gguf_model() -> Any:
+    """2 layers, both sliding (llama.cpp's pattern: every sixth layer global), scores scaled by
+    1/sqrt(head_dim) as llama.cpp reads a Gemma 3 file."""
+    config = _tiny_text_config(
         query_pre_attn_scalar=32,
         sliding_window=4,
         rope_parameters={
@@ -210,14 +217,7 @@ def test_config_of_a_vision_language_checkpoint_is_its_text_decoders() -> None:
 def test_text_decoder_of_a_vision_language_folder_exports_alone(
     tokenizer_json: str, tmp_path: Path
 ) -> None:
-    text = transformers.Gemma3TextConfig(
-        vocab_size=2048,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
+    text = _tiny_text_config(
         sliding_window=3,
         query_pre_attn_scalar=24,
         layer_types=["sliding_attention", "full_attention"],
