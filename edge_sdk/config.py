@@ -38,9 +38,13 @@ SUPPORTED_ARCHITECTURES: dict[str, str] = {
     "MistralForCausalLM": "mistral",
     "Qwen3ForCausalLM": "qwen3",
     "Gemma3ForCausalLM": "gemma3",
+    "Qwen3_5ForCausalLM": "qwen3_5",  # read for planning; the exporter says it has none yet
 }
 #: Vision-language checkpoints whose text decoder exports alone: architecture -> the text one.
-TEXT_DECODERS: dict[str, str] = {"Gemma3ForConditionalGeneration": "Gemma3ForCausalLM"}
+TEXT_DECODERS: dict[str, str] = {
+    "Gemma3ForConditionalGeneration": "Gemma3ForCausalLM",
+    "Qwen3_5ForConditionalGeneration": "Qwen3_5ForCausalLM",
+}
 # What a Gemma 3 `text_config` may leave out: transformers' Gemma3TextConfig defaults.
 _GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
     "vocab_size": 262208,
@@ -60,9 +64,7 @@ _GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
     "eos_token_id": 1,
     "tie_word_embeddings": True,
 }
-# Families the planner knows before the exporter does (Qwen3.5: hybrid linear attention).
-_PLANNED_FAMILIES = frozenset({"qwen3_5"})
-_FAMILIES = frozenset(SUPPORTED_ARCHITECTURES.values()) | _PLANNED_FAMILIES
+_FAMILIES = frozenset(SUPPORTED_ARCHITECTURES.values())
 
 #: What a decoder layer's token mixer is: causal attention over every past position, attention
 #: over the last ``sliding_window`` positions, or a linear-attention recurrence (Gated DeltaNet).
@@ -388,7 +390,9 @@ class ModelConfig:
             sliding = hf.get("sliding_window") if family == "mistral" else None
             if family in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
                 sliding = hf.get("sliding_window")
-            extra = _gemma3_fields(hf) if family == "gemma3" else {}
+            extra = {"gemma3": _gemma3_fields, "qwen3_5": _qwen3_5_fields}.get(
+                family, lambda _: {}
+            )(hf)
             if family == "gemma3":
                 sliding = hf.get("sliding_window")
             return cls(
@@ -441,7 +445,8 @@ def text_decoder_config(hf: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("config.json of a vision-language model lacks its text_config")
     tied = {k: hf[k] for k in ("tie_word_embeddings", "eos_token_id", "bos_token_id") if k in hf}
     arch = TEXT_DECODERS[hf["architectures"][0]]
-    return _GEMMA3_TEXT_DEFAULTS | tied | text | {"architectures": [arch]}
+    defaults = _GEMMA3_TEXT_DEFAULTS if arch == "Gemma3ForCausalLM" else {}
+    return defaults | tied | text | {"architectures": [arch]}
 
 
 def _rope_parameters(hf: dict[str, Any]) -> dict[str, Any]:
@@ -474,6 +479,28 @@ def _gemma3_fields(hf: dict[str, Any]) -> dict[str, Any]:
         "layer_types": tuple(types),
         "rope_local_theta": float(hf.get("rope_local_base_freq") or local or 10000.0),
         "query_pre_attn_scalar": float(hf.get("query_pre_attn_scalar") or 256),
+    }
+
+
+def _qwen3_5_fields(hf: dict[str, Any]) -> dict[str, Any]:
+    """Qwen3.5's layer pattern (three Gated DeltaNet layers, then a gated full-attention one,
+    unless ``layer_types`` says), the linear layers' shapes and the rotated share of a head."""
+    layers = int(hf["num_hidden_layers"])
+    every = int(hf.get("full_attention_interval") or 4)
+    types = hf.get("layer_types") or [
+        "full_attention" if (i + 1) % every == 0 else "linear_attention" for i in range(layers)
+    ]
+    rotary = hf.get("partial_rotary_factor") or _rope_parameters(hf).get("partial_rotary_factor")
+    return {
+        "layer_types": tuple(types),
+        "partial_rotary_factor": float(rotary or 0.25),
+        "linear_attention": LinearAttention(
+            num_key_heads=int(hf.get("linear_num_key_heads") or 16),
+            num_value_heads=int(hf.get("linear_num_value_heads") or 32),
+            key_head_dim=int(hf.get("linear_key_head_dim") or 128),
+            value_head_dim=int(hf.get("linear_value_head_dim") or 128),
+            conv_kernel=int(hf.get("linear_conv_kernel_dim") or 4),
+        ),
     }
 
 

@@ -19,6 +19,7 @@ from edge_sdk.exporters.export_job import (
     peak_rss_bytes,
     resolve_quant,
 )
+from edge_sdk.exporters.families import family_of
 from edge_sdk.exporters.loaders import load_model
 from edge_sdk.exporters.manifest_record import ModelRecord
 from edge_sdk.exporters.quantize.config import QuantConfig
@@ -96,6 +97,7 @@ def export(
     if quant.method in STREAMED_METHODS:
         source = _source(model, revision, progress)
         try:
+            family_of(source.config)  # a family without an exporter says so before any work
             job = make_job(_record(source), source.tokenizer_json, quant, **settings)  # type: ignore[arg-type]
             for note in source.notes:
                 job.note(note)
