@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="AWQ-style activation-aware scaling from the calibration text before quantizing",
     )
+    int4.add_argument(
+        "--act-order",
+        action="store_true",
+        help="with --method gptq: solve the columns by decreasing Hessian diagonal (GPTQ's "
+        "desc_act; slower, often more accurate on small models)",
+    )
     w8a8 = parser.add_argument_group("w8a8 options (SmoothQuant: int8 too)")
     w8a8.add_argument(
         "--calib-method",
@@ -264,6 +270,7 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         "--method": args.method,
         "--group-size": args.group_size,
         "--act-scale": args.act_scale or None,
+        "--act-order": args.act_order or None,
         "--lm-head-bits": args.lm_head_bits,
         "--calib-method": args.calib_method,
         "--percentile": args.percentile,
@@ -272,7 +279,7 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         "--exclude": args.exclude,
     }
     allowed = {
-        "int4": {"--method", "--group-size", "--act-scale", "--lm-head-bits"},
+        "int4": {"--method", "--group-size", "--act-scale", "--act-order", "--lm-head-bits"},
         "int8": {"--group-size", "--smoothquant-alpha", "--no-smoothquant"},
         "w8a8": {
             "--calib-method",
@@ -307,6 +314,8 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
     fields.update({key: value for key, value in optional.items() if value is not None})
     if args.act_scale:
         fields["act_scale"] = True
+    if args.act_order:
+        fields["gptq_act_order"] = True
     if args.no_smoothquant:
         fields["smoothquant_alpha"] = None
     if args.trt and args.precision == "int8":  # TensorRT takes int8 weights per channel only

@@ -68,6 +68,10 @@ def test_config_is_frozen() -> None:
             QuantConfig(method="GPTQ", bits=4, group_size=64, act_scale=True),
         ),
         (
+            ["--int4", "--method", "gptq", "--act-order"],
+            QuantConfig(method="gptq", bits=4, gptq_act_order=True),
+        ),
+        (
             [
                 "--w8a8",
                 "--calib-method",
@@ -97,6 +101,8 @@ def test_flags_map_onto_the_config(argv: list[str], expected: QuantConfig) -> No
         ["--fp16", "--group-size", "64"],
         ["--int4", "--calib-method", "entropy"],
         ["--fp16", "--act-scale"],
+        ["--int4", "--act-order"],  # round to nearest has no column order
+        ["--int8", "--act-order"],
         ["--int8", "--trt", "--group-size", "64"],
         ["--int8", "--exclude", "lm_head"],
         ["--int4", "--group-size", "100"],
