@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,14 +388,8 @@ class ModelConfig:
             eos = hf.get("eos_token_id")
             eos_ids = tuple(eos) if isinstance(eos, list) else (() if eos is None else (eos,))
             qkv_bias = family == "qwen2" or bool(hf.get("attention_bias", False))
-            sliding = hf.get("sliding_window") if family == "mistral" else None
-            if family in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
-                sliding = hf.get("sliding_window")
-            extra = {"gemma3": _gemma3_fields, "qwen3_5": _qwen3_5_fields}.get(
-                family, lambda _: {}
-            )(hf)
-            if family == "gemma3":
-                sliding = hf.get("sliding_window")
+            sliding = hf.get("sliding_window") if _has_sliding_window(family, hf) else None
+            extra = _FAMILY_FIELDS[family](hf) if family in _FAMILY_FIELDS else {}
             return cls(
                 architecture=family,
                 vocab_size=int(hf["vocab_size"]),
@@ -502,6 +497,21 @@ def _qwen3_5_fields(hf: dict[str, Any]) -> dict[str, Any]:
             conv_kernel=int(hf.get("linear_conv_kernel_dim") or 4),
         ),
     }
+
+
+def _has_sliding_window(family: str, hf: dict[str, Any]) -> bool:
+    """Whether ``sliding_window`` applies: Mistral (every layer) and Gemma 3 (its sliding layers)
+    always, Qwen2 / Qwen3 when ``use_sliding_window`` says so."""
+    if family in ("mistral", "gemma3"):
+        return True
+    return family in ("qwen2", "qwen3") and bool(hf.get("use_sliding_window"))
+
+
+#: The fields only some families' config.json give, read by family.
+_FAMILY_FIELDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "gemma3": _gemma3_fields,
+    "qwen3_5": _qwen3_5_fields,
+}
 
 
 def _rope_scaling(hf: dict[str, Any]) -> RopeScaling | None:

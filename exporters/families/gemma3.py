@@ -23,7 +23,7 @@ from edge_sdk.exporters.families.llama import layer_tensors, linears
 from edge_sdk.exporters.model import MLP, DecoderLayer, KVPair, RMSNorm
 from edge_sdk.exporters.quantize.scaling import ScaleGroup
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
-from edge_sdk.exporters.stream.ops import FusedState, rms_norm, skip_norm
+from edge_sdk.exporters.stream.ops import FusedState, fused_rms_norm, rms_norm, skip_norm
 
 __all__ = [
     "emit_fused",
@@ -117,25 +117,13 @@ def fast_geglu(g: GraphBuilder, gate: str, up: str, name: str) -> str:
     return g.op("Mul", [act, up], f"{name}.mixed")
 
 
-def _head_norm(g: GraphBuilder, t: LayerTensors, eps: float, fused: bool) -> llama.HeadNorm:
-    p = f"model.layers.{t.index}.self_attn"
-
-    def norm(heads: str, which: str) -> str:
-        weight = t.vectors[f"self_attn.{which}_norm.weight"]
-        if not fused:
-            return rms_norm(g, heads, weight, eps, f"{p}.{which}_norm")
-        return skip_norm(g, FusedState(heads), weight, eps, f"{p}.{which}_norm")[0]
-
-    return norm
-
-
 def emit_standard(
     g: GraphBuilder, config: ModelConfig, x: str, shared: StandardInputs, t: LayerTensors
 ) -> str:
     """The layer in standard ONNX ops; its output hidden state [B, S, E]."""
     p, eps = f"model.layers.{t.index}", float(config.rms_norm_eps)
     h = rms_norm(g, x, t.vectors["input_layernorm.weight"], eps, f"{p}.input_layernorm")
-    o = llama.attention_standard(g, config, h, shared, t, _head_norm(g, t, eps, fused=False))
+    o = llama.attention_standard(g, config, h, shared, t, llama.head_norm(g, t, eps, fused=False))
     o = rms_norm(g, o, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_attn_norm")
     x = g.op("Add", [x, o], f"{p}.attn_residual")
     h = rms_norm(g, x, t.vectors["pre_feedforward_layernorm.weight"], eps, f"{p}.pre_ffw_norm")
@@ -156,11 +144,11 @@ def emit_fused(
     p, eps = f"model.layers.{t.index}", float(config.rms_norm_eps)
     v = t.vectors
     h, residual = skip_norm(g, state, v["input_layernorm.weight"], eps, f"{p}.in_norm")
-    norm = _head_norm(g, t, eps, fused=True)
+    norm = llama.head_norm(g, t, eps, fused=True)
     o = llama.attention_fused(g, config, h, rope_cache, t, norm)
-    o, _ = skip_norm(g, FusedState(o), v["post_attention_layernorm.weight"], eps, f"{p}.attn_norm")
+    o = fused_rms_norm(g, o, v["post_attention_layernorm.weight"], eps, f"{p}.attn_norm")
     state = FusedState(residual, o)
     h, residual = skip_norm(g, state, v["pre_feedforward_layernorm.weight"], eps, f"{p}.ffw_in")
     m = llama.mlp_fused(g, config, h, t, fast_geglu)
-    m, _ = skip_norm(g, FusedState(m), v["post_feedforward_layernorm.weight"], eps, f"{p}.ffw_out")
+    m = fused_rms_norm(g, m, v["post_feedforward_layernorm.weight"], eps, f"{p}.ffw_out")
     return FusedState(residual, m)

@@ -23,6 +23,7 @@ from edge_sdk.exporters.stream.ops import (
     FusedState,
     apply_rope,
     attention_divisor,
+    fused_rms_norm,
     linear,
     rms_norm,
     skip_norm,
@@ -37,6 +38,7 @@ __all__ = [
     "attention_standard",
     "emit_fused",
     "emit_standard",
+    "head_norm",
     "layer_scale_groups",
     "layer_shapes",
     "layer_tensors",
@@ -53,6 +55,19 @@ _MLP = ("gate_proj", "up_proj", "down_proj")
 
 #: A per-head norm of q or k before RoPE (Qwen3): (tensor with head_dim last, "q" or "k") -> output.
 HeadNorm = Callable[[str, str], str]
+
+
+def head_norm(g: GraphBuilder, t: LayerTensors, eps: float, fused: bool) -> HeadNorm:
+    """The layer's ``self_attn.q_norm`` / ``k_norm`` RMSNorm over each head: standard ops, or
+    ``SimplifiedLayerNormalization`` in the fused graph."""
+    p = f"model.layers.{t.index}.self_attn"
+    norm = fused_rms_norm if fused else rms_norm
+
+    def apply(heads: str, which: str) -> str:
+        weight = t.vectors[f"self_attn.{which}_norm.weight"]
+        return norm(g, heads, weight, eps, f"{p}.{which}_norm")
+
+    return apply
 
 
 def layer_shapes(config: ModelConfig, index: int) -> dict[str, tuple[int, ...]]:

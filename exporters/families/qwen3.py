@@ -7,8 +7,6 @@ with the per-head norm passed in (:data:`~edge_sdk.exporters.families.llama.Head
 
 from __future__ import annotations
 
-import numpy as np
-
 from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.families import llama
 from edge_sdk.exporters.families.base import LayerTensors, StandardInputs
@@ -19,7 +17,7 @@ from edge_sdk.exporters.families.llama import (
     scale_groups,
 )
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
-from edge_sdk.exporters.stream.ops import FusedState, rms_norm
+from edge_sdk.exporters.stream.ops import FusedState
 
 __all__ = [
     "emit_fused",
@@ -39,20 +37,12 @@ def layer_shapes(config: ModelConfig, index: int) -> dict[str, tuple[int, ...]]:
     return llama.layer_shapes(config, index) | norms
 
 
-def _norm_weight(t: LayerTensors, which: str) -> np.ndarray:
-    return t.vectors[f"self_attn.{which}_norm.weight"]  # [D], float32
-
-
 def emit_standard(
     g: GraphBuilder, config: ModelConfig, x: str, shared: StandardInputs, t: LayerTensors
 ) -> str:
     """Llama's layer with q and k RMS-normalized per head (standard ops) before RoPE."""
-    eps, p = float(config.rms_norm_eps), f"model.layers.{t.index}.self_attn"
-
-    def qk_norm(heads: str, which: str) -> str:
-        return rms_norm(g, heads, _norm_weight(t, which), eps, f"{p}.{which}_norm")
-
-    return llama.emit_standard(g, config, x, shared, t, qk_norm)
+    norm = llama.head_norm(g, t, float(config.rms_norm_eps), fused=False)
+    return llama.emit_standard(g, config, x, shared, t, norm)
 
 
 def emit_fused(
@@ -64,16 +54,5 @@ def emit_fused(
 ) -> FusedState:
     """Llama's fused layer with q and k normalized per head (``SimplifiedLayerNormalization``)
     before GroupQueryAttention, which applies RoPE."""
-    eps, p = float(config.rms_norm_eps), f"model.layers.{t.index}.self_attn"
-
-    def qk_norm(heads: str, which: str) -> str:
-        weight = g.const(f"{p}.{which}_norm.weight", _norm_weight(t, which))
-        return g.op(
-            "SimplifiedLayerNormalization",
-            [heads, weight],
-            f"{p}.{which}_norm",
-            axis=-1,
-            epsilon=eps,
-        )
-
-    return llama.emit_fused(g, config, state, rope_cache, t, qk_norm)
+    norm = llama.head_norm(g, t, float(config.rms_norm_eps), fused=True)
+    return llama.emit_fused(g, config, state, rope_cache, t, norm)

@@ -61,11 +61,12 @@ class Windows:
             hidden = [h * torch.tensor(scale, dtype=h.dtype) for h in hidden]
         return cls(config, hidden, decode)
 
+    @staticmethod
     def _angles(
-        self, start: int, length: int, dtype: torch.dtype, local: bool
+        start: int, length: int, dtype: torch.dtype, inv_freq: Tensor
     ) -> tuple[Tensor, Tensor]:
         positions = torch.arange(start, start + length)[None]
-        freqs = positions[..., None].float() * rope_inverse_frequencies(self.config, local)
+        freqs = positions[..., None].float() * inv_freq
         angles = torch.cat((freqs, freqs), dim=-1)
         return angles.cos().to(dtype), angles.sin().to(dtype)
 
@@ -78,14 +79,15 @@ class Windows:
         outputs: list[Tensor] = []
         past: tuple[Tensor, Tensor] | None = None
         start = 0
-        local, window = self.config.local_rope(index), self.config.layer_window(index)
+        inv_freq = rope_inverse_frequencies(self.config, self.config.local_rope(index))
+        window = self.config.layer_window(index)
         try:
             with torch.no_grad():
                 for x in self.hidden:
                     length = int(x.shape[1])
                     if not self.decode:
                         start, past = 0, None
-                    cos, sin = self._angles(start, length, x.dtype, local)
+                    cos, sin = self._angles(start, length, x.dtype, inv_freq)
                     mask = torch.ones(1, start + length, dtype=torch.int64)
                     bias = attention_bias(mask, length, x.dtype, window)
                     out, present = layer(x, cos, sin, bias, past)

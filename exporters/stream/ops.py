@@ -11,7 +11,15 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.quantize.qweight import QWeight
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
 
-__all__ = ["FusedState", "apply_rope", "linear", "rms_norm", "skip_norm", "swiglu"]
+__all__ = [
+    "FusedState",
+    "apply_rope",
+    "fused_rms_norm",
+    "linear",
+    "rms_norm",
+    "skip_norm",
+    "swiglu",
+]
 
 _MS = "com.microsoft"
 
@@ -72,11 +80,9 @@ def skip_norm(
 ) -> tuple[str, str]:
     """(normalized, residual) of the residual stream plus the pending output: one
     SkipSimplifiedLayerNormalization, or a SimplifiedLayerNormalization when nothing is pending."""
-    w = g.const(f"{name}.weight", weight.astype(np.float32))
     if not state.pending:
-        return g.op(
-            "SimplifiedLayerNormalization", [state.residual, w], name, axis=-1, epsilon=eps
-        ), state.residual
+        return fused_rms_norm(g, state.residual, weight, eps, name), state.residual
+    w = g.const(f"{name}.weight", weight.astype(np.float32))
     residual = f"{name}.residual"
     g.op(
         "SkipSimplifiedLayerNormalization",
@@ -86,3 +92,9 @@ def skip_norm(
         epsilon=eps,
     )
     return name, residual
+
+
+def fused_rms_norm(g: GraphBuilder, x: str, weight: np.ndarray, eps: float, name: str) -> str:
+    """RMSNorm over the last axis as onnxruntime's ``SimplifiedLayerNormalization``."""
+    w = g.const(f"{name}.weight", weight.astype(np.float32))
+    return g.op("SimplifiedLayerNormalization", [x, w], name, axis=-1, epsilon=eps)
