@@ -16,7 +16,7 @@ import numpy as np
 from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.fused_graph import UnsupportedGraph
 from edge_sdk.exporters.ort_check import OrtModel, cpu_session
-from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.onnx_io import cache_tensors
 
 __all__ = [
     "FLOAT_COMPUTE",
@@ -29,15 +29,20 @@ __all__ = [
 
 
 class FusedSession:
-    """A CPU session over the onnxruntime graph, bound like the runtime binds it (one KV buffer)."""
+    """A CPU session over the onnxruntime graph, bound like the runtime binds it: one buffer per
+    KV tensor, read and written in place; a past and a present buffer per state tensor (the
+    present copied back after each run)."""
 
     def __init__(
         self, path: Path, config: ModelConfig, capacity: int, session_config: dict[str, str]
     ) -> None:
         self.session = cpu_session(path, session_config)
         self.config = config
-        shape = (1, config.num_kv_heads, capacity, config.head_dim)
-        self.cache = [np.zeros(shape, np.float32) for _ in range(2 * config.num_layers)]
+        self.tensors = cache_tensors(config)
+        self.past = [np.zeros((1, *t.sized(capacity)), np.float32) for t in self.tensors]
+        self.present = [
+            p if t.grows else p.copy() for t, p in zip(self.tensors, self.past, strict=True)
+        ]
         self.length = 0
 
     def run(self, ids: list[int]) -> np.ndarray:
@@ -47,14 +52,17 @@ class FusedSession:
         bind.bind_cpu_input("input_ids", np.array([ids], np.int64))
         bind.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
         bind.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
-        layers = self.config.num_layers
-        for names in (past_names(layers), present_names(layers)):
-            bind_one = bind.bind_input if names[0].startswith("past") else bind.bind_output
-            for name, buf in zip(names, self.cache, strict=True):
-                bind_one(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
+        for tensor, past, present in zip(self.tensors, self.past, self.present, strict=True):
+            bind.bind_input(tensor.past, "cpu", 0, np.float32, list(past.shape), past.ctypes.data)
+            bind.bind_output(
+                tensor.present, "cpu", 0, np.float32, list(present.shape), present.ctypes.data
+            )
         logits = np.empty((1, 1, self.config.vocab_size), np.float32)
         bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
         self.session.run_with_iobinding(bind)
+        for past, present in zip(self.past, self.present, strict=True):
+            if past is not present:
+                np.copyto(past, present)
         self.length = total
         last: np.ndarray = logits[0, -1]
         return last

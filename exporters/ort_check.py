@@ -10,7 +10,7 @@ import numpy as np
 from edge_sdk._optional import require
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError
-from edge_sdk.onnx_io import prefill_feed, present_names
+from edge_sdk.onnx_io import cache_tensors, prefill_feed
 
 __all__ = ["INT8_SESSION_CONFIG", "OrtModel", "cpu_session"]
 
@@ -56,7 +56,7 @@ class OrtModel:
         self.session_config = dict(session_config or {})
         self.session = cpu_session(path, self.session_config, threads)
         self.config = config
-        self._outputs = ["logits", *present_names(config.num_layers)]
+        self._outputs = ["logits", *(t.present for t in cache_tensors(config))]
 
     def run(
         self, input_ids: np.ndarray, past: list[np.ndarray] | None = None

@@ -1,70 +1,93 @@
-"""The KV cache: buffers allocated once per generation, written in place by the model.
+"""The model's cache: buffers allocated once per generation, written in place by the model.
 
-The standard graph reads ``past_key_values.{i}.*`` [1, kv_heads, past, head_dim] and writes
-``present.{i}.*`` [1, kv_heads, past + n, head_dim]. A slice of one [kv_heads, capacity,
-head_dim] buffer is not contiguous when kv_heads > 1, so past and present cannot share memory.
-The cache therefore keeps two flat buffers per tensor, each big enough for ``capacity``
-positions: a step binds one as the past (read) and the other as the present (written by the
-model directly, through I/O binding), then the two swap. Nothing is copied through Python and
-nothing is allocated per token; the per-token host work is a fixed number of pointer bindings.
+Each layer has two cache tensors (:func:`edge_sdk.onnx_io.cache_tensors`): an attention layer's
+K and V [1, kv_heads, positions, head_dim], which grow by the positions each step adds, or a
+linear-attention layer's conv window and recurrent state (Qwen3.5), whose size is fixed whatever
+the context.
+
+The standard graph reads ``past_*`` and writes ``present_*`` [1, kv_heads, past + n, head_dim]. A
+slice of one [kv_heads, capacity, head_dim] buffer is not contiguous when kv_heads > 1, so past
+and present cannot share memory. The cache therefore keeps two flat buffers per tensor, each big
+enough for ``capacity`` positions: a step binds one as the past (read) and the other as the
+present (written by the model directly, through I/O binding), then the two swap. Nothing is
+copied through Python and nothing is allocated per token; the per-token host work is a fixed
+number of pointer bindings.
 
 The onnxruntime graph (``GroupQueryAttention``, see the exporter's ``fused_graph``) instead reads
-and writes one [1, kv_heads, capacity, head_dim] buffer per tensor in place (``shared=True``):
-half the memory, and a decode step writes only its own position.
+and writes one [1, kv_heads, capacity, head_dim] buffer per K or V tensor in place
+(``shared=True``): half the memory, and a decode step writes only its own position. A state
+tensor keeps its two buffers there too (a graph of ordinary ops may write its output before it
+has read all of its input): :attr:`KVCache.moving` lists the tensors whose buffers swap each step.
+A state starts at zero: :meth:`KVCache.reset` clears it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["KVCache"]
+__all__ = ["Allocator", "Clearer", "KVCache", "clear_numpy"]
 
 #: Allocates a flat float32 buffer of n elements; returns (owner kept alive, data pointer).
 Allocator = Callable[[int], tuple[Any, int]]
+#: Sets an allocated buffer (its owner, its element count) to zeros.
+Clearer = Callable[[Any, int], None]
+
+
+def clear_numpy(owner: Any, _size: int) -> None:
+    """Zero a host buffer (a numpy array)."""
+    owner.fill(0)
 
 
 class KVCache:
-    """Past/present buffers for ``num_tensors`` cache tensors (key and value per layer).
+    """Past/present buffers for the cache tensors of shapes ``shapes`` (one sequence, no batch
+    axis; ``None`` for the positions axis of K and V).
 
-    Ping-pong pairs by default; one buffer per tensor, read and written in place, when ``shared``.
+    Ping-pong pairs by default; one buffer per K or V tensor, read and written in place, when
+    ``shared``.
     """
 
     def __init__(
         self,
-        num_tensors: int,
-        kv_heads: int,
-        head_dim: int,
+        shapes: Sequence[tuple[int | None, ...]],
         capacity: int,
         allocate: Allocator,
         itemsize: int = 4,
         shared: bool = False,
+        clear: Clearer = clear_numpy,
     ) -> None:
-        self.kv_heads = kv_heads
-        self.head_dim = head_dim
+        self.shapes = [tuple(shape) for shape in shapes]
         self.capacity = capacity
         self.shared = shared
         self.length = 0
-        per_tensor = kv_heads * capacity * head_dim
-        copies = 1 if shared else 2
-        buffers = [[allocate(per_tensor) for _ in range(copies)] for _ in range(num_tensors)]
+        self._clear = clear
+        sizes = [math.prod(capacity if d is None else d for d in s) for s in self.shapes]
+        copies = [1 if shared and None in s else 2 for s in self.shapes]
+        buffers = [[allocate(n) for _ in range(c)] for n, c in zip(sizes, copies, strict=True)]
         self._owners = buffers  # keeps the memory alive
+        self._sizes = sizes
         self._read = [b[0][1] for b in buffers]
         self._write = [b[-1][1] for b in buffers]
-        self.nbytes = copies * num_tensors * per_tensor * itemsize
+        #: Tensors whose past and present buffers swap after each step.
+        self.moving = tuple(i for i, c in enumerate(copies) if c == 2)
+        self._states = [i for i, s in enumerate(self.shapes) if None not in s]
+        self.nbytes = sum(n * c for n, c in zip(sizes, copies, strict=True)) * itemsize
+        self._clear_states()
 
-    def past_shape(self) -> list[int]:
-        """Shape of the past tensors now: [1, kv_heads, length (capacity if shared), head_dim]."""
-        return [1, self.kv_heads, self.capacity if self.shared else self.length, self.head_dim]
+    def _positions(self, new: int) -> int:
+        return self.capacity if self.shared else self.length + new
 
-    def present_shape(self, new: int) -> list[int]:
-        """Shape of the present tensors after ``new`` positions (capacity if shared)."""
-        return [
-            1,
-            self.kv_heads,
-            self.capacity if self.shared else self.length + new,
-            self.head_dim,
-        ]
+    def past_shapes(self) -> list[list[int]]:
+        """Shape of each past tensor now: K/V [1, kv_heads, length (capacity if shared),
+        head_dim], a state its fixed shape."""
+        length = self._positions(0)
+        return [[1, *(length if d is None else d for d in s)] for s in self.shapes]
+
+    def present_shapes(self, new: int) -> list[list[int]]:
+        """Shape of each present tensor after ``new`` positions (K/V: capacity if shared)."""
+        length = self._positions(new)
+        return [[1, *(length if d is None else d for d in s)] for s in self.shapes]
 
     @property
     def past_pointers(self) -> list[int]:
@@ -79,9 +102,15 @@ class KVCache:
     def advance(self, new: int) -> None:
         """Record that a step wrote ``new`` positions into the present buffers; swap roles."""
         self.length += new
-        if not self.shared:
-            self._read, self._write = self._write, self._read
+        for i in self.moving:
+            self._read[i], self._write[i] = self._write[i], self._read[i]
 
     def reset(self) -> None:
-        """Forget every position (the memory stays allocated)."""
+        """Forget every position and zero the states (the memory stays allocated)."""
         self.length = 0
+        self._clear_states()
+
+    def _clear_states(self) -> None:
+        for i in self._states:
+            for owner, _pointer in self._owners[i]:
+                self._clear(owner, self._sizes[i])

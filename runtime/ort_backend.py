@@ -23,9 +23,10 @@ from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
 from edge_sdk.manifest import IoNames
+from edge_sdk.onnx_io import cache_tensors
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend, install_hint
 from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
-from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.kv_cache import Clearer, KVCache, clear_numpy
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 from edge_sdk.runtime.slots import SlotModel
 from edge_sdk.shapes import PREFILL_CHUNK, ep_ranges
@@ -53,8 +54,7 @@ class OrtBackend(KVCacheBackend):
         super().__init__(bundle, options)
         config = bundle.config
         self._layers = config.num_layers
-        self._kv_heads = config.num_kv_heads
-        self._head_dim = config.head_dim
+        self._cache_shapes = [t.shape for t in cache_tensors(config)]
         self._vocab = config.vocab_size
         self._io = self._io_names(fused=False)
         self._past, self._present = self._io.past, self._io.present
@@ -210,15 +210,7 @@ class OrtBackend(KVCacheBackend):
         from edge_sdk.runtime.ort_slots import FusedSlotModel
 
         return FusedSlotModel(
-            self.session,
-            self._layers,
-            self._kv_heads,
-            self._head_dim,
-            self._vocab,
-            slots,
-            capacity,
-            self.device,
-            self._io,
+            self.session, self._cache_shapes, self._vocab, slots, capacity, self.device, self._io
         )
 
     def deactivate(self) -> None:
@@ -241,14 +233,15 @@ class OrtBackend(KVCacheBackend):
 
     # -- cache ----------------------------------------------------------------------------------
 
-    def _allocator(self) -> Any:
+    def _allocator(self) -> tuple[Any, Clearer]:
+        """Allocate a flat float32 buffer where the provider computes; zero one."""
         if self.cache_device == "cpu":
 
             def allocate(n: int) -> tuple[Any, int]:
                 buf = np.empty(n, dtype=np.float32)
                 return buf, int(buf.ctypes.data)
 
-            return allocate
+            return allocate, clear_numpy
         ort = require("onnxruntime", f"The {self.name} backend")
 
         def allocate_device(n: int) -> tuple[Any, int]:
@@ -257,7 +250,10 @@ class OrtBackend(KVCacheBackend):
             )
             return value, int(value.data_ptr())
 
-        return allocate_device
+        def clear_device(value: Any, n: int) -> None:
+            value.update_inplace(np.zeros(n, np.float32))
+
+        return allocate_device, clear_device
 
     def allocate(self, max_length: int) -> None:
         if self.session is None:
@@ -267,13 +263,9 @@ class OrtBackend(KVCacheBackend):
             return
         self.cache = None  # free the old one first
         self._fused_bound = False
+        allocate, clear = self._allocator()
         self.cache = KVCache(
-            2 * self._layers,
-            self._kv_heads,
-            self._head_dim,
-            max_length,
-            self._allocator(),
-            shared=self.fused,
+            self._cache_shapes, max_length, allocate, shared=self.fused, clear=clear
         )
         self._mask = np.ones((1, max_length), dtype=np.int64)
 
@@ -324,20 +316,24 @@ class OrtBackend(KVCacheBackend):
         self._bind_cache(cache, n)
         bind.bind_output(io.logits, "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
 
-    def _bind_cache(self, cache: KVCache, n: int) -> None:
+    def _bind_cache(self, cache: KVCache, n: int, only: tuple[int, ...] | None = None) -> None:
+        """Bind the cache tensors (``only`` those indices) as past inputs and present outputs."""
         bind = self._binding
         device, device_id = self.cache_device, self.options.device_id
-        past_shape, present_shape = cache.past_shape(), cache.present_shape(n)
-        for name, ptr in zip(self._past, cache.past_pointers, strict=True):
-            bind.bind_input(name, device, device_id, np.float32, past_shape, ptr)
-        for name, ptr in zip(self._present, cache.present_pointers, strict=True):
-            bind.bind_output(name, device, device_id, np.float32, present_shape, ptr)
+        past_shapes, present_shapes = cache.past_shapes(), cache.present_shapes(n)
+        past, present = cache.past_pointers, cache.present_pointers
+        for i in range(len(past)) if only is None else only:
+            bind.bind_input(self._past[i], device, device_id, np.float32, past_shapes[i], past[i])
+            bind.bind_output(
+                self._present[i], device, device_id, np.float32, present_shapes[i], present[i]
+            )
 
     def _bind_fused(self, cache: KVCache, ids: np.ndarray) -> None:
-        """The fused graph's buffers never move: bind them once per cache, then only write values.
+        """The fused graph's K/V buffers never move: bind them once per cache, then only write
+        values.
 
-        A decode step rebinds nothing (its ids array is always ``_ids1``); a prompt chunk rebinds
-        ``input_ids`` only.
+        A decode step rebinds only the state tensors whose buffers swap (a hybrid model's: its
+        ids array is always ``_ids1``); a prompt chunk rebinds ``input_ids`` too.
         """
         bind, io = self._binding, self._io
         total = cache.length + ids.shape[1]
@@ -357,6 +353,8 @@ class OrtBackend(KVCacheBackend):
                 self._logits1.ctypes.data,
             )
             self._fused_bound, self._ids_bound = True, None
+        elif cache.moving:
+            self._bind_cache(cache, 0, cache.moving)
         key = (ids.ctypes.data, ids.shape[1])
         if key != self._ids_bound:
             bind.bind_input(io.input_ids, "cpu", 0, np.int64, [1, key[1]], key[0])
@@ -401,13 +399,14 @@ class OrtTensorrtBackend(OrtBackend):
 
     def _profile(self, past: int, new: int) -> str:
         io = self._io
-        kv = f"1x{self._kv_heads}x{past}x{self._head_dim}"
         shapes = [
             f"{io.input_ids}:1x{new}",
             f"{io.position_ids}:1x{new}",
             f"{io.attention_mask}:1x{past + new}",
         ]
-        shapes += [f"{name}:{kv}" for name in self._past]
+        for name, shape in zip(self._past, self._cache_shapes, strict=True):
+            dims = [1, *(past if d is None else d for d in shape)]
+            shapes.append(f"{name}:{'x'.join(str(d) for d in dims)}")
         return ",".join(shapes)
 
     def activate(self) -> None:

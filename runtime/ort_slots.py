@@ -11,6 +11,11 @@ s * kv_heads * capacity * head_dim, so:
   is not decoding (free, or between prefill chunks) gets ``seqlens_k`` = its length, so the step
   writes one throw-away position just past its data, which the row's next write replaces.
 
+A hybrid model's state tensors (Qwen3.5's linear layers: a fixed-size conv window and recurrent
+state per row) are read from one buffer [slots, ...] and written to another; after each call the
+rows that really ran (the prefilled slot, the decoding slots) are copied back, so an idle row in
+a decode batch keeps its state, and a released row's state is zeroed.
+
 The session is the backend's (weights are shared with the generator); only the cache is new.
 """
 
@@ -35,9 +40,7 @@ class FusedSlotModel(SlotModel):
     def __init__(
         self,
         session: Any,
-        num_layers: int,
-        kv_heads: int,
-        head_dim: int,
+        shapes: Sequence[tuple[int | None, ...]],
         vocab: int,
         slots: int,
         capacity: int,
@@ -47,13 +50,15 @@ class FusedSlotModel(SlotModel):
         super().__init__(slots, capacity)
         self._session = session
         self._device = device
-        self._io = io_names or IoNames.fused(num_layers)  # the bundle's, else the conventional
+        self._io = io_names or IoNames.fused(len(shapes) // 2)  # the bundle's, else conventional
         self._past, self._present = self._io.past, self._io.present
-        self._row_shape = [kv_heads, capacity, head_dim]
-        self._row_bytes = kv_heads * capacity * head_dim * 4
-        self._buffers = [
-            np.zeros((slots, *self._row_shape), np.float32) for _ in range(2 * num_layers)
+        rows = [(slots, *(capacity if d is None else d for d in shape)) for shape in shapes]
+        self._buffers = [np.zeros(row, np.float32) for row in rows]  # read (and K/V written)
+        self._written = [  # where each tensor's step writes: in place for K/V
+            b if None in shape else np.zeros_like(b)
+            for b, shape in zip(self._buffers, shapes, strict=True)
         ]
+        self._states = [i for i, shape in enumerate(shapes) if None not in shape]
         self._logits = np.zeros((slots, 1, vocab), np.float32)
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
@@ -65,7 +70,9 @@ class FusedSlotModel(SlotModel):
 
     @property
     def nbytes(self) -> int:
-        return sum(b.nbytes for b in self._buffers)
+        return sum(b.nbytes for b in self._buffers) + sum(
+            self._written[i].nbytes for i in self._states
+        )
 
     @property
     def device(self) -> str:
@@ -73,7 +80,18 @@ class FusedSlotModel(SlotModel):
 
     def close(self) -> None:
         self._prefill_bind = self._decode_bind = None
-        self._buffers = []
+        self._buffers, self._written = [], []
+
+    def release(self, slot: int) -> None:
+        super().release(slot)
+        for i in self._states:
+            self._buffers[i][slot] = 0
+
+    def _keep_states(self, slots: Sequence[int]) -> None:
+        """Copy the states the last call wrote for ``slots`` into the buffers the next one reads."""
+        for i in self._states:
+            for s in slots:
+                self._buffers[i][s] = self._written[i][s]
 
     def _bind_positions(self, bind: Any) -> None:
         bind.bind_input(
@@ -81,12 +99,12 @@ class FusedSlotModel(SlotModel):
         )
 
     def _bind_rows(self, bind: Any, first: int, rows: int) -> None:
-        shape = [rows, *self._row_shape]
-        offset = first * self._row_bytes
-        for past, present, buf in zip(self._past, self._present, self._buffers, strict=True):
-            pointer = buf.ctypes.data + offset
-            bind.bind_input(past, "cpu", 0, np.float32, shape, pointer)
-            bind.bind_output(present, "cpu", 0, np.float32, shape, pointer)
+        tensors = zip(self._past, self._present, self._buffers, self._written, strict=True)
+        for past, present, read, written in tensors:
+            shape = [rows, *read.shape[1:]]
+            offset = first * read[0].nbytes
+            bind.bind_input(past, "cpu", 0, np.float32, shape, read.ctypes.data + offset)
+            bind.bind_output(present, "cpu", 0, np.float32, shape, written.ctypes.data + offset)
         bind.bind_input(
             self._io.seqlens_k, "cpu", 0, np.int32, [rows], self._seqlens.ctypes.data + 4 * first
         )
@@ -118,6 +136,7 @@ class FusedSlotModel(SlotModel):
                 self._io.input_ids, "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data
             )
             self._run(bind)
+            self._keep_states((slot,))
         last: np.ndarray = self._logits[slot, 0]
         return last
 
@@ -137,4 +156,5 @@ class FusedSlotModel(SlotModel):
             self._ids[s, 0] = token
         self._total[()] = max(lengths[:rows]) + 1
         self._run(bind)
+        self._keep_states(slots)
         return self._logits[:rows, 0]

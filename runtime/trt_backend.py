@@ -24,6 +24,7 @@ import numpy as np
 from edge_sdk._optional import require
 from edge_sdk.bundle import Bundle
 from edge_sdk.errors import BundleError, GenerationError
+from edge_sdk.onnx_io import cache_tensors
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend
 from edge_sdk.runtime.kv_cache import KVCache
 from edge_sdk.runtime.trt_engine import select_engine
@@ -41,7 +42,7 @@ class TensorrtBackend(KVCacheBackend):
         super().__init__(bundle, options)
         config = bundle.config
         self._layers, self._vocab = config.num_layers, config.vocab_size
-        self._kv_heads, self._head_dim = config.num_kv_heads, config.head_dim
+        self._cache_shapes = [t.shape for t in cache_tensors(config)]
         # the engine is built from the standard graph: its tensors carry that graph's names
         self._io = bundle.spec.graph.names(config.num_layers)
         self._past, self._present = self._io.past, self._io.present
@@ -139,12 +140,11 @@ class TensorrtBackend(KVCacheBackend):
         kv_type = self._dtypes[self._past[0]]
         self.cache = None
         self.cache = KVCache(
-            2 * self._layers,
-            self._kv_heads,
-            self._head_dim,
+            self._cache_shapes,
             max_length,
             self._device_allocator(kv_type.itemsize),
             itemsize=kv_type.itemsize,
+            clear=lambda memory, n: cuda.memset_d8(int(memory), 0, max(1, n) * kv_type.itemsize),
         )
         chunk = min(PREFILL_CHUNK, max_length)
         ids, positions, mask = self._ids_name, self._positions_name, self._mask_name
@@ -194,9 +194,10 @@ class TensorrtBackend(KVCacheBackend):
             context.set_tensor_address(name, int(buffers[name]))
         context.set_input_shape(mask, (1, cache.length + n))
         context.set_tensor_address(mask, int(buffers[mask]))
-        past_shape = tuple(cache.past_shape())
-        for name, ptr in zip(self._past, cache.past_pointers, strict=True):
-            context.set_input_shape(name, past_shape)
+        for name, shape, ptr in zip(
+            self._past, cache.past_shapes(), cache.past_pointers, strict=True
+        ):
+            context.set_input_shape(name, tuple(shape))
             context.set_tensor_address(name, ptr)
         for name, ptr in zip(self._present, cache.present_pointers, strict=True):
             context.set_tensor_address(name, ptr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -121,13 +122,30 @@ def train_model(
     seed: int,
     started: float | None = None,
 ) -> LiteForCausalLM:
-    """A model of ``config`` trained on the token ids ``data`` (AdamW, warm-up then cosine),
-    in eval mode; progress every 50 steps when ``started`` (a perf_counter time) is given."""
+    """A model of ``config`` trained on the token ids ``data`` (see :func:`fit`), in eval mode;
+    progress every 50 steps when ``started`` (a perf_counter time) is given."""
     torch.manual_seed(seed)
     model = LiteForCausalLM(config)
     _init_weights(model)
+    fit(model, lambda ids: model(ids)[0], data, steps, batch, seq_len, seed, started)
+    return model.eval()
+
+
+def fit(
+    model: torch.nn.Module,
+    logits_of: Callable[[torch.Tensor], torch.Tensor],
+    data: torch.Tensor,
+    steps: int,
+    batch: int,
+    seq_len: int,
+    seed: int,
+    started: float | None = None,
+) -> None:
+    """Train ``model`` (``logits_of(ids [B, S])`` -> [B, S, V]) on random windows of ``data``:
+    AdamW, warm-up then cosine; any causal LM, e.g. a transformers one."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
     generator = torch.Generator().manual_seed(seed)
+    model.train()
     for step in range(steps):
         lr = (
             3e-3
@@ -138,9 +156,9 @@ def train_model(
             group["lr"] = lr
         starts = torch.randint(0, len(data) - seq_len - 1, (batch,), generator=generator)
         window = torch.stack([data[s : s + seq_len + 1] for s in starts.tolist()])
-        logits, _ = model(window[:, :-1])
+        logits = logits_of(window[:, :-1])
         loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, config.vocab_size), window[:, 1:].reshape(-1)
+            logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1)
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]  # untyped in torch
@@ -152,7 +170,7 @@ def train_model(
                 f"{time.perf_counter() - started:.0f} s",
                 flush=True,
             )
-    return model.eval()
+    model.eval()
 
 
 def write_texts() -> None:

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import UnsupportedModelError
-from edge_sdk.exporters.families import gemma3, llama, qwen3
+from edge_sdk.exporters.families import gemma3, llama, qwen3, qwen3_5
 from edge_sdk.exporters.families.base import Family, LayerTensors
 
 __all__ = ["FAMILY_TABLE", "Family", "LayerTensors", "family_of"]
@@ -25,6 +25,7 @@ FAMILY_TABLE: dict[str, ModuleType] = {
     "mistral": llama,
     "qwen3": qwen3,
     "gemma3": gemma3,
+    "qwen3_5": qwen3_5,
 }
 
 

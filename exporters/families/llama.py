@@ -160,12 +160,13 @@ def emit_standard(
     shared: StandardInputs,
     t: LayerTensors,
     qk_norm: HeadNorm | None = None,
+    output_gate: bool = False,
 ) -> str:
     """The layer in standard ONNX ops; its output hidden state [B, S, E]. ``qk_norm`` writes a
-    per-head norm of q and k before RoPE."""
+    per-head norm of q and k before RoPE; ``output_gate``: see :func:`attention_standard`."""
     p, eps = f"model.layers.{t.index}", float(config.rms_norm_eps)
     h = rms_norm(g, x, t.vectors["input_layernorm.weight"], eps, f"{p}.input_layernorm")
-    o = attention_standard(g, config, h, shared, t, qk_norm)
+    o = attention_standard(g, config, h, shared, t, qk_norm, output_gate)
     x = g.op("Add", [x, o], f"{p}.attn_residual")
     h = rms_norm(g, x, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_norm")
     return g.op("Add", [x, mlp_standard(g, h, t, swiglu)], f"{p}.output")
@@ -178,9 +179,12 @@ def attention_standard(
     shared: StandardInputs,
     t: LayerTensors,
     qk_norm: HeadNorm | None = None,
+    output_gate: bool = False,
 ) -> str:
     """Self-attention of the normed hidden state ``h`` [B, S, E] over the past KV and its output
-    projection (standard ops); ``qk_norm`` writes a per-head norm of q and k before RoPE."""
+    projection (standard ops); ``qk_norm`` writes a per-head norm of q and k before RoPE;
+    ``output_gate``: ``q_proj`` gives each head's query then a gate, and the heads' output is
+    multiplied by sigmoid(gate) (Qwen3.5)."""
     c, i = config, t.index
     kv, d = c.num_kv_heads, c.head_dim
     p = f"model.layers.{i}"
@@ -189,14 +193,15 @@ def attention_standard(
         for n in ("q_proj", "k_proj", "v_proj")
     }
     norm = qk_norm or (lambda heads, _which: heads)
-    q = g.op("Reshape", [proj["q_proj"], g.ints(f"{p}.q_shape", [0, 0, kv, -1, d])])
+    query, gate = _query_and_gate(g, proj["q_proj"], d, p) if output_gate else (proj["q_proj"], "")
+    q = g.op("Reshape", [query, g.ints(f"{p}.q_shape", [0, 0, kv, -1, d])])
     q = g.op("Transpose", [norm(q, "q")], f"{p}.q", perm=[0, 2, 3, 1, 4])  # [B, KV, G, S, D]
     kv_shape = g.ints(f"{p}.kv_shape", [0, 0, kv, d])
     k = norm(g.op("Reshape", [proj["k_proj"], kv_shape]), "k")  # [B, S, KV, D]
     k = g.op("Transpose", [k], perm=[0, 2, 1, 3])
     v = g.op("Transpose", [g.op("Reshape", [proj["v_proj"], kv_shape])], perm=[0, 2, 1, 3])
-    q = apply_rope(g, q, shared.cos_q, shared.sin_q, d, f"{p}.q_rope")
-    k = apply_rope(g, k, shared.cos_k, shared.sin_k, d, f"{p}.k_rope")  # [B, KV, S, D]
+    q = apply_rope(g, q, shared.cos_q, shared.sin_q, d, f"{p}.q_rope", c.rotary_dim)
+    k = apply_rope(g, k, shared.cos_k, shared.sin_k, d, f"{p}.k_rope", c.rotary_dim)
     past_k, past_v = past_names(c.num_layers)[2 * i : 2 * i + 2]
     present_k, present_v = present_names(c.num_layers)[2 * i : 2 * i + 2]
     g.op("Concat", [past_k, k], outputs=[present_k], axis=2)  # [B, KV, T, D]
@@ -211,7 +216,24 @@ def attention_standard(
     out = g.op("MatMul", [probs, g.op("Unsqueeze", [present_v, axis2])])  # [B, KV, G, S, D]
     out = g.op("Transpose", [out], perm=[0, 3, 1, 2, 4])
     out = g.op("Reshape", [out, g.ints(f"{p}.merge_heads", [0, 0, -1])], f"{p}.attn")
+    if gate:
+        out = _gated(g, out, gate, p)
     return linear(g, out, t.matmuls["o_proj"], None, f"{p}.self_attn.o_proj")
+
+
+def _query_and_gate(g: GraphBuilder, q_proj: str, head_dim: int, p: str) -> tuple[str, str]:
+    """The query [B, S, H, D] and the gate [B, S, H D] of a gated ``q_proj`` output
+    [B, S, H 2D] (each head: D query channels, then D gate channels)."""
+    heads = g.op("Reshape", [q_proj, g.ints(f"{p}.gated_heads", [0, 0, -1, 2 * head_dim])])
+    query, gate = f"{p}.query", f"{p}.gate_heads"
+    halves = g.ints(f"{p}.gate_split", [head_dim, head_dim])
+    g.op("Split", [heads, halves], outputs=[query, gate], axis=-1)
+    return query, g.op("Reshape", [gate, g.ints(f"{p}.gate_merged", [0, 0, -1])], f"{p}.attn_gate")
+
+
+def _gated(g: GraphBuilder, out: str, gate: str, p: str) -> str:
+    """``out * sigmoid(gate)`` (the attention output gate)."""
+    return g.op("Mul", [out, g.op("Sigmoid", [gate], f"{p}.gate_sigmoid")], f"{p}.gated")
 
 
 #: A gated activation: (graph, gate, up, name) -> act(gate) * up (SwiGLU, GeGLU).
@@ -233,13 +255,16 @@ def emit_fused(
     rope_cache: tuple[str, str],
     t: LayerTensors,
     qk_norm: HeadNorm | None = None,
+    output_gate: bool = False,
 ) -> FusedState:
     """The layer with onnxruntime's contrib ops: GroupQueryAttention over a shared KV buffer,
     skip-RMSNorms, q/k/v and gate/up as one MatMul each. With ``qk_norm``, q/k/v are split and q
-    and k normalized per head before GroupQueryAttention (which applies RoPE)."""
+    and k normalized per head before GroupQueryAttention (which applies RoPE); ``output_gate``:
+    see :func:`attention_standard`."""
     p, eps = f"model.layers.{t.index}", float(config.rms_norm_eps)
     h, residual = skip_norm(g, state, t.vectors["input_layernorm.weight"], eps, f"{p}.in_norm")
-    state = FusedState(residual, attention_fused(g, config, h, rope_cache, t, qk_norm))
+    attention = attention_fused(g, config, h, rope_cache, t, qk_norm, output_gate)
+    state = FusedState(residual, attention)
     h, residual = skip_norm(
         g, state, t.vectors["post_attention_layernorm.weight"], eps, f"{p}.post_norm"
     )
@@ -253,9 +278,11 @@ def attention_fused(
     rope_cache: tuple[str, str],
     t: LayerTensors,
     qk_norm: HeadNorm | None = None,
+    output_gate: bool = False,
 ) -> str:
     """GroupQueryAttention of the normed hidden state ``h`` over the shared KV buffer (RoPE from
-    ``rope_cache``, the layer's window) and the output projection."""
+    ``rope_cache``: all of each head or its first ``rotary_dim`` channels; the layer's window)
+    and the output projection; ``output_gate`` as in :func:`attention_standard`."""
     c, i = config, t.index
     p = f"model.layers.{i}"
     qkv_w = QWeight.concatenated([t.matmuls[n] for n in ("q_proj", "k_proj", "v_proj")])
@@ -265,7 +292,11 @@ def attention_fused(
     qkv = linear(g, h, qkv_w, joined if joined is not None and joined.any() else None, f"{p}.qkv")
     past_k, past_v = past_names(c.num_layers)[2 * i : 2 * i + 2]
     present_k, present_v = present_names(c.num_layers)[2 * i : 2 * i + 2]
-    qkv_inputs = [qkv, "", ""] if qk_norm is None else _normed_qkv(g, c, qkv, qk_norm, p)
+    gate = ""
+    if qk_norm is None and not output_gate:
+        qkv_inputs = [qkv, "", ""]
+    else:
+        qkv_inputs, gate = _split_qkv(g, c, qkv, qk_norm, output_gate, p)
     attn = g.op(
         "GroupQueryAttention",
         [*qkv_inputs, past_k, past_v, "seqlens_k", "total_sequence_length", *rope_cache],
@@ -278,6 +309,8 @@ def attention_fused(
         rotary_interleaved=0,
         local_window_size=int(c.layer_window(i) or -1),
     )
+    if gate:
+        attn = _gated(g, attn, gate, p)
     return linear(g, attn, t.matmuls["o_proj"], None, f"{p}.o_proj")
 
 
@@ -294,14 +327,27 @@ def mlp_fused(
     return linear(g, act(g, gate, up, f"{p}.mlp"), t.matmuls["down_proj"], None, f"{p}.down_proj")
 
 
-def _normed_qkv(g: GraphBuilder, c: ModelConfig, qkv: str, norm: HeadNorm, p: str) -> list[str]:
-    """q, k, v split from ``qkv`` [B, S, (H + 2 KV) D], q and k normalized per head."""
+def _split_qkv(
+    g: GraphBuilder,
+    c: ModelConfig,
+    qkv: str,
+    norm: HeadNorm | None,
+    output_gate: bool,
+    p: str,
+) -> tuple[list[str], str]:
+    """[q, k, v] split from ``qkv`` [B, S, (H (2 if gated) + 2 KV) D], q and k normalized per
+    head by ``norm``; and the output gate [B, S, H D] ("" without one)."""
     q, k, v = f"{p}.q", f"{p}.k", f"{p}.v"
-    sizes = g.ints(f"{p}.qkv_sizes", [c.q_size, c.kv_size, c.kv_size])
+    q_width = 2 * c.q_size if output_gate else c.q_size
+    sizes = g.ints(f"{p}.qkv_sizes", [q_width, c.kv_size, c.kv_size])
     g.op("Split", [qkv, sizes], outputs=[q, k, v], axis=-1)
+    query, gate = _query_and_gate(g, q, c.head_dim, p) if output_gate else (q, "")
     heads = g.ints(f"{p}.heads_shape", [0, 0, -1, c.head_dim])  # [B, S, H or KV, D]
     merged = g.ints(f"{p}.merged_shape", [0, 0, -1])
-    return [
+    if norm is None:
+        return [g.op("Reshape", [query, merged], f"{p}.q_merged"), k, v], gate
+    normed = [
         g.op("Reshape", [norm(g.op("Reshape", [x, heads]), which), merged], f"{p}.{which}_normed")
-        for x, which in ((q, "q"), (k, "k"))
-    ] + [v]
+        for x, which in ((query, "q"), (k, "k"))
+    ]
+    return [*normed, v], gate

@@ -17,7 +17,7 @@ from edge_sdk.exporters.model import rope_inverse_frequencies
 from edge_sdk.exporters.quantize.qweight import QWeight
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
 from edge_sdk.exporters.stream.ops import FusedState, rms_norm, skip_norm
-from edge_sdk.onnx_io import past_names, present_names
+from edge_sdk.onnx_io import cache_tensors
 
 __all__ = [
     "LayerKind",
@@ -127,16 +127,18 @@ def _head(g: GraphBuilder, x: str, table: Table, head: QWeight | None) -> str:
     return g.op("MatMul", [x, weight], "logits")
 
 
+def _cache_shape(shape: tuple[int | None, ...], length: str) -> list[int | str]:
+    return ["batch", *(length if d is None else d for d in shape)]
+
+
 def _past_inputs(g: GraphBuilder, config: ModelConfig, length: str) -> None:
-    shape: list[int | str] = ["batch", config.num_kv_heads, length, config.head_dim]
-    for name in past_names(config.num_layers):
-        g.input(name, TensorProto.FLOAT, shape)
+    for tensor in cache_tensors(config):
+        g.input(tensor.past, TensorProto.FLOAT, _cache_shape(tensor.shape, length))
 
 
 def _present_outputs(g: GraphBuilder, config: ModelConfig, length: str) -> None:
-    shape: list[int | str] = ["batch", config.num_kv_heads, length, config.head_dim]
-    for name in present_names(config.num_layers):
-        g.output(name, TensorProto.FLOAT, shape)
+    for tensor in cache_tensors(config):
+        g.output(tensor.present, TensorProto.FLOAT, _cache_shape(tensor.shape, length))
 
 
 def standard_prelude(

@@ -77,20 +77,24 @@ class Windows:
         hooks see the inputs of their modules. The outputs."""
         handles = [module.register_forward_pre_hook(hook) for module, hook in hooks]
         outputs: list[Tensor] = []
-        past: tuple[Tensor, Tensor] | None = None
+        past: tuple[Tensor, Tensor] | None = None  # K and V, or a linear layer's state
         start = 0
         inv_freq = rope_inverse_frequencies(self.config, self.config.local_rope(index))
         window = self.config.layer_window(index)
+        linear = self.config.layer_type(index) == "linear_attention"
         try:
             with torch.no_grad():
                 for x in self.hidden:
                     length = int(x.shape[1])
                     if not self.decode:
                         start, past = 0, None
-                    cos, sin = self._angles(start, length, x.dtype, inv_freq)
-                    mask = torch.ones(1, start + length, dtype=torch.int64)
-                    bias = attention_bias(mask, length, x.dtype, window)
-                    out, present = layer(x, cos, sin, bias, past)
+                    if linear:  # (x, state) -> (out, state): no positions, no mask
+                        out, present = layer(x, past)
+                    else:
+                        cos, sin = self._angles(start, length, x.dtype, inv_freq)
+                        mask = torch.ones(1, start + length, dtype=torch.int64)
+                        bias = attention_bias(mask, length, x.dtype, window)
+                        out, present = layer(x, cos, sin, bias, past)
                     outputs.append(out)
                     past, start = present, start + length
         finally:

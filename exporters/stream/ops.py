@@ -50,8 +50,18 @@ def linear(g: GraphBuilder, x: str, weight: QWeight, bias: np.ndarray | None, na
     return g.op("Add", [out, g.const(f"{name}.bias", bias.astype(np.float32))], f"{name}.biased")
 
 
-def apply_rope(g: GraphBuilder, x: str, cos: str, sin: str, head_dim: int, name: str) -> str:
-    """``x * cos + rotate_half(x) * sin`` (Hugging Face's two-halves layout) on the last axis."""
+def apply_rope(
+    g: GraphBuilder, x: str, cos: str, sin: str, head_dim: int, name: str, rotary_dim: int = 0
+) -> str:
+    """``x * cos + rotate_half(x) * sin`` (Hugging Face's two-halves layout) on the last axis, or
+    on its first ``rotary_dim`` channels only (partial rotary; 0: all of them)."""
+    rotary = rotary_dim or head_dim
+    if rotary < head_dim:
+        rot, rest = f"{name}.rot", f"{name}.pass"
+        sizes = g.ints(f"{name}.partial", [rotary, head_dim - rotary])
+        g.op("Split", [x, sizes], outputs=[rot, rest], axis=-1)
+        rotated = apply_rope(g, rot, cos, sin, rotary, f"{name}.partial_rope")
+        return g.op("Concat", [rotated, rest], f"{name}.rotary", axis=-1)
     half = head_dim // 2
     first, second = f"{name}.first", f"{name}.second"
     g.op("Split", [x, g.ints(f"{name}.halves", [half, half])], outputs=[first, second], axis=-1)

@@ -49,6 +49,31 @@ FAMILIES: dict[str, dict[str, Any]] = {
             "tie_word_embeddings": True,
         },
     },
+    "qwen3_5": {  # a Gated DeltaNet layer, then a gated attention layer (rotary on 16 of 64)
+        "cls": "Qwen3_5ForCausalLM",
+        "config": "Qwen3_5TextConfig",
+        "extra": {
+            "head_dim": 64,
+            "layer_types": ["linear_attention", "full_attention"],
+            "linear_num_key_heads": 2,
+            "linear_num_value_heads": 4,
+            "linear_key_head_dim": 16,
+            "linear_value_head_dim": 16,
+            "linear_conv_kernel_dim": 4,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1000000.0,
+                "partial_rotary_factor": 0.25,
+            },
+            "tie_word_embeddings": True,
+        },
+    },
+}
+
+#: Norms that scale by 1 + w (Qwen3.5's gated norm inside the mixer scales by w).
+_ONE_PLUS_W = {
+    "gemma3": ("norm.weight",),
+    "qwen3_5": ("layernorm.weight", "q_norm.weight", "k_norm.weight", "model.norm.weight"),
 }
 
 #: Families whose whole model ``load_model`` builds (Gemma 3's reference is layer-wise only).
@@ -79,7 +104,7 @@ def make_hf_folder(
     model = getattr(transformers, spec["cls"])(config).eval()
     with torch.no_grad():  # make logits less flat than the default init so parity is meaningful
         for name, param in model.named_parameters():
-            if family == "gemma3" and name.endswith("norm.weight"):  # scales by 1 + w
+            if name.endswith(_ONE_PLUS_W.get(family, ())):  # norms that scale by 1 + w
                 param.normal_(0, 0.2)
             elif name.endswith(("q_norm.weight", "k_norm.weight")):  # Qwen3's: not all ones
                 param.normal_(1, 0.2)

@@ -3,12 +3,11 @@ checkpoint), and an export says in one line that this family has no exporter yet
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from edge_sdk import ModelConfig, UnsupportedModelError
+from edge_sdk import EdgeError, ModelConfig
 from edge_sdk.exporters import export
 
 transformers = pytest.importorskip("transformers")
@@ -45,11 +44,20 @@ def test_text_config_is_read_and_counts_as_transformers_counts() -> None:
     assert ModelConfig.from_hf_dict(nested) == config
 
 
-def test_export_says_there_is_no_exporter_yet(tmp_path: Path) -> None:
-    text = _tiny_text_config() | {"architectures": ["Qwen3_5ForCausalLM"]}
-    (tmp_path / "config.json").write_text(json.dumps(text), encoding="utf-8")
-    (tmp_path / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
-    (tmp_path / "tokenizer.json").write_text("{}", encoding="utf-8")
-    with pytest.raises(UnsupportedModelError, match="no exporter for the 'qwen3_5' family") as info:
-        export(tmp_path, tmp_path / "bundle", "int8")
+def test_export_names_a_missing_tensor_and_writes_nothing(
+    tmp_path: Path, demo_checkpoint: Path
+) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    from edge_sdk.checkpoint import read_checkpoint_metadata
+    from tests.exporters.hf_models import make_hf_folder
+
+    tokenizer = str(read_checkpoint_metadata(demo_checkpoint)["tokenizer"])
+    folder = tmp_path / "model"
+    make_hf_folder("qwen3_5", folder, tokenizer, vocab_size=2048)
+    weights = load_file(folder / "model.safetensors")
+    del weights["model.layers.0.linear_attn.A_log"]
+    save_file(weights, folder / "model.safetensors")
+    with pytest.raises(EdgeError, match=r"model\.layers\.0\.linear_attn\.A_log") as info:
+        export(folder, tmp_path / "bundle", "int8")
     assert "\n" not in str(info.value) and not (tmp_path / "bundle").exists()

@@ -1,0 +1,77 @@
+"""Qwen3.5 end to end: a tiny random Qwen3.5 from transformers exported, then run by the runtime
+(both graphs) against transformers' own greedy generation, across the delta rule's chunk edge;
+continuous batching against one request at a time; the cache's fixed-size state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from edge_sdk.checkpoint import read_checkpoint_metadata
+from edge_sdk.exporters import export
+from edge_sdk.onnx_io import cache_tensors
+from tests.exporters.hf_models import make_hf_folder
+
+pytest.importorskip("transformers.models.qwen3_5")
+
+
+@pytest.fixture(scope="module")
+def qwen3_5(demo_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """transformers' model and our fp32 bundle of it (one linear layer, one attention layer)."""
+    tokenizer = str(read_checkpoint_metadata(demo_checkpoint)["tokenizer"])
+    folder = tmp_path_factory.mktemp("qwen3_5")
+    hf = make_hf_folder("qwen3_5", folder / "hf", tokenizer, vocab_size=2048)
+    bundle = export(folder / "hf", folder / "bundle", "fp32").bundle.path
+    return hf, bundle
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "standard"])
+def test_runtime_greedy_equals_transformers(qwen3_5: tuple[Any, Path], fused: bool) -> None:
+    from edge_sdk.runtime import load
+
+    hf, bundle = qwen3_5
+    prompt = np.random.default_rng(3).integers(5, 2048, 70).tolist()  # > one 64-token chunk
+    with torch.no_grad():
+        out = hf.generate(torch.tensor([prompt]), max_new_tokens=10, do_sample=False)
+    want = out[0, len(prompt) :].tolist()
+    with load(bundle, "ort-cpu", fused_graph=fused) as generator:
+        assert generator.backend.fused is fused  # type: ignore[attr-defined]
+        first = generator.generate(prompt, max_new_tokens=10, ignore_eos=True).token_ids
+        again = generator.generate(prompt, max_new_tokens=10, ignore_eos=True).token_ids
+    assert first == want
+    assert again == want  # a new sequence starts from a zero state
+
+
+def test_batched_serving_equals_one_request_at_a_time(qwen3_5: tuple[Any, Path]) -> None:
+    from edge_sdk.runtime import Engine, load
+
+    _, bundle = qwen3_5
+    prompts = ["Once upon a time there was", "The cat", "A big red ball rolled", "Mia"]
+    with load(bundle, "ort-cpu", threads=2) as alone:
+        want = [alone.generate(p, max_new_tokens=9, ignore_eos=True) for p in prompts]
+    with Engine(load(bundle, "ort-cpu", threads=2), slots=3) as engine:  # a slot is reused
+        assert engine.batched
+        requests = [engine.submit(p, max_new_tokens=9, ignore_eos=True) for p in prompts]
+        got = [r.wait(timeout=60) for r in requests]
+    assert [g.token_ids for g in got] == [w.token_ids for w in want]
+
+
+def test_the_linear_layers_cache_is_a_fixed_state(qwen3_5: tuple[Any, Path]) -> None:
+    from edge_sdk.runtime import load
+
+    _, bundle = qwen3_5
+    with load(bundle, "ort-cpu") as generator:
+        config = generator.bundle.config
+        tensors = cache_tensors(config)
+        assert [t.past for t in tensors[:2]] == ["past_state.0.conv", "past_state.0.recurrent"]
+        assert [t.grows for t in tensors] == [False, False, True, True]
+        for capacity in (64, 256):
+            generator.backend.allocate(capacity)
+            kv = 2 * config.num_kv_heads * config.head_dim * capacity  # one buffer (fused)
+            assert config.linear_attention is not None
+            state = 2 * config.linear_attention.state_values()  # read and written buffers
+            assert generator.backend.cache_bytes == 4 * (kv + state)
