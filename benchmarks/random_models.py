@@ -146,6 +146,53 @@ SHAPES["qwen3-0.6b"] = {
     "vocab_size": 151936,
 }
 
+# Qwen/Qwen3.5-0.8B's text decoder (text_config of its config.json): 18 Gated DeltaNet layers and
+# 6 gated attention layers (every fourth), vocab 248320, tied head.
+SHAPES["qwen3.5-0.8b"] = {
+    "architectures": ["Qwen3_5ForCausalLM"],
+    "model_type": "qwen3_5_text",
+    "attention_bias": False,
+    "bos_token_id": 248044,
+    "eos_token_id": 248044,
+    "head_dim": 256,
+    "hidden_act": "silu",
+    "hidden_size": 1024,
+    "intermediate_size": 3584,
+    "layer_types": [
+        "full_attention" if (i + 1) % 4 == 0 else "linear_attention" for i in range(24)
+    ],
+    "linear_conv_kernel_dim": 4,
+    "linear_key_head_dim": 128,
+    "linear_num_key_heads": 16,
+    "linear_num_value_heads": 16,
+    "linear_value_head_dim": 128,
+    "max_position_embeddings": 262144,
+    "num_attention_heads": 8,
+    "num_hidden_layers": 24,
+    "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-6,
+    "rope_parameters": {
+        "rope_type": "default",
+        "rope_theta": 10000000,
+        "partial_rotary_factor": 0.25,
+    },
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
+    "vocab_size": 248320,
+}
+# A Qwen3 of Qwen3.5-0.8B's hidden size, layer count, heads and MLP, every layer attention: the
+# baseline its prefill and decode are compared with (benchmarks/bench_hybrid.py).
+SHAPES["qwen3-as-qwen3.5-0.8b"] = {
+    **SHAPES["qwen3-0.6b"],
+    "head_dim": 256,
+    "hidden_size": 1024,
+    "intermediate_size": 3584,
+    "num_attention_heads": 8,
+    "num_hidden_layers": 24,
+    "num_key_value_heads": 2,
+    "vocab_size": 248320,
+}
+
 _DTYPES: dict[str, tuple[torch.dtype, str]] = {  # name -> (torch dtype, safetensors dtype)
     "bfloat16": (torch.bfloat16, "BF16"),
     "float16": (torch.float16, "F16"),
@@ -182,23 +229,17 @@ def _is_qwen2(config: dict[str, Any]) -> bool:
 def tensor_specs(config: dict[str, Any]) -> list[TensorSpec]:
     """Every tensor of the model under Hugging Face's names, in file order."""
     hidden = int(config["hidden_size"])
-    heads = int(config["num_attention_heads"])
-    kv_heads = int(config.get("num_key_value_heads") or heads)
-    head_dim = int(config.get("head_dim") or hidden // heads)
     inter = int(config["intermediate_size"])
     vocab = int(config["vocab_size"])
-    qkv_bias = _is_qwen2(config) or bool(config.get("attention_bias", False))
+    types = config.get("layer_types") or []
     specs: list[TensorSpec] = [("model.embed_tokens.weight", (vocab, hidden), "weight")]
     for i in range(int(config["num_hidden_layers"])):
         p = f"model.layers.{i}"
         specs.append((f"{p}.input_layernorm.weight", (hidden,), "norm"))
-        for proj, rows in (("q", heads), ("k", kv_heads), ("v", kv_heads)):
-            specs.append((f"{p}.self_attn.{proj}_proj.weight", (rows * head_dim, hidden), "weight"))
-            if qkv_bias:
-                specs.append((f"{p}.self_attn.{proj}_proj.bias", (rows * head_dim,), "bias"))
-        if config.get("model_type") == "qwen3":  # per-head q/k norms
-            specs += [(f"{p}.self_attn.{n}_norm.weight", (head_dim,), "norm") for n in "qk"]
-        specs.append((f"{p}.self_attn.o_proj.weight", (hidden, heads * head_dim), "weight"))
+        if i < len(types) and types[i] == "linear_attention":
+            specs += _linear_attention_specs(config, f"{p}.linear_attn")
+        else:
+            specs += _attention_specs(config, f"{p}.self_attn")
         specs.append((f"{p}.post_attention_layernorm.weight", (hidden,), "norm"))
         specs.append((f"{p}.mlp.gate_proj.weight", (inter, hidden), "weight"))
         specs.append((f"{p}.mlp.up_proj.weight", (inter, hidden), "weight"))
@@ -207,6 +248,44 @@ def tensor_specs(config: dict[str, Any]) -> list[TensorSpec]:
     if not config.get("tie_word_embeddings", False):
         specs.append(("lm_head.weight", (vocab, hidden), "weight"))
     return specs
+
+
+def _attention_specs(config: dict[str, Any], p: str) -> list[TensorSpec]:
+    """q/k/v/o (q twice as wide with Qwen3.5's output gate), biases, per-head q/k norms."""
+    hidden = int(config["hidden_size"])
+    heads = int(config["num_attention_heads"])
+    kv_heads = int(config.get("num_key_value_heads") or heads)
+    head_dim = int(config.get("head_dim") or hidden // heads)
+    qkv_bias = _is_qwen2(config) or bool(config.get("attention_bias", False))
+    gated = config.get("model_type") == "qwen3_5_text"
+    specs: list[TensorSpec] = []
+    for proj, rows in (("q", heads * (2 if gated else 1)), ("k", kv_heads), ("v", kv_heads)):
+        specs.append((f"{p}.{proj}_proj.weight", (rows * head_dim, hidden), "weight"))
+        if qkv_bias:
+            specs.append((f"{p}.{proj}_proj.bias", (rows * head_dim,), "bias"))
+    if config.get("model_type") in ("qwen3", "qwen3_5_text"):  # per-head q/k norms
+        specs += [(f"{p}.{n}_norm.weight", (head_dim,), "norm") for n in "qk"]
+    specs.append((f"{p}.o_proj.weight", (hidden, heads * head_dim), "weight"))
+    return specs
+
+
+def _linear_attention_specs(config: dict[str, Any], p: str) -> list[TensorSpec]:
+    """Qwen3.5's Gated DeltaNet mixer (the decay parameters and the conv kernel as "norm"s: 1)."""
+    hidden = int(config["hidden_size"])
+    hk, hv = int(config["linear_num_key_heads"]), int(config["linear_num_value_heads"])
+    dk, dv = int(config["linear_key_head_dim"]), int(config["linear_value_head_dim"])
+    conv = 2 * hk * dk + hv * dv
+    return [
+        (f"{p}.in_proj_qkv.weight", (conv, hidden), "weight"),
+        (f"{p}.in_proj_z.weight", (hv * dv, hidden), "weight"),
+        (f"{p}.in_proj_b.weight", (hv, hidden), "weight"),
+        (f"{p}.in_proj_a.weight", (hv, hidden), "weight"),
+        (f"{p}.conv1d.weight", (conv, 1, int(config["linear_conv_kernel_dim"])), "weight"),
+        (f"{p}.dt_bias", (hv,), "norm"),
+        (f"{p}.A_log", (hv,), "norm"),
+        (f"{p}.norm.weight", (dv,), "norm"),
+        (f"{p}.out_proj.weight", (hidden, hv * dv), "weight"),
+    ]
 
 
 def _numel(shape: tuple[int, ...]) -> int:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from edge_sdk import ModelConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -64,6 +66,9 @@ def test_real_shapes_have_their_parameter_counts() -> None:
     assert 0.49e9 < counts["qwen2.5-0.5b"] < 0.50e9  # 494 M
     assert 1.23e9 < counts["llama-3.2-1b"] < 1.24e9  # 1.236 B
     assert 1.54e9 < counts["qwen2.5-1.5b"] < 1.55e9  # 1.544 B
+    for name in ("qwen3-0.6b", "qwen3.5-0.8b", "qwen3-as-qwen3.5-0.8b"):  # as the SDK counts
+        config = ModelConfig.from_hf_dict(random_models.hf_config(name))
+        assert counts[name] == config.parameter_count(), name
 
 
 def torch_numel(shape: tuple[int, ...]) -> int:
