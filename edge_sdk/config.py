@@ -433,15 +433,16 @@ class ModelConfig:
 
 def text_decoder_config(hf: dict[str, Any]) -> dict[str, Any]:
     """The ``config.json`` of the text decoder of a vision-language checkpoint: its
-    ``text_config`` over the family's defaults, with the top level's tied head and special
-    tokens where it gives them."""
+    ``text_config`` over the family's defaults, then the top level's tied head and special
+    tokens where it gives them (the whole model's tying is what transformers applies; a saved
+    ``text_config`` carries its class default, e.g. Qwen3.5's untied one)."""
     text = hf.get("text_config")
     if not isinstance(text, dict):
         raise ConfigError("config.json of a vision-language model lacks its text_config")
     tied = {k: hf[k] for k in ("tie_word_embeddings", "eos_token_id", "bos_token_id") if k in hf}
     arch = TEXT_DECODERS[hf["architectures"][0]]
     defaults = _GEMMA3_TEXT_DEFAULTS if arch == "Gemma3ForCausalLM" else {}
-    return defaults | tied | text | {"architectures": [arch]}
+    return defaults | text | tied | {"architectures": [arch]}
 
 
 def _rope_parameters(hf: dict[str, Any]) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def estimate_bundle_bytes(config: ModelConfig, quant: QuantConfig, fused: bool) 
     table = config.vocab_size * config.hidden_size
     table_bytes = table * (1.0 if quant.precision != "fp32" and quant.quantize_embedding else 4.0)
     head = 0 if config.tie_word_embeddings else table * per_weight
-    body = config.num_layers * config.layer_parameters() * per_weight
+    body = sum(config.layer_parameters(i) for i in range(config.num_layers)) * per_weight
     return int((body + head + table_bytes) * (2 if fused else 1))
 
 

@@ -75,3 +75,36 @@ def test_the_linear_layers_cache_is_a_fixed_state(qwen3_5: tuple[Any, Path]) -> 
             assert config.linear_attention is not None
             state = 2 * config.linear_attention.state_values()  # read and written buffers
             assert generator.backend.cache_bytes == 4 * (kv + state)
+
+
+def test_a_vision_language_checkpoint_exports_its_text_decoder(
+    demo_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Qwen3.5's own checkpoints are vision-language ones: the tied head comes from the top
+    level (the saved ``text_config`` says untied), the vision tower is left out with a note."""
+    import transformers
+
+    from edge_sdk.exporters.ort_check import OrtModel
+    from tests.exporters.hf_models import FAMILIES
+
+    text = {k: v for k, v in FAMILIES["qwen3_5"]["extra"].items() if k != "tie_word_embeddings"}
+    text |= {"vocab_size": 2048, "hidden_size": 64, "intermediate_size": 128}
+    text |= {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+    vision = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2}
+    config = transformers.Qwen3_5Config(
+        text_config=text,
+        vision_config=vision | {"out_hidden_size": 64},
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = transformers.Qwen3_5ForConditionalGeneration(config).eval()
+    model.save_pretrained(tmp_path / "hf")
+    tokenizer = str(read_checkpoint_metadata(demo_checkpoint)["tokenizer"])
+    (tmp_path / "hf" / "tokenizer.json").write_text(tokenizer, encoding="utf-8")
+    result = export(tmp_path / "hf", tmp_path / "bundle", "fp32")
+    assert any("vision tower" in note for note in result.notes)
+    ids = np.array([[5, 17, 99, 300, 41]])
+    with torch.no_grad():
+        want = model(input_ids=torch.from_numpy(ids)).logits.numpy()
+    got, _ = OrtModel(result.bundle.path / "model.onnx", result.bundle.config).run(ids)
+    assert np.abs(got - want).max() <= 1e-4
