@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
-from pathlib import Path
 
+from edge_sdk.bundle import prepare_target
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ExportError
 from edge_sdk.exporters.checkpoint import LoadedModel, load_source
@@ -26,6 +26,8 @@ from edge_sdk.exporters.quantize.config import QuantConfig
 from edge_sdk.exporters.sources import ModelSource, open_model
 from edge_sdk.exporters.stream.flow import STREAMED_METHODS, export_streamed
 from edge_sdk.exporters.traced_export import export_traced
+from edge_sdk.exporters.write_errors import check_traced_space, write_error
+from edge_sdk.owned_dirs import remove_stale_work_dirs
 
 __all__ = ["PRECISIONS", "ExportResult", "Precision", "export", "export_stages"]
 
@@ -82,6 +84,8 @@ def export(
     if progress.total <= 0:
         progress.total = export_stages(quant)
     started = time.perf_counter()
+    output = prepare_target(output)  # before anything is loaded: a path that cannot be written
+    remove_stale_work_dirs()  # what killed exports left in the temporary directory
     label = model.source if isinstance(model, (LoadedModel, ModelSource)) else str(model)
     progress.stage("load", label)
     settings = {
@@ -101,7 +105,10 @@ def export(
             job = make_job(_record(source), source.tokenizer_json, quant, **settings)  # type: ignore[arg-type]
             for note in source.notes:
                 job.note(note)
-            result = export_streamed(source, job, Path(output))
+            try:
+                result = export_streamed(source, job, output)
+            except OSError as exc:  # a disk filled up mid-write: one line, nothing kept
+                raise write_error(exc, output) from exc
         finally:
             if source is not model:
                 source.close()
@@ -113,7 +120,11 @@ def export(
             quant,
             **settings,  # type: ignore[arg-type]
         )
-        result = export_traced(loaded, job, Path(output))
+        check_traced_space(loaded.config, quant.precision, output)
+        try:
+            result = export_traced(loaded, job, output)
+        except OSError as exc:
+            raise write_error(exc, output) from exc
     return replace(result, seconds=time.perf_counter() - started, peak_rss_bytes=peak_rss_bytes())
 
 
