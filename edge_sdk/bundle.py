@@ -282,8 +282,7 @@ def prepare_target(target: str | os.PathLike[str]) -> Path:
 
 def _unwritable(folder: Path, exc: OSError) -> BundleError:
     return BundleError(
-        f"cannot create files in {folder} ({exc.strerror or exc}); choose another output "
-        "directory"
+        f"cannot create files in {folder} ({exc.strerror or exc}); choose another output directory"
     )
 
 

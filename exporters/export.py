@@ -57,21 +57,22 @@ def export(
 ) -> ExportResult:
     """Export ``model`` (``model.pt``, Hugging Face folder or hub id, loaded model) to a bundle.
 
-    ``quant`` (a :class:`QuantConfig`) says how to store the weights; ``precision`` is a shorthand
-    for a default config (``"int8"`` when neither is given: int8 per-channel weights). Every
-    quantized export (anything but fp32) is checked against the float graph on ``eval_text``
-    (default: the packaged held-out text): perplexity of both, top-1 agreement and mean KL go into
-    the manifest, and below the precision's threshold (:data:`THRESHOLDS`) it raises
-    :class:`~edge_sdk.AccuracyError` unless ``force``. ``calib_text`` (default: the packaged
-    calibration text) feeds clipping, GPTQ, AWQ and activation ranges. ``ort_graph``: also write
-    ``model.ort.onnx``, the same weights for onnxruntime's CPU EP with fused attention (fp32, int8
-    and int4; about 2x the CPU decode speed, twice the bytes on disk). ``revision``: the branch,
-    tag or commit of a hub id (``owner/name``, fetched into the Hugging Face cache).
-    ``max_seq_len``: positions the bundle holds (default: the model's ``max_position_embeddings``,
-    at most :data:`DEFAULT_MAX_SEQ_LEN`). The result's ``notes`` say, in the user's words, what
-    the export decided for them (the model's context capped by that default, a fused graph that
-    could not be built and what that costs); each also goes to ``progress``. ``evaluate=False``
-    skips the accuracy evaluation and its gate (random-weight models; the manifest says so).
+    ``quant`` (a :class:`QuantConfig`) says how to store the weights; ``precision`` is a
+    shorthand for a default config (``"int8"`` when neither is given: int8 weights in blocks of
+    64 inputs). Every quantized export (anything but fp32) is checked against the float graph on
+    ``eval_text`` (default: the packaged held-out text): perplexity of both, top-1 agreement and
+    mean KL go into the manifest, and below the precision's threshold (:data:`THRESHOLDS`) it
+    raises :class:`~edge_sdk.AccuracyError` unless ``force``. ``calib_text`` (default: the
+    packaged calibration text) feeds clipping, GPTQ, AWQ and activation ranges. ``ort_graph``:
+    also write ``model.ort.onnx``, the same weights for onnxruntime's CPU EP with fused
+    attention (fp32, int8 and int4; about 2x the CPU decode speed, twice the bytes on disk).
+    ``revision``: the branch, tag or commit of a hub id (``owner/name``, fetched into the
+    Hugging Face cache). ``max_seq_len``: positions the bundle holds (default: the model's
+    ``max_position_embeddings``, at most :data:`DEFAULT_MAX_SEQ_LEN`). The result's ``notes``
+    say, in the user's words, what the export decided for them (the model's context capped by
+    that default, a fused graph that could not be built and what that costs); each also goes to
+    ``progress``. ``evaluate=False`` skips the accuracy evaluation and its gate (random-weight
+    models; the manifest says so).
 
     fp32, int8 and int4 are exported one layer at a time from the weights (memory-mapped), so
     memory stays near the bundle's size whatever the model's (:mod:`.stream.flow`); fp16 and
