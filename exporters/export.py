@@ -26,6 +26,7 @@ from edge_sdk.exporters.quantize.config import QuantConfig
 from edge_sdk.exporters.sources import ModelSource, open_model
 from edge_sdk.exporters.stream.flow import STREAMED_METHODS, export_streamed
 from edge_sdk.exporters.traced_export import export_traced
+from edge_sdk.exporters.weights.finite import FiniteWeights, check_finite
 from edge_sdk.exporters.write_errors import check_traced_space, write_error
 from edge_sdk.owned_dirs import remove_stale_work_dirs
 
@@ -100,7 +101,8 @@ def export(
         "progress": progress,
     }
     if quant.method in STREAMED_METHODS:
-        source = _source(model, revision, progress)
+        opened = _source(model, revision, progress)
+        source = replace(opened, weights=FiniteWeights(opened.weights, opened.source))
         try:
             family_of(source.config)  # a family without an exporter says so before any work
             job = make_job(_record(source), source.tokenizer_json, quant, **settings)  # type: ignore[arg-type]
@@ -111,8 +113,8 @@ def export(
             except OSError as exc:  # a disk filled up mid-write: one line, nothing kept
                 raise write_error(exc, output) from exc
         finally:
-            if source is not model:
-                source.close()
+            if opened is not model:
+                opened.close()
     else:
         loaded = _loaded(model, revision, progress)
         job = make_job(
@@ -121,6 +123,8 @@ def export(
             quant,
             **settings,  # type: ignore[arg-type]
         )
+        for name, tensor in loaded.model.state_dict().items():
+            check_finite(name, tensor.detach().float().numpy(), loaded.source)
         check_traced_space(loaded.config, quant.precision, output)
         try:
             result = export_traced(loaded, job, output)
