@@ -203,7 +203,7 @@ class BundleWriter:
     """
 
     def __init__(self, target: str | os.PathLike[str]) -> None:
-        self.target = prepare_target(target)
+        self.target = prepare_target(target, create=True)
         try:
             self.dir = make_owned_dir(self.target.parent, f".{self.target.name}.", ".tmp")
         except OSError as exc:
@@ -250,11 +250,11 @@ class BundleWriter:
         return Bundle(self.target, manifest)
 
 
-def prepare_target(target: str | os.PathLike[str]) -> Path:
+def prepare_target(target: str | os.PathLike[str], create: bool = False) -> Path:
     """Check that a bundle can be written at ``target`` (its absolute path, returned) before any
-    work: not a file nor a foreign folder, its parent a folder that can be made and written in.
-    Leftovers of a killed writer beside it are removed. Each problem is one :class:`BundleError`
-    line."""
+    work: not a file nor a foreign folder, below a folder files can be created in (the nearest
+    existing one; ``create``: the parent itself, made now). Leftovers of a killed writer beside
+    it are removed. Each problem is one :class:`BundleError` line."""
     path = Path(os.path.abspath(target))
     _refuse_foreign(path)
     existing = path.parent
@@ -265,18 +265,21 @@ def prepare_target(target: str | os.PathLike[str]) -> Path:
             f"cannot write the bundle {path}: {existing} is a file, not a folder; choose "
             "another output directory"
         )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BundleError(
+                f"cannot create the folder {path.parent} ({exc.strerror or exc}); choose "
+                "another output directory"
+            ) from exc
+        existing = path.parent
+    if existing == path.parent:
+        remove_stale_siblings(path)
+    try:  # what the writer will do first: a folder beside the target (or where it will be)
+        shutil.rmtree(make_owned_dir(existing, f".{path.name}.", ".tmp"))
     except OSError as exc:
-        raise BundleError(
-            f"cannot create the folder {path.parent} ({exc.strerror or exc}); choose another "
-            "output directory"
-        ) from exc
-    remove_stale_siblings(path)
-    try:
-        shutil.rmtree(make_owned_dir(path.parent, f".{path.name}.", ".tmp"))
-    except OSError as exc:
-        raise _unwritable(path.parent, exc) from exc
+        raise _unwritable(existing, exc) from exc
     return path
 
 

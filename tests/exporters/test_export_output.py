@@ -55,7 +55,14 @@ def test_an_output_where_nothing_can_be_created_is_one_line_before_loading(
     assert main([str(demo_checkpoint), "--fp32", "-o", "/proc/x"]) == 1
     assert "cannot create files in /proc (" in _one_error_line(capsys.readouterr().err)
     assert main([str(demo_checkpoint), "--fp32", "-o", "/proc/new/x"]) == 1
-    assert "cannot create the folder /proc/new (" in _one_error_line(capsys.readouterr().err)
+    assert "cannot create files in /proc (" in _one_error_line(capsys.readouterr().err)
+
+
+def test_a_refused_export_leaves_no_folder_behind(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "missing.pt"
+    assert main([str(missing), "--fp32", "-q", "-o", str(tmp_path / "new" / "dir" / "out")]) == 1
+    assert "does not exist" in _one_error_line(capsys.readouterr().err)
+    assert os.listdir(tmp_path) == []  # the checked output's parents were not made
 
 
 def test_no_room_for_a_traced_bundle_is_refused_before_the_export(
