@@ -10,7 +10,7 @@ from pathlib import Path
 from edge_sdk.bundle import MANIFEST_NAME, load_bundle
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
-from edge_sdk.gguf_metadata import read_gguf_header
+from edge_sdk.gguf_header import read_gguf_header
 from edge_sdk.planner.presets import PRESETS, get_preset
 
 __all__ = ["ModelSource", "resolve_model"]

@@ -24,12 +24,8 @@ from edge_sdk.exporters.checkpoint import LoadedModel, load_source
 from edge_sdk.exporters.gguf.tokenizer import gguf_chat_template, gguf_tokenizer_json
 from edge_sdk.exporters.sources import ModelSource
 from edge_sdk.exporters.weights.gguf_file import ROPE_FREQS, GgufWeights, dequantized, first_line
-from edge_sdk.gguf_metadata import (
-    SUPPORTED_GGUF_ARCHITECTURES,
-    gguf_architecture,
-    gguf_config,
-    read_gguf_header,
-)
+from edge_sdk.gguf_config import SUPPORTED_GGUF_ARCHITECTURES, gguf_architecture, gguf_config
+from edge_sdk.gguf_header import read_gguf_header
 
 __all__ = [
     "SUPPORTED_GGUF_ARCHITECTURES",
@@ -67,7 +63,7 @@ def open_gguf(path: str | os.PathLike[str]) -> ModelSource:
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:
-    """The metadata as plain Python values (:func:`edge_sdk.gguf_metadata.read_gguf_header`,
+    """The metadata as plain Python values (:func:`edge_sdk.gguf_header.read_gguf_header`,
     what the planner reads too) and the tensor records (``gguf.ReaderTensor``)."""
     require("gguf", "reading GGUF files")
     metadata = read_gguf_header(path).metadata

@@ -12,7 +12,7 @@ import pytest
 
 from edge_sdk.deploy.cli import main as deploy_main
 from edge_sdk.errors import UnsupportedModelError
-from edge_sdk.gguf_metadata import read_gguf_header
+from edge_sdk.gguf_header import read_gguf_header
 from edge_sdk.planner import resolve_model
 from edge_sdk.planner.cli import main as plan_main
 
