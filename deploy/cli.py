@@ -42,7 +42,7 @@ def _add_k8s(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "model",
         metavar="MODEL",
         help="the bundle directory (its manifest gives config, precision and "
-        "context), a Hugging Face config.json, model.pt, or an edge-plan preset",
+        "context), a Hugging Face config.json, model.pt, a .gguf file, or an edge-plan preset",
     )
     k8s.add_argument(
         "--device",

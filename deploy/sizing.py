@@ -106,7 +106,7 @@ def mebibytes(size: int) -> str:
 
 
 def describe_model(model: str, bundle_name: str | None = None) -> DeployedModel:
-    """``model`` as edge-plan reads it (a bundle, config.json, model.pt or preset)."""
+    """``model`` as edge-plan reads it (a bundle, config.json, model.pt, GGUF or preset)."""
     source = resolve_model(model)
     length = digest = None
     if source.kind == "bundle":

@@ -15,11 +15,11 @@ renames it into place), so an interrupted export never leaves a half-written bun
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +30,7 @@ from edge_sdk.chat_template import ChatTemplate
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import BundleError, EdgeError
 from edge_sdk.manifest import Manifest
+from edge_sdk.owned_dirs import OWNER_FILE, make_owned_dir, remove_stale
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -40,6 +41,8 @@ __all__ = [
     "BundleWriter",
     "file_record",
     "load_bundle",
+    "prepare_target",
+    "remove_stale_siblings",
 ]
 
 BUNDLE_FORMAT = "edge-sdk-bundle"
@@ -193,16 +196,18 @@ class BundleWriter:
 
     Use as a context manager: on an exception (or Ctrl-C) the temporary directory is removed and
     ``target`` is untouched. An existing bundle at ``target`` is replaced; any other existing,
-    non-empty directory or file is refused so that nothing of the user's is lost.
+    non-empty directory or file is refused so that nothing of the user's is lost. The temporary
+    directory (``.NAME.XXXX.tmp`` beside ``target``) names its owner process, and those of a
+    writer that was killed (SIGKILL, the OOM killer) are removed when the next one starts
+    (:mod:`edge_sdk.owned_dirs`).
     """
 
     def __init__(self, target: str | os.PathLike[str]) -> None:
-        self.target = Path(target).absolute()
-        _refuse_foreign(self.target)
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(
-            tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
-        )
+        self.target = prepare_target(target, create=True)
+        try:
+            self.dir = make_owned_dir(self.target.parent, f".{self.target.name}.", ".tmp")
+        except OSError as exc:
+            raise _unwritable(self.target.parent, exc) from exc
         self._committed = False
 
     def __enter__(self) -> BundleWriter:
@@ -219,7 +224,11 @@ class BundleWriter:
 
     def commit(self, manifest: dict[str, Any]) -> Bundle:
         """Hash every file in the directory, write the manifest, and move it to ``target``."""
-        files = sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != MANIFEST_NAME)
+        files = sorted(
+            p
+            for p in self.dir.rglob("*")
+            if p.is_file() and p.name != MANIFEST_NAME and p != self.dir / OWNER_FILE
+        )
         manifest = dict(manifest)
         manifest["format"] = BUNDLE_FORMAT
         manifest["format_version"] = BUNDLE_FORMAT_VERSION
@@ -235,9 +244,59 @@ class BundleWriter:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self.dir, 0o777 & ~umask)  # mkdtemp made it private
+        (self.dir / OWNER_FILE).unlink(missing_ok=True)
         _replace_dir(self.dir, self.target)
         self._committed = True
         return Bundle(self.target, manifest)
+
+
+def prepare_target(target: str | os.PathLike[str], create: bool = False) -> Path:
+    """Check that a bundle can be written at ``target`` (its absolute path, returned) before any
+    work: not a file nor a foreign folder, below a folder files can be created in (the nearest
+    existing one; ``create``: the parent itself, made now). Leftovers of a killed writer beside
+    it are removed. Each problem is one :class:`BundleError` line."""
+    path = Path(os.path.abspath(target))
+    _refuse_foreign(path)
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BundleError(
+            f"cannot write the bundle {path}: {existing} is a file, not a folder; choose "
+            "another output directory"
+        )
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BundleError(
+                f"cannot create the folder {path.parent} ({exc.strerror or exc}); choose "
+                "another output directory"
+            ) from exc
+        existing = path.parent
+    if existing == path.parent:
+        remove_stale_siblings(path)
+    try:  # what the writer will do first: a folder beside the target (or where it will be)
+        shutil.rmtree(make_owned_dir(existing, f".{path.name}.", ".tmp"))
+    except OSError as exc:
+        raise _unwritable(existing, exc) from exc
+    return path
+
+
+def _unwritable(folder: Path, exc: OSError) -> BundleError:
+    return BundleError(
+        f"cannot create files in {folder} ({exc.strerror or exc}); choose another output directory"
+    )
+
+
+def remove_stale_siblings(target: Path) -> list[Path]:
+    """Remove the hidden folders (``.NAME.XXXX.tmp`` / ``.old``) that a killed writer of
+    ``target`` left beside it; the removed. A live writer's are kept."""
+    name = glob.escape(target.name)
+    return [
+        *remove_stale(target.parent, f".{name}.*.tmp"),
+        *remove_stale(target.parent, f".{name}.*.old"),
+    ]
 
 
 def _refuse_foreign(target: Path) -> None:
@@ -262,7 +321,7 @@ def _replace_dir(source: Path, target: Path) -> None:
     if not target.exists():
         os.rename(source, target)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    old = make_owned_dir(target.parent, f".{target.name}.", ".old")
     os.rename(target, old / "bundle")
     os.rename(source, target)
     shutil.rmtree(old, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 Convention (ARCHITECTURE.md): results on stdout, progress on stderr (a bar on a terminal, plain
 lines otherwise), exit 0 on success, 1 for an error the user can fix, 2 for bad usage, 130 when
-interrupted; ``--debug`` shows the traceback.
+interrupted; ``--debug`` shows the traceback. A warning is one line too (``prog: warning: ...``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -55,7 +56,10 @@ def run_command(
     args = parser.parse_args(argv)  # exits 2 on bad usage, as argparse does
     prog = parser.prog
     try:
-        return main(args)
+        with warnings.catch_warnings():
+            if not getattr(args, "debug", False):
+                warnings.showwarning = _one_line_warning(prog)
+            return main(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -66,6 +70,23 @@ def run_command(
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _one_line_warning(prog: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for a command: ``prog: warning: message``, no source line."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = " ".join(str(message).split())
+        print(f"{prog}: warning: {text}", file=file or sys.stderr)
+
+    return show
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:

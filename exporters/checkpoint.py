@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -88,30 +90,51 @@ def open_checkpoint(path: str | os.PathLike[str]) -> ModelSource:
     runs, and the tensors stay on disk until they are read."""
     path = Path(path)
     try:
-        # mmap needs torch.save's zip format; an older (legacy) file is read whole
-        data = torch.load(
-            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
-        )
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: its error says more
+            warnings.simplefilter("ignore", UserWarning)
+            # mmap needs torch.save's zip format; an older (legacy) file is read whole
+            data = torch.load(
+                path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+            )
     except FileNotFoundError:
         raise
-    except (
-        pickle.UnpicklingError,
-        RuntimeError,
-        EOFError,
-        zipfile.BadZipFile,
-        ValueError,
-        AttributeError,
-    ) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # garbage makes the unpickler fail in many ways (IndexError too)
         raise UnsupportedModelError(
-            f"{path} cannot be loaded safely as a checkpoint ({first_line[:160]}). A pickled "
-            f"module or arbitrary object is never unpickled. Accepted: {ACCEPTED_FORMATS}"
+            f"{path} cannot be loaded safely as a checkpoint: {_load_failure(path, exc)}. A "
+            f"pickled module or arbitrary object is never unpickled. Accepted: {ACCEPTED_FORMATS}"
         ) from exc
     check_checkpoint_dict(data, path)
     config = ModelConfig.from_dict(data["config"])
     weights = StateDictWeights(data["state_dict"], tie_word_embeddings=config.tie_word_embeddings)
     name = str(data.get("metadata", {}).get("name") or path.stem)
     return ModelSource(config, weights, str(data["tokenizer"]), str(path), name)
+
+
+def _load_failure(path: Path, exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, whole, in our words (torch's
+    message is a paragraph about its own defaults)."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as file:
+            head = file.read(2)
+        if head == b"PK":
+            return "it is a zip file cut short or corrupt (an incomplete copy?)"
+        if head[:1] != b"\x80":
+            return (
+                "it is neither torch.save's zip format nor a pickle (a corrupt file, or not a "
+                "PyTorch file at all)"
+            )
+        if not isinstance(exc, pickle.UnpicklingError):
+            return f"the pickle is cut short or corrupt ({type(exc).__name__})"
+        return (
+            "it is a plain pickle, not a file written by torch.save (save the model with "
+            "edge_sdk.exporters.save_checkpoint)"
+        )
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", str(exc), re.DOTALL)
+    if found:
+        reason = " ".join(found.group(1).split()).split(". ")[0].rstrip(".")
+        return f"it holds what the safe loader refuses ({reason})"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def load_source(source: ModelSource) -> LoadedModel:

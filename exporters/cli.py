@@ -56,6 +56,19 @@ Exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted.
 """
 
 
+def _int8_help() -> str:
+    """``--int8``'s help, from the int8 default itself (it once said "per channel" after the
+    default became blocks)."""
+    default = QuantConfig.from_precision("int8")
+    alpha = default.smoothquant_alpha
+    return (
+        f"int8 weights in blocks of {default.group_size} inputs (--group-size; 0: one scale "
+        "per output channel, TensorRT's form and the default with --trt), "
+        + (f"SmoothQuant {alpha:g}, " if alpha is not None else "")
+        + "float activations: the CPU default"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the command)."""
     parser = argparse.ArgumentParser(
@@ -88,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="precision",
         action="store_const",
         const="int8",
-        help="int8 weights (per channel, standard QDQ), float activations: the CPU default",
+        help=_int8_help(),
     )
     precision.add_argument(
         "--int4",

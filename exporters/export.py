@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import replace
-from pathlib import Path
 
+from edge_sdk.bundle import prepare_target
 from edge_sdk.cli_support import Progress
 from edge_sdk.errors import ExportError
 from edge_sdk.exporters.checkpoint import LoadedModel, load_source
@@ -26,6 +26,9 @@ from edge_sdk.exporters.quantize.config import QuantConfig
 from edge_sdk.exporters.sources import ModelSource, open_model
 from edge_sdk.exporters.stream.flow import STREAMED_METHODS, export_streamed
 from edge_sdk.exporters.traced_export import export_traced
+from edge_sdk.exporters.weights.finite import FiniteWeights, check_finite
+from edge_sdk.exporters.write_errors import check_traced_space, write_error
+from edge_sdk.owned_dirs import remove_stale_work_dirs
 
 __all__ = ["PRECISIONS", "ExportResult", "Precision", "export", "export_stages"]
 
@@ -55,21 +58,22 @@ def export(
 ) -> ExportResult:
     """Export ``model`` (``model.pt``, Hugging Face folder or hub id, loaded model) to a bundle.
 
-    ``quant`` (a :class:`QuantConfig`) says how to store the weights; ``precision`` is a shorthand
-    for a default config (``"int8"`` when neither is given: int8 per-channel weights). Every
-    quantized export (anything but fp32) is checked against the float graph on ``eval_text``
-    (default: the packaged held-out text): perplexity of both, top-1 agreement and mean KL go into
-    the manifest, and below the precision's threshold (:data:`THRESHOLDS`) it raises
-    :class:`~edge_sdk.AccuracyError` unless ``force``. ``calib_text`` (default: the packaged
-    calibration text) feeds clipping, GPTQ, AWQ and activation ranges. ``ort_graph``: also write
-    ``model.ort.onnx``, the same weights for onnxruntime's CPU EP with fused attention (fp32, int8
-    and int4; about 2x the CPU decode speed, twice the bytes on disk). ``revision``: the branch,
-    tag or commit of a hub id (``owner/name``, fetched into the Hugging Face cache).
-    ``max_seq_len``: positions the bundle holds (default: the model's ``max_position_embeddings``,
-    at most :data:`DEFAULT_MAX_SEQ_LEN`). The result's ``notes`` say, in the user's words, what
-    the export decided for them (the model's context capped by that default, a fused graph that
-    could not be built and what that costs); each also goes to ``progress``. ``evaluate=False``
-    skips the accuracy evaluation and its gate (random-weight models; the manifest says so).
+    ``quant`` (a :class:`QuantConfig`) says how to store the weights; ``precision`` is a
+    shorthand for a default config (``"int8"`` when neither is given: int8 weights in blocks of
+    64 inputs). Every quantized export (anything but fp32) is checked against the float graph on
+    ``eval_text`` (default: the packaged held-out text): perplexity of both, top-1 agreement and
+    mean KL go into the manifest, and below the precision's threshold (:data:`THRESHOLDS`) it
+    raises :class:`~edge_sdk.AccuracyError` unless ``force``. ``calib_text`` (default: the
+    packaged calibration text) feeds clipping, GPTQ, AWQ and activation ranges. ``ort_graph``:
+    also write ``model.ort.onnx``, the same weights for onnxruntime's CPU EP with fused
+    attention (fp32, int8 and int4; about 2x the CPU decode speed, twice the bytes on disk).
+    ``revision``: the branch, tag or commit of a hub id (``owner/name``, fetched into the
+    Hugging Face cache). ``max_seq_len``: positions the bundle holds (default: the model's
+    ``max_position_embeddings``, at most :data:`DEFAULT_MAX_SEQ_LEN`). The result's ``notes``
+    say, in the user's words, what the export decided for them (the model's context capped by
+    that default, a fused graph that could not be built and what that costs); each also goes to
+    ``progress``. ``evaluate=False`` skips the accuracy evaluation and its gate (random-weight
+    models; the manifest says so).
 
     fp32, int8 and int4 are exported one layer at a time from the weights (memory-mapped), so
     memory stays near the bundle's size whatever the model's (:mod:`.stream.flow`); fp16 and
@@ -82,6 +86,8 @@ def export(
     if progress.total <= 0:
         progress.total = export_stages(quant)
     started = time.perf_counter()
+    output = prepare_target(output)  # before anything is loaded: a path that cannot be written
+    remove_stale_work_dirs()  # what killed exports left in the temporary directory
     label = model.source if isinstance(model, (LoadedModel, ModelSource)) else str(model)
     progress.stage("load", label)
     settings = {
@@ -95,16 +101,20 @@ def export(
         "progress": progress,
     }
     if quant.method in STREAMED_METHODS:
-        source = _source(model, revision, progress)
+        opened = _source(model, revision, progress)
+        source = replace(opened, weights=FiniteWeights(opened.weights, opened.source))
         try:
             family_of(source.config)  # a family without an exporter says so before any work
             job = make_job(_record(source), source.tokenizer_json, quant, **settings)  # type: ignore[arg-type]
             for note in source.notes:
                 job.note(note)
-            result = export_streamed(source, job, Path(output))
+            try:
+                result = export_streamed(source, job, output)
+            except OSError as exc:  # a disk filled up mid-write: one line, nothing kept
+                raise write_error(exc, output) from exc
         finally:
-            if source is not model:
-                source.close()
+            if opened is not model:
+                opened.close()
     else:
         loaded = _loaded(model, revision, progress)
         job = make_job(
@@ -113,7 +123,13 @@ def export(
             quant,
             **settings,  # type: ignore[arg-type]
         )
-        result = export_traced(loaded, job, Path(output))
+        for name, tensor in loaded.model.state_dict().items():
+            check_finite(name, tensor.detach().float().numpy(), loaded.source)
+        check_traced_space(loaded.config, quant.precision, output)
+        try:
+            result = export_traced(loaded, job, output)
+        except OSError as exc:
+            raise write_error(exc, output) from exc
     return replace(result, seconds=time.perf_counter() - started, peak_rss_bytes=peak_rss_bytes())
 
 

@@ -4,7 +4,6 @@ then the graph rewritten. It holds the whole float model and graph in memory (mo
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from edge_sdk.exporters.onnx_export import OPSET, export_onnx, save_onnx
 from edge_sdk.exporters.ort_check import OrtModel
 from edge_sdk.exporters.quantize.pipeline import quantize_model
 from edge_sdk.exporters.verify import check_parity
+from edge_sdk.owned_dirs import work_dir
 
 __all__ = ["TRACED_METHODS", "export_traced"]
 
@@ -31,7 +31,7 @@ def export_traced(loaded: LoadedModel, job: ExportJob, output: Path) -> ExportRe
     """Trace, verify, quantize, evaluate and write ``loaded`` as ``job`` says."""
     config, quant, progress = job.config, job.quant, job.progress
     name = quant.precision
-    with tempfile.TemporaryDirectory(prefix="edge-export-") as work, BundleWriter(output) as writer:
+    with work_dir() as work, BundleWriter(output) as writer:
         progress.stage(
             "export", f"ONNX opset {OPSET}, {config.parameter_count() / 1e6:.1f} M parameters"
         )

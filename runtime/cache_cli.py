@@ -4,7 +4,9 @@
     edge-cache clear                    # remove every entry no session is using
     edge-cache clear ort/demo-int8-0123456789abcdef
 
-See :mod:`edge_sdk.runtime.disk_cache` for the layout, the size cap and what "in use" means.
+``clear`` (of every entry) also removes the work folders (``edge-export-*`` in the temporary
+directory) of exports that were killed; a running export's is kept. See
+:mod:`edge_sdk.runtime.disk_cache` for the layout, the size cap and what "in use" means.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
+from edge_sdk.owned_dirs import remove_stale_work_dirs
 from edge_sdk.runtime.disk_cache import (
     DEFAULT_MAX_MB,
     cache_entries,
@@ -51,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clear = commands.add_parser(
         "clear",
-        help="remove entries (all by default); an entry a running session holds is kept and named",
+        help="remove entries (all by default); an entry a running session holds is kept and "
+        "named. Clearing all also removes the work folders of killed exports (edge-export-* in "
+        "the temporary directory)",
     )
     clear.add_argument(
         "entries",
@@ -111,6 +116,7 @@ def _list(root: Path, args: argparse.Namespace) -> int:
 
 def _clear(root: Path, args: argparse.Namespace) -> int:
     removed, kept = clear_cache(root, args.entries or None)
+    work = [] if args.entries else remove_stale_work_dirs()
     freed = sum(e.size_bytes for e in removed)
     if args.json:
         print_json(
@@ -119,9 +125,12 @@ def _clear(root: Path, args: argparse.Namespace) -> int:
                 "removed": [e.to_dict() for e in removed],
                 "kept_in_use": [e.to_dict() for e in kept],
                 "freed_bytes": freed,
+                "removed_export_work_dirs": [str(path) for path in work],
             }
         )
         return EXIT_OK
+    for path in work:
+        print(f"removed {path} (the work folder of a killed export)")
     for entry in removed:
         print(f"removed {entry.id} ({_mb(entry.size_bytes)})")
     for entry in kept:

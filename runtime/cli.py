@@ -10,6 +10,9 @@ one object (``text``, ``token_ids``, ``stop_reason``, ``stats``; ``reasoning`` w
 instead, one per turn with ``--chat``. A thinking model's reasoning (its ``<think>`` block) goes
 to stderr, dimmed on a terminal, and its answer to stdout. Exit 0 on success, 1 for an error
 the user can fix, 2 for bad usage, 130 on Ctrl-C.
+
+Input is read as UTF-8 (the prompt, ``--chat`` lines, ``--system``, ``--stop``): bytes that are
+not UTF-8 are replaced by U+FFFD and one warning line on stderr says so; the rest runs as usual.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from edge_sdk.runtime.generator import (
 )
 from edge_sdk.runtime.reasoning import REASONING_FORMATS, reasoning_choice
 from edge_sdk.runtime.sequence import GenerationResult
+from edge_sdk.runtime.text_input import Utf8Input, tolerant_stdin
 
 __all__ = ["add_chat_flags", "add_runtime_flags", "build_parser", "main", "template_kwargs_arg"]
 
@@ -44,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edge-run",
         description="Stream text from an edge-sdk bundle (made by edge-export).",
         epilog="Stop reasons: eos, stop (a --stop string), max_new_tokens, length (the context "
-        "is full), cancelled.",
+        "is full), cancelled. Input (prompt, --chat lines, --system, --stop) is read as UTF-8: "
+        "bytes that are not UTF-8 become U+FFFD, with one warning line on stderr.",
     )
     parser.add_argument("bundle", help="bundle directory")
     parser.add_argument(
@@ -256,7 +261,7 @@ def _print_reasoning(text: str) -> None:
     sys.stderr.flush()
 
 
-def _chat(generator: Generator, args: argparse.Namespace) -> int:
+def _chat(generator: Generator, args: argparse.Namespace, utf8: Utf8Input) -> int:
     """The ``--chat`` loop. When the conversation no longer fits the context, a terminal is
     asked whether to start a new one; piped input starts one and says so on stderr. Either way
     the new conversation keeps the system message and gets the message that did not fit."""
@@ -289,7 +294,7 @@ def _chat(generator: Generator, args: argparse.Namespace) -> int:
             line = sys.stdin.readline()
             if not line:
                 return EXIT_OK
-            line = line.rstrip("\n")
+            line = utf8(line.rstrip("\n"), "a --chat line")
             if not line.strip():
                 continue
         if line.strip() == "/exit":
@@ -343,12 +348,24 @@ def _start_over(exc: ContextFullError, interactive: bool, kept: bool) -> bool:
     return bool(answer) and answer.strip().lower() in ("", "y", "yes")
 
 
+def _utf8_args(args: argparse.Namespace, utf8: Utf8Input) -> None:
+    """The text flags of ``args`` as valid UTF-8 (argv hands undecodable bytes as surrogates)."""
+    if args.prompt is not None:
+        args.prompt = utf8(args.prompt, "the prompt")
+    if args.system is not None:
+        args.system = utf8(args.system, "--system")
+    args.stop = [utf8(stop, "--stop") for stop in args.stop]
+
+
 def _main(args: argparse.Namespace) -> int:
+    utf8 = Utf8Input("edge-run")
+    tolerant_stdin()
+    _utf8_args(args, utf8)
     prompt = args.prompt
     if prompt is None and not args.chat:
         if sys.stdin.isatty():
             print("edge-run: reading the prompt from stdin (end it with Ctrl-D)", file=sys.stderr)
-        prompt = sys.stdin.read()
+        prompt = utf8(sys.stdin.read(), "the prompt")
         prompt = prompt.removesuffix("\n")
     if sys.stderr.isatty():  # a TensorRT EP's first load builds engines for minutes
         print(f"edge-run: loading {args.bundle} ({args.backend}) ...", file=sys.stderr, flush=True)
@@ -362,7 +379,7 @@ def _main(args: argparse.Namespace) -> int:
     )
     with generator:
         if args.chat:
-            return _chat(generator, args)
+            return _chat(generator, args, utf8)
         _emit(generator.stream(prompt, **_options(args)), args)
     return EXIT_OK
 

@@ -8,7 +8,8 @@ fused weights plus ~20 MB), at the same speed (measured in ``benchmarks/bench_ru
 
 The saved graph can hold hardware-specific rewrites, so the cache key covers the model file's
 SHA-256, the onnxruntime version, the session config, the machine and its CPU flags. A cache
-that cannot be written is skipped: the runtime then loads the bundle's graph as it is. The
+that cannot be written is skipped: the runtime then loads the bundle's graph as it is (a full
+disk says so in one :class:`RuntimeWarning`; a read-only or missing cache silently). The
 cached graph is loaded with graph optimizations off (they are already applied), as onnxruntime
 advises for offline-optimized models; tensors under 64 KiB stay inside the graph file. Entries
 are listed, leased while in use and evicted by :mod:`edge_sdk.runtime.disk_cache`.
@@ -16,12 +17,14 @@ are listed, leased while in use and evicted by :mod:`edge_sdk.runtime.disk_cache
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import platform
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ __all__ = ["default_cache_dir", "optimized_model"]
 
 _GRAPH = "model.onnx"
 _DATA = "model.data"
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _cpu_flags() -> str:
@@ -76,7 +80,9 @@ def optimized_model(
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    except OSError:
+    except OSError as exc:  # read-only or missing: skipped quietly; full: said
+        if exc.errno in _FULL:
+            _warn_uncached(cache_dir, exc)
         return source, None
     lease = None
     try:
@@ -88,14 +94,21 @@ def optimized_model(
         options.add_session_config_entry(
             "session.optimized_model_external_initializers_min_size_in_bytes", "65536"
         )
-        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        try:
+            ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own Fail: saving into work/ failed (disk full)
+            if str(work) not in str(exc):
+                raise  # not the cache's fault: the caller's own load reports it
+            lease.release()
+            _warn_uncached(cache_dir, exc)
+            return source, None
         if not (work / _GRAPH).is_file():
             lease.release()
             return source, None
         if not (work / _DATA).is_file():  # a graph without large weights: nothing to map
             (work / _DATA).touch()
         os.rename(work, folder)
-    except OSError:  # another process made it first, or the disk is full / read-only
+    except OSError as exc:  # another process made it first, or the disk is full / read-only
         if lease is not None:
             lease.release()
         lease = use_entry(folder)
@@ -103,8 +116,21 @@ def optimized_model(
             return folder / _GRAPH, lease
         if lease is not None:
             lease.release()
+        if exc.errno in _FULL:
+            _warn_uncached(cache_dir, exc)
         return source, None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     enforce_cap(cache_dir, keep=folder)
     return folder / _GRAPH, lease
+
+
+def _warn_uncached(cache_dir: Path, exc: BaseException) -> None:
+    reason = exc.strerror if isinstance(exc, OSError) else "onnxruntime could not save it"
+    warnings.warn(
+        f"cannot write the optimized-graph cache in {cache_dir} ({reason}; is the disk full?): "
+        "running without it, which takes more memory at each load; free space there or point "
+        "EDGE_SDK_CACHE_DIR at another disk",
+        RuntimeWarning,
+        stacklevel=4,
+    )

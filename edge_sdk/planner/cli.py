@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "model",
         metavar="MODEL",
         help="a bundle directory, a Hugging Face config.json (or a folder with one), "
-        "the SDK's model.pt, or a preset name",
+        "the SDK's model.pt, a llama.cpp .gguf file (its metadata is read), or a preset name",
     )
     parser.add_argument(
         "--device", help="device name (see the list below); required unless --compare devices"

@@ -1,5 +1,5 @@
 """Resolve the MODEL argument: a bundle, a Hugging Face config.json (or a folder with one),
-the SDK's ``model.pt`` checkpoint, or a preset name."""
+the SDK's ``model.pt`` checkpoint, a llama.cpp GGUF file (its metadata), or a preset name."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from edge_sdk.bundle import MANIFEST_NAME, load_bundle
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
+from edge_sdk.gguf_header import read_gguf_header
 from edge_sdk.planner.presets import PRESETS, get_preset
 
 __all__ = ["ModelSource", "resolve_model"]
@@ -22,7 +23,7 @@ class ModelSource:
     """A model's configuration and where it came from."""
 
     name: str
-    kind: str  # "bundle", "hf-config", "checkpoint" or "preset"
+    kind: str  # "bundle", "hf-config", "checkpoint", "gguf" or "preset"
     config: ModelConfig
     precision: str | None = None  # a bundle's precision
     bundle_model_bytes: int | None = None  # a bundle's model.onnx (+ external data) on disk
@@ -99,6 +100,8 @@ def resolve_model(model: str) -> ModelSource:
     if path.is_file():
         if path.suffix in _CHECKPOINT_SUFFIXES:
             return _from_checkpoint(path)
+        if path.suffix.lower() == ".gguf":  # the header only: the tensors are never read
+            return ModelSource(path.stem, "gguf", read_gguf_header(path).config())
         if path.name == MANIFEST_NAME and _is_manifest(path):
             return _from_bundle(path.parent)
         name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
@@ -106,7 +109,7 @@ def resolve_model(model: str) -> ModelSource:
     if model.strip().lower() in PRESETS:
         key = model.strip().lower()
         return ModelSource(key, "preset", get_preset(key))
-    if "/" in model or path.suffix in (".json", *_CHECKPOINT_SUFFIXES):
+    if "/" in model or path.suffix.lower() in (".json", ".gguf", *_CHECKPOINT_SUFFIXES):
         raise ConfigError(f"{model} does not exist")
     raise ConfigError(
         f"{model!r} is neither a file, a directory nor a preset; valid presets: "

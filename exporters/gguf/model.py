@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from edge_sdk._optional import require
-from edge_sdk.config import ModelConfig, RopeScaling
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 from edge_sdk.exporters.checkpoint import LoadedModel, load_source
-from edge_sdk.exporters.gguf.rope import rope_scaling_from_factors
 from edge_sdk.exporters.gguf.tokenizer import gguf_chat_template, gguf_tokenizer_json
 from edge_sdk.exporters.sources import ModelSource
 from edge_sdk.exporters.weights.gguf_file import ROPE_FREQS, GgufWeights, dequantized, first_line
+from edge_sdk.gguf_config import SUPPORTED_GGUF_ARCHITECTURES, gguf_architecture, gguf_config
+from edge_sdk.gguf_header import read_gguf_header
 
 __all__ = [
     "SUPPORTED_GGUF_ARCHITECTURES",
@@ -36,9 +35,6 @@ __all__ = [
     "open_gguf",
     "read_gguf",
 ]
-
-#: ``general.architecture`` values this SDK reads.
-SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
 
 
 def load_gguf(path: str | os.PathLike[str]) -> LoadedModel:
@@ -52,7 +48,7 @@ def open_gguf(path: str | os.PathLike[str]) -> ModelSource:
     path = Path(path)
     metadata, tensors = read_gguf(path)
     try:
-        _architecture(metadata)  # before the tokenizer: an unsupported model says so first
+        gguf_architecture(metadata)  # before the tokenizer: an unsupported model says so first
     except UnsupportedModelError as exc:
         raise UnsupportedModelError(f"{path}: {exc}") from exc
     tokenizer_json = gguf_tokenizer_json(metadata)
@@ -67,13 +63,12 @@ def open_gguf(path: str | os.PathLike[str]) -> ModelSource:
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:
-    """The metadata as plain Python values and the tensor records (``gguf.ReaderTensor``)."""
-    gguf = require("gguf", "reading GGUF files")
+    """The metadata as plain Python values (:func:`edge_sdk.gguf_header.read_gguf_header`,
+    what the planner reads too) and the tensor records (``gguf.ReaderTensor``)."""
+    require("gguf", "reading GGUF files")
+    metadata = read_gguf_header(path).metadata
     try:
         reader = _checked_reader()(str(path))
-        metadata = {
-            name: _field_value(field, gguf.GGUFValueType) for name, field in reader.fields.items()
-        }
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist") from exc
     except (ValueError, OSError, IndexError, KeyError, struct.error, UnicodeDecodeError) as exc:
@@ -82,137 +77,6 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:
             "is truncated or corrupt; download or convert it again"
         ) from exc
     return metadata, list(reader.tensors)
-
-
-def gguf_config(
-    metadata: Mapping[str, Any], tensor_names: set[str], rope_factors: np.ndarray | None = None
-) -> ModelConfig:
-    """The :class:`ModelConfig` a GGUF's metadata (and its tensor names) describe."""
-    arch = _architecture(metadata)
-
-    def key(name: str, default: Any = ...) -> Any:
-        value = metadata.get(f"{arch}.{name}", default)
-        if value is ...:
-            raise ConfigError(f"the GGUF metadata lacks {arch}.{name}")
-        return _one_value(f"{arch}.{name}", value)
-
-    heads, hidden = int(key("attention.head_count")), int(key("embedding_length"))
-    head_dim = int(
-        key("attention.key_length", 0) or key("rope.dimension_count", 0) or hidden // heads
-    )
-    for other in ("rope.dimension_count", "attention.value_length"):
-        if int(key(other, head_dim)) != head_dim:
-            raise UnsupportedModelError(
-                f"{arch}.{other} = {key(other)} differs from the head size {head_dim}; partial "
-                "rotary embeddings and uneven key/value heads are not supported"
-            )
-    theta = float(key("rope.freq_base", 10000.0))
-    tokens = metadata.get("tokenizer.ggml.tokens") or []
-    eos = [metadata.get(f"tokenizer.ggml.{k}_token_id") for k in ("eos", "eot", "eom")]
-    try:
-        return ModelConfig(
-            architecture=arch,
-            vocab_size=int(key("vocab_size", 0) or len(tokens)),
-            hidden_size=hidden,
-            num_layers=int(key("block_count")),
-            num_heads=heads,
-            num_kv_heads=int(key("attention.head_count_kv", heads)),
-            head_dim=head_dim,
-            intermediate_size=int(key("feed_forward_length")),
-            rope_theta=theta,
-            rope_scaling=_rope_scaling(key, rope_factors, theta, head_dim),
-            rms_norm_eps=float(key("attention.layer_norm_rms_epsilon", 1e-5)),
-            max_position_embeddings=int(key("context_length", 2048)),
-            tie_word_embeddings="output.weight" not in tensor_names,
-            qkv_bias="blk.0.attn_q.bias" in tensor_names,
-            bos_token_id=metadata.get("tokenizer.ggml.bos_token_id"),
-            eos_token_ids=tuple(dict.fromkeys(int(i) for i in eos if i is not None)),
-            **(_gemma3_fields(key, head_dim) if arch == "gemma3" else {}),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"the GGUF metadata has an invalid value: {exc}") from exc
-
-
-def _gemma3_fields(key: Any, head_dim: int) -> dict[str, Any]:
-    """Gemma 3's layer pattern, local RoPE base and attention scale. llama.cpp writes the window
-    only; like its loader, this takes every sixth layer as global, the sliding layers' base as
-    10000 unless the file says, and scales the scores by 1/sqrt(head_dim) (Gemma 3's
-    ``query_pre_attn_scalar`` is the head size up to 12B)."""
-    layers = int(key("block_count"))
-    return {
-        "sliding_window": int(key("attention.sliding_window")),
-        "layer_types": tuple(
-            "full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(layers)
-        ),
-        "rope_local_theta": float(key("rope.freq_base_swa", 10000.0)),
-        "query_pre_attn_scalar": float(head_dim),
-    }
-
-
-def _architecture(metadata: Mapping[str, Any]) -> str:
-    arch = metadata.get("general.architecture")
-    if arch not in SUPPORTED_GGUF_ARCHITECTURES:
-        raise UnsupportedModelError(
-            f"GGUF architecture {arch or '(none given)'!r} is not supported; supported: "
-            f"{', '.join(SUPPORTED_GGUF_ARCHITECTURES)}"
-        )
-    return str(arch)
-
-
-def _rope_scaling(
-    key: Any, factors: np.ndarray | None, theta: float, head_dim: int
-) -> RopeScaling | None:
-    kind = str(key("rope.scaling.type", "none"))
-    # both keys hold the divisor of the positions (llama.cpp's 1 / freq_scale)
-    linear = float(key("rope.scaling.factor", 0) or key("rope.scale_linear", 0) or 1.0)
-    if kind not in ("none", "linear", "llama3") or (kind == "llama3" and factors is None):
-        raise UnsupportedModelError(
-            f"GGUF RoPE scaling {kind!r} is not supported; supported: "
-            "linear, and llama3 (stored as a rope_freqs tensor)"
-        )
-    if factors is not None:
-        if kind == "linear" and linear != 1.0:
-            raise UnsupportedModelError(
-                "the GGUF combines linear RoPE scaling with rope_freqs; "
-                "only one of them is supported"
-            )
-        original = key("rope.scaling.original_context_length", None)
-        return rope_scaling_from_factors(
-            factors, theta, head_dim, int(original) if original else None
-        )
-    if kind == "linear" and linear != 1.0:
-        return RopeScaling(kind="linear", factor=linear)
-    return None
-
-
-def _one_value(name: str, value: Any) -> Any:
-    """A per-layer array whose entries all agree, as one value (other arrays are refused)."""
-    if not isinstance(value, list):
-        return value
-    if value and all(v == value[0] for v in value):
-        return value[0]
-    raise UnsupportedModelError(
-        f"{name} differs between layers ({value[:4]}...); layers of "
-        "different shapes are not supported"
-    )
-
-
-def _field_value(field: Any, value_type: Any) -> Any:
-    """One metadata field as a Python value (str, int, float, bool or a list of them)."""
-    kind = field.types[0]
-    if kind == value_type.ARRAY:
-        item = field.types[-1] if len(field.types) > 1 else None
-        if item == value_type.STRING:
-            return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
-        if item == value_type.ARRAY or not field.data:
-            return []
-        return np.concatenate([field.parts[i] for i in field.data]).tolist()
-    if kind == value_type.STRING:
-        return bytes(field.parts[field.data[0]]).decode("utf-8")
-    value = field.parts[field.data[0]][0]
-    if kind == value_type.FLOAT32:  # its shortest decimal: 1e-05, not 9.999999747378752e-06
-        return float(str(value))
-    return bool(value) if kind == value_type.BOOL else value.item()
 
 
 @cache
