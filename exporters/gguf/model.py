@@ -1,4 +1,4 @@
-"""Open a llama.cpp GGUF file (Llama, Qwen2, Qwen3 and Gemma 3 architectures) as a
+"""Open a llama.cpp GGUF file (Llama, Qwen2, Qwen3, Gemma 3 and Qwen3.5 architectures) as a
 :class:`ModelSource`, or load it as a float32 :class:`LoadedModel`.
 
 The metadata becomes a :class:`ModelConfig`, and the tokenizer and chat template are rebuilt from
@@ -23,6 +23,7 @@ from edge_sdk._optional import require
 from edge_sdk.config import ModelConfig, RopeScaling
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 from edge_sdk.exporters.checkpoint import LoadedModel, load_source
+from edge_sdk.exporters.gguf.qwen35 import qwen35_fields
 from edge_sdk.exporters.gguf.rope import rope_scaling_from_factors
 from edge_sdk.exporters.gguf.tokenizer import gguf_chat_template, gguf_tokenizer_json
 from edge_sdk.exporters.sources import ModelSource
@@ -38,7 +39,9 @@ __all__ = [
 ]
 
 #: ``general.architecture`` values this SDK reads.
-SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
+SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3", "qwen35")
+#: llama.cpp's architecture name -> the SDK's model family, where the two differ.
+_FAMILIES = {"qwen35": "qwen3_5"}
 
 
 def load_gguf(path: str | os.PathLike[str]) -> LoadedModel:
@@ -59,7 +62,7 @@ def open_gguf(path: str | os.PathLike[str]) -> ModelSource:
     rope_freqs = [tensor for tensor in tensors if tensor.name == ROPE_FREQS]
     factors = dequantized(rope_freqs[0]) if rope_freqs else None
     config = gguf_config(metadata, {t.name for t in tensors if t.name != ROPE_FREQS}, factors)
-    weights = GgufWeights(tensors, config)
+    weights = GgufWeights(_decoder_tensors(tensors, metadata, config.num_layers), config)
     name = str(metadata.get("general.name") or path.stem)
     return ModelSource(
         config, weights, tokenizer_json, str(path), name, gguf_chat_template(metadata)
@@ -90,17 +93,24 @@ def gguf_config(
     """The :class:`ModelConfig` a GGUF's metadata (and its tensor names) describe."""
     arch = _architecture(metadata)
 
-    def key(name: str, default: Any = ...) -> Any:
+    def key(name: str, default: Any = ..., per_layer: bool = False) -> Any:
         value = metadata.get(f"{arch}.{name}", default)
         if value is ...:
             raise ConfigError(f"the GGUF metadata lacks {arch}.{name}")
-        return _one_value(f"{arch}.{name}", value)
+        return value if per_layer else _one_value(f"{arch}.{name}", value)
 
     heads, hidden = int(key("attention.head_count")), int(key("embedding_length"))
-    head_dim = int(
-        key("attention.key_length", 0) or key("rope.dimension_count", 0) or hidden // heads
-    )
-    for other in ("rope.dimension_count", "attention.value_length"):
+    # Qwen3.5: llama.cpp appends its multi-token-prediction block(s) to block_count
+    layers = int(key("block_count")) - int(key("nextn_predict_layers", 0))
+    if arch == "qwen35":  # partial RoPE: rope.dimension_count is the share of a head it rotates
+        head_dim = int(key("attention.key_length", 0) or hidden // heads)
+        same_width: tuple[str, ...] = ("attention.value_length",)
+    else:
+        head_dim = int(
+            key("attention.key_length", 0) or key("rope.dimension_count", 0) or hidden // heads
+        )
+        same_width = ("rope.dimension_count", "attention.value_length")
+    for other in same_width:
         if int(key(other, head_dim)) != head_dim:
             raise UnsupportedModelError(
                 f"{arch}.{other} = {key(other)} differs from the head size {head_dim}; partial "
@@ -111,10 +121,10 @@ def gguf_config(
     eos = [metadata.get(f"tokenizer.ggml.{k}_token_id") for k in ("eos", "eot", "eom")]
     try:
         return ModelConfig(
-            architecture=arch,
+            architecture=_FAMILIES.get(arch, arch),
             vocab_size=int(key("vocab_size", 0) or len(tokens)),
             hidden_size=hidden,
-            num_layers=int(key("block_count")),
+            num_layers=layers,
             num_heads=heads,
             num_kv_heads=int(key("attention.head_count_kv", heads)),
             head_dim=head_dim,
@@ -128,6 +138,7 @@ def gguf_config(
             bos_token_id=metadata.get("tokenizer.ggml.bos_token_id"),
             eos_token_ids=tuple(dict.fromkeys(int(i) for i in eos if i is not None)),
             **(_gemma3_fields(key, head_dim) if arch == "gemma3" else {}),
+            **(qwen35_fields(key, layers, head_dim) if arch == "qwen35" else {}),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"the GGUF metadata has an invalid value: {exc}") from exc
@@ -147,6 +158,20 @@ def _gemma3_fields(key: Any, head_dim: int) -> dict[str, Any]:
         "rope_local_theta": float(key("rope.freq_base_swa", 10000.0)),
         "query_pre_attn_scalar": float(head_dim),
     }
+
+
+def _decoder_tensors(tensors: list[Any], metadata: Mapping[str, Any], num_layers: int) -> list[Any]:
+    """The tensors of the decoder: without those of the multi-token-prediction blocks that
+    llama.cpp appends to Qwen3.5's (``nextn_predict_layers`` of them, after ``num_layers``)."""
+    if not metadata.get(f"{metadata.get('general.architecture')}.nextn_predict_layers"):
+        return tensors
+    return [tensor for tensor in tensors if _block(tensor.name) < num_layers]
+
+
+def _block(name: str) -> int:
+    """The layer index of a ``blk.{i}.*`` tensor name, -1 for the others."""
+    parts = name.split(".", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[0] == "blk" and parts[1].isdigit() else -1
 
 
 def _architecture(metadata: Mapping[str, Any]) -> str:

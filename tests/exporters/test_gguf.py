@@ -253,7 +253,7 @@ _BROKEN: dict[str, tuple[Callable[[Path, Any, str], Path], str]] = {
     "truncated": (lambda p, m, t: _truncated(write_gguf(p, m, "llama", t)), "truncated"),
     "architecture": (
         lambda p, m, t: write_gguf(p, m, "llama", t, arch="gemma2"),
-        "'gemma2' is not supported; supported: llama, qwen2, qwen3",
+        "'gemma2' is not supported; supported: llama, qwen2, qwen3, gemma3, qwen35",
     ),
     "tensor type": (
         lambda p, m, t: write_gguf(p, m, "llama", t, {"ffn_up": "F64"}),
