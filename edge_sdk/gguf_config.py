@@ -1,22 +1,24 @@
-"""The :class:`ModelConfig` a llama.cpp GGUF file's metadata describes (Llama, Qwen2, Qwen3 and
-Gemma 3): shared by the planner, which reads only the file's header
+"""The :class:`ModelConfig` a llama.cpp GGUF file's metadata describes (Llama, Qwen2, Qwen3,
+Gemma 3 and Qwen3.5): shared by the planner, which reads only the file's header
 (:mod:`edge_sdk.gguf_header`), and the exporters, which read its tensors too."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from edge_sdk.config import ModelConfig, RopeScaling
+from edge_sdk.config import LinearAttention, ModelConfig, RopeScaling
 from edge_sdk.errors import ConfigError, UnsupportedModelError
 from edge_sdk.gguf_rope import rope_scaling_from_factors
 
 __all__ = ["ROPE_FREQS", "SUPPORTED_GGUF_ARCHITECTURES", "gguf_architecture", "gguf_config"]
 
 #: ``general.architecture`` values this SDK reads.
-SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
+SUPPORTED_GGUF_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3", "qwen35")
+#: llama.cpp's architecture name -> the SDK's model family, where the two differ.
+_FAMILIES = {"qwen35": "qwen3_5"}
 #: The tensor that carries RoPE scaling factors (config, not a model weight).
 ROPE_FREQS = "rope_freqs.weight"
 
@@ -27,17 +29,24 @@ def gguf_config(
     """The :class:`ModelConfig` a GGUF's metadata (and its tensor names) describe."""
     arch = gguf_architecture(metadata)
 
-    def key(name: str, default: Any = ...) -> Any:
+    def key(name: str, default: Any = ..., per_layer: bool = False) -> Any:
         value = metadata.get(f"{arch}.{name}", default)
         if value is ...:
             raise ConfigError(f"the GGUF metadata lacks {arch}.{name}")
-        return _one_value(f"{arch}.{name}", value)
+        return value if per_layer else _one_value(f"{arch}.{name}", value)
 
     heads, hidden = int(key("attention.head_count")), int(key("embedding_length"))
-    head_dim = int(
-        key("attention.key_length", 0) or key("rope.dimension_count", 0) or hidden // heads
-    )
-    for other in ("rope.dimension_count", "attention.value_length"):
+    # Qwen3.5: llama.cpp appends its multi-token-prediction block(s) to block_count
+    layers = int(key("block_count")) - int(key("nextn_predict_layers", 0))
+    if arch == "qwen35":  # partial RoPE: rope.dimension_count is the share of a head it rotates
+        head_dim = int(key("attention.key_length", 0) or hidden // heads)
+        same_width: tuple[str, ...] = ("attention.value_length",)
+    else:
+        head_dim = int(
+            key("attention.key_length", 0) or key("rope.dimension_count", 0) or hidden // heads
+        )
+        same_width = ("rope.dimension_count", "attention.value_length")
+    for other in same_width:
         if int(key(other, head_dim)) != head_dim:
             raise UnsupportedModelError(
                 f"{arch}.{other} = {key(other)} differs from the head size {head_dim}; partial "
@@ -48,10 +57,10 @@ def gguf_config(
     eos = [metadata.get(f"tokenizer.ggml.{k}_token_id") for k in ("eos", "eot", "eom")]
     try:
         return ModelConfig(
-            architecture=arch,
+            architecture=_FAMILIES.get(arch, arch),
             vocab_size=int(key("vocab_size", 0) or len(tokens)),
             hidden_size=hidden,
-            num_layers=int(key("block_count")),
+            num_layers=layers,
             num_heads=heads,
             num_kv_heads=int(key("attention.head_count_kv", heads)),
             head_dim=head_dim,
@@ -65,6 +74,7 @@ def gguf_config(
             bos_token_id=metadata.get("tokenizer.ggml.bos_token_id"),
             eos_token_ids=tuple(dict.fromkeys(int(i) for i in eos if i is not None)),
             **(_gemma3_fields(key, head_dim) if arch == "gemma3" else {}),
+            **(_qwen35_fields(key, layers, head_dim) if arch == "qwen35" else {}),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"the GGUF metadata has an invalid value: {exc}") from exc
@@ -84,6 +94,47 @@ def _gemma3_fields(key: Any, head_dim: int) -> dict[str, Any]:
         "rope_local_theta": float(key("rope.freq_base_swa", 10000.0)),
         "query_pre_attn_scalar": float(head_dim),
     }
+
+
+def _qwen35_fields(key: Callable[..., Any], num_layers: int, head_dim: int) -> dict[str, Any]:
+    """The :class:`~edge_sdk.config.ModelConfig` fields only Qwen3.5 has: layer types, the linear
+    layers' shapes and the rotated share of a head. ``key(name, default)`` reads ``qwen35.name``."""
+    value_heads = int(key("ssm.time_step_rank"))
+    inner = int(key("ssm.inner_size"))
+    if inner % value_heads:
+        raise UnsupportedModelError(
+            f"qwen35.ssm.inner_size ({inner}) is not a multiple of the {value_heads} value heads "
+            "(ssm.time_step_rank); the file is not a Qwen3.5 llama.cpp wrote"
+        )
+    rotary = int(key("rope.dimension_count", head_dim))
+    if not 0 < rotary <= head_dim or rotary % 2:
+        raise UnsupportedModelError(
+            f"qwen35.rope.dimension_count = {rotary} is not an even share of the head "
+            f"size {head_dim}"
+        )
+    return {
+        "layer_types": _layer_types(key, num_layers),
+        "partial_rotary_factor": rotary / head_dim,
+        "linear_attention": LinearAttention(
+            num_key_heads=int(key("ssm.group_count")),
+            num_value_heads=value_heads,
+            key_head_dim=int(key("ssm.state_size")),
+            value_head_dim=inner // value_heads,
+            conv_kernel=int(key("ssm.conv_kernel")),
+        ),
+    }
+
+
+def _layer_types(key: Callable[..., Any], num_layers: int) -> tuple[str, ...]:
+    recurrent = key("attention.recurrent_layers", None, per_layer=True)
+    if isinstance(recurrent, list):
+        linear = [bool(recurrent[i]) for i in range(num_layers)]
+    elif recurrent is not None:
+        linear = [bool(recurrent)] * num_layers
+    else:
+        every = int(key("full_attention_interval", 4))
+        linear = [(i + 1) % every != 0 for i in range(num_layers)]
+    return tuple("linear_attention" if kind else "full_attention" for kind in linear)
 
 
 def gguf_architecture(metadata: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Open a llama.cpp GGUF file (Llama, Qwen2, Qwen3 and Gemma 3 architectures) as a
+"""Open a llama.cpp GGUF file (Llama, Qwen2, Qwen3, Gemma 3 and Qwen3.5 architectures) as a
 :class:`ModelSource`, or load it as a float32 :class:`LoadedModel`.
 
 The metadata becomes a :class:`ModelConfig`, and the tokenizer and chat template are rebuilt from
@@ -55,11 +55,25 @@ def open_gguf(path: str | os.PathLike[str]) -> ModelSource:
     rope_freqs = [tensor for tensor in tensors if tensor.name == ROPE_FREQS]
     factors = dequantized(rope_freqs[0]) if rope_freqs else None
     config = gguf_config(metadata, {t.name for t in tensors if t.name != ROPE_FREQS}, factors)
-    weights = GgufWeights(tensors, config)
+    weights = GgufWeights(_decoder_tensors(tensors, metadata, config.num_layers), config)
     name = str(metadata.get("general.name") or path.stem)
     return ModelSource(
         config, weights, tokenizer_json, str(path), name, gguf_chat_template(metadata)
     )
+
+
+def _decoder_tensors(tensors: list[Any], metadata: dict[str, Any], num_layers: int) -> list[Any]:
+    """The tensors of the decoder: without those of the multi-token-prediction blocks that
+    llama.cpp appends to Qwen3.5's (``nextn_predict_layers`` of them, after ``num_layers``)."""
+    if not metadata.get(f"{metadata.get('general.architecture')}.nextn_predict_layers"):
+        return tensors
+    return [tensor for tensor in tensors if _block(tensor.name) < num_layers]
+
+
+def _block(name: str) -> int:
+    """The layer index of a ``blk.{i}.*`` tensor name, -1 for the others."""
+    parts = name.split(".", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[0] == "blk" and parts[1].isdigit() else -1
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], list[Any]]:

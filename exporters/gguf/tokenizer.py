@@ -2,7 +2,8 @@
 
 A GGUF carries no ``tokenizer.json``: llama.cpp stores the vocabulary (``tokenizer.ggml.tokens``,
 ``token_type``, ``merges``) and names its pre-tokenizer (``tokenizer.ggml.pre``). Byte-level BPE
-(``tokenizer.ggml.model = "gpt2"``: Llama 3, SmolLM, Qwen2, DeepSeek Coder ...) is rebuilt here:
+(``tokenizer.ggml.model = "gpt2"``: Llama 3, SmolLM, Qwen2 and 3.5, DeepSeek Coder ...) is rebuilt
+here:
 
 - pre-tokenizer: llama.cpp's regular expressions for that name, applied one after the other, each
   splitting what the previous left (matches and the text between them both kept: ``isolated``),
@@ -37,6 +38,11 @@ _LLAMA3 = (
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 _QWEN2 = _LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
+# Qwen3.5: Qwen2's, with combining marks (\p{M}) kept in words and out of the punctuation runs
+_QWEN35 = (
+    _CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 _DEFAULT = (r"[\p{P}\$\+<=>\^~\|]+", _GPT2, r"\p{N}+", r"[0-9][0-9][0-9]")
 _DEEPSEEK_CODER = (
     r"[\r\n]",
@@ -52,6 +58,7 @@ PRE_TOKENIZER_SPLITS: dict[str, tuple[str, ...]] = {
         ("llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral", "dbrx", "smaug-bpe"), (_LLAMA3,)
     ),
     **dict.fromkeys(("qwen2", "deepseek-r1-qwen", "stablelm2", "megrez"), (_QWEN2,)),
+    "qwen35": (_QWEN35,),
     **dict.fromkeys(
         ("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"),
         (r"\p{N}", _GPT2),

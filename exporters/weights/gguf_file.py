@@ -3,8 +3,10 @@ names and layout.
 
 The ``gguf`` reader memory-maps the file; a tensor is dequantized only when :meth:`GgufWeights.get`
 asks for it. llama.cpp's converter permutes the rows of Llama q/k projections for its interleaved
-RoPE; they are permuted back here (Qwen2's, Qwen3's and Gemma 3's are stored as they are).
-Gemma's converter stores each RMSNorm weight as the ``1 + w`` it scales by; ``w`` is restored.
+RoPE; they are permuted back here (Qwen2's, Qwen3's, Gemma 3's and Qwen3.5's are stored as they
+are). Gemma's and Qwen3.5's converters store each RMSNorm weight as the ``1 + w`` it scales by
+(Qwen3.5's gated norm inside the linear-attention mixer excepted); ``w`` is restored. Qwen3.5's
+other transforms are undone by :mod:`edge_sdk.exporters.gguf.qwen35`.
 ``rope_freqs.weight`` holds Llama 3 RoPE scaling factors, which belong to the config, so it is
 not a weight.
 """
@@ -19,6 +21,7 @@ import numpy as np
 
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import UnsupportedModelError
+from edge_sdk.exporters.gguf import qwen35
 from edge_sdk.exporters.weights.pages import drop_array_pages
 
 __all__ = ["ROPE_FREQS", "GgufWeights", "dequantized", "first_line", "hf_layout", "hf_name"]
@@ -53,7 +56,10 @@ _GEMMA3_LAYER_TENSORS = _LAYER_TENSORS | {
     "ffn_norm.weight": "pre_feedforward_layernorm.weight",
     "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
 }
+_LAYER_TABLES = {"gemma3": _GEMMA3_LAYER_TENSORS, "qwen3_5": qwen35.LAYER_TENSORS}
 _LAYER_NAME = re.compile(r"blk\.(\d+)\.(.+)")
+# Norms that keep their own scale where the others are stored as 1 + w (Qwen3.5's gated norm).
+_PLAIN_NORMS = (".ssm_norm.weight",)
 
 
 class GgufWeights:
@@ -75,8 +81,9 @@ class GgufWeights:
         return frozenset(self._tensors)
 
     def shape(self, name: str) -> tuple[int, ...]:
-        """The numpy-order shape (ggml lists dimensions fastest-varying first)."""
-        return _shape(self._tensor(name))
+        """The numpy-order shape (ggml lists dimensions fastest-varying first), Hugging Face's."""
+        tensor = self._tensor(name)
+        return qwen35.qwen35_shape(tensor.name, _shape(tensor))
 
     def get(self, name: str) -> np.ndarray:
         """``name`` dequantized to float32, in Hugging Face layout."""
@@ -128,7 +135,7 @@ def hf_name(gguf_name: str, architecture: str = "llama") -> str:
     ``model.layers.0.self_attn.q_proj.weight``) in a model of ``architecture``."""
     if gguf_name in _GLOBAL_TENSORS:
         return _GLOBAL_TENSORS[gguf_name]
-    table = _GEMMA3_LAYER_TENSORS if architecture == "gemma3" else _LAYER_TENSORS
+    table = _LAYER_TABLES.get(architecture, _LAYER_TENSORS)
     match = _LAYER_NAME.fullmatch(gguf_name)
     if match and match.group(2) in table:
         return f"model.layers.{match.group(1)}.{table[match.group(2)]}"
@@ -139,11 +146,14 @@ def hf_name(gguf_name: str, architecture: str = "llama") -> str:
 
 
 def hf_layout(gguf_name: str, weights: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """Undo llama.cpp's row permutation of Llama q/k (weights and biases) and the ``+ 1`` of
-    Gemma's norm weights."""
+    """Undo llama.cpp's row permutation of Llama q/k (weights and biases), the ``+ 1`` of
+    Gemma's and Qwen3.5's norm weights and Qwen3.5's linear-attention transforms."""
     if config.norm_offset and gguf_name.endswith("norm.weight"):
-        weights -= np.float32(config.norm_offset)
+        if not gguf_name.endswith(_PLAIN_NORMS):
+            weights -= np.float32(config.norm_offset)
         return weights
+    if config.architecture == "qwen3_5":
+        return qwen35.qwen35_layout(gguf_name, weights, config)
     if config.architecture != "llama":
         return weights
     if ".attn_q." in gguf_name:

@@ -3,7 +3,9 @@
 A random transformers model (as in :mod:`tests.exporters.hf_models`) is written with
 ``gguf.GGUFWriter``: llama.cpp's tensor names, Llama q/k rows permuted for its interleaved RoPE,
 Llama 3 RoPE scaling baked into ``rope_freqs.weight``, a byte-level BPE vocabulary with control
-and user-defined tokens, and each weight in the quantization type a plan gives it.
+and user-defined tokens, and each weight in the quantization type a plan gives it. A Qwen3.5
+(``qwen3_5``, llama.cpp's ``qwen35``) goes through :func:`gguf_qwen35_tensors`, the transforms of
+llama.cpp's ``Qwen3_5TextModel`` converter.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ _GEMMA3_NAMES = _NAMES | {
     "pre_feedforward_layernorm": "ffn_norm",
     "post_feedforward_layernorm": "post_ffw_norm",
 }
+
+
+#: The SDK's family -> llama.cpp's architecture name, where they differ.
+_GGUF_ARCH = {"qwen3_5": "qwen35"}
 
 
 def tiny_hf_model(family: str, rope_scaling: bool = True, seed: int = 0) -> Any:
@@ -144,18 +150,21 @@ def write_gguf(
     tokenizer_model: str | None = "gpt2",
     add_bos: bool = False,
     extra_tensors: Mapping[str, np.ndarray] | None = None,
+    mtp_blocks: int = 0,
 ) -> Path:
     """Write ``model`` as a GGUF file. ``plan``: a name in :data:`PLANS` or {tensor kind: type};
-    ``tokenizer_model=None`` leaves the tokenizer out."""
+    ``tokenizer_model=None`` leaves the tokenizer out; ``mtp_blocks`` (Qwen3.5) appends that many
+    multi-token-prediction blocks of random tensors, as llama.cpp's converter appends the
+    checkpoint's ``mtp.*``."""
     kinds = PLANS[plan] if isinstance(plan, str) else plan
     import gguf
 
     config = model.config
-    writer = gguf.GGUFWriter(str(path), arch or family)
+    writer = gguf.GGUFWriter(str(path), arch or _GGUF_ARCH.get(family, family))
     writer.add_name(f"tiny {family}")
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
-    writer.add_block_count(config.num_hidden_layers)
+    writer.add_block_count(config.num_hidden_layers + mtp_blocks)
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(config.num_attention_heads)
     writer.add_head_count_kv(config.num_key_value_heads)
@@ -167,12 +176,14 @@ def write_gguf(
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    writer.add_rope_dimension_count(head_dim)
+    writer.add_rope_dimension_count(int(head_dim * rope.get("partial_rotary_factor", 1.0)))
     if head_dim != config.hidden_size // config.num_attention_heads or family == "gemma3":
         writer.add_key_length(head_dim)  # as convert_hf_to_gguf
         writer.add_value_length(head_dim)
     if family == "gemma3":
         writer.add_sliding_window(config.sliding_window)
+    if family == "qwen3_5":
+        _add_qwen35_metadata(writer, config, mtp_blocks)
     if tokenizer_model is not None:
         tokens, types, merges = gguf_vocabulary(tokenizer_json)
         writer.add_tokenizer_model(tokenizer_model)
@@ -188,7 +199,12 @@ def write_gguf(
     factors = rope_factors(config)
     if factors is not None:
         writer.add_tensor("rope_freqs.weight", factors)
-    for name, tensor in gguf_tensors(model, family).items():
+    tensors = gguf_qwen35_tensors(model) if family == "qwen3_5" else gguf_tensors(model, family)
+    for index in range(config.num_hidden_layers, config.num_hidden_layers + mtp_blocks):
+        rng = np.random.default_rng(index)
+        for kind, shape in (("attn_norm", (64,)), ("nextn.eh_proj", (64, 128))):
+            tensors[f"blk.{index}.{kind}.weight"] = rng.normal(0, 1, shape).astype(np.float32)
+    for name, tensor in tensors.items():
         kind = name.split(".")[-2]
         _add(writer, name, tensor, kinds.get(kind, "F32") if tensor.ndim == 2 else "F32")
     for name, tensor in (extra_tensors or {}).items():
@@ -229,6 +245,67 @@ def gguf_tensors(model: Any, family: str) -> dict[str, np.ndarray]:
                     "lm_head.weight": "output.weight",
                 }[name]
             ] = array
+    return out
+
+
+def _add_qwen35_metadata(writer: Any, config: Any, mtp_blocks: int) -> None:
+    """The keys llama.cpp's ``Qwen3NextModel`` / ``Qwen3_5TextModel`` converter adds."""
+    hidden = config.to_dict()
+    writer.add_ssm_conv_kernel(config.linear_conv_kernel_dim)
+    writer.add_ssm_state_size(config.linear_key_head_dim)
+    writer.add_ssm_group_count(config.linear_num_key_heads)
+    writer.add_ssm_time_step_rank(config.linear_num_value_heads)
+    writer.add_ssm_inner_size(config.linear_value_head_dim * config.linear_num_value_heads)
+    writer.add_full_attention_interval(hidden.get("full_attention_interval", 4))
+    writer.add_rope_dimension_sections([11, 11, 10, 0])  # its default; text uses none of it
+    if mtp_blocks:
+        writer.add_nextn_predict_layers(mtp_blocks)
+
+
+def gguf_qwen35_tensors(model: Any) -> dict[str, np.ndarray]:
+    """A transformers Qwen3.5's tensors as llama.cpp's converter writes them: named by gguf-py's
+    own ``TensorNameMap`` for ``qwen35``; value heads reordered from grouped (per key head) to
+    tiled when there are more value than key heads; ``A_log`` as ``-exp(A_log)``, ``dt_bias``
+    as ``ssm_dt.bias``, the conv kernel squeezed, RMSNorm weights but the mixer's gated norm
+    as ``1 + w``."""
+    import gguf
+
+    config = model.config
+    hk, hv = config.linear_num_key_heads, config.linear_num_value_heads
+    dv, qk_rows = config.linear_value_head_dim, 2 * hk * config.linear_key_head_dim
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN35, config.num_hidden_layers)
+
+    def tiled(array: np.ndarray, axis: int, width: int) -> np.ndarray:
+        shape = array.shape
+        grouped = array.reshape(*shape[:axis], hk, hv // hk, width, *shape[axis + 1 :])
+        return np.swapaxes(grouped, axis, axis + 1).reshape(shape)
+
+    out: dict[str, np.ndarray] = {}
+    for name, param in model.state_dict().items():
+        array = param.detach().float().numpy()
+        if name == "lm_head.weight" and config.tie_word_embeddings:
+            continue
+        leaf = name.rsplit("linear_attn.", 1)[-1]
+        if ".linear_attn." in name and hk != hv:
+            if leaf in ("in_proj_qkv.weight", "conv1d.weight"):
+                array = np.concatenate([array[:qk_rows], tiled(array[qk_rows:], 0, dv)])
+            elif leaf == "in_proj_z.weight":
+                array = tiled(array, 0, dv)
+            elif leaf in ("in_proj_a.weight", "in_proj_b.weight", "A_log", "dt_bias"):
+                array = tiled(array, 0, 1)
+            elif leaf == "out_proj.weight":
+                array = tiled(array, 1, dv)
+        if leaf == "A_log":
+            array = -np.exp(array)
+        elif leaf == "dt_bias":
+            name = name.replace(".dt_bias", ".dt_proj.bias")
+        elif leaf == "conv1d.weight":
+            array = array.squeeze()
+        elif name.endswith("norm.weight") and leaf != "norm.weight":
+            array = array + 1
+        gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        assert gguf_name is not None, f"gguf-py has no qwen35 name for {name}"
+        out[gguf_name] = np.ascontiguousarray(array, dtype=np.float32)
     return out
 
 

@@ -159,10 +159,12 @@ _ORIGINAL_SPLITS = {
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
     "qwen2": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    "qwen35": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}"
+    r"| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
 }
 
 
-@pytest.mark.parametrize("pre", ["llama-bpe", "qwen2", "smollm", "gpt-2"])
+@pytest.mark.parametrize("pre", ["llama-bpe", "qwen2", "qwen35", "smollm", "gpt-2"])
 def test_pre_tokenizers_split_as_the_original_tokenizers(pre: str, tokenizer_json: str) -> None:
     from tokenizers import Regex, pre_tokenizers
     from tokenizers import Tokenizer as RustTokenizer
@@ -191,7 +193,7 @@ def test_pre_tokenizers_split_as_the_original_tokenizers(pre: str, tokenizer_jso
     original = pre_tokenizers.Sequence([*first, byte_level])
     text = (
         "Hello WORLD, I'M here! It'S 12345 apples\n\n\tand  3.14159 中文字符 ÀÉÎ 🤗🚀 "
-        "x=y+1;\r\n  end   "
+        "x=y+1;\r\n  end   नमस्ते दुनिया cafe\u0301 "
     )
     pieces = [piece for piece, _ in ours.pre_tokenize_str(text)]
     assert pieces == [piece for piece, _ in original.pre_tokenize_str(text)]
@@ -251,7 +253,7 @@ _BROKEN: dict[str, tuple[Callable[[Path, Any, str], Path], str]] = {
     "truncated": (lambda p, m, t: _truncated(write_gguf(p, m, "llama", t)), "truncated"),
     "architecture": (
         lambda p, m, t: write_gguf(p, m, "llama", t, arch="gemma2"),
-        "'gemma2' is not supported; supported: llama, qwen2, qwen3",
+        "'gemma2' is not supported; supported: llama, qwen2, qwen3, gemma3, qwen35",
     ),
     "tensor type": (
         lambda p, m, t: write_gguf(p, m, "llama", t, {"ffn_up": "F64"}),
