@@ -83,7 +83,11 @@ def recorded_states() -> dict[str, dict[str, Any]]:
             record = json.loads(path.read_text())
             found[str(record["kind"])] = dict(record["snapshot"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PowerError(f"unreadable power-state record {path}: {exc}") from exc
+            raise PowerError(
+                f"unreadable power-state record {path} ({exc}), so the mode to go back to is "
+                "unknown: put the board in the mode you want ('edge-power modes' lists them, "
+                f"'sudo edge-power set MODE' sets one), then delete the record: sudo rm {path}"
+            ) from exc
     return found
 
 
