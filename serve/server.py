@@ -19,6 +19,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from edge_sdk.serve.app import create_app
+from edge_sdk.serve.connections import ConnectionLimits, guarded_protocol
 from edge_sdk.serve.state import ServerState
 
 __all__ = ["EdgeServer", "bind", "log_config"]
@@ -54,11 +55,17 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class EdgeServer(uvicorn.Server):
-    """uvicorn's server over ``create_app(state)`` with draining on the first signal."""
+    """uvicorn's server over ``create_app(state)`` with draining on the first signal, and
+    ``limits`` on connections (:mod:`edge_sdk.serve.connections`)."""
 
     def __init__(
-        self, state: ServerState, log_level: str = "info", access_log: bool = True
+        self,
+        state: ServerState,
+        log_level: str = "info",
+        access_log: bool = True,
+        limits: ConnectionLimits | None = None,
     ) -> None:
+        limits = limits or ConnectionLimits()
         config = uvicorn.Config(
             create_app(state),
             log_config=log_config(),
@@ -66,6 +73,8 @@ class EdgeServer(uvicorn.Server):
             access_log=access_log,
             lifespan="on",
             timeout_graceful_shutdown=int(_AFTER_DRAIN_S),
+            http=guarded_protocol(limits),
+            backlog=limits.backlog,
         )
         super().__init__(config)
         self.state = state
