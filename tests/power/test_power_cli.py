@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ALL_BOARDS
-from power_fakeboard import board_env
+from power_fakeboard import board_env, with_sigint
 
 from edge_sdk.power.cli import main
 
@@ -169,27 +171,29 @@ def test_run_under_a_mode_restores_and_reports(fake_board, capfd) -> None:
     assert main(["run", "--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
 
 
+def _readline(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """A line of ``proc``'s stdout, waiting at most ``timeout`` seconds for it."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no output within {timeout} s"
+    return proc.stdout.readline()
+
+
 def test_run_killed_by_sigterm_restores_and_sigkill_then_restore(fake_board) -> None:
     board = fake_board("orin_nx_16gb")
     env = {**board_env(board), "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "edge_sdk.power.cli",
-        "run",
-        "--mode",
-        "25W",
-        "--",
-        sys.executable,
-        "-c",
-        "import time; time.sleep(60)",
-    ]
+    child = "import time; print('child running', flush=True); time.sleep(60)"
+    cmd = [sys.executable, "-m", "edge_sdk.power.cli", "run", "--mode", "25W", "--"]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while board.mode_id() != 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)
+        proc = subprocess.Popen(
+            with_sigint([*cmd, sys.executable, "-c", child]),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        # the child's first line: the mode is set, the guard armed and the child started
+        assert _readline(proc, 30) == b"child running\n"
+        assert board.mode_id() == 3
         proc.send_signal(sig)
         code = proc.wait(30)
         if sig == signal.SIGKILL:
@@ -197,7 +201,35 @@ def test_run_killed_by_sigterm_restores_and_sigkill_then_restore(fake_board) -> 
             assert main(["restore"]) == 0
         else:
             assert code in (128 + sig, 130), proc.stderr.read() if proc.stderr else ""
+            assert proc.stdout is not None and proc.stdout.read() == b""  # the child is gone
         assert board.mode_id() == 2
+
+
+def test_a_signal_while_the_child_starts_still_stops_it(fake_board, monkeypatch, tmp_path) -> None:
+    """SIGTERM between starting the child and holding its handle: the child is stopped too."""
+    board = fake_board("orin_nx_16gb")
+    child = [sys.executable, "-c", "import time; time.sleep(60)"]
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_sigterm(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        proc = real_popen(args, *rest, **kwargs)
+        if args == child:  # nvpmodel runs through Popen too
+            started.append(proc)
+            signal.raise_signal(signal.SIGTERM)
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_sigterm)
+    try:
+        with pytest.raises(SystemExit) as info:
+            main(["run", "--mode", "25W", "--sensor", "ina3221", "--", *child])
+        assert info.value.code == 128 + signal.SIGTERM
+        assert board.mode_id() == 2
+        assert started and started[0].poll() is not None, "the child outlived edge-power run"
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
 
 
 def test_bench_logs_tokens_per_watt_and_restores(
@@ -255,7 +287,9 @@ def test_bench_stopped_by_a_signal_restores_the_mode(fake_board, demo_bundle_int
         "64",
     ]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            with_sigint(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while board.mode_id() != 1 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
