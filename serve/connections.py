@@ -5,10 +5,13 @@ checked, so a few hundred clients that stop mid-header exhaust the process's fil
 ``/health`` stops answering. Here, over uvicorn's h11 protocol:
 
 - a connection must send its request headers within ``header_timeout_s`` of opening (or of its
-  previous response); otherwise it is closed (one log line);
+  previous response); otherwise it is closed;
 - at most ``max_connections`` are open: a new one closes the connection that has waited longest
   for its headers (one that is in no request), or, when every connection is inside a request,
   is answered 503 and closed.
+
+Dropped connections are counted and logged as one summary line every ``REPORT_EVERY_S`` (and at
+shutdown), each one at debug level: a client opening thousands cannot flood the log.
 
 The request body has its own deadline (``--body-timeout``, :mod:`edge_sdk.serve.request_body`);
 uvicorn's keep-alive timeout closes idle connections between requests, and h11 refuses request
@@ -17,11 +20,12 @@ heads over 16 KiB (400).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import resource
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +37,7 @@ __all__ = ["ConnectionLimits", "connection_budget", "guarded_protocol"]
 
 LOG = logging.getLogger("edge_sdk.serve")
 FD_RESERVE = 64  # descriptors kept for the model, logs, sensors and the accept loop's overshoot
+REPORT_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -65,12 +70,34 @@ def connection_budget(wanted: int) -> tuple[int, int]:
 
 
 class _Registry:
-    """The open connections of one server, those waiting for headers oldest first."""
+    """The open connections of one server, those waiting for headers oldest first, and the
+    connections dropped since the last report (one log line per :data:`REPORT_EVERY_S`: a
+    client that opens thousands must not flood the log, or block on it)."""
 
     def __init__(self, limits: ConnectionLimits) -> None:
         self.limits = limits
         self.open: set[GuardedH11Protocol] = set()
         self.waiting: OrderedDict[GuardedH11Protocol, None] = OrderedDict()
+        self.dropped: Counter[str] = Counter()
+        self._report: asyncio.TimerHandle | None = None
+
+    def count_drop(self, reason: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.dropped[reason] += 1
+        if self._report is None:
+            self._report = loop.call_later(REPORT_EVERY_S, self.report)
+
+    def report(self) -> None:
+        """Log the connections dropped since the last report (nothing if none)."""
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+        if self.dropped:
+            LOG.warning(
+                "closed %d connection(s) that sent no complete request: %s",
+                sum(self.dropped.values()),
+                ", ".join(f"{count} {why}" for why, count in self.dropped.items()),
+            )
+            self.dropped.clear()
 
 
 _BUSY = json.dumps(
@@ -109,14 +136,13 @@ class GuardedH11Protocol(H11Protocol):
             if reg.waiting:
                 oldest, _ = reg.waiting.popitem(last=False)
                 oldest._drop(
-                    f"closed a connection from {oldest._peer} that had not sent its request: "
-                    f"the server is at --max-connections {reg.limits.max_connections}"
+                    f"to make room (--max-connections {reg.limits.max_connections}) for a new one"
                 )
             else:
-                LOG.warning(
-                    "refused a connection from %s: all %d connections are inside requests",
-                    self._peer,
-                    reg.limits.max_connections,
+                reg.count_drop(
+                    f"refused with 503: all {reg.limits.max_connections} connections were "
+                    "inside requests",
+                    self.loop,
                 )
                 transport.write(_BUSY_RESPONSE)
                 transport.close()
@@ -156,15 +182,13 @@ class GuardedH11Protocol(H11Protocol):
 
     def _header_timeout(self) -> None:
         self._header_timer = None
-        self._drop(
-            f"closed a connection from {self._peer}: no complete request within "
-            f"{self.registry.limits.header_timeout_s:g} s (--header-timeout)"
-        )
+        self._drop(f"after {self.registry.limits.header_timeout_s:g} s (--header-timeout)")
 
-    def _drop(self, message: str) -> None:
+    def _drop(self, why: str) -> None:
         self._stop_waiting()
         self.registry.open.discard(self)
-        LOG.info(message)
+        LOG.debug("closed the connection from %s: no complete request; %s", self._peer, why)
+        self.registry.count_drop(why, self.loop)
         self.transport.abort()
 
 

@@ -66,6 +66,7 @@ class EdgeServer(uvicorn.Server):
         limits: ConnectionLimits | None = None,
     ) -> None:
         limits = limits or ConnectionLimits()
+        self._protocol = guarded_protocol(limits)
         config = uvicorn.Config(
             create_app(state),
             log_config=log_config(),
@@ -73,7 +74,7 @@ class EdgeServer(uvicorn.Server):
             access_log=access_log,
             lifespan="on",
             timeout_graceful_shutdown=int(_AFTER_DRAIN_S),
-            http=guarded_protocol(limits),
+            http=self._protocol,
             backlog=limits.backlog,
         )
         super().__init__(config)
@@ -81,6 +82,10 @@ class EdgeServer(uvicorn.Server):
         self.exit_signal: int | None = None
         self._drainer: threading.Thread | None = None
         state.on_failure = self._failed
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self._protocol.registry.report()  # the connections dropped since the last report
 
     def _failed(self, exc: BaseException) -> None:
         self.should_exit = True
