@@ -22,6 +22,8 @@ import httpx
 import pytest
 
 from edge_sdk.serve.cli import served_model_id
+from edge_sdk.serve.connections import ConnectionLimits
+from tests.serve.served import running_server
 
 KEY = "slow-clients-key"
 STALLED = 300
@@ -150,6 +152,27 @@ def test_stalled_headers_and_bodies_do_not_starve_the_server(
     summary = [line for line in log.splitlines() if "sent no complete request" in line]
     assert len(summary) == 1 and "after 3 s (--header-timeout)" in summary[0], summary
     assert "to make room (--max-connections" in summary[0], summary
+
+
+def test_past_the_cap_a_new_connection_evicts_a_waiting_one_or_gets_503(
+    demo_bundle_int8: Path,
+) -> None:
+    limits = ConnectionLimits(max_connections=1, header_timeout_s=30)
+    with running_server(demo_bundle_int8, limits=limits) as served:
+        idle = _stalled_sockets(served.url, 1)[0]
+        time.sleep(0.2)  # accepted: it holds the one connection
+        assert httpx.get(f"{served.url}/health", timeout=5).status_code == 200
+        assert _closed_by_server(idle, 2.0)  # closed to make room for /health
+        head = (
+            b"POST /v1/completions HTTP/1.1\r\nHost: edge\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n"
+        )
+        inside = _stalled_sockets(served.url, 1, head + b'{"prompt": ')[0]  # its body waits
+        time.sleep(0.2)
+        busy = httpx.get(f"{served.url}/health", timeout=5)
+        inside.close()
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert busy.json()["error"]["code"] == "too_many_connections"
 
 
 def test_the_model_id_is_one_a_client_can_type(tmp_path: Path) -> None:
