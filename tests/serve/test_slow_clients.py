@@ -149,9 +149,11 @@ def test_stalled_headers_and_bodies_do_not_starve_the_server(
     dropped = [line for line in log.splitlines() if "dropped a request" in line]
     assert len(dropped) == 2, dropped
     assert "did not arrive within 1 s" in dropped[0] and "left before" in dropped[1]
+    # one summary line per 10 s (a slow machine may take two), not one line per connection
     summary = [line for line in log.splitlines() if "sent no complete request" in line]
-    assert len(summary) == 1 and "after 3 s (--header-timeout)" in summary[0], summary
-    assert "to make room (--max-connections" in summary[0], summary
+    assert 1 <= len(summary) <= 3, summary
+    assert "after 3 s (--header-timeout)" in " ".join(summary), summary
+    assert "to make room (--max-connections" in " ".join(summary), summary
 
 
 def test_past_the_cap_a_new_connection_evicts_a_waiting_one_or_gets_503(
