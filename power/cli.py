@@ -8,6 +8,7 @@ Hardware paths come from :mod:`edge_sdk.power.paths` (``EDGE_SDK_*`` environment
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,10 +37,46 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], lines: list[str]) -> N
         print("\n".join(lines))
 
 
+def _sensor_lines(args: argparse.Namespace, data: dict[str, Any]) -> list[str]:
+    """The sensor part of ``status``; an explicitly requested sensor that fails raises."""
+    from edge_sdk.power.sensors import open_sensor, probe_sensors
+
+    if args.sensor == "auto":
+        sensor, reasons = probe_sensors()
+        if sensor is None:  # a finding, not a failure: tokens/s work without watts
+            data["sensor_tried"] = reasons
+            return [
+                "sensor:  none found (tokens/s still work without watts; --sensor "
+                "replay:sample replays a recorded trace)",
+                *(f"  {kind + ':':<9}{reason}" for kind, reason in reasons.items()),
+            ]
+    else:
+        sensor = open_sensor(args.sensor)
+    with sensor:
+        reading = sensor.read()
+    data["sensor"] = sensor.describe()
+    data["reading"] = reading.to_dict()
+    return [
+        f"sensor:  {sensor.describe()}",
+        f"total:   {reading.total_w:.2f} W ({reading.total_source})",
+        *(
+            f"  {name:<18} {r.power_w:7.3f} W"
+            + (
+                f"  {r.voltage_mv:.0f} mV {r.current_ma:.0f} mA"
+                if r.voltage_mv is not None and r.current_ma is not None
+                else ""
+            )
+            for name, r in reading.rails.items()
+        ),
+    ]
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0 when the status could be read, also off a Jetson or with no sensor found (that is
+    the answer); 1 when something that should work failed: nvpmodel, the sensor asked for with
+    ``--sensor``, an unreadable power-state record (one error line after the status)."""
     from edge_sdk.power.modes import recorded_states
     from edge_sdk.power.nvpmodel import NOT_A_JETSON, NvpModel
-    from edge_sdk.power.sensors import open_sensor
 
     data: dict[str, Any] = {"board": _board_model(), "mode": None, "sensor": None}
     lines = [f"board:   {data['board'] or 'unknown (no device-tree model)'}"]
@@ -57,26 +94,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         lines.append(f"mode:    none ({NOT_A_JETSON})")
     try:
-        with open_sensor(args.sensor) as sensor:
-            reading = sensor.read()
-        data["sensor"] = sensor.describe()
-        data["reading"] = reading.to_dict()
-        lines.append(f"sensor:  {sensor.describe()}")
-        lines.append(f"total:   {reading.total_w:.2f} W ({reading.total_source})")
-        lines += [
-            f"  {name:<18} {r.power_w:7.3f} W"
-            + (
-                f"  {r.voltage_mv:.0f} mV {r.current_ma:.0f} mA"
-                if r.voltage_mv is not None and r.current_ma is not None
-                else ""
-            )
-            for name, r in reading.rails.items()
-        ]
+        lines += _sensor_lines(args, data)
     except (PowerError, BackendUnavailableError) as exc:
         errors.append(str(exc))
         data["sensor_error"] = str(exc)
         lines.append("sensor:  none")
-    pending = recorded_states()
+    try:
+        pending = recorded_states()
+    except PowerError as exc:
+        errors.append(str(exc))
+        pending = {}
+        lines.append("recorded previous state: unreadable")
     data["recorded"] = pending
     if pending:
         lines.append(
@@ -163,6 +191,26 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(text: str, positive: bool = True) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a {'positive' if positive else 'non-negative'} number of seconds, got {text}"
+        )
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _seconds(text)
+
+
+def _non_negative_seconds(text: str) -> float:
+    return _seconds(text, positive=False)
+
+
 def _add_sensor_flags(p: argparse.ArgumentParser, interval: float | None = None) -> None:
     p.add_argument(
         "--sensor",
@@ -174,7 +222,7 @@ def _add_sensor_flags(p: argparse.ArgumentParser, interval: float | None = None)
     )
     p.add_argument(
         "--interval",
-        type=float,
+        type=_positive_seconds,
         default=interval,
         metavar="S",
         help="seconds between power samples (default: the sensor's refresh, ~0.1)",
@@ -236,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("monitor", help="sample power and print it (Ctrl-C stops, exit 0)")
     _add_sensor_flags(p, 0.1)
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--duration", type=_non_negative_seconds, metavar="S", help="stop after S seconds"
+    )
     p.add_argument("--log", metavar="FILE", help="write every sample to this JSONL file")
     p.set_defaults(func=cli_measure.cmd_monitor)
     p = sub.add_parser(

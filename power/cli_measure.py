@@ -14,7 +14,7 @@ from edge_sdk._optional import require
 from edge_sdk.cli_support import EXIT_ERROR, EXIT_OK, print_json
 from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.power.efficiency import EfficiencyLog, EfficiencySummary, PhaseFigures
-from edge_sdk.power.modes import PowerModeGuard, power_mode
+from edge_sdk.power.modes import PowerModeGuard, power_mode, signals_deferred
 from edge_sdk.power.nvpmodel import NvpModel
 from edge_sdk.power.sampler import PowerSampler, SamplerStats
 from edge_sdk.power.sensors import PowerSensor, open_sensor
@@ -115,18 +115,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             else None
         )
         started = time.monotonic()
-        if sampler:
-            sampler.start()
+        proc: subprocess.Popen[bytes] | None = None
         try:
-            proc = subprocess.Popen(cmd)
-        except OSError as exc:
             if sampler:
-                sampler.stop()
-            raise PowerError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from exc
-        try:
+                sampler.start()
+            with signals_deferred():  # a signal cannot fall between starting the child and
+                try:  # holding its handle (the child would outlive the guard)
+                    proc = subprocess.Popen(cmd)
+                except OSError as exc:
+                    raise PowerError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from exc
             code = proc.wait()
         finally:
-            if proc.poll() is None:  # interrupted: stop the child before the mode is restored
+            if proc is not None and proc.poll() is None:  # interrupted: stop it, then restore
                 proc.terminate()
                 try:
                     proc.wait(10)

@@ -11,12 +11,14 @@ the state it found. After a hard kill (SIGKILL, power loss) :func:`restore_recor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -32,6 +34,7 @@ __all__ = [
     "record_state",
     "recorded_states",
     "restore_recorded",
+    "signals_deferred",
 ]
 
 _RECORD_PREFIX = "previous-"
@@ -83,7 +86,11 @@ def recorded_states() -> dict[str, dict[str, Any]]:
             record = json.loads(path.read_text())
             found[str(record["kind"])] = dict(record["snapshot"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PowerError(f"unreadable power-state record {path}: {exc}") from exc
+            raise PowerError(
+                f"unreadable power-state record {path} ({exc}), so the mode to go back to is "
+                "unknown: put the board in the mode you want ('edge-power modes' lists them, "
+                f"'sudo edge-power set MODE' sets one), then delete the record: sudo rm {path}"
+            ) from exc
     return found
 
 
@@ -118,6 +125,34 @@ def restore_recorded() -> list[ModeChange]:
     return changes
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP arriving inside the block are delivered (to the handlers in
+    place before it) when it ends: for steps that must not be cut in two, such as starting a
+    child and keeping its handle, or recording a state and remembering to forget it. Signals
+    the process ignores stay ignored; off the main thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def defer(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    previous = {
+        sig: signal.signal(sig, defer)
+        for sig in (signal.SIGINT, *_SIGNALS)
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)
+
+
 class _Interrupted(SystemExit):
     """Raised from a SIGTERM/SIGHUP handler so the ``with`` block unwinds and restores."""
 
@@ -146,8 +181,9 @@ class PowerModeGuard:
                     self.changes.append(planned)
                     continue
                 snapshot = controller.snapshot()
-                wrote = record_state(controller.kind, snapshot)
-                self._done.append((controller, snapshot, wrote))
+                with signals_deferred():  # a record written is a record remembered
+                    wrote = record_state(controller.kind, snapshot)
+                    self._done.append((controller, snapshot, wrote))
                 self.changes.append(controller.apply(target))
         except BaseException:
             self._restore(raising=False)

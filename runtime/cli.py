@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
+from edge_sdk.cli_support import EXIT_OK, add_common_flags, run_command
 from edge_sdk.errors import ContextFullError
 from edge_sdk.runtime.backend import AUTO_ORDER, BACKENDS
 from edge_sdk.runtime.generator import (
@@ -219,6 +220,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# an indented list of integers; JSON strings never hold a raw newline, so text cannot match
+_ID_LIST = re.compile(r"\[\n\s*-?\d+(?:,\n\s*-?\d+)*\n\s*\]")
+
+
+def _one_line(match: re.Match[str]) -> str:
+    return "[" + ", ".join(re.findall(r"-?\d+", match[0])) + "]"
+
+
 def _emit(stream: Stream, args: argparse.Namespace) -> GenerationResult:
     thinking = False  # reasoning was printed and the answer has not begun
     for event in stream:
@@ -244,7 +253,9 @@ def _emit(stream: Stream, args: argparse.Namespace) -> GenerationResult:
         }
         if result.reasoning is not None:
             body["reasoning"] = result.reasoning
-        print_json(body)
+        # indented as every --json, but a list of ids on one line (not one id per line)
+        sys.stdout.write(_ID_LIST.sub(_one_line, json.dumps(body, indent=2, default=str)) + "\n")
+        sys.stdout.flush()
     else:
         if thinking:
             _print_reasoning("\n")

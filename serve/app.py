@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -41,12 +40,11 @@ from edge_sdk.serve.openai_responses import (
     usage,
 )
 from edge_sdk.serve.openai_schema import Sampling, parse_chat, parse_completion
+from edge_sdk.serve.request_body import CLIENT_CLOSED, read_json
 from edge_sdk.serve.sse import EventStream, wait_disconnect
 from edge_sdk.serve.state import ServerState
 
 __all__ = ["create_app"]
-
-CLIENT_CLOSED = 499  # the status logged for a client that left before its answer (nginx's)
 
 
 def _state(request: Request) -> ServerState:
@@ -68,21 +66,9 @@ def _authorize(request: Request, state: ServerState) -> None:
         )
 
 
-async def _json_body(request: Request, limit: int) -> Any:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise APIError(
-                413, f"the request body is larger than {limit} bytes", code="request_too_large"
-            )
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError as exc:
-        raise APIError(
-            400, f"the request body is not valid JSON: {exc}", code="invalid_json"
-        ) from exc
+async def _body(request: Request, state: ServerState) -> Any:
+    settings = state.settings
+    return await read_json(request, settings.max_body_bytes, settings.body_timeout_s)
 
 
 def _check_fits(prompt_tokens: int, engine: Engine, param: str) -> None:
@@ -140,7 +126,7 @@ async def chat_completions(request: Request) -> Any:
     _authorize(request, state)
     engine = state.ready_engine()
     settings = state.settings
-    chat = parse_chat(await _json_body(request, settings.max_body_bytes))
+    chat = parse_chat(await _body(request, state))
     try:
         prompt = engine.generator.chat_prompt(
             chat.messages, template_kwargs={**settings.chat_template_kwargs, **chat.template_kwargs}
@@ -164,7 +150,7 @@ async def completions(request: Request) -> Any:
     state = _state(request)
     _authorize(request, state)
     engine = state.ready_engine()
-    req = parse_completion(await _json_body(request, state.settings.max_body_bytes))
+    req = parse_completion(await _body(request, state))
     if isinstance(req.prompt, str):
         ids = engine.tokenizer.encode(req.prompt, add_special_tokens=True)
         echo = req.prompt

@@ -18,9 +18,11 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from edge_sdk._optional import require
@@ -28,11 +30,12 @@ from edge_sdk.cli_support import EXIT_INTERRUPTED, EXIT_OK, add_common_flags, ru
 from edge_sdk.errors import EdgeError
 from edge_sdk.power.sensors import PowerSensor
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "served_model_id"]
 
 LOG = logging.getLogger("edge_sdk.serve")
 API_KEY_ENV = "EDGE_SERVE_API_KEY"
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+_TYPEABLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,9 +64,38 @@ def build_parser() -> argparse.ArgumentParser:
         "; required to listen on a non-loopback address)",
     )
     net.add_argument(
+        "--model-id",
         "--model-name",
+        dest="model_name",
         default=None,
-        help="the model id in /v1/models and responses (default: the bundle's name)",
+        metavar="ID",
+        help="the model id in /v1/models and responses (default: the bundle's model name "
+        "when it is one word a client can type, otherwise the bundle folder's name)",
+    )
+    net.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="connections open at once (default 256, lowered to fit the open-file limit, "
+        "ulimit -n); past it, a new connection closes the one that has waited longest for "
+        "its request headers",
+    )
+    net.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds a connection has to send its request headers, from opening or from "
+        "its previous response; then it is closed (default 10)",
+    )
+    net.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a request body has to arrive once its headers have; then 408 and the "
+        "connection is closed (default 60)",
     )
     sched = parser.add_argument_group("scheduling")
     sched.add_argument(
@@ -131,12 +163,29 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
         ("--max-queue", args.max_queue, 0),
         ("--port", args.port, 0),
         ("--drain-timeout", args.drain_timeout, 0),
+        ("--max-connections", args.max_connections, 1),
     ):
         if value < low:
             parser.error(f"{name} must be at least {low}, got {value}")
+    for name, value in (
+        ("--header-timeout", args.header_timeout),
+        ("--body-timeout", args.body_timeout),
+    ):
+        if not value > 0 or value == float("inf"):
+            parser.error(f"{name} must be a positive number of seconds, got {value}")
     if args.port > 65535:
         parser.error(f"--port must be at most 65535, got {args.port}")
     return key
+
+
+def served_model_id(model_name: object, bundle_dir: Path) -> str:
+    """The model id clients send: the bundle's model name when it is one word they can type
+    (``SmolLM2-135M-Instruct``), otherwise the bundle folder's name, slugged (a GGUF's
+    ``general.name`` such as ``Smollm2 135M 8k Lc100K Mix1 Ep2`` is not)."""
+    if isinstance(model_name, str) and _TYPEABLE.fullmatch(model_name):
+        return model_name
+    folder = bundle_dir.resolve().name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", folder).strip("-.") or "model"
 
 
 def _power_opener(spec: str) -> Callable[[], PowerSensor | None]:
@@ -176,11 +225,20 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from edge_sdk.bundle import load_bundle
     from edge_sdk.runtime import load
     from edge_sdk.runtime.engine import Engine
+    from edge_sdk.serve.connections import ConnectionLimits, connection_budget
     from edge_sdk.serve.server import EdgeServer, bind
     from edge_sdk.serve.state import ServerState, ServeSettings
 
     bundle = load_bundle(args.bundle, verify=False)  # a wrong path fails here, before binding
-    name = args.model_name or str(bundle.manifest["model"].get("name") or bundle.path.name)
+    name = args.model_name or served_model_id(bundle.manifest["model"].get("name"), bundle.path)
+    max_connections, file_limit = connection_budget(args.max_connections)
+    if max_connections < args.max_connections:
+        LOG.warning(
+            "--max-connections lowered from %d to %d to fit the open-file limit (ulimit -n %d)",
+            args.max_connections,
+            max_connections,
+            file_limit,
+        )
 
     def load_engine() -> Engine:
         generator = load(
@@ -201,6 +259,7 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             name,
             api_key,
             args.drain_timeout,
+            body_timeout_s=args.body_timeout,
             reasoning_format=args.reasoning_format,
             chat_template_kwargs=args.chat_template_kwargs or {},
         ),
@@ -243,7 +302,12 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
 
     state.on_ready = ready
-    server = EdgeServer(state, log_level=args.log_level, access_log=not args.no_access_log)
+    server = EdgeServer(
+        state,
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+        limits=ConnectionLimits(max_connections, args.header_timeout),
+    )
     server.run(sockets=[sock])
     if state.load_error is not None:
         raise state.load_error

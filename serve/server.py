@@ -19,6 +19,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from edge_sdk.serve.app import create_app
+from edge_sdk.serve.connections import ConnectionLimits, guarded_protocol
 from edge_sdk.serve.state import ServerState
 
 __all__ = ["EdgeServer", "bind", "log_config"]
@@ -54,11 +55,18 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class EdgeServer(uvicorn.Server):
-    """uvicorn's server over ``create_app(state)`` with draining on the first signal."""
+    """uvicorn's server over ``create_app(state)`` with draining on the first signal, and
+    ``limits`` on connections (:mod:`edge_sdk.serve.connections`)."""
 
     def __init__(
-        self, state: ServerState, log_level: str = "info", access_log: bool = True
+        self,
+        state: ServerState,
+        log_level: str = "info",
+        access_log: bool = True,
+        limits: ConnectionLimits | None = None,
     ) -> None:
+        limits = limits or ConnectionLimits()
+        self._protocol = guarded_protocol(limits)
         config = uvicorn.Config(
             create_app(state),
             log_config=log_config(),
@@ -66,12 +74,18 @@ class EdgeServer(uvicorn.Server):
             access_log=access_log,
             lifespan="on",
             timeout_graceful_shutdown=int(_AFTER_DRAIN_S),
+            http=self._protocol,
+            backlog=limits.backlog,
         )
         super().__init__(config)
         self.state = state
         self.exit_signal: int | None = None
         self._drainer: threading.Thread | None = None
         state.on_failure = self._failed
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self._protocol.registry.report()  # the connections dropped since the last report
 
     def _failed(self, exc: BaseException) -> None:
         self.should_exit = True

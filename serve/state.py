@@ -31,13 +31,15 @@ LOG = logging.getLogger("edge_sdk.serve")
 class ServeSettings:
     """What the routes need to know. ``api_key`` None: no key asked for.
     ``reasoning_format``: ``auto``, ``deepseek`` or ``none`` (``--reasoning-format``);
-    ``chat_template_kwargs``: template variables for every chat (a request's own win)."""
+    ``chat_template_kwargs``: template variables for every chat (a request's own win);
+    ``body_timeout_s``: how long a request body may take to arrive (408 after)."""
 
     model_name: str
     api_key: str | None = None
     drain_timeout_s: float = 30.0
     retry_after_s: int = 1
     max_body_bytes: int = 8 * 2**20
+    body_timeout_s: float = 60.0
     reasoning_format: str = "auto"
     chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
 

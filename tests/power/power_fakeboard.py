@@ -161,6 +161,17 @@ def make_desktop(root: Path) -> Path:
     return root
 
 
+def with_sigint(argv: list[str]) -> list[str]:
+    """``argv`` run with SIGINT at its default action, whatever this process inherited: a shell
+    starts background jobs with SIGINT ignored, Python then installs no Ctrl-C handler, and a
+    test that interrupts a child would hang (exec keeps SIG_DFL, unlike a Python handler)."""
+    reset = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", reset, *argv]
+
+
 def board_env(board: FakeBoard) -> dict[str, str]:
     """``os.environ`` plus the board's overrides (for subprocesses)."""
     return {**os.environ, **board.env}

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ALL_BOARDS
-from power_fakeboard import board_env
+from power_fakeboard import board_env, with_sigint
 
 from edge_sdk.power.cli import main
 
@@ -93,12 +95,38 @@ def test_bad_input_gives_one_line_and_exit_1(fake_board, capsys, monkeypatch, tm
     monkeypatch.setitem(sys.modules, "jtop", None)
     monkeypatch.setitem(sys.modules, "pynvml", None)
     _one_line_error(capsys, ["monitor", "--duration", "0.1"], "no power sensor found")
-    assert main(["status"]) == 1  # no sensor: the rest is printed, then one error line
+    assert main(["status"]) == 0  # no sensor found is the answer, not a failure
+    assert "sensor:  none found" in capsys.readouterr().out
+    assert main(["status", "--sensor", "ina3221"]) == 1  # one asked for by name must work
     assert "sensor:  none" in capsys.readouterr().out
     _one_line_error(capsys, ["run", "--mode", "15W"], "no command to run")
     with pytest.raises(SystemExit) as info:
         main(["set"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "fast"])
+def test_monitor_refuses_an_interval_that_is_not_positive(fake_board, capsys, value: str) -> None:
+    fake_board("orin_nano_8gb")
+    with pytest.raises(SystemExit) as info:
+        main(["monitor", "--interval", value, "--duration", "0.1"])
+    assert info.value.code == 2
+    assert "--interval" in capsys.readouterr().err
+
+
+def test_an_unreadable_power_state_record_says_how_to_recover(fake_board, capsys) -> None:
+    board = fake_board("orin_nx_16gb")
+    record = board.root / "var/lib/edge-sdk/previous-nvpmodel.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text('{"kind": "nvpm')  # cut short (a full disk, power loss)
+    for argv in (["restore"], ["restore", "--dry-run"]):
+        _one_line_error(capsys, argv, f"sudo rm {record}")
+    assert main(["status"]) == 1
+    out, err = capsys.readouterr()
+    assert "mode:    2=15W" in out and "recorded previous state: unreadable" in out
+    assert "'sudo edge-power set MODE'" in err and len(err.strip().splitlines()) == 1
+    record.unlink()
+    assert main(["restore"]) == 0
 
 
 def test_monitor_logs_samples(fake_board, capsys, tmp_path: Path) -> None:
@@ -143,35 +171,66 @@ def test_run_under_a_mode_restores_and_reports(fake_board, capfd) -> None:
     assert main(["run", "--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
 
 
+def _readline(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """A line of ``proc``'s stdout, waiting at most ``timeout`` seconds for it."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no output within {timeout} s"
+    return proc.stdout.readline()
+
+
 def test_run_killed_by_sigterm_restores_and_sigkill_then_restore(fake_board) -> None:
     board = fake_board("orin_nx_16gb")
     env = {**board_env(board), "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "edge_sdk.power.cli",
-        "run",
-        "--mode",
-        "25W",
-        "--",
-        sys.executable,
-        "-c",
-        "import time; time.sleep(60)",
-    ]
+    child = "import os, time; print('child running', os.getpid(), flush=True); time.sleep(60)"
+    cmd = [sys.executable, "-m", "edge_sdk.power.cli", "run", "--mode", "25W", "--"]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while board.mode_id() != 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)
+        proc = subprocess.Popen(
+            with_sigint([*cmd, sys.executable, "-c", child]),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        # the child's first line: the mode is set, the guard armed and the child started
+        running, child_pid = _readline(proc, 30).rsplit(maxsplit=1)
+        assert running == b"child running" and board.mode_id() == 3
         proc.send_signal(sig)
         code = proc.wait(30)
-        if sig == signal.SIGKILL:
+        if sig == signal.SIGKILL:  # nothing can stop the child then: the test does
+            os.kill(int(child_pid), signal.SIGKILL)
             assert board.mode_id() == 3
             assert main(["restore"]) == 0
         else:
             assert code in (128 + sig, 130), proc.stderr.read() if proc.stderr else ""
+            assert proc.stdout is not None and proc.stdout.read() == b""  # the child is gone
         assert board.mode_id() == 2
+
+
+def test_a_signal_while_the_child_starts_still_stops_it(fake_board, monkeypatch, tmp_path) -> None:
+    """SIGTERM between starting the child and holding its handle: the child is stopped too."""
+    board = fake_board("orin_nx_16gb")
+    child = [sys.executable, "-c", "import time; time.sleep(60)"]
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_sigterm(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        proc = real_popen(args, *rest, **kwargs)
+        if args == child:  # nvpmodel runs through Popen too
+            started.append(proc)
+            signal.raise_signal(signal.SIGTERM)
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_sigterm)
+    try:
+        with pytest.raises(SystemExit) as info:
+            main(["run", "--mode", "25W", "--sensor", "ina3221", "--", *child])
+        assert info.value.code == 128 + signal.SIGTERM
+        assert board.mode_id() == 2
+        assert started and started[0].poll() is not None, "the child outlived edge-power run"
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
 
 
 def test_bench_logs_tokens_per_watt_and_restores(
@@ -229,7 +288,9 @@ def test_bench_stopped_by_a_signal_restores_the_mode(fake_board, demo_bundle_int
         "64",
     ]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            with_sigint(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while board.mode_id() != 1 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)

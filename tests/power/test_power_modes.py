@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from power_fakeboard import FIXTURES, board_env
+from power_fakeboard import FIXTURES, board_env, with_sigint
 
 from edge_sdk.errors import PowerError
 from edge_sdk.power import NvpModel, parse_nvpmodel_text, power_mode, recorded_states
@@ -169,7 +169,7 @@ with power_mode(sys.argv[1]):
 def _start_child(board, code: str, *args: str) -> subprocess.Popen[str]:
     env = {**board_env(board), "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+        with_sigint([sys.executable, "-c", code, *args]),
         env=env,
         text=True,
         stdout=subprocess.PIPE,
@@ -205,6 +205,26 @@ def test_restore_after_sigkill(fake_board, capsys: pytest.CaptureFixture[str]) -
     assert main(["restore"]) == 0
     assert "1=7W -> 0=15W" in capsys.readouterr().out
     assert board.mode_id() == 0 and recorded_states() == {}
+
+
+def test_a_signal_right_after_the_record_is_written_forgets_it(fake_board, monkeypatch) -> None:
+    """SIGTERM between writing the state record and remembering it: no stale record is left."""
+    from edge_sdk.power import modes
+
+    board = fake_board("orin_nx_16gb")
+    real_record = modes.record_state
+
+    def record_then_sigterm(kind: str, snapshot: dict) -> bool:
+        wrote = real_record(kind, snapshot)
+        signal.raise_signal(signal.SIGTERM)
+        return wrote
+
+    monkeypatch.setattr(modes, "record_state", record_then_sigterm)
+    with pytest.raises(SystemExit) as info, power_mode("25W"):
+        pytest.fail("the block must not run")
+    assert info.value.code == 128 + signal.SIGTERM
+    assert board.mode_id() == 2
+    assert recorded_states() == {}
 
 
 def test_signal_during_mode_change_still_restores(fake_board, monkeypatch) -> None:

@@ -45,6 +45,28 @@ def test_status_shows_the_same_reason(not_a_jetson, capsys) -> None:
     assert f"mode:    none ({NOT_A_JETSON})" in out and "replay of the sample trace" in out
 
 
+def test_status_off_a_jetson_without_a_sensor_is_exit_0_with_short_lines(
+    not_a_jetson, capsys, monkeypatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "jtop", None)
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert main(["status"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[2].startswith("sensor:  none found") and "replay:sample" in lines[2]
+    assert [line.split(":")[0].strip() for line in lines[3:]] == ["ina3221", "jtop", "nvml", "rapl"]
+    assert max(len(line) for line in lines[2:]) < 250
+    assert main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sensor"] is None and set(data["sensor_tried"]) == {
+        "ina3221",
+        "jtop",
+        "nvml",
+        "rapl",
+    }
+
+
 def test_modes_from_a_conf_file_off_a_jetson(not_a_jetson, capsys) -> None:
     assert main(["modes", "--conf", str(NANO_CONF), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

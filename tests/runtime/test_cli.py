@@ -84,6 +84,9 @@ def test_json_with_every_option_and_stdin(demo_bundle_fp32: Path, capsys, monkey
     )
     _, again, _ = _run(capsys, monkeypatch, *argv, stdin=PROMPT)
     assert json.loads(again)["token_ids"] == data["token_ids"]  # same seed, same text
+    ids_line = next(line for line in out.splitlines() if '"token_ids"' in line)
+    assert json.loads("{" + ids_line.rstrip(",") + "}")["token_ids"] == data["token_ids"]
+    assert len(out.splitlines()) < 30  # one line for the ids, not one per id
 
 
 def test_stop_string_and_eos(demo_bundle_fp32: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ from edge_sdk.power.sensors import PowerSensor
 from edge_sdk.runtime import load
 from edge_sdk.runtime.engine import Engine, StepRecord
 from edge_sdk.serve import EdgeServer, ServerState, ServeSettings
+from edge_sdk.serve.connections import ConnectionLimits
 from edge_sdk.serve.server import bind
 
 MODEL = "demo"
@@ -74,6 +75,7 @@ def running_server(
     drain_timeout_s: float = 10.0,
     max_context: int | None = None,
     settings: dict[str, Any] | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> Iterator[Served]:
     steps: list[StepRecord] = []
 
@@ -93,7 +95,7 @@ def running_server(
     state = ServerState(
         ServeSettings(MODEL, api_key, drain_timeout_s, **(settings or {})), load_engine, open_power
     )
-    server = EdgeServer(state, log_level="warning", access_log=False)
+    server = EdgeServer(state, log_level="warning", access_log=False, limits=limits)
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -96,6 +96,44 @@ def test_bad_json_and_not_an_object(served: Served) -> None:
         _error(http.post("/v1/completions", json={"prompt": ["a", "b"]}), 400, "unsupported_value")
 
 
+@pytest.mark.parametrize(
+    ("route", "body", "param"),
+    [
+        (
+            "/v1/chat/completions",
+            b'{"model": "demo", "messages": [{"role": "user", "content": "hi \\udcff"}]}',
+            "messages[0].content",
+        ),
+        ("/v1/completions", b'{"prompt": "Once \\ud800 upon"}', "prompt"),
+        ("/v1/completions", b'{"prompt": "Once", "stop": ["a", "\\udfff"]}', "stop[1]"),
+        ("/v1/chat/completions", b'{"messages": [], "\\udcff": 1}', "body"),
+    ],
+)
+def test_a_lone_surrogate_is_400_naming_the_field(
+    served: Served, route: str, body: bytes, param: str
+) -> None:
+    with served.http() as http:
+        error = _error(http.post(route, content=body), 400, "invalid_value")
+    assert error["param"] == param and "surrogate" in error["message"]
+
+
+def test_deeply_nested_json_is_400_naming_the_field(served: Served) -> None:
+    deep = 100_000
+    body = b'{"model": "d[e]ep{", "messages": ' + b"[" * deep + b"]" * deep + b', "n": 1}'
+    mild = {**CHAT, "chat_template_kwargs": {"x": [[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}}
+    too_deep: Any = 1
+    for _ in range(200):  # parses (under Python's recursion limit), refused all the same
+        too_deep = [too_deep]
+    with served.http() as http:
+        error = _error(http.post("/v1/chat/completions", content=body), 400, "invalid_value")
+        assert error["param"] == "messages" and "64 levels" in error["message"]
+        later = {**CHAT, "chat_template_kwargs": {"x": too_deep}}
+        error = _error(http.post("/v1/chat/completions", json=later), 400, "invalid_value")
+        assert error["param"] == "chat_template_kwargs"
+        assert http.post("/v1/chat/completions", json=mild).status_code == 200
+        assert http.get("/health").status_code == 200
+
+
 def test_prompt_longer_than_the_context(served: Served) -> None:
     long = "Once upon a time, there was a little girl. " * 80
     with pytest.raises(openai.BadRequestError) as info:
