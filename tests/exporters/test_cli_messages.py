@@ -67,6 +67,9 @@ def test_ctrl_c_while_torch_imports_is_one_line_and_exit_130(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # SIGINT at its default in the child: a shell starts background jobs (a CI runner's, too)
+        # with it ignored, and a Python started so installs no Ctrl-C handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert child.stdout is not None and child.stdout.readline() == "ready\n"
     time.sleep(0.2)
