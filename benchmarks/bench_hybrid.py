@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         for name, generator in generators.items():
             samples[name].append(measure(generator, prompts, args.tokens))
-    rows = {
-        name: {key: statistics.median(s[key] for s in got) for key in got[0]}
+    rows: dict[str, dict[str, Any]] = {
+        name: {key: statistics.median(s[key] for s in got) for key in got[0]} | {"runs": got}
         for name, got in samples.items()
     }
     for name, generator in generators.items():
