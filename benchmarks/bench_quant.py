@@ -11,7 +11,9 @@ variant is exported with its accuracy report against the float32 graph (held-out
 teacher-forced); decode speed is a bare greedy onnxruntime CPU loop over the standard graph
 ``model.onnx`` after a 16-token prompt (``tok/s``), and the runtime's ``ort-cpu`` default
 (``ort-cpu``: the fused ``model.ort.onnx`` where the precision has one), variants interleaved,
-medians. Writes JSON to ``bench-results/quant-<model>.json``.
+medians. Each row also has the bundle's size (all its files) against the int8 bundle's (``xint8``,
+when ``int8`` is among the variants) and the export's wall time (``export s``, with its accuracy
+evaluation). Writes JSON to ``bench-results/quant-<model>.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,6 +49,23 @@ VARIANTS = {
     "int4-gptq": QuantConfig(method="gptq"),
     "int4-gptq-g32": QuantConfig(method="gptq", group_size=32),
     "int4-gptq+act_scale": QuantConfig(method="gptq", act_scale=True),
+    "int4-rtn-g64+act_scale": QuantConfig(method="rtn", group_size=64, act_scale=True),
+    "int4-gptq-g64": QuantConfig(method="gptq", group_size=64),
+    "int4-gptq-g64+act_scale": QuantConfig(method="gptq", group_size=64, act_scale=True),
+    "int4-rtn+int8 first/last": QuantConfig(method="rtn", int8_layers=(0, -1)),
+    "int4-gptq+int8 first/last": QuantConfig(method="gptq", int8_layers=(0, -1)),
+    "int4-gptq-g64+act_scale+act_order": QuantConfig(
+        method="gptq", group_size=64, act_scale=True, gptq_act_order=True
+    ),
+    "int4-gptq+act_scale+act_order+int8 first/last": QuantConfig(
+        method="gptq", act_scale=True, gptq_act_order=True, int8_layers=(0, -1)
+    ),
+    "int4-gptq+act_scale+act_order": QuantConfig(
+        method="gptq", act_scale=True, gptq_act_order=True
+    ),
+    "int4-gptq+act_scale+act_order+int8 first": QuantConfig(
+        method="gptq", act_scale=True, gptq_act_order=True, int8_layers=(0,)
+    ),
 }
 
 
@@ -128,12 +148,16 @@ def main() -> None:
             config = VARIANTS[label]
             if config.precision == "int4" and args.group_size:
                 config = config.with_changes(group_size=args.group_size)
+            started = time.perf_counter()
             result = export(source, Path(tmp) / label.replace(" ", "_"), quant=config, force=True)
+            seconds = time.perf_counter() - started
             acc = result.accuracy
             bundles[label] = result.bundle.path
             rows[label] = {
                 "config": config.label,
                 "mb": result.onnx_bytes / 1e6,
+                "bundle_mb": sum(f.stat().st_size for f in result.bundle.path.iterdir()) / 1e6,
+                "export_s": seconds,
                 "size_vs_fp32": result.onnx_bytes / result.float_weight_bytes,
                 "ppl": acc.perplexity_quantized if acc else float("nan"),
                 "ppl_ratio": acc.perplexity_ratio if acc else 1.0,
@@ -166,7 +190,9 @@ def main() -> None:
         rows["fp32"]["ppl"] = (
             float_ppl  # the float model's perplexity on the same text (no report of its own)
         )
+    int8_mb = rows["int8"]["bundle_mb"] if "int8" in rows else float("nan")
     for label in rows:
+        rows[label]["bundle_vs_int8"] = float(rows[label]["bundle_mb"]) / float(int8_mb)
         rows[label]["tok_s"] = statistics.median(speeds[label])
         rows[label]["runtime_tok_s"] = statistics.median(runtime_speeds[label])
     print(
@@ -175,15 +201,14 @@ def main() -> None:
         f"median of {args.repeats}"
     )
     print(
-        f"{'variant':26s} {'MB':>7s} {'xfp32':>6s} {'tok/s':>7s} {'ort-cpu':>8s} {'ppl':>8s} "
-        f"{'ratio':>7s} "
-        f"{'top1':>6s} {'KL':>8s}"
+        f"{'variant':36s} {'MB':>7s} {'xfp32':>6s} {'xint8':>6s} {'tok/s':>7s} {'ort-cpu':>8s} "
+        f"{'ppl':>8s} {'ratio':>7s} {'top1':>6s} {'KL':>8s} {'export s':>8s}"
     )
     for label, r in rows.items():
         print(
-            f"{label:26s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['tok_s']:7.1f} "
-            f"{r['runtime_tok_s']:8.1f} {r['ppl']:8.3f} "
-            f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e}"
+            f"{label:36s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['bundle_vs_int8']:6.3f} "
+            f"{r['tok_s']:7.1f} {r['runtime_tok_s']:8.1f} {r['ppl']:8.3f} "
+            f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e} {r['export_s']:8.1f}"
         )
     out = args.out or Path(f"bench-results/quant-{args.model}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

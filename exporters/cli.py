@@ -15,12 +15,15 @@ from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.hub import is_hub_id
-from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.quantize.config import INT4_DEFAULT, QuantConfig
 
 if TYPE_CHECKING:  # torch: imported when an export runs, so --help works without it
     from edge_sdk.exporters.export import ExportResult
 
 __all__ = ["build_parser", "main"]
+
+
+_INT4_DEFAULT_TEXT = QuantConfig(**INT4_DEFAULT).label
 
 
 def _gates() -> str:
@@ -137,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     int4.add_argument(
         "--method",
         choices=["rtn", "gptq"],
-        help="rtn: round to nearest (default); gptq: error-compensating, uses the calibration text",
+        help="a scheme of your own: rtn (round to nearest) or gptq (error-compensating, uses the "
+        "calibration text), with only the options you give; without it --int4 makes "
+        f"{_INT4_DEFAULT_TEXT}",
     )
     int4.add_argument(
         "--group-size",
@@ -159,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--act-scale",
         action="store_true",
         help="AWQ-style activation-aware scaling from the calibration text before quantizing",
+    )
+    int4.add_argument(
+        "--int8-layers",
+        type=_layer_list,
+        metavar="LIST",
+        help="decoder layers kept at int8 (blocks of 64), comma-separated, negative from the end "
+        "(default 0 for --int4 alone, none with --method); 'none' for none",
+    )
+    int4.add_argument(
+        "--int8-matmuls",
+        type=_name_list,
+        metavar="LIST",
+        help="MatMuls kept at int8 in every layer, e.g. down_proj (q/k/v and gate/up go together)",
     )
     int4.add_argument(
         "--act-order",
@@ -277,6 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _layer_list(text: str) -> tuple[int, ...]:
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected layer indices such as 0,-1 (or none), got {text!r}"
+        ) from None
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def quant_config(args: argparse.Namespace) -> QuantConfig:
     """The :class:`QuantConfig` the flags describe; a flag that does not apply is a usage error."""
     flags = {
@@ -285,6 +318,8 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         "--act-scale": args.act_scale or None,
         "--act-order": args.act_order or None,
         "--lm-head-bits": args.lm_head_bits,
+        "--int8-layers": args.int8_layers,
+        "--int8-matmuls": args.int8_matmuls,
         "--calib-method": args.calib_method,
         "--percentile": args.percentile,
         "--smoothquant-alpha": args.smoothquant_alpha,
@@ -292,7 +327,15 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         "--exclude": args.exclude,
     }
     allowed = {
-        "int4": {"--method", "--group-size", "--act-scale", "--act-order", "--lm-head-bits"},
+        "int4": {
+            "--method",
+            "--group-size",
+            "--act-scale",
+            "--act-order",
+            "--lm-head-bits",
+            "--int8-layers",
+            "--int8-matmuls",
+        },
         "int8": {"--group-size", "--smoothquant-alpha", "--no-smoothquant"},
         "w8a8": {
             "--calib-method",
@@ -314,9 +357,15 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
     if args.smoothquant_alpha is not None and args.no_smoothquant:
         raise ConfigError("--smoothquant-alpha and --no-smoothquant contradict each other")
     fields: dict[str, Any] = {  # QuantConfig checks each value
-        "method": (args.method or "rtn") if args.precision == "int4" else args.precision,
+        "method": args.precision,
         "quantize_embedding": args.quantize_embedding,
     }
+    if args.precision == "int4":
+        fields.update(INT4_DEFAULT if args.method is None else {"method": args.method})
+    if args.int8_layers is not None:
+        fields["int8_layers"] = args.int8_layers
+    if args.int8_matmuls is not None:
+        fields["int8_matmuls"] = args.int8_matmuls
     optional = {
         "group_size": args.group_size,
         "calib_method": args.calib_method,

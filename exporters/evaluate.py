@@ -137,8 +137,8 @@ def apply_gate(
     if force:
         return _with_gate(report, "forced: " + "; ".join(failures))
     better = {
-        "int4": "try --method gptq --group-size 32 (error-compensating, smaller blocks), "
-        "or export --int8",
+        "int4": "try --group-size 32 (smaller blocks) or --int8-layers 0,1,-2,-1 (more layers at "
+        "int8), or export --int8",
         "int8": "try --group-size 32 (smaller blocks), or export --fp16",
         "w8a8": "try --calib-method percentile or --exclude, or export --int8",
     }

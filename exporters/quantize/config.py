@@ -23,9 +23,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge_sdk.errors import ConfigError
+from edge_sdk.exporters.quantize.mixed import check_mixed, mixed_label
 from edge_sdk.planner.precision import INT4_GROUP_SIZE, INT8_GROUP_SIZE
 
-__all__ = ["CALIB_METHODS", "INT8_GROUP_SIZE", "METHODS", "QuantConfig"]
+__all__ = ["CALIB_METHODS", "INT4_DEFAULT", "INT8_GROUP_SIZE", "METHODS", "QuantConfig"]
 
 METHODS = ("int8", "w8a8", "rtn", "gptq", "fp16", "fp32")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
@@ -35,6 +36,16 @@ _BITS = {"int8": 8, "w8a8": 8, "rtn": 4, "gptq": 4, "fp16": 16, "fp32": 32}
 # per 128) gave KL 1.1e-2 / top-1 0.93; blocks of 64 with SmoothQuant 0.5, KL 3.6e-3 / top-1 0.957
 # at the same speed; blocks of 32, KL 2.6e-3 at 0.93x the decode speed.
 _GROUP_SIZE = {"rtn": INT4_GROUP_SIZE, "gptq": INT4_GROUP_SIZE, "int8": INT8_GROUP_SIZE}
+# What ``--int4`` alone (and ``export(..., "int4")``) makes, chosen from measurements on
+# SmolLM2-135M-Instruct (benchmarks/bench_quant.py --model smollm2): RTN g128 top-1 0.619, ppl
+# x1.478; GPTQ + AWQ + act-order g128 0.857, x1.065 (0.594x the int8 bundle); with layer 0 at int8
+# 0.866, x1.056 (0.607x). Gemma 3 270M at GPTQ + AWQ + act-order g64: 0.794 (misses the gate).
+INT4_DEFAULT: dict[str, Any] = {
+    "method": "gptq",
+    "act_scale": True,
+    "gptq_act_order": True,
+    "int8_layers": (0,),
+}
 _PRECISION = {
     "int8": "int8",
     "w8a8": "w8a8",
@@ -75,6 +86,8 @@ class QuantConfig:
     exclude: tuple[str, ...] = field(default_factory=tuple)
     quantize_embedding: bool | None = None
     lm_head_bits: int | None = None
+    int8_layers: tuple[int, ...] = ()
+    int8_matmuls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         method = str(self.method).lower()
@@ -95,6 +108,9 @@ class QuantConfig:
         if isinstance(self.exclude, str) or not all(isinstance(e, str) for e in self.exclude):
             raise ConfigError("QuantConfig.exclude must be a tuple of MatMul name substrings")
         object.__setattr__(self, "exclude", tuple(self.exclude))
+        object.__setattr__(self, "int8_layers", tuple(self.int8_layers))
+        object.__setattr__(self, "int8_matmuls", tuple(self.int8_matmuls))
+        check_mixed(self.int8_layers, self.int8_matmuls)
         self._check_applies()
         if self.group_size is None and method in _GROUP_SIZE:
             object.__setattr__(self, "group_size", _GROUP_SIZE[method])
@@ -152,6 +168,8 @@ class QuantConfig:
             "exclude": ("w8a8",),
             "smoothquant_alpha": ("w8a8", "int8"),
             "lm_head_bits": ("rtn", "gptq"),
+            "int8_layers": ("rtn", "gptq"),
+            "int8_matmuls": ("rtn", "gptq"),
         }
         for name, methods in only.items():
             if changed(name) and self.method not in methods:
@@ -177,8 +195,10 @@ class QuantConfig:
     def label(self) -> str:
         """A short name such as ``int4-gptq-g128+act_scale``."""
         if self.precision == "int4":
-            return f"int4-{self.method}-g{self.group_size}" + (
-                "+act_scale" if self.act_scale else ""
+            return (
+                f"int4-{self.method}-g{self.group_size}"
+                + ("+act_scale" if self.act_scale else "")
+                + mixed_label(self.int8_layers, self.int8_matmuls)
             )
         alpha = "none" if self.smoothquant_alpha is None else f"{self.smoothquant_alpha:g}"
         if self.method == "w8a8":
@@ -189,9 +209,9 @@ class QuantConfig:
 
     @classmethod
     def from_precision(cls, precision: str) -> QuantConfig:
-        """The default config of a precision name (``int8``, ``int4``, ``w8a8``, ``fp16``,
-        ``fp32``)."""
-        return cls(method="rtn" if precision == "int4" else precision)
+        """The default config of a precision name (``int8``, ``int4``: :data:`INT4_DEFAULT`,
+        ``w8a8``, ``fp16``, ``fp32``)."""
+        return cls(**INT4_DEFAULT) if precision == "int4" else cls(method=precision)
 
     def with_changes(self, **changes: Any) -> QuantConfig:
         """A copy with some fields changed (validated again)."""
@@ -206,6 +226,7 @@ class QuantConfig:
             )
             if self.method == "gptq":
                 data.update(gptq_damp=self.gptq_damp, gptq_act_order=self.gptq_act_order)
+            data.update(int8_layers=list(self.int8_layers), int8_matmuls=list(self.int8_matmuls))
         if self.method == "int8":
             data.update(group_size=self.group_size, smoothquant_alpha=self.smoothquant_alpha)
         if self.method == "w8a8":

@@ -10,7 +10,7 @@ import onnx
 from onnx import TensorProto
 
 from edge_sdk.exporters.ort_check import INT8_SESSION_CONFIG
-from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.quantize.config import INT8_GROUP_SIZE, QuantConfig
 from edge_sdk.exporters.quantize.int4 import Int4Report
 from edge_sdk.exporters.quantize.int8 import CLIP_RATIOS, Int8Report
 
@@ -78,12 +78,41 @@ def quant_details(
             counts["scale"],
             counts["float"],
         )
-        return int4_details(quant, report, exponents, calibration)
+        return int4_details(quant, report, exponents, calibration, graph)
     return {"weights": "float32"}
 
 
+def int8_matmul_weights(graph: onnx.ModelProto) -> list[str]:
+    """The MatMul weights a graph stores as int8 levels (the embedding table aside), by name."""
+    suffix = ".weight.int8"
+    return [
+        init.name[: -len(".int8")]
+        for init in graph.graph.initializer
+        if init.data_type == TensorProto.INT8
+        and init.name.endswith(suffix)
+        and not init.name.startswith("model.embed_tokens.")
+    ]
+
+
+def mixed_record(quant: QuantConfig, graph: onnx.ModelProto) -> dict[str, Any]:
+    """Which MatMul weights of an int4 export are at which precision (read from the graph)."""
+    int8 = int8_matmul_weights(graph)
+    return {
+        "rule": {"int8_layers": list(quant.int8_layers), "int8_matmuls": list(quant.int8_matmuls)},
+        "int8": {"block_size": INT8_GROUP_SIZE, "weights": int8},
+        "int4": {
+            "block_size": quant.group_size,
+            "weights": "every other decoder MatMul" if int8 else "every decoder MatMul",
+        },
+    }
+
+
 def int4_details(
-    quant: QuantConfig, report: Int4Report, exponents: dict[str, float], calibration: dict[str, Any]
+    quant: QuantConfig,
+    report: Int4Report,
+    exponents: dict[str, float],
+    calibration: dict[str, Any],
+    graph: onnx.ModelProto,
 ) -> dict[str, Any]:
     """What an int4 export stored."""
     details: dict[str, Any] = {
@@ -119,6 +148,7 @@ def int4_details(
         "onnxruntime": "fused at load into MatMulNBits (4-bit) on the CPU EP, accuracy_level 4",
         "tensorrt": "standard blocked DequantizeLinear (INT4 weight-only, opset 21)",
     }
+    details["mixed_precision"] = mixed_record(quant, graph)
     if quant.act_scale:
         details["act_scale"] = {
             "folded_into": "RMSNorm weights (q/k/v, gate/up), v_proj rows (o_proj), "

@@ -9,6 +9,12 @@ lazy batches of 128 columns. A block's scale (max |w| / 7) is taken when its fir
 reached, from the error-updated weights; with ``act_order`` (columns by decreasing Hessian
 diagonal) the scales are fixed up front so that blocks stay contiguous along K, which the ONNX
 form needs.
+
+Cost: the factorization ([K, K]) is float64 for its conditioning; the solve is float32 on one
+thread (see :func:`~.scaling.one_thread`); the Hessians come from one float32 matmul over the whole
+calibration batch (:class:`~edge_sdk.exporters.stream.layerwise.InputStats`). Side by side with
+the float64 solver on SmolLM2-135M's shapes (a shared 2-core host): the solve 1.2x faster, the
+Hessians 2-2.5x, the levels the same to rounding (top-1 0.825 vs 0.828 at group 32).
 """
 
 from __future__ import annotations
@@ -18,10 +24,23 @@ import torch
 from torch import Tensor
 
 from edge_sdk.exporters.quantize.int4 import QMAX, QMIN, rtn_int4
+from edge_sdk.exporters.quantize.scaling import one_thread
 
 __all__ = ["gptq_int4"]
 
 LAZY_BATCH = 128
+
+
+def _inverse_factor(h: Tensor, damp: float) -> Tensor:
+    """The upper Cholesky factor of ``(H + damp * mean(diag H) I)^-1`` (float32 [K, K]); ``h``
+    (float64) is overwritten."""
+    h.diagonal().add_(damp * torch.mean(h.diagonal()))
+    lower = torch.linalg.cholesky(h)  # one [K, K] at a time: the Hessian, then its factors
+    del h
+    inverse = torch.cholesky_inverse(lower)
+    del lower
+    factor: Tensor = torch.linalg.cholesky(inverse, upper=True).float()
+    return factor
 
 
 def gptq_int4(
@@ -34,11 +53,23 @@ def gptq_int4(
 ) -> tuple[np.ndarray, np.ndarray]:
     """GPTQ of a torch-layout weight [N, K]; returns ONNX layout (q [K, N] int8, scale [B, N]).
 
-    ``consume``: ``hessian`` may be overwritten, which saves a [K, K] float64 copy (642 MB for a
-    1.5B model's down_proj)."""
-    w = weight.detach().double().clone()  # [N, K]
+    ``hessian`` ([K, K], float64): ``2 X^T X / n`` of the weight's inputs. ``consume``: it may be
+    overwritten, which saves a [K, K] float64 copy (642 MB for a 1.5B model's down_proj)."""
+    with one_thread():  # small per-column ops: see one_thread
+        return _solve(weight, hessian, group, damp, act_order, consume)
+
+
+def _solve(
+    weight: Tensor,
+    hessian: Tensor,
+    group: int,
+    damp: float = 0.01,
+    act_order: bool = False,
+    consume: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    w = weight.detach().float().clone()  # [N, K]
     n, k = w.shape
-    h = hessian if consume else hessian.clone()
+    h = (hessian if consume else hessian.clone()).double()
     del hessian
     dead = h.diagonal() == 0
     h.diagonal()[dead] = 1.0
@@ -48,31 +79,25 @@ def gptq_int4(
         w, h = w[:, perm], h[perm][:, perm]
     else:
         perm = torch.arange(k)
-    h.diagonal().add_(damp * torch.mean(h.diagonal()))
-    lower = torch.linalg.cholesky(h)  # one [K, K] at a time: the Hessian, then its factors
+    hinv = _inverse_factor(h, damp)
     del h
-    inverse = torch.cholesky_inverse(lower)
-    del lower
-    hinv = torch.linalg.cholesky(inverse, upper=True)
-    del inverse
     blocks = -(-k // group)
-    scale = torch.zeros(n, blocks, dtype=torch.float64)
+    scale = torch.zeros(n, blocks, dtype=torch.float32)
     if act_order:  # fixed scales: blocks are contiguous in the original column order
-        scale = torch.from_numpy(
-            rtn_int4(weight.detach().numpy().T.astype(np.float32), group)[1].T
-        ).double()
-    q = torch.zeros(n, k, dtype=torch.float64)
+        scale = torch.from_numpy(rtn_int4(weight.detach().numpy().T.astype(np.float32), group)[1].T)
+    q = torch.zeros(n, k, dtype=torch.float32)
     batch = max(LAZY_BATCH, group)
+    order = perm.tolist()
     for i1 in range(0, k, batch):
         i2 = min(i1 + batch, k)
         w1 = w[:, i1:i2].clone()
         err1 = torch.zeros_like(w1)
         hinv1 = hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
-            col = int(perm[i1 + i])
-            if not act_order and col % group == 0:  # group starts here; the batch holds it whole
+            col = order[i1 + i]
+            if not act_order and col % group == 0:  # a group starts; the batch holds it whole
                 peak = w1[:, i : i + group].abs().amax(dim=1)
-                scale[:, col // group] = (torch.where(peak > 0, peak, 1.0) / QMAX).float().double()
+                scale[:, col // group] = torch.where(peak > 0, peak, 1.0) / QMAX
             s = scale[:, col // group]
             qcol = torch.clamp(torch.round(w1[:, i] / s), QMIN, QMAX)
             q[:, i1 + i] = qcol

@@ -18,10 +18,11 @@ from torch import Tensor, nn
 from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.families.base import Family
 from edge_sdk.exporters.quantize.awq import search_scale
-from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.quantize.config import INT8_GROUP_SIZE, QuantConfig
 from edge_sdk.exporters.quantize.gptq import gptq_int4
+from edge_sdk.exporters.quantize.mixed import keeps_int8
 from edge_sdk.exporters.quantize.qweight import QWeight, float_weight, int4_weight, int8_weight
-from edge_sdk.exporters.quantize.scaling import fold_scale, one_thread
+from edge_sdk.exporters.quantize.scaling import fold_scale
 from edge_sdk.exporters.quantize.w8a8 import smooth_scale
 from edge_sdk.exporters.stream.layerwise import InputStats, Windows
 
@@ -110,29 +111,35 @@ class LayerQuantizer:
         self, layer: nn.Module, index: int, linears: dict[str, nn.Linear]
     ) -> dict[str, QWeight]:
         group = int(self.quant.group_size or 0)
-        hessians: dict[str, Tensor] = {}
-        if self.quant.method == "gptq" and self.quant_calib is not None:
+        gram: InputStats | None = None
+        solving = [n for n in linears if not self._keeps_int8(index, n)]
+        if self.quant.method == "gptq" and self.quant_calib is not None and solving:
             gram = InputStats(hessian=True)
-            self.quant_calib.run(layer, index, gram.hooks(list(linears.values())))
-            hessians = {n: gram.hessian(lin) for n, lin in linears.items()}
+            self.quant_calib.run(layer, index, gram.hooks([linears[n] for n in solving]))
         out: dict[str, QWeight] = {}
         for name, lin in linears.items():
+            if self._keeps_int8(index, name):
+                out[name] = int8_weight(lin.weight.detach().numpy().T, INT8_GROUP_SIZE, None)
+                continue
             solved = None
-            if name in hessians:
-                with one_thread():  # its small per-column ops: see one_thread
-                    solved = gptq_int4(
-                        lin.weight,
-                        hessians.pop(name),
-                        group,
-                        self.quant.gptq_damp,
-                        self.quant.gptq_act_order,
-                        consume=True,
-                    )
+            if gram is not None:  # one [K, K] Hessian at a time
+                solved = gptq_int4(
+                    lin.weight,
+                    gram.hessian(lin),
+                    group,
+                    self.quant.gptq_damp,
+                    self.quant.gptq_act_order,
+                    consume=True,
+                )
                 self.solved += 1
             out[name] = int4_weight(lin.weight.detach().numpy().T, group, solved)
         if self.quant_calib is not None:
             self.quant_calib.advance(dequantized_copy(self.family, layer, out), index)
         return out
+
+    def _keeps_int8(self, index: int, name: str) -> bool:
+        q = self.quant
+        return keeps_int8(q.int8_layers, q.int8_matmuls, index, self.config.num_layers, name)
 
 
 def dequantized_copy(family: Family, layer: nn.Module, matmuls: dict[str, QWeight]) -> nn.Module:

@@ -7,6 +7,7 @@ import pytest
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters import QuantConfig
 from edge_sdk.exporters.cli import build_parser, main, quant_config
+from edge_sdk.exporters.quantize.config import INT4_DEFAULT
 
 
 def test_the_guide_example_works() -> None:
@@ -62,7 +63,17 @@ def test_config_is_frozen() -> None:
             ["--int8", "--group-size", "32", "--smoothquant-alpha", "0.7"],
             QuantConfig(method="int8", group_size=32, smoothquant_alpha=0.7),
         ),
-        (["--int4"], QuantConfig(method="rtn")),
+        (["--int4"], QuantConfig.from_precision("int4")),
+        (["--int4"], QuantConfig(**INT4_DEFAULT)),
+        (
+            ["--int4", "--group-size", "32", "--int8-layers", "none"],
+            QuantConfig(**{**INT4_DEFAULT, "group_size": 32, "int8_layers": ()}),
+        ),
+        (["--int4", "--method", "rtn"], QuantConfig(method="rtn")),
+        (
+            ["--int4", "--method", "rtn", "--int8-layers", "0,1,-1", "--int8-matmuls", "down_proj"],
+            QuantConfig(method="rtn", int8_layers=(0, 1, -1), int8_matmuls=("down_proj",)),
+        ),
         (
             ["--int4", "--method", "gptq", "--group-size", "64", "--act-scale"],
             QuantConfig(method="GPTQ", bits=4, group_size=64, act_scale=True),
@@ -87,7 +98,10 @@ def test_config_is_frozen() -> None:
         ),
         (["--w8a8", "--no-smoothquant"], QuantConfig(method="w8a8", smoothquant_alpha=None)),
         (["--fp16"], QuantConfig(method="fp16")),
-        (["--int4", "--quantize-embedding"], QuantConfig(method="rtn", quantize_embedding=True)),
+        (
+            ["--int4", "--quantize-embedding"],
+            QuantConfig(**INT4_DEFAULT, quantize_embedding=True),
+        ),
         (["--int8", "--no-quantize-embedding"], QuantConfig(quantize_embedding=False)),
     ],
 )
@@ -101,7 +115,10 @@ def test_flags_map_onto_the_config(argv: list[str], expected: QuantConfig) -> No
         ["--fp16", "--group-size", "64"],
         ["--int4", "--calib-method", "entropy"],
         ["--fp16", "--act-scale"],
-        ["--int4", "--act-order"],  # round to nearest has no column order
+        ["--int4", "--method", "rtn", "--act-order"],  # round to nearest has no column order
+        ["--int4", "--int8-layers", "first"],
+        ["--int4", "--int8-matmuls", "v_proj"],  # q/k/v share one fused MatMul
+        ["--int8", "--int8-layers", "0"],
         ["--int8", "--act-order"],
         ["--int8", "--trt", "--group-size", "64"],
         ["--int8", "--exclude", "lm_head"],
