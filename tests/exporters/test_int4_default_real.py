@@ -42,4 +42,3 @@ def test_smollm2_int4_default_passes_the_gate_at_062x_int8(
     assert _bundle_bytes(int4.bundle.path) <= _SIZE_VS_INT8 * _bundle_bytes(int8.bundle.path)
     record = load_bundle(int4.bundle.path).manifest["precision"]
     assert record["config"]["method"] == "gptq" and "mixed_precision" in record
-
