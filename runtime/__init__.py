@@ -38,6 +38,7 @@ from edge_sdk.runtime.generator import (
     load,
 )
 from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.options import GenerationOptions, check_fits
 from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter, split_reasoning
 from edge_sdk.runtime.sampling import Sampler, SamplingOptions
 from edge_sdk.runtime.stats import GenerationStats, StopReason
@@ -53,6 +54,7 @@ __all__ = [
     "Conversation",
     "Engine",
     "EngineClosedError",
+    "GenerationOptions",
     "GenerationResult",
     "GenerationStats",
     "Generator",
@@ -70,6 +72,7 @@ __all__ = [
     "Stream",
     "TokenEvent",
     "available_backends",
+    "check_fits",
     "create_backend",
     "load",
     "split_reasoning",

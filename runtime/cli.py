@@ -34,6 +34,7 @@ from edge_sdk.runtime.generator import (
     Stream,
     load,
 )
+from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.reasoning import REASONING_FORMATS, reasoning_choice
 from edge_sdk.runtime.sequence import GenerationResult
 from edge_sdk.runtime.text_input import Utf8Input, tolerant_stdin
@@ -207,17 +208,18 @@ def add_runtime_flags(parser: argparse.ArgumentParser, context: str) -> argparse
     return run
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "max_new_tokens": args.max_new_tokens,
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-        "top_p": args.top_p,
-        "repetition_penalty": args.repetition_penalty,
-        "seed": args.seed,
-        "stop": args.stop,
-        "ignore_eos": args.ignore_eos,
-    }
+def _options(args: argparse.Namespace) -> GenerationOptions:
+    """The generation flags, checked (a bad value is a one-line error before loading)."""
+    return GenerationOptions(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+        stop=args.stop,
+        ignore_eos=args.ignore_eos,
+    )
 
 
 # an indented list of integers; JSON strings never hold a raw newline, so text cannot match
@@ -272,7 +274,9 @@ def _print_reasoning(text: str) -> None:
     sys.stderr.flush()
 
 
-def _chat(generator: Generator, args: argparse.Namespace, utf8: Utf8Input) -> int:
+def _chat(
+    generator: Generator, args: argparse.Namespace, options: GenerationOptions, utf8: Utf8Input
+) -> int:
     """The ``--chat`` loop. When the conversation no longer fits the context, a terminal is
     asked whether to start a new one; piped input starts one and says so on stderr. Either way
     the new conversation keeps the system message and gets the message that did not fit."""
@@ -315,7 +319,7 @@ def _chat(generator: Generator, args: argparse.Namespace, utf8: Utf8Input) -> in
             print("edge-run: new conversation", file=sys.stderr)
             continue
         try:
-            stream = conversation.send(line if templated else line + "\n", **_options(args))
+            stream = conversation.send(line if templated else line + "\n", options=options)
             result = _emit(stream, args)
         except ContextFullError as exc:
             if fresh or not _start_over(exc, interactive, kept=args.system is not None):
@@ -372,6 +376,7 @@ def _main(args: argparse.Namespace) -> int:
     utf8 = Utf8Input("edge-run")
     tolerant_stdin()
     _utf8_args(args, utf8)
+    options = _options(args)
     prompt = args.prompt
     if prompt is None and not args.chat:
         if sys.stdin.isatty():
@@ -390,8 +395,8 @@ def _main(args: argparse.Namespace) -> int:
     )
     with generator:
         if args.chat:
-            return _chat(generator, args, utf8)
-        _emit(generator.stream(prompt, **_options(args)), args)
+            return _chat(generator, args, options, utf8)
+        _emit(generator.stream(prompt, options=options), args)
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from edge_sdk.errors import GenerationError
+from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.reasoning import ReasoningSplitter, prompt_opens_reasoning, template_thinks
 
 if TYPE_CHECKING:
@@ -61,11 +62,17 @@ class Conversation:
         self._started = False
         self._last: Stream | None = None
 
-    def send(self, text: Prompt, **options: Any) -> Stream:
-        """Stream the reply to ``text`` (options as :meth:`Generator.stream`)."""
+    def send(
+        self, text: Prompt, *, options: GenerationOptions | None = None, **changes: Any
+    ) -> Stream:
+        """Stream the reply to ``text`` (``options`` and keyword changes to them as
+        :meth:`Generator.stream`)."""
+        checked = GenerationOptions.build(options, **changes)
         if not self.templated:
             splitter = ReasoningSplitter() if self.reasoning else None
-            stream = self.generator._start(text, conversation=self, splitter=splitter, **options)
+            stream = self.generator._start(
+                text, options=checked, conversation=self, splitter=splitter
+            )
         else:
             if not isinstance(text, str):
                 raise GenerationError(
@@ -78,7 +85,7 @@ class Conversation:
                 ReasoningSplitter(prompt_opens_reasoning(prompt.text)) if self.reasoning else None
             )
             stream = self.generator._start(
-                prompt.ids, conversation=self, whole=True, splitter=splitter, **options
+                prompt.ids, options=checked, conversation=self, whole=True, splitter=splitter
             )
             self.messages = messages
         self._started = True

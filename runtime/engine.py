@@ -6,7 +6,7 @@
     from edge_sdk.runtime.engine import Engine
 
     with Engine(load("demo-int8"), slots=4) as engine:
-        a = engine.submit("Once upon a time", max_new_tokens=64)
+        a = engine.submit("Once upon a time", max_new_tokens=64)  # or options=...
         b = engine.submit("The dog", max_new_tokens=64)
         print(a.wait().text, b.wait().text)
 
@@ -39,10 +39,11 @@ from types import TracebackType
 from typing import Any
 
 from edge_sdk.chat_template import ChatTemplate, Message
-from edge_sdk.errors import ContextFullError, GenerationError
+from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.generator import Generator, Prompt
+from edge_sdk.runtime.options import GenerationOptions, check_fits
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
-from edge_sdk.runtime.sequence import OutputOptions, SequenceOutput
+from edge_sdk.runtime.sequence import SequenceOutput
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
 
 __all__ = ["Engine", "EngineClosedError", "QueueFullError", "Request", "StepRecord"]
@@ -143,26 +144,24 @@ class Engine:
         return self.generator.chat_ids(messages, add_generation_prompt=add_generation_prompt)
 
     def submit(
-        self, prompt: Prompt, *, on_event: Callable[[Any], None] | None = None, **options: Any
+        self,
+        prompt: Prompt,
+        *,
+        on_event: Callable[[Any], None] | None = None,
+        options: GenerationOptions | None = None,
+        **changes: Any,
     ) -> Request:
         """Queue a generation of ``prompt`` (text, tokenized as :meth:`Generator.stream` does,
-        or token ids); options as :meth:`Generator.stream`. ``on_event`` is called on the
-        engine's thread with each :class:`TokenEvent` and finally the
-        :class:`GenerationResult`; it must not block. Without it, iterate the request or
-        :meth:`Request.wait`. Raises :class:`GenerationError` for bad options or a prompt that
-        does not fit the context, :class:`QueueFullError`, :class:`EngineClosedError`."""
+        or token ids); ``options`` (a :class:`GenerationOptions`) and keyword changes to them
+        as :meth:`Generator.stream`. ``on_event`` is called on the engine's thread with each
+        :class:`TokenEvent` and finally the :class:`GenerationResult`; it must not block.
+        Without it, iterate the request or :meth:`Request.wait`. Raises
+        :class:`GenerationError` for bad options or a prompt that does not fit the context,
+        :class:`QueueFullError`, :class:`EngineClosedError`."""
         submitted = time.perf_counter()
-        checked = OutputOptions.checked(
-            max_new_tokens=options.pop("max_new_tokens", 256), **options
-        )
+        checked = GenerationOptions.build(options, **changes)
         ids = self.generator.prompt_ids(prompt)
-        if len(ids) >= self.max_context:
-            raise ContextFullError(
-                f"the prompt takes {len(ids)} tokens, but the context holds {self.max_context} "
-                "(prompt and output together): shorten it",
-                needed=len(ids),
-                limit=self.max_context,
-            )
+        check_fits(len(ids), self.max_context)
         output = SequenceOutput(
             self.tokenizer, self._vocab, ids, checked, self._eos, room=self.max_context - len(ids)
         )

@@ -28,16 +28,12 @@ import numpy as np
 
 from edge_sdk.bundle import Bundle, load_bundle
 from edge_sdk.chat_template import ChatTemplate, Message, check_template_variables
-from edge_sdk.errors import ContextFullError, GenerationError
+from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.backend import Backend, BackendOptions, create_backend
 from edge_sdk.runtime.conversation import Conversation
+from edge_sdk.runtime.options import DEFAULT_MAX_NEW_TOKENS, GenerationOptions, check_fits
 from edge_sdk.runtime.reasoning import ReasoningSplitter
-from edge_sdk.runtime.sequence import (
-    GenerationResult,
-    OutputOptions,
-    SequenceOutput,
-    TokenEvent,
-)
+from edge_sdk.runtime.sequence import GenerationResult, SequenceOutput, TokenEvent
 from edge_sdk.runtime.stats import StopReason
 from edge_sdk.tokenizer import Tokenizer
 
@@ -52,7 +48,6 @@ __all__ = [
     "load",
 ]
 
-DEFAULT_MAX_NEW_TOKENS = 256
 Prompt = str | Sequence[int]
 
 
@@ -143,36 +138,18 @@ class Generator:
     # -- public API -----------------------------------------------------------------------------
 
     def stream(
-        self,
-        prompt: Prompt,
-        *,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        temperature: float = 0.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        repetition_penalty: float = 1.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] = (),
-        ignore_eos: bool = False,
+        self, prompt: Prompt, *, options: GenerationOptions | None = None, **changes: Any
     ) -> Stream:
         """Start generating after ``prompt`` (text, or token ids); iterate for events.
 
-        Sampling options are those of :class:`~edge_sdk.runtime.SamplingOptions` (default
-        greedy). Generation stops at an end-of-sequence id of the bundle (unless
-        ``ignore_eos``), at any of the ``stop`` strings (not emitted), after ``max_new_tokens``,
-        or when prompt + output reach ``max_context`` (reason ``"length"``).
+        ``options``: a :class:`~edge_sdk.runtime.GenerationOptions` (default greedy, at most
+        :data:`DEFAULT_MAX_NEW_TOKENS` tokens); keyword arguments (``max_new_tokens=64``,
+        ``temperature=0.8``, ``stop=...``: its fields) change it. Generation stops at an
+        end-of-sequence id of the bundle (unless ``ignore_eos``), at any of the ``stop`` strings
+        (not emitted), after ``max_new_tokens``, or when prompt + output reach ``max_context``
+        (reason ``"length"``).
         """
-        return self._start(
-            prompt,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-            seed=seed,
-            stop=stop,
-            ignore_eos=ignore_eos,
-        )
+        return self._start(prompt, options=GenerationOptions.build(options, **changes))
 
     def generate(
         self,
@@ -275,29 +252,12 @@ class Generator:
         self,
         prompt: Prompt,
         *,
+        options: GenerationOptions,
         conversation: Conversation | None = None,
         whole: bool = False,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        temperature: float = 0.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        repetition_penalty: float = 1.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] = (),
-        ignore_eos: bool = False,
         splitter: ReasoningSplitter | None = None,
     ) -> Stream:
         started = time.perf_counter()
-        options = OutputOptions.checked(
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-            seed=seed,
-            stop=stop,
-            ignore_eos=ignore_eos,
-        )
         continuing = conversation is not None and conversation._started
         if continuing and self._owner is not conversation:
             raise GenerationError(
@@ -321,19 +281,17 @@ class Generator:
             used = len(self._context) + len(self._pending) + len(ids)
             if used >= self.max_context:
                 later = conversation is not None and conversation._started
-                what = "the conversation" if later else "the prompt"
-                raise ContextFullError(
-                    f"{what} takes {used} tokens, but the context holds {self.max_context} "
-                    "(prompt and output together): shorten it"
-                    + (" or start a new conversation" if later else "")
+                check_fits(
+                    used,
+                    self.max_context,
+                    what="the conversation" if later else "the prompt",
+                    advice=(" or start a new conversation" if later else "")
                     + (
                         f", or load with a larger max_context (up to "
                         f"{self.bundle.max_sequence_length})"
                         if self.max_context < self.bundle.max_sequence_length
                         else ""
                     ),
-                    needed=used,
-                    limit=self.max_context,
                 )
             stream = Stream(self, self._epoch, ids, started, options, splitter)
             self._current = stream
@@ -372,7 +330,7 @@ class Stream:
         epoch: int,
         prompt_ids: list[int],
         started: float,
-        options: OutputOptions,
+        options: GenerationOptions,
         splitter: ReasoningSplitter | None = None,
     ) -> None:
         self._owner = owner

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.detokenize import IncrementalDecoder
-from edge_sdk.runtime.sampling import Sampler, SamplingOptions
+from edge_sdk.runtime.options import GenerationOptions
+from edge_sdk.runtime.sampling import Sampler
 from edge_sdk.runtime.stats import GenerationStats, StopReason, summarize
 from edge_sdk.runtime.stops import StopMatcher
 from edge_sdk.tokenizer import Tokenizer
 
-__all__ = ["GenerationResult", "OutputOptions", "SequenceOutput", "TokenEvent"]
+__all__ = ["GenerationResult", "SequenceOutput", "TokenEvent"]
 
 
 @dataclass(frozen=True)
@@ -50,42 +50,6 @@ class GenerationResult:
     reasoning: str | None = None
 
 
-@dataclass(frozen=True)
-class OutputOptions:
-    """The checked per-request options: how many tokens, how to sample, where to stop."""
-
-    max_new_tokens: int
-    sampling: SamplingOptions
-    stops: tuple[str, ...]
-    ignore_eos: bool
-
-    @classmethod
-    def checked(
-        cls,
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        repetition_penalty: float = 1.0,
-        seed: int | None = None,
-        stop: str | Sequence[str] = (),
-        ignore_eos: bool = False,
-    ) -> OutputOptions:
-        """Options as :meth:`Generator.stream` takes them, validated (GenerationError)."""
-        sampling = SamplingOptions(
-            float(temperature), int(top_k), float(top_p), float(repetition_penalty), seed
-        )
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
-            raise GenerationError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
-        if max_new_tokens < 1:
-            raise GenerationError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        stops = (stop,) if isinstance(stop, str) else tuple(stop)
-        if not all(isinstance(s, str) for s in stops):
-            raise GenerationError("stop must be a string or a list of strings")
-        return cls(int(max_new_tokens), sampling, stops, bool(ignore_eos))
-
-
 class SequenceOutput:
     """The output side of one generation.
 
@@ -100,7 +64,7 @@ class SequenceOutput:
         tokenizer: Tokenizer,
         vocab_size: int,
         context: Sequence[int],
-        options: OutputOptions,
+        options: GenerationOptions,
         eos: Collection[int],
         room: int,
     ) -> None:

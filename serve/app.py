@@ -21,8 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge_sdk.errors import GenerationError
+from edge_sdk.errors import ContextFullError, GenerationError
 from edge_sdk.runtime.engine import Engine
+from edge_sdk.runtime.options import check_fits
 from edge_sdk.runtime.reasoning import (
     ReasoningSplitter,
     prompt_opens_reasoning,
@@ -72,15 +73,10 @@ async def _body(request: Request, state: ServerState) -> Any:
 
 
 def _check_fits(prompt_tokens: int, engine: Engine, param: str) -> None:
-    if prompt_tokens >= engine.max_context:
-        raise APIError(
-            400,
-            f"the prompt takes {prompt_tokens} tokens, but this model's context "
-            f"holds {engine.max_context} (prompt and completion together): shorten "
-            "it",
-            param=param,
-            code="context_length_exceeded",
-        )
+    try:
+        check_fits(prompt_tokens, engine.max_context)
+    except ContextFullError as exc:
+        raise APIError(400, str(exc), param=param, code="context_length_exceeded") from exc
 
 
 async def _answer(
@@ -92,7 +88,7 @@ async def _answer(
     shape: ResponseShape,
 ) -> Any:
     call = EngineCall(state, request.url.path, sampling.stream)
-    call.submit(prompt_ids, sampling.engine_kwargs(engine.max_context))
+    call.submit(prompt_ids, sampling.options)
     if sampling.stream:
         return EventStream(call, shape, len(prompt_ids))
     gone = asyncio.ensure_future(wait_disconnect(request.receive))

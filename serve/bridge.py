@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.engine import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.generator import GenerationResult, TokenEvent
+from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.serve.errors import APIError
 from edge_sdk.serve.openai_responses import finish_reason
 from edge_sdk.serve.state import ServerState
@@ -83,12 +84,12 @@ class EngineCall:
         self._submitted = 0.0
         self._last_token: float | None = None
 
-    def submit(self, prompt_ids: Sequence[int], options: dict[str, Any]) -> None:
+    def submit(self, prompt_ids: Sequence[int], options: GenerationOptions) -> None:
         """Queue the request; engine refusals become OpenAI errors (429, 503, 400)."""
         engine = self._state.ready_engine()
         retry = {"Retry-After": str(self._state.settings.retry_after_s)}
         try:
-            request = engine.submit(list(prompt_ids), on_event=self._from_engine, **options)
+            request = engine.submit(list(prompt_ids), on_event=self._from_engine, options=options)
         except QueueFullError as exc:
             raise APIError(
                 429, f"the server is busy: {exc}", code="queue_full", headers=retry

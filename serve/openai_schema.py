@@ -18,12 +18,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_sdk.chat_template import RESERVED_VARIABLES
+from edge_sdk.errors import GenerationError
+from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.reasoning import REASONING_FORMATS
 from edge_sdk.serve.errors import APIError, invalid
 
-__all__ = ["ChatRequest", "CompletionRequest", "Sampling", "parse_chat", "parse_completion"]
+__all__ = [
+    "UNTIL_CONTEXT_FULL",
+    "ChatRequest",
+    "CompletionRequest",
+    "Sampling",
+    "parse_chat",
+    "parse_completion",
+]
 
 MAX_STOPS = 4
+UNTIL_CONTEXT_FULL = 2**31 - 1  # max_new_tokens without max_tokens: the context ends it
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # the OpenAI API's default for /v1/completions
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 # accepted and ignored whatever their value: they change nothing a local model could honour
@@ -43,31 +53,12 @@ _IGNORED = (
 
 @dataclass(frozen=True)
 class Sampling:
-    """What the engine is asked for. ``max_tokens`` None: until the context is full."""
+    """What the engine is asked for (``options``, built once from the body: without
+    ``max_tokens``, :data:`UNTIL_CONTEXT_FULL`) and how to answer."""
 
-    max_tokens: int | None
-    temperature: float
-    top_p: float
-    top_k: int
-    repetition_penalty: float
-    seed: int | None
-    stop: tuple[str, ...]
-    ignore_eos: bool
+    options: GenerationOptions
     stream: bool
     include_usage: bool
-
-    def engine_kwargs(self, max_context: int) -> dict[str, Any]:
-        """Keyword arguments of ``Engine.submit`` (the engine stops at the context anyway)."""
-        return {
-            "max_new_tokens": self.max_tokens or max_context,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "repetition_penalty": self.repetition_penalty,
-            "seed": self.seed,
-            "stop": self.stop,
-            "ignore_eos": self.ignore_eos,
-        }
 
 
 @dataclass(frozen=True)
@@ -205,18 +196,20 @@ def _sampling(fields: _Fields, max_tokens: int | None) -> Sampling:
         if not isinstance(options, dict):
             raise invalid("stream_options", "'stream_options' must be an object", "invalid_type")
         include_usage = bool(_Fields(options).boolean("include_usage"))
-    return Sampling(
-        max_tokens=max_tokens,
-        temperature=fields.number("temperature", 1.0, 0.0, 2.0),
-        top_p=fields.number("top_p", 1.0, 0.0, 1.0, lo_open=True),
-        top_k=max(top_k or 0, 0),
-        repetition_penalty=fields.number("repetition_penalty", 1.0, 0.0, 10.0, lo_open=True),
-        seed=seed,
-        stop=_stops(fields),
-        ignore_eos=fields.boolean("ignore_eos"),
-        stream=stream,
-        include_usage=include_usage,
-    )
+    try:
+        generation = GenerationOptions(
+            max_new_tokens=UNTIL_CONTEXT_FULL if max_tokens is None else max_tokens,
+            temperature=fields.number("temperature", 1.0, 0.0, 2.0),
+            top_p=fields.number("top_p", 1.0, 0.0, 1.0, lo_open=True),
+            top_k=max(top_k or 0, 0),
+            repetition_penalty=fields.number("repetition_penalty", 1.0, 0.0, 10.0, lo_open=True),
+            seed=seed,
+            stop=_stops(fields),
+            ignore_eos=fields.boolean("ignore_eos"),
+        )
+    except GenerationError as exc:  # the fields above are checked; this is a last guard
+        raise APIError(400, str(exc), code="invalid_value") from exc
+    return Sampling(generation, stream=stream, include_usage=include_usage)
 
 
 def _object(body: Any) -> _Fields:
