@@ -35,14 +35,15 @@ def smollm2_int8(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def smollm2_int4(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """int4 RTN of weights that were Q4_1 already falls below the int4 gate on this model (GPTQ
-    at group 32 passes it: see the README's table, it takes minutes to export): forced."""
-    from edge_sdk.exporters import export
+    """int4 RTN of weights that were Q4_1 already falls below the int4 gate on this model (the int4
+    default, GPTQ + AWQ + act-order with layer 0 at int8, passes it: see the README's table; it
+    takes minutes to export, tests/exporters/test_int4_default_real.py): forced."""
+    from edge_sdk.exporters import QuantConfig, export
 
     return export(
         smollm2_gguf,
         tmp_path_factory.mktemp("smollm2") / "int4",
-        "int4",
+        quant=QuantConfig(method="rtn", bits=4, group_size=128),
         eval_tokens=1024,
         force=True,
     ).bundle.path
