@@ -153,7 +153,8 @@ def test_stalled_headers_and_bodies_do_not_starve_the_server(
     summary = [line for line in log.splitlines() if "sent no complete request" in line]
     assert 1 <= len(summary) <= 3, summary
     assert "after 3 s (--header-timeout)" in " ".join(summary), summary
-    assert "to make room (--max-connections" in " ".join(summary), summary
+    # whether the cap also evicted some depends on how fast the server accepted them (a loaded
+    # machine: none); eviction itself: test_past_the_cap_a_new_connection_evicts_...
 
 
 def test_past_the_cap_a_new_connection_evicts_a_waiting_one_or_gets_503(
