@@ -1,7 +1,9 @@
 """Console-script entry points for commands whose module takes seconds to import (torch): a
 Ctrl-C in those seconds is one line and exit 130, as it is once the command runs, instead of a
 ``KeyboardInterrupt`` traceback from inside the import. Only the standard library is imported
-here, so the window before the handler is the interpreter's own start."""
+here, so the window before the handler is the interpreter's own start. A console-script layer
+above the packages (as ARCHITECTURE.md allows a CLI that composes them): the package it starts
+is imported lazily, inside the entry point, because ``edge_sdk.exporters`` imports torch."""
 
 from __future__ import annotations
 
