@@ -104,3 +104,20 @@ def demo_bundle_int8(tmp_path_factory: pytest.TempPathFactory, demo_checkpoint: 
     return export(
         demo_checkpoint, tmp_path_factory.mktemp("bundles") / "demo-int8", "int8"
     ).bundle.path
+
+
+@pytest.fixture(scope="session")
+def smollm2_int8(
+    smollm2_gguf: Path,  # noqa: F811  (the session fixture imported above)
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """SmolLM2-135M-Instruct exported to int8 from its GGUF file, once per session (about a
+    minute on 2 cores); its accuracy gate must pass unforced."""
+    from edge_sdk.exporters import export
+
+    result = export(
+        smollm2_gguf, tmp_path_factory.mktemp("smollm2") / "int8", "int8", eval_tokens=1024
+    )
+    assert result.accuracy is not None and result.accuracy.gate == "passed"
+    assert result.parity.worst <= 1e-4  # the float graph against PyTorch
+    return result.bundle.path

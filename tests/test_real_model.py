@@ -22,18 +22,6 @@ pytestmark = pytest.mark.slow  # two exports of a 135M model: about a minute eac
 
 
 @pytest.fixture(scope="module")
-def smollm2_int8(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edge_sdk.exporters import export
-
-    result = export(
-        smollm2_gguf, tmp_path_factory.mktemp("smollm2") / "int8", "int8", eval_tokens=1024
-    )
-    assert result.accuracy is not None and result.accuracy.gate == "passed"
-    assert result.parity.worst <= 1e-4  # the float graph against PyTorch
-    return result.bundle.path
-
-
-@pytest.fixture(scope="module")
 def smollm2_int4(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """int4 RTN of weights that were Q4_1 already falls below the int4 gate on this model (the int4
     default, GPTQ + AWQ + act-order with layer 0 at int8, passes it: see the README's table; it
