@@ -310,23 +310,14 @@ def test_real_tokenizer_matches_transformers_gguf_tokenizer(gemma3_gguf: Path) -
     assert ours.encode("<start_of_turn>", add_special_tokens=False) == [105]
 
 
-@pytest.mark.parametrize(
-    ("quant", "top1"),
-    [
-        (QuantConfig(method="int8", group_size=32), 0.95),
-        (
-            QuantConfig(method="gptq", bits=4, group_size=32, act_scale=True, gptq_act_order=True),
-            0.8,
-        ),
-    ],
-    ids=["int8-g32", "int4-gptq-awq-g32"],
-)
-def test_real_model_passes_the_accuracy_gate(
-    quant: QuantConfig, top1: float, gemma3_gguf: Path, tmp_path: Path
-) -> None:
-    result = export(gemma3_gguf, tmp_path / "bundle", quant=quant)
+def test_real_model_passes_the_int8_accuracy_gate(gemma3_gguf: Path, tmp_path: Path) -> None:
+    """int8 in blocks of 32 (int4 GPTQ + AWQ at group 32 passes too, in minutes: it runs with
+    the opt-in real exports, tests/exporters/test_int4_default_real.py)."""
+    result = export(
+        gemma3_gguf, tmp_path / "bundle", quant=QuantConfig(method="int8", group_size=32)
+    )
     accuracy = result.accuracy
     assert accuracy is not None and accuracy.gate == "passed"
-    assert accuracy.top1_agreement >= top1 and result.parity.worst <= 1e-4
+    assert accuracy.top1_agreement >= 0.95 and result.parity.worst <= 1e-4
     bundle = load_bundle(result.bundle.path)
     assert bundle.config.architecture == "gemma3" and bundle.manifest["onnxruntime"]["fused_graph"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge_sdk import load_bundle
-from edge_sdk.exporters import export
+from edge_sdk.exporters import QuantConfig, export
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,3 +42,12 @@ def test_smollm2_int4_default_passes_the_gate_at_062x_int8(
     assert _bundle_bytes(int4.bundle.path) <= _SIZE_VS_INT8 * _bundle_bytes(int8.bundle.path)
     record = load_bundle(int4.bundle.path).manifest["precision"]
     assert record["config"]["method"] == "gptq" and "mixed_precision" in record
+
+
+def test_gemma3_int4_gptq_awq_g32_passes_the_gate(gemma3_gguf: Path, tmp_path: Path) -> None:
+    """Gemma 3 270M at int4 GPTQ + AWQ + act-order, group 32 (2-3 minutes on 2 cores)."""
+    quant = QuantConfig(method="gptq", bits=4, group_size=32, act_scale=True, gptq_act_order=True)
+    result = export(gemma3_gguf, tmp_path / "bundle", quant=quant)
+    accuracy = result.accuracy
+    assert accuracy is not None and accuracy.gate == "passed", accuracy
+    assert accuracy.top1_agreement >= 0.8 and result.parity.worst <= 1e-4

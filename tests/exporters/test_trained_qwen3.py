@@ -15,7 +15,7 @@ from edge_sdk.exporters.checkpoint import save_checkpoint
 from edge_sdk.exporters.demo.corpus import generate_stories
 from edge_sdk.exporters.demo.train import TRAIN_SEED, demo_config, encode_corpus, train_model
 
-STEPS = 400  # loss ~1.6 on the stories (the packaged demo: 1500 steps)
+STEPS = 80  # held-out perplexity ~2.7 (400 steps: 2.5; the packaged demo: 1500 steps)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,7 @@ def test_trained_qwen3_passes_the_gate(
 ) -> None:
     result = export(qwen3_checkpoint, tmp_path / "bundle", quant=quant)
     accuracy = result.accuracy
+    print(f"{quant.label}: {accuracy}")
     assert accuracy is not None and accuracy.gate == "passed", accuracy
     assert result.bundle.config.architecture == "qwen3" and result.parity.worst <= 1e-4
     assert accuracy.perplexity_float < 20  # it learned the stories: the gate means something
