@@ -1,0 +1,105 @@
+"""ResponseFormat and FormatMatcher: checked when made, masks that the real demo model follows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_sdk import GenerationError
+from edge_sdk.runtime import Engine, GenerationOptions, Generator, ResponseFormat, load
+
+PROMPT = "Once upon a time"
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 24},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "pet": {"enum": ["cat", "dog", "fish"]},
+    },
+    "required": ["name", "age", "pet"],
+}
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ResponseFormat.json_schema({"type": "wat"}), "invalid JSON schema: Invalid type"),
+        (
+            lambda: ResponseFormat.json_schema({"type": "array", "uniqueItems": True}),
+            r'Unimplemented keys: \["uniqueItems"\]',
+        ),
+        (lambda: ResponseFormat.json_schema("{}"), "needs its schema, a JSON object"),  # type: ignore[arg-type]
+        (lambda: ResponseFormat.json_schema({"x": {1, 2}}), "the schema is not JSON"),
+        (lambda: ResponseFormat.grammar("start: nope"), 'invalid grammar: .*unknown name: "nope"'),
+        (lambda: ResponseFormat.grammar(""), "needs its Lark grammar text"),
+        (lambda: ResponseFormat("yaml"), "kind must be one of"),  # type: ignore[arg-type]
+        (lambda: GenerationOptions(response_format={"type": "json_object"}), "ResponseFormat"),
+    ],
+)
+def test_bad_formats_raise_one_clear_error(make: Any, message: str) -> None:
+    with pytest.raises(GenerationError, match=message):
+        make()
+
+
+def test_not_strict_ignores_what_it_cannot_enforce() -> None:
+    fmt = ResponseFormat.json_schema({"type": "array", "uniqueItems": True}, strict=False)
+    assert fmt.kind == "json_schema" and not fmt.strict
+    assert hash(fmt) == hash(ResponseFormat.json_schema({"type": "array"}, strict=False))
+
+
+def test_mask_allows_only_what_the_grammar_does(gen_int8: Generator) -> None:
+    vocab = gen_int8.bundle.config.vocab_size
+    assert vocab > gen_int8.tokenizer.vocab_size  # the demo's ids past its tokenizer
+    matcher = ResponseFormat.json_schema(PERSON).matcher(
+        gen_int8.tokenizer, vocab, gen_int8.eos_token_ids
+    )
+    allowed = matcher.allowed()
+    assert allowed.shape == (vocab,)
+    assert [gen_int8.tokenizer.decode([int(i)]) for i in np.flatnonzero(allowed)] == ["{"]
+    logits = np.zeros(vocab, dtype=np.float32)
+    logits[5] = 9.0  # the most likely token is refused: the mask applies
+    masked = matcher.restrict(logits, greedy=True)
+    assert np.isneginf(masked[~allowed]).all() and (masked[allowed] == 0).all()
+    brace = int(np.flatnonzero(allowed)[0])
+    logits[brace] = 20.0  # allowed: greedy skips the mask, same pick
+    assert matcher.restrict(logits, greedy=True) is logits
+    for token in gen_int8.encode('{"name": "Al", "age": 7, "pet": "cat"}', False):
+        assert not matcher.done
+        matcher.advance(token)
+    assert matcher.done
+
+
+def test_generator_greedy_output_parses_and_ends_with_the_grammar(gen_int8: Generator) -> None:
+    result = gen_int8.generate(
+        PROMPT, response_format=ResponseFormat.json_schema(PERSON), max_new_tokens=200
+    )
+    value = json.loads(result.text)
+    assert set(value) == {"name", "age", "pet"} and value["pet"] in {"cat", "dog", "fish"}
+    assert result.stop_reason == "stop"
+    plain = gen_int8.generate(PROMPT, max_new_tokens=8)
+    assert not plain.text.startswith("{")  # the constraint, not the model, made it JSON
+
+
+def test_engine_requests_have_their_own_format(demo_bundle_int8: Path) -> None:
+    with Engine(load(demo_bundle_int8, "ort-cpu", threads=2), slots=3) as engine:
+        _three_requests(engine)
+
+
+def _three_requests(engine: Engine) -> None:
+    options = GenerationOptions(max_new_tokens=120, temperature=0.9, seed=4)
+    json_request = engine.submit(
+        PROMPT, options=options.replace(response_format=ResponseFormat.json_schema(PERSON))
+    )
+    plain_request = engine.submit(PROMPT, options=options)
+    grammar_request = engine.submit(
+        PROMPT,
+        options=options.replace(response_format=ResponseFormat.grammar('start: "yes" | "no"')),
+    )
+    assert set(json.loads(json_request.wait().text)) == {"name", "age", "pet"}
+    assert grammar_request.wait().text in {"yes", "no"}
+    assert grammar_request.wait().stop_reason == "stop"
+    assert not plain_request.wait().text.startswith("{")
