@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -90,9 +91,11 @@ class ResponseFormat:
     :meth:`grammar` (or ``ResponseFormat(kind=..., schema=..., lark=...)``).
 
     ``json_object``: any JSON object. ``json_schema``: JSON that validates against ``schema``
-    (a dict); with ``strict`` (the default) a keyword llguidance cannot enforce is an error,
-    and an object without ``additionalProperties`` gets only the properties the schema names
-    (as OpenAI's strict mode); without it such keywords are ignored and objects stay open.
+    (a dict); with ``strict`` (the default) a keyword llguidance cannot enforce (such as
+    ``uniqueItems``, or ``oneOf``) is an error, without it the keyword is ignored (``oneOf`` is
+    read as ``anyOf``) and the output may break it. An object without
+    ``additionalProperties`` gets only the properties its schema names (as in OpenAI's strict
+    mode and xgrammar), so a model cannot add keys forever.
     ``grammar``: text matching ``lark``, an llguidance Lark grammar (``start`` is the top rule;
     ``%json { ...schema... }`` embeds a JSON schema, ``<|name|>`` a special token). Checked
     when made: :class:`~edge_sdk.GenerationError`.
@@ -130,12 +133,13 @@ class ResponseFormat:
                 f"{type(self.schema).__name__}"
             )
         else:
-            schema = _closed(self.schema) if self.strict else self.schema
+            schema = _closed(self.schema)
         try:
             text = json.dumps(schema)
         except (TypeError, ValueError) as exc:
             raise GenerationError(f"response_format: the schema is not JSON: {exc}") from exc
-        options = {**_JSON_OPTIONS, "lenient": not self.strict}
+        # not strict: ignore what cannot be enforced, and read oneOf as anyOf
+        options = {**_JSON_OPTIONS, "lenient": not self.strict, "coerce_one_of": not self.strict}
         try:
             return str(_llguidance().LLMatcher.grammar_from_json_schema(text, overrides=options))
         except ValueError as exc:
@@ -158,34 +162,62 @@ class ResponseFormat:
         return cls("grammar", lark=lark)
 
     def matcher(self, tokenizer: Tokenizer, vocab_size: int, eos: Collection[int]) -> FormatMatcher:
-        """The per-sequence state for a model with ``vocab_size`` logits and ``eos`` ids."""
+        """The per-sequence state for a model with ``vocab_size`` logits and ``eos`` ids
+        (the grammar is compiled for the tokenizer once, then copied)."""
         return FormatMatcher(self, tokenizer, vocab_size, eos)
 
-
-# One LLTokenizer per tokenizer, vocabulary size and end ids: building one takes up to a second.
-_TOKENIZERS: weakref.WeakKeyDictionary[Tokenizer, dict[tuple[int, tuple[int, ...]], Any]] = (
-    weakref.WeakKeyDictionary()
-)
-_TOKENIZERS_LOCK = threading.Lock()
+    def prepare(self, tokenizer: Tokenizer, vocab_size: int, eos: Collection[int]) -> None:
+        """Compile ahead for this model (what the first :meth:`matcher` would do): a server
+        calls it off its event loop. :class:`~edge_sdk.GenerationError` if it does not fit."""
+        _start_matcher(self, tokenizer, vocab_size, tuple(sorted(eos)))
 
 
-def _ll_tokenizer(tokenizer: Tokenizer, vocab_size: int, eos: tuple[int, ...]) -> Any:
-    """llguidance's view of ``tokenizer`` for ``vocab_size`` logits (ids past the tokenizer's
-    own are never allowed), cached."""
+# Per tokenizer: llguidance's tokenizer for each (vocabulary size, end ids), built once (up to
+# a second), and the compiled matchers of the last grammars used, copied for each sequence.
+_COMPILED_GRAMMARS = 32
+_CACHES: weakref.WeakKeyDictionary[Tokenizer, _TokenizerCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+class _TokenizerCache:
+    def __init__(self) -> None:
+        self.tokenizers: dict[tuple[int, tuple[int, ...]], Any] = {}
+        self.matchers: OrderedDict[tuple[int, tuple[int, ...], str], Any] = OrderedDict()
+
+
+def _start_matcher(
+    fmt: ResponseFormat, tokenizer: Tokenizer, vocab_size: int, eos: tuple[int, ...]
+) -> tuple[Any, Any]:
+    """A fresh llguidance matcher for ``fmt`` (at the grammar's start) and its tokenizer."""
+    llg = _llguidance()
     key = (max(vocab_size, tokenizer.vocab_size), eos)
-    with _TOKENIZERS_LOCK:
-        cached = _TOKENIZERS.setdefault(tokenizer, {})
-        if key not in cached:
-            llg = _llguidance()
-            try:
-                cached[key] = llg.LLTokenizer(
+    with _CACHES_LOCK:
+        cache = _CACHES.setdefault(tokenizer, _TokenizerCache())
+        ll_tokenizer = cache.tokenizers.get(key)
+        if ll_tokenizer is None:
+            try:  # ids past the tokenizer's own (a padded embedding) are never allowed
+                ll_tokenizer = llg.LLTokenizer(
                     tokenizer.to_str(), n_vocab=key[0], eos_token=list(eos) or None
                 )
             except ValueError as exc:
                 raise GenerationError(
                     f"structured output cannot use this bundle's tokenizer: {exc}"
                 ) from exc
-        return cached[key]
+            cache.tokenizers[key] = ll_tokenizer
+        grammar_key = (key[0], key[1], fmt._grammar)
+        matcher = cache.matchers.get(grammar_key)
+        if matcher is None:
+            matcher = llg.LLMatcher(ll_tokenizer, fmt._grammar, log_level=0)
+            if matcher.is_error():
+                raise GenerationError(
+                    f"response_format does not fit this model: {matcher.get_error()}"
+                )
+            cache.matchers[grammar_key] = matcher
+            if len(cache.matchers) > _COMPILED_GRAMMARS:
+                cache.matchers.popitem(last=False)
+        else:
+            cache.matchers.move_to_end(grammar_key)
+    return matcher.deep_copy(), ll_tokenizer
 
 
 class FormatMatcher:
@@ -195,13 +227,7 @@ class FormatMatcher:
     def __init__(
         self, fmt: ResponseFormat, tokenizer: Tokenizer, vocab_size: int, eos: Collection[int]
     ) -> None:
-        llg = _llguidance()
-        ll_tokenizer = _ll_tokenizer(tokenizer, vocab_size, tuple(sorted(eos)))
-        self._matcher = llg.LLMatcher(ll_tokenizer, fmt._grammar, log_level=0)
-        if self._matcher.is_error():
-            raise GenerationError(
-                f"response_format does not fit this model: {self._matcher.get_error()}"
-            )
+        self._matcher, ll_tokenizer = _start_matcher(fmt, tokenizer, vocab_size, tuple(sorted(eos)))
         self._vocab = vocab_size
         words = (ll_tokenizer.vocab_size + 31) // 32
         self._bits = np.zeros(words * 4, dtype=np.uint8)  # one bit per token, little-endian

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 
 from edge_sdk import GenerationError
 from edge_sdk.runtime import Engine, GenerationOptions, Generator, ResponseFormat, load
+from tests.runtime.schemas import SCHEMAS
 
 PROMPT = "Once upon a time"
 PERSON = {
@@ -103,3 +106,43 @@ def _three_requests(engine: Engine) -> None:
     assert grammar_request.wait().text in {"yes", "no"}
     assert grammar_request.wait().stop_reason == "stop"
     assert not plain_request.wait().text.startswith("{")
+
+
+def test_every_output_parses_and_validates(demo_bundle_int8: Path) -> None:
+    """The schema set on the demo model, sampled (temperature 1, a seed per schema) so that the
+    outputs vary: every one is complete JSON that validates."""
+    jsonschema = pytest.importorskip("jsonschema")
+    with Engine(load(demo_bundle_int8, "ort-cpu", threads=2), slots=4, max_queue=64) as engine:
+        requests = {
+            name: engine.submit(
+                PROMPT,
+                max_new_tokens=300,
+                temperature=1.0,
+                seed=seed,
+                response_format=ResponseFormat.json_schema(schema),
+            )
+            for seed, (name, schema) in enumerate(SCHEMAS.items())
+        }
+        results = {name: request.wait() for name, request in requests.items()}
+    assert len(results) >= 20
+    for name, result in results.items():
+        assert result.stop_reason in ("stop", "eos"), (name, result.text)
+        jsonschema.validate(json.loads(result.text), SCHEMAS[name])
+
+
+def test_without_llguidance_the_runtime_imports_and_the_error_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['llguidance'] = None\n"
+        "import edge_sdk, edge_sdk.runtime as rt\n"
+        "print(rt.GenerationOptions(max_new_tokens=3).max_new_tokens)\n"
+        "try:\n"
+        "    rt.ResponseFormat.json_object()\n"
+        "except edge_sdk.BackendUnavailableError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("3\n")
+    assert "structured output (response_format) needs the Python package 'llguidance'" in out
+    assert "pip install 'edge-sdk-orin[structured]'" in out
