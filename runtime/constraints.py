@@ -53,6 +53,12 @@ _JSON_OPTIONS: dict[str, Any] = {
 }
 
 
+def _json_options(strict: bool) -> dict[str, Any]:
+    """llguidance's JSON options; not ``strict``: ignore what cannot be enforced, and read
+    ``oneOf`` as ``anyOf``."""
+    return {**_JSON_OPTIONS, "lenient": not strict, "coerce_one_of": not strict}
+
+
 def _llguidance() -> Any:
     return require("llguidance", "structured output (response_format)")
 
@@ -138,8 +144,7 @@ class ResponseFormat:
             text = json.dumps(schema)
         except (TypeError, ValueError) as exc:
             raise GenerationError(f"response_format: the schema is not JSON: {exc}") from exc
-        # not strict: ignore what cannot be enforced, and read oneOf as anyOf
-        options = {**_JSON_OPTIONS, "lenient": not self.strict, "coerce_one_of": not self.strict}
+        options = _json_options(self.strict)
         try:
             return str(_llguidance().LLMatcher.grammar_from_json_schema(text, overrides=options))
         except ValueError as exc:
@@ -154,6 +159,23 @@ class ResponseFormat:
     def json_schema(cls, schema: Mapping[str, Any], strict: bool = True) -> ResponseFormat:
         """JSON that validates against ``schema`` (see the class docstring for ``strict``)."""
         return cls("json_schema", schema=schema, strict=strict)
+
+    @staticmethod
+    def json_rule(schema: Mapping[str, Any], strict: bool = True) -> str:
+        """The Lark fragment ``%json {...}`` that embeds ``schema`` in a :meth:`grammar` the way
+        :meth:`json_schema` constrains it (one line, closed objects, ``strict``)::
+
+            call = ResponseFormat.json_rule(parameters)
+            ResponseFormat.grammar(f'start: "<tool_call>" {call} "</tool_call>"')
+
+        Checked when the grammar is made."""
+        if not isinstance(schema, Mapping):
+            raise GenerationError(f"a JSON schema must be a dict, got {type(schema).__name__}")
+        embedded = {**_closed(schema), "x-guidance": _json_options(strict)}
+        try:
+            return f"%json {json.dumps(embedded)}"
+        except (TypeError, ValueError) as exc:
+            raise GenerationError(f"the schema is not JSON: {exc}") from exc
 
     @classmethod
     def grammar(cls, lark: str) -> ResponseFormat:

@@ -146,3 +146,19 @@ def test_without_llguidance_the_runtime_imports_and_the_error_names_the_extra() 
     assert out.startswith("3\n")
     assert "structured output (response_format) needs the Python package 'llguidance'" in out
     assert "pip install 'edge-sdk-orin[structured]'" in out
+
+
+def test_a_grammar_embeds_a_schema_as_json_schema_does(gen_int8: Generator) -> None:
+    rule = ResponseFormat.json_rule(PERSON)
+    fmt = ResponseFormat.grammar(f'start: "<call>" {rule} "</call>"')
+    result = gen_int8.generate(
+        PROMPT, response_format=fmt, max_new_tokens=200, temperature=0.9, seed=2
+    )
+    assert result.stop_reason == "stop"
+    assert result.text.startswith("<call>{") and result.text.endswith("}</call>")
+    value = json.loads(result.text.removeprefix("<call>").removesuffix("</call>"))
+    assert set(value) == {"name", "age", "pet"}  # closed: no other keys
+    assert ", " in result.text and "\n" not in result.text  # one line, as json_schema()
+    with pytest.raises(GenerationError, match="uniqueItems"):
+        ResponseFormat.grammar(f"start: {ResponseFormat.json_rule({'uniqueItems': True})}")
+    ResponseFormat.grammar(f"start: {ResponseFormat.json_rule({'uniqueItems': True}, False)}")
