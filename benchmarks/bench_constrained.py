@@ -11,12 +11,16 @@ prompt runs ``--repeats`` times plain and with ``response_format`` a JSON schema
 on the 200M model); ``best`` compares the fastest run of each; ``profiled`` is the constraint's
 own time per token (measured inside the profiled run) over the fastest plain run's time per
 token, and ``CPU`` the same with the constraint's thread CPU time: the figure least moved by
-other programs on a shared machine. The schema is
+other programs on a shared machine; ``proc CPU`` compares the whole process's CPU time per
+token (onnxruntime's threads included: with ``--no-spin`` they burn none while idle), the
+median over the pairs. The schema is
 an array of at least 16 objects (strings, an enum, integers, a nested array), so the output
 runs to ``--tokens``; the plain run ignores EOS. A profiled run
 after the timed ones splits the constraint's time per token: the greedy check of the most likely
 token, the full mask (llguidance's bitmask and its unpacking), applying it, and advancing the
-grammar. Prints one table; writes JSON (``--out``) with the CPU's name.
+grammar. ``--schemas`` also runs the 22 schemas of the tests on each model (sampled, through
+the engine) and counts the outputs that parse and validate. Prints one table; writes JSON
+(``--out``) with the CPU's name.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.runtime import Generator, ResponseFormat, load
+from edge_sdk.runtime import Engine, Generator, ResponseFormat, load
 from edge_sdk.runtime.constraints import FormatMatcher
 
 SCHEMA: dict[str, Any] = {
@@ -155,14 +159,20 @@ def compare(
     for decoding, sampling in DECODINGS.items():
         runs: dict[str, list[float]] = {"plain": [], "constrained": []}
         lengths: list[int] = []
+        cpu: dict[str, list[float]] = {"plain": [], "constrained": []}  # process CPU s/token
         for _ in range(repeats):
-            plain = gen.generate(prompt, max_new_tokens=tokens, ignore_eos=True, **sampling)
-            runs["plain"].append(plain.stats.decode_tokens_per_s)
-            constrained = gen.generate(
-                prompt, max_new_tokens=tokens, ignore_eos=True, response_format=fmt, **sampling
-            )
-            runs["constrained"].append(constrained.stats.decode_tokens_per_s)
-            lengths.append(constrained.stats.new_tokens)
+            for variant, fmt_or_none in (("plain", None), ("constrained", fmt)):
+                start = time.process_time()
+                result = gen.generate(
+                    prompt,
+                    max_new_tokens=tokens,
+                    ignore_eos=True,
+                    response_format=fmt_or_none,
+                    **sampling,
+                )
+                cpu[variant].append((time.process_time() - start) / result.stats.new_tokens)
+                runs[variant].append(result.stats.decode_tokens_per_s)
+            lengths.append(result.stats.new_tokens)
         profile = _Profile()
         with profile.installed():
             sample = gen.generate(
@@ -178,6 +188,11 @@ def compare(
             "ratio": statistics.median(pair_ratios),
             "cost": 1 - statistics.median(pair_ratios),
             "cost_best": 1 - max(runs["constrained"]) / max(runs["plain"]),
+            "cost_process_cpu": 1
+            - statistics.median(
+                p / c for p, c in zip(cpu["plain"], cpu["constrained"], strict=True)
+            ),
+            "process_cpu_s_per_token": cpu,
             "cost_profiled": per_token["total_us"] * max(runs["plain"]) / 1e6,
             "cost_profiled_cpu": per_token["total_cpu_us"] * max(runs["plain"]) / 1e6,
             "pair_ratios": pair_ratios,
@@ -191,6 +206,58 @@ def compare(
             f"{constrained_tps:.1f} tok/s ({lengths} tokens)"
         )
     return out
+
+
+def validity(name: str, bundle: Path, threads: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """The schema set of ``tests/runtime/schemas.py`` on ``bundle``, each sampled once (the
+    chat template asks for JSON of that schema): how many outputs are complete, parse and
+    validate, and how many ``--tokens`` cut (those need not parse)."""
+    import jsonschema
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.runtime.schemas import SCHEMAS
+
+    rows: dict[str, dict[str, Any]] = {}
+    gen = load(bundle, "ort-cpu", threads=threads)
+    with Engine(gen, slots=4, max_queue=len(SCHEMAS)) as engine:
+        requests = {}
+        for seed, (key, schema) in enumerate(SCHEMAS.items()):
+            ask = f"Reply with JSON that follows this schema: {json.dumps(schema)}"
+            requests[key] = engine.submit(
+                engine.encode_chat([{"role": "user", "content": ask}]),
+                max_new_tokens=300,
+                temperature=1.0,
+                seed=seed,
+                response_format=ResponseFormat.json_schema(schema),
+            )
+        for key, request in requests.items():
+            result = request.wait()
+            complete = result.stop_reason in ("stop", "eos")
+            try:
+                jsonschema.validate(json.loads(result.text), SCHEMAS[key])
+                valid = True
+            except (ValueError, jsonschema.ValidationError):
+                valid = False
+            rows[key] = {
+                "complete": complete,
+                "valid": valid,
+                "tokens": result.stats.new_tokens,
+                "text": result.text[:120],
+            }
+    complete = [r for r in rows.values() if r["complete"]]
+    summary = {
+        "model": name,
+        "schemas": len(rows),
+        "complete": len(complete),
+        "complete_and_valid": sum(r["valid"] for r in complete),
+        "cut": len(rows) - len(complete),
+        "rows": rows,
+    }
+    log(
+        f"  {name}: {summary['complete_and_valid']}/{summary['complete']} complete outputs "
+        f"parse and validate; {summary['cut']} cut at 300 tokens"
+    )
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per run")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved runs per variant")
+    parser.add_argument(
+        "--schemas",
+        action="store_true",
+        help="also run the 22 test schemas (tests/runtime/schemas.py) on each model and count "
+        "the outputs that parse and validate",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_constrained.json"))
     args = parser.parse_args(argv)
 
@@ -228,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         config = {"session.intra_op.allow_spinning": "0"} if args.no_spin else None
         with load(bundle, "ort-cpu", threads=args.threads, session_config=config) as gen:
             results.append(compare(name, gen, args.tokens, args.repeats, log))
+    checks = []
+    if args.schemas:
+        checks = [validity(name, bundle, args.threads, log) for name, bundle in models]
     report = {
         "benchmark": "edge-sdk constrained decoding",
         "machine": {
@@ -243,12 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "schema": SCHEMA,
         "results": results,
+        "schema_checks": checks,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"CPU: {report['machine']['cpu']}, {args.threads} threads, {args.tokens} tokens")
     print(
         f"{'model':<14} {'decoding':<8} {'plain tok/s':>11} {'JSON tok/s':>11} {'cost':>7} "
-        f"{'best':>7} {'profiled':>8} {'CPU':>7} {'masks':>8} {'mask us':>8} "
+        f"{'best':>7} {'proc CPU':>8} {'profiled':>8} {'CPU':>7} {'masks':>8} {'mask us':>8} "
         f"{'check+apply us':>15} {'advance us':>11}"
     )
     for result in results:
@@ -257,11 +334,17 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{result['model']:<14} {decoding:<8} {row['plain_tokens_per_s']:11.1f} "
                 f"{row['constrained_tokens_per_s']:11.1f} {100 * row['cost']:6.1f}% "
-                f"{100 * row['cost_best']:6.1f}% {100 * row['cost_profiled']:7.2f}% "
+                f"{100 * row['cost_best']:6.1f}% {100 * row['cost_process_cpu']:7.1f}% "
+                f"{100 * row['cost_profiled']:7.2f}% "
                 f"{100 * row['cost_profiled_cpu']:6.2f}% "
                 f"{prof['full_masks']:>4}/{prof['tokens']:<3} {prof['mask_us']:8.1f} "
                 f"{prof['check_and_apply_us']:15.1f} {prof['advance_us']:11.1f}"
             )
+    for check in checks:
+        print(
+            f"{check['model']}: {check['complete_and_valid']}/{check['complete']} complete outputs "
+            f"of {check['schemas']} schemas parse and validate, {check['cut']} cut at 300 tokens"
+        )
     print(f"\nJSON: {args.out}")
     return 0
 

@@ -162,3 +162,22 @@ def test_a_grammar_embeds_a_schema_as_json_schema_does(gen_int8: Generator) -> N
     with pytest.raises(GenerationError, match="uniqueItems"):
         ResponseFormat.grammar(f"start: {ResponseFormat.json_rule({'uniqueItems': True})}")
     ResponseFormat.grammar(f"start: {ResponseFormat.json_rule({'uniqueItems': True}, False)}")
+
+
+def test_edge_run_json_schema_and_its_errors(
+    demo_bundle_int8: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge_sdk.runtime.cli import main
+
+    schema = tmp_path / "person.json"
+    schema.write_text(json.dumps(PERSON))
+    assert main([str(demo_bundle_int8), PROMPT, "--json-schema", str(schema), "-n", "200"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"name", "age", "pet"}
+    schema.write_text('{"type": "array", "uniqueItems": true}')
+    for flags, says in [
+        (["--json-schema", str(schema)], "Unimplemented keys"),
+        (["--json-schema", str(tmp_path / "none.json")], "cannot read it"),
+    ]:
+        assert main([str(demo_bundle_int8), PROMPT, *flags]) == 1
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1
