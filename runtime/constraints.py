@@ -210,35 +210,37 @@ class _TokenizerCache:
 def _start_matcher(
     fmt: ResponseFormat, tokenizer: Tokenizer, vocab_size: int, eos: tuple[int, ...]
 ) -> tuple[Any, Any]:
-    """A fresh llguidance matcher for ``fmt`` (at the grammar's start) and its tokenizer."""
+    """A fresh llguidance matcher for ``fmt`` (at the grammar's start) and its tokenizer.
+    Building and compiling run outside the lock (they drop the GIL), so a request whose
+    grammar is cached never waits for another one's compile."""
     llg = _llguidance()
     key = (max(vocab_size, tokenizer.vocab_size), eos)
+    grammar_key = (key[0], key[1], fmt._grammar)
     with _CACHES_LOCK:
         cache = _CACHES.setdefault(tokenizer, _TokenizerCache())
         ll_tokenizer = cache.tokenizers.get(key)
-        if ll_tokenizer is None:
-            try:  # ids past the tokenizer's own (a padded embedding) are never allowed
-                ll_tokenizer = llg.LLTokenizer(
-                    tokenizer.to_str(), n_vocab=key[0], eos_token=list(eos) or None
-                )
-            except ValueError as exc:
-                raise GenerationError(
-                    f"structured output cannot use this bundle's tokenizer: {exc}"
-                ) from exc
-            cache.tokenizers[key] = ll_tokenizer
-        grammar_key = (key[0], key[1], fmt._grammar)
         matcher = cache.matchers.get(grammar_key)
-        if matcher is None:
-            matcher = llg.LLMatcher(ll_tokenizer, fmt._grammar, log_level=0)
-            if matcher.is_error():
-                raise GenerationError(
-                    f"response_format does not fit this model: {matcher.get_error()}"
-                )
-            cache.matchers[grammar_key] = matcher
-            if len(cache.matchers) > _COMPILED_GRAMMARS:
-                cache.matchers.popitem(last=False)
-        else:
+        if matcher is not None:
             cache.matchers.move_to_end(grammar_key)
+            return matcher.deep_copy(), ll_tokenizer
+    if ll_tokenizer is None:
+        try:  # ids past the tokenizer's own (a padded embedding) are never allowed
+            ll_tokenizer = llg.LLTokenizer(
+                tokenizer.to_str(), n_vocab=key[0], eos_token=list(eos) or None
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise GenerationError(
+                f"structured output cannot use this bundle's tokenizer: {exc}"
+            ) from exc
+        with _CACHES_LOCK:
+            ll_tokenizer = cache.tokenizers.setdefault(key, ll_tokenizer)
+    matcher = llg.LLMatcher(ll_tokenizer, fmt._grammar, log_level=0)
+    if matcher.is_error():
+        raise GenerationError(f"response_format does not fit this model: {matcher.get_error()}")
+    with _CACHES_LOCK:
+        cache.matchers[grammar_key] = matcher
+        if len(cache.matchers) > _COMPILED_GRAMMARS:
+            cache.matchers.popitem(last=False)
     return matcher.deep_copy(), ll_tokenizer
 
 
