@@ -146,6 +146,8 @@ async def chat_completions(request: Request) -> Any:
     split = reasoning_choice(chat.reasoning_format or settings.reasoning_format)
     if split is None:
         split = template_thinks(engine.chat_template)
+    if chat.sampling.options.response_format is not None:
+        split = False  # the grammar shapes the whole reply: there is no <think> block to split
     shape = ChatShape(
         settings.model_name,
         chat.sampling.include_usage,

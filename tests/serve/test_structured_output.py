@@ -11,6 +11,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from tests.chat_bundles import THINKING_TEMPLATE, with_chat_template
 from tests.serve.served import MODEL, Served, running_server
 
 SCHEMA_PARAM = "response_format.json_schema"
@@ -174,3 +175,21 @@ def test_parse_on_smollm2(smollm2_int8: Path) -> None:
     choice = reply.choices[0]
     assert choice.finish_reason == "stop"
     assert isinstance(choice.message.parsed, Household) and choice.message.parsed.pets
+
+
+def test_a_thinking_template_replies_json_as_content(
+    demo_bundle_int8: Path, tmp_path: Path
+) -> None:
+    """The generation prompt opens <think>, but the grammar shapes the whole reply: it is the
+    content, not reasoning."""
+    bundle = with_chat_template(demo_bundle_int8, tmp_path / "thinking", THINKING_TEMPLATE)
+    with running_server(bundle) as server:
+        reply = server.client().chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            response_format=_json_schema(PET_SCHEMA),  # type: ignore[arg-type]
+            max_tokens=200,
+        )
+    message = reply.choices[0].message
+    assert set(json.loads(message.content or "")) == {"name", "kind"}
+    assert getattr(message, "reasoning_content", None) is None
