@@ -13,6 +13,7 @@ import pytest
 
 from edge_sdk import GenerationError
 from edge_sdk.runtime import Engine, GenerationOptions, Generator, ResponseFormat, load
+from tests.chat_bundles import THINKING_TEMPLATE, with_chat_template
 from tests.runtime.schemas import SCHEMAS
 
 PROMPT = "Once upon a time"
@@ -181,3 +182,15 @@ def test_edge_run_json_schema_and_its_errors(
         assert main([str(demo_bundle_int8), PROMPT, *flags]) == 1
         err = capsys.readouterr().err
         assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_thinking_conversation_turn_in_json_is_the_answer(
+    demo_bundle_int8: Path, tmp_path: Path
+) -> None:
+    bundle = with_chat_template(demo_bundle_int8, tmp_path / "thinking", THINKING_TEMPLATE)
+    with load(bundle, "ort-cpu", threads=2) as gen:
+        chat = gen.chat()
+        assert chat.reasoning  # the template opens <think>
+        reply = chat.send("A person?", response_format=ResponseFormat.json_schema(PERSON)).run()
+        assert set(json.loads(reply.text)) == {"name", "age", "pet"} and not reply.reasoning
+        assert chat.send("And now?", max_new_tokens=4).run().reasoning  # the next turn splits
