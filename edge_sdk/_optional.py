@@ -34,6 +34,7 @@ _PROVIDERS: dict[str, str] = {
     "uvicorn": pip_install("serve"),
     "prometheus_client": pip_install("serve"),
     "yaml": pip_install("deploy"),
+    "llguidance": pip_install("structured"),
 }
 
 

@@ -25,6 +25,7 @@ from edge_sdk.runtime.backend import (
     available_backends,
     create_backend,
 )
+from edge_sdk.runtime.constraints import ResponseFormat
 from edge_sdk.runtime.detokenize import IncrementalDecoder
 from edge_sdk.runtime.engine import Engine, EngineClosedError, QueueFullError, Request, StepRecord
 from edge_sdk.runtime.generator import (
@@ -64,6 +65,7 @@ __all__ = [
     "ReasoningDelta",
     "ReasoningSplitter",
     "Request",
+    "ResponseFormat",
     "Sampler",
     "SamplingOptions",
     "StepRecord",

@@ -4,6 +4,7 @@
     echo "Once upon a time" | edge-run demo-int8 --json
     edge-run demo-int8 --chat [--system TEXT] [--no-template]
     edge-run qwen3-int8 --chat --chat-template-kwargs '{"enable_thinking": false}'
+    edge-run smollm2-int8 --chat --json-schema command.schema.json     # structured output
 
 Text goes to stdout as it is generated; statistics to stderr (``--stats``); ``--json`` prints
 one object (``text``, ``token_ids``, ``stop_reason``, ``stats``; ``reasoning`` when split)
@@ -22,11 +23,13 @@ import json
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, run_command
-from edge_sdk.errors import ContextFullError
+from edge_sdk.errors import ContextFullError, GenerationError
 from edge_sdk.runtime.backend import AUTO_ORDER, BACKENDS
+from edge_sdk.runtime.constraints import ResponseFormat
 from edge_sdk.runtime.generator import (
     DEFAULT_MAX_NEW_TOKENS,
     Conversation,
@@ -96,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument(
         "--ignore-eos", action="store_true", help="keep generating past end-of-sequence tokens"
+    )
+    shape = gen.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--json-schema",
+        metavar="FILE",
+        help="constrain the output to JSON that validates against the JSON schema in FILE "
+        "(structured output: needs the 'structured' extra)",
+    )
+    shape.add_argument(
+        "--json-object", action="store_true", help="constrain the output to a JSON object"
     )
     run = add_runtime_flags(parser, "positions the KV cache holds, prompt and output together")
     run.add_argument(
@@ -219,7 +232,22 @@ def _options(args: argparse.Namespace) -> GenerationOptions:
         seed=args.seed,
         stop=args.stop,
         ignore_eos=args.ignore_eos,
+        response_format=_response_format(args),
     )
+
+
+def _response_format(args: argparse.Namespace) -> ResponseFormat | None:
+    if args.json_object:
+        return ResponseFormat.json_object()
+    if args.json_schema is None:
+        return None
+    try:
+        schema = json.loads(Path(args.json_schema).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"--json-schema {args.json_schema}: cannot read it: {exc}") from exc
+    if not isinstance(schema, dict):
+        raise GenerationError(f"--json-schema {args.json_schema}: not a JSON object")
+    return ResponseFormat.json_schema(schema)
 
 
 # an indented list of integers; JSON strings never hold a raw newline, so text cannot match

@@ -68,8 +68,10 @@ class Conversation:
         """Stream the reply to ``text`` (``options`` and keyword changes to them as
         :meth:`Generator.stream`)."""
         checked = GenerationOptions.build(options, **changes)
+        # with a response format the grammar shapes the whole reply: no <think> block to split
+        split = self.reasoning and checked.response_format is None
         if not self.templated:
-            splitter = ReasoningSplitter() if self.reasoning else None
+            splitter = ReasoningSplitter() if split else None
             stream = self.generator._start(
                 text, options=checked, conversation=self, splitter=splitter
             )
@@ -81,9 +83,7 @@ class Conversation:
             self._record_reply()
             messages = [*self.messages, {"role": "user", "content": text}]
             prompt = self.generator.chat_prompt(messages, template_kwargs=self.template_kwargs)
-            splitter = (
-                ReasoningSplitter(prompt_opens_reasoning(prompt.text)) if self.reasoning else None
-            )
+            splitter = ReasoningSplitter(prompt_opens_reasoning(prompt.text)) if split else None
             stream = self.generator._start(
                 prompt.ids, options=checked, conversation=self, whole=True, splitter=splitter
             )

@@ -411,8 +411,9 @@ class Stream:
             if gen._current is self:
                 gen._current = None
             if output is None:  # ended before the prompt ran: no tokens
+                unconstrained = self._options.replace(response_format=None)  # nothing to mask
                 output = SequenceOutput(
-                    gen.tokenizer, gen.bundle.config.vocab_size, (), self._options, (), room=1
+                    gen.tokenizer, gen.bundle.config.vocab_size, (), unconstrained, (), room=1
                 )
             self.result = output.result(
                 reason,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.errors import ContextFullError, GenerationError
+from edge_sdk.runtime.constraints import ResponseFormat
 from edge_sdk.runtime.sampling import SamplingOptions
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "GenerationOptions", "check_fits"]
@@ -37,6 +38,10 @@ class GenerationOptions:
     end-of-sequence id of the bundle (unless ``ignore_eos``), at any of the ``stop`` strings (a
     string or a sequence of them; not emitted), after ``max_new_tokens``, or when prompt and
     output fill the context.
+
+    ``response_format`` (a :class:`~edge_sdk.runtime.ResponseFormat`) constrains the output to
+    JSON, a JSON schema or a grammar; generation also ends when it is complete (reason
+    ``"stop"``).
     """
 
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
@@ -47,6 +52,7 @@ class GenerationOptions:
     seed: int | None = None
     stop: str | Sequence[str] = ()
     ignore_eos: bool = False
+    response_format: ResponseFormat | None = None
 
     def __post_init__(self) -> None:
         count = self.max_new_tokens
@@ -57,6 +63,13 @@ class GenerationOptions:
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         if not all(isinstance(s, str) for s in stops):
             raise GenerationError("stop must be a string or a list of strings")
+        if self.response_format is not None and not isinstance(
+            self.response_format, ResponseFormat
+        ):
+            raise GenerationError(
+                "response_format must be a ResponseFormat (ResponseFormat.json_schema(...)), "
+                f"got {type(self.response_format).__name__}"
+            )
         sampling = SamplingOptions(
             float(self.temperature),
             int(self.top_k),

@@ -6,7 +6,7 @@ context: the repetition penalty keeps a [vocab] mask of the ids seen so far.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,8 +66,14 @@ class Sampler:
             ids = np.fromiter(token_ids, dtype=np.int64)
             self._seen[ids[(ids >= 0) & (ids < self._seen.size)]] = True
 
-    def __call__(self, logits: np.ndarray) -> int:
-        """The next token id for ``logits`` [vocab] (not modified)."""
+    def __call__(
+        self,
+        logits: np.ndarray,
+        restrict: Callable[[np.ndarray, bool], np.ndarray] | None = None,
+    ) -> int:
+        """The next token id for ``logits`` [vocab] (not modified). ``restrict(logits,
+        greedy)``, applied after the repetition penalty and before the pick, returns the logits
+        with the tokens a constraint forbids at ``-inf`` (structured output)."""
         opts = self.options
         if self._seen is not None:
             logits = logits.copy()
@@ -75,6 +81,8 @@ class Sampler:
             logits[self._seen] = np.where(
                 seen > 0, seen / opts.repetition_penalty, seen * opts.repetition_penalty
             )
+        if restrict is not None:
+            logits = restrict(logits, opts.greedy)
         token = int(np.argmax(logits)) if opts.greedy else self._draw(logits)
         if self._seen is not None:
             self._seen[token] = True

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_sdk.runtime.constraints import FormatMatcher
 from edge_sdk.runtime.detokenize import IncrementalDecoder
 from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.sampling import Sampler
@@ -56,7 +57,8 @@ class SequenceOutput:
     ``context`` are the ids in the model's cache before the first output (for the repetition
     penalty and the detokenizer's window); ``eos`` the ids that end it (unless the options ignore
     them); ``room`` is how many outputs fit the context (the last one is never run through the
-    model).
+    model). With a ``response_format`` in the options, a :class:`FormatMatcher` restricts each
+    pick to what its grammar allows and ends the generation (``"stop"``) when it is complete.
     """
 
     def __init__(
@@ -73,6 +75,10 @@ class SequenceOutput:
         self._decoder = IncrementalDecoder(tokenizer, list(context))
         self._stops = StopMatcher(options.stops)
         self._eos = frozenset() if options.ignore_eos else eos
+        fmt = options.response_format
+        self._format: FormatMatcher | None = (
+            None if fmt is None else fmt.matcher(tokenizer, vocab_size, eos)
+        )
         self._limit = min(options.max_new_tokens, room)
         self._length_reason: StopReason = (
             "max_new_tokens" if options.max_new_tokens <= room else "length"
@@ -84,10 +90,12 @@ class SequenceOutput:
     def push(self, logits: np.ndarray, now: float) -> tuple[TokenEvent, StopReason | None]:
         """Sample the next token from ``logits`` [vocab] at time ``now``; its event, and why the
         generation ends with it (None: it goes on)."""
-        token = self._sampler(logits)
+        token = self._sampler(logits) if self._format is None else self._constrained(logits)
         final: StopReason | None = None
         if token in self._eos:
             final = "eos"
+        elif self._format is not None and self._format.done:
+            final = "stop"
         elif len(self.token_ids) + 1 >= self._limit:
             final = self._length_reason
         stops = self._stops
@@ -102,6 +110,13 @@ class SequenceOutput:
         self.times.append(now)
         self.pieces.append(piece)
         return TokenEvent(token, piece, len(self.token_ids) - 1, now), final
+
+    def _constrained(self, logits: np.ndarray) -> int:
+        """The pick among the tokens the response format allows; the format moves past it."""
+        assert self._format is not None
+        token = self._sampler(logits, restrict=self._format.restrict)
+        self._format.advance(token)
+        return token
 
     def result(
         self,

@@ -9,8 +9,9 @@ import numpy as np
 
 __all__ = ["GenerationStats", "StopReason", "summarize"]
 
-#: Why generation ended: an end-of-sequence token, a stop string, ``max_new_tokens``, the
-#: model's context limit, or the application stopped it.
+#: Why generation ended: an end-of-sequence token, a stop string (or the response format's
+#: grammar is complete: ``"stop"`` too), ``max_new_tokens``, the model's context limit, or the
+#: application stopped it.
 StopReason = Literal["eos", "stop", "max_new_tokens", "length", "cancelled"]
 
 

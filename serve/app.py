@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_sdk.errors import ContextFullError, GenerationError
+from edge_sdk.runtime.constraints import ResponseFormat
 from edge_sdk.runtime.engine import Engine
 from edge_sdk.runtime.options import check_fits
 from edge_sdk.runtime.reasoning import (
@@ -79,6 +80,16 @@ def _check_fits(prompt_tokens: int, engine: Engine, param: str) -> None:
         raise APIError(400, str(exc), param=param, code="context_length_exceeded") from exc
 
 
+async def _prepare_format(fmt: ResponseFormat, engine: Engine) -> None:
+    """Compile the response format for the model off the event loop (the first one for a
+    tokenizer takes up to a second); the request's matcher is then a copy."""
+    vocab, eos = engine.bundle.config.vocab_size, engine.generator.eos_token_ids
+    try:
+        await asyncio.to_thread(fmt.prepare, engine.tokenizer, vocab, eos)
+    except GenerationError as exc:
+        raise invalid("response_format", str(exc)) from exc
+
+
 async def _answer(
     request: Request,
     state: ServerState,
@@ -87,6 +98,8 @@ async def _answer(
     sampling: Sampling,
     shape: ResponseShape,
 ) -> Any:
+    if sampling.options.response_format is not None:
+        await _prepare_format(sampling.options.response_format, engine)
     call = EngineCall(state, request.url.path, sampling.stream)
     call.submit(prompt_ids, sampling.options)
     if sampling.stream:
@@ -133,6 +146,8 @@ async def chat_completions(request: Request) -> Any:
     split = reasoning_choice(chat.reasoning_format or settings.reasoning_format)
     if split is None:
         split = template_thinks(engine.chat_template)
+    if chat.sampling.options.response_format is not None:
+        split = False  # the grammar shapes the whole reply: there is no <think> block to split
     shape = ChatShape(
         settings.model_name,
         chat.sampling.include_usage,

@@ -4,10 +4,11 @@ Every field the OpenAI API defines for ``/v1/chat/completions`` and ``/v1/comple
 honoured, accepted at its default and ignored (it changes nothing here), or refused with a 400
 when set to something the server cannot honour (``n > 1``, ``logprobs``, ``tools``...): the
 table is in ``serve/README.md``. Unknown fields are refused, as the OpenAI API does, so a typo
-never silently does nothing. ``top_k``, ``repetition_penalty`` and ``ignore_eos`` are extensions
-with vLLM's names; so are the chat fields ``chat_template_kwargs`` (extra chat template variables,
-as vLLM and llama-server take them) and ``include_reasoning``, and ``reasoning_format`` is
-llama-server's.
+never silently does nothing. ``response_format`` (structured output) is read by
+:mod:`edge_sdk.serve.openai_response_format`, on ``/v1/completions`` too (an extension).
+``top_k``, ``repetition_penalty`` and ``ignore_eos`` are extensions with vLLM's names; so are
+the chat fields ``chat_template_kwargs`` (extra chat template variables, as vLLM and
+llama-server take them) and ``include_reasoning``, and ``reasoning_format`` is llama-server's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.reasoning import REASONING_FORMATS
 from edge_sdk.serve.errors import APIError, invalid
+from edge_sdk.serve.openai_response_format import parse_response_format
 
 __all__ = [
     "UNTIL_CONTEXT_FULL",
@@ -187,6 +189,7 @@ def _sampling(fields: _Fields, max_tokens: int | None) -> Sampling:
             name, lambda v: v == 0, "use 'repetition_penalty' (> 1 penalizes tokens already seen)"
         )
     fields.only_default("logit_bias", lambda v: v == {}, "logit biases are not applied here")
+    response_format = parse_response_format(fields.get("response_format"))
     stream = fields.boolean("stream")
     options = fields.get("stream_options")
     include_usage = False
@@ -206,6 +209,7 @@ def _sampling(fields: _Fields, max_tokens: int | None) -> Sampling:
             seed=seed,
             stop=_stops(fields),
             ignore_eos=fields.boolean("ignore_eos"),
+            response_format=response_format,
         )
     except GenerationError as exc:  # the fields above are checked; this is a last guard
         raise APIError(400, str(exc), code="invalid_value") from exc
@@ -313,11 +317,6 @@ def parse_chat(body: Any) -> ChatRequest:
         fields.only_default(name, lambda v: v == [], "tool calling is not supported")
     for name in ("tool_choice", "function_call"):
         fields.only_default(name, lambda v: v in ("none", "auto"), "tool calling is not supported")
-    fields.only_default(
-        "response_format",
-        lambda v: v == {"type": "text"},
-        "only plain text output ({'type': 'text'}) is produced",
-    )
     fields.only_default("modalities", lambda v: v == ["text"], "only text is produced")
     fields.only_default("audio", lambda v: False, "only text is produced")
     fields.only_default("web_search_options", lambda v: False, "there is no web search")

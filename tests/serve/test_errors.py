@@ -55,7 +55,7 @@ def _error(response: httpx.Response, status: int, code: str | None = None) -> di
             "tools",
             "unsupported_parameter",
         ),
-        ({"response_format": {"type": "json_object"}}, "response_format", "unsupported_parameter"),
+        ({"response_format": {"type": "yaml"}}, "response_format.type", "invalid_value"),
         ({"presence_penalty": 0.5}, "presence_penalty", "unsupported_parameter"),
         ({"stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
         ({"max_tokenz": 3}, "max_tokenz", "unknown_parameter"),
