@@ -179,3 +179,34 @@ def test_edge_serve_refuses_an_unreadable_chat_template(tmp_path: Path, smollm2_
     bad.write_text("{% for m in messages %}", encoding="utf-8")
     assert main([str(smollm2_int8), "--chat-template", str(bad), "--port", "0"]) == 1
     assert main([str(smollm2_int8), "--chat-template", str(tmp_path / "none.jinja")]) == 1
+
+
+def test_a_thinking_models_calls_come_after_its_reasoning() -> None:
+    from edge_sdk.runtime.reasoning import ReasoningSplitter
+    from edge_sdk.runtime.tool_format_hermes import HermesFormat
+    from edge_sdk.serve.openai_responses import ChatShape
+
+    reply = (
+        "<think>\nThe user wants the weather.\n</think>\n\nLet me look.\n<tool_call>\n"
+        '{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}\n</tool_call>'
+    )
+    whole = ChatShape(MODEL, reasoning=ReasoningSplitter(), tools=HermesFormat().splitter())
+    choice = whole.response(reply, "stop", {})["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    message = choice["message"]
+    assert message["reasoning_content"] == "The user wants the weather."
+    assert message["content"] == "Let me look."
+    assert [c["function"]["name"] for c in message["tool_calls"]] == ["get_weather"]
+
+    streamed = ChatShape(MODEL, reasoning=ReasoningSplitter(), tools=HermesFormat().splitter())
+    chunks = [c for i in range(0, len(reply), 5) for c in streamed.pieces(reply[i : i + 5])]
+    chunks += [*streamed.held(), streamed.final("stop")]
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert "".join(d.get("content", "") for d in deltas) == "Let me look."
+    calls = [t for d in deltas for t in d.get("tool_calls", [])]
+    assert calls[0]["id"].startswith("call_") and calls[0]["function"]["arguments"] == ""
+    assert calls[1] == {
+        "index": 0,
+        "function": {"arguments": message["tool_calls"][0]["function"]["arguments"]},
+    }
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
