@@ -14,6 +14,12 @@ adding special tokens (the template writes them).
 
 A bundle without a template gets :data:`PLAIN_TEMPLATE`: ``role: content`` lines and an
 ``assistant:`` prompt, which a model never trained on chat can at least continue.
+
+Tools: ``render(..., tools=[...])`` passes the OpenAI tool list (``{"type": "function",
+"function": {"name", "description", "parameters"}}``) as the ``tools`` variable, as transformers
+does; :attr:`ChatTemplate.supports_tools` says whether a template reads it. edge-sdk ships one
+template that does, :data:`SHIPPED_TEMPLATES` ``chatml-tools`` (ChatML turns, Hermes-style
+``<tool_call>`` calls), for models whose own template has no tool support (SmolLM2).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = [
     "CHAT_TEMPLATE_FILE",
     "PLAIN_TEMPLATE",
     "RESERVED_VARIABLES",
+    "SHIPPED_TEMPLATES",
     "ChatTemplate",
     "Message",
     "check_template_variables",
@@ -51,7 +58,12 @@ PLAIN_TEMPLATE = (
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
 
 #: Template variables the renderer sets itself: extra variables may not name them.
-RESERVED_VARIABLES = frozenset({"messages", "add_generation_prompt"})
+RESERVED_VARIABLES = frozenset({"messages", "add_generation_prompt", "tools"})
+
+#: Templates shipped with edge-sdk (``edge_sdk/data/``), by the name ``edge-serve
+#: --chat-template`` takes: ``chatml-tools`` is ChatML (``<|im_start|>``/``<|im_end|>``) with
+#: tools listed in the system turn and Hermes-style ``<tool_call>`` / ``<tool_response>`` turns.
+SHIPPED_TEMPLATES = {"chatml-tools": "chatml_tools.jinja"}
 
 Message = Mapping[str, Any]  # {"role": "user", "content": "..."}
 
@@ -74,10 +86,37 @@ class ChatTemplate:
         """The fallback for a model without a template."""
         return cls(PLAIN_TEMPLATE, "plain")
 
+    @classmethod
+    def from_file(
+        cls, path: str | Path, special_tokens: Mapping[str, str] | None = None
+    ) -> ChatTemplate:
+        """A template read from ``path``, or a :data:`SHIPPED_TEMPLATES` name
+        (``"chatml-tools"``), with ``special_tokens`` (usually the bundle's). Raises
+        :class:`~edge_sdk.ConfigError` for a file that cannot be read or does not parse."""
+        shipped = SHIPPED_TEMPLATES.get(str(path))
+        file = Path(__file__).parent / "data" / shipped if shipped else Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read the chat template {file}: {exc}; give a Jinja file or one of "
+                f"{', '.join(SHIPPED_TEMPLATES)}"
+            ) from exc
+        try:
+            _compile(text)
+        except BundleError as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+        return cls(text, f"shipped:{path}" if shipped else str(file), dict(special_tokens or {}))
+
     @property
     def is_plain(self) -> bool:
         """Whether this is the fallback rather than the model's own template."""
         return self.source == "plain"
+
+    @property
+    def supports_tools(self) -> bool:
+        """Whether the template reads the ``tools`` variable (renders tool definitions)."""
+        return _uses_tools(self.template)
 
     def render(
         self,
@@ -85,13 +124,16 @@ class ChatTemplate:
         /,
         *,
         add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
         **variables: Any,
     ) -> str:
         """The conversation as the model's text (``add_generation_prompt``: end with the
-        assistant's turn opened). ``variables`` are extra template variables, as transformers'
-        ``apply_chat_template(..., **kwargs)`` passes them (``enable_thinking=False`` for
-        Qwen3); they override the special tokens. Raises :class:`~edge_sdk.GenerationError` for
-        malformed messages, a reserved variable name or a template that rejects them."""
+        assistant's turn opened). ``tools``: the OpenAI tool list, the template's ``tools``
+        variable (None when not given, as transformers passes it). ``variables`` are extra
+        template variables, as transformers' ``apply_chat_template(..., **kwargs)`` passes them
+        (``enable_thinking=False`` for Qwen3); they override the special tokens. Raises
+        :class:`~edge_sdk.GenerationError` for malformed messages, a reserved variable name or
+        a template that rejects them."""
         check_template_variables(variables)
         checked = [_checked_message(m, i) for i, m in enumerate(messages)]
         import jinja2
@@ -102,10 +144,12 @@ class ChatTemplate:
                 compiled.render(
                     messages=checked,
                     add_generation_prompt=add_generation_prompt,
+                    tools=None if tools is None else [dict(t) for t in tools],
                     **{**self.special_tokens, **variables},
                 )
             )
-        except jinja2.TemplateError as exc:
+        except (jinja2.TemplateError, TypeError, ValueError) as exc:
+            # TypeError: a template adding text to a value it did not expect (None + str)
             raise GenerationError(f"the chat template rejected the conversation: {exc}") from exc
 
     # -- manifest -------------------------------------------------------------------------------
@@ -200,6 +244,15 @@ def _checked_message(message: Message, index: int) -> dict[str, Any]:
             f"message {index}'s 'content' must be text, got {type(content).__name__}"
         )
     return dict(message)
+
+
+@lru_cache(maxsize=8)
+def _uses_tools(template: str) -> bool:
+    import jinja2.meta
+
+    return "tools" in jinja2.meta.find_undeclared_variables(
+        _compile(template).environment.parse(template)
+    )
 
 
 @lru_cache(maxsize=8)

@@ -44,6 +44,15 @@ from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter, split_
 from edge_sdk.runtime.sampling import Sampler, SamplingOptions
 from edge_sdk.runtime.stats import GenerationStats, StopReason
 from edge_sdk.runtime.stops import StopMatcher
+from edge_sdk.runtime.tool_calls import (
+    ToolCall,
+    ToolCallSplitter,
+    ToolDelta,
+    ToolFormat,
+    ToolFunction,
+    parse_tool_calls,
+    tool_format_for,
+)
 
 __all__ = [
     "AUTO_ORDER",
@@ -73,9 +82,16 @@ __all__ = [
     "StopReason",
     "Stream",
     "TokenEvent",
+    "ToolCall",
+    "ToolCallSplitter",
+    "ToolDelta",
+    "ToolFormat",
+    "ToolFunction",
     "available_backends",
     "check_fits",
     "create_backend",
     "load",
+    "parse_tool_calls",
     "split_reasoning",
+    "tool_format_for",
 ]

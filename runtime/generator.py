@@ -197,13 +197,22 @@ class Generator:
         messages: Sequence[Message],
         add_generation_prompt: bool = True,
         template_kwargs: Mapping[str, Any] | None = None,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        template: ChatTemplate | None = None,
     ) -> ChatPrompt:
         """``messages`` laid out by :attr:`chat_template` (``template_kwargs``: extra template
         variables), as text and token ids (the template writes the special tokens; the plain
-        fallback gets the tokenizer's own, e.g. BOS)."""
-        template = self.chat_template
+        fallback gets the tokenizer's own, e.g. BOS). ``tools``: the OpenAI tool list, for a
+        template that renders them (``ChatTemplate.supports_tools``); assistant messages may
+        carry ``tool_calls`` and ``role: "tool"`` messages the results. ``template``: render
+        with this one instead (``ChatTemplate.from_file``)."""
+        template = template or self.chat_template
         text = template.render(
-            messages, add_generation_prompt=add_generation_prompt, **_checked(template_kwargs)
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            tools=tools,
+            **_checked(template_kwargs),
         )
         return ChatPrompt(text, self.tokenizer.encode(text, add_special_tokens=template.is_plain))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge_sdk.errors import ContextFullError, GenerationError
+from edge_sdk.chat_template import ChatTemplate
+from edge_sdk.errors import ContextFullError, EdgeError, GenerationError
 from edge_sdk.runtime.constraints import ResponseFormat
 from edge_sdk.runtime.engine import Engine
 from edge_sdk.runtime.options import check_fits
@@ -31,6 +33,7 @@ from edge_sdk.runtime.reasoning import (
     reasoning_choice,
     template_thinks,
 )
+from edge_sdk.runtime.tool_calls import ToolCallSplitter, tool_format_for
 from edge_sdk.serve.bridge import EngineCall
 from edge_sdk.serve.errors import APIError, exception_handlers, invalid
 from edge_sdk.serve.metrics import endpoint_label
@@ -41,7 +44,8 @@ from edge_sdk.serve.openai_responses import (
     finish_reason,
     usage,
 )
-from edge_sdk.serve.openai_schema import Sampling, parse_chat, parse_completion
+from edge_sdk.serve.openai_schema import ChatRequest, Sampling, parse_chat, parse_completion
+from edge_sdk.serve.openai_tools import ToolRequest
 from edge_sdk.serve.request_body import CLIENT_CLOSED, read_json
 from edge_sdk.serve.sse import EventStream, wait_disconnect
 from edge_sdk.serve.state import ServerState
@@ -130,31 +134,104 @@ async def _answer(
     return JSONResponse(body)
 
 
+def _no_tool_support(template: ChatTemplate, param: str) -> APIError:
+    return APIError(
+        400,
+        f"this model's chat template ({template.source}) has no tool support: it never renders "
+        "'tools' or tool calls, so the model could not see them. Start edge-serve with "
+        "--chat-template chatml-tools (ChatML with Hermes-style <tool_call> calls, shipped "
+        "with edge-sdk, for ChatML models such as SmolLM2) or --chat-template FILE (a Jinja "
+        "template that renders 'tools')",
+        param=param,
+        code="unsupported_value",
+    )
+
+
+def _tool_splitter(
+    tools: ToolRequest, template: ChatTemplate, sampling: Sampling
+) -> tuple[ToolCallSplitter | None, Sampling]:
+    """The splitter that reads the reply's calls (None when it is not read) and the sampling,
+    constrained to the allowed functions' calls for ``required`` or a named function."""
+    if not tools.parsed or sampling.options.response_format is not None:
+        return None, sampling  # a response_format reply is the format, not a call
+    fmt = tool_format_for(template)
+    if fmt is None:
+        raise APIError(
+            400,
+            f"this model's chat template ({template.source}) renders tools, but its calls are "
+            "in a format edge-serve does not read (it reads Hermes/Qwen <tool_call> JSON and "
+            "Llama 3.x JSON calls); give edge-serve --chat-template with a template in one of "
+            "those formats, e.g. chatml-tools",
+            param="tools",
+            code="unsupported_value",
+        )
+    splitter = fmt.splitter(None if tools.parallel else 1)
+    if not tools.constrained:
+        return splitter, sampling
+    allowed = tools.allowed()
+    try:
+        constraint = ResponseFormat.grammar(
+            fmt.grammar(allowed, parallel=tools.parallel and tools.choice == "required")
+        )
+    except GenerationError as exc:
+        for index, function in enumerate(tools.functions):  # name the function at fault
+            if function in allowed and function.parameters is not None:
+                try:
+                    ResponseFormat.json_schema(function.parameters)
+                except GenerationError as bad:
+                    raise invalid(f"tools[{index}].function.parameters", str(bad)) from bad
+        raise invalid("tools", f"the tool calls cannot be constrained: {exc}") from exc
+    except EdgeError as exc:  # llguidance is not installed
+        raise invalid("tool_choice", str(exc)) from exc
+    options = sampling.options.replace(response_format=constraint)
+    return splitter, dataclasses.replace(sampling, options=options)
+
+
+def _chat_tools(chat: ChatRequest, template: ChatTemplate) -> list[dict[str, Any]] | None:
+    """The tool list to render (None: none), after refusing what the template cannot render."""
+    tools = chat.tools
+    if not template.supports_tools:
+        if tools.parsed:
+            raise _no_tool_support(template, "tools")
+        for index, message in enumerate(chat.messages):
+            if "tool_calls" in message:
+                raise _no_tool_support(template, f"messages[{index}].tool_calls")
+        return None  # tool_choice none: the model never sees them here
+    return tools.tools or None
+
+
 async def chat_completions(request: Request) -> Any:
     state = _state(request)
     _authorize(request, state)
     engine = state.ready_engine()
     settings = state.settings
     chat = parse_chat(await _body(request, state))
+    template = settings.chat_template or engine.chat_template
+    offered = _chat_tools(chat, template)
     try:
         prompt = engine.generator.chat_prompt(
-            chat.messages, template_kwargs={**settings.chat_template_kwargs, **chat.template_kwargs}
+            chat.messages,
+            template_kwargs={**settings.chat_template_kwargs, **chat.template_kwargs},
+            tools=offered,
+            template=template,
         )
     except GenerationError as exc:
         raise invalid("messages", str(exc)) from exc
     _check_fits(len(prompt.ids), engine, "messages")
     split = reasoning_choice(chat.reasoning_format or settings.reasoning_format)
     if split is None:
-        split = template_thinks(engine.chat_template)
-    if chat.sampling.options.response_format is not None:
+        split = template_thinks(template)
+    tool_calls, sampling = _tool_splitter(chat.tools, template, chat.sampling)
+    if sampling.options.response_format is not None:
         split = False  # the grammar shapes the whole reply: there is no <think> block to split
     shape = ChatShape(
         settings.model_name,
-        chat.sampling.include_usage,
+        sampling.include_usage,
         ReasoningSplitter(prompt_opens_reasoning(prompt.text)) if split else None,
         chat.include_reasoning,
+        tool_calls,
     )
-    return await _answer(request, state, engine, prompt.ids, chat.sampling, shape)
+    return await _answer(request, state, engine, prompt.ids, sampling, shape)
 
 
 async def completions(request: Request) -> Any:

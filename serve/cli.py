@@ -127,7 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
         "or a sensor as edge-power takes it (ina3221, jtop, nvml[:GPU], rapl, "
         "replay:FILE)",
     )
-    add_chat_flags(parser, "/v1/chat/completions: ")
+    chat = add_chat_flags(parser, "/v1/chat/completions: ")
+    chat.add_argument(
+        "--chat-template",
+        default=None,
+        metavar="FILE|chatml-tools",
+        help="render chats with this Jinja template instead of the bundle's (as llama-server's "
+        "--chat-template-file); 'chatml-tools' is the ChatML template with Hermes-style "
+        "<tool_call> tool calls shipped with edge-sdk, for ChatML models whose own template "
+        "has no tool support (SmolLM2). Needed for 'tools' when the bundle's template does not "
+        "render them",
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "--log-level",
@@ -230,6 +240,11 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from edge_sdk.serve.state import ServerState, ServeSettings
 
     bundle = load_bundle(args.bundle, verify=False)  # a wrong path fails here, before binding
+    template = None
+    if args.chat_template is not None:
+        from edge_sdk.chat_template import ChatTemplate
+
+        template = ChatTemplate.from_file(args.chat_template, bundle.chat_template.special_tokens)
     name = args.model_name or served_model_id(bundle.manifest["model"].get("name"), bundle.path)
     max_connections, file_limit = connection_budget(args.max_connections)
     if max_connections < args.max_connections:
@@ -262,6 +277,7 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             body_timeout_s=args.body_timeout,
             reasoning_format=args.reasoning_format,
             chat_template_kwargs=args.chat_template_kwargs or {},
+            chat_template=template,
         ),
         load_engine,
         _power_opener(args.power_sensor),

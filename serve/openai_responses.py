@@ -9,6 +9,13 @@ A chat shape with a :class:`~edge_sdk.runtime.reasoning.ReasoningSplitter` split
 model's ``<think>`` block from its answer as vLLM and llama-server (``--reasoning-format
 deepseek``) do: ``message.reasoning_content`` and ``delta.reasoning_content`` carry the
 reasoning (null in a response without any), ``content`` the answer alone.
+
+A chat shape with a :class:`~edge_sdk.runtime.ToolCallSplitter` (a request with tools) reads
+the model's calls out of the answer: ``message.tool_calls`` (``content`` the text outside the
+calls, null when there is none) and ``finish_reason: "tool_calls"``; in a stream each call is
+two ``delta.tool_calls`` chunks once it is complete, as OpenAI streams them: the first with its
+``index``, ``id``, ``type``, ``function.name`` and ``function.arguments: ""``, the second with
+the arguments.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 
 from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter
 from edge_sdk.runtime.stats import StopReason
+from edge_sdk.runtime.tool_calls import ToolCall, ToolCallSplitter, ToolDelta
 
 __all__ = ["ChatShape", "CompletionShape", "ResponseShape", "finish_reason", "usage"]
 
@@ -118,28 +126,41 @@ class ChatShape(ResponseShape):
         include_usage: bool = False,
         reasoning: ReasoningSplitter | None = None,
         include_reasoning: bool = True,
+        tools: ToolCallSplitter | None = None,
     ) -> None:
         super().__init__(model, include_usage)
         self.reasoning = reasoning
         self.include_reasoning = include_reasoning
+        self.tools = tools
 
     def pieces(self, piece: str) -> list[dict[str, Any]]:
-        if self.reasoning is None:
+        if self.reasoning is None and self.tools is None:
             return super().pieces(piece)
-        return self._split_chunks(self.reasoning.push(piece))
+        split = (
+            ReasoningDelta(content=piece) if self.reasoning is None else self.reasoning.push(piece)
+        )
+        calls = ToolDelta(split.content) if self.tools is None else self.tools.push(split.content)
+        return self._split_chunks(split, calls)
 
     def held(self) -> list[dict[str, Any]]:
-        return [] if self.reasoning is None else self._split_chunks(self.reasoning.flush())
+        split = ReasoningDelta() if self.reasoning is None else self.reasoning.flush()
+        if self.tools is None:
+            return self._split_chunks(split, ToolDelta(split.content))
+        pushed, end = self.tools.push(split.content), self.tools.flush()
+        calls = ToolDelta(pushed.content + end.content, pushed.calls + end.calls)
+        return self._split_chunks(split, calls)
 
-    def _split_chunks(self, split: ReasoningDelta) -> list[dict[str, Any]]:
+    def _split_chunks(self, split: ReasoningDelta, calls: ToolDelta) -> list[dict[str, Any]]:
         delta: dict[str, str] = {}
         if split.reasoning and self.include_reasoning:
             delta["reasoning_content"] = split.reasoning
-        if split.content:
-            delta["content"] = split.content
-        if not delta:
-            return []
-        return [self._chunk({"delta": delta, "logprobs": None, "finish_reason": None})]
+        if calls.content:
+            delta["content"] = calls.content
+        chunks = [delta] if delta else []
+        first = len(self.tools.calls) - len(calls.calls) if self.tools is not None else 0
+        for index, call in enumerate(calls.calls, first):
+            chunks += _call_deltas(index, call)
+        return [self._chunk({"delta": d, "logprobs": None, "finish_reason": None}) for d in chunks]
 
     def opening(self) -> list[dict[str, Any]]:
         return [
@@ -156,7 +177,11 @@ class ChatShape(ResponseShape):
         return self._chunk({"delta": {"content": piece}, "logprobs": None, "finish_reason": None})
 
     def final(self, finish: str) -> dict[str, Any]:
-        return self._chunk({"delta": {}, "logprobs": None, "finish_reason": finish})
+        return self._chunk({"delta": {}, "logprobs": None, "finish_reason": self._finish(finish)})
+
+    def _finish(self, finish: str) -> str:
+        """``tool_calls`` when the model ended its turn with calls."""
+        return "tool_calls" if finish == "stop" and self.tools and self.tools.calls else finish
 
     def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": text}
@@ -166,13 +191,35 @@ class ChatShape(ResponseShape):
             message["content"] = self.reasoning.content
             if self.include_reasoning:
                 message["reasoning_content"] = self.reasoning.reasoning or None
+        if self.tools is not None:
+            self.tools.push(message["content"])
+            self.tools.flush()
+            message["content"] = self.tools.content
+            if self.tools.calls:
+                message["content"] = self.tools.content or None
+                message["tool_calls"] = [_call_body(c) for c in self.tools.calls]
         choice = {
             "index": 0,
             "message": message,
             "logprobs": None,
-            "finish_reason": finish,
+            "finish_reason": self._finish(finish),
         }
         return {**self._envelope(self.object_name, [choice]), "usage": usage_body}
+
+
+def _call_body(call: ToolCall) -> dict[str, Any]:
+    function = {"name": call.name, "arguments": call.arguments}
+    return {"id": call.id, "type": "function", "function": function}
+
+
+def _call_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
+    """A completed call as OpenAI streams one: its head (arguments ""), then its arguments."""
+    head = {"index": index, **_call_body(call)}
+    head["function"] = {"name": call.name, "arguments": ""}
+    return [
+        {"tool_calls": [head]},
+        {"tool_calls": [{"index": index, "function": {"arguments": call.arguments}}]},
+    ]
 
 
 class CompletionShape(ResponseShape):

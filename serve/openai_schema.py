@@ -2,10 +2,11 @@
 
 Every field the OpenAI API defines for ``/v1/chat/completions`` and ``/v1/completions`` is either
 honoured, accepted at its default and ignored (it changes nothing here), or refused with a 400
-when set to something the server cannot honour (``n > 1``, ``logprobs``, ``tools``...): the
+when set to something the server cannot honour (``n > 1``, ``logprobs``...): the
 table is in ``serve/README.md``. Unknown fields are refused, as the OpenAI API does, so a typo
 never silently does nothing. ``response_format`` (structured output) is read by
-:mod:`edge_sdk.serve.openai_response_format`, on ``/v1/completions`` too (an extension).
+:mod:`edge_sdk.serve.openai_response_format`, on ``/v1/completions`` too (an extension); the
+tool fields by :mod:`edge_sdk.serve.openai_tools`.
 ``top_k``, ``repetition_penalty`` and ``ignore_eos`` are extensions with vLLM's names; so are
 the chat fields ``chat_template_kwargs`` (extra chat template variables, as vLLM and
 llama-server take them) and ``include_reasoning``, and ``reasoning_format`` is llama-server's.
@@ -24,6 +25,13 @@ from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.reasoning import REASONING_FORMATS
 from edge_sdk.serve.errors import APIError, invalid
 from edge_sdk.serve.openai_response_format import parse_response_format
+from edge_sdk.serve.openai_tools import (
+    ToolRequest,
+    parse_tool_call_id,
+    parse_tool_calls,
+    parse_tools,
+    refuse_legacy_functions,
+)
 
 __all__ = [
     "UNTIL_CONTEXT_FULL",
@@ -44,7 +52,6 @@ _IGNORED = (
     "metadata",
     "store",
     "service_tier",
-    "parallel_tool_calls",
     "prediction",
     "reasoning_effort",
     "prompt_cache_key",
@@ -67,11 +74,12 @@ class Sampling:
 class ChatRequest:
     """A checked chat request. ``reasoning_format`` None: the server's ``--reasoning-format``."""
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     sampling: Sampling
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     reasoning_format: str | None = None
     include_reasoning: bool = True
+    tools: ToolRequest = field(default_factory=lambda: ToolRequest([], []))
 
 
 @dataclass(frozen=True)
@@ -222,7 +230,7 @@ def _object(body: Any) -> _Fields:
     return _Fields(body)
 
 
-def _message(index: int, raw: Any) -> dict[str, str]:
+def _message(index: int, raw: Any) -> dict[str, Any]:
     where = f"messages[{index}]"
     if not isinstance(raw, dict):
         raise invalid(where, f"{where} must be an object with 'role' and 'content'", "invalid_type")
@@ -230,13 +238,6 @@ def _message(index: int, raw: Any) -> dict[str, str]:
     if role not in _ROLES:
         raise invalid(
             f"{where}.role", f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}"
-        )
-    if raw.get("tool_calls"):
-        raise APIError(
-            400,
-            f"{where} has tool_calls: tool calling is not supported",
-            param=f"{where}.tool_calls",
-            code="unsupported_parameter",
         )
     content = raw.get("content")
     if content is None:
@@ -263,7 +264,19 @@ def _message(index: int, raw: Any) -> dict[str, str]:
             f"{where}.content must be a string or a list of text parts",
             "invalid_type",
         )
-    return {"role": "system" if role == "developer" else role, "content": content}
+    message: dict[str, Any] = {
+        "role": "system" if role == "developer" else role,
+        "content": content,
+    }
+    if role == "assistant" and raw.get("tool_calls"):
+        message["tool_calls"] = parse_tool_calls(where, raw["tool_calls"])
+    elif raw.get("tool_calls"):
+        raise invalid(f"{where}.tool_calls", "only assistant messages carry tool_calls")
+    if role == "tool":
+        message["tool_call_id"] = parse_tool_call_id(where, raw.get("tool_call_id"))
+    if isinstance(raw.get("name"), str):
+        message["name"] = raw["name"]
+    return message
 
 
 def _template_kwargs(fields: _Fields) -> dict[str, Any]:
@@ -313,10 +326,11 @@ def parse_chat(body: Any) -> ChatRequest:
     max_completion = fields.integer("max_completion_tokens", lo=1)
     fields.only_default("logprobs", lambda v: v is False, "log probabilities are not returned")
     fields.only_default("top_logprobs", lambda v: v == 0, "log probabilities are not returned")
-    for name in ("tools", "functions"):
-        fields.only_default(name, lambda v: v == [], "tool calling is not supported")
-    for name in ("tool_choice", "function_call"):
-        fields.only_default(name, lambda v: v in ("none", "auto"), "tool calling is not supported")
+    tools = parse_tools(
+        fields.get("tools"), fields.get("tool_choice"), fields.get("parallel_tool_calls")
+    )
+    for name in ("functions", "function_call"):
+        refuse_legacy_functions(name, fields.get(name))
     fields.only_default("modalities", lambda v: v == ["text"], "only text is produced")
     fields.only_default("audio", lambda v: False, "only text is produced")
     fields.only_default("web_search_options", lambda v: False, "there is no web search")
@@ -327,7 +341,14 @@ def parse_chat(body: Any) -> ChatRequest:
         _template_kwargs(fields),
         _reasoning_format(fields),
         fields.boolean("include_reasoning", default=True),
+        tools,
     )
+    if tools.constrained and sampling.options.response_format is not None:
+        raise invalid(
+            "response_format",
+            f"'response_format' cannot be combined with tool_choice {tools.choice!r}: the "
+            "reply is then a tool call",
+        )
     fields.check_unknown()
     return chat
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_sdk.chat_template import ChatTemplate
 from edge_sdk.power.sampler import PowerSampler
 from edge_sdk.power.sensors import PowerSensor
 from edge_sdk.runtime.engine import Engine, Request
@@ -32,7 +33,8 @@ class ServeSettings:
     """What the routes need to know. ``api_key`` None: no key asked for.
     ``reasoning_format``: ``auto``, ``deepseek`` or ``none`` (``--reasoning-format``);
     ``chat_template_kwargs``: template variables for every chat (a request's own win);
-    ``body_timeout_s``: how long a request body may take to arrive (408 after)."""
+    ``body_timeout_s``: how long a request body may take to arrive (408 after);
+    ``chat_template``: renders chats instead of the bundle's (``--chat-template``)."""
 
     model_name: str
     api_key: str | None = None
@@ -42,6 +44,7 @@ class ServeSettings:
     body_timeout_s: float = 60.0
     reasoning_format: str = "auto"
     chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    chat_template: ChatTemplate | None = None
 
 
 class ServerState:

@@ -56,7 +56,9 @@ def test_chat_uses_the_bundles_template_as_transformers_renders_it(
         )
         with pytest.raises(openai.BadRequestError) as info:
             client.chat.completions.create(
-                model=MODEL, max_tokens=4, messages=[{"role": "tool", "content": "x"}]
+                model=MODEL,
+                max_tokens=4,
+                messages=[{"role": "tool", "tool_call_id": "call_1", "content": "x"}],
             )
     assert reply.usage is not None and reply.usage.prompt_tokens == len(ids)
     assert reply.choices[0].message.content == expected.text

@@ -53,7 +53,17 @@ def _error(response: httpx.Response, status: int, code: str | None = None) -> di
         (
             {"tools": [{"type": "function", "function": {"name": "f"}}]},
             "tools",
-            "unsupported_parameter",
+            "unsupported_value",  # the demo's template renders no tools
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"description": "no name"}}]},
+            "tools[0].function.name",
+            "missing_required_parameter",
+        ),
+        (
+            {"messages": [{"role": "tool", "content": "18 C"}]},
+            "messages[0].tool_call_id",
+            "missing_required_parameter",
         ),
         ({"response_format": {"type": "yaml"}}, "response_format.type", "invalid_value"),
         ({"presence_penalty": 0.5}, "presence_penalty", "unsupported_parameter"),
