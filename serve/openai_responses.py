@@ -9,6 +9,12 @@ A chat shape with a :class:`~edge_sdk.runtime.reasoning.ReasoningSplitter` split
 model's ``<think>`` block from its answer as vLLM and llama-server (``--reasoning-format
 deepseek``) do: ``message.reasoning_content`` and ``delta.reasoning_content`` carry the
 reasoning (null in a response without any), ``content`` the answer alone.
+
+With logprobs asked for (a ``logprobs`` formatter from :mod:`edge_sdk.serve.openai_logprobs`),
+:meth:`ResponseShape.token` attaches each token's logprobs to the next chunk that goes out (a
+token whose text is held back, e.g. part of a character, rides on a later chunk, at the latest
+the final one); a completion with ``echo`` sends its prompt's logprobs with the echoed text,
+once the prompt has run (:meth:`ResponseShape.prefilled`).
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ import time
 import uuid
 from typing import Any
 
+from edge_sdk.runtime.logprobs import TokenLogprobs
 from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter
+from edge_sdk.runtime.sequence import TokenEvent
 from edge_sdk.runtime.stats import StopReason
+from edge_sdk.serve.openai_logprobs import ChatLogprobs, CompletionLogprobs
 
 __all__ = ["ChatShape", "CompletionShape", "ResponseShape", "finish_reason", "usage"]
 
@@ -56,11 +65,41 @@ class ResponseShape:
     chunk_object = ""
     id_prefix = ""
 
-    def __init__(self, model: str, include_usage: bool = False) -> None:
+    def __init__(
+        self,
+        model: str,
+        include_usage: bool = False,
+        logprobs: ChatLogprobs | CompletionLogprobs | None = None,
+    ) -> None:
         self.id = self.id_prefix + uuid.uuid4().hex
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
+        self.logprobs = logprobs
+        self._unsent: list[TokenLogprobs] = []  # tokens whose logprobs no chunk carried yet
+
+    def _logprobs_body(self, entries: list[TokenLogprobs] | None) -> dict[str, Any] | None:
+        if self.logprobs is None or entries is None:
+            return None
+        return self.logprobs.body(entries)
+
+    def _attach(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Put the unsent tokens' logprobs on the first of ``chunks``."""
+        if chunks and self._unsent:
+            chunks[0]["choices"][0]["logprobs"] = self._logprobs_body(self._unsent)
+            self._unsent = []
+        return chunks
+
+    def token(self, event: TokenEvent) -> list[dict[str, Any]]:
+        """The chunks for one generated token (its text's :meth:`pieces`, and its logprobs)."""
+        if self.logprobs is None:
+            return self.pieces(event.text)
+        self._unsent.append(TokenLogprobs(event.token_id, event.logprob, event.top_logprobs))
+        return self._attach(self.pieces(event.text))
+
+    def prefilled(self, prompt_logprobs: list[TokenLogprobs] | None) -> list[dict[str, Any]]:
+        """The chunks to send once the prompt has run (none unless a shape waits for it)."""
+        return []
 
     def _envelope(self, object_name: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -97,7 +136,15 @@ class ResponseShape:
     def final(self, finish: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
+    def response(
+        self,
+        text: str,
+        finish: str,
+        usage_body: dict[str, Any],
+        logprobs: list[TokenLogprobs] | None = None,
+        prompt_logprobs: list[TokenLogprobs] | None = None,
+    ) -> dict[str, Any]:
+        """The whole answer; ``logprobs`` (and with ``echo``, ``prompt_logprobs``) when asked."""
         raise NotImplementedError
 
 
@@ -118,8 +165,9 @@ class ChatShape(ResponseShape):
         include_usage: bool = False,
         reasoning: ReasoningSplitter | None = None,
         include_reasoning: bool = True,
+        logprobs: ChatLogprobs | None = None,
     ) -> None:
-        super().__init__(model, include_usage)
+        super().__init__(model, include_usage, logprobs)
         self.reasoning = reasoning
         self.include_reasoning = include_reasoning
 
@@ -129,7 +177,9 @@ class ChatShape(ResponseShape):
         return self._split_chunks(self.reasoning.push(piece))
 
     def held(self) -> list[dict[str, Any]]:
-        return [] if self.reasoning is None else self._split_chunks(self.reasoning.flush())
+        if self.reasoning is None:
+            return []
+        return self._attach(self._split_chunks(self.reasoning.flush()))
 
     def _split_chunks(self, split: ReasoningDelta) -> list[dict[str, Any]]:
         delta: dict[str, str] = {}
@@ -156,9 +206,17 @@ class ChatShape(ResponseShape):
         return self._chunk({"delta": {"content": piece}, "logprobs": None, "finish_reason": None})
 
     def final(self, finish: str) -> dict[str, Any]:
-        return self._chunk({"delta": {}, "logprobs": None, "finish_reason": finish})
+        chunk = self._chunk({"delta": {}, "logprobs": None, "finish_reason": finish})
+        return self._attach([chunk])[0]
 
-    def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
+    def response(
+        self,
+        text: str,
+        finish: str,
+        usage_body: dict[str, Any],
+        logprobs: list[TokenLogprobs] | None = None,
+        prompt_logprobs: list[TokenLogprobs] | None = None,
+    ) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if self.reasoning is not None:
             self.reasoning.push(text)
@@ -169,7 +227,7 @@ class ChatShape(ResponseShape):
         choice = {
             "index": 0,
             "message": message,
-            "logprobs": None,
+            "logprobs": self._logprobs_body(logprobs),
             "finish_reason": finish,
         }
         return {**self._envelope(self.object_name, [choice]), "usage": usage_body}
@@ -183,19 +241,50 @@ class CompletionShape(ResponseShape):
     chunk_object = "text_completion"
     id_prefix = "cmpl-"
 
-    def __init__(self, model: str, include_usage: bool = False, echo: str = "") -> None:
-        super().__init__(model, include_usage)
+    def __init__(
+        self,
+        model: str,
+        include_usage: bool = False,
+        echo: str = "",
+        logprobs: CompletionLogprobs | None = None,
+    ) -> None:
+        super().__init__(model, include_usage, logprobs)
         self.echo = echo
 
     def opening(self) -> list[dict[str, Any]]:
+        if self.echo and self.logprobs is not None:
+            return []  # sent with the prompt's logprobs once it has run: prefilled()
         return [self.text(self.echo)] if self.echo else []
+
+    def prefilled(self, prompt_logprobs: list[TokenLogprobs] | None) -> list[dict[str, Any]]:
+        if not (self.echo and self.logprobs is not None):
+            return []
+        chunk = self.text(self.echo)
+        chunk["choices"][0]["logprobs"] = self._logprobs_body(prompt_logprobs or [])
+        return [chunk]
 
     def text(self, piece: str) -> dict[str, Any]:
         return self._chunk({"text": piece, "logprobs": None, "finish_reason": None})
 
     def final(self, finish: str) -> dict[str, Any]:
-        return self._chunk({"text": "", "logprobs": None, "finish_reason": finish})
+        chunk = self._chunk({"text": "", "logprobs": None, "finish_reason": finish})
+        return self._attach([chunk])[0]
 
-    def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
-        choice = {"index": 0, "text": self.echo + text, "logprobs": None, "finish_reason": finish}
+    def response(
+        self,
+        text: str,
+        finish: str,
+        usage_body: dict[str, Any],
+        logprobs: list[TokenLogprobs] | None = None,
+        prompt_logprobs: list[TokenLogprobs] | None = None,
+    ) -> dict[str, Any]:
+        entries = None
+        if logprobs is not None:
+            entries = ((prompt_logprobs or []) if self.echo else []) + logprobs
+        choice = {
+            "index": 0,
+            "text": self.echo + text,
+            "logprobs": self._logprobs_body(entries),
+            "finish_reason": finish,
+        }
         return {**self._envelope(self.object_name, [choice]), "usage": usage_body}
