@@ -130,7 +130,10 @@ class SequenceOutput:
             return TokenEvent(token, piece, index, now), final
         assert self.logprobs is not None
         self.logprobs.append(scored)
-        return TokenEvent(token, piece, index, now, "", scored.logprob, scored.top), final
+        event = TokenEvent(
+            token, piece, index, now, logprob=scored.logprob, top_logprobs=scored.top
+        )
+        return event, final
 
     def result(
         self,
