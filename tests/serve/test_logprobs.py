@@ -12,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from edge_sdk.runtime import Generator
+from edge_sdk.runtime import Generator, TokenEvent, TokenLogprob
+from edge_sdk.runtime.reasoning import ReasoningSplitter
+from edge_sdk.serve.openai_logprobs import ChatLogprobs, TokenNames
+from edge_sdk.serve.openai_responses import ChatShape
 from tests.runtime.logprob_reference import prompt_logprobs
 from tests.serve.served import MODEL, Served, running_server
 
@@ -73,6 +76,83 @@ def test_chat_logprobs_streamed_and_not(served: Served, reference: Generator) ->
 
     plain = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
     assert plain.choices[0].logprobs is None
+
+
+def test_streamed_logprobs_cover_every_token_once(served: Served) -> None:
+    """A sampled stream: one entry per generated token, in order, their bytes joined are the
+    streamed text; a token whose text is held back rides on a later chunk (shape level:
+    test_held_back_tokens_ride_on_the_next_chunk)."""
+    stream = served.client().chat.completions.create(
+        model=MODEL,
+        messages=MESSAGES,
+        max_tokens=40,
+        temperature=2.0,
+        seed=3,
+        logprobs=True,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"ignore_eos": True},
+    )
+    text, raw, usage, count = "", b"", None, 0
+    for chunk in stream:
+        usage = chunk.usage or usage
+        if not chunk.choices:
+            continue
+        text += chunk.choices[0].delta.content or ""
+        for item in (chunk.choices[0].logprobs and chunk.choices[0].logprobs.content) or []:
+            raw += bytes(item.bytes or [])
+            count += 1
+            assert item.logprob <= 0 and item.top_logprobs == []
+    assert usage is not None and usage.completion_tokens == count == 40
+    # an end-of-sequence token (ignore_eos) has its own text in logprobs, none in the content
+    assert raw.decode("utf-8", errors="replace").replace("<|endoftext|>", "") == text
+
+
+def test_held_back_tokens_ride_on_the_next_chunk(reference: Generator) -> None:
+    """Three tokens of one character: the first two add no text (no chunk), the third's chunk
+    carries all three entries; a last token without text rides on the final chunk."""
+    shape = ChatShape(MODEL, logprobs=ChatLogprobs(TokenNames(reference.tokenizer)))
+    pieces = ["", "", "猫", " ok", ""]
+    chunks = [
+        c
+        for i, piece in enumerate(pieces)
+        for c in shape.token(TokenEvent(100 + i, piece, i, 0.0, "", -1.0 - i))
+    ]
+    chunks.append(shape.final("length"))
+    carried = [[item["logprob"] for item in c["choices"][0]["logprobs"]["content"]] for c in chunks]
+    assert carried == [[-1.0, -2.0, -3.0], [-4.0], [-5.0]]
+    assert [c["choices"][0]["delta"] for c in chunks] == [{"content": "猫"}, {"content": " ok"}, {}]
+
+
+def test_logprobs_follow_the_raw_reply_when_reasoning_is_split(reference: Generator) -> None:
+    """A thinking template's split: each token's entry rides on the chunk carrying its text,
+    reasoning or answer; tokens the splitter holds back (tags) ride on the next one."""
+    pieces = ["<th", "ink>", "I plan", "</think>", "\nThe", " answer", ""]
+    shape = ChatShape(
+        MODEL, reasoning=ReasoningSplitter(), logprobs=ChatLogprobs(TokenNames(reference.tokenizer))
+    )
+    chunks = [
+        c
+        for i, piece in enumerate(pieces)
+        for c in shape.token(
+            TokenEvent(100 + i, piece, i, 0.0, "", -0.5 - i, (TokenLogprob(3, -0.1),))
+        )
+    ]
+    chunks += [*shape.held(), shape.final("stop")]
+    carried = [
+        (item["logprob"], c["choices"][0]["delta"])
+        for c in chunks
+        if c["choices"][0]["logprobs"]
+        for item in c["choices"][0]["logprobs"]["content"]
+    ]
+    assert [lp for lp, _ in carried] == [-0.5 - i for i in range(len(pieces))]
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert {"reasoning_content": "I plan"} in deltas and deltas[-1] == {}
+    first = next(c for c in chunks if c["choices"][0]["logprobs"])
+    assert first["choices"][0]["delta"] == {"reasoning_content": "I plan"}
+    assert len(first["choices"][0]["logprobs"]["content"]) == 3  # "<th", "ink>", "I plan"
+    item = first["choices"][0]["logprobs"]["content"][0]
+    assert item["top_logprobs"][0]["logprob"] == -0.1 and item["bytes"]
 
 
 def test_completion_logprobs_legacy_shape(served: Served, reference: Generator) -> None:
