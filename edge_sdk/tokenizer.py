@@ -6,12 +6,15 @@ import os
 from pathlib import Path
 
 from edge_sdk.errors import BundleError
+from edge_sdk.token_bytes import TokenBytes
 
 __all__ = ["Tokenizer"]
 
 
 class Tokenizer:
     """Encode text to token ids and decode them back, from a ``tokenizer.json`` file."""
+
+    _token_bytes: TokenBytes | None = None  # built at the first token_bytes()
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         from tokenizers import Tokenizer as _HFTokenizer
@@ -52,6 +55,16 @@ class Tokenizer:
         """Id of a token string, or None."""
         result = self._tok.token_to_id(token)
         return None if result is None else int(result)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes of one token (part of a UTF-8 character, maybe; see
+        :mod:`edge_sdk.token_bytes`)."""
+        table = self._token_bytes
+        if table is None:
+            vocab = {int(i): str(t) for t, i in self._tok.get_vocab(with_added_tokens=True).items()}
+            added = {int(i) for i in self._tok.get_added_tokens_decoder()}
+            table = self._token_bytes = TokenBytes(self.to_str(), vocab, added)
+        return table(token_id)
 
     def to_str(self) -> str:
         """The tokenizer as JSON text."""

@@ -39,6 +39,7 @@ from edge_sdk.runtime.generator import (
     load,
 )
 from edge_sdk.runtime.kv_cache import KVCache
+from edge_sdk.runtime.logprobs import MAX_LOGPROBS, TokenLogprob, TokenLogprobs
 from edge_sdk.runtime.options import GenerationOptions, check_fits
 from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter, split_reasoning
 from edge_sdk.runtime.sampling import Sampler, SamplingOptions
@@ -58,6 +59,7 @@ __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
     "DEFAULT_MAX_NEW_TOKENS",
+    "MAX_LOGPROBS",
     "Backend",
     "BackendOptions",
     "ChatPrompt",
@@ -82,6 +84,8 @@ __all__ = [
     "StopReason",
     "Stream",
     "TokenEvent",
+    "TokenLogprob",
+    "TokenLogprobs",
     "ToolCall",
     "ToolCallSplitter",
     "ToolDelta",

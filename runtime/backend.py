@@ -8,6 +8,8 @@ drives it with two calls and never sees tensors other than the last position's l
         logits = backend.forward(prompt_ids)    # [vocab] float32, the cache grows by len(ids)
         logits = backend.forward([next_id])     # one decode step
 
+``forward_all`` returns every position's logits instead (prompt logprobs only).
+
 Adding a backend is one new file with a :class:`Backend` subclass and one row in
 :data:`BACKEND_TABLE` (its name, class and install hint); :func:`create_backend` is the one place
 a backend is chosen (by name, or ``"auto"``).
@@ -133,6 +135,16 @@ class Backend(ABC):
         The cache grows by n. Returns a float32 [vocab] array the caller may keep until the
         next call.
         """
+
+    def forward_all(self, token_ids: np.ndarray) -> np.ndarray:
+        """As :meth:`forward`, but every position's logits: float32 [n, vocab], row j the
+        distribution after ``token_ids[j]`` (for prompt logprobs).
+
+        This default runs the tokens one at a time (exact on any backend, n model calls);
+        a backend whose graph returns every position overrides it."""
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        rows = [np.array(self.forward(ids[j : j + 1]), copy=True) for j in range(ids.size)]
+        return np.stack(rows) if rows else np.zeros((0, self.bundle.config.vocab_size), np.float32)
 
     @property
     @abstractmethod

@@ -25,6 +25,11 @@ strings, detokenization and statistics are per request (:class:`SequenceOutput`)
 greedy output equals what :meth:`Generator.generate` gives for it alone. Backends that cannot
 decode rows of different lengths in one call get one slot (requests take turns):
 :attr:`Engine.batched` says which.
+
+A request with ``prompt_logprobs`` prefills with every position's logits
+(:meth:`SlotModel.prefill_all`; on the fused CPU graph one model call per prompt token, so its
+chunk holds the others up longer); it needs every prompt position run, so it cannot start
+from a cached prefix.
 """
 
 from __future__ import annotations
@@ -322,11 +327,21 @@ class Engine:
         assert request.slot is not None
         chunk = request.prompt_ids[request.prefilled : request.prefilled + PREFILL_CHUNK]
         start = time.perf_counter()
-        logits = self._model.prefill(request.slot, chunk)
+        scorer = request.output.prompt_scorer
+        if scorer is None:
+            logits = self._model.prefill(request.slot, chunk)
+        else:  # prompt logprobs: every position's logits
+            rows = self._model.prefill_all(request.slot, chunk)
+            scorer.push(chunk, rows)
+            logits = rows[-1]
         now = self._record(start, "prefill", {request.id: len(chunk)})
         request.prefilled += len(chunk)
         if request.prefilled == len(request.prompt_ids):
             request.prefill_s = now - request.admitted
+            if request.output.limit == 0:  # it only scores its prompt
+                with self._cond:
+                    self._finish(request.slot, request, "max_new_tokens")
+                return
             self._emit(request, logits, now)
 
     def _decode(self, requests: list[Request]) -> None:

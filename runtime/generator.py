@@ -388,7 +388,11 @@ class Stream:
                 feed = gen._pending + self.prompt_ids
                 if not gen._context:
                     backend.allocate(gen.max_context)
-                logits = backend.forward(np.asarray(feed, dtype=np.int64))
+                if self._options.prompt_logprobs is not None:  # every position's logits
+                    rows = backend.forward_all(np.asarray(feed, dtype=np.int64))
+                    logits = rows[-1]
+                else:
+                    logits = backend.forward(np.asarray(feed, dtype=np.int64))
                 gen._context += feed
                 gen._pending = []
             prefill_s = clock() - self._started
@@ -400,7 +404,12 @@ class Stream:
                 gen.eos_token_ids,
                 room=gen.max_context - len(gen._context),
             )
-            while not self._cancelled.is_set():
+            if output.prompt_scorer is not None:
+                output.prompt_scorer.push(feed, rows)
+                del output.prompt_scorer.entries[: len(feed) - len(self.prompt_ids)]
+            if output.limit == 0:  # it only scores its prompt
+                reason = "max_new_tokens"
+            while output.limit and not self._cancelled.is_set():
                 event, final = output.push(logits, clock() - self._started)
                 with gen._lock:
                     if gen._epoch != self._epoch:

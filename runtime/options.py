@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_sdk.errors import ContextFullError, GenerationError
 from edge_sdk.runtime.constraints import ResponseFormat
+from edge_sdk.runtime.logprobs import check_logprobs
 from edge_sdk.runtime.sampling import SamplingOptions
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "GenerationOptions", "check_fits"]
@@ -42,6 +43,12 @@ class GenerationOptions:
     ``response_format`` (a :class:`~edge_sdk.runtime.ResponseFormat`) constrains the output to
     JSON, a JSON schema or a grammar; generation also ends when it is complete (reason
     ``"stop"``).
+    ``logprobs`` (None: off; 0 to 20): each generated token's log probability under the model
+    (``TokenEvent.logprob``) and that many most likely alternatives (``top_logprobs``).
+    ``prompt_logprobs`` (None: off; 0 to 20): the same for each prompt token given the tokens
+    before it (``GenerationResult.prompt_logprobs``; costs a pass over every prompt position, see
+    :mod:`edge_sdk.runtime.logprobs`); with it, ``max_new_tokens`` may be 0 (score the prompt,
+    generate nothing).
     """
 
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
@@ -53,13 +60,20 @@ class GenerationOptions:
     stop: str | Sequence[str] = ()
     ignore_eos: bool = False
     response_format: ResponseFormat | None = None
+    logprobs: int | None = None
+    prompt_logprobs: int | None = None
 
     def __post_init__(self) -> None:
+        logprobs = check_logprobs("logprobs", self.logprobs)
+        prompt_logprobs = check_logprobs("prompt_logprobs", self.prompt_logprobs)
         count = self.max_new_tokens
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
             raise GenerationError(f"max_new_tokens must be an integer, got {count!r}")
-        if count < 1:
-            raise GenerationError(f"max_new_tokens must be at least 1, got {count}")
+        if count < (0 if prompt_logprobs is not None else 1):
+            raise GenerationError(
+                f"max_new_tokens must be at least 1, got {count} "
+                "(0 only with prompt_logprobs, to score a prompt)"
+            )
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         if not all(isinstance(s, str) for s in stops):
             raise GenerationError("stop must be a string or a list of strings")
@@ -85,6 +99,8 @@ class GenerationOptions:
             "repetition_penalty": sampling.repetition_penalty,
             "stop": stops,
             "ignore_eos": bool(self.ignore_eos),
+            "logprobs": logprobs,
+            "prompt_logprobs": prompt_logprobs,
         }
         for name, value in normalized.items():
             object.__setattr__(self, name, value)

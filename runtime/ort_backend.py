@@ -286,6 +286,22 @@ class OrtBackend(KVCacheBackend):
             logits = self._step(cache, chunk, positions, out)
         return logits
 
+    def forward_all(self, token_ids: np.ndarray) -> np.ndarray:
+        """Every position's logits [n, vocab]: the standard graph returns them from each prompt
+        chunk's call (no extra model calls); the fused graph computes its LM head on the last
+        position only, so it runs the tokens one at a time (n calls)."""
+        if self.fused:
+            return super().forward_all(token_ids)
+        cache, ids = self.checked_ids(token_ids)
+        rows = np.empty((ids.size, self._vocab), dtype=np.float32)
+        for start in range(0, ids.size, PREFILL_CHUNK):
+            chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
+            n = chunk.shape[1]
+            positions = np.arange(cache.length, cache.length + n, dtype=np.int64).reshape(1, n)
+            out = rows[None, start : start + n]  # the graph writes [1, n, vocab] into them
+            self._step(cache, chunk, positions, out)
+        return rows
+
     def _step(
         self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray
     ) -> np.ndarray:

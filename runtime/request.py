@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from edge_sdk.errors import EdgeError, GenerationError
+from edge_sdk.runtime.logprobs import TokenLogprobs
 from edge_sdk.runtime.sequence import GenerationResult, SequenceOutput, TokenEvent
 
 __all__ = ["EngineClosedError", "QueueFullError", "Request"]
@@ -54,6 +55,13 @@ class Request:
         self._cancelled = threading.Event()
         self._done = threading.Event()
         self._wake = wake
+
+    @property
+    def prompt_logprobs(self) -> list[TokenLogprobs] | None:
+        """The prompt's logprobs (the ``prompt_logprobs`` option; None without it): complete
+        once the first token event (or the result) has been delivered."""
+        scorer = self.output.prompt_scorer
+        return None if scorer is None else scorer.entries
 
     @property
     def done(self) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_sdk.runtime.constraints import FormatMatcher
 from edge_sdk.runtime.detokenize import IncrementalDecoder
+from edge_sdk.runtime.logprobs import PromptScorer, TokenLogprob, TokenLogprobs
 from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.sampling import Sampler
 from edge_sdk.runtime.stats import GenerationStats, StopReason, summarize
@@ -28,13 +29,17 @@ class TokenEvent:
     """One generated token: its id, the text it adds (may be "" while a character or a possible
     stop string is incomplete), its position in the output and when it appeared (seconds since
     the call started). In a chat turn that splits reasoning, ``text`` is what the token adds to
-    the answer and ``reasoning`` what it adds to the ``<think>`` block."""
+    the answer and ``reasoning`` what it adds to the ``<think>`` block. With the ``logprobs``
+    option: ``logprob``, the token's log probability under the model, and ``top_logprobs``, the
+    most likely tokens at its position (most likely first); None and () otherwise."""
 
     token_id: int
     text: str
     index: int
     time: float
     reasoning: str = ""
+    logprob: float | None = None
+    top_logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,18 @@ class GenerationResult:
     """A finished generation. ``text`` is the streamed pieces joined (a stop string is cut);
     ``token_ids`` are every generated id, the end-of-sequence token included when it ended
     the generation. ``reasoning``: in a chat turn that splits reasoning, the ``<think>`` block's
-    text ("" when the reply had none; ``text`` is then the answer alone); None otherwise."""
+    text ("" when the reply had none; ``text`` is then the answer alone); None otherwise.
+    ``logprobs``: one entry per generated token (the ``logprobs`` option; None without it);
+    ``prompt_logprobs``: one per prompt token, the first one's logprob None (the
+    ``prompt_logprobs`` option; None without it)."""
 
     text: str
     token_ids: list[int]
     stop_reason: StopReason
     stats: GenerationStats
     reasoning: str | None = None
+    logprobs: list[TokenLogprobs] | None = None
+    prompt_logprobs: list[TokenLogprobs] | None = None
 
 
 class SequenceOutput:
@@ -86,11 +96,25 @@ class SequenceOutput:
         self.token_ids: list[int] = []
         self.pieces: list[str] = []
         self.times: list[float] = []
+        self._top = options.logprobs
+        self.logprobs: list[TokenLogprobs] | None = None if self._top is None else []
+        #: Scores the prompt from every position's logits (the ``prompt_logprobs`` option).
+        self.prompt_scorer = (
+            None if options.prompt_logprobs is None else PromptScorer(options.prompt_logprobs)
+        )
+
+    @property
+    def limit(self) -> int:
+        """How many tokens this generation may output (0: it only scores its prompt)."""
+        return self._limit
 
     def push(self, logits: np.ndarray, now: float) -> tuple[TokenEvent, StopReason | None]:
         """Sample the next token from ``logits`` [vocab] at time ``now``; its event, and why the
         generation ends with it (None: it goes on)."""
         token = self._sampler(logits) if self._format is None else self._constrained(logits)
+        scored: TokenLogprobs | None = None
+        if self._top is not None:  # the model's own distribution: ``logits`` as it returned them
+            scored = TokenLogprobs.of(logits, token, self._top)
         final: StopReason | None = None
         if token in self._eos:
             final = "eos"
@@ -109,7 +133,15 @@ class SequenceOutput:
         self.token_ids.append(token)
         self.times.append(now)
         self.pieces.append(piece)
-        return TokenEvent(token, piece, len(self.token_ids) - 1, now), final
+        index = len(self.token_ids) - 1
+        if scored is None:
+            return TokenEvent(token, piece, index, now), final
+        assert self.logprobs is not None
+        self.logprobs.append(scored)
+        event = TokenEvent(
+            token, piece, index, now, logprob=scored.logprob, top_logprobs=scored.top
+        )
+        return event, final
 
     def _constrained(self, logits: np.ndarray) -> int:
         """The pick among the tokens the response format allows; the format moves past it."""
@@ -140,4 +172,11 @@ class SequenceOutput:
             kv_cache_bytes=kv_cache_bytes,
             backend=backend,
         )
-        return GenerationResult("".join(self.pieces), list(self.token_ids), reason, stats)
+        return GenerationResult(
+            "".join(self.pieces),
+            list(self.token_ids),
+            reason,
+            stats,
+            logprobs=None if self.logprobs is None else list(self.logprobs),
+            prompt_logprobs=None if self.prompt_scorer is None else self.prompt_scorer.entries,
+        )

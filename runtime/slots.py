@@ -70,6 +70,15 @@ class SlotModel(ABC):
         self.lengths[slot] += ids.size
         return logits
 
+    def prefill_all(self, slot: int, ids: np.ndarray | Sequence[int]) -> np.ndarray:
+        """As :meth:`prefill`, but every position's logits [n, vocab] (for prompt logprobs).
+
+        This default runs the tokens one at a time (exact for any slot model: n model calls
+        instead of one per chunk)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        rows = [np.array(self.prefill(slot, ids[j : j + 1]), copy=True) for j in range(ids.size)]
+        return np.stack(rows)
+
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         """Run one token per row (``tokens[i]`` on row ``slots[i]``); logits
         [max(slots) + 1, vocab] where row s belongs to slot s (valid until the next call)."""
@@ -105,6 +114,14 @@ class SingleSlotModel(SlotModel):
 
     def _decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         return self.backend.forward(np.asarray(tokens, dtype=np.int64))[None, :]
+
+    def prefill_all(self, slot: int, ids: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The backend's :meth:`~edge_sdk.runtime.Backend.forward_all` (one call per chunk on
+        the standard graph)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        rows = self.backend.forward_all(ids)
+        self.lengths[slot] += ids.size
+        return rows
 
     def release(self, slot: int) -> None:
         super().release(slot)

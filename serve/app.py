@@ -37,6 +37,7 @@ from edge_sdk.runtime.tool_calls import ToolCallSplitter, tool_format_for
 from edge_sdk.serve.bridge import EngineCall
 from edge_sdk.serve.errors import APIError, exception_handlers, invalid
 from edge_sdk.serve.metrics import endpoint_label
+from edge_sdk.serve.openai_logprobs import ChatLogprobs, CompletionLogprobs, TokenNames
 from edge_sdk.serve.openai_responses import (
     ChatShape,
     CompletionShape,
@@ -129,7 +130,11 @@ async def _answer(
     if finish is None:
         raise APIError(503, "the server shut down before the request finished", code="cancelled")
     body = shape.response(
-        result.text, finish, usage(len(prompt_ids), result.stats.new_tokens, call.energy)
+        result.text,
+        finish,
+        usage(len(prompt_ids), result.stats.new_tokens, call.energy),
+        result.logprobs,
+        result.prompt_logprobs,
     )
     return JSONResponse(body)
 
@@ -224,12 +229,14 @@ async def chat_completions(request: Request) -> Any:
     tool_calls, sampling = _tool_splitter(chat.tools, template, chat.sampling)
     if sampling.options.response_format is not None:
         split = False  # the grammar shapes the whole reply: there is no <think> block to split
+    logprobs = chat.sampling.options.logprobs is not None
     shape = ChatShape(
         settings.model_name,
         sampling.include_usage,
         ReasoningSplitter(prompt_opens_reasoning(prompt.text)) if split else None,
         chat.include_reasoning,
         tool_calls,
+        ChatLogprobs(TokenNames(engine.tokenizer)) if logprobs else None,
     )
     return await _answer(request, state, engine, prompt.ids, sampling, shape)
 
@@ -250,7 +257,10 @@ async def completions(request: Request) -> Any:
         echo = engine.tokenizer.decode(ids) if req.echo else ""
     _check_fits(len(ids), engine, "prompt")
     shape = CompletionShape(
-        state.settings.model_name, req.sampling.include_usage, echo if req.echo else ""
+        state.settings.model_name,
+        req.sampling.include_usage,
+        echo if req.echo else "",
+        CompletionLogprobs(TokenNames(engine.tokenizer)) if req.logprobs is not None else None,
     )
     return await _answer(request, state, engine, ids, req.sampling, shape)
 

@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.engine import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.generator import GenerationResult, TokenEvent
+from edge_sdk.runtime.logprobs import TokenLogprobs
 from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.serve.errors import APIError
 from edge_sdk.serve.openai_responses import finish_reason
@@ -107,6 +108,12 @@ class EngineCall:
         self._submitted = self._loop.time()
         self.request = request
         self._state.requests.add(request)
+
+    @property
+    def prompt_logprobs(self) -> list[TokenLogprobs] | None:
+        """The prompt's logprobs (the ``prompt_logprobs`` option), complete once the first event
+        has arrived; None without the option."""
+        return None if self.request is None else self.request.prompt_logprobs
 
     def cancel(self) -> None:
         """Stop the request (its slot is freed before the engine's next step)."""

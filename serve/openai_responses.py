@@ -16,6 +16,12 @@ calls, null when there is none) and ``finish_reason: "tool_calls"``; in a stream
 two ``delta.tool_calls`` chunks once it is complete, as OpenAI streams them: the first with its
 ``index``, ``id``, ``type``, ``function.name`` and ``function.arguments: ""``, the second with
 the arguments.
+
+With logprobs asked for (a ``logprobs`` formatter from :mod:`edge_sdk.serve.openai_logprobs`),
+:meth:`ResponseShape.token` attaches each token's logprobs to the next chunk that goes out (a
+token whose text is held back, e.g. part of a character, rides on a later chunk, at the latest
+the final one); a completion with ``echo`` sends its prompt's logprobs with the echoed text,
+once the prompt has run (:meth:`ResponseShape.prefilled`).
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ import time
 import uuid
 from typing import Any
 
+from edge_sdk.runtime.logprobs import TokenLogprobs
 from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter
+from edge_sdk.runtime.sequence import TokenEvent
 from edge_sdk.runtime.stats import StopReason
 from edge_sdk.runtime.tool_calls import ToolCall, ToolCallSplitter, ToolDelta
+from edge_sdk.serve.openai_logprobs import ChatLogprobs, CompletionLogprobs
 
 __all__ = ["ChatShape", "CompletionShape", "ResponseShape", "finish_reason", "usage"]
 
@@ -64,11 +73,41 @@ class ResponseShape:
     chunk_object = ""
     id_prefix = ""
 
-    def __init__(self, model: str, include_usage: bool = False) -> None:
+    def __init__(
+        self,
+        model: str,
+        include_usage: bool = False,
+        logprobs: ChatLogprobs | CompletionLogprobs | None = None,
+    ) -> None:
         self.id = self.id_prefix + uuid.uuid4().hex
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
+        self.logprobs = logprobs
+        self._unsent: list[TokenLogprobs] = []  # tokens whose logprobs no chunk carried yet
+
+    def _logprobs_body(self, entries: list[TokenLogprobs] | None) -> dict[str, Any] | None:
+        if self.logprobs is None or entries is None:
+            return None
+        return self.logprobs.body(entries)
+
+    def _attach(self, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Put the unsent tokens' logprobs on the first of ``chunks``."""
+        if chunks and self._unsent:
+            chunks[0]["choices"][0]["logprobs"] = self._logprobs_body(self._unsent)
+            self._unsent = []
+        return chunks
+
+    def token(self, event: TokenEvent) -> list[dict[str, Any]]:
+        """The chunks for one generated token (its text's :meth:`pieces`, and its logprobs)."""
+        if self.logprobs is None:
+            return self.pieces(event.text)
+        self._unsent.append(TokenLogprobs(event.token_id, event.logprob, event.top_logprobs))
+        return self._attach(self.pieces(event.text))
+
+    def prefilled(self, prompt_logprobs: list[TokenLogprobs] | None) -> list[dict[str, Any]]:
+        """The chunks to send once the prompt has run (none unless a shape waits for it)."""
+        return []
 
     def _envelope(self, object_name: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -105,7 +144,15 @@ class ResponseShape:
     def final(self, finish: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
+    def response(
+        self,
+        text: str,
+        finish: str,
+        usage_body: dict[str, Any],
+        logprobs: list[TokenLogprobs] | None = None,
+        prompt_logprobs: list[TokenLogprobs] | None = None,
+    ) -> dict[str, Any]:
+        """The whole answer; ``logprobs`` (and with ``echo``, ``prompt_logprobs``) when asked."""
         raise NotImplementedError
 
 
@@ -127,8 +174,9 @@ class ChatShape(ResponseShape):
         reasoning: ReasoningSplitter | None = None,
         include_reasoning: bool = True,
         tools: ToolCallSplitter | None = None,
+        logprobs: ChatLogprobs | None = None,
     ) -> None:
-        super().__init__(model, include_usage)
+        super().__init__(model, include_usage, logprobs)
         self.reasoning = reasoning
         self.include_reasoning = include_reasoning
         self.tools = tools
@@ -145,10 +193,10 @@ class ChatShape(ResponseShape):
     def held(self) -> list[dict[str, Any]]:
         split = ReasoningDelta() if self.reasoning is None else self.reasoning.flush()
         if self.tools is None:
-            return self._split_chunks(split, ToolDelta(split.content))
+            return self._attach(self._split_chunks(split, ToolDelta(split.content)))
         pushed, end = self.tools.push(split.content), self.tools.flush()
         calls = ToolDelta(pushed.content + end.content, pushed.calls + end.calls)
-        return self._split_chunks(split, calls)
+        return self._attach(self._split_chunks(split, calls))
 
     def _split_chunks(self, split: ReasoningDelta, calls: ToolDelta) -> list[dict[str, Any]]:
         delta: dict[str, str] = {}
@@ -177,13 +225,21 @@ class ChatShape(ResponseShape):
         return self._chunk({"delta": {"content": piece}, "logprobs": None, "finish_reason": None})
 
     def final(self, finish: str) -> dict[str, Any]:
-        return self._chunk({"delta": {}, "logprobs": None, "finish_reason": self._finish(finish)})
+        chunk = self._chunk({"delta": {}, "logprobs": None, "finish_reason": self._finish(finish)})
+        return self._attach([chunk])[0]
 
     def _finish(self, finish: str) -> str:
         """``tool_calls`` when the model ended its turn with calls."""
         return "tool_calls" if finish == "stop" and self.tools and self.tools.calls else finish
 
-    def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
+    def response(
+        self,
+        text: str,
+        finish: str,
+        usage_body: dict[str, Any],
+        logprobs: list[TokenLogprobs] | None = None,
+        prompt_logprobs: list[TokenLogprobs] | None = None,
+    ) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if self.reasoning is not None:
             self.reasoning.push(text)
@@ -201,7 +257,7 @@ class ChatShape(ResponseShape):
         choice = {
             "index": 0,
             "message": message,
-            "logprobs": None,
+            "logprobs": self._logprobs_body(logprobs),
             "finish_reason": self._finish(finish),
         }
         return {**self._envelope(self.object_name, [choice]), "usage": usage_body}
@@ -230,19 +286,50 @@ class CompletionShape(ResponseShape):
     chunk_object = "text_completion"
     id_prefix = "cmpl-"
 
-    def __init__(self, model: str, include_usage: bool = False, echo: str = "") -> None:
-        super().__init__(model, include_usage)
+    def __init__(
+        self,
+        model: str,
+        include_usage: bool = False,
+        echo: str = "",
+        logprobs: CompletionLogprobs | None = None,
+    ) -> None:
+        super().__init__(model, include_usage, logprobs)
         self.echo = echo
 
     def opening(self) -> list[dict[str, Any]]:
+        if self.echo and self.logprobs is not None:
+            return []  # sent with the prompt's logprobs once it has run: prefilled()
         return [self.text(self.echo)] if self.echo else []
+
+    def prefilled(self, prompt_logprobs: list[TokenLogprobs] | None) -> list[dict[str, Any]]:
+        if not (self.echo and self.logprobs is not None):
+            return []
+        chunk = self.text(self.echo)
+        chunk["choices"][0]["logprobs"] = self._logprobs_body(prompt_logprobs or [])
+        return [chunk]
 
     def text(self, piece: str) -> dict[str, Any]:
         return self._chunk({"text": piece, "logprobs": None, "finish_reason": None})
 
     def final(self, finish: str) -> dict[str, Any]:
-        return self._chunk({"text": "", "logprobs": None, "finish_reason": finish})
+        chunk = self._chunk({"text": "", "logprobs": None, "finish_reason": finish})
+        return self._attach([chunk])[0]
 
-    def response(self, text: str, finish: str, usage_body: dict[str, Any]) -> dict[str, Any]:
-        choice = {"index": 0, "text": self.echo + text, "logprobs": None, "finish_reason": finish}
+    def response(
+        self,
+        text: str,
+        finish: str,
+        usage_body: dict[str, Any],
+        logprobs: list[TokenLogprobs] | None = None,
+        prompt_logprobs: list[TokenLogprobs] | None = None,
+    ) -> dict[str, Any]:
+        entries = None
+        if logprobs is not None:
+            entries = ((prompt_logprobs or []) if self.echo else []) + logprobs
+        choice = {
+            "index": 0,
+            "text": self.echo + text,
+            "logprobs": self._logprobs_body(entries),
+            "finish_reason": finish,
+        }
         return {**self._envelope(self.object_name, [choice]), "usage": usage_body}

@@ -2,7 +2,7 @@
 
 Every field the OpenAI API defines for ``/v1/chat/completions`` and ``/v1/completions`` is either
 honoured, accepted at its default and ignored (it changes nothing here), or refused with a 400
-when set to something the server cannot honour (``n > 1``, ``logprobs``...): the
+when set to something the server cannot honour (``n > 1``, ``suffix``...): the
 table is in ``serve/README.md``. Unknown fields are refused, as the OpenAI API does, so a typo
 never silently does nothing. ``response_format`` (structured output) is read by
 :mod:`edge_sdk.serve.openai_response_format`, on ``/v1/completions`` too (an extension); the
@@ -21,6 +21,7 @@ from typing import Any
 
 from edge_sdk.chat_template import RESERVED_VARIABLES
 from edge_sdk.errors import GenerationError
+from edge_sdk.runtime.logprobs import MAX_LOGPROBS
 from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.reasoning import REASONING_FORMATS
 from edge_sdk.serve.errors import APIError, invalid
@@ -84,9 +85,12 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class CompletionRequest:
+    """A checked completion request; ``logprobs`` as asked (None: none in the response)."""
+
     prompt: str | list[int]
     echo: bool
     sampling: Sampling
+    logprobs: int | None = None
 
 
 class _Fields:
@@ -174,7 +178,20 @@ def _stops(fields: _Fields) -> tuple[str, ...]:
     return tuple(stops)
 
 
-def _sampling(fields: _Fields, max_tokens: int | None) -> Sampling:
+def _logprobs_count(fields: _Fields, name: str) -> int | None:
+    """An optional number of top alternatives, 0 to :data:`MAX_LOGPROBS`."""
+    count = fields.integer(name, lo=0)
+    if count is not None and count > MAX_LOGPROBS:
+        raise invalid(name, f"'{name}' must be at most {MAX_LOGPROBS}, got {count}")
+    return count
+
+
+def _sampling(
+    fields: _Fields,
+    max_tokens: int | None,
+    logprobs: int | None = None,
+    prompt_logprobs: int | None = None,
+) -> Sampling:
     model = fields.get("model")  # any name is accepted; responses carry the served model's
     if model is not None and not isinstance(model, str):
         raise invalid("model", "'model' must be a string", "invalid_type")
@@ -218,6 +235,8 @@ def _sampling(fields: _Fields, max_tokens: int | None) -> Sampling:
             stop=_stops(fields),
             ignore_eos=fields.boolean("ignore_eos"),
             response_format=response_format,
+            logprobs=logprobs,
+            prompt_logprobs=prompt_logprobs,
         )
     except GenerationError as exc:  # the fields above are checked; this is a last guard
         raise APIError(400, str(exc), code="invalid_value") from exc
@@ -324,8 +343,10 @@ def parse_chat(body: Any) -> ChatRequest:
     parsed = [_message(i, m) for i, m in enumerate(messages)]
     max_tokens = fields.integer("max_tokens", lo=1)
     max_completion = fields.integer("max_completion_tokens", lo=1)
-    fields.only_default("logprobs", lambda v: v is False, "log probabilities are not returned")
-    fields.only_default("top_logprobs", lambda v: v == 0, "log probabilities are not returned")
+    logprobs = fields.boolean("logprobs")
+    top_logprobs = _logprobs_count(fields, "top_logprobs")
+    if top_logprobs is not None and not logprobs:
+        raise invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true")
     tools = parse_tools(
         fields.get("tools"), fields.get("tool_choice"), fields.get("parallel_tool_calls")
     )
@@ -334,7 +355,11 @@ def parse_chat(body: Any) -> ChatRequest:
     fields.only_default("modalities", lambda v: v == ["text"], "only text is produced")
     fields.only_default("audio", lambda v: False, "only text is produced")
     fields.only_default("web_search_options", lambda v: False, "there is no web search")
-    sampling = _sampling(fields, max_completion if max_completion is not None else max_tokens)
+    sampling = _sampling(
+        fields,
+        max_completion if max_completion is not None else max_tokens,
+        logprobs=(top_logprobs or 0) if logprobs else None,
+    )
     chat = ChatRequest(
         parsed,
         sampling,
@@ -389,13 +414,24 @@ def parse_completion(body: Any) -> CompletionRequest:
     """A ``/v1/completions`` body, checked (:class:`APIError` 400 otherwise)."""
     fields = _object(body)
     prompt = _prompt(fields.get("prompt"))
-    max_tokens = fields.integer("max_tokens", lo=1)
+    max_tokens = fields.integer("max_tokens", lo=0)
     echo = fields.boolean("echo")
-    fields.only_default("logprobs", lambda v: False, "log probabilities are not returned")
+    if max_tokens == 0 and not echo:
+        raise invalid(
+            "max_tokens", "'max_tokens' must be at least 1 (0 only with echo: true), got 0"
+        )
+    logprobs = _logprobs_count(fields, "logprobs")
+    # with echo, the prompt's logprobs; max_tokens 0 scores (runs) the prompt all the same
+    prompt_logprobs = logprobs if echo and logprobs is not None else None
+    if max_tokens == 0 and prompt_logprobs is None:
+        prompt_logprobs = 0
     fields.only_default("suffix", lambda v: v == "", "insertion (suffix) is not supported")
     fields.only_default("best_of", lambda v: v == 1, "this server returns one choice per request")
     sampling = _sampling(
-        fields, COMPLETIONS_DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+        fields,
+        COMPLETIONS_DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+        logprobs=logprobs,
+        prompt_logprobs=prompt_logprobs,
     )
     fields.check_unknown()
-    return CompletionRequest(prompt, echo, sampling)
+    return CompletionRequest(prompt, echo, sampling, logprobs)

@@ -101,15 +101,19 @@ class EventStream:
         shape = self.shape
         await self._send(send, b"".join(sse(c) for c in shape.opening()))
         result: GenerationResult | None = None
+        prefilled = False
         while result is None:
             events = [await self.call.next_event(), *self.call.pending_events()]
             pieces = []
+            if not prefilled:  # the prompt has run: its logprobs are complete
+                prefilled = True
+                pieces += [sse(c) for c in shape.prefilled(self.call.prompt_logprobs)]
             for event in events:
                 if isinstance(event, GenerationResult):
                     result = event
                     pieces += [sse(c) for c in shape.held()]
                 else:
-                    pieces += [sse(c) for c in shape.pieces(event.text)]
+                    pieces += [sse(c) for c in shape.token(event)]
             if pieces:  # tokens that arrived together go out in one write
                 await self._send(send, b"".join(pieces))
         finish = finish_reason(result.stop_reason)

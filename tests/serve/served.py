@@ -3,7 +3,8 @@
 The engine is the runtime's, on the demo bundle; ``step_delay_s`` makes each engine step that
 much longer (a listener that sleeps), standing in for a device whose model is slower than the
 2 M-parameter demo, so that a test can act while a request is running; ``settings`` are more
-:class:`ServeSettings` fields (``reasoning_format``, ...).
+:class:`ServeSettings` fields (``reasoning_format``, ...); ``fused_graph=False`` serves the
+standard graph.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def running_server(
     max_context: int | None = None,
     settings: dict[str, Any] | None = None,
     limits: ConnectionLimits | None = None,
+    fused_graph: bool = True,
 ) -> Iterator[Served]:
     steps: list[StepRecord] = []
 
@@ -83,7 +85,7 @@ def running_server(
         if gate is not None:
             assert gate.wait(60), "the test never opened the loading gate"
         engine = Engine(
-            load(bundle, "ort-cpu", threads=1, max_context=max_context),
+            load(bundle, "ort-cpu", threads=1, max_context=max_context, fused_graph=fused_graph),
             slots=slots,
             max_queue=max_queue,
         )

@@ -49,7 +49,7 @@ def _error(response: httpx.Response, status: int, code: str | None = None) -> di
         ({"top_p": 0}, "top_p", "invalid_value"),
         ({"max_tokens": 0}, "max_tokens", "invalid_value"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
-        ({"logprobs": True}, "logprobs", "unsupported_parameter"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs", "invalid_value"),
         (
             {"tools": [{"type": "function", "function": {"name": "f"}}]},
             "tools",
