@@ -91,6 +91,9 @@ class Sampler:
     def _draw(self, logits: np.ndarray) -> int:
         opts = self.options
         scaled = logits.astype(np.float64) / opts.temperature
+        if opts.top_k == 0 and opts.top_p >= 1.0:  # the whole vocabulary: no order needed
+            probs = np.exp(scaled - scaled.max())
+            return int(self._rng.choice(probs.size, p=probs / probs.sum()))
         if 0 < opts.top_k < scaled.size:
             candidates = np.argpartition(scaled, -opts.top_k)[-opts.top_k :]
         else:

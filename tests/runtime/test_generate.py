@@ -259,6 +259,10 @@ def test_sampler_rules() -> None:
     assert {top_p(logits) for _ in range(200)} == {0, 1}
     top_k = Sampler(SamplingOptions(temperature=1.0, top_k=3, seed=0), 4)
     assert {top_k(logits) for _ in range(300)} == {0, 1, 2}
+    plain = Sampler(SamplingOptions(temperature=2.0, seed=0), 4)  # no top-k/p: no sort
+    drawn = np.bincount([plain(logits) for _ in range(4000)], minlength=4) / 4000
+    expected = np.exp(logits / 2.0) / np.exp(logits / 2.0).sum()
+    assert np.abs(drawn - expected).max() < 0.03, (drawn, expected)
     penalty = Sampler(SamplingOptions(repetition_penalty=2.0), 3)
     penalty.observe([0, 1])
     assert penalty(np.array([3.0, -2.0, 2.0], dtype=np.float32)) == 2  # 3/2 < 2
