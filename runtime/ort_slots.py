@@ -16,6 +16,10 @@ state per row) are read from one buffer [slots, ...] and written to another; aft
 rows that really ran (the prefilled slot, the decoding slots) are copied back, so an idle row in
 a decode batch keeps its state, and a released row's state is zeroed.
 
+Cutting a row to fewer positions (the prompt cache) only lowers its length: ``seqlens_k`` hides
+the positions beyond, which the next writes replace. A hybrid row's state cannot be rewound: it
+is never cut (it is reused only when a new prompt extends all it holds).
+
 The session is the backend's (weights are shared with the generator); only the cache is new.
 """
 
@@ -59,6 +63,7 @@ class FusedSlotModel(SlotModel):
             for b, shape in zip(self._buffers, shapes, strict=True)
         ]
         self._states = [i for i, shape in enumerate(shapes) if None not in shape]
+        self.rewinds = not self._states
         self._logits = np.zeros((slots, 1, vocab), np.float32)
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
@@ -86,6 +91,9 @@ class FusedSlotModel(SlotModel):
         super().release(slot)
         for i in self._states:
             self._buffers[i][slot] = 0
+
+    def _truncate(self, slot: int, length: int) -> bool:
+        return not self._states
 
     def _keep_states(self, slots: Sequence[int]) -> None:
         """Copy the states the last call wrote for ``slots`` into the buffers the next one reads."""

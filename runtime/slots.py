@@ -31,6 +31,9 @@ class SlotModel(ABC):
 
     #: Whether :meth:`decode` runs all busy rows in one model call.
     batched: bool = True
+    #: Whether :meth:`truncate` can cut a row to fewer positions (False: a hybrid model's
+    #: state, which cannot be rewound; a row is then reused only when a prompt extends it).
+    rewinds: bool = True
 
     def __init__(self, slots: int, capacity: int) -> None:
         if slots < 1:
@@ -85,6 +88,27 @@ class SlotModel(ABC):
         """Forget row ``slot``'s positions (the memory stays allocated)."""
         self.lengths[slot] = 0
 
+    def truncate(self, slot: int, length: int) -> bool:
+        """Keep the first ``length`` positions of row ``slot`` (the prompt cache reuses a
+        prefix); False when that cannot be done exactly (a hybrid model's state cannot be
+        rewound): the row is then unchanged and the caller releases it."""
+        if not 0 <= length <= self.lengths[slot]:
+            raise GenerationError(
+                f"cannot keep {length} positions of slot {slot}: it holds {self.lengths[slot]}"
+            )
+        if length == self.lengths[slot]:
+            return True
+        if not self._truncate(slot, length):
+            return False
+        self.lengths[slot] = length
+        return True
+
+    def _truncate(self, slot: int, length: int) -> bool:
+        """Cut row ``slot`` to ``length`` (< its length) positions; False when it cannot.
+
+        An optional hook: the default cuts nothing (the caller releases the row)."""
+        return False
+
     def close(self) -> None:
         """Free the rows' memory (an optional hook: the default holds nothing to free)."""
         return None
@@ -109,6 +133,9 @@ class SingleSlotModel(SlotModel):
     def release(self, slot: int) -> None:
         super().release(slot)
         self.backend.reset()
+
+    def _truncate(self, slot: int, length: int) -> bool:
+        return self.backend.truncate(length)
 
     @property
     def nbytes(self) -> int:
