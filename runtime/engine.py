@@ -14,7 +14,8 @@ Scheduling is per iteration, as in Orca, vLLM and llama.cpp's slots. Between two
 the engine's thread
 
 1. ends cancelled requests (their slots are free for the next call);
-2. admits waiting requests into free slots, first come, first served;
+2. admits waiting requests into free slots, first come, first served (the slot is chosen by the
+   prompt cache, below);
 3. runs one prefill chunk (at most 256 tokens) of the request admitted first among those still
    prefilling; when its prompt is done, its first token is sampled;
 4. runs one decode step for every request that has a token to run, all slots in one call
@@ -25,6 +26,22 @@ strings, detokenization and statistics are per request (:class:`SequenceOutput`)
 greedy output equals what :meth:`Generator.generate` gives for it alone. Backends that cannot
 decode rows of different lengths in one call get one slot (requests take turns):
 :attr:`Engine.batched` says which.
+
+**Prompt (prefix) cache.** A slot keeps the ids whose positions it holds after its request ends
+(until another request is admitted there). Admission picks, among the free slots, the one whose
+ids share the longest prefix with the new prompt (ties, and no match at all: the least recently
+used), keeps ``min(prefix, len(prompt) - 1)`` of its positions (one prompt token at least runs,
+for the logits of the first output) and prefills only the rest: the next turn of a chat
+prefills only the new message, a shared system prompt is prefilled once per slot. Cutting a slot
+to fewer positions is exact (:meth:`SlotModel.truncate`: the fused graph's rows just get shorter;
+the standard graph's cache moves its data to the layout of the shorter length); a hybrid model
+(Qwen3.5: Gated DeltaNet layers keep a recurrent state that cannot be rewound) reuses a slot
+only when everything it holds is a prefix of the new prompt, else the slot starts empty. A
+backend that cannot cut its cache exactly (onnxruntime's CUDA and TensorRT EPs) reuses it on
+the same condition. Evicted prefixes are not kept anywhere else (no host-memory store).
+``cache_prompt=False`` (per request) or ``Engine(..., prefix_cache=False)`` prefills the whole
+prompt; the greedy output is the same token for token either way.
+:attr:`GenerationStats.cached_tokens` says how many prompt tokens a request reused.
 """
 
 from __future__ import annotations
@@ -37,6 +54,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+
+import numpy as np
 
 from edge_sdk.chat_template import ChatTemplate, Message
 from edge_sdk.errors import GenerationError
@@ -69,10 +88,18 @@ class Engine:
     beyond the free slots; one more raises :class:`QueueFullError`. A model call that fails
     ends the requests it ran (stop reason ``"cancelled"``, :attr:`Request.error` set; waiting on
     them raises) and the engine goes on; :attr:`failed` is set if the engine's thread itself
-    died (every request then ends the same way).
+    died (every request then ends the same way). ``prefix_cache=False`` turns the prompt cache
+    (module docstring) off for every request.
     """
 
-    def __init__(self, generator: Generator, *, slots: int = 4, max_queue: int = 64) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        *,
+        slots: int = 4,
+        max_queue: int = 64,
+        prefix_cache: bool = True,
+    ) -> None:
         if slots < 1:
             raise GenerationError(f"slots must be at least 1, got {slots}")
         if max_queue < 0:
@@ -89,6 +116,10 @@ class Engine:
         self._eos = generator.eos_token_ids
         self._waiting: deque[Request] = deque()
         self._active: dict[int, Request] = {}  # slot -> request
+        self.prefix_cache = prefix_cache
+        self._held: list[list[int]] = [[] for _ in range(self._model.slots)]  # ids in each slot
+        self._last_used = [0] * self._model.slots  # when each slot was last admitted to or freed
+        self._clock = 0
         self._cond = threading.Condition()
         self._closing = False
         self._next_id = 0
@@ -127,8 +158,10 @@ class Engine:
 
     @property
     def kv_cache_used(self) -> float:
-        """Share of all slots' positions in use (0 to 1)."""
-        return sum(self._model.lengths) / (self._model.slots * self._model.capacity)
+        """Share of all slots' positions in use by running requests (0 to 1)."""
+        lengths = self._model.lengths
+        used = sum(lengths[s] for s in list(self._active))
+        return used / (self._model.slots * self._model.capacity)
 
     def add_step_listener(self, listener: Callable[[StepRecord], None]) -> None:
         """Call ``listener`` (on the engine's thread) after every model call."""
@@ -177,7 +210,15 @@ class Engine:
                     f"{self.slots} slots: try again shortly"
                 )
             self._next_id += 1
-            request = Request(self._next_id, ids, output, submitted, on_event, self._wake)
+            request = Request(
+                self._next_id,
+                ids,
+                output,
+                submitted,
+                on_event,
+                self._wake,
+                cache_prompt=checked.cache_prompt and self.prefix_cache,
+            )
             self._waiting.append(request)
             self._cond.notify()
         self.start()
@@ -295,10 +336,37 @@ class Engine:
         free = [s for s in range(self.slots) if s not in self._active]
         while free and self._waiting:
             request = self._waiting.popleft()
-            slot = free.pop(0)
+            slot, reuse = self._pick_slot(free, request)
+            free.remove(slot)
             request.slot, request.admitted = slot, time.perf_counter()
-            self._model.release(slot)
+            if reuse and self._model.truncate(slot, reuse):
+                del self._held[slot][reuse:]
+                request.prefilled = request.cached = reuse
+            else:
+                self._model.release(slot)
+                self._held[slot] = []
+            self._touch(slot)
             self._active[slot] = request
+
+    def _pick_slot(self, free: list[int], request: Request) -> tuple[int, int]:
+        """The free slot for ``request`` and how many of its prompt's positions to keep there
+        (the prompt cache: module docstring)."""
+        if not request.cache_prompt:
+            return min(free, key=lambda s: self._last_used[s]), 0
+        prompt = request.prompt_ids
+        rewinds = self._model.rewinds
+
+        def usable(slot: int) -> int:
+            held = self._held[slot]
+            shared = _common_prefix(held, prompt)
+            return shared if rewinds or shared == len(held) else 0
+
+        slot = max(free, key=lambda s: (usable(s), -self._last_used[s]))
+        return slot, min(usable(slot), len(prompt) - 1)
+
+    def _touch(self, slot: int) -> None:
+        self._clock += 1
+        self._last_used[slot] = self._clock
 
     def _iterate(self) -> None:
         prefilling = [r for r in self._active.values() if r.prefilled < len(r.prompt_ids)]
@@ -323,6 +391,7 @@ class Engine:
         chunk = request.prompt_ids[request.prefilled : request.prefilled + PREFILL_CHUNK]
         start = time.perf_counter()
         logits = self._model.prefill(request.slot, chunk)
+        self._held[request.slot] += chunk
         now = self._record(start, "prefill", {request.id: len(chunk)})
         request.prefilled += len(chunk)
         if request.prefilled == len(request.prompt_ids):
@@ -336,6 +405,8 @@ class Engine:
         logits = self._model.decode(slots, tokens)  # type: ignore[arg-type]
         now = self._record(start, "decode", {r.id: 1 for r in requests})
         for request in requests:
+            assert request.slot is not None and request.pending is not None
+            self._held[request.slot].append(request.pending)
             request.pending = None
             self._emit(request, logits[request.slot], now)
 
@@ -354,7 +425,10 @@ class Engine:
     ) -> None:
         context = self._model.lengths[slot] + (request.pending is not None)
         self._active.pop(slot, None)
-        self._model.release(slot)
+        self._touch(slot)
+        if error is not None:  # a failed call may have left the slot half-written
+            self._model.release(slot)
+            self._held[slot] = []
         result = request.output.result(
             reason,
             prompt_tokens=len(request.prompt_ids),
@@ -363,5 +437,15 @@ class Engine:
             context_tokens=context,
             kv_cache_bytes=self._model.nbytes,
             backend=self._model.device,
+            cached_tokens=request.cached,
         )
         request.finish(result, error)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading ids ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if differ.size else n

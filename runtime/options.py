@@ -37,6 +37,10 @@ class GenerationOptions:
     end-of-sequence id of the bundle (unless ``ignore_eos``), at any of the ``stop`` strings (a
     string or a sequence of them; not emitted), after ``max_new_tokens``, or when prompt and
     output fill the context.
+
+    ``cache_prompt`` (llama-server's name): let the engine reuse the positions a KV-cache slot
+    (or the generator's cache) already holds for the prompt's first tokens, and prefill only
+    the rest; the output is the same either way (False: prefill the whole prompt).
     """
 
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
@@ -47,6 +51,7 @@ class GenerationOptions:
     seed: int | None = None
     stop: str | Sequence[str] = ()
     ignore_eos: bool = False
+    cache_prompt: bool = True
 
     def __post_init__(self) -> None:
         count = self.max_new_tokens
@@ -57,6 +62,8 @@ class GenerationOptions:
         stops = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
         if not all(isinstance(s, str) for s in stops):
             raise GenerationError("stop must be a string or a list of strings")
+        if not isinstance(self.cache_prompt, (bool, np.bool_)):
+            raise GenerationError(f"cache_prompt must be True or False, got {self.cache_prompt!r}")
         sampling = SamplingOptions(
             float(self.temperature),
             int(self.top_k),
@@ -72,6 +79,7 @@ class GenerationOptions:
             "repetition_penalty": sampling.repetition_penalty,
             "stop": stops,
             "ignore_eos": bool(self.ignore_eos),
+            "cache_prompt": bool(self.cache_prompt),
         }
         for name, value in normalized.items():
             object.__setattr__(self, name, value)
