@@ -112,7 +112,9 @@ async def _answer(
     if finish is None:
         raise APIError(503, "the server shut down before the request finished", code="cancelled")
     body = shape.response(
-        result.text, finish, usage(len(prompt_ids), result.stats.new_tokens, call.energy)
+        result.text,
+        finish,
+        usage(len(prompt_ids), result.stats.new_tokens, call.energy, result.stats.cached_tokens),
     )
     return JSONResponse(body)
 

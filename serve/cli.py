@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests that may wait for a slot; more get 429 (default 64)",
     )
     sched.add_argument(
+        "--no-prefix-cache",
+        action="store_true",
+        help="prefill every prompt in full (default: a request reuses the KV-cache positions "
+        "a free slot holds for its prompt's first tokens, e.g. the earlier turns of a chat)",
+    )
+    sched.add_argument(
         "--drain-timeout",
         type=float,
         default=30.0,
@@ -249,7 +255,12 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             verify=not args.no_verify,
         )
         try:
-            return Engine(generator, slots=args.slots, max_queue=args.max_queue)
+            return Engine(
+                generator,
+                slots=args.slots,
+                max_queue=args.max_queue,
+                prefix_cache=not args.no_prefix_cache,
+            )
         except BaseException:
             generator.close()
             raise

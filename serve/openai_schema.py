@@ -206,6 +206,7 @@ def _sampling(fields: _Fields, max_tokens: int | None) -> Sampling:
             seed=seed,
             stop=_stops(fields),
             ignore_eos=fields.boolean("ignore_eos"),
+            cache_prompt=fields.boolean("cache_prompt", default=True),
         )
     except GenerationError as exc:  # the fields above are checked; this is a last guard
         raise APIError(400, str(exc), code="invalid_value") from exc

@@ -76,6 +76,7 @@ def running_server(
     max_context: int | None = None,
     settings: dict[str, Any] | None = None,
     limits: ConnectionLimits | None = None,
+    prefix_cache: bool = True,
 ) -> Iterator[Served]:
     steps: list[StepRecord] = []
 
@@ -86,6 +87,7 @@ def running_server(
             load(bundle, "ort-cpu", threads=1, max_context=max_context),
             slots=slots,
             max_queue=max_queue,
+            prefix_cache=prefix_cache,
         )
         engine.add_step_listener(steps.append)
         if step_delay_s:
