@@ -35,10 +35,13 @@ for the logits of the first output) and prefills only the rest: the next turn of
 prefills only the new message, a shared system prompt is prefilled once per slot. Cutting a slot
 to fewer positions is exact (:meth:`SlotModel.truncate`: the fused graph's rows just get shorter;
 the standard graph's cache moves its data to the layout of the shorter length); a hybrid model
-(Qwen3.5: Gated DeltaNet layers keep a recurrent state that cannot be rewound) reuses a slot
-only when everything it holds is a prefix of the new prompt, else the slot starts empty. A
-backend that cannot cut its cache exactly (onnxruntime's CUDA and TensorRT EPs) reuses it on
-the same condition. Evicted prefixes are not kept anywhere else (no host-memory store).
+(Qwen3.5: Gated DeltaNet layers keep a recurrent state that cannot be rewound) keeps a slot's
+positions only where its state is known exactly: all it holds (the new prompt extends it), or
+the checkpoint taken when its last prompt's prefill ended (a copy of the row's states: the next
+turn of a chat reuses the previous prompt even when the reply is laid out anew); else the slot
+starts empty. The one-slot fallback over a backend that cannot cut its cache exactly
+(onnxruntime's CUDA and TensorRT EPs; a hybrid model's standard graph) reuses it only when the
+new prompt extends all it holds. Evicted prefixes are not kept anywhere else (no host-memory store).
 ``cache_prompt=False`` (per request) or ``Engine(..., prefix_cache=False)`` prefills the whole
 prompt; the greedy output is the same token for token either way.
 :attr:`GenerationStats.cached_tokens` says how many prompt tokens a request reused.
@@ -354,15 +357,13 @@ class Engine:
         if not request.cache_prompt:
             return min(free, key=lambda s: self._last_used[s]), 0
         prompt = request.prompt_ids
-        rewinds = self._model.rewinds
 
         def usable(slot: int) -> int:
-            held = self._held[slot]
-            shared = _common_prefix(held, prompt)
-            return shared if rewinds or shared == len(held) else 0
+            shared = _common_prefix(self._held[slot], prompt)
+            return self._model.reusable(slot, min(shared, len(prompt) - 1))
 
         slot = max(free, key=lambda s: (usable(s), -self._last_used[s]))
-        return slot, min(usable(slot), len(prompt) - 1)
+        return slot, usable(slot)
 
     def _touch(self, slot: int) -> None:
         self._clock += 1
@@ -395,6 +396,7 @@ class Engine:
         now = self._record(start, "prefill", {request.id: len(chunk)})
         request.prefilled += len(chunk)
         if request.prefilled == len(request.prompt_ids):
+            self._model.checkpoint(request.slot)  # a hybrid row may come back to here
             request.prefill_s = now - request.admitted
             self._emit(request, logits, now)
 

@@ -31,9 +31,6 @@ class SlotModel(ABC):
 
     #: Whether :meth:`decode` runs all busy rows in one model call.
     batched: bool = True
-    #: Whether :meth:`truncate` can cut a row to fewer positions (False: a hybrid model's
-    #: state, which cannot be rewound; a row is then reused only when a prompt extends it).
-    rewinds: bool = True
 
     def __init__(self, slots: int, capacity: int) -> None:
         if slots < 1:
@@ -108,6 +105,17 @@ class SlotModel(ABC):
 
         An optional hook: the default cuts nothing (the caller releases the row)."""
         return False
+
+    def reusable(self, slot: int, length: int) -> int:
+        """The most positions, at most ``length``, that row ``slot`` can keep by
+        :meth:`truncate` (0: none). The default: ``length``; a row whose state cannot be
+        rewound says less (its length, or a :meth:`checkpoint`)."""
+        return min(length, self.lengths[slot])
+
+    def checkpoint(self, slot: int) -> None:
+        """Remember row ``slot``'s state at its current length, so that :meth:`truncate` can
+        cut back there later (an optional hook: a no-op where any cut is exact)."""
+        return None
 
     def close(self) -> None:
         """Free the rows' memory (an optional hook: the default holds nothing to free)."""
