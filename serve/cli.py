@@ -303,12 +303,14 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "ready",
             f"ready: {engine.slots} slots "
             f"({'batched decode' if engine.batched else 'one slot at a time'}), context "
-            f"{engine.max_context}, power sensor: {power}",
+            f"{engine.max_context}, prompt cache {'on' if engine.prefix_cache else 'off'}, "
+            f"power sensor: {power}",
             url=url,
             model=name,
             slots=engine.slots,
             batched=engine.batched,
             max_context=engine.max_context,
+            prefix_cache=engine.prefix_cache,
             power_sensor=None if st.sensor is None else power,
         )
 
