@@ -354,6 +354,8 @@ class Engine:
     def _pick_slot(self, free: list[int], request: Request) -> tuple[int, int]:
         """The free slot for ``request`` and how many of its prompt's positions to keep there
         (the prompt cache: module docstring)."""
+        if not self.prefix_cache:
+            return free[0], 0  # the lowest rows: a decode call runs rows 0..highest busy
         if not request.cache_prompt:
             return min(free, key=lambda s: self._last_used[s]), 0
         prompt = request.prompt_ids
