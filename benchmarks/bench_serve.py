@@ -312,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--system-tokens", type=int, default=1000)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--user-words", type=int, default=20)
+    parser.add_argument("--conversations", type=int, default=1, help="chats taking turns")
+    parser.add_argument("--prefix-cache-mb", type=float, default=0.0, help="host prefix store")
     args = parser.parse_args(argv)
 
     def log(text: str) -> None:
@@ -379,12 +381,17 @@ def multi_turn_main(args: argparse.Namespace, log: Callable[[str], None]) -> int
         tokens=args.tokens,
         repeats=args.repeats,
         log=log,
+        chats=args.conversations,
+        cache_flags=["--prefix-cache-mb", str(args.prefix_cache_mb)]
+        if args.prefix_cache_mb
+        else [],
     )
     report.update(threads=args.threads, cpu=host_info()["cpu"], model="200M Llama int8")
     multi_turn.print_report(
         report,
         f"200M Llama int8, edge-serve --slots 4 --threads {args.threads}, {report['cpu']}, "
         f"{args.system_tokens}-token system prompt, {args.tokens} tokens per reply, "
+        f"{args.conversations} conversation(s), prefix store {args.prefix_cache_mb:g} MB, "
         f"medians of {args.repeats}",
     )
     out = args.out or Path("bench-results/serve-multi-turn.json")

@@ -4,7 +4,9 @@
 
 A conversation is a system prompt of ``--system-tokens`` tokens (words of ``WORDS``, a distinct
 one per repeat, so that no repeat's first turn finds the previous one's in the cache) and
-``--turns`` user messages of ``--user-words`` words; each turn streams ``/v1/chat/completions``
+``--turns`` user messages of ``--user-words`` words (``--conversations`` of them take turns, as
+one client: more conversations than slots evict each other's prefixes, which
+``--prefix-cache-mb`` keeps in host memory); each turn streams ``/v1/chat/completions``
 (greedy, ``--tokens`` tokens, end-of-sequence ignored) and the next turn sends the whole
 conversation again, the replies included, as a chat client does. TTFT = request sent -> first
 content chunk. Two ``edge-serve`` processes on the same bundle, one with ``--no-prefix-cache``
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +81,20 @@ def chat_turn(
     return turn, "".join(text)
 
 
-def conversation(url: str, system: str, users: list[str], tokens: int) -> list[Turn]:
-    """All turns of one conversation against the server at ``url``."""
-    messages = [{"role": "system", "content": system}]
-    turns = []
+def conversations(
+    url: str, systems: list[str], users: list[list[str]], tokens: int
+) -> list[list[Turn]]:
+    """Conversations (a system prompt and user messages each) against the server at ``url``,
+    taking turns as one client: the first turn of each, then the second of each, ..."""
+    chats = [[{"role": "system", "content": system}] for system in systems]
+    turns: list[list[Turn]] = [[] for _ in systems]
     with httpx.Client(base_url=url, timeout=600) as client:
-        for user in users:
-            messages.append({"role": "user", "content": user})
-            turn, reply = chat_turn(client, messages, tokens)
-            messages.append({"role": "assistant", "content": reply})
-            turns.append(turn)
+        for t in range(len(users[0])):
+            for c, messages in enumerate(chats):
+                messages.append({"role": "user", "content": users[c][t]})
+                turn, reply = chat_turn(client, messages, tokens)
+                messages.append({"role": "assistant", "content": reply})
+                turns[c].append(turn)
     return turns
 
 
@@ -103,20 +109,29 @@ def run(
     tokens: int,
     repeats: int,
     log: Callable[[str], None],
+    chats: int = 1,
+    cache_flags: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The multi-turn report: ``serve(extra_flags)`` is a context manager yielding a URL."""
+    """The multi-turn report: ``serve(extra_flags)`` is a context manager yielding a URL;
+    ``chats`` conversations take turns; ``cache_flags``: more flags for the cached server."""
     tokenizer = Tokenizer(bundle / "tokenizer.json")
     rng = np.random.default_rng(1)
     runs: dict[str, list[list[Turn]]] = {"cache": [], "no_cache": []}
-    with serve([]) as cached_url, serve(["--no-prefix-cache"]) as plain_url:
+    with serve(list(cache_flags)) as cached_url, serve(["--no-prefix-cache"]) as plain_url:
         urls = {"cache": cached_url, "no_cache": plain_url}
         for url in urls.values():  # warm-up: a short conversation of its own
-            conversation(url, "Hello.", ["hi"], 4)
+            conversations(url, ["Hello."], [["hi"]], 4)
         for repeat in range(repeats):
-            system = system_prompt(tokenizer, words, system_tokens, seed=100 + repeat)
-            users = [" ".join(rng.choice(words, user_words)) for _ in range(turns)]
+            systems = [
+                system_prompt(tokenizer, words, system_tokens, seed=100 + repeat * chats + c)
+                for c in range(chats)
+            ]
+            users = [
+                [" ".join(rng.choice(words, user_words)) for _ in range(turns)]
+                for _ in range(chats)
+            ]
             for name, url in urls.items():
-                runs[name].append(conversation(url, system, users, tokens))
+                runs[name] += conversations(url, systems, users, tokens)
             log(f"multi-turn: repeat {repeat + 1} of {repeats} done")
     per_turn = []
     for t in range(turns):
@@ -138,6 +153,8 @@ def run(
         "turns": turns,
         "tokens_per_reply": tokens,
         "repeats": repeats,
+        "conversations": chats,
+        "cache_flags": list(cache_flags),
         "per_turn": per_turn,
         "speedup_turns_2_on_median": statistics.median(later) if later else None,
         "speedup_turns_2_on_min": min(later) if later else None,

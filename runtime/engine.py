@@ -41,7 +41,11 @@ the checkpoint taken when its last prompt's prefill ended (a copy of the row's s
 turn of a chat reuses the previous prompt even when the reply is laid out anew); else the slot
 starts empty. The one-slot fallback over a backend that cannot cut its cache exactly
 (onnxruntime's CUDA and TensorRT EPs; a hybrid model's standard graph) reuses it only when the
-new prompt extends all it holds. Evicted prefixes are not kept anywhere else (no host-memory store).
+new prompt extends all it holds. With ``prefix_store_bytes`` > 0, a slot's positions that a new
+request is about to overwrite (most of them: another conversation takes the slot) are first
+copied to a host-memory LRU store of that size (:mod:`edge_sdk.runtime.prefix_store`), and a
+prompt that shares more with a stored prefix than with its slot gets those positions copied
+back (the fused CPU graph of an attention-only model; elsewhere the store stays empty).
 ``cache_prompt=False`` (per request) or ``Engine(..., prefix_cache=False)`` prefills the whole
 prompt; the greedy output is the same token for token either way.
 :attr:`GenerationStats.cached_tokens` says how many prompt tokens a request reused.
@@ -58,12 +62,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import numpy as np
-
 from edge_sdk.chat_template import ChatTemplate, Message
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.generator import Generator, Prompt
 from edge_sdk.runtime.options import GenerationOptions, check_fits
+from edge_sdk.runtime.prefix_store import PrefixStore, StoredPrefix, common_prefix
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import SequenceOutput
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
@@ -71,6 +74,7 @@ from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
 __all__ = ["Engine", "EngineClosedError", "QueueFullError", "Request", "StepRecord"]
 
 _log = logging.getLogger(__name__)
+_MIN_STORED = 32  # fewer positions lost are not worth a copy to the host store
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ class Engine:
     ends the requests it ran (stop reason ``"cancelled"``, :attr:`Request.error` set; waiting on
     them raises) and the engine goes on; :attr:`failed` is set if the engine's thread itself
     died (every request then ends the same way). ``prefix_cache=False`` turns the prompt cache
-    (module docstring) off for every request.
+    (module docstring) off for every request; ``prefix_store_bytes``: the size of the host
+    store of evicted prefixes (0: none).
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class Engine:
         slots: int = 4,
         max_queue: int = 64,
         prefix_cache: bool = True,
+        prefix_store_bytes: int = 0,
     ) -> None:
         if slots < 1:
             raise GenerationError(f"slots must be at least 1, got {slots}")
@@ -123,6 +129,11 @@ class Engine:
         self._held: list[list[int]] = [[] for _ in range(self._model.slots)]  # ids in each slot
         self._last_used = [0] * self._model.slots  # when each slot was last admitted to or freed
         self._clock = 0
+        if prefix_store_bytes < 0:
+            raise GenerationError(f"prefix_store_bytes must be >= 0, got {prefix_store_bytes}")
+        self._store = (
+            PrefixStore(prefix_store_bytes) if prefix_cache and prefix_store_bytes else None
+        )
         self._cond = threading.Condition()
         self._closing = False
         self._next_id = 0
@@ -342,7 +353,16 @@ class Engine:
             slot, reuse = self._pick_slot(free, request)
             free.remove(slot)
             request.slot, request.admitted = slot, time.perf_counter()
-            if reuse and self._model.truncate(slot, reuse):
+            self._stash(slot, reuse)
+            stored, restore = self._stored_prefix(request)
+            if (
+                stored is not None
+                and restore > reuse
+                and self._model.copy_in(slot, stored.tensors, restore)
+            ):
+                self._held[slot] = list(stored.ids[:restore])
+                request.prefilled = request.cached = restore
+            elif reuse and self._model.truncate(slot, reuse):
                 del self._held[slot][reuse:]
                 request.prefilled = request.cached = reuse
             else:
@@ -361,11 +381,30 @@ class Engine:
         prompt = request.prompt_ids
 
         def usable(slot: int) -> int:
-            shared = _common_prefix(self._held[slot], prompt)
+            shared = common_prefix(self._held[slot], prompt)
             return self._model.reusable(slot, min(shared, len(prompt) - 1))
 
         slot = max(free, key=lambda s: (usable(s), -self._last_used[s]))
         return slot, usable(slot)
+
+    def _stash(self, slot: int, keep: int) -> None:
+        """Copy what ``slot`` holds to the host store when a new request keeps less than half
+        of it (and loses at least ``_MIN_STORED`` positions)."""
+        held = self._held[slot]
+        lost = len(held) - keep
+        if self._store is None or lost < max(_MIN_STORED, len(held) // 2):
+            return
+        tensors = self._model.copy_out(slot)
+        if tensors is not None:
+            self._store.put(StoredPrefix(tuple(held), tensors))
+
+    def _stored_prefix(self, request: Request) -> tuple[StoredPrefix | None, int]:
+        """The stored prefix that shares most with ``request``'s prompt, and how many of its
+        positions to copy back (at most all but the prompt's last token)."""
+        if self._store is None or not request.cache_prompt:
+            return None, 0
+        stored, shared = self._store.best(request.prompt_ids)
+        return stored, min(shared, len(request.prompt_ids) - 1)
 
     def _touch(self, slot: int) -> None:
         self._clock += 1
@@ -444,12 +483,3 @@ class Engine:
             cached_tokens=request.cached,
         )
         request.finish(result, error)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading ids ``a`` and ``b`` share."""
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
-    return int(differ[0]) if differ.size else n

@@ -108,6 +108,20 @@ class FusedSlotModel(SlotModel):
             snapshot[slot] = self._buffers[i][slot]
         self._checkpoints[slot] = self.lengths[slot]
 
+    def copy_out(self, slot: int) -> list[np.ndarray] | None:
+        if self._states:  # a state is not stored: only K/V rows are copied exactly
+            return None
+        length = self.lengths[slot]
+        return [b[slot][:, :length].copy() for b in self._buffers]
+
+    def copy_in(self, slot: int, tensors: Sequence[np.ndarray], length: int) -> bool:
+        if self._states or length > self.capacity:
+            return False
+        for buffer, tensor in zip(self._buffers, tensors, strict=True):
+            buffer[slot][:, :length] = tensor[:, :length]
+        self.lengths[slot] = length
+        return True
+
     def _truncate(self, slot: int, length: int) -> bool:
         if not self._states:
             return True

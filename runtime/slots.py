@@ -117,6 +117,17 @@ class SlotModel(ABC):
         cut back there later (an optional hook: a no-op where any cut is exact)."""
         return None
 
+    def copy_out(self, slot: int) -> list[np.ndarray] | None:
+        """Copies of row ``slot``'s positions, one array per cache tensor, for
+        :meth:`copy_in` later (the prompt cache's host store); None where rows cannot be
+        copied exactly (the default)."""
+        return None
+
+    def copy_in(self, slot: int, tensors: Sequence[np.ndarray], length: int) -> bool:
+        """Make row ``slot`` hold the first ``length`` positions of ``tensors`` (from
+        :meth:`copy_out`); False where it cannot (the default)."""
+        return False
+
     def close(self) -> None:
         """Free the rows' memory (an optional hook: the default holds nothing to free)."""
         return None

@@ -117,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
         "a free slot holds for its prompt's first tokens, e.g. the earlier turns of a chat)",
     )
     sched.add_argument(
+        "--prefix-cache-mb",
+        type=float,
+        default=0.0,
+        metavar="MB",
+        help="host memory for prompt prefixes evicted from the slots (LRU), copied back when a "
+        "later prompt shares them: for more conversations than slots (default 0: none; the "
+        "fused CPU graph of attention-only models)",
+    )
+    sched.add_argument(
         "--drain-timeout",
         type=float,
         default=30.0,
@@ -170,6 +179,7 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
         ("--port", args.port, 0),
         ("--drain-timeout", args.drain_timeout, 0),
         ("--max-connections", args.max_connections, 1),
+        ("--prefix-cache-mb", args.prefix_cache_mb, 0),
     ):
         if value < low:
             parser.error(f"{name} must be at least {low}, got {value}")
@@ -260,6 +270,7 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 slots=args.slots,
                 max_queue=args.max_queue,
                 prefix_cache=not args.no_prefix_cache,
+                prefix_store_bytes=int(args.prefix_cache_mb * 2**20),
             )
         except BaseException:
             generator.close()

@@ -11,6 +11,7 @@ import pytest
 from edge_sdk.runtime import load
 from edge_sdk.runtime.engine import Engine, StepRecord
 from edge_sdk.runtime.kv_cache import KVCache, copy_host
+from edge_sdk.runtime.prefix_store import PrefixStore, StoredPrefix
 
 STORY = "Once upon a time there was a little girl named Mia. She had a red ball and a small dog."
 
@@ -126,3 +127,42 @@ def test_cutting_a_ping_pong_cache_keeps_each_heads_first_positions() -> None:
     state = KVCache([(heads, None, dim), (2, 3)], capacity, allocate, shared=True)
     state.advance(4)
     assert state.truncate(4) and not state.truncate(3)  # a state is never rewound
+
+
+def test_the_host_store_brings_back_a_prefix_another_request_evicted(
+    demo_bundle_int8: Path,
+) -> None:
+    def run(**options: object) -> tuple[list[tuple[list[int], int]], int]:
+        gen = load(demo_bundle_int8, "ort-cpu", threads=2)
+        with Engine(gen, slots=1, **options) as engine:  # type: ignore[arg-type]
+            tok = engine.tokenizer
+            story = tok.encode(STORY + " " + STORY)
+            other = tok.encode("Tom and Ben went to the park. They played with a big blue kite.")
+            out = []
+            for ids in (story, other, story):  # `other` takes the one slot, then `story` again
+                result = engine.submit(ids, max_new_tokens=16, ignore_eos=True).wait(timeout=60)
+                out.append((result.token_ids, result.stats.cached_tokens))
+            return out, len(story)
+
+    stored, story_tokens = run(prefix_store_bytes=2**20)
+    plain, _ = run()
+    off, _ = run(prefix_cache=False)
+    assert [ids for ids, _ in stored] == [ids for ids, _ in off] == [ids for ids, _ in plain]
+    assert stored[2] == (stored[0][0], story_tokens - 1)  # all but the last copied back
+    assert plain[2][1] < 2  # without it, `other` had overwritten the slot (all but BOS)
+
+
+def test_the_host_store_keeps_the_most_recently_used_prefixes() -> None:
+    def prefix(first: int, n: int = 4) -> StoredPrefix:
+        return StoredPrefix(tuple(range(first, first + n)), [np.zeros(25, np.float32)])  # 100 B
+
+    store = PrefixStore(250)
+    store.put(prefix(0))
+    store.put(prefix(10))
+    found, shared = store.best([0, 1, 2, 9])  # 0..3 is now the most recently used
+    assert found is not None and found.ids == (0, 1, 2, 3) and shared == 3
+    store.put(prefix(20))  # evicts the least recently used: 10..13
+    assert len(store) == 2 and store.nbytes == 200
+    assert store.best([10, 11]) == (None, 0)
+    store.put(StoredPrefix((1,), [np.zeros(100, np.float32)]))  # larger than the store: not kept
+    assert len(store) == 2
