@@ -27,28 +27,12 @@ greedy output equals what :meth:`Generator.generate` gives for it alone. Backend
 decode rows of different lengths in one call get one slot (requests take turns):
 :attr:`Engine.batched` says which.
 
-**Prompt (prefix) cache.** A slot keeps the ids whose positions it holds after its request ends
-(until another request is admitted there). Admission picks, among the free slots, the one whose
-ids share the longest prefix with the new prompt (ties, and no match at all: the least recently
-used), keeps ``min(prefix, len(prompt) - 1)`` of its positions (one prompt token at least runs,
-for the logits of the first output) and prefills only the rest: the next turn of a chat
-prefills only the new message, a shared system prompt is prefilled once per slot. Cutting a slot
-to fewer positions is exact (:meth:`SlotModel.truncate`: the fused graph's rows just get shorter;
-the standard graph's cache moves its data to the layout of the shorter length); a hybrid model
-(Qwen3.5: Gated DeltaNet layers keep a recurrent state that cannot be rewound) keeps a slot's
-positions only where its state is known exactly: all it holds (the new prompt extends it), or
-the checkpoint taken when its last prompt's prefill ended (a copy of the row's states: the next
-turn of a chat reuses the previous prompt even when the reply is laid out anew); else the slot
-starts empty. The one-slot fallback over a backend that cannot cut its cache exactly
-(onnxruntime's CUDA and TensorRT EPs; a hybrid model's standard graph) reuses it only when the
-new prompt extends all it holds. With ``prefix_store_bytes`` > 0, a slot's positions that a new
-request is about to overwrite (most of them: another conversation takes the slot) are first
-copied to a host-memory LRU store of that size (:mod:`edge_sdk.runtime.prefix_store`), and a
-prompt that shares more with a stored prefix than with its slot gets those positions copied
-back (the fused CPU graph of an attention-only model; elsewhere the store stays empty).
-``cache_prompt=False`` (per request) or ``Engine(..., prefix_cache=False)`` prefills the whole
-prompt; the greedy output is the same token for token either way.
-:attr:`GenerationStats.cached_tokens` says how many prompt tokens a request reused.
+**Prompt (prefix) cache** (:mod:`edge_sdk.runtime.prompt_cache`): a slot keeps what it holds
+after its request ends; a new request goes to the free slot that shares the longest prefix with
+its prompt and prefills only the rest (``cache_prompt=False`` per request, or
+``Engine(..., prefix_cache=False)``: the whole prompt; the greedy output is the same token for
+token either way). :attr:`GenerationStats.cached_tokens` says how many prompt tokens a request
+reused.
 """
 
 from __future__ import annotations
@@ -66,7 +50,7 @@ from edge_sdk.chat_template import ChatTemplate, Message
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.generator import Generator, Prompt
 from edge_sdk.runtime.options import GenerationOptions, check_fits
-from edge_sdk.runtime.prefix_store import PrefixStore, StoredPrefix, common_prefix
+from edge_sdk.runtime.prompt_cache import PromptCache
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import SequenceOutput
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
@@ -74,7 +58,6 @@ from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
 __all__ = ["Engine", "EngineClosedError", "QueueFullError", "Request", "StepRecord"]
 
 _log = logging.getLogger(__name__)
-_MIN_STORED = 32  # fewer positions lost are not worth a copy to the host store
 
 
 @dataclass(frozen=True)
@@ -96,8 +79,8 @@ class Engine:
     ends the requests it ran (stop reason ``"cancelled"``, :attr:`Request.error` set; waiting on
     them raises) and the engine goes on; :attr:`failed` is set if the engine's thread itself
     died (every request then ends the same way). ``prefix_cache=False`` turns the prompt cache
-    (module docstring) off for every request; ``prefix_store_bytes``: the size of the host
-    store of evicted prefixes (0: none).
+    off for every request; ``prefix_store_bytes``: the size of its host store of evicted
+    prefixes (0: none; :mod:`edge_sdk.runtime.prompt_cache`).
     """
 
     def __init__(
@@ -125,15 +108,7 @@ class Engine:
         self._eos = generator.eos_token_ids
         self._waiting: deque[Request] = deque()
         self._active: dict[int, Request] = {}  # slot -> request
-        self.prefix_cache = prefix_cache
-        self._held: list[list[int]] = [[] for _ in range(self._model.slots)]  # ids in each slot
-        self._last_used = [0] * self._model.slots  # when each slot was last admitted to or freed
-        self._clock = 0
-        if prefix_store_bytes < 0:
-            raise GenerationError(f"prefix_store_bytes must be >= 0, got {prefix_store_bytes}")
-        self._store = (
-            PrefixStore(prefix_store_bytes) if prefix_cache and prefix_store_bytes else None
-        )
+        self._cache = PromptCache(self._model, prefix_cache, prefix_store_bytes)
         self._cond = threading.Condition()
         self._closing = False
         self._next_id = 0
@@ -164,6 +139,11 @@ class Engine:
     def waiting(self) -> int:
         """Requests queued for a slot."""
         return len(self._waiting)
+
+    @property
+    def prefix_cache(self) -> bool:
+        """Whether requests may reuse what a slot holds (the prompt cache)."""
+        return self._cache.enabled
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -231,7 +211,7 @@ class Engine:
                 submitted,
                 on_event,
                 self._wake,
-                cache_prompt=checked.cache_prompt and self.prefix_cache,
+                cache_prompt=checked.cache_prompt,
             )
             self._waiting.append(request)
             self._cond.notify()
@@ -350,65 +330,11 @@ class Engine:
         free = [s for s in range(self.slots) if s not in self._active]
         while free and self._waiting:
             request = self._waiting.popleft()
-            slot, reuse = self._pick_slot(free, request)
+            slot, cached = self._cache.admit(free, request.prompt_ids, request.cache_prompt)
             free.remove(slot)
             request.slot, request.admitted = slot, time.perf_counter()
-            self._stash(slot, reuse)
-            stored, restore = self._stored_prefix(request)
-            if (
-                stored is not None
-                and restore > reuse
-                and self._model.copy_in(slot, stored.tensors, restore)
-            ):
-                self._held[slot] = list(stored.ids[:restore])
-                request.prefilled = request.cached = restore
-            elif reuse and self._model.truncate(slot, reuse):
-                del self._held[slot][reuse:]
-                request.prefilled = request.cached = reuse
-            else:
-                self._model.release(slot)
-                self._held[slot] = []
-            self._touch(slot)
+            request.prefilled = request.cached = cached
             self._active[slot] = request
-
-    def _pick_slot(self, free: list[int], request: Request) -> tuple[int, int]:
-        """The free slot for ``request`` and how many of its prompt's positions to keep there
-        (the prompt cache: module docstring)."""
-        if not self.prefix_cache:
-            return free[0], 0  # the lowest rows: a decode call runs rows 0..highest busy
-        if not request.cache_prompt:
-            return min(free, key=lambda s: self._last_used[s]), 0
-        prompt = request.prompt_ids
-
-        def usable(slot: int) -> int:
-            shared = common_prefix(self._held[slot], prompt)
-            return self._model.reusable(slot, min(shared, len(prompt) - 1))
-
-        slot = max(free, key=lambda s: (usable(s), -self._last_used[s]))
-        return slot, usable(slot)
-
-    def _stash(self, slot: int, keep: int) -> None:
-        """Copy what ``slot`` holds to the host store when a new request keeps less than half
-        of it (and loses at least ``_MIN_STORED`` positions)."""
-        held = self._held[slot]
-        lost = len(held) - keep
-        if self._store is None or lost < max(_MIN_STORED, len(held) // 2):
-            return
-        tensors = self._model.copy_out(slot)
-        if tensors is not None:
-            self._store.put(StoredPrefix(tuple(held), tensors))
-
-    def _stored_prefix(self, request: Request) -> tuple[StoredPrefix | None, int]:
-        """The stored prefix that shares most with ``request``'s prompt, and how many of its
-        positions to copy back (at most all but the prompt's last token)."""
-        if self._store is None or not request.cache_prompt:
-            return None, 0
-        stored, shared = self._store.best(request.prompt_ids)
-        return stored, min(shared, len(request.prompt_ids) - 1)
-
-    def _touch(self, slot: int) -> None:
-        self._clock += 1
-        self._last_used[slot] = self._clock
 
     def _iterate(self) -> None:
         prefilling = [r for r in self._active.values() if r.prefilled < len(r.prompt_ids)]
@@ -433,11 +359,11 @@ class Engine:
         chunk = request.prompt_ids[request.prefilled : request.prefilled + PREFILL_CHUNK]
         start = time.perf_counter()
         logits = self._model.prefill(request.slot, chunk)
-        self._held[request.slot] += chunk
+        self._cache.ran(request.slot, chunk)
         now = self._record(start, "prefill", {request.id: len(chunk)})
         request.prefilled += len(chunk)
         if request.prefilled == len(request.prompt_ids):
-            self._model.checkpoint(request.slot)  # a hybrid row may come back to here
+            self._cache.prompt_done(request.slot)
             request.prefill_s = now - request.admitted
             self._emit(request, logits, now)
 
@@ -449,7 +375,7 @@ class Engine:
         now = self._record(start, "decode", {r.id: 1 for r in requests})
         for request in requests:
             assert request.slot is not None and request.pending is not None
-            self._held[request.slot].append(request.pending)
+            self._cache.ran(request.slot, (request.pending,))
             request.pending = None
             self._emit(request, logits[request.slot], now)
 
@@ -468,10 +394,7 @@ class Engine:
     ) -> None:
         context = self._model.lengths[slot] + (request.pending is not None)
         self._active.pop(slot, None)
-        self._touch(slot)
-        if error is not None:  # a failed call may have left the slot half-written
-            self._model.release(slot)
-            self._held[slot] = []
+        self._cache.finished(slot, failed=error is not None)
         result = request.output.result(
             reason,
             prompt_tokens=len(request.prompt_ids),
