@@ -20,6 +20,10 @@ TTFT = request sent -> first text chunk, p50 and p95 over all requests; decode t
 request = its chunks after the first / the time between the first and the last. Servers and
 client levels run interleaved over ``--repeats`` rounds; medians. Prints one table and writes
 JSON (``--out``).
+
+``--multi-turn``: instead, a chat of ``--turns`` turns after a ``--system-tokens`` system prompt
+through edge-serve with and without its prompt cache (int8, 2,048 positions): time to first
+token per turn (:mod:`multi_turn`; JSON to ``bench-results/serve-multi-turn.json``).
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+from bench_export import host_info
 from bench_runtime import export_edge, make_llama200m_hf
 
 from edge_sdk.errors import EdgeError
@@ -189,7 +194,9 @@ def one_at_a_time(bundle: Path, texts: list[str], tokens: int, threads: int) -> 
 
 
 @contextmanager
-def edge_serve(bundle: Path, slots: int, threads: int, context: int) -> Iterator[str]:
+def edge_serve(
+    bundle: Path, slots: int, threads: int, context: int, extra: Sequence[str] = ()
+) -> Iterator[str]:
     """``edge-serve`` in its own process on a free port; its URL once it is ready."""
     command = [
         sys.executable,
@@ -210,6 +217,7 @@ def edge_serve(bundle: Path, slots: int, threads: int, context: int) -> Iterator
         "warning",
         "--power-sensor",
         "none",
+        *extra,
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
@@ -299,11 +307,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-llama", action="store_true", help="skip llama-server")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edge-sdk-bench")
-    parser.add_argument("--out", type=Path, default=Path("bench-results/serve.json"))
+    parser.add_argument("--out", type=Path, default=None, help="JSON report path")
+    parser.add_argument("--multi-turn", action="store_true", help="the multi-turn chat run")
+    parser.add_argument("--system-tokens", type=int, default=1000)
+    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--user-words", type=int, default=20)
+    parser.add_argument("--conversations", type=int, default=1, help="chats taking turns")
+    parser.add_argument("--prefix-cache-mb", type=float, default=0.0, help="host prefix store")
     args = parser.parse_args(argv)
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
+
+    if args.multi_turn:
+        return multi_turn_main(args, log)
+    args.out = args.out or Path("bench-results/serve.json")
 
     levels = [int(c) for c in args.clients.split(",")]
     hf = text_model(make_llama200m_hf(args.work, log), args.work)
@@ -341,6 +359,44 @@ def main(argv: list[str] | None = None) -> int:
     _print(report, levels)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def multi_turn_main(args: argparse.Namespace, log: Callable[[str], None]) -> int:
+    """``--multi-turn``: the prompt cache's effect on each turn's time to first token."""
+    import multi_turn
+
+    hf = text_model(make_llama200m_hf(args.work, log), args.work)
+    context = 2048
+    bundle = export_edge(
+        hf, args.work / "llama200m-text-edge-int8-2k", "int8", max_seq_len=context, log=log
+    )
+    report = multi_turn.run(
+        bundle,
+        WORDS,
+        lambda extra: edge_serve(bundle, 4, args.threads, context, extra),
+        system_tokens=args.system_tokens,
+        turns=args.turns,
+        user_words=args.user_words,
+        tokens=args.tokens,
+        repeats=args.repeats,
+        log=log,
+        chats=args.conversations,
+        cache_flags=["--prefix-cache-mb", str(args.prefix_cache_mb)]
+        if args.prefix_cache_mb
+        else [],
+    )
+    report.update(threads=args.threads, cpu=host_info()["cpu"], model="200M Llama int8")
+    multi_turn.print_report(
+        report,
+        f"200M Llama int8, edge-serve --slots 4 --threads {args.threads}, {report['cpu']}, "
+        f"{args.system_tokens}-token system prompt, {args.tokens} tokens per reply, "
+        f"{args.conversations} conversation(s), prefix store {args.prefix_cache_mb:g} MB, "
+        f"medians of {args.repeats}",
+    )
+    out = args.out or Path("bench-results/serve-multi-turn.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
     return 0
 
 

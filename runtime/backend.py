@@ -128,6 +128,13 @@ class Backend(ABC):
     def reset(self) -> None:
         """Empty the cache without freeing it."""
 
+    def truncate(self, length: int) -> bool:
+        """Keep only the first ``length`` positions of the cache (the prompt cache reuses a
+        prefix); False when this backend cannot do that exactly (the caller then resets).
+
+        An optional hook: the default keeps the cache only when nothing is cut."""
+        return length == self.cache_length
+
     @abstractmethod
     def forward(self, token_ids: np.ndarray) -> np.ndarray:
         """Run ``token_ids`` [n] int64 on top of the cache; return the last position's logits.
@@ -182,6 +189,11 @@ class KVCacheBackend(Backend):
     @property
     def cache_length(self) -> int:
         return 0 if self.cache is None else self.cache.length
+
+    def truncate(self, length: int) -> bool:
+        if self.cache is None:
+            return length == 0
+        return self.cache.truncate(length)
 
     @property
     def cache_bytes(self) -> int:

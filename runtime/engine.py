@@ -14,7 +14,8 @@ Scheduling is per iteration, as in Orca, vLLM and llama.cpp's slots. Between two
 the engine's thread
 
 1. ends cancelled requests (their slots are free for the next call);
-2. admits waiting requests into free slots, first come, first served;
+2. admits waiting requests into free slots, first come, first served (the slot is chosen by the
+   prompt cache, below);
 3. runs one prefill chunk (at most 256 tokens) of the request admitted first among those still
    prefilling; when its prompt is done, its first token is sampled;
 4. runs one decode step for every request that has a token to run, all slots in one call
@@ -30,6 +31,13 @@ A request with ``prompt_logprobs`` prefills with every position's logits
 (:meth:`SlotModel.prefill_all`; on the fused CPU graph one model call per prompt token, so its
 chunk holds the others up longer); it needs every prompt position run, so it cannot start
 from a cached prefix.
+
+**Prompt (prefix) cache** (:mod:`edge_sdk.runtime.prompt_cache`): a slot keeps what it holds
+after its request ends; a new request goes to the free slot that shares the longest prefix with
+its prompt and prefills only the rest (``cache_prompt=False`` per request, or
+``Engine(..., prefix_cache=False)``: the whole prompt; the greedy output is the same token for
+token either way). :attr:`GenerationStats.cached_tokens` says how many prompt tokens a request
+reused.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from edge_sdk.chat_template import ChatTemplate, Message
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.generator import Generator, Prompt
 from edge_sdk.runtime.options import GenerationOptions, check_fits
+from edge_sdk.runtime.prompt_cache import PromptCache
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import SequenceOutput
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
@@ -74,10 +83,20 @@ class Engine:
     beyond the free slots; one more raises :class:`QueueFullError`. A model call that fails
     ends the requests it ran (stop reason ``"cancelled"``, :attr:`Request.error` set; waiting on
     them raises) and the engine goes on; :attr:`failed` is set if the engine's thread itself
-    died (every request then ends the same way).
+    died (every request then ends the same way). ``prefix_cache=False`` turns the prompt cache
+    off for every request; ``prefix_store_bytes``: the size of its host store of evicted
+    prefixes (0: none; :mod:`edge_sdk.runtime.prompt_cache`).
     """
 
-    def __init__(self, generator: Generator, *, slots: int = 4, max_queue: int = 64) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        *,
+        slots: int = 4,
+        max_queue: int = 64,
+        prefix_cache: bool = True,
+        prefix_store_bytes: int = 0,
+    ) -> None:
         if slots < 1:
             raise GenerationError(f"slots must be at least 1, got {slots}")
         if max_queue < 0:
@@ -94,6 +113,7 @@ class Engine:
         self._eos = generator.eos_token_ids
         self._waiting: deque[Request] = deque()
         self._active: dict[int, Request] = {}  # slot -> request
+        self._cache = PromptCache(self._model, prefix_cache, prefix_store_bytes)
         self._cond = threading.Condition()
         self._closing = False
         self._next_id = 0
@@ -126,14 +146,21 @@ class Engine:
         return len(self._waiting)
 
     @property
+    def prefix_cache(self) -> bool:
+        """Whether requests may reuse what a slot holds (the prompt cache)."""
+        return self._cache.enabled
+
+    @property
     def kv_cache_bytes(self) -> int:
         """Bytes of KV cache allocated for all slots."""
         return self._model.nbytes
 
     @property
     def kv_cache_used(self) -> float:
-        """Share of all slots' positions in use (0 to 1)."""
-        return sum(self._model.lengths) / (self._model.slots * self._model.capacity)
+        """Share of all slots' positions in use by running requests (0 to 1)."""
+        lengths = self._model.lengths
+        used = sum(lengths[s] for s in list(self._active))
+        return used / (self._model.slots * self._model.capacity)
 
     def add_step_listener(self, listener: Callable[[StepRecord], None]) -> None:
         """Call ``listener`` (on the engine's thread) after every model call."""
@@ -182,7 +209,15 @@ class Engine:
                     f"{self.slots} slots: try again shortly"
                 )
             self._next_id += 1
-            request = Request(self._next_id, ids, output, submitted, on_event, self._wake)
+            request = Request(
+                self._next_id,
+                ids,
+                output,
+                submitted,
+                on_event,
+                self._wake,
+                cache_prompt=checked.reuses_cache,
+            )
             self._waiting.append(request)
             self._cond.notify()
         self.start()
@@ -300,9 +335,10 @@ class Engine:
         free = [s for s in range(self.slots) if s not in self._active]
         while free and self._waiting:
             request = self._waiting.popleft()
-            slot = free.pop(0)
+            slot, cached = self._cache.admit(free, request.prompt_ids, request.cache_prompt)
+            free.remove(slot)
             request.slot, request.admitted = slot, time.perf_counter()
-            self._model.release(slot)
+            request.prefilled = request.cached = cached
             self._active[slot] = request
 
     def _iterate(self) -> None:
@@ -334,9 +370,11 @@ class Engine:
             rows = self._model.prefill_all(request.slot, chunk)
             scorer.push(chunk, rows)
             logits = rows[-1]
+        self._cache.ran(request.slot, chunk)
         now = self._record(start, "prefill", {request.id: len(chunk)})
         request.prefilled += len(chunk)
         if request.prefilled == len(request.prompt_ids):
+            self._cache.prompt_done(request.slot)
             request.prefill_s = now - request.admitted
             if request.output.limit == 0:  # it only scores its prompt
                 with self._cond:
@@ -351,6 +389,8 @@ class Engine:
         logits = self._model.decode(slots, tokens)  # type: ignore[arg-type]
         now = self._record(start, "decode", {r.id: 1 for r in requests})
         for request in requests:
+            assert request.slot is not None and request.pending is not None
+            self._cache.ran(request.slot, (request.pending,))
             request.pending = None
             self._emit(request, logits[request.slot], now)
 
@@ -369,7 +409,7 @@ class Engine:
     ) -> None:
         context = self._model.lengths[slot] + (request.pending is not None)
         self._active.pop(slot, None)
-        self._model.release(slot)
+        self._cache.finished(slot, failed=error is not None)
         result = request.output.result(
             reason,
             prompt_tokens=len(request.prompt_ids),
@@ -378,5 +418,6 @@ class Engine:
             context_tokens=context,
             kv_cache_bytes=self._model.nbytes,
             backend=self._model.device,
+            cached_tokens=request.cached,
         )
         request.finish(result, error)

@@ -9,7 +9,11 @@
     print(result.stats.decode_tokens_per_s)
 
 One generator runs one sequence at a time (one KV cache): starting a new stream ends the
-previous one. :meth:`Generator.chat` keeps the conversation in the cache between turns.
+previous one. :meth:`Generator.chat` keeps the conversation in the cache between turns. A new
+stream reuses the positions the cache holds for the first tokens of its prompt (the longest
+common prefix, at most all but the prompt's last token, when the backend can cut its cache
+there exactly; see :mod:`edge_sdk.runtime.engine`'s prompt cache) and runs only the rest,
+unless ``cache_prompt=False``; :attr:`GenerationStats.cached_tokens` says how many it reused.
 """
 
 from __future__ import annotations
@@ -284,8 +288,12 @@ class Generator:
                     ids = ids[len(self._context) :]
                 else:  # an earlier turn tokenizes differently now: run it all again
                     continuing = False
+            cached = 0
             if not continuing:
-                self._context, self._pending = [], []
+                if options.reuses_cache and conversation is None:
+                    cached = self._keep_prefix(ids)
+                    ids = ids[cached:]
+                self._context, self._pending = self._context[:cached], []
             self._owner = conversation
             used = len(self._context) + len(self._pending) + len(ids)
             if used >= self.max_context:
@@ -302,9 +310,20 @@ class Generator:
                         else ""
                     ),
                 )
-            stream = Stream(self, self._epoch, ids, started, options, splitter)
+            stream = Stream(self, self._epoch, ids, started, options, splitter, cached)
             self._current = stream
         return stream
+
+    def _keep_prefix(self, ids: list[int]) -> int:
+        """How many of ``ids``' first positions the cache keeps for a new stream (it is cut
+        there; 0: it starts empty). Called with the lock held."""
+        shared = 0
+        for held, new in zip(self._context, ids, strict=False):
+            if held != new:
+                break
+            shared += 1
+        keep = min(shared, len(ids) - 1)
+        return keep if keep and self.backend.truncate(keep) else 0
 
     def prompt_ids(self, prompt: Prompt, add_special_tokens: bool = True) -> list[int]:
         """``prompt`` as checked token ids: text is tokenized, ids are checked against the
@@ -331,6 +350,7 @@ class Stream:
     can be used again at once. After the end, :attr:`result` holds the
     :class:`GenerationResult`. With a ``splitter`` (a chat turn that splits reasoning), each
     event's ``text`` is its part of the answer and ``reasoning`` its part of the reasoning.
+    :attr:`prompt_ids` are the prompt's ids that run, after the ``cached`` ones the cache held.
     """
 
     def __init__(
@@ -341,8 +361,10 @@ class Stream:
         started: float,
         options: GenerationOptions,
         splitter: ReasoningSplitter | None = None,
+        cached: int = 0,
     ) -> None:
         self._owner = owner
+        self.cached = cached
         self._splitter = splitter
         self._epoch = epoch
         self.prompt_ids = prompt_ids
@@ -435,12 +457,13 @@ class Stream:
                 )
             self.result = output.result(
                 reason,
-                prompt_tokens=len(self.prompt_ids),
+                prompt_tokens=self.cached + len(self.prompt_ids),
                 prefill_s=prefill_s,
                 total_s=clock() - self._started,
                 context_tokens=len(gen._context) + len(gen._pending),
                 kv_cache_bytes=backend.cache_bytes,
                 backend=backend.device,
+                cached_tokens=self.cached,
             )
             if self._splitter is not None:
                 self._splitter.flush()  # what a cancelled stream held back

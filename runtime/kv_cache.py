@@ -19,20 +19,31 @@ and writes one [1, kv_heads, capacity, head_dim] buffer per K or V tensor in pla
 tensor keeps its two buffers there too (a graph of ordinary ops may write its output before it
 has read all of its input): :attr:`KVCache.moving` lists the tensors whose buffers swap each step.
 A state starts at zero: :meth:`KVCache.reset` clears it.
+
+:meth:`KVCache.truncate` keeps the first n positions (the prompt cache reuses a prefix). In the
+shared buffer that is only a shorter length (the positions beyond are overwritten by the next
+step). In a ping-pong pair the past is laid out [kv_heads, length, head_dim] by its current
+length, so a shorter past is a different layout: the first n positions of each head are copied
+into the other buffer ([kv_heads, n, head_dim]) with the backend's ``copy`` (a memmove on the
+host, a device-to-device copy for TensorRT), and the pair swaps. A state cannot be rewound: a
+cache with states truncates only to its own length.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Allocator", "Clearer", "KVCache", "clear_numpy"]
+__all__ = ["Allocator", "Clearer", "Copier", "KVCache", "clear_numpy", "copy_host"]
 
 #: Allocates a flat float32 buffer of n elements; returns (owner kept alive, data pointer).
 Allocator = Callable[[int], tuple[Any, int]]
 #: Sets an allocated buffer (its owner, its element count) to zeros.
 Clearer = Callable[[Any, int], None]
+#: Copies ``nbytes`` from the source pointer to the destination pointer: (dst, src, nbytes).
+Copier = Callable[[int, int, int], None]
 
 
 def clear_numpy(owner: Any, _size: int) -> None:
@@ -40,12 +51,18 @@ def clear_numpy(owner: Any, _size: int) -> None:
     owner.fill(0)
 
 
+def copy_host(dst: int, src: int, nbytes: int) -> None:
+    """Copy between host buffers (the two never overlap here)."""
+    ctypes.memmove(dst, src, nbytes)
+
+
 class KVCache:
     """Past/present buffers for the cache tensors of shapes ``shapes`` (one sequence, no batch
     axis; ``None`` for the positions axis of K and V).
 
     Ping-pong pairs by default; one buffer per K or V tensor, read and written in place, when
-    ``shared``.
+    ``shared``. ``copy`` moves bytes between two buffers (:meth:`truncate` of a ping-pong
+    cache needs it; without it such a cache only truncates to its own length or to 0).
     """
 
     def __init__(
@@ -56,12 +73,15 @@ class KVCache:
         itemsize: int = 4,
         shared: bool = False,
         clear: Clearer = clear_numpy,
+        copy: Copier | None = None,
     ) -> None:
         self.shapes = [tuple(shape) for shape in shapes]
         self.capacity = capacity
         self.shared = shared
         self.length = 0
         self._clear = clear
+        self._copy = copy
+        self._itemsize = itemsize
         sizes = [math.prod(capacity if d is None else d for d in s) for s in self.shapes]
         copies = [1 if shared and None in s else 2 for s in self.shapes]
         buffers = [[allocate(n) for _ in range(c)] for n, c in zip(sizes, copies, strict=True)]
@@ -109,6 +129,40 @@ class KVCache:
         """Forget every position and zero the states (the memory stays allocated)."""
         self.length = 0
         self._clear_states()
+
+    def truncate(self, length: int) -> bool:
+        """Keep the first ``length`` positions (module docstring); False when that cannot be
+        done exactly (a state to rewind, or no ``copy`` for a ping-pong pair): the cache is
+        then unchanged and the caller resets it."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot truncate {self.length} positions to {length}")
+        if length == self.length:
+            return True
+        if length == 0:
+            self.reset()
+            return True
+        if self._states:
+            return False
+        if not self.shared:
+            if self._copy is None:
+                return False
+            for i in self.moving:
+                self._compact(i, length)
+                self._read[i], self._write[i] = self._write[i], self._read[i]
+        self.length = length
+        return True
+
+    def _compact(self, index: int, length: int) -> None:
+        """Copy the first ``length`` positions of tensor ``index``'s past into its other
+        buffer, laid out for ``length`` positions."""
+        assert self._copy is not None
+        shape = self.shapes[index]
+        axis = shape.index(None)
+        outer = math.prod(d for d in shape[:axis] if d is not None)
+        row = math.prod(d for d in shape[axis + 1 :] if d is not None) * self._itemsize
+        src, dst = self._read[index], self._write[index]
+        for o in range(outer):
+            self._copy(dst + o * length * row, src + o * self.length * row, length * row)
 
     def _clear_states(self) -> None:
         for i in self._states:

@@ -49,6 +49,9 @@ class GenerationOptions:
     before it (``GenerationResult.prompt_logprobs``; costs a pass over every prompt position, see
     :mod:`edge_sdk.runtime.logprobs`); with it, ``max_new_tokens`` may be 0 (score the prompt,
     generate nothing).
+    ``cache_prompt`` (llama-server's name): let the engine reuse the positions a KV-cache slot
+    (or the generator's cache) already holds for the prompt's first tokens, and prefill only
+    the rest; the output is the same either way (False: prefill the whole prompt).
     """
 
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
@@ -62,6 +65,7 @@ class GenerationOptions:
     response_format: ResponseFormat | None = None
     logprobs: int | None = None
     prompt_logprobs: int | None = None
+    cache_prompt: bool = True
 
     def __post_init__(self) -> None:
         logprobs = check_logprobs("logprobs", self.logprobs)
@@ -84,6 +88,8 @@ class GenerationOptions:
                 "response_format must be a ResponseFormat (ResponseFormat.json_schema(...)), "
                 f"got {type(self.response_format).__name__}"
             )
+        if not isinstance(self.cache_prompt, (bool, np.bool_)):
+            raise GenerationError(f"cache_prompt must be True or False, got {self.cache_prompt!r}")
         sampling = SamplingOptions(
             float(self.temperature),
             int(self.top_k),
@@ -101,6 +107,7 @@ class GenerationOptions:
             "ignore_eos": bool(self.ignore_eos),
             "logprobs": logprobs,
             "prompt_logprobs": prompt_logprobs,
+            "cache_prompt": bool(self.cache_prompt),
         }
         for name, value in normalized.items():
             object.__setattr__(self, name, value)
@@ -109,6 +116,12 @@ class GenerationOptions:
     def stops(self) -> tuple[str, ...]:
         """The stop strings, as a tuple."""
         return tuple(self.stop)
+
+    @property
+    def reuses_cache(self) -> bool:
+        """Whether a cached prefix may stand in for the prompt's first tokens: ``cache_prompt``,
+        unless ``prompt_logprobs`` needs every prompt position run."""
+        return self.cache_prompt and self.prompt_logprobs is None
 
     @property
     def sampling(self) -> SamplingOptions:

@@ -26,7 +26,7 @@ from edge_sdk.manifest import IoNames
 from edge_sdk.onnx_io import cache_tensors
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend, install_hint
 from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
-from edge_sdk.runtime.kv_cache import Clearer, KVCache, clear_numpy
+from edge_sdk.runtime.kv_cache import Clearer, Copier, KVCache, clear_numpy, copy_host
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 from edge_sdk.runtime.slots import SlotModel
 from edge_sdk.shapes import PREFILL_CHUNK, ep_ranges
@@ -264,8 +264,11 @@ class OrtBackend(KVCacheBackend):
         self.cache = None  # free the old one first
         self._fused_bound = False
         allocate, clear = self._allocator()
+        # on a GPU the standard graph's cache is not shortened (no device copy here): a new
+        # prompt reuses it only when it extends what the cache holds
+        copy: Copier | None = copy_host if self.cache_device == "cpu" else None
         self.cache = KVCache(
-            self._cache_shapes, max_length, allocate, shared=self.fused, clear=clear
+            self._cache_shapes, max_length, allocate, shared=self.fused, clear=clear, copy=copy
         )
         self._mask = np.ones((1, max_length), dtype=np.int64)
 

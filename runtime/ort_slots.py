@@ -16,6 +16,11 @@ state per row) are read from one buffer [slots, ...] and written to another; aft
 rows that really ran (the prefilled slot, the decoding slots) are copied back, so an idle row in
 a decode batch keeps its state, and a released row's state is zeroed.
 
+Cutting a row to fewer positions (the prompt cache) only lowers its length: ``seqlens_k`` hides
+the positions beyond, which the next writes replace. A hybrid row's state cannot be rewound: it
+is cut only to a :meth:`~FusedSlotModel.checkpoint` (one per row: a copy of its states, taken by
+the engine when a prompt's prefill ends), whose states are copied back.
+
 The session is the backend's (weights are shared with the generator); only the cache is new.
 """
 
@@ -59,6 +64,8 @@ class FusedSlotModel(SlotModel):
             for b, shape in zip(self._buffers, shapes, strict=True)
         ]
         self._states = [i for i, shape in enumerate(shapes) if None not in shape]
+        self._snapshots = [np.zeros_like(self._buffers[i]) for i in self._states]
+        self._checkpoints = [-1] * slots  # the length each row's snapshot was taken at
         self._logits = np.zeros((slots, 1, vocab), np.float32)
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
@@ -70,8 +77,10 @@ class FusedSlotModel(SlotModel):
 
     @property
     def nbytes(self) -> int:
-        return sum(b.nbytes for b in self._buffers) + sum(
-            self._written[i].nbytes for i in self._states
+        return (
+            sum(b.nbytes for b in self._buffers)
+            + sum(self._written[i].nbytes for i in self._states)
+            + sum(s.nbytes for s in self._snapshots)
         )
 
     @property
@@ -80,12 +89,47 @@ class FusedSlotModel(SlotModel):
 
     def close(self) -> None:
         self._prefill_bind = self._decode_bind = None
-        self._buffers, self._written = [], []
+        self._buffers, self._written, self._snapshots = [], [], []
 
     def release(self, slot: int) -> None:
         super().release(slot)
+        self._checkpoints[slot] = -1
         for i in self._states:
             self._buffers[i][slot] = 0
+
+    def reusable(self, slot: int, length: int) -> int:
+        if not self._states:
+            return super().reusable(slot, length)
+        exact = [p for p in (self.lengths[slot], self._checkpoints[slot]) if 0 <= p <= length]
+        return max(exact, default=0)
+
+    def checkpoint(self, slot: int) -> None:
+        for snapshot, i in zip(self._snapshots, self._states, strict=True):
+            snapshot[slot] = self._buffers[i][slot]
+        self._checkpoints[slot] = self.lengths[slot]
+
+    def copy_out(self, slot: int) -> list[np.ndarray] | None:
+        if self._states:  # a state is not stored: only K/V rows are copied exactly
+            return None
+        length = self.lengths[slot]
+        return [b[slot][:, :length].copy() for b in self._buffers]
+
+    def copy_in(self, slot: int, tensors: Sequence[np.ndarray], length: int) -> bool:
+        if self._states or length > self.capacity:
+            return False
+        for buffer, tensor in zip(self._buffers, tensors, strict=True):
+            buffer[slot][:, :length] = tensor[:, :length]
+        self.lengths[slot] = length
+        return True
+
+    def _truncate(self, slot: int, length: int) -> bool:
+        if not self._states:
+            return True
+        if length != self._checkpoints[slot]:
+            return False
+        for snapshot, i in zip(self._snapshots, self._states, strict=True):
+            self._buffers[i][slot] = snapshot[slot]
+        return True
 
     def _keep_states(self, slots: Sequence[int]) -> None:
         """Copy the states the last call wrote for ``slots`` into the buffers the next one reads."""

@@ -37,6 +37,7 @@ class Request:
         submitted: float,
         on_event: Callable[[Any], None] | None,
         wake: Callable[[], None],
+        cache_prompt: bool = True,
     ) -> None:
         self.id = request_id
         self.prompt_ids = prompt_ids
@@ -47,7 +48,9 @@ class Request:
         self.output = output
         self.slot: int | None = None
         self.admitted = 0.0
-        self.prefilled = 0  # prompt tokens already run
+        self.prefilled = 0  # prompt tokens already in the slot (reused or run)
+        self.cache_prompt = cache_prompt  # may reuse what its slot holds
+        self.cached = 0  # prompt tokens reused from what the slot held
         self.prefill_s = 0.0
         self.pending: int | None = None  # sampled, not yet run through the model
         self._on_event = on_event

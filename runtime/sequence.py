@@ -160,8 +160,10 @@ class SequenceOutput:
         context_tokens: int,
         kv_cache_bytes: int,
         backend: str,
+        cached_tokens: int = 0,
     ) -> GenerationResult:
-        """The finished generation with its statistics."""
+        """The finished generation with its statistics (``cached_tokens``: prompt tokens
+        reused from the KV cache)."""
         stats: GenerationStats = summarize(
             prompt_tokens=prompt_tokens,
             token_times=self.times,
@@ -171,6 +173,7 @@ class SequenceOutput:
             context_tokens=context_tokens,
             kv_cache_bytes=kv_cache_bytes,
             backend=backend,
+            cached_tokens=cached_tokens,
         )
         return GenerationResult(
             "".join(self.pieces),

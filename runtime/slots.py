@@ -94,6 +94,49 @@ class SlotModel(ABC):
         """Forget row ``slot``'s positions (the memory stays allocated)."""
         self.lengths[slot] = 0
 
+    def truncate(self, slot: int, length: int) -> bool:
+        """Keep the first ``length`` positions of row ``slot`` (the prompt cache reuses a
+        prefix); False when that cannot be done exactly (a hybrid model's state cannot be
+        rewound): the row is then unchanged and the caller releases it."""
+        if not 0 <= length <= self.lengths[slot]:
+            raise GenerationError(
+                f"cannot keep {length} positions of slot {slot}: it holds {self.lengths[slot]}"
+            )
+        if length == self.lengths[slot]:
+            return True
+        if not self._truncate(slot, length):
+            return False
+        self.lengths[slot] = length
+        return True
+
+    def _truncate(self, slot: int, length: int) -> bool:
+        """Cut row ``slot`` to ``length`` (< its length) positions; False when it cannot.
+
+        An optional hook: the default cuts nothing (the caller releases the row)."""
+        return False
+
+    def reusable(self, slot: int, length: int) -> int:
+        """The most positions, at most ``length``, that row ``slot`` can keep by
+        :meth:`truncate` (0: none). The default: ``length``; a row whose state cannot be
+        rewound says less (its length, or a :meth:`checkpoint`)."""
+        return min(length, self.lengths[slot])
+
+    def checkpoint(self, slot: int) -> None:
+        """Remember row ``slot``'s state at its current length, so that :meth:`truncate` can
+        cut back there later (an optional hook: a no-op where any cut is exact)."""
+        return None
+
+    def copy_out(self, slot: int) -> list[np.ndarray] | None:
+        """Copies of row ``slot``'s positions, one array per cache tensor, for
+        :meth:`copy_in` later (the prompt cache's host store); None where rows cannot be
+        copied exactly (the default)."""
+        return None
+
+    def copy_in(self, slot: int, tensors: Sequence[np.ndarray], length: int) -> bool:
+        """Make row ``slot`` hold the first ``length`` positions of ``tensors`` (from
+        :meth:`copy_out`); False where it cannot (the default)."""
+        return False
+
     def close(self) -> None:
         """Free the rows' memory (an optional hook: the default holds nothing to free)."""
         return None
@@ -126,6 +169,9 @@ class SingleSlotModel(SlotModel):
     def release(self, slot: int) -> None:
         super().release(slot)
         self.backend.reset()
+
+    def _truncate(self, slot: int, length: int) -> bool:
+        return self.backend.truncate(length)
 
     @property
     def nbytes(self) -> int:

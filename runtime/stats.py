@@ -17,7 +17,10 @@ StopReason = Literal["eos", "stop", "max_new_tokens", "length", "cancelled"]
 
 @dataclass(frozen=True)
 class GenerationStats:
-    """Statistics of one generation (times in seconds, from the start of the call)."""
+    """Statistics of one generation (times in seconds, from the start of the call).
+
+    ``cached_tokens``: the prompt's first tokens whose positions were already in the KV cache
+    (reused, not prefilled); ``prefill_tokens_per_s`` counts the others."""
 
     prompt_tokens: int
     new_tokens: int
@@ -31,6 +34,7 @@ class GenerationStats:
     context_tokens: int
     kv_cache_bytes: int
     backend: str
+    cached_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON)."""
@@ -38,8 +42,9 @@ class GenerationStats:
 
     def summary(self) -> str:
         """One human-readable line."""
+        cached = f" ({self.cached_tokens} cached)" if self.cached_tokens else ""
         return (
-            f"{self.prompt_tokens} prompt + {self.new_tokens} new tokens, "
+            f"{self.prompt_tokens} prompt{cached} + {self.new_tokens} new tokens, "
             f"TTFT {self.time_to_first_token_s * 1e3:.1f} ms, "
             f"decode {self.decode_tokens_per_s:.1f} tok/s "
             f"(p50 {self.token_latency_p50_s * 1e3:.2f} ms, "
@@ -58,8 +63,10 @@ def summarize(
     context_tokens: int,
     kv_cache_bytes: int,
     backend: str,
+    cached_tokens: int = 0,
 ) -> GenerationStats:
-    """Build :class:`GenerationStats` from the time (since the start) each token appeared."""
+    """Build :class:`GenerationStats` from the time (since the start) each token appeared
+    (``cached_tokens`` of the prompt were reused, not prefilled)."""
     times = np.asarray(token_times, dtype=np.float64)
     gaps = np.diff(times)
     decode_s = float(times[-1] - times[0]) if times.size > 1 else 0.0
@@ -67,7 +74,7 @@ def summarize(
         prompt_tokens=prompt_tokens,
         new_tokens=int(times.size),
         time_to_first_token_s=float(times[0]) if times.size else 0.0,
-        prefill_tokens_per_s=prompt_tokens / prefill_s if prefill_s > 0 else 0.0,
+        prefill_tokens_per_s=(prompt_tokens - cached_tokens) / prefill_s if prefill_s > 0 else 0.0,
         decode_tokens_per_s=gaps.size / decode_s if decode_s > 0 else 0.0,
         token_latency_p50_s=float(np.percentile(gaps, 50)) if gaps.size else 0.0,
         token_latency_p95_s=float(np.percentile(gaps, 95)) if gaps.size else 0.0,
@@ -76,4 +83,5 @@ def summarize(
         context_tokens=context_tokens,
         kv_cache_bytes=kv_cache_bytes,
         backend=backend,
+        cached_tokens=cached_tokens,
     )

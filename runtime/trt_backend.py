@@ -145,6 +145,7 @@ class TensorrtBackend(KVCacheBackend):
             self._device_allocator(kv_type.itemsize),
             itemsize=kv_type.itemsize,
             clear=lambda memory, n: cuda.memset_d8(int(memory), 0, max(1, n) * kv_type.itemsize),
+            copy=lambda dst, src, nbytes: cuda.memcpy_dtod(dst, src, nbytes),
         )
         chunk = min(PREFILL_CHUNK, max_length)
         ids, positions, mask = self._ids_name, self._positions_name, self._mask_name

@@ -132,7 +132,7 @@ async def _answer(
     body = shape.response(
         result.text,
         finish,
-        usage(len(prompt_ids), result.stats.new_tokens, call.energy),
+        usage(len(prompt_ids), result.stats.new_tokens, call.energy, result.stats.cached_tokens),
         result.logprobs,
         result.prompt_logprobs,
     )

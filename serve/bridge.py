@@ -139,7 +139,9 @@ class EngineCall:
         metrics = self._state.metrics
         if isinstance(event, TokenEvent):
             if self._last_token is None:
-                metrics.prompt_tokens.inc(len(self.request.prompt_ids) if self.request else 0)
+                if self.request is not None:
+                    metrics.prompt_tokens.inc(len(self.request.prompt_ids))
+                    metrics.prompt_tokens_cached.inc(self.request.cached)
             else:
                 metrics.tpot.observe(max(event.time - self._last_token, 0.0))
             self._last_token = event.time

@@ -111,6 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests that may wait for a slot; more get 429 (default 64)",
     )
     sched.add_argument(
+        "--no-prefix-cache",
+        action="store_true",
+        help="prefill every prompt in full (default: a request reuses the KV-cache positions "
+        "a free slot holds for its prompt's first tokens, e.g. the earlier turns of a chat)",
+    )
+    sched.add_argument(
+        "--prefix-cache-mb",
+        type=float,
+        default=0.0,
+        metavar="MB",
+        help="host memory for prompt prefixes evicted from the slots (LRU), copied back when a "
+        "later prompt shares them: for more conversations than slots (default 0: none; the "
+        "fused CPU graph of attention-only models)",
+    )
+    sched.add_argument(
         "--drain-timeout",
         type=float,
         default=30.0,
@@ -174,6 +189,7 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
         ("--port", args.port, 0),
         ("--drain-timeout", args.drain_timeout, 0),
         ("--max-connections", args.max_connections, 1),
+        ("--prefix-cache-mb", args.prefix_cache_mb, 0),
     ):
         if value < low:
             parser.error(f"{name} must be at least {low}, got {value}")
@@ -264,7 +280,13 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             verify=not args.no_verify,
         )
         try:
-            return Engine(generator, slots=args.slots, max_queue=args.max_queue)
+            return Engine(
+                generator,
+                slots=args.slots,
+                max_queue=args.max_queue,
+                prefix_cache=not args.no_prefix_cache,
+                prefix_store_bytes=int(args.prefix_cache_mb * 2**20),
+            )
         except BaseException:
             generator.close()
             raise
@@ -308,12 +330,14 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "ready",
             f"ready: {engine.slots} slots "
             f"({'batched decode' if engine.batched else 'one slot at a time'}), context "
-            f"{engine.max_context}, power sensor: {power}",
+            f"{engine.max_context}, prompt cache {'on' if engine.prefix_cache else 'off'}, "
+            f"power sensor: {power}",
             url=url,
             model=name,
             slots=engine.slots,
             batched=engine.batched,
             max_context=engine.max_context,
+            prefix_cache=engine.prefix_cache,
             power_sensor=None if st.sensor is None else power,
         )
 

@@ -84,7 +84,15 @@ class ServerMetrics:
             registry=reg,
         )
         self.prompt_tokens = Counter(
-            "edge_serve_prompt_tokens", "Prompt tokens prefilled", registry=reg
+            "edge_serve_prompt_tokens",
+            "Prompt tokens of requests that started generating (cached ones included)",
+            registry=reg,
+        )
+        self.prompt_tokens_cached = Counter(
+            "edge_serve_prompt_tokens_cached",
+            "Prompt tokens reused from the prefix cache, not prefilled (hit rate: "
+            "this / edge_serve_prompt_tokens_total)",
+            registry=reg,
         )
         self.generation_tokens = Counter(
             "edge_serve_generation_tokens", "Tokens generated", registry=reg

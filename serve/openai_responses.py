@@ -53,13 +53,18 @@ def finish_reason(stop_reason: StopReason) -> str | None:
 
 
 def usage(
-    prompt_tokens: int, completion_tokens: int, energy: dict[str, Any] | None = None
+    prompt_tokens: int,
+    completion_tokens: int,
+    energy: dict[str, Any] | None = None,
+    cached_tokens: int = 0,
 ) -> dict[str, Any]:
-    """The ``usage`` object; ``energy`` (joules, tokens_per_joule, sensor) when measured."""
+    """The ``usage`` object; ``cached_tokens``: prompt tokens reused from the prefix cache;
+    ``energy`` (joules, tokens_per_joule, sensor) when measured."""
     body: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
     if energy is not None:
         body["energy"] = energy

@@ -237,6 +237,7 @@ def _sampling(
             response_format=response_format,
             logprobs=logprobs,
             prompt_logprobs=prompt_logprobs,
+            cache_prompt=fields.boolean("cache_prompt", default=True),
         )
     except GenerationError as exc:  # the fields above are checked; this is a last guard
         raise APIError(400, str(exc), code="invalid_value") from exc

@@ -148,7 +148,12 @@ class EventStream:
             tail.append(
                 sse(
                     shape.usage_chunk(
-                        usage(self.prompt_tokens, result.stats.new_tokens, self.call.energy)
+                        usage(
+                            self.prompt_tokens,
+                            result.stats.new_tokens,
+                            self.call.energy,
+                            result.stats.cached_tokens,
+                        )
                     )
                 )
             )

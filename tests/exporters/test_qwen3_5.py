@@ -108,3 +108,42 @@ def test_a_vision_language_checkpoint_exports_its_text_decoder(
         want = model(input_ids=torch.from_numpy(ids)).logits.numpy()
     got, _ = OrtModel(result.bundle.path / "model.onnx", result.bundle.config).run(ids)
     assert np.abs(got - want).max() <= 1e-4
+
+
+def test_the_prompt_cache_reuses_a_hybrid_state_only_where_it_is_known(
+    qwen3_5: tuple[Any, Path],
+) -> None:
+    from edge_sdk.runtime import Engine, load
+
+    _, bundle = qwen3_5
+
+    def run(engine: Any) -> tuple[list[tuple[list[int], int]], int]:
+        story = engine.tokenizer.encode("Once upon a time there was a cat")
+        first = engine.submit(story, max_new_tokens=6, ignore_eos=True).wait(timeout=60)
+        turn = story + first.token_ids[:-1] + [7, 8, 9]  # extends all the slot holds
+        fork = [*story[:-2], 11, 12]  # shares a prefix, but the state is past it
+        out = [(first.token_ids, first.stats.cached_tokens)]
+        # the last two: the slot holds more than `turn` (no rewind), then the slot's checkpoint
+        # (the end of `turn`, its last prompt) is where `turn + [21, 22]` starts again
+        for ids in (turn, fork, turn, [*turn, 21, 22]):
+            result = engine.submit(ids, max_new_tokens=6, ignore_eos=True).wait(timeout=60)
+            out.append((result.token_ids, result.stats.cached_tokens))
+        return out, len(turn)
+
+    with Engine(load(bundle, "ort-cpu", threads=2), slots=2, prefix_cache=False) as off:
+        want, _ = run(off)
+    with Engine(load(bundle, "ort-cpu", threads=2), slots=2) as on:
+        got, turn_tokens = run(on)
+    assert [ids for ids, _ in got] == [ids for ids, _ in want]
+    cached = [c for _, c in got]
+    assert cached[0] == 0 and cached[1] > 0 and cached[2:] == [0, 0, turn_tokens]
+    with load(bundle, "ort-cpu", threads=2, fused_graph=False) as gen:  # the generator's rule
+        story = gen.encode("A big red ball")
+        first = gen.generate(story, max_new_tokens=5, ignore_eos=True)
+        turn = story + first.token_ids[:-1] + [5, 6]
+        reused = gen.generate(turn, max_new_tokens=5, ignore_eos=True)
+        again = gen.generate(turn, max_new_tokens=5, ignore_eos=True)  # cannot cut back
+        fresh = gen.generate(turn, max_new_tokens=5, ignore_eos=True, cache_prompt=False)
+    assert reused.stats.cached_tokens == len(story) + len(first.token_ids) - 1
+    assert again.stats.cached_tokens == 0
+    assert reused.token_ids == again.token_ids == fresh.token_ids

@@ -78,6 +78,7 @@ def running_server(
     settings: dict[str, Any] | None = None,
     limits: ConnectionLimits | None = None,
     fused_graph: bool = True,
+    prefix_cache: bool = True,
 ) -> Iterator[Served]:
     steps: list[StepRecord] = []
 
@@ -88,6 +89,7 @@ def running_server(
             load(bundle, "ort-cpu", threads=1, max_context=max_context, fused_graph=fused_graph),
             slots=slots,
             max_queue=max_queue,
+            prefix_cache=prefix_cache,
         )
         engine.add_step_listener(steps.append)
         if step_delay_s:

@@ -171,6 +171,7 @@ def test_sigterm_drains_running_requests_then_exits_0(demo_bundle_int8: Path) ->
             "--no-access-log",
             "--log-level",
             "warning",
+            "--no-prefix-cache",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -180,7 +181,8 @@ def test_sigterm_drains_running_requests_then_exits_0(demo_bundle_int8: Path) ->
     try:
         assert proc.stdout is not None
         url = json.loads(proc.stdout.readline())["url"]
-        assert json.loads(proc.stdout.readline())["event"] == "ready"
+        ready = json.loads(proc.stdout.readline())
+        assert ready["event"] == "ready" and ready["prefix_cache"] is False
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
         body = {
             "model": MODEL,
@@ -212,6 +214,8 @@ def test_sigterm_drains_running_requests_then_exits_0(demo_bundle_int8: Path) ->
         assert chunks[-1].choices[0].finish_reason == "length"
         assert sum(len(c.choices[0].text) for c in chunks if c.choices) > 0
         assert all(a.usage is not None and a.usage.completion_tokens == 400 for a in answers)
+        # the same prompt each time, yet --no-prefix-cache prefilled every one in full
+        assert all(a.usage.prompt_tokens_details.cached_tokens == 0 for a in answers)  # type: ignore[union-attr]
         assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.poll() is None:
