@@ -40,6 +40,7 @@ TOOLS: list[Any] = [
 ]
 ASK: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+BAD = {"type": "object", "properties": {"x": {"type": "integer", "minimum": "zero"}}}
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,16 @@ def test_a_streamed_call_equals_the_returned_one(served: Served) -> None:
             "messages[1].tool_calls[0].function.arguments",
         ),
         ({"functions": [{"name": "f"}]}, "functions"),
+        (
+            {
+                "tools": [
+                    *TOOLS,
+                    {"type": "function", "function": {"name": "f", "parameters": BAD}},
+                ],
+                "tool_choice": "required",
+            },
+            "tools[2].function.parameters",
+        ),
         (
             {"tool_choice": "required", "response_format": {"type": "json_object"}},
             "response_format",
