@@ -317,6 +317,8 @@ class Generator:
     def _keep_prefix(self, ids: list[int]) -> int:
         """How many of ``ids``' first positions the cache keeps for a new stream (it is cut
         there; 0: it starts empty). Called with the lock held."""
+        if self.backend.cache_length != len(self._context):
+            return 0  # the backend was reset or run behind the generator's back: trust nothing
         shared = 0
         for held, new in zip(self._context, ids, strict=False):
             if held != new:

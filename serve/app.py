@@ -223,12 +223,12 @@ async def chat_completions(request: Request) -> Any:
     except GenerationError as exc:
         raise invalid("messages", str(exc)) from exc
     _check_fits(len(prompt.ids), engine, "messages")
+    tool_calls, sampling = _tool_splitter(chat.tools, template, chat.sampling)
     split = reasoning_choice(chat.reasoning_format or settings.reasoning_format)
     if split is None:
         split = template_thinks(template)
-    tool_calls, sampling = _tool_splitter(chat.tools, template, chat.sampling)
     if sampling.options.response_format is not None:
-        split = False  # the grammar shapes the whole reply: there is no <think> block to split
+        split = False  # the grammar (a response_format, forced tool calls) shapes the whole reply
     logprobs = chat.sampling.options.logprobs is not None
     shape = ChatShape(
         settings.model_name,

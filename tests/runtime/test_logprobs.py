@@ -46,7 +46,11 @@ def _check_top(entry: TokenLogprobs, row: np.ndarray, k: int) -> None:
 def test_token_logprobs_are_the_log_softmax_of_the_backends_logits(gen_int8: Generator) -> None:
     """On the fused graph: each logprob is log_softmax of the logits the backend itself returns
     for that prefix (run here again, token by token)."""
-    events = list(gen_int8.stream(PROMPT, max_new_tokens=8, ignore_eos=True, logprobs=5))
+    # cache_prompt=False: a prefix another test left in the cache would come from decode steps,
+    # which the 8-bit kernel rounds differently from the prefill run here (runtime/README.md)
+    events = list(
+        gen_int8.stream(PROMPT, max_new_tokens=8, ignore_eos=True, logprobs=5, cache_prompt=False)
+    )
     prompt = gen_int8.encode(PROMPT)
     backend = gen_int8.backend
     for k, event in enumerate(events):

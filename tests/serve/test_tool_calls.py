@@ -40,6 +40,7 @@ TOOLS: list[Any] = [
 ]
 ASK: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+BAD = {"type": "object", "properties": {"x": {"type": "integer", "minimum": "zero"}}}
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,16 @@ def test_a_streamed_call_equals_the_returned_one(served: Served) -> None:
         ),
         ({"functions": [{"name": "f"}]}, "functions"),
         (
+            {
+                "tools": [
+                    *TOOLS,
+                    {"type": "function", "function": {"name": "f", "parameters": BAD}},
+                ],
+                "tool_choice": "required",
+            },
+            "tools[2].function.parameters",
+        ),
+        (
             {"tool_choice": "required", "response_format": {"type": "json_object"}},
             "response_format",
         ),
@@ -210,3 +221,19 @@ def test_a_thinking_models_calls_come_after_its_reasoning() -> None:
         "function": {"arguments": message["tool_calls"][0]["function"]["arguments"]},
     }
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_a_forced_call_is_not_taken_for_reasoning(smollm2_int8: Path) -> None:
+    shipped = ChatTemplate.from_file("chatml-tools")
+    opens_think = shipped.template.replace(
+        '{{- "<|im_start|>assistant\\n" -}}', '{{- "<|im_start|>assistant\\n<think>\\n" -}}'
+    )
+    assert opens_think != shipped.template
+    template = ChatTemplate(opens_think, "opens-think")
+    with running_server(smollm2_int8, slots=1, settings={"chat_template": template}) as server:
+        reply = server.client().chat.completions.create(
+            model=MODEL, messages=ASK, tools=TOOLS, tool_choice=WEATHER, max_tokens=60
+        )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    assert choice.message.tool_calls[0].function.name == "get_weather"  # type: ignore[union-attr]
