@@ -44,9 +44,6 @@ __all__ = [
 
 LOG = logging.getLogger("edge_sdk.runtime")
 
-# JSON as a model writes it on one line ({"a": 1, "b": 2}), as the templates' tojson renders it
-JSON_STYLE = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", "}
-
 
 def new_call_id() -> str:
     """A call id as OpenAI's look: ``call_`` and 24 random characters."""
@@ -72,15 +69,12 @@ class ToolFunction:
 
     def call_schema(self, arguments_key: str) -> dict[str, Any]:
         """The JSON schema of a call object ``{"name": <name>, <arguments_key>: {...}}``."""
-        from edge_sdk.runtime.constraints import _closed
-
         params = self.parameters or {"type": "object", "properties": {}}
         return {
             "type": "object",
-            "properties": {"name": {"const": self.name}, arguments_key: _closed(params)},
+            "properties": {"name": {"const": self.name}, arguments_key: dict(params)},
             "required": ["name", arguments_key],
             "additionalProperties": False,
-            "x-guidance": JSON_STYLE,
         }
 
 
@@ -171,8 +165,11 @@ class ToolFormat(ABC):
     @staticmethod
     def _alternatives(functions: Sequence[ToolFunction], arguments_key: str) -> str:
         """Lark rules ``fn_0 ... fn_n`` (one call object each) and ``call_object``."""
+        from edge_sdk.runtime.constraints import ResponseFormat
+
+        # closed objects and one-line JSON, as response_format's json_schema writes it
         rules = [
-            f"fn_{i}: %json {json.dumps(f.call_schema(arguments_key))}"
+            f"fn_{i}: {ResponseFormat.json_rule(f.call_schema(arguments_key))}"
             for i, f in enumerate(functions)
         ]
         choice = " | ".join(f"fn_{i}" for i in range(len(functions)))
