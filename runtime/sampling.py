@@ -96,14 +96,33 @@ class Sampler:
             return int(self._rng.choice(probs.size, p=probs / probs.sum()))
         if 0 < opts.top_k < scaled.size:
             candidates = np.argpartition(scaled, -opts.top_k)[-opts.top_k :]
+        elif opts.top_k == 0:  # top-p alone: sort only the most likely tokens that reach it
+            candidates = _nucleus_candidates(scaled, opts.top_p)
         else:
             candidates = np.arange(scaled.size)
         values = scaled[candidates]
         order = np.argsort(-values, kind="stable")
         candidates, values = candidates[order], values[order]
         probs = np.exp(values - values[0])
-        probs /= probs.sum()
+        if opts.top_k == 0:  # the nucleus is measured against the whole vocabulary
+            probs /= np.exp(scaled - values[0]).sum()
+        else:
+            probs /= probs.sum()
         if opts.top_p < 1.0:
             keep = int(np.searchsorted(np.cumsum(probs), opts.top_p) + 1)
             candidates, probs = candidates[:keep], probs[:keep] / probs[:keep].sum()
         return int(candidates[self._rng.choice(candidates.size, p=probs)])
+
+
+def _nucleus_candidates(scaled: np.ndarray, top_p: float) -> np.ndarray:
+    """The ids of the most likely tokens whose probability sums to at least ``top_p`` (a few
+    more: whole partitions of 64, 256, ... ids), without sorting the vocabulary."""
+    probs = np.exp(scaled - scaled.max())
+    need = top_p * probs.sum()
+    size = 64
+    while size < probs.size:
+        candidates = np.argpartition(probs, -size)[-size:]
+        if probs[candidates].sum() >= need:
+            return candidates
+        size *= 4
+    return np.arange(probs.size)

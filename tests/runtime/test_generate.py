@@ -257,6 +257,13 @@ def test_sampler_rules() -> None:
     logits = np.log(np.array([0.5, 0.3, 0.15, 0.05], dtype=np.float32))
     top_p = Sampler(SamplingOptions(temperature=1.0, top_p=0.6, seed=0), 4)
     assert {top_p(logits) for _ in range(200)} == {0, 1}
+    wide = np.random.default_rng(0).normal(size=5000).astype(np.float32) * 2
+    probs = np.exp(wide - wide.max()) / np.exp(wide - wide.max()).sum()
+    order = np.argsort(-probs)
+    nucleus = set(order[: int(np.searchsorted(np.cumsum(probs[order]), 0.9)) + 1].tolist())
+    large = Sampler(SamplingOptions(temperature=1.0, top_p=0.9, seed=0), 5000)  # partitioned
+    drawn = {large(wide) for _ in range(2000)}
+    assert drawn <= nucleus and len(drawn) > 100
     top_k = Sampler(SamplingOptions(temperature=1.0, top_k=3, seed=0), 4)
     assert {top_k(logits) for _ in range(300)} == {0, 1, 2}
     plain = Sampler(SamplingOptions(temperature=2.0, seed=0), 4)  # no top-k/p: no sort
