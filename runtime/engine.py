@@ -35,9 +35,9 @@ from a cached prefix.
 **Prompt (prefix) cache** (:mod:`edge_sdk.runtime.prompt_cache`): a slot keeps what it holds
 after its request ends; a new request goes to the free slot that shares the longest prefix with
 its prompt and prefills only the rest (``cache_prompt=False`` per request, or
-``Engine(..., prefix_cache=False)``: the whole prompt; the greedy output is the same token for
-token either way). :attr:`GenerationStats.cached_tokens` says how many prompt tokens a request
-reused.
+``Engine(..., prefix_cache=False)``: the whole prompt). The greedy output is the same token for
+token either way, up to the 8-bit fused kernel's rounding (runtime/README.md, "Prompt cache").
+:attr:`GenerationStats.cached_tokens` says how many prompt tokens a request reused.
 """
 
 from __future__ import annotations
