@@ -99,3 +99,47 @@ def test_a_fused_graph_that_does_not_load_falls_back_to_the_standard_one(
         result = gen.generate("Once upon a time", max_new_tokens=8)
         assert not gen.backend.fused and "model.ort.onnx" in gen.backend.fused_fallback  # type: ignore[attr-defined]
         assert result.stats.backend.endswith("model.onnx") and result.stats.new_tokens == 8
+
+
+class _CountingSession:
+    """The backend's session, counting its model calls (everything else passes through)."""
+
+    def __init__(self, session: object) -> None:
+        self._session, self.calls = session, 0
+
+    def run_with_iobinding(self, binding: object) -> None:
+        self.calls += 1
+        self._session.run_with_iobinding(binding)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._session, name)
+
+
+def test_fused_graph_returns_every_drafted_rows_logits_in_one_call(
+    demo_bundle_fp32: Path, tmp_path: Path
+) -> None:
+    """``logits_to_keep``: k tokens on top of a past give k rows of logits from one model call
+    (speculative verification, prompt logprobs), equal to running them one at a time."""
+    prompt, draft = [5, 17, 42, 7, 99, 3, 250, 1000], np.array([64, 12, 8, 300, 41])
+    with load(demo_bundle_fp32, "ort-cpu", cache_dir=tmp_path, threads=1) as gen:
+        backend = gen.backend
+        assert backend.fused and backend.keeps_rows  # type: ignore[attr-defined]
+        backend.allocate(32)
+        backend.forward(np.array(prompt))
+        counter = _CountingSession(backend.session)  # type: ignore[attr-defined]
+        backend.session = counter  # type: ignore[attr-defined]
+        rows = backend.forward_all(draft)
+        assert counter.calls == 1 and rows.shape == (5, gen.bundle.config.vocab_size)
+        assert backend.truncate(len(prompt))
+        one_by_one = np.stack([backend.forward(draft[i : i + 1]).copy() for i in range(5)])
+        np.testing.assert_allclose(rows, one_by_one, atol=1e-4)
+        after = backend.forward(np.array([7])).copy()  # the one-row binding is back
+        model = backend.slot_model(2, 32)
+        assert model is not None
+        model.prefill(1, prompt)
+        slot_rows = model.prefill_all(1, draft)
+        np.testing.assert_allclose(slot_rows, rows, atol=1e-4)
+        assert model.lengths[1] == len(prompt) + 5
+        decoded = model.decode([1], [7])[1]
+        np.testing.assert_allclose(decoded, after, atol=1e-4)
+        model.close()
