@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from host import host_info, host_line
 
 from edge_sdk.runtime import Engine, Generator, ResponseFormat, load
 from edge_sdk.runtime.constraints import FormatMatcher
@@ -61,16 +62,6 @@ DECODINGS: dict[str, dict[str, Any]] = {
     "greedy": {},
     "sampled": {"temperature": 0.8, "seed": 7},
 }
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model"):
-                return value.strip()
-    return platform.processor() or platform.machine()
 
 
 def demo_bundle(work: Path, log: Callable[[str], None]) -> Path:
@@ -307,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "edge-sdk constrained decoding",
         "machine": {
-            "cpu": cpu_name(),
+            "host": host_info(),
             "platform": platform.platform(),
             "python": platform.python_version(),
             "llguidance": __import__("llguidance").__version__,
@@ -322,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema_checks": checks,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"CPU: {report['machine']['cpu']}, {args.threads} threads, {args.tokens} tokens")
+    print(f"{host_line(report['machine']['host'])}; {args.threads} threads, {args.tokens} tokens")
     print(
         f"{'model':<14} {'decoding':<8} {'plain tok/s':>11} {'JSON tok/s':>11} {'cost':>7} "
         f"{'best':>7} {'proc CPU':>8} {'profiled':>8} {'CPU':>7} {'masks':>8} {'mask us':>8} "

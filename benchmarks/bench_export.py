@@ -26,7 +26,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host import host_info, host_line
 from random_models import SHAPES, hf_config, tensor_specs, write_random_hf_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,6 @@ METHODS: dict[str, list[str]] = {
 HEADROOM_GB = {"int8": 1.5, "int4": 1.5, "gptq": 2.5}  # target: peak RSS <= bundle + this
 PROTOBUF_LIMIT = 2**31  # the old exporter holds the whole float graph in one ModelProto
 OLD_RSS_PER_FLOAT32_BYTE = 6.0  # the old exporter: ~14 GB peak for 0.6 B parameters (2.4 GB f32)
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx")
 LAUNCH = (
     "import os, sys\n"
     "import edge_sdk\n"
@@ -183,45 +182,6 @@ def dir_bytes(path: Path) -> int:
             if full.is_file() and not full.is_symlink():
                 total += full.stat().st_size
     return total
-
-
-def host_info(
-    cpuinfo: Path = Path("/proc/cpuinfo"), meminfo: Path = Path("/proc/meminfo")
-) -> dict[str, Any]:
-    """CPU model, the ISA flags that decide quantized kernels, core count and RAM."""
-    model, flags = "", set[str]()
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not model:
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    model = model or platform.processor() or platform.machine()
-    isa = {flag: flag in flags for flag in ISA_FLAGS}
-    isa["amx"] = any(f.startswith("amx") for f in flags)
-    mem: dict[str, int] = {}
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("MemTotal", "MemAvailable"):
-                mem[key] = int(value.split()[0]) * 1024
-    return {
-        "cpu": model,
-        "isa": isa,
-        "cpus": os.cpu_count(),
-        "mem_total_bytes": mem.get("MemTotal"),
-        "mem_available_bytes": mem.get("MemAvailable"),
-        "python": platform.python_version(),
-    }
-
-
-def host_line(host: dict[str, Any]) -> str:
-    flags = " ".join(name for name, on in host["isa"].items() if on) or "none of " + ",".join(
-        ISA_FLAGS
-    )
-    ram = (host["mem_total_bytes"] or 0) / GB
-    return f"{host['cpu']}, {host['cpus']} cpus, {ram:.1f} GB RAM, ISA: {flags}"
 
 
 def float32_weight_bytes(config: dict[str, Any]) -> int:

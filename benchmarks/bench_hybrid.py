@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_export import host_info, host_line
+from host import host_info, host_line
 from random_models import write_random_hf_folder
 
 from edge_sdk.exporters import QuantConfig, export

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from host import host_info, host_line
 
 from edge_sdk import load_bundle
 from edge_sdk.onnx_io import prefill_feed, present_names
@@ -99,6 +100,8 @@ def main() -> None:
                 speeds[precision].append(decode_tokens_per_s(path, args.tokens, args.threads))
         sizes = {p: (path / "model.onnx").stat().st_size for p, path in bundles.items()}
     medians = {p: statistics.median(v) for p, v in speeds.items()}
+    host = host_info()
+    print(host_line(host))
     print(f"{'precision':10s} {'model MB':>9s} {'decode tok/s (median)':>22s} {'runs':>30s}")
     for p in bundles:
         runs = " ".join(f"{v:.0f}" for v in speeds[p])
@@ -111,6 +114,7 @@ def main() -> None:
     args.out.write_text(
         json.dumps(
             {
+                "host": host,
                 "size": args.size,
                 "threads": args.threads,
                 "tokens": args.tokens,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 import sys
@@ -43,63 +42,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_export import host_info
+from host import host_info, host_line, loadavg
 
 from edge_sdk.runtime import load
 
-KTOKEN_ISA_FLAGS = (
-    "avx2",
-    "avx512f",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx",
-    "asimd",
-    "asimddp",
-    "i8mm",
-)
 SPIN_KEY = "session.intra_op.allow_spinning"
 LEVEL_KEY = "session.qdq_matmulnbits_accuracy_level"
-
-
-def cpu_isa(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
-    """The ISA flags that pick onnxruntime's quantized kernels (x86 ``flags`` or Arm
-    ``Features``; ``asimd`` is NEON, ``asimddp`` the dot product)."""
-    flags: set[str] = set()
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                flags = set(value.split())
-                break
-    isa = {flag: flag in flags for flag in KTOKEN_ISA_FLAGS}
-    isa["amx"] = any(f.startswith("amx") for f in flags)
-    return isa
-
-
-def host_record() -> dict[str, Any]:
-    """:func:`bench_export.host_info` with these ISA flags, onnxruntime's version and the load."""
-    import onnxruntime as ort
-
-    host = host_info() | {"isa": cpu_isa(), "onnxruntime": ort.__version__}
-    host["machine"] = platform.machine()
-    host["loadavg"] = _loadavg()
-    return host
-
-
-def host_header(host: dict[str, Any]) -> str:
-    flags = " ".join(name for name, on in host["isa"].items() if on) or "none"
-    return (
-        f"{host['cpu']} ({host['machine']}), {host['cpus']} cpus, ISA: {flags}; "
-        f"onnxruntime {host['onnxruntime']}; load {host['loadavg']}"
-    )
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
 
 
 @dataclass(frozen=True)
@@ -337,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--variant {text!r}: give KEY=VALUE[,KEY=VALUE]")
         variants.append(tuple((key, value) for key, _, value in pairs))
     bundles = _bundles(args.bundles)
-    host = host_record()
-    print(host_header(host), flush=True)
+    host = host_info()
+    print(host_line(host), flush=True)
     rows: list[dict[str, Any]] = []
     for name, bundle in bundles.items():
         settings = [
@@ -351,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += measure_bundle(
             name, bundle, settings, args.ks, args.prompt, args.repeats, args.settle, args.profile
         )
-    host["loadavg_after"] = _loadavg()
+    host["loadavg_after"] = loadavg()
     print(f"forward of k tokens after {args.prompt}, medians of {args.repeats} interleaved")
     print(table(rows, args.ks))
     if args.json:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -47,6 +46,7 @@ from bench_runtime import (
     make_llama200m_hf,
     runtime_run,
 )
+from host import host_info, host_line
 from random_models import write_random_hf_folder
 
 from edge_sdk import load_bundle
@@ -319,9 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "edge-sdk vs llama.cpp vs onnxruntime-genai",
         "machine": {
             "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "onnxruntime": __import__("onnxruntime").__version__,
+            "host": host_info(),
             "llama.cpp": f"{llama.commit} (llama-cpp-python {llama.version})",
         },
         "threads": args.threads,
@@ -334,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(host_line(report["machine"]["host"]))
     _print_table(results)
     print(f"\nJSON: {args.out}")
     return 0

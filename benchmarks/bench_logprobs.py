@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from host import host_info
 
 from edge_sdk.runtime import Generator, TokenLogprobs, load
 
@@ -129,7 +130,7 @@ def main() -> int:
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps({"host": host_info(), "rows": rows}, indent=2))
     return 0
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_int8 import decode_tokens_per_s
+from host import host_info
 
 from edge_sdk.exporters import QuantConfig, demo_checkpoint_path, export
 from edge_sdk.runtime import load
@@ -212,7 +213,7 @@ def main() -> None:
         )
     out = args.out or Path(f"bench-results/quant-{args.model}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    out.write_text(json.dumps({"host": host_info(), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from host import host_info, host_line
 
 from edge_sdk import load_bundle
 from edge_sdk.onnx_io import past_names, present_names
@@ -644,15 +644,11 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "benchmark": "edge-sdk runtime",
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "onnxruntime": __import__("onnxruntime").__version__,
-        },
+        "machine": {"platform": platform.platform(), "host": host_info()},
         "results": results,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(host_line(report["machine"]["host"]))
     _print_table(results)
     print(f"\nJSON: {args.out}")
     return 0

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "power"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host import host_info, host_line
 
 
 def _cpu() -> float:
@@ -62,6 +64,7 @@ def main() -> int:
         os.environ["EDGE_SDK_SYSFS_ROOT"] = str(make_board("orin_nano_8gb", root / "b").root)
     r = measure(args.seconds, args.hz)
     extra = r["sampler_cpu_s"] - r["idle_cpu_s"] * r["sampler_wall_s"] / r["idle_wall_s"]
+    print(host_line(host_info()))
     print(f"{'':<22}{'wall s':>9}{'CPU s':>10}{'CPU % of one core':>20}")
     print(
         f"{'no sampler':<22}{r['idle_wall_s']:9.2f}{r['idle_cpu_s']:10.4f}"

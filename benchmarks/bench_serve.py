@@ -43,8 +43,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from bench_export import host_info
 from bench_runtime import export_edge, make_llama200m_hf
+from host import host_info, host_line
 
 from edge_sdk.errors import EdgeError
 from edge_sdk.runtime import load
@@ -386,10 +386,11 @@ def multi_turn_main(args: argparse.Namespace, log: Callable[[str], None]) -> int
         if args.prefix_cache_mb
         else [],
     )
-    report.update(threads=args.threads, cpu=host_info()["cpu"], model="200M Llama int8")
+    report.update(threads=args.threads, host=host_info(), model="200M Llama int8")
     multi_turn.print_report(
         report,
-        f"200M Llama int8, edge-serve --slots 4 --threads {args.threads}, {report['cpu']}, "
+        f"200M Llama int8, edge-serve --slots 4 --threads {args.threads}, "
+        f"{host_line(report['host'])}, "
         f"{args.system_tokens}-token system prompt, {args.tokens} tokens per reply, "
         f"{args.conversations} conversation(s), prefix store {args.prefix_cache_mb:g} MB, "
         f"medians of {args.repeats}",

@@ -36,7 +36,7 @@ def test_k_token_table_on_the_demo(
     assert bench_ktoken.main([*argv, "--settle", "0", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["host"]["onnxruntime"] == ort.__version__
-    assert set(bench_ktoken.KTOKEN_ISA_FLAGS) <= set(report["host"]["isa"])
+    assert {"avx512_vnni", "asimddp", "i8mm"} <= set(report["host"]["isa"])
     rows = report["rows"]
     variant = {"session.dynamic_block_base": "1"}
     assert [(row["spin"], row["variant"]) for row in rows] == [
@@ -62,15 +62,23 @@ def test_k_token_table_on_the_demo(
 
 
 def test_isa_flags_from_x86_and_arm_cpuinfo(tmp_path: Path) -> None:
+    from host import host_info, host_line
+
     x86 = tmp_path / "x86"
     x86.write_text("model name\t: Some CPU\nflags\t\t: fpu avx2 avx_vnni amx_tile amx_int8\n")
-    isa = bench_ktoken.cpu_isa(x86)
+    host = host_info(x86, tmp_path / "none", tmp_path / "none")
+    isa = host["isa"]
     assert isa["avx2"] and isa["avx_vnni"] and isa["amx"]
     assert not isa["avx512f"] and not isa["avx512_vnni"] and not isa["asimddp"]
+    assert "Some CPU" in host_line(host) and "avx_vnni" in host_line(host)
     arm = tmp_path / "arm"
     arm.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimddp\n")
-    isa = bench_ktoken.cpu_isa(arm)
+    board = tmp_path / "model"
+    board.write_text("NVIDIA Jetson Orin Nano Developer Kit\x00")
+    host = host_info(arm, tmp_path / "none", board)
+    isa = host["isa"]
     assert isa["asimd"] and isa["asimddp"] and not isa["i8mm"] and not isa["avx2"]
+    assert host["cpu"] == "NVIDIA Jetson Orin Nano Developer Kit"
 
 
 def test_bad_arguments_exit_with_one_line(
