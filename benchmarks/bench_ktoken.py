@@ -2,12 +2,14 @@
 
     python benchmarks/bench_ktoken.py NAME=BUNDLE [NAME=BUNDLE ...]
         [--ks 1,2,4,8,16] [--prompt 64] [--repeats 12] [--threads 1,2] [--spin on,off]
-        [--accuracy-level 4,1] [--variant KEY=VALUE[,KEY=VALUE]] [--profile N] [--json OUT]
+        [--accuracy-level 4,1] [--variant KEY=VALUE[,KEY=VALUE]] [--profile N] [--all-logits]
+        [--json OUT]
 
 For each bundle, one ``ort-cpu`` backend (the fused graph, as the runtime runs it) per setting
 (threads x spinning x accuracy level x variant) is loaded with :func:`edge_sdk.runtime.load`; a
 ``--prompt``-token prompt is prefilled once, then every repeat times ``backend.forward`` of k
-tokens for each k in ``--ks`` on top of it, truncating the cache back to the prompt
+tokens (``--all-logits``: ``backend.forward_all``, every row's logits, as a speculative
+verification asks) for each k in ``--ks`` on top of it, truncating the cache back to the prompt
 (``backend.truncate``) after each call. Repeats are interleaved: each round visits every setting
 of a bundle (pausing ``--settle`` seconds between settings so a spinning pool goes idle) and every
 k (in a rotated order); the table reports medians and each k's ratio to k=1. Speculative
@@ -92,10 +94,13 @@ def measure_bundle(
     settle_s: float = 0.05,
     profile: int = 0,
     log: Callable[[str], None] = print,
+    all_logits: bool = False,
 ) -> list[dict[str, Any]]:
     """Interleaved k-token timings of ``bundle`` under each setting: one row per setting with
     the median ms per k, each k's ratio to k=1 and the raw samples (and with ``profile`` > 0,
-    :func:`profile_ops` of that many calls per k, after the timings)."""
+    :func:`profile_ops` of that many calls per k, after the timings). ``all_logits``: time
+    ``backend.forward_all`` (every row's logits, as a speculative verification needs) instead of
+    ``backend.forward`` (the last row's)."""
     capacity = prompt + max(ks) + 8
     rng = np.random.default_rng(0)
     generators = []
@@ -120,11 +125,12 @@ def measure_bundle(
     for round_ in range(repeats + 1):  # round 0 warms every shape up, not recorded
         for index, generator in enumerate(generators):
             backend = generator.backend
+            run = backend.forward_all if all_logits else backend.forward
             time.sleep(settle_s)  # the last setting's spinning pool goes idle
             order = list(ks[round_ % len(ks) :]) + list(ks[: round_ % len(ks)])
             for k in order:
                 started = time.perf_counter()
-                backend.forward(draft[k])
+                run(draft[k])
                 elapsed_ms = (time.perf_counter() - started) * 1e3
                 if not backend.truncate(prompt):
                     raise SystemExit(f"{name}: the backend cannot truncate its cache")
@@ -144,6 +150,7 @@ def measure_bundle(
                 "accuracy_level": setting.accuracy_level,
                 "variant": dict(setting.extra),
                 "graph": generator.backend.device,
+                "logits": "all" if all_logits else "last",
                 "median_ms": median_ms,
                 "ratio_to_k1": {k: v / base for k, v in median_ms.items()},
                 "samples_ms": got,
@@ -270,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=int, default=0, help="N: onnxruntime per-op profile of N calls per k"
     )
+    parser.add_argument(
+        "--all-logits",
+        action="store_true",
+        help="time forward_all (every row's logits: a speculative verification) instead of "
+        "forward (the last row's)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     spins = [part.strip() for part in args.spin.split(",") if part.strip()]
@@ -297,10 +310,19 @@ def main(argv: list[str] | None = None) -> int:
             for variant in variants
         ]
         rows += measure_bundle(
-            name, bundle, settings, args.ks, args.prompt, args.repeats, args.settle, args.profile
+            name,
+            bundle,
+            settings,
+            args.ks,
+            args.prompt,
+            args.repeats,
+            args.settle,
+            args.profile,
+            all_logits=args.all_logits,
         )
     host["loadavg_after"] = loadavg()
-    print(f"forward of k tokens after {args.prompt}, medians of {args.repeats} interleaved")
+    call = "forward_all (every row's logits)" if args.all_logits else "forward"
+    print(f"{call} of k tokens after {args.prompt}, medians of {args.repeats} interleaved")
     print(table(rows, args.ks))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ def test_k_token_table_on_the_demo(
     out = tmp_path / "ktoken.json"
     argv = [f"demo={demo_bundle_int8}", "--ks", "1,4", "--repeats", "2", "--threads", "1"]
     argv += ["--spin", "on,off", "--variant", "session.dynamic_block_base=1", "--profile", "2"]
+    argv += ["--all-logits"]
     assert bench_ktoken.main([*argv, "--settle", "0", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["host"]["onnxruntime"] == ort.__version__
@@ -46,7 +47,7 @@ def test_k_token_table_on_the_demo(
         (False, variant),
     ]
     for row in rows:
-        assert row["threads"] == 1 and row["precision"] == "int8-g64"
+        assert row["threads"] == 1 and row["precision"] == "int8-g64" and row["logits"] == "all"
         assert "model.ort.onnx" in row["graph"]
         assert all(len(times) == 2 for times in row["samples_ms"].values())
         assert row["ratio_to_k1"]["1"] == 1.0
