@@ -247,9 +247,6 @@ def bare_fused_loop(
     )
     bind.bind_input("seqlens_k", "cpu", 0, np.int32, [1], seqlens.ctypes.data)
     bind.bind_input("total_sequence_length", "cpu", 0, np.int32, [], total.ctypes.data)
-    keep = np.ones(1, np.int64)
-    if "logits_to_keep" in {i.name for i in session.get_inputs()}:
-        bind.bind_input("logits_to_keep", "cpu", 0, np.int64, [1], keep.ctypes.data)
     bind.bind_output("logits", "cpu", 0, np.float32, [1, 1, vocab], logits.ctypes.data)
     ids, one = np.array([prompt], dtype=np.int64), np.zeros((1, 1), np.int64)
     length, first = 0, 0.0

@@ -14,13 +14,11 @@ onnxruntime's contrib ops, written layer by layer by each family's ``emit_fused`
   residual adds;
 * one MatMul for q/k/v and one for gate/up (their weights concatenated along the output
   dimension: per-channel and block-wise scales concatenate exactly);
-* the LM head on the last ``logits_to_keep`` positions only (1 in a prompt chunk or a decode
-  step; k to verify k drafted tokens in one call).
+* the LM head on the last position only.
 
-Interface: ``input_ids`` [B, S]; ``past_key_values.{i}.key|value`` [B, kv_heads, capacity,
-head_dim]; ``seqlens_k`` int32 [B] (positions filled after this step, minus one);
-``total_sequence_length`` int32 scalar; ``logits_to_keep`` int64 [1] (bundles exported before it
-existed lack it and keep 1); outputs ``logits`` [B, logits_to_keep, vocab] and ``present.{i}.*``
+Interface: ``input_ids`` [1, S]; ``past_key_values.{i}.key|value`` [1, kv_heads, capacity,
+head_dim]; ``seqlens_k`` int32 [1] (positions filled after this step, minus one);
+``total_sequence_length`` int32 scalar; outputs ``logits`` [1, 1, vocab] and ``present.{i}.*``
 (bound to the past buffers). The runtime's ``ort-cpu`` backend uses it when the bundle has one;
 :mod:`edge_sdk.exporters.fused_graph_check` checks it against the standard graph.
 """

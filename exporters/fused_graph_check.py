@@ -16,7 +16,6 @@ import numpy as np
 from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.fused_graph import UnsupportedGraph
 from edge_sdk.exporters.ort_check import OrtModel, cpu_session
-from edge_sdk.manifest import LOGITS_TO_KEEP
 from edge_sdk.onnx_io import cache_tensors
 
 __all__ = [
@@ -45,8 +44,6 @@ class FusedSession:
             p if t.grows else p.copy() for t, p in zip(self.tensors, self.past, strict=True)
         ]
         self.length = 0
-        names = {i.name for i in self.session.get_inputs()}
-        self.keeps = LOGITS_TO_KEEP in names  # fused graphs exported before it keep one position
 
     def run(self, ids: list[int]) -> np.ndarray:
         """Logits [vocab] of the last of ``ids``, on top of the cache."""
@@ -55,8 +52,6 @@ class FusedSession:
         bind.bind_cpu_input("input_ids", np.array([ids], np.int64))
         bind.bind_cpu_input("seqlens_k", np.array([total - 1], np.int32))
         bind.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
-        if self.keeps:
-            bind.bind_cpu_input(LOGITS_TO_KEEP, np.array([1], np.int64))
         for tensor, past, present in zip(self.tensors, self.past, self.present, strict=True):
             bind.bind_input(tensor.past, "cpu", 0, np.float32, list(past.shape), past.ctypes.data)
             bind.bind_output(
@@ -160,9 +155,8 @@ def check_ort_graph(
         "ops": "com.microsoft GroupQueryAttention (rotary, KV cache in place), "
         "SkipSimplifiedLayerNormalization; q/k/v and gate/up as one MatMul each",
         "inputs": "input_ids, past_key_values.{i}.key|value [1, kv_heads, capacity, head_dim] "
-        "(bound as present.{i}.* too), seqlens_k int32 [1], total_sequence_length int32 [], "
-        "logits_to_keep int64 [1]",
-        "logits": "the last logits_to_keep positions",
+        "(bound as present.{i}.* too), seqlens_k int32 [1], total_sequence_length int32 []",
+        "logits": "last position only",
         "parity_vs_standard": {
             "worst": worst,
             "tolerance": GRAPH_TOLERANCE[precision],

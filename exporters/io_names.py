@@ -14,19 +14,17 @@ def graph_io_names(model: onnx.ModelProto, layers: int, fused: bool) -> dict[str
     """``io_names`` of ``model``, read from its graph in the order the exporter builds it.
 
     Standard graph: ``input_ids, attention_mask, position_ids, past...``; fused graph:
-    ``input_ids, past..., seqlens_k, total_sequence_length, logits_to_keep``; both output
-    ``logits, present...``.
+    ``input_ids, past..., seqlens_k, total_sequence_length``; both output ``logits, present...``.
     """
     weights = {t.name for t in model.graph.initializer}
     inputs = [i.name for i in model.graph.input if i.name not in weights]
     outputs = [o.name for o in model.graph.output]
     kv = 2 * layers
-    wanted = kv + 4 if fused else kv + 3  # the fused graph's last input: logits_to_keep
-    if len(inputs) != wanted or len(outputs) != kv + 1:
+    if len(inputs) != kv + 3 or len(outputs) != kv + 1:
         kind = "fused" if fused else "standard"
         raise ExportError(
             f"the {kind} graph has {len(inputs)} inputs and {len(outputs)} outputs, a "
-            f"{layers}-layer model needs {wanted} and {kv + 1}: the export is broken, report it"
+            f"{layers}-layer model needs {kv + 3} and {kv + 1}: the export is broken, report it"
         )
     if fused:
         names = IoNames(
@@ -36,7 +34,6 @@ def graph_io_names(model: onnx.ModelProto, layers: int, fused: bool) -> dict[str
             tuple(outputs[1:]),
             seqlens_k=inputs[1 + kv],
             total_sequence_length=inputs[2 + kv],
-            logits_to_keep=inputs[3 + kv],
         )
     else:
         names = IoNames(

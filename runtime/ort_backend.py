@@ -13,7 +13,6 @@ Inputs and outputs are bound by the names the manifest records for the graph tha
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +22,7 @@ import numpy as np
 from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
-from edge_sdk.manifest import LOGITS_TO_KEEP, IoNames
+from edge_sdk.manifest import IoNames
 from edge_sdk.onnx_io import cache_tensors
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend, install_hint
 from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
@@ -72,7 +71,6 @@ class OrtBackend(KVCacheBackend):
         self.fused_fallback: str | None = None  # why the fused graph did not load, if it did not
         self._seqlens_k = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
-        self._keep = np.ones(1, dtype=np.int64)  # logits_to_keep: rows of logits a call returns
         self._fused_bound = False  # the cache, positions and logits are bound (fused graph)
         self._ids_bound: tuple[int, int] | None = None  # (pointer, length) input_ids is bound to
 
@@ -200,8 +198,6 @@ class OrtBackend(KVCacheBackend):
         missing = [n for n in self._io.inputs if n not in names]
         if missing:
             raise BundleError(f"{path} lacks the inputs {', '.join(missing)}; export it again")
-        if self.fused and self._io.logits_to_keep is None and LOGITS_TO_KEEP in names:
-            self._io = dataclasses.replace(self._io, logits_to_keep=LOGITS_TO_KEEP)  # unrecorded
         self._binding = self.session.io_binding()
         self._fused_bound = False
 
@@ -293,45 +289,21 @@ class OrtBackend(KVCacheBackend):
             logits = self._step(cache, chunk, positions, out)
         return logits
 
-    @property
-    def keeps_rows(self) -> bool:
-        """True when one call returns the logits of every position it runs (the standard graph,
-        or a fused graph with ``logits_to_keep``): :meth:`forward_all` then costs no more model
-        calls than :meth:`forward`."""
-        return not self.fused or self._io.logits_to_keep is not None
-
     def forward_all(self, token_ids: np.ndarray) -> np.ndarray:
-        """Every position's logits [n, vocab], from each prompt chunk's call (the fused graph
-        keeps that many rows through ``logits_to_keep``; one exported before it existed computes
-        its LM head on the last position only and runs the tokens one at a time: n calls)."""
-        if not self.keeps_rows:
+        """Every position's logits [n, vocab]: the standard graph returns them from each prompt
+        chunk's call (no extra model calls); the fused graph computes its LM head on the last
+        position only, so it runs the tokens one at a time (n calls)."""
+        if self.fused:
             return super().forward_all(token_ids)
         cache, ids = self.checked_ids(token_ids)
         rows = np.empty((ids.size, self._vocab), dtype=np.float32)
         for start in range(0, ids.size, PREFILL_CHUNK):
             chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
             n = chunk.shape[1]
-            out = rows[None, start : start + n]  # the graph writes [1, n, vocab] into them
-            if self.fused:
-                self._fused_rows(cache, chunk, out)
-                continue
             positions = np.arange(cache.length, cache.length + n, dtype=np.int64).reshape(1, n)
+            out = rows[None, start : start + n]  # the graph writes [1, n, vocab] into them
             self._step(cache, chunk, positions, out)
         return rows
-
-    def _fused_rows(self, cache: KVCache, ids: np.ndarray, out: np.ndarray) -> None:
-        """Run ``ids`` [1, n] through the fused graph with every row's logits written to ``out``
-        [1, n, vocab]; the one-row binding is restored after."""
-        bind, io = self._binding, self._io
-        self._bind_fused(cache, ids)
-        self._keep[0] = ids.shape[1]
-        bind.bind_output(io.logits, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
-        try:
-            self._step(cache, ids, self._pos1, out)
-        finally:
-            self._keep[0] = 1
-            shape = list(self._logits1.shape)
-            bind.bind_output(io.logits, "cpu", 0, np.float32, shape, self._logits1.ctypes.data)
 
     def _step(
         self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray
@@ -391,8 +363,6 @@ class OrtBackend(KVCacheBackend):
             bind.bind_input(
                 io.total_sequence_length, "cpu", 0, np.int32, [], self._total.ctypes.data
             )
-            if io.logits_to_keep is not None:
-                bind.bind_input(io.logits_to_keep, "cpu", 0, np.int64, [1], self._keep.ctypes.data)
             bind.bind_output(
                 io.logits,
                 "cpu",

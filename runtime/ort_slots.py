@@ -70,8 +70,6 @@ class FusedSlotModel(SlotModel):
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
         self._total = np.zeros((), np.int32)
-        self._keep = np.ones(1, np.int64)  # logits_to_keep (fused graphs that have it)
-        self._rows_out: np.ndarray | None = None  # prefill_all's rows, while it runs
         self._prefill_bind = session.io_binding()
         self._decode_bind = session.io_binding()
         self._decode_rows = 0  # the batch size the decode binding is bound for
@@ -143,10 +141,6 @@ class FusedSlotModel(SlotModel):
         bind.bind_input(
             self._io.total_sequence_length, "cpu", 0, np.int32, [], self._total.ctypes.data
         )
-        if self._io.logits_to_keep is not None:
-            bind.bind_input(
-                self._io.logits_to_keep, "cpu", 0, np.int64, [1], self._keep.ctypes.data
-            )
 
     def _bind_rows(self, bind: Any, first: int, rows: int) -> None:
         tensors = zip(self._past, self._present, self._buffers, self._written, strict=True)
@@ -173,45 +167,21 @@ class FusedSlotModel(SlotModel):
         except Exception as exc:  # onnxruntime's own error types
             raise GenerationError(f"onnxruntime failed on the batched decode: {exc}") from exc
 
-    def prefill_all(self, slot: int, ids: np.ndarray | Sequence[int]) -> np.ndarray:
-        """As :meth:`prefill`, but every position's logits [n, vocab]: one call per chunk where
-        the graph has ``logits_to_keep`` (else one per token, as the base class)."""
-        if self._io.logits_to_keep is None:
-            return super().prefill_all(slot, ids)
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        self._rows_out = np.empty((ids.size, self._logits.shape[2]), np.float32)
-        try:
-            self.prefill(slot, ids)
-            rows = self._rows_out
-        finally:
-            self._rows_out = None
-        return rows
-
     def _prefill(self, slot: int, ids: np.ndarray) -> np.ndarray:
         bind = self._prefill_bind
         self._bind_positions(bind)
         self._bind_rows(bind, slot, 1)
         length = self.lengths[slot]
-        rows = self._rows_out
-        try:
-            for start in range(0, ids.size, PREFILL_CHUNK):
-                chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
-                total = length + start + chunk.shape[1]
-                self._seqlens[slot], self._total[()] = total - 1, total
-                bind.bind_input(
-                    self._io.input_ids, "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data
-                )
-                if rows is not None:  # prefill_all: this chunk's rows of logits
-                    out = rows[None, start : start + chunk.shape[1]]
-                    self._keep[0] = chunk.shape[1]
-                    bind.bind_output(
-                        self._io.logits, "cpu", 0, np.float32, list(out.shape), out.ctypes.data
-                    )
-                self._run(bind)
-                self._keep_states((slot,))
-        finally:
-            self._keep[0] = 1
-        last: np.ndarray = self._logits[slot, 0] if rows is None else rows[-1]
+        for start in range(0, ids.size, PREFILL_CHUNK):
+            chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
+            total = length + start + chunk.shape[1]
+            self._seqlens[slot], self._total[()] = total - 1, total
+            bind.bind_input(
+                self._io.input_ids, "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data
+            )
+            self._run(bind)
+            self._keep_states((slot,))
+        last: np.ndarray = self._logits[slot, 0]
         return last
 
     def _decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from edge_sdk.manifest.accuracy import Accuracy, Parity
 from edge_sdk.manifest.engine import EngineRecord
-from edge_sdk.manifest.graphs import LOGITS_TO_KEEP, FusedGraph, GraphRecord, IoNames, TensorSpec
+from edge_sdk.manifest.graphs import FusedGraph, GraphRecord, IoNames, TensorSpec
 from edge_sdk.manifest.manifest import (
     FileRecord,
     Manifest,
@@ -33,7 +33,6 @@ from edge_sdk.manifest.manifest import (
 from edge_sdk.manifest.quantization import Quantization
 
 __all__ = [
-    "LOGITS_TO_KEEP",
     "Accuracy",
     "EngineRecord",
     "FileRecord",

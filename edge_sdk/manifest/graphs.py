@@ -10,10 +10,7 @@ if TYPE_CHECKING:
 
 from edge_sdk.manifest._fields import Fields, emit, invalid
 
-__all__ = ["LOGITS_TO_KEEP", "FusedGraph", "GraphRecord", "IoNames", "TensorSpec"]
-
-#: The fused graph's input that says how many last positions get logits (its conventional name).
-LOGITS_TO_KEEP = "logits_to_keep"
+__all__ = ["FusedGraph", "GraphRecord", "IoNames", "TensorSpec"]
 
 
 def _past(layers: int) -> tuple[str, ...]:
@@ -30,8 +27,7 @@ class IoNames:
 
     ``past`` / ``present``: the KV cache, key then value for each layer. The standard graph
     takes ``attention_mask`` and ``position_ids``; the fused graph ``seqlens_k`` and
-    ``total_sequence_length`` instead (the others are None), and ``logits_to_keep``: how many last
-    positions get logits (None in fused graphs exported before it existed: they keep one).
+    ``total_sequence_length`` instead (the others are None).
     """
 
     input_ids: str
@@ -42,7 +38,6 @@ class IoNames:
     position_ids: str | None = None
     seqlens_k: str | None = None
     total_sequence_length: str | None = None
-    logits_to_keep: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -72,7 +67,6 @@ class IoNames:
             self.position_ids,
             self.seqlens_k,
             self.total_sequence_length,
-            self.logits_to_keep,
         )
         return (self.input_ids, *(n for n in positions if n is not None), *self.past)
 
@@ -100,7 +94,6 @@ class IoNames:
             f.opt_text("position_ids"),
             f.opt_text("seqlens_k"),
             f.opt_text("total_sequence_length"),
-            f.opt_text("logits_to_keep"),
             f.extra(),
         )
 
@@ -113,7 +106,6 @@ class IoNames:
                 ("position_ids", self.position_ids),
                 ("seqlens_k", self.seqlens_k),
                 ("total_sequence_length", self.total_sequence_length),
-                ("logits_to_keep", self.logits_to_keep),
                 ("past_key_values", list(self.past)),
                 ("logits", self.logits),
                 ("present", list(self.present)),

@@ -17,7 +17,6 @@ from edge_sdk.exporters.model import rope_inverse_frequencies
 from edge_sdk.exporters.quantize.qweight import QWeight
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
 from edge_sdk.exporters.stream.ops import FusedState, rms_norm, skip_norm
-from edge_sdk.manifest import LOGITS_TO_KEEP
 from edge_sdk.onnx_io import cache_tensors
 
 __all__ = [
@@ -241,7 +240,6 @@ def fused_prelude(
     _past_inputs(g, config, "capacity")
     g.input("seqlens_k", TensorProto.INT32, ["batch"])
     g.input("total_sequence_length", TensorProto.INT32, [])
-    g.input(LOGITS_TO_KEEP, TensorProto.INT64, [1])
     caches: dict[bool, tuple[str, str]] = {}
     for local in sorted({kind[0] for kind in _kinds(config)}):
         p = "ort.local_" if local else "ort."
@@ -261,14 +259,13 @@ def fused_tail(
     table: Table,
     head: QWeight | None,
 ) -> None:
-    """The final skip-norm, the head on the last ``logits_to_keep`` positions only (1 for a
-    prompt chunk or a decode step; k to verify k drafted tokens in one call), and the outputs."""
+    """The final skip-norm, the head on the last position only, and the outputs."""
     h, _ = skip_norm(g, state, final_norm, float(config.rms_norm_eps), "model.norm")
     last = g.op(
         "Slice",
-        [h, g.op("Neg", [LOGITS_TO_KEEP]), g.ints("ort.end", [2**62]), g.ints("ort.axis1", [1])],
+        [h, g.ints("ort.minus1", [-1]), g.ints("ort.end", [2**62]), g.ints("ort.axis1", [1])],
         "ort.last",
     )
     _head(g, last, table, head)
-    g.output("logits", TensorProto.FLOAT, ["batch", "kept", config.vocab_size])
+    g.output("logits", TensorProto.FLOAT, ["batch", 1, config.vocab_size])
     _present_outputs(g, config, "capacity")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import onnx
 import pytest
 
 from edge_sdk import BundleError, load_bundle
-from edge_sdk.manifest import LOGITS_TO_KEEP, EngineRecord, IoNames, Manifest
+from edge_sdk.manifest import EngineRecord, IoNames, Manifest
 
 
 def _manifest(bundle: Path) -> dict[str, Any]:
@@ -56,8 +55,7 @@ def test_the_exporter_records_each_graphs_names(demo_bundle_int8: Path) -> None:
         inputs, outputs = _graph_names(bundle.path / file)
         assert sorted(names.inputs) == sorted(inputs) and list(names.outputs) == outputs
     assert graph.io_names == IoNames.standard(layers)  # today's names are the conventional ones
-    # and logits_to_keep, which fused graphs exported before it (unrecorded names) lack
-    assert fused.io_names == replace(IoNames.fused(layers), logits_to_keep=LOGITS_TO_KEEP)
+    assert fused.io_names == IoNames.fused(layers)
     assert [s.name for s in graph.inputs or ()] == list(graph.io_names.inputs)
 
 
