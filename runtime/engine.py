@@ -28,8 +28,9 @@ decode rows of different lengths in one call get one slot (requests take turns):
 :attr:`Engine.batched` says which.
 
 A request with ``prompt_logprobs`` prefills with every position's logits
-(:meth:`SlotModel.prefill_all`; on the fused CPU graph one model call per prompt token, so its
-chunk holds the others up longer); it needs every prompt position run, so it cannot start
+(:meth:`SlotModel.prefill_all`: one call per chunk, also on a fused CPU graph with
+``logits_to_keep``; one call per prompt token on an older one, so its chunk holds the others up
+longer); it needs every prompt position run, so it cannot start
 from a cached prefix.
 
 **Prompt (prefix) cache** (:mod:`edge_sdk.runtime.prompt_cache`): a slot keeps what it holds
