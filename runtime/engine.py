@@ -60,6 +60,7 @@ from edge_sdk.runtime.prompt_cache import PromptCache
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import SequenceOutput
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
+from edge_sdk.runtime.speculative import Speculation
 
 __all__ = ["Engine", "EngineClosedError", "QueueFullError", "Request", "StepRecord"]
 
@@ -73,7 +74,7 @@ class StepRecord:
 
     start: float
     end: float
-    kind: str  # "prefill" or "decode"
+    kind: str  # "prefill", "decode" or "verify" (speculative: tokens = tokens it output)
     tokens: dict[int, int]
 
 
@@ -198,6 +199,7 @@ class Engine:
         output = SequenceOutput(
             self.tokenizer, self._vocab, ids, checked, self._eos, room=self.max_context - len(ids)
         )
+        speculation = self._speculation(checked)
         with self._cond:
             if self.failed is not None:
                 raise GenerationError(f"the engine stopped after a failure: {self.failed}")
@@ -219,10 +221,24 @@ class Engine:
                 self._wake,
                 cache_prompt=checked.reuses_cache,
             )
+            request.speculation = speculation
             self._waiting.append(request)
             self._cond.notify()
         self.start()
         return request
+
+    def _speculation(self, options: GenerationOptions) -> Speculation | None:
+        """A request's speculative state (None: it does not speculate); refused, before it is
+        queued, where the slots cannot check drafts in one call and cut them."""
+        if options.speculation is None:
+            return None
+        multi_row = getattr(self._model, "multi_row", not self._model.batched)
+        if not multi_row:
+            raise GenerationError(
+                "this bundle's fused graph returns the last position's logits only: export "
+                "it again to speculate in the engine, or send the request without speculative"
+            )
+        return self.generator.speculation(options)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -347,6 +363,8 @@ class Engine:
         if prefilling:
             self._prefill_chunk(min(prefilling, key=lambda r: r.admitted))
         decoding = [r for r in self._active.values() if r.pending is not None]
+        if len(decoding) == 1 == len(self._active) and self._verify(decoding[0]):
+            return  # alone: it speculated
         if decoding:
             self._decode(decoding)
 
@@ -377,6 +395,7 @@ class Engine:
         if request.prefilled == len(request.prompt_ids):
             self._cache.prompt_done(request.slot)
             request.prefill_s = now - request.admitted
+            request.calls += 1
             if request.output.limit == 0:  # it only scores its prompt
                 with self._cond:
                     self._finish(request.slot, request, "max_new_tokens")
@@ -392,8 +411,48 @@ class Engine:
         for request in requests:
             assert request.slot is not None and request.pending is not None
             self._cache.ran(request.slot, (request.pending,))
-            request.pending = None
+            request.pending, request.calls = None, request.calls + 1
             self._emit(request, logits[request.slot], now)
+
+    def _verify(self, request: Request) -> bool:
+        """One speculative step of the only running request: its pending token and drafts in
+        one call on its slot, rows pushed until one differs from its draft, the rest cut from
+        the slot. False when it does not speculate or the drafter offers nothing."""
+        spec, slot, pending = request.speculation, request.slot, request.pending
+        if spec is None or slot is None or pending is None:
+            return False
+        held = self._cache.held(slot)
+        output = request.output
+        room = min(output.limit - len(output.token_ids) - 1, self.max_context - len(held) - 2)
+        drafts = spec.draft([*held, pending], room)
+        if not drafts:
+            return False
+        start = time.perf_counter()
+        rows = self._model.prefill_all(slot, [pending, *drafts])
+        self._cache.ran(slot, [pending, *drafts])
+        request.pending, request.calls = None, request.calls + 1
+        now, accepted, final = time.perf_counter(), 0, None
+        for row, logits in enumerate(rows):
+            event, final = output.push(logits, now - request.submitted)
+            request.deliver(event)
+            hit = row < len(drafts) and event.token_id == drafts[row]
+            accepted += hit
+            if final is not None:
+                break
+            if not hit:
+                request.pending = event.token_id
+                break
+        spec.accepted += accepted
+        spec.adapt(len(drafts), accepted)
+        keep = len(held) + 1 + accepted
+        if not self._model.truncate(slot, keep):
+            raise GenerationError("the slot could not cut rejected drafts from its cache")
+        self._cache.cut(slot, keep)
+        self._record(start, "verify", {request.id: min(row + 1, len(rows))})
+        if final is not None:
+            with self._cond:
+                self._finish(slot, request, final)
+        return True
 
     def _emit(self, request: Request, logits: Any, now: float) -> None:
         event, final = request.output.push(logits, now - request.submitted)
@@ -420,5 +479,8 @@ class Engine:
             kv_cache_bytes=self._model.nbytes,
             backend=self._model.device,
             cached_tokens=request.cached,
+            drafted_tokens=0 if request.speculation is None else request.speculation.drafted,
+            accepted_tokens=0 if request.speculation is None else request.speculation.accepted,
+            model_calls=request.calls,
         )
         request.finish(result, error)

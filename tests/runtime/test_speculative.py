@@ -18,6 +18,7 @@ from edge_sdk import GenerationError
 from edge_sdk.bundle import file_record
 from edge_sdk.runtime import (
     DraftLength,
+    Engine,
     GenerationStats,
     Generator,
     NGramDrafter,
@@ -250,3 +251,27 @@ def test_gpu_backends_refuse_before_any_token(demo_bundle_fp32: Path) -> None:
     backend = OrtCudaBackend(load_bundle(demo_bundle_fp32), BackendOptions())
     problem = backend.speculation_problem()
     assert problem is not None and "backend='ort-cpu'" in problem
+
+
+def test_engine_speculates_while_alone(gen_int8: Generator, demo_bundle_int8: Path) -> None:
+    """One request alone in the engine speculates on its slot (verify steps); beside another it
+    decodes in the batch; the output equals the generator's plain output either way."""
+    fixed = SpeculativeOptions("ngram", k_max=4, adaptive=False)
+    plain = gen_int8.generate(COPY_PROMPT, max_new_tokens=40, ignore_eos=True).token_ids
+    story = gen_int8.generate(STORY, max_new_tokens=40, ignore_eos=True).token_ids
+    with Engine(load(demo_bundle_int8, "ort-cpu", threads=1), slots=2) as engine:
+        kinds: list[str] = []
+        engine.add_step_listener(lambda step: kinds.append(step.kind))
+        alone = engine.submit(COPY_PROMPT, max_new_tokens=40, ignore_eos=True, speculative=fixed)
+        result = alone.wait(60)
+        assert result.token_ids == plain and "verify" in kinds
+        check_stats(result.stats, 40)
+        assert result.stats.accepted_tokens > 0
+        both = [
+            engine.submit(COPY_PROMPT, max_new_tokens=40, ignore_eos=True, speculative=fixed),
+            engine.submit(STORY, max_new_tokens=40, ignore_eos=True, speculative=False),
+        ]
+        first, second = (r.wait(60) for r in both)
+        assert first.token_ids == plain and second.token_ids == story
+        assert second.stats.drafted_tokens == 0 and second.stats.model_calls == 40
+        check_stats(first.stats, 40)
