@@ -33,6 +33,12 @@ A request with ``prompt_logprobs`` prefills with every position's logits
 longer); it needs every prompt position run, so it cannot start
 from a cached prefix.
 
+**Speculative decoding** (a request's ``speculative`` option, or the engine's default): while
+a request runs alone in the engine, each step checks its pending token and the drafts in one
+:meth:`SlotModel.prefill_all` on its slot and cuts the rejected ones (:meth:`SlotModel.truncate`;
+step kind ``"verify"``, whose ``tokens`` are the tokens it output); beside other requests it
+decodes in the batch like them (a batched verify step is not done: see runtime/README.md).
+
 **Prompt (prefix) cache** (:mod:`edge_sdk.runtime.prompt_cache`): a slot keeps what it holds
 after its request ends; a new request goes to the free slot that shares the longest prefix with
 its prompt and prefills only the rest (``cache_prompt=False`` per request, or
@@ -60,7 +66,7 @@ from edge_sdk.runtime.prompt_cache import PromptCache
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import SequenceOutput
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
-from edge_sdk.runtime.speculative import Speculation
+from edge_sdk.runtime.speculative import Speculation, SpeculativeOptions, speculative_options
 
 __all__ = ["Engine", "EngineClosedError", "QueueFullError", "Request", "StepRecord"]
 
@@ -87,7 +93,9 @@ class Engine:
     them raises) and the engine goes on; :attr:`failed` is set if the engine's thread itself
     died (every request then ends the same way). ``prefix_cache=False`` turns the prompt cache
     off for every request; ``prefix_store_bytes``: the size of its host store of evicted
-    prefixes (0: none; :mod:`edge_sdk.runtime.prompt_cache`).
+    prefixes (0: none; :mod:`edge_sdk.runtime.prompt_cache`). ``speculative``: the
+    speculative decoding of requests whose options leave it None (``speculative=False``
+    opts out); a request speculates only while it runs alone (module docstring).
     """
 
     def __init__(
@@ -98,6 +106,7 @@ class Engine:
         max_queue: int = 64,
         prefix_cache: bool = True,
         prefix_store_bytes: int = 0,
+        speculative: SpeculativeOptions | str | None = None,
     ) -> None:
         if slots < 1:
             raise GenerationError(f"slots must be at least 1, got {slots}")
@@ -124,6 +133,10 @@ class Engine:
         self._closed = False
         #: Why the engine's thread stopped, if it died (None while it runs or after close()).
         self.failed: BaseException | None = None
+        #: How requests that leave ``speculative`` unset (None) speculate (checked now).
+        self.speculative = speculative_options(speculative)
+        if self.speculative is not None:
+            self._speculation(GenerationOptions(speculative=self.speculative))
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -194,6 +207,8 @@ class Engine:
         :class:`QueueFullError`, :class:`EngineClosedError`."""
         submitted = time.perf_counter()
         checked = GenerationOptions.build(options, **changes)
+        if checked.speculative is None and self.speculative is not None:
+            checked = checked.replace(speculative=self.speculative)
         ids = self.generator.prompt_ids(prompt)
         check_fits(len(ids), self.max_context)
         output = SequenceOutput(
