@@ -423,6 +423,9 @@ class Engine:
         start = time.perf_counter()
         logits = self._model.decode(slots, tokens)  # type: ignore[arg-type]
         now = self._record(start, "decode", {r.id: 1 for r in requests})
+        alone = requests[0].speculation if len(requests) == 1 else None
+        if alone is not None:  # the one-row cost its draft length weighs against
+            alone.timed(1, now - start)
         for request in requests:
             assert request.slot is not None and request.pending is not None
             self._cache.ran(request.slot, (request.pending,))
@@ -439,11 +442,12 @@ class Engine:
         held = self._cache.held(slot)
         output = request.output
         room = min(output.limit - len(output.token_ids) - 1, self.max_context - len(held) - 2)
+        start = time.perf_counter()  # drafting counts: a draft model's calls cost too
         drafts = spec.draft([*held, pending], room)
         if not drafts:
             return False
-        start = time.perf_counter()
         rows = self._model.prefill_all(slot, [pending, *drafts])
+        spec.timed(len(rows), time.perf_counter() - start)
         self._cache.ran(slot, [pending, *drafts])
         request.pending, request.calls = None, request.calls + 1
         now, accepted, final = time.perf_counter(), 0, None

@@ -557,9 +557,11 @@ class Stream:
             output.limit - len(output.token_ids) - 1,  # the last row's pick needs no draft
             gen.max_context - len(gen._context) - 1,
         )
+        began = time.perf_counter()  # drafting counts: a draft model's calls cost too
         new = spec.draft(gen._context, room)
         ids = np.asarray(pending + new, dtype=np.int64)
         rows = backend.forward_all(ids) if new else backend.forward(ids)[None]
+        spec.timed(ids.size, time.perf_counter() - began)
         return rows, new
 
     def _split(self, event: TokenEvent, last: bool) -> TokenEvent:

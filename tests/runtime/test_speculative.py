@@ -72,6 +72,10 @@ def test_draft_model_greedy_equals_plain(gen_int8: Generator, demo_bundle_fp32: 
     )
     assert spec.token_ids == plain.token_ids
     check_stats(spec.stats, 48)
+    fixed = SpeculativeOptions("draft", draft=demo_bundle_fp32, k_max=4, adaptive=False)
+    spec = gen_int8.generate(STORY, max_new_tokens=48, ignore_eos=True, speculative=fixed)
+    assert spec.token_ids == plain.token_ids
+    check_stats(spec.stats, 48)
     assert spec.stats.acceptance_rate > 0.8 and spec.stats.tokens_per_call > 3
     again = gen_int8.generate(  # the loaded draft model is reused, its cache cut back
         STORY + " His mom", max_new_tokens=16, speculative=f"draft:{demo_bundle_fp32}"
@@ -174,21 +178,23 @@ def test_ngram_drafter_index() -> None:
     assert drafter.propose([1, 2], 0) == []
 
 
-def test_draft_length_adapts() -> None:
-    length = DraftLength(SpeculativeOptions("ngram", k_max=6, k_start=2))
-    assert length.next() == 2
-    length.update(2, 2)
-    assert length.next() == 3
-    for _ in range(4):
-        length.update(3, 3)
-    assert length.next() == 6  # capped at k_max
-    length.update(6, 1)
-    assert length.next() == 3
-    for _ in range(3):
-        length.update(length.next(), 0)
-    assert length.k == 0
+def test_draft_length_weighs_acceptance_against_call_costs() -> None:
+    length = DraftLength(SpeculativeOptions("ngram", k_max=6))
+    assert length.next() == 0  # first a plain step, to time a one-row call
+    length.timed(1, 0.010)
+    assert length.next() > 0  # an extra row assumed at a quarter of a call: worth a try
+    for _ in range(10):  # cheap rows (a GPU, a CPU with a fast multi-row kernel), all taken
+        length.timed(7, 0.012)
+        length.update(6, 6)
+    assert length.next() == 6 and length.acceptance > 0.9
+    for _ in range(10):  # rows as dear as calls (this CPU's 8-bit kernel): never worth it
+        length.timed(2, 0.019)
+        length.timed(7, 0.065)
+        length.update(1, 0)
     probes = [length.next() for _ in range(2 * DraftLength.PROBE_EVERY)]
-    assert probes.count(1) == 2 and probes.count(0) == len(probes) - 2
+    assert probes.count(1) == 2 and probes.count(0) == len(probes) - 2  # probes only
+    fixed = DraftLength(SpeculativeOptions("ngram", k_max=3, adaptive=False))
+    assert fixed.next() == 3
 
 
 @pytest.mark.parametrize(
