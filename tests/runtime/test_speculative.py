@@ -283,27 +283,25 @@ def test_engine_speculates_while_alone(gen_int8: Generator, demo_bundle_int8: Pa
         check_stats(first.stats, 40)
 
 
-#: The most the 8-bit kernel's multi-row rounding was seen to move the gap between SmolLM2's
-#: two most likely tokens (runtime/README.md, "Speculative decoding": up to 0.15 measured).
-NEAR_TIE = 0.2
+#: MatMulNBits computing in float32: one-row and multi-row calls agree to float rounding
+#: (the default level 4 quantizes activations differently by row count: runtime/README.md,
+#: "Speculative decoding", measured up to ~1.4 in SmolLM2's logits).
+FLOAT_COMPUTE = {"session.qdq_matmulnbits_accuracy_level": "1"}
 
 
-def test_smollm2_int8_greedy_equal_up_to_near_ties(smollm2_int8: Path) -> None:
-    """SmolLM2 int8 over 64 tokens: n-gram drafts are accepted, and the output equals plain
-    decoding's, or where the 8-bit kernel's multi-row rounding flips a near tie, equals it up to
-    that token, which was plain's second choice within NEAR_TIE of its first."""
+def test_smollm2_int8_greedy_equals_plain(smollm2_int8: Path) -> None:
+    """SmolLM2 int8 over 64 tokens of a copy prompt: n-gram drafts are accepted and the output
+    is plain decoding's, token for token, where the kernel computes the same rows alike."""
     code = Path(__file__).read_text(encoding="utf-8")[:1200]
-    with load(smollm2_int8, "ort-cpu", threads=2) as gen:
+    with load(smollm2_int8, "ort-cpu", threads=2, session_config=FLOAT_COMPUTE) as gen:
         ids = gen.encode(f"Repeat this code exactly:\n\n{code}\n\nRepeated:\n\n{code[:300]}")
-        ask = {"max_new_tokens": 64, "ignore_eos": True, "logprobs": 2}
+        ask = {"max_new_tokens": 64, "ignore_eos": True}
         plain = gen.generate(ids, **ask)
         spec = gen.generate(ids, speculative="ngram", **ask)
+        free = gen.encode("The little robot looked at the stars and wondered")
+        assert gen.generate(free, speculative="ngram", **ask).token_ids == (
+            gen.generate(free, **ask).token_ids
+        )
+    assert spec.token_ids == plain.token_ids
     assert spec.stats.accepted_tokens > 0
     check_stats(spec.stats, 64)
-    pairs = list(zip(plain.token_ids, spec.token_ids, strict=True))
-    diverged = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
-    if diverged is not None:
-        assert plain.logprobs is not None
-        first, second = plain.logprobs[diverged].top
-        assert spec.token_ids[diverged] == second.token_id
-        assert first.logprob - second.logprob < NEAR_TIE
