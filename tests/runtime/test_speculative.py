@@ -22,6 +22,7 @@ from edge_sdk.runtime import (
     GenerationStats,
     Generator,
     NGramDrafter,
+    ResponseFormat,
     SpeculativeOptions,
     load,
 )
@@ -102,6 +103,26 @@ def test_sampled_tokens_equal_plain_per_seed(gen_fp32: Generator) -> None:
         plain = gen_fp32.generate(COPY_PROMPT, seed=seed, **options)
         spec = gen_fp32.generate(COPY_PROMPT, seed=seed, speculative="ngram", **options)
         assert spec.token_ids == plain.token_ids
+
+
+def test_constraints_stops_and_logprobs_keep_working(gen_fp32: Generator) -> None:
+    """Rows are pushed through the sequence's own output: a JSON constraint, logprobs and a
+    repetition penalty give what plain decoding gives."""
+    fixed = SpeculativeOptions("ngram", k_max=4, adaptive=False)
+    options = {
+        "max_new_tokens": 24,
+        "response_format": ResponseFormat.json_object(),
+        "logprobs": 2,
+        "repetition_penalty": 1.1,
+    }
+    plain = gen_fp32.generate(COPY_PROMPT, **options)
+    spec = gen_fp32.generate(COPY_PROMPT, speculative=fixed, **options)
+    assert spec.token_ids == plain.token_ids and spec.text == plain.text
+    assert spec.text.startswith("{") and spec.stats.drafted_tokens > 0
+    assert plain.logprobs is not None and spec.logprobs is not None
+    np.testing.assert_allclose(
+        [e.logprob for e in spec.logprobs], [e.logprob for e in plain.logprobs], atol=1e-5
+    )
 
 
 class FixedDrafter:
