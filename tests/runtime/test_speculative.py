@@ -326,3 +326,44 @@ def test_smollm2_int8_greedy_equals_plain(smollm2_int8: Path) -> None:
     assert spec.token_ids == plain.token_ids
     assert spec.stats.accepted_tokens > 0
     check_stats(spec.stats, 64)
+
+
+class CallCounter:
+    """An onnxruntime session that counts its runs (everything else is the session's)."""
+
+    def __init__(self, session: object) -> None:
+        self.session, self.runs = session, 0
+
+    def run_with_iobinding(self, binding: object) -> None:
+        self.runs += 1
+        self.session.run_with_iobinding(binding)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.session, name)
+
+
+def test_fused_graph_checks_drafts_in_one_call(demo_bundle_fp32: Path) -> None:
+    """``logits_to_keep``: the pending token and 4 drafts on top of a cache give 5 rows from
+    one call, equal to running them one by one, on the backend and on an engine slot; the
+    one-row bindings work afterwards."""
+    prompt, checked = [7, 99, 3, 250, 1000, 64], np.array([12, 8, 300, 41, 5])
+    with load(demo_bundle_fp32, "ort-cpu", threads=1) as gen:
+        backend = gen.backend
+        counter = CallCounter(backend.session)  # type: ignore[attr-defined]
+        backend.session = counter  # type: ignore[attr-defined]
+        backend.allocate(64)
+        backend.forward(np.array(prompt))
+        rows = backend.forward_all(checked)
+        assert counter.runs == 2 and rows.shape == (5, gen.bundle.config.vocab_size)
+        assert backend.truncate(len(prompt))
+        singles = np.stack([backend.forward(checked[i : i + 1]).copy() for i in range(5)])
+        np.testing.assert_allclose(rows, singles, atol=1e-5)
+        slots = backend.slot_model(2, 64)
+        assert slots is not None
+        slots.prefill(1, prompt)
+        runs = counter.runs
+        np.testing.assert_allclose(slots.prefill_all(1, checked), rows, atol=1e-5)
+        assert counter.runs == runs + 1 and slots.lengths[1] == len(prompt) + 5
+        assert slots.truncate(1, len(prompt) + 2)
+        np.testing.assert_allclose(slots.decode([1], [300])[1], singles[2], atol=1e-5)
+        slots.close()
