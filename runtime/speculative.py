@@ -162,12 +162,14 @@ class DraftLength:
     never timed is interpolated (a line through the one-row time and the measured multi-row
     ones; before any, each extra row is assumed to cost a quarter of a one-row call, so the
     first steps try). When no ``k`` beats plain decoding, it drafts nothing but probes with
-    one token every :attr:`PROBE_EVERY` steps. The first step is plain (it times a one-row
-    call). ``adaptive=False``: always ``k_max``.
+    one token after :attr:`PROBE_EVERY` steps (twice as long after each probe that fails).
+    The first step is plain (it times a one-row call). ``adaptive=False``: always ``k_max``.
     """
 
-    #: Steps without drafting before a one-token probe.
+    #: Steps without drafting before a one-token probe (doubled after each probe that fails,
+    #: up to :attr:`PROBE_MAX`; back to this after one that lands).
     PROBE_EVERY = 8
+    PROBE_MAX = 64
     #: How much of the acceptance counts each step keeps (the rest is the step's news).
     DECAY = 0.8
     #: The moving averages' weight of a new timing.
@@ -180,6 +182,8 @@ class DraftLength:
         self._seconds: dict[int, float] = {}  # rows -> moving average of a call's time
         self._hits, self._tries = 1.0, 2.0  # decayed counts; prior: acceptance 0.5
         self._idle = 0
+        self._probe_every = self.PROBE_EVERY
+        self._probing = False  # the last length was a probe
 
     @property
     def acceptance(self) -> float:
@@ -216,12 +220,13 @@ class DraftLength:
         if not self.adaptive:
             return self.k_max
         self.k = self.best()
+        self._probing = False
         if self.k > 0:
             self._idle = 0
             return self.k
         self._idle += 1
-        if self._idle >= self.PROBE_EVERY:
-            self._idle = 0
+        if self._idle >= self._probe_every:
+            self._idle, self._probing = 0, True
             return 1
         return 0
 
@@ -229,6 +234,11 @@ class DraftLength:
         """Record a step's outcome (``drafted`` 0: the drafter offered nothing)."""
         if drafted == 0:
             return
+        if self._probing:
+            landed = accepted > 0
+            self._probe_every = (
+                self.PROBE_EVERY if landed else min(2 * self._probe_every, self.PROBE_MAX)
+            )
         tries = accepted + (accepted < drafted)  # the accepted ones, and the miss if any
         self._hits = self._hits * self.DECAY + accepted
         self._tries = self._tries * self.DECAY + tries

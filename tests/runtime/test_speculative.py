@@ -214,6 +214,14 @@ def test_draft_length_weighs_acceptance_against_call_costs() -> None:
         length.update(1, 0)
     probes = [length.next() for _ in range(2 * DraftLength.PROBE_EVERY)]
     assert probes.count(1) == 2 and probes.count(0) == len(probes) - 2  # probes only
+    waits = []
+    for landed in (0, 0, 1):  # failed probes back off; one that lands resets the wait
+        steps = next(n for n in range(1, 200) if length.next() == 1)
+        waits.append(steps)
+        length.update(1, landed)
+    assert waits[1] == 2 * waits[0] == 4 * DraftLength.PROBE_EVERY // 2
+    steps = next(n for n in range(1, 200) if length.next() == 1)
+    assert steps <= DraftLength.PROBE_EVERY
     fixed = DraftLength(SpeculativeOptions("ngram", k_max=3, adaptive=False))
     assert fixed.next() == 3
 
