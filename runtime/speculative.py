@@ -163,13 +163,17 @@ class DraftLength:
     ones; before any, each extra row is assumed to cost a quarter of a one-row call, so the
     first steps try). When no ``k`` beats plain decoding, it drafts nothing but probes with
     one token after :attr:`PROBE_EVERY` steps (twice as long after each probe that fails).
-    The first step is plain (it times a one-row call). ``adaptive=False``: always ``k_max``.
+    The first two steps are plain (they time a one-row call; the first is a warm-up), and so is
+    one step after :attr:`RETIME_EVERY` drafting steps. ``adaptive=False``: always ``k_max``.
     """
 
     #: Steps without drafting before a one-token probe (doubled after each probe that fails,
     #: up to :attr:`PROBE_MAX`; back to this after one that lands).
     PROBE_EVERY = 8
     PROBE_MAX = 64
+    #: Drafting steps after which one plain step times a one-row call again (the baseline
+    #: every length is weighed against; drafting steps never time it).
+    RETIME_EVERY = 32
     #: How much of the acceptance counts each step keeps (the rest is the step's news).
     DECAY = 0.8
     #: The moving averages' weight of a new timing.
@@ -184,6 +188,8 @@ class DraftLength:
         self._idle = 0
         self._probe_every = self.PROBE_EVERY
         self._probing = False  # the last length was a probe
+        self._one_row_times = 0  # one-row calls timed (the first one is a warm-up)
+        self._since_one_row = 0  # multi-row calls since the last one-row call
 
     @property
     def acceptance(self) -> float:
@@ -219,6 +225,9 @@ class DraftLength:
         """How many tokens to draft in this step."""
         if not self.adaptive:
             return self.k_max
+        if self._one_row_times < 2 or self._since_one_row >= self.RETIME_EVERY:
+            self.k = 0  # a plain step: (re)time the one-row call
+            return 0
         self.k = self.best()
         self._probing = False
         if self.k > 0:
@@ -246,6 +255,13 @@ class DraftLength:
     def timed(self, rows: int, seconds: float) -> None:
         """A model call of ``rows`` rows took ``seconds``."""
         old = self._seconds.get(rows)
+        if rows == 1:
+            self._one_row_times += 1
+            self._since_one_row = 0
+            if self._one_row_times == 2:
+                old = None  # the first call after a prefill is slow (warm-up): not averaged
+        else:
+            self._since_one_row += 1
         self._seconds[rows] = seconds if old is None else old + self.WEIGHT * (seconds - old)
 
 

@@ -201,13 +201,22 @@ def test_ngram_drafter_index() -> None:
 
 def test_draft_length_weighs_acceptance_against_call_costs() -> None:
     length = DraftLength(SpeculativeOptions("ngram", k_max=6))
-    assert length.next() == 0  # first a plain step, to time a one-row call
+    assert length.next() == 0  # first plain steps, to time a one-row call
+    length.timed(1, 0.050)  # a warm-up: replaced by the next one-row time, not averaged
+    assert length.next() == 0
     length.timed(1, 0.010)
+    costs = length.costs()
+    assert costs is not None and costs[0] == 0.010
     assert length.next() > 0  # an extra row assumed at a quarter of a call: worth a try
     for _ in range(10):  # cheap rows (a GPU, a CPU with a fast multi-row kernel), all taken
         length.timed(7, 0.012)
         length.update(6, 6)
     assert length.next() == 6 and length.acceptance > 0.9
+    for _ in range(DraftLength.RETIME_EVERY):
+        length.timed(7, 0.012)
+    assert length.next() == 0  # a plain step now and then re-times the one-row call
+    length.timed(1, 0.010)
+    assert length.next() == 6
     for _ in range(10):  # rows as dear as calls (this CPU's 8-bit kernel): never worth it
         length.timed(2, 0.019)
         length.timed(7, 0.065)
