@@ -23,6 +23,8 @@ is not made slower.
 from __future__ import annotations
 
 import dataclasses
+import statistics
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,9 +157,10 @@ def _integer(name: str, value: object, low: int, high: int) -> int:
 class DraftLength:
     """The adaptive draft length: the ``k`` that maximizes expected tokens per second.
 
-    It keeps the measured time of a model call by its number of rows (:meth:`timed`; a
-    moving average each) and the per-token acceptance (:meth:`update`; decayed counts, so it
-    follows a prompt's copy-heavy and free stretches). Drafting ``k`` tokens is expected to
+    It keeps the measured time of a model call by its number of rows (:meth:`timed`; the
+    median of the last :attr:`SAMPLES` each: a machine shared with other work has spikes) and
+    the per-token acceptance (:meth:`update`; decayed counts, so it follows a prompt's
+    copy-heavy and free stretches). Drafting ``k`` tokens is expected to
     give ``1 + a + ... + a^k`` tokens for a call of ``k + 1`` rows; the cost of a row count
     never timed is interpolated (a line through the one-row time and the measured multi-row
     ones; before any, each extra row is assumed to cost a quarter of a one-row call, so the
@@ -176,14 +179,14 @@ class DraftLength:
     RETIME_EVERY = 32
     #: How much of the acceptance counts each step keeps (the rest is the step's news).
     DECAY = 0.8
-    #: The moving averages' weight of a new timing.
-    WEIGHT = 0.3
+    #: Timings kept per row count (their median is its cost).
+    SAMPLES = 8
 
     def __init__(self, options: SpeculativeOptions) -> None:
         self.k_max = options.k_max
         self.adaptive = options.adaptive
         self.k = 0  # the last length chosen
-        self._seconds: dict[int, float] = {}  # rows -> moving average of a call's time
+        self._seconds: dict[int, deque[float]] = {}  # rows -> the last timings of such calls
         self._hits, self._tries = 1.0, 2.0  # decayed counts; prior: acceptance 0.5
         self._idle = 0
         self._probe_every = self.PROBE_EVERY
@@ -199,10 +202,10 @@ class DraftLength:
     def costs(self) -> list[float] | None:
         """Seconds of a call of 1 .. ``k_max + 1`` rows, measured or interpolated (None before
         a one-row call was timed)."""
-        seconds = self._seconds
-        one = seconds.get(1)
-        if one is None:
+        if 1 not in self._seconds:
             return None
+        seconds = {n: statistics.median(times) for n, times in self._seconds.items()}
+        one = seconds[1]
         slopes = [(t - one) / (n - 1) for n, t in seconds.items() if n > 1]
         slope = max(sum(slopes) / len(slopes), 0.0) if slopes else 0.25 * one
         return [seconds.get(n, one + slope * (n - 1)) for n in range(1, self.k_max + 2)]
@@ -254,15 +257,15 @@ class DraftLength:
 
     def timed(self, rows: int, seconds: float) -> None:
         """A model call of ``rows`` rows took ``seconds``."""
-        old = self._seconds.get(rows)
+        times = self._seconds.setdefault(rows, deque(maxlen=self.SAMPLES))
         if rows == 1:
             self._one_row_times += 1
             self._since_one_row = 0
             if self._one_row_times == 2:
-                old = None  # the first call after a prefill is slow (warm-up): not averaged
+                times.clear()  # the first call after a prefill is slow (a warm-up): dropped
         else:
             self._since_one_row += 1
-        self._seconds[rows] = seconds if old is None else old + self.WEIGHT * (seconds - old)
+        times.append(seconds)
 
 
 class Speculation:
