@@ -8,6 +8,10 @@ cache is ``past_key_values.{i}.key/value`` [batch, kv_heads, past, head_dim], wr
 and ``past_state.{i}.recurrent`` [batch, value_heads, key_dim, value_dim], written back as
 ``present_state.{i}.*`` of the same shapes. The exporter records the same description in the
 bundle manifest (``graph.inputs`` / ``graph.outputs``).
+
+The fused CPU graph (``model.ort.onnx``) computes the LM head on the last position only, or on
+the last ``logits_to_keep`` (:data:`LOGITS_TO_KEEP`, an optional int64 [1] input, 1 when not
+given; bundles exported before it lack the input).
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ import numpy as np
 
 from edge_sdk.config import ModelConfig
 
+#: The fused graph's optional input: how many last positions get logits (default 1).
+LOGITS_TO_KEEP = "logits_to_keep"
+
 __all__ = [
+    "LOGITS_TO_KEEP",
     "CacheTensor",
     "cache_tensors",
     "empty_past",

@@ -14,11 +14,13 @@ onnxruntime's contrib ops, written layer by layer by each family's ``emit_fused`
   residual adds;
 * one MatMul for q/k/v and one for gate/up (their weights concatenated along the output
   dimension: per-channel and block-wise scales concatenate exactly);
-* the LM head on the last position only.
+* the LM head on the last position only (the last ``logits_to_keep`` when that optional input
+  is given: speculative decoding checks several drafted tokens in one call).
 
 Interface: ``input_ids`` [1, S]; ``past_key_values.{i}.key|value`` [1, kv_heads, capacity,
 head_dim]; ``seqlens_k`` int32 [1] (positions filled after this step, minus one);
-``total_sequence_length`` int32 scalar; outputs ``logits`` [1, 1, vocab] and ``present.{i}.*``
+``total_sequence_length`` int32 scalar; optional ``logits_to_keep`` int64 [1] (default 1);
+outputs ``logits`` [1, logits_to_keep, vocab] and ``present.{i}.*``
 (bound to the past buffers). The runtime's ``ort-cpu`` backend uses it when the bundle has one;
 :mod:`edge_sdk.exporters.fused_graph_check` checks it against the standard graph.
 """

@@ -27,6 +27,7 @@ from edge_sdk.runtime.backend import (
 )
 from edge_sdk.runtime.constraints import ResponseFormat
 from edge_sdk.runtime.detokenize import IncrementalDecoder
+from edge_sdk.runtime.drafters import DraftModelDrafter, NGramDrafter, check_draft_pair
 from edge_sdk.runtime.engine import Engine, EngineClosedError, QueueFullError, Request, StepRecord
 from edge_sdk.runtime.generator import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -43,6 +44,12 @@ from edge_sdk.runtime.logprobs import MAX_LOGPROBS, TokenLogprob, TokenLogprobs
 from edge_sdk.runtime.options import GenerationOptions, check_fits
 from edge_sdk.runtime.reasoning import ReasoningDelta, ReasoningSplitter, split_reasoning
 from edge_sdk.runtime.sampling import Sampler, SamplingOptions
+from edge_sdk.runtime.speculative import (
+    MAX_DRAFT_TOKENS,
+    Drafter,
+    DraftLength,
+    SpeculativeOptions,
+)
 from edge_sdk.runtime.stats import GenerationStats, StopReason
 from edge_sdk.runtime.stops import StopMatcher
 from edge_sdk.runtime.tool_calls import (
@@ -59,11 +66,15 @@ __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
     "DEFAULT_MAX_NEW_TOKENS",
+    "MAX_DRAFT_TOKENS",
     "MAX_LOGPROBS",
     "Backend",
     "BackendOptions",
     "ChatPrompt",
     "Conversation",
+    "DraftLength",
+    "DraftModelDrafter",
+    "Drafter",
     "Engine",
     "EngineClosedError",
     "GenerationOptions",
@@ -72,6 +83,7 @@ __all__ = [
     "Generator",
     "IncrementalDecoder",
     "KVCache",
+    "NGramDrafter",
     "QueueFullError",
     "ReasoningDelta",
     "ReasoningSplitter",
@@ -79,6 +91,7 @@ __all__ = [
     "ResponseFormat",
     "Sampler",
     "SamplingOptions",
+    "SpeculativeOptions",
     "StepRecord",
     "StopMatcher",
     "StopReason",
@@ -92,6 +105,7 @@ __all__ = [
     "ToolFormat",
     "ToolFunction",
     "available_backends",
+    "check_draft_pair",
     "check_fits",
     "create_backend",
     "load",

@@ -8,7 +8,8 @@ drives it with two calls and never sees tensors other than the last position's l
         logits = backend.forward(prompt_ids)    # [vocab] float32, the cache grows by len(ids)
         logits = backend.forward([next_id])     # one decode step
 
-``forward_all`` returns every position's logits instead (prompt logprobs only).
+``forward_all`` returns every position's logits instead (prompt logprobs, and speculative
+decoding's check of drafted tokens, which then cuts the rejected ones with ``truncate``).
 
 Adding a backend is one new file with a :class:`Backend` subclass and one row in
 :data:`BACKEND_TABLE` (its name, class and install hint); :func:`create_backend` is the one place
@@ -152,6 +153,15 @@ class Backend(ABC):
         ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
         rows = [np.array(self.forward(ids[j : j + 1]), copy=True) for j in range(ids.size)]
         return np.stack(rows) if rows else np.zeros((0, self.bundle.config.vocab_size), np.float32)
+
+    def speculation_problem(self) -> str | None:
+        """Why speculative decoding cannot run here (None: it can): it needs
+        :meth:`forward_all` in one model call and an exact :meth:`truncate` of rejected
+        positions. The message names the fix. The default: it cannot."""
+        return (
+            f"the {self.name} backend cannot check drafted tokens in one call and cut them from "
+            "its cache: load the bundle on the ort-cpu backend, or generate without speculative"
+        )
 
     @property
     @abstractmethod

@@ -35,9 +35,11 @@ from edge_sdk.chat_template import ChatTemplate, Message, check_template_variabl
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.backend import Backend, BackendOptions, create_backend
 from edge_sdk.runtime.conversation import Conversation
+from edge_sdk.runtime.drafters import DraftModelDrafter, NGramDrafter
 from edge_sdk.runtime.options import DEFAULT_MAX_NEW_TOKENS, GenerationOptions, check_fits
 from edge_sdk.runtime.reasoning import ReasoningSplitter
 from edge_sdk.runtime.sequence import GenerationResult, SequenceOutput, TokenEvent
+from edge_sdk.runtime.speculative import Drafter, Speculation
 from edge_sdk.runtime.stats import StopReason
 from edge_sdk.tokenizer import Tokenizer
 
@@ -138,6 +140,7 @@ class Generator:
         self._current: Stream | None = None
         self._owner: Conversation | None = None  # whose sequence the cache holds (None: a stream)
         self._chat_template: ChatTemplate | None = None
+        self._draft_models: dict[Path, DraftModelDrafter] = {}  # by the draft bundle's path
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -245,8 +248,42 @@ class Generator:
         return self.backend.cache_bytes
 
     def close(self) -> None:
-        """Release the backend's session and cache."""
+        """Release the backend's session and cache (and those of draft models)."""
         self.backend.deactivate()
+        for drafter in self._draft_models.values():
+            drafter.close()
+        self._draft_models.clear()
+
+    def speculation(self, options: GenerationOptions) -> Speculation | None:
+        """The speculative state of a generation with ``options`` (None: it does not
+        speculate); a :class:`~edge_sdk.GenerationError` naming the fix when this backend
+        cannot speculate or the draft bundle does not fit this one. A draft bundle is loaded
+        once, on this generator's backend kind, and kept until :meth:`close`."""
+        spec = options.speculation
+        if spec is None:
+            return None
+        problem = self.backend.speculation_problem()
+        if problem is not None:
+            raise GenerationError(problem)
+        drafter: Drafter
+        if spec.method == "ngram":
+            drafter = NGramDrafter(spec.ngram_max, spec.ngram_min)
+        elif spec.method == "draft":
+            assert spec.draft is not None
+            path = Path(spec.draft).expanduser().resolve()
+            if path not in self._draft_models:
+                self._draft_models[path] = DraftModelDrafter.load(
+                    path,
+                    self.bundle,
+                    backend=self.backend.name,
+                    threads=self.backend.options.threads,
+                    capacity=self.max_context,
+                )
+            drafter = self._draft_models[path]
+        else:
+            assert spec.drafter is not None
+            drafter = spec.drafter
+        return Speculation(spec, drafter, self.bundle.config.vocab_size)
 
     def __enter__(self) -> Generator:
         return self
@@ -278,6 +315,7 @@ class Generator:
                 "conversation's KV cache; start a new one with .chat()"
             )
         ids = self.prompt_ids(prompt, add_special_tokens=not continuing)
+        speculation = self.speculation(options)
         with self._lock:
             if self._current is not None:
                 self._current.cancel()
@@ -310,7 +348,7 @@ class Generator:
                         else ""
                     ),
                 )
-            stream = Stream(self, self._epoch, ids, started, options, splitter, cached)
+            stream = Stream(self, self._epoch, ids, started, options, splitter, cached, speculation)
             self._current = stream
         return stream
 
@@ -364,8 +402,11 @@ class Stream:
         options: GenerationOptions,
         splitter: ReasoningSplitter | None = None,
         cached: int = 0,
+        speculation: Speculation | None = None,
     ) -> None:
         self._owner = owner
+        self._speculation = speculation
+        self._calls = 0  # model calls that produced output tokens
         self.cached = cached
         self._splitter = splitter
         self._epoch = epoch
@@ -420,6 +461,7 @@ class Stream:
                 gen._context += feed
                 gen._pending = []
             prefill_s = clock() - self._started
+            self._calls = 1
             output = SequenceOutput(
                 gen.tokenizer,
                 gen.bundle.config.vocab_size,
@@ -433,8 +475,13 @@ class Stream:
                 del output.prompt_scorer.entries[: len(feed) - len(self.prompt_ids)]
             if output.limit == 0:  # it only scores its prompt
                 reason = "max_new_tokens"
+            drafts: list[int] = []  # rows[i] checks drafts[i] (rows[-1]: the pick after all)
+            rows, row = logits[None], 0
             while output.limit and not self._cancelled.is_set():
-                event, final = output.push(logits, clock() - self._started)
+                event, final = output.push(rows[row], clock() - self._started)
+                hit = row < len(drafts) and event.token_id == drafts[row]
+                if hit and self._speculation is not None:
+                    self._speculation.accepted += 1
                 with gen._lock:
                     if gen._epoch != self._epoch:
                         break  # superseded: leave the new stream's state alone
@@ -446,17 +493,28 @@ class Stream:
                 with gen._lock:
                     if gen._epoch != self._epoch or self._cancelled.is_set():
                         break
-                    logits = backend.forward(np.asarray(gen._pending, dtype=np.int64))
-                    gen._context += gen._pending
-                    gen._pending = []
+                    if hit:
+                        gen._context += gen._pending  # a draft accepted: the cache holds it
+                        gen._pending, row = [], row + 1
+                        continue
+                    rows, drafts = self._next_rows(output, drafts, row)
+                    row = 0
         finally:
             if gen._current is self:
                 gen._current = None
+            with gen._lock:  # drafts the stream ended before checking leave the cache
+                if (
+                    gen._epoch == self._epoch
+                    and backend.cache_length > len(gen._context)
+                    and not backend.truncate(len(gen._context))
+                ):
+                    gen._context, gen._pending = [], []
             if output is None:  # ended before the prompt ran: no tokens
                 unconstrained = self._options.replace(response_format=None)  # nothing to mask
                 output = SequenceOutput(
                     gen.tokenizer, gen.bundle.config.vocab_size, (), unconstrained, (), room=1
                 )
+            spec = self._speculation
             self.result = output.result(
                 reason,
                 prompt_tokens=self.cached + len(self.prompt_ids),
@@ -466,12 +524,45 @@ class Stream:
                 kv_cache_bytes=backend.cache_bytes,
                 backend=backend.device,
                 cached_tokens=self.cached,
+                drafted_tokens=0 if spec is None else spec.drafted,
+                accepted_tokens=0 if spec is None else spec.accepted,
+                model_calls=self._calls,
             )
             if self._splitter is not None:
                 self._splitter.flush()  # what a cancelled stream held back
                 self.result = dataclasses.replace(
                     self.result, text=self._splitter.content, reasoning=self._splitter.reasoning
                 )
+
+    def _next_rows(
+        self, output: SequenceOutput, drafts: list[int], accepted: int
+    ) -> tuple[np.ndarray, list[int]]:
+        """Run the pending token (and, speculating, new drafts after it) with the lock held:
+        the logits rows to push and the drafts they check. ``drafts`` of the last call were
+        checked up to ``accepted``; the rest leave the cache first."""
+        gen, backend, spec = self._owner, self._owner.backend, self._speculation
+        self._calls += 1
+        if spec is None:
+            logits = backend.forward(np.asarray(gen._pending, dtype=np.int64))
+            gen._context += gen._pending
+            gen._pending = []
+            return logits[None], []
+        spec.adapt(len(drafts), accepted)
+        if backend.cache_length > len(gen._context) and not backend.truncate(len(gen._context)):
+            raise GenerationError(f"{backend.name} could not cut rejected drafts from its cache")
+        pending = gen._pending
+        gen._context += pending  # extended in place: no copy of the context per step
+        gen._pending = []
+        room = min(
+            output.limit - len(output.token_ids) - 1,  # the last row's pick needs no draft
+            gen.max_context - len(gen._context) - 1,
+        )
+        began = time.perf_counter()  # drafting counts: a draft model's calls cost too
+        new = spec.draft(gen._context, room)
+        ids = np.asarray(pending + new, dtype=np.int64)
+        rows = backend.forward_all(ids) if new else backend.forward(ids)[None]
+        spec.timed(ids.size, time.perf_counter() - began)
+        return rows, new
 
     def _split(self, event: TokenEvent, last: bool) -> TokenEvent:
         """``event`` with its text split into answer and reasoning (as it is without one)."""

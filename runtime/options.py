@@ -23,6 +23,7 @@ from edge_sdk.errors import ContextFullError, GenerationError
 from edge_sdk.runtime.constraints import ResponseFormat
 from edge_sdk.runtime.logprobs import check_logprobs
 from edge_sdk.runtime.sampling import SamplingOptions
+from edge_sdk.runtime.speculative import Drafter, SpeculativeOptions, speculative_options
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "GenerationOptions", "check_fits"]
 
@@ -52,6 +53,11 @@ class GenerationOptions:
     ``cache_prompt`` (llama-server's name): let the engine reuse the positions a KV-cache slot
     (or the generator's cache) already holds for the prompt's first tokens, and prefill only
     the rest; the output is the same either way (False: prefill the whole prompt).
+    ``speculative`` (None: off): draft tokens and check them in one model call
+    (:mod:`edge_sdk.runtime.speculative`): ``"ngram"``, ``"draft:PATH"``, a
+    :class:`~edge_sdk.runtime.SpeculativeOptions` or a :class:`~edge_sdk.runtime.Drafter`
+    (kept as a ``SpeculativeOptions``); the output is the same as without it. False is off
+    too, and also refuses an :class:`~edge_sdk.runtime.Engine`'s default (a server's opt-out).
     """
 
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
@@ -66,6 +72,7 @@ class GenerationOptions:
     logprobs: int | None = None
     prompt_logprobs: int | None = None
     cache_prompt: bool = True
+    speculative: SpeculativeOptions | Drafter | str | bool | None = None
 
     def __post_init__(self) -> None:
         logprobs = check_logprobs("logprobs", self.logprobs)
@@ -108,6 +115,9 @@ class GenerationOptions:
             "logprobs": logprobs,
             "prompt_logprobs": prompt_logprobs,
             "cache_prompt": bool(self.cache_prompt),
+            "speculative": (
+                False if self.speculative is False else speculative_options(self.speculative)
+            ),
         }
         for name, value in normalized.items():
             object.__setattr__(self, name, value)
@@ -122,6 +132,12 @@ class GenerationOptions:
         """Whether a cached prefix may stand in for the prompt's first tokens: ``cache_prompt``,
         unless ``prompt_logprobs`` needs every prompt position run."""
         return self.cache_prompt and self.prompt_logprobs is None
+
+    @property
+    def speculation(self) -> SpeculativeOptions | None:
+        """``speculative``, typed (it is normalized to this when the options are made)."""
+        spec = self.speculative
+        return spec if isinstance(spec, SpeculativeOptions) else None
 
     @property
     def sampling(self) -> SamplingOptions:

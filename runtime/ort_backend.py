@@ -23,7 +23,7 @@ from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
 from edge_sdk.manifest import IoNames
-from edge_sdk.onnx_io import cache_tensors
+from edge_sdk.onnx_io import LOGITS_TO_KEEP, cache_tensors
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend, install_hint
 from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
 from edge_sdk.runtime.kv_cache import Clearer, Copier, KVCache, clear_numpy, copy_host
@@ -73,6 +73,9 @@ class OrtBackend(KVCacheBackend):
         self._total = np.zeros((), dtype=np.int32)
         self._fused_bound = False  # the cache, positions and logits are bound (fused graph)
         self._ids_bound: tuple[int, int] | None = None  # (pointer, length) input_ids is bound to
+        # the fused graph's optional input: how many last positions get logits (1 but in
+        # forward_all); None when the graph predates it
+        self._keep: np.ndarray | None = None
 
     def _fused_graph_file(self) -> str | None:
         """The bundle's onnxruntime graph, when this backend runs it (the CPU EP only)."""
@@ -200,6 +203,8 @@ class OrtBackend(KVCacheBackend):
             raise BundleError(f"{path} lacks the inputs {', '.join(missing)}; export it again")
         self._binding = self.session.io_binding()
         self._fused_bound = False
+        defaults = {i.name for i in self.session.get_overridable_initializers()}
+        self._keep = np.ones(1, np.int64) if self.fused and LOGITS_TO_KEEP in defaults else None
 
     def slot_model(self, slots: int, capacity: int) -> SlotModel | None:
         """Rows over the fused CPU graph (:mod:`edge_sdk.runtime.ort_slots`); None otherwise."""
@@ -290,20 +295,58 @@ class OrtBackend(KVCacheBackend):
         return logits
 
     def forward_all(self, token_ids: np.ndarray) -> np.ndarray:
-        """Every position's logits [n, vocab]: the standard graph returns them from each prompt
-        chunk's call (no extra model calls); the fused graph computes its LM head on the last
-        position only, so it runs the tokens one at a time (n calls)."""
-        if self.fused:
+        """Every position's logits [n, vocab], from each prompt chunk's call (no extra model
+        calls): the standard graph returns them all; the fused graph computes its LM head on
+        the last ``logits_to_keep`` positions. A fused graph exported before that input runs
+        the tokens one at a time (n calls)."""
+        if self.fused and self._keep is None:
             return super().forward_all(token_ids)
         cache, ids = self.checked_ids(token_ids)
         rows = np.empty((ids.size, self._vocab), dtype=np.float32)
         for start in range(0, ids.size, PREFILL_CHUNK):
             chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
             n = chunk.shape[1]
-            positions = np.arange(cache.length, cache.length + n, dtype=np.int64).reshape(1, n)
             out = rows[None, start : start + n]  # the graph writes [1, n, vocab] into them
+            if self.fused:
+                self._fused_rows(cache, chunk, out)
+                continue
+            positions = np.arange(cache.length, cache.length + n, dtype=np.int64).reshape(1, n)
             self._step(cache, chunk, positions, out)
         return rows
+
+    def _fused_rows(self, cache: KVCache, chunk: np.ndarray, out: np.ndarray) -> None:
+        """Run ``chunk`` [1, n] on the fused graph with logits for all n positions into
+        ``out`` [1, n, vocab]; the bindings are back to one position afterwards."""
+        assert self._keep is not None
+        bind, name = self._binding, self._io.logits
+        self._bind_fused(cache, chunk)
+        self._keep[0] = chunk.shape[1]
+        bind.bind_output(name, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
+        try:
+            self._step(cache, chunk, chunk, out)
+        finally:
+            self._keep[0] = 1
+            one = self._logits1
+            bind.bind_output(name, "cpu", 0, np.float32, list(one.shape), one.ctypes.data)
+
+    def speculation_problem(self) -> str | None:
+        if self.cache_device != "cpu":
+            return (
+                f"the {self.name} backend cannot cut rejected drafts from its cache on the GPU: "
+                "load the bundle with backend='ort-cpu', or generate without speculative"
+            )
+        if any(None not in shape for shape in self._cache_shapes):
+            return (
+                "a hybrid model's recurrent state cannot be rewound past rejected drafts: "
+                "generate without speculative"
+            )
+        if self.session is not None and self.fused and self._keep is None:
+            return (
+                f"the fused graph of {self.bundle.path} returns the last position's logits "
+                "only (exported before logits_to_keep): export the bundle again, or load it "
+                "with fused_graph=False"
+            )
+        return None
 
     def _step(
         self, cache: KVCache, ids: np.ndarray, positions: np.ndarray, logits: np.ndarray
@@ -371,6 +414,8 @@ class OrtBackend(KVCacheBackend):
                 list(self._logits1.shape),
                 self._logits1.ctypes.data,
             )
+            if self._keep is not None:
+                bind.bind_input(LOGITS_TO_KEEP, "cpu", 0, np.int64, [1], self._keep.ctypes.data)
             self._fused_bound, self._ids_bound = True, None
         elif cache.moving:
             self._bind_cache(cache, 0, cache.moving)

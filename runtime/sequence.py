@@ -161,9 +161,13 @@ class SequenceOutput:
         kv_cache_bytes: int,
         backend: str,
         cached_tokens: int = 0,
+        drafted_tokens: int = 0,
+        accepted_tokens: int = 0,
+        model_calls: int | None = None,
     ) -> GenerationResult:
         """The finished generation with its statistics (``cached_tokens``: prompt tokens
-        reused from the KV cache)."""
+        reused from the KV cache; the speculative counts: see
+        :class:`~edge_sdk.runtime.GenerationStats`)."""
         stats: GenerationStats = summarize(
             prompt_tokens=prompt_tokens,
             token_times=self.times,
@@ -174,6 +178,9 @@ class SequenceOutput:
             kv_cache_bytes=kv_cache_bytes,
             backend=backend,
             cached_tokens=cached_tokens,
+            drafted_tokens=drafted_tokens,
+            accepted_tokens=accepted_tokens,
+            model_calls=model_calls,
         )
         return GenerationResult(
             "".join(self.pieces),

@@ -20,7 +20,12 @@ class GenerationStats:
     """Statistics of one generation (times in seconds, from the start of the call).
 
     ``cached_tokens``: the prompt's first tokens whose positions were already in the KV cache
-    (reused, not prefilled); ``prefill_tokens_per_s`` counts the others."""
+    (reused, not prefilled); ``prefill_tokens_per_s`` counts the others.
+
+    Speculative decoding (zero without it): ``drafted_tokens`` the drafter proposed and the
+    model checked, ``accepted_tokens`` of them kept; ``model_calls``: calls of the model that
+    produced output tokens (the prefill counts once; plain decoding makes one per token), so
+    :attr:`tokens_per_call` is ``new_tokens / model_calls``."""
 
     prompt_tokens: int
     new_tokens: int
@@ -35,10 +40,27 @@ class GenerationStats:
     kv_cache_bytes: int
     backend: str
     cached_tokens: int = 0
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    model_calls: int = 0
+
+    @property
+    def acceptance_rate(self) -> float:
+        """``accepted_tokens / drafted_tokens`` (0.0 when nothing was drafted)."""
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else 0.0
+
+    @property
+    def tokens_per_call(self) -> float:
+        """Output tokens per model call (1.0 for plain decoding; 0.0 before any call)."""
+        return self.new_tokens / self.model_calls if self.model_calls else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for JSON)."""
-        return asdict(self)
+        """Plain dict (for JSON), with ``acceptance_rate`` and ``tokens_per_call``."""
+        return {
+            **asdict(self),
+            "acceptance_rate": self.acceptance_rate,
+            "tokens_per_call": self.tokens_per_call,
+        }
 
     def summary(self) -> str:
         """One human-readable line."""
@@ -50,6 +72,12 @@ class GenerationStats:
             f"(p50 {self.token_latency_p50_s * 1e3:.2f} ms, "
             f"p95 {self.token_latency_p95_s * 1e3:.2f} ms), stop: {self.stop_reason}, "
             f"KV cache {self.kv_cache_bytes / 2**20:.1f} MiB, {self.backend}"
+            + (
+                f", speculative: {self.accepted_tokens}/{self.drafted_tokens} drafts accepted, "
+                f"{self.tokens_per_call:.2f} tokens/call"
+                if self.drafted_tokens
+                else ""
+            )
         )
 
 
@@ -64,9 +92,13 @@ def summarize(
     kv_cache_bytes: int,
     backend: str,
     cached_tokens: int = 0,
+    drafted_tokens: int = 0,
+    accepted_tokens: int = 0,
+    model_calls: int | None = None,
 ) -> GenerationStats:
     """Build :class:`GenerationStats` from the time (since the start) each token appeared
-    (``cached_tokens`` of the prompt were reused, not prefilled)."""
+    (``cached_tokens`` of the prompt were reused, not prefilled; ``model_calls`` None: one per
+    token, as plain decoding makes)."""
     times = np.asarray(token_times, dtype=np.float64)
     gaps = np.diff(times)
     decode_s = float(times[-1] - times[0]) if times.size > 1 else 0.0
@@ -84,4 +116,7 @@ def summarize(
         kv_cache_bytes=kv_cache_bytes,
         backend=backend,
         cached_tokens=cached_tokens,
+        drafted_tokens=drafted_tokens,
+        accepted_tokens=accepted_tokens,
+        model_calls=int(times.size) if model_calls is None else model_calls,
     )

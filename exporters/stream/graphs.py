@@ -17,7 +17,7 @@ from edge_sdk.exporters.model import rope_inverse_frequencies
 from edge_sdk.exporters.quantize.qweight import QWeight
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
 from edge_sdk.exporters.stream.ops import FusedState, rms_norm, skip_norm
-from edge_sdk.onnx_io import cache_tensors
+from edge_sdk.onnx_io import LOGITS_TO_KEEP, cache_tensors
 
 __all__ = [
     "LayerKind",
@@ -259,13 +259,18 @@ def fused_tail(
     table: Table,
     head: QWeight | None,
 ) -> None:
-    """The final skip-norm, the head on the last position only, and the outputs."""
+    """The final skip-norm, the head on the last ``logits_to_keep`` positions (an optional
+    int64 [1] input, 1 when not given: speculative decoding checks several drafted tokens in
+    one call), and the outputs."""
     h, _ = skip_norm(g, state, final_norm, float(config.rms_norm_eps), "model.norm")
+    g.input(LOGITS_TO_KEEP, TensorProto.INT64, [1])
+    g.ints(LOGITS_TO_KEEP, [1])  # the default: an initializer of the input's name
+    start = g.op("Neg", [LOGITS_TO_KEEP], "ort.logits_start")
     last = g.op(
         "Slice",
-        [h, g.ints("ort.minus1", [-1]), g.ints("ort.end", [2**62]), g.ints("ort.axis1", [1])],
+        [h, start, g.ints("ort.end", [2**62]), g.ints("ort.axis1", [1])],
         "ort.last",
     )
     _head(g, last, table, head)
-    g.output("logits", TensorProto.FLOAT, ["batch", 1, config.vocab_size])
+    g.output("logits", TensorProto.FLOAT, ["batch", "kept_positions", config.vocab_size])
     _present_outputs(g, config, "capacity")
