@@ -1,0 +1,73 @@
+"""benchmarks/bench_speculative.py on the demo bundle (its own draft): every prompt and method,
+the table, the JSON with the host record, greedy outputs equal to plain decoding's."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import onnxruntime as ort
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_speculative = _module("bench_speculative")
+
+
+def test_plain_ngram_and_draft_on_the_demo(
+    demo_bundle_int8: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "speculative.json"
+    argv = [f"--bundle=demo={demo_bundle_int8}", f"--draft=demo={demo_bundle_int8}"]
+    argv += ["--tokens", "24", "--repeats", "1", "--threads", "1", "--json", str(out)]
+    assert bench_speculative.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["host"]["onnxruntime"] == ort.__version__ and "avx2" in report["host"]["isa"]
+    rows = report["rows"]
+    kinds = ["code-edit", "quote", "json", "free"]
+    assert [(r["kind"], r["method"]) for r in rows] == [
+        (kind, method) for kind in kinds for method in ("plain", "ngram", "draft")
+    ]
+    for row in rows:
+        assert row["same_as_plain"], row  # greedy speculation keeps plain decoding's output
+        assert row["decode_tok_s"] > 0 and len(row["samples_tok_s"]) == 1
+        if row["method"] == "plain":
+            assert row["acceptance"] is None and row["tokens_per_call"] == 1.0
+            assert row["vs_plain"] == 1.0
+        else:
+            assert row["drafted_tokens"] >= row["accepted_tokens"] >= 0
+    by = {(r["kind"], r["method"]): r for r in rows}
+    for kind in kinds:  # the demo drafting for itself: (nearly) every draft lands
+        draft = by[kind, "draft"]
+        assert draft["draft"] == str(demo_bundle_int8)
+        assert draft["acceptance"] >= 0.9 and draft["tokens_per_call"] > 2
+    assert any(by[k, "ngram"]["accepted_tokens"] > 0 for k in kinds[:3])  # copy-heavy ones
+    printed = capsys.readouterr().out
+    assert "| model | prompt | method |" in printed and "onnxruntime " + ort.__version__ in printed
+    assert "| demo | code-edit | draft | 24 |" in printed
+
+
+def test_bad_arguments_exit_with_one_line(demo_bundle_int8: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="give NAME=BUNDLE_DIR"):
+        bench_speculative.main(["--bundle", f"demo={tmp_path}"])
+    with pytest.raises(SystemExit, match="no such --bundle"):
+        bench_speculative.main(
+            ["--bundle", f"a={demo_bundle_int8}", "--draft", f"b={demo_bundle_int8}"]
+        )
+    with pytest.raises(SystemExit, match="must include plain"):
+        bench_speculative.main(["--bundle", f"a={demo_bundle_int8}", "--methods", "ngram"])
+    with pytest.raises(SystemExit, match="unknown gpt2"):
+        bench_speculative.main(["--models", "gpt2"])
