@@ -63,8 +63,8 @@ _RECORD = """{
 PROMPTS: tuple[BenchPrompt, ...] = (
     BenchPrompt(
         "code-edit",
-        "Rename the function `moving_average` to `rolling_mean` in this code and return the "
-        f"whole code, changed, in one Python code block:\n\n```python\n{_CODE}```",
+        "Rewrite this Python code with the function moving_average renamed to rolling_mean. "
+        f"Reply with only the code.\n\n```python\n{_CODE}```",
         f"{_CODE}\n\n# The same code, with moving_average renamed to rolling_mean:\n\n"
         "def rolling_mean(values, window):\n",
         copy_heavy=True,
