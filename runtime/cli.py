@@ -40,6 +40,7 @@ from edge_sdk.runtime.generator import (
 from edge_sdk.runtime.options import GenerationOptions
 from edge_sdk.runtime.reasoning import REASONING_FORMATS, reasoning_choice
 from edge_sdk.runtime.sequence import GenerationResult
+from edge_sdk.runtime.speculative import MAX_DRAFT_TOKENS, SpeculativeOptions
 from edge_sdk.runtime.text_input import Utf8Input, tolerant_stdin
 
 __all__ = ["add_chat_flags", "add_runtime_flags", "build_parser", "main", "template_kwargs_arg"]
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--ignore-eos", action="store_true", help="keep generating past end-of-sequence tokens"
     )
+    add_speculative_flags(gen)
     shape = gen.add_mutually_exclusive_group()
     shape.add_argument(
         "--json-schema",
@@ -221,6 +223,33 @@ def add_runtime_flags(parser: argparse.ArgumentParser, context: str) -> argparse
     return run
 
 
+def add_speculative_flags(group: argparse._ArgumentGroup) -> None:
+    """``--speculative`` and ``--draft-max`` (edge-run and edge-serve)."""
+    group.add_argument(
+        "--speculative",
+        metavar="METHOD",
+        default=None,
+        help="speculative decoding, same output: 'ngram' (prompt lookup: copies continuations "
+        "of earlier text; no extra model) or 'draft:PATH' (a smaller bundle with the same "
+        "tokenizer drafts); needs the ort-cpu backend",
+    )
+    group.add_argument(
+        "--draft-max",
+        type=int,
+        default=8,
+        metavar="K",
+        help=f"with --speculative: the most tokens drafted per step, 1 to {MAX_DRAFT_TOKENS} "
+        "(default 8; the length adapts to the acceptance below it)",
+    )
+
+
+def speculative_arg(args: argparse.Namespace) -> SpeculativeOptions | None:
+    """The speculative options of ``--speculative`` and ``--draft-max`` (checked)."""
+    if args.speculative is None:
+        return None
+    return SpeculativeOptions.parse(args.speculative, k_max=args.draft_max)
+
+
 def _options(args: argparse.Namespace) -> GenerationOptions:
     """The generation flags, checked (a bad value is a one-line error before loading)."""
     return GenerationOptions(
@@ -233,6 +262,7 @@ def _options(args: argparse.Namespace) -> GenerationOptions:
         stop=args.stop,
         ignore_eos=args.ignore_eos,
         response_format=_response_format(args),
+        speculative=speculative_arg(args),
     )
 
 

@@ -148,7 +148,8 @@ class DraftModelDrafter:
         if keep != backend.cache_length and not backend.truncate(keep):
             backend.reset()
             keep = 0
-        self._ids = [int(t) for t in context]
+        del self._ids[keep:]
+        self._ids.extend(int(t) for t in context[keep:])
         logits = backend.forward(np.asarray(self._ids[keep:], dtype=np.int64))
         drafts: list[int] = []
         while True:

@@ -28,9 +28,16 @@ decode rows of different lengths in one call get one slot (requests take turns):
 :attr:`Engine.batched` says which.
 
 A request with ``prompt_logprobs`` prefills with every position's logits
-(:meth:`SlotModel.prefill_all`; on the fused CPU graph one model call per prompt token, so its
-chunk holds the others up longer); it needs every prompt position run, so it cannot start
+(:meth:`SlotModel.prefill_all`: one call per chunk, also on a fused CPU graph with
+``logits_to_keep``; one call per prompt token on an older one, so its chunk holds the others up
+longer); it needs every prompt position run, so it cannot start
 from a cached prefix.
+
+**Speculative decoding** (a request's ``speculative`` option, or the engine's default): while
+a request runs alone in the engine, each step checks its pending token and the drafts in one
+:meth:`SlotModel.prefill_all` on its slot and cuts the rejected ones (:meth:`SlotModel.truncate`;
+step kind ``"verify"``, whose ``tokens`` are the tokens it output); beside other requests it
+decodes in the batch like them (a batched verify step is not done: see runtime/README.md).
 
 **Prompt (prefix) cache** (:mod:`edge_sdk.runtime.prompt_cache`): a slot keeps what it holds
 after its request ends; a new request goes to the free slot that shares the longest prefix with
@@ -59,6 +66,7 @@ from edge_sdk.runtime.prompt_cache import PromptCache
 from edge_sdk.runtime.request import EngineClosedError, QueueFullError, Request
 from edge_sdk.runtime.sequence import SequenceOutput
 from edge_sdk.runtime.slots import PREFILL_CHUNK, SingleSlotModel, SlotModel
+from edge_sdk.runtime.speculative import Speculation, SpeculativeOptions, speculative_options
 
 __all__ = ["Engine", "EngineClosedError", "QueueFullError", "Request", "StepRecord"]
 
@@ -72,7 +80,7 @@ class StepRecord:
 
     start: float
     end: float
-    kind: str  # "prefill" or "decode"
+    kind: str  # "prefill", "decode" or "verify" (speculative: tokens = tokens it output)
     tokens: dict[int, int]
 
 
@@ -85,7 +93,9 @@ class Engine:
     them raises) and the engine goes on; :attr:`failed` is set if the engine's thread itself
     died (every request then ends the same way). ``prefix_cache=False`` turns the prompt cache
     off for every request; ``prefix_store_bytes``: the size of its host store of evicted
-    prefixes (0: none; :mod:`edge_sdk.runtime.prompt_cache`).
+    prefixes (0: none; :mod:`edge_sdk.runtime.prompt_cache`). ``speculative``: the
+    speculative decoding of requests whose options leave it None (``speculative=False``
+    opts out); a request speculates only while it runs alone (module docstring).
     """
 
     def __init__(
@@ -96,6 +106,7 @@ class Engine:
         max_queue: int = 64,
         prefix_cache: bool = True,
         prefix_store_bytes: int = 0,
+        speculative: SpeculativeOptions | str | None = None,
     ) -> None:
         if slots < 1:
             raise GenerationError(f"slots must be at least 1, got {slots}")
@@ -122,6 +133,10 @@ class Engine:
         self._closed = False
         #: Why the engine's thread stopped, if it died (None while it runs or after close()).
         self.failed: BaseException | None = None
+        #: How requests that leave ``speculative`` unset (None) speculate (checked now).
+        self.speculative = speculative_options(speculative)
+        if self.speculative is not None:
+            self._speculation(GenerationOptions(speculative=self.speculative))
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -192,11 +207,14 @@ class Engine:
         :class:`QueueFullError`, :class:`EngineClosedError`."""
         submitted = time.perf_counter()
         checked = GenerationOptions.build(options, **changes)
+        if checked.speculative is None and self.speculative is not None:
+            checked = checked.replace(speculative=self.speculative)
         ids = self.generator.prompt_ids(prompt)
         check_fits(len(ids), self.max_context)
         output = SequenceOutput(
             self.tokenizer, self._vocab, ids, checked, self._eos, room=self.max_context - len(ids)
         )
+        speculation = self._speculation(checked)
         with self._cond:
             if self.failed is not None:
                 raise GenerationError(f"the engine stopped after a failure: {self.failed}")
@@ -218,10 +236,24 @@ class Engine:
                 self._wake,
                 cache_prompt=checked.reuses_cache,
             )
+            request.speculation = speculation
             self._waiting.append(request)
             self._cond.notify()
         self.start()
         return request
+
+    def _speculation(self, options: GenerationOptions) -> Speculation | None:
+        """A request's speculative state (None: it does not speculate); refused, before it is
+        queued, where the slots cannot check drafts in one call and cut them."""
+        if options.speculation is None:
+            return None
+        multi_row = getattr(self._model, "multi_row", not self._model.batched)
+        if not multi_row:
+            raise GenerationError(
+                "this bundle's fused graph returns the last position's logits only: export "
+                "it again to speculate in the engine, or send the request without speculative"
+            )
+        return self.generator.speculation(options)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -346,6 +378,8 @@ class Engine:
         if prefilling:
             self._prefill_chunk(min(prefilling, key=lambda r: r.admitted))
         decoding = [r for r in self._active.values() if r.pending is not None]
+        if len(decoding) == 1 == len(self._active) and self._verify(decoding[0]):
+            return  # alone: it speculated
         if decoding:
             self._decode(decoding)
 
@@ -376,6 +410,7 @@ class Engine:
         if request.prefilled == len(request.prompt_ids):
             self._cache.prompt_done(request.slot)
             request.prefill_s = now - request.admitted
+            request.calls += 1
             if request.output.limit == 0:  # it only scores its prompt
                 with self._cond:
                     self._finish(request.slot, request, "max_new_tokens")
@@ -388,11 +423,55 @@ class Engine:
         start = time.perf_counter()
         logits = self._model.decode(slots, tokens)  # type: ignore[arg-type]
         now = self._record(start, "decode", {r.id: 1 for r in requests})
+        alone = requests[0].speculation if len(requests) == 1 else None
+        if alone is not None:  # the one-row cost its draft length weighs against
+            alone.timed(1, now - start)
         for request in requests:
             assert request.slot is not None and request.pending is not None
             self._cache.ran(request.slot, (request.pending,))
-            request.pending = None
+            request.pending, request.calls = None, request.calls + 1
             self._emit(request, logits[request.slot], now)
+
+    def _verify(self, request: Request) -> bool:
+        """One speculative step of the only running request: its pending token and drafts in
+        one call on its slot, rows pushed until one differs from its draft, the rest cut from
+        the slot. False when it does not speculate or the drafter offers nothing."""
+        spec, slot, pending = request.speculation, request.slot, request.pending
+        if spec is None or slot is None or pending is None:
+            return False
+        held = self._cache.held(slot)
+        output = request.output
+        room = min(output.limit - len(output.token_ids) - 1, self.max_context - len(held) - 2)
+        start = time.perf_counter()  # drafting counts: a draft model's calls cost too
+        drafts = spec.draft([*held, pending], room)
+        if not drafts:
+            return False
+        rows = self._model.prefill_all(slot, [pending, *drafts])
+        spec.timed(len(rows), time.perf_counter() - start)
+        self._cache.ran(slot, [pending, *drafts])
+        request.pending, request.calls = None, request.calls + 1
+        now, accepted, final = time.perf_counter(), 0, None
+        for row, logits in enumerate(rows):
+            event, final = output.push(logits, now - request.submitted)
+            request.deliver(event)
+            hit = row < len(drafts) and event.token_id == drafts[row]
+            accepted += hit
+            if final is not None:
+                break
+            if not hit:
+                request.pending = event.token_id
+                break
+        spec.accepted += accepted
+        spec.adapt(len(drafts), accepted)
+        keep = len(held) + 1 + accepted
+        if not self._model.truncate(slot, keep):
+            raise GenerationError("the slot could not cut rejected drafts from its cache")
+        self._cache.cut(slot, keep)
+        self._record(start, "verify", {request.id: min(row + 1, len(rows))})
+        if final is not None:
+            with self._cond:
+                self._finish(slot, request, final)
+        return True
 
     def _emit(self, request: Request, logits: Any, now: float) -> None:
         event, final = request.output.push(logits, now - request.submitted)
@@ -419,5 +498,8 @@ class Engine:
             kv_cache_bytes=self._model.nbytes,
             backend=self._model.device,
             cached_tokens=request.cached,
+            drafted_tokens=0 if request.speculation is None else request.speculation.drafted,
+            accepted_tokens=0 if request.speculation is None else request.speculation.accepted,
+            model_calls=request.calls,
         )
         request.finish(result, error)

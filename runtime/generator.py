@@ -550,15 +550,18 @@ class Stream:
         spec.adapt(len(drafts), accepted)
         if backend.cache_length > len(gen._context) and not backend.truncate(len(gen._context)):
             raise GenerationError(f"{backend.name} could not cut rejected drafts from its cache")
-        context = gen._context + gen._pending
+        pending = gen._pending
+        gen._context += pending  # extended in place: no copy of the context per step
+        gen._pending = []
         room = min(
             output.limit - len(output.token_ids) - 1,  # the last row's pick needs no draft
-            gen.max_context - len(context) - 1,
+            gen.max_context - len(gen._context) - 1,
         )
-        new = spec.draft(context, room)
-        ids = np.asarray(context[len(gen._context) :] + new, dtype=np.int64)
+        began = time.perf_counter()  # drafting counts: a draft model's calls cost too
+        new = spec.draft(gen._context, room)
+        ids = np.asarray(pending + new, dtype=np.int64)
         rows = backend.forward_all(ids) if new else backend.forward(ids)[None]
-        gen._context, gen._pending = context, []
+        spec.timed(ids.size, time.perf_counter() - began)
         return rows, new
 
     def _split(self, event: TokenEvent, last: bool) -> TokenEvent:

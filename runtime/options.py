@@ -56,7 +56,8 @@ class GenerationOptions:
     ``speculative`` (None: off): draft tokens and check them in one model call
     (:mod:`edge_sdk.runtime.speculative`): ``"ngram"``, ``"draft:PATH"``, a
     :class:`~edge_sdk.runtime.SpeculativeOptions` or a :class:`~edge_sdk.runtime.Drafter`
-    (kept as a ``SpeculativeOptions``); the output is the same as without it.
+    (kept as a ``SpeculativeOptions``); the output is the same as without it. False is off
+    too, and also refuses an :class:`~edge_sdk.runtime.Engine`'s default (a server's opt-out).
     """
 
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
@@ -114,7 +115,9 @@ class GenerationOptions:
             "logprobs": logprobs,
             "prompt_logprobs": prompt_logprobs,
             "cache_prompt": bool(self.cache_prompt),
-            "speculative": speculative_options(self.speculative),
+            "speculative": (
+                False if self.speculative is False else speculative_options(self.speculative)
+            ),
         }
         for name, value in normalized.items():
             object.__setattr__(self, name, value)
@@ -133,8 +136,8 @@ class GenerationOptions:
     @property
     def speculation(self) -> SpeculativeOptions | None:
         """``speculative``, typed (it is normalized to this when the options are made)."""
-        assert self.speculative is None or isinstance(self.speculative, SpeculativeOptions)
-        return self.speculative
+        spec = self.speculative
+        return spec if isinstance(spec, SpeculativeOptions) else None
 
     @property
     def sampling(self) -> SamplingOptions:

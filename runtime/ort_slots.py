@@ -33,6 +33,7 @@ import numpy as np
 
 from edge_sdk.errors import GenerationError
 from edge_sdk.manifest import IoNames
+from edge_sdk.onnx_io import LOGITS_TO_KEEP
 from edge_sdk.runtime.slots import SlotModel
 from edge_sdk.shapes import PREFILL_CHUNK
 
@@ -70,6 +71,9 @@ class FusedSlotModel(SlotModel):
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
         self._total = np.zeros((), np.int32)
+        # the graph's optional input: logits for the last n positions (None: it predates it)
+        defaults = {i.name for i in session.get_overridable_initializers()}
+        self._keep = np.ones(1, np.int64) if LOGITS_TO_KEEP in defaults else None
         self._prefill_bind = session.io_binding()
         self._decode_bind = session.io_binding()
         self._decode_rows = 0  # the batch size the decode binding is bound for
@@ -183,6 +187,48 @@ class FusedSlotModel(SlotModel):
             self._keep_states((slot,))
         last: np.ndarray = self._logits[slot, 0]
         return last
+
+    @property
+    def multi_row(self) -> bool:
+        """Whether :meth:`prefill_all` is one model call per chunk (the graph has
+        ``logits_to_keep``)."""
+        return self._keep is not None
+
+    def prefill_all(self, slot: int, ids: np.ndarray | Sequence[int]) -> np.ndarray:
+        """As :meth:`prefill`, but every position's logits [n, vocab], one model call per
+        chunk (the graph's ``logits_to_keep``); one call per token on a graph without it."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self._keep is None:
+            return super().prefill_all(slot, ids)
+        if self.lengths[slot] + ids.size > self.capacity:
+            raise GenerationError(
+                f"{ids.size} more tokens do not fit slot {slot}: "
+                f"{self.lengths[slot]} of {self.capacity} positions are used"
+            )
+        bind = self._prefill_bind
+        self._bind_positions(bind)
+        self._bind_rows(bind, slot, 1)
+        bind.bind_input(LOGITS_TO_KEEP, "cpu", 0, np.int64, [1], self._keep.ctypes.data)
+        rows = np.empty((ids.size, self._logits.shape[2]), np.float32)
+        length = self.lengths[slot]
+        try:
+            for start in range(0, ids.size, PREFILL_CHUNK):
+                chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
+                n = chunk.shape[1]
+                total = length + start + n
+                self._seqlens[slot], self._total[()] = total - 1, total
+                self._keep[0] = n
+                bind.bind_input(self._io.input_ids, "cpu", 0, np.int64, [1, n], chunk.ctypes.data)
+                out = rows[start : start + n]
+                bind.bind_output(
+                    self._io.logits, "cpu", 0, np.float32, [1, n, rows.shape[1]], out.ctypes.data
+                )
+                self._run(bind)
+                self._keep_states((slot,))
+        finally:
+            self._keep[0] = 1
+        self.lengths[slot] += ids.size
+        return rows
 
     def _decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         rows = max(slots) + 1

@@ -82,6 +82,14 @@ class PromptCache:
         """Record that ``ids`` ran on top of what ``slot`` holds."""
         self._held[slot] += ids
 
+    def held(self, slot: int) -> list[int]:
+        """The ids whose positions ``slot`` holds (a copy)."""
+        return list(self._held[slot])
+
+    def cut(self, slot: int, length: int) -> None:
+        """``slot`` was cut to its first ``length`` positions (rejected drafts)."""
+        del self._held[slot][length:]
+
     def prompt_done(self, slot: int) -> None:
         """The prompt of ``slot``'s request has run: a hybrid row may come back to here."""
         self.model.checkpoint(slot)

@@ -11,6 +11,7 @@ from typing import Any
 from edge_sdk.errors import EdgeError, GenerationError
 from edge_sdk.runtime.logprobs import TokenLogprobs
 from edge_sdk.runtime.sequence import GenerationResult, SequenceOutput, TokenEvent
+from edge_sdk.runtime.speculative import Speculation
 
 __all__ = ["EngineClosedError", "QueueFullError", "Request"]
 
@@ -53,6 +54,8 @@ class Request:
         self.cached = 0  # prompt tokens reused from what the slot held
         self.prefill_s = 0.0
         self.pending: int | None = None  # sampled, not yet run through the model
+        self.speculation: Speculation | None = None  # drafts while it runs alone (the engine)
+        self.calls = 0  # model calls that produced its output tokens
         self._on_event = on_event
         self._events: queue.SimpleQueue[Any] | None = None if on_event else queue.SimpleQueue()
         self._cancelled = threading.Event()

@@ -14,8 +14,10 @@ back with :meth:`~edge_sdk.runtime.Backend.truncate`). For a deterministic draft
 standard speculative-sampling rule, so the output is what plain decoding gives (greedy: token
 for token; sampled: the same distribution, and the same tokens for a seed).
 
-:class:`DraftLength` adapts ``k`` to the acceptance (grow on a full accept, shrink on a miss,
-probe now and then from 0) so a prompt with nothing to copy costs little.
+:class:`DraftLength` picks ``k`` from the measured acceptance and the measured cost of a call by
+its number of rows (expected tokens per second), probing now and then from 0, so a prompt with
+nothing to copy costs little and a CPU where several rows cost nearly as much as one call each
+is not made slower.
 """
 
 from __future__ import annotations
@@ -69,14 +71,13 @@ class SpeculativeOptions:
     the last ``ngram_max`` .. ``ngram_min`` tokens of prompt and output), ``"draft"`` (the
     bundle at ``draft`` drafts greedily; same tokenizer, smaller than the target) or
     ``"custom"`` (``drafter``, any :class:`Drafter`). ``k_max`` (1 to
-    :data:`MAX_DRAFT_TOKENS`): the most tokens one step drafts; ``k_start``: the draft length
-    of the first step (default ``min(4, k_max)``); ``adaptive``: let the length follow the
-    acceptance (:class:`DraftLength`; False: always ``k_max``).
+    :data:`MAX_DRAFT_TOKENS`): the most tokens one step drafts; ``adaptive``: choose each
+    step's length from the measured acceptance and call costs (:class:`DraftLength`; False:
+    always ``k_max``).
     """
 
     method: str = "ngram"
     k_max: int = 8
-    k_start: int | None = None
     adaptive: bool = True
     ngram_max: int = 3
     ngram_min: int = 1
@@ -90,8 +91,6 @@ class SpeculativeOptions:
                 "(a draft bundle) or pass a Drafter"
             )
         k_max = _integer("k_max", self.k_max, 1, MAX_DRAFT_TOKENS)
-        k_start = min(4, k_max) if self.k_start is None else self.k_start
-        k_start = _integer("k_start", k_start, 0, k_max)
         ngram_min = _integer("ngram_min", self.ngram_min, 1, 16)
         ngram_max = _integer("ngram_max", self.ngram_max, ngram_min, 16)
         if self.method == "draft" and not self.draft:
@@ -102,7 +101,6 @@ class SpeculativeOptions:
             )
         for name, value in (
             ("k_max", k_max),
-            ("k_start", k_start),
             ("ngram_min", ngram_min),
             ("ngram_max", ngram_max),
             ("adaptive", bool(self.adaptive)),
@@ -155,24 +153,73 @@ def _integer(name: str, value: object, low: int, high: int) -> int:
 
 
 class DraftLength:
-    """The adaptive draft length: ``k`` grows by one after a step whose drafts were all
-    accepted, falls to the larger of the accepted count and ``k // 2`` after a miss (so
-    repeated misses reach 0), and after :attr:`PROBE_EVERY` steps at 0 probes again with one
-    token."""
+    """The adaptive draft length: the ``k`` that maximizes expected tokens per second.
+
+    It keeps the measured time of a model call by its number of rows (:meth:`timed`; a
+    moving average each) and the per-token acceptance (:meth:`update`; decayed counts, so it
+    follows a prompt's copy-heavy and free stretches). Drafting ``k`` tokens is expected to
+    give ``1 + a + ... + a^k`` tokens for a call of ``k + 1`` rows; the cost of a row count
+    never timed is interpolated (a line through the one-row time and the measured multi-row
+    ones; before any, each extra row is assumed to cost a quarter of a one-row call, so the
+    first steps try). When no ``k`` beats plain decoding, it drafts nothing but probes with
+    one token every :attr:`PROBE_EVERY` steps. The first step is plain (it times a one-row
+    call). ``adaptive=False``: always ``k_max``.
+    """
 
     #: Steps without drafting before a one-token probe.
     PROBE_EVERY = 8
+    #: How much of the acceptance counts each step keeps (the rest is the step's news).
+    DECAY = 0.8
+    #: The moving averages' weight of a new timing.
+    WEIGHT = 0.3
 
     def __init__(self, options: SpeculativeOptions) -> None:
         self.k_max = options.k_max
         self.adaptive = options.adaptive
-        start = options.k_max if options.k_start is None else options.k_start
-        self.k: int = start if options.adaptive else options.k_max
+        self.k = 0  # the last length chosen
+        self._seconds: dict[int, float] = {}  # rows -> moving average of a call's time
+        self._hits, self._tries = 1.0, 2.0  # decayed counts; prior: acceptance 0.5
         self._idle = 0
+
+    @property
+    def acceptance(self) -> float:
+        """The per-token acceptance estimate."""
+        return self._hits / self._tries
+
+    def cost(self, rows: int) -> float | None:
+        """Seconds a call of ``rows`` rows takes (measured or interpolated; None before a
+        one-row call was timed)."""
+        if rows in self._seconds:
+            return self._seconds[rows]
+        one = self._seconds.get(1)
+        if one is None:
+            return None
+        slopes = [(t - one) / (n - 1) for n, t in self._seconds.items() if n > 1]
+        slope = max(sum(slopes) / len(slopes), 0.0) if slopes else 0.25 * one
+        return one + slope * (rows - 1)
+
+    def best(self) -> int:
+        """The ``k`` with the most expected tokens per second (0: plain decoding)."""
+        if 1 not in self._seconds:
+            return 0  # a plain step first: its time is what drafting must beat
+        a = min(self.acceptance, 0.999)
+        best_k, best_rate = 0, 0.0
+        for k in range(self.k_max + 1):
+            seconds = self.cost(k + 1)
+            if seconds is None or seconds <= 0:
+                return 0
+            rate = (1 - a ** (k + 1)) / (1 - a) / seconds
+            if rate > best_rate:
+                best_k, best_rate = k, rate
+        return best_k
 
     def next(self) -> int:
         """How many tokens to draft in this step."""
+        if not self.adaptive:
+            return self.k_max
+        self.k = self.best()
         if self.k > 0:
+            self._idle = 0
             return self.k
         self._idle += 1
         if self._idle >= self.PROBE_EVERY:
@@ -182,12 +229,16 @@ class DraftLength:
 
     def update(self, drafted: int, accepted: int) -> None:
         """Record a step's outcome (``drafted`` 0: the drafter offered nothing)."""
-        if not self.adaptive or drafted == 0:
+        if drafted == 0:
             return
-        if accepted == drafted:
-            self.k = min(self.k_max, max(self.k, drafted) + 1)
-        else:
-            self.k = max(accepted, self.k // 2)
+        tries = accepted + (accepted < drafted)  # the accepted ones, and the miss if any
+        self._hits = self._hits * self.DECAY + accepted
+        self._tries = self._tries * self.DECAY + tries
+
+    def timed(self, rows: int, seconds: float) -> None:
+        """A model call of ``rows`` rows took ``seconds``."""
+        old = self._seconds.get(rows)
+        self._seconds[rows] = seconds if old is None else old + self.WEIGHT * (seconds - old)
 
 
 class Speculation:
@@ -221,3 +272,7 @@ class Speculation:
         """The last step kept ``accepted`` of its ``drafted`` tokens (the caller counts
         :attr:`accepted` as each one is kept)."""
         self.length.update(drafted, accepted)
+
+    def timed(self, rows: int, seconds: float) -> None:
+        """A model call of ``rows`` rows (the pending token and the drafts) took ``seconds``."""
+        self.length.timed(rows, seconds)

@@ -169,6 +169,8 @@ class EngineCall:
             else finish_reason(result.stop_reason) or result.stop_reason
         )
         metrics.finished.labels(self._endpoint, reason).inc()
+        metrics.drafted_tokens.inc(result.stats.drafted_tokens)
+        metrics.accepted_tokens.inc(result.stats.accepted_tokens)
         if result.stats.new_tokens:
             metrics.ttft.observe(result.stats.time_to_first_token_s)
         metrics.e2e.observe(self._loop.time() - self._submitted)

@@ -40,7 +40,7 @@ _TYPEABLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``edge-serve`` argument parser."""
-    from edge_sdk.runtime.cli import add_chat_flags, add_runtime_flags
+    from edge_sdk.runtime.cli import add_chat_flags, add_runtime_flags, add_speculative_flags
 
     parser = argparse.ArgumentParser(
         prog="edge-serve",
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, seconds running requests may take to finish before "
         "they are cancelled (default 30)",
     )
+    add_speculative_flags(sched)
     run = add_runtime_flags(parser, "positions per slot, prompt and completion together")
     run.add_argument(
         "--power-sensor",
@@ -250,12 +251,14 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from edge_sdk.bundle import load_bundle
     from edge_sdk.runtime import load
+    from edge_sdk.runtime.cli import speculative_arg
     from edge_sdk.runtime.engine import Engine
     from edge_sdk.serve.connections import ConnectionLimits, connection_budget
     from edge_sdk.serve.server import EdgeServer, bind
     from edge_sdk.serve.state import ServerState, ServeSettings
 
     bundle = load_bundle(args.bundle, verify=False)  # a wrong path fails here, before binding
+    speculative = speculative_arg(args)  # so does a bad --speculative
     template = None
     if args.chat_template is not None:
         from edge_sdk.chat_template import ChatTemplate
@@ -286,6 +289,7 @@ def _main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 max_queue=args.max_queue,
                 prefix_cache=not args.no_prefix_cache,
                 prefix_store_bytes=int(args.prefix_cache_mb * 2**20),
+                speculative=speculative,
             )
         except BaseException:
             generator.close()

@@ -97,6 +97,17 @@ class ServerMetrics:
         self.generation_tokens = Counter(
             "edge_serve_generation_tokens", "Tokens generated", registry=reg
         )
+        self.drafted_tokens = Counter(
+            "edge_serve_speculative_drafted_tokens",
+            "Tokens drafted by speculative decoding and checked by the model",
+            registry=reg,
+        )
+        self.accepted_tokens = Counter(
+            "edge_serve_speculative_accepted_tokens",
+            "Drafted tokens the model accepted (acceptance rate: this / "
+            "edge_serve_speculative_drafted_tokens_total)",
+            registry=reg,
+        )
         self.ttft = Histogram(
             "edge_serve_time_to_first_token_seconds",
             "Time from submission (queueing included) to the first token",

@@ -238,6 +238,8 @@ def _sampling(
             logprobs=logprobs,
             prompt_logprobs=prompt_logprobs,
             cache_prompt=fields.boolean("cache_prompt", default=True),
+            # false: no speculative decoding for this request (true: the server's default)
+            speculative=None if fields.boolean("speculative", default=True) else False,
         )
     except GenerationError as exc:  # the fields above are checked; this is a last guard
         raise APIError(400, str(exc), code="invalid_value") from exc

@@ -79,6 +79,7 @@ def running_server(
     limits: ConnectionLimits | None = None,
     fused_graph: bool = True,
     prefix_cache: bool = True,
+    speculative: str | None = None,
 ) -> Iterator[Served]:
     steps: list[StepRecord] = []
 
@@ -90,6 +91,7 @@ def running_server(
             slots=slots,
             max_queue=max_queue,
             prefix_cache=prefix_cache,
+            speculative=speculative,
         )
         engine.add_step_listener(steps.append)
         if step_delay_s:

@@ -1,0 +1,309 @@
+"""Speculative decoding on the demo bundles: the same output as plain decoding (greedy token for
+token; sampled: the same draws per seed and the model's distribution), drafts accepted, the
+statistics, the drafters and the refusals."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_sdk import GenerationError
+from edge_sdk.bundle import file_record
+from edge_sdk.runtime import (
+    DraftLength,
+    Engine,
+    GenerationStats,
+    Generator,
+    NGramDrafter,
+    SpeculativeOptions,
+    load,
+)
+from edge_sdk.runtime.ort_backend import OrtCudaBackend
+
+# the demo model repeats "The cat sat on the mat" after this: the n-gram drafts land
+COPY_PROMPT = "The cat sat on the mat. The cat sat on the mat. The cat sat on the"
+STORY = (
+    "Tom had a red ball. He liked to play with the ball in the park. One day, the ball went "
+    "into the pond. Tom was sad."
+)
+
+
+def check_stats(stats: GenerationStats, tokens: int) -> None:
+    """The speculative counts add up: each call gives its accepted drafts plus one token (the
+    last call may end on an accepted draft)."""
+    assert stats.new_tokens == tokens
+    assert 0 <= stats.accepted_tokens <= stats.drafted_tokens
+    calls, accepted = stats.model_calls, stats.accepted_tokens
+    assert calls + accepted - 1 <= tokens <= calls + accepted
+    assert stats.tokens_per_call == pytest.approx(tokens / calls)
+    assert stats.to_dict()["acceptance_rate"] == stats.acceptance_rate
+
+
+@pytest.mark.parametrize("which", ["gen_fp32", "gen_int8"])
+def test_ngram_greedy_equals_plain(which: str, request: pytest.FixtureRequest) -> None:
+    gen: Generator = request.getfixturevalue(which)
+    for prompt in (COPY_PROMPT, STORY):
+        plain = gen.generate(prompt, max_new_tokens=64, ignore_eos=True)
+        spec = gen.generate(prompt, max_new_tokens=64, ignore_eos=True, speculative="ngram")
+        assert spec.token_ids == plain.token_ids and spec.text == plain.text
+        check_stats(spec.stats, 64)
+        assert plain.stats.model_calls == 64 and plain.stats.drafted_tokens == 0
+    fixed = SpeculativeOptions("ngram", k_max=4, adaptive=False)
+    spec = gen.generate(COPY_PROMPT, max_new_tokens=64, ignore_eos=True, speculative=fixed)
+    plain = gen.generate(COPY_PROMPT, max_new_tokens=64, ignore_eos=True)
+    assert spec.token_ids == plain.token_ids
+    assert spec.stats.accepted_tokens > 0 and spec.stats.model_calls < 64
+    check_stats(spec.stats, 64)
+    assert "drafts accepted" in spec.stats.summary()
+
+
+def test_draft_model_greedy_equals_plain(gen_int8: Generator, demo_bundle_fp32: Path) -> None:
+    """The demo's fp32 bundle drafts for its int8 one (same tokenizer, same size: allowed)."""
+    plain = gen_int8.generate(STORY, max_new_tokens=48, ignore_eos=True)
+    spec = gen_int8.generate(
+        STORY, max_new_tokens=48, ignore_eos=True, speculative=f"draft:{demo_bundle_fp32}"
+    )
+    assert spec.token_ids == plain.token_ids
+    check_stats(spec.stats, 48)
+    fixed = SpeculativeOptions("draft", draft=demo_bundle_fp32, k_max=4, adaptive=False)
+    spec = gen_int8.generate(STORY, max_new_tokens=48, ignore_eos=True, speculative=fixed)
+    assert spec.token_ids == plain.token_ids
+    check_stats(spec.stats, 48)
+    assert spec.stats.acceptance_rate > 0.8 and spec.stats.tokens_per_call > 3
+    again = gen_int8.generate(  # the loaded draft model is reused, its cache cut back
+        STORY + " His mom", max_new_tokens=16, speculative=f"draft:{demo_bundle_fp32}"
+    )
+    assert again.token_ids == gen_int8.generate(STORY + " His mom", max_new_tokens=16).token_ids
+
+
+def test_standard_graph_and_stops(demo_bundle_fp32: Path) -> None:
+    with load(demo_bundle_fp32, "ort-cpu", threads=1, fused_graph=False) as gen:
+        assert gen.backend.speculation_problem() is None
+        plain = gen.generate(COPY_PROMPT, max_new_tokens=40, ignore_eos=True)
+        spec = gen.generate(COPY_PROMPT, max_new_tokens=40, ignore_eos=True, speculative="ngram")
+        assert spec.token_ids == plain.token_ids
+        # a stop string inside an accepted run of drafts ends there; the cache keeps no drafts
+        stop = plain.text[10:16]
+        cut = gen.generate(COPY_PROMPT, max_new_tokens=40, stop=stop, speculative="ngram")
+        assert cut.stop_reason == "stop" and cut.text == plain.text[: plain.text.index(stop)]
+        assert gen.backend.cache_length == cut.stats.context_tokens - 1
+
+
+def test_sampled_tokens_equal_plain_per_seed(gen_fp32: Generator) -> None:
+    options = {"max_new_tokens": 24, "temperature": 0.9, "top_k": 20, "ignore_eos": True}
+    for seed in range(6):
+        plain = gen_fp32.generate(COPY_PROMPT, seed=seed, **options)
+        spec = gen_fp32.generate(COPY_PROMPT, seed=seed, speculative="ngram", **options)
+        assert spec.token_ids == plain.token_ids
+
+
+class FixedDrafter:
+    """Always proposes the same tokens: wrong most of the time, so rejection does the work."""
+
+    def __init__(self, tokens: Sequence[int]) -> None:
+        self.tokens = list(tokens)
+
+    def propose(self, context: Sequence[int], k: int) -> list[int]:
+        return self.tokens[:k]
+
+    def reset(self) -> None:
+        return None
+
+
+def _chi_square_limit(df: int, z: float = 3.719) -> float:
+    """The chi-square quantile of ``df`` degrees of freedom at the normal quantile ``z``
+    (Wilson-Hilferty; 3.719: p = 1e-4)."""
+    c = 2 / (9 * df)
+    return float(df * (1 - c + z * math.sqrt(c)) ** 3)
+
+
+def test_sampled_pairs_follow_the_model(gen_fp32: Generator) -> None:
+    """Two tokens at temperature 1 among the top 3, the second checked against a drafter that
+    always proposes the first token's favourite: the pairs follow the model's probabilities
+    (chi-square over 600 seeds)."""
+    top = 3
+    prompt = gen_fp32.encode("Once upon a time, there was a")
+    first = gen_fp32.generate(prompt, max_new_tokens=1, logprobs=top)
+    assert first.logprobs is not None
+    firsts = first.logprobs[0].top
+    expected: dict[tuple[int, int], float] = {}
+    p1 = _renormalized([t.logprob for t in firsts])
+    for a, pa in zip(firsts, p1, strict=True):
+        second = gen_fp32.generate([*prompt, a.token_id], max_new_tokens=1, logprobs=top)
+        assert second.logprobs is not None
+        seconds = second.logprobs[0].top
+        for b, pb in zip(seconds, _renormalized([t.logprob for t in seconds]), strict=True):
+            expected[(a.token_id, b.token_id)] = pa * pb
+    drafter = FixedDrafter([max(expected, key=expected.__getitem__)[1]])
+    samples = 600
+    seen: Counter[tuple[int, int]] = Counter()
+    accepted = 0
+    for seed in range(samples):
+        result = gen_fp32.generate(
+            prompt,
+            max_new_tokens=3,  # the draft checks the second; the third needs none
+            temperature=1.0,
+            top_k=top,
+            seed=seed,
+            ignore_eos=True,
+            speculative=SpeculativeOptions("custom", drafter=drafter, adaptive=False, k_max=1),
+        )
+        seen[(result.token_ids[0], result.token_ids[1])] += 1
+        accepted += result.stats.accepted_tokens
+    assert set(seen) <= set(expected)
+    assert 0 < accepted < samples  # the draft was both taken and refused
+    chi2 = sum((seen[c] - samples * p) ** 2 / (samples * p) for c, p in expected.items())
+    assert chi2 < _chi_square_limit(len(expected) - 1)
+
+
+def _renormalized(logprobs: Sequence[float]) -> list[float]:
+    weights = np.exp(np.asarray(logprobs, dtype=np.float64))
+    return list(weights / weights.sum())
+
+
+def test_ngram_drafter_index() -> None:
+    drafter = NGramDrafter(ngram_max=3, ngram_min=1)
+    context = [1, 2, 3, 4, 5, 9, 2, 3]
+    assert drafter.propose(context, 3) == [4, 5, 9]  # "2 3" matched, latest occurrence
+    assert drafter.propose([*context, 4, 7], 2) == []  # "4 7", "7": never seen before
+    assert drafter.propose([*context, 4, 7, 1], 2) == [2, 3]  # incremental: "1" seen at 0
+    assert drafter.propose([5, 5], 4) == [5]  # not a continuation: indexed anew
+    assert drafter.propose([1, 2], 0) == []
+
+
+def test_draft_length_weighs_acceptance_against_call_costs() -> None:
+    length = DraftLength(SpeculativeOptions("ngram", k_max=6))
+    assert length.next() == 0  # first a plain step, to time a one-row call
+    length.timed(1, 0.010)
+    assert length.next() > 0  # an extra row assumed at a quarter of a call: worth a try
+    for _ in range(10):  # cheap rows (a GPU, a CPU with a fast multi-row kernel), all taken
+        length.timed(7, 0.012)
+        length.update(6, 6)
+    assert length.next() == 6 and length.acceptance > 0.9
+    for _ in range(10):  # rows as dear as calls (this CPU's 8-bit kernel): never worth it
+        length.timed(2, 0.019)
+        length.timed(7, 0.065)
+        length.update(1, 0)
+    probes = [length.next() for _ in range(2 * DraftLength.PROBE_EVERY)]
+    assert probes.count(1) == 2 and probes.count(0) == len(probes) - 2  # probes only
+    fixed = DraftLength(SpeculativeOptions("ngram", k_max=3, adaptive=False))
+    assert fixed.next() == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("medusa", "unknown speculative method 'medusa'; choose ngram or draft:PATH"),
+        ("draft:", "needs a draft bundle: draft:PATH"),
+        (SpeculativeOptions, "k_max must be an integer from 1 to 32, got 0"),
+        (3.5, "speculative must be None, 'ngram', 'draft:PATH'"),
+    ],
+)
+def test_bad_options(gen_fp32: Generator, value: object, message: str) -> None:
+    if value is SpeculativeOptions:
+        with pytest.raises(GenerationError, match=message):
+            SpeculativeOptions("ngram", k_max=0)
+        return
+    with pytest.raises(GenerationError, match=message.replace("(", r"\(").replace("'", "'")):
+        gen_fp32.generate("Hi", speculative=value)
+
+
+def _copy_bundle(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def _rewrite(bundle: Path, name: str, text: str) -> None:
+    """Change a bundle file and its manifest record (so the hashes still verify)."""
+    (bundle / name).write_text(text, encoding="utf-8")
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"][name] = file_record(bundle / name)
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_draft_bundle_refusals(gen_fp32: Generator, demo_bundle_fp32: Path, tmp_path: Path) -> None:
+    other = _copy_bundle(demo_bundle_fp32, tmp_path / "other-tokenizer")
+    tokenizer = json.loads((other / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["added_tokens"] = [*tokenizer.get("added_tokens", []), {**_added(tokenizer)}]
+    _rewrite(other, "tokenizer.json", json.dumps(tokenizer))
+    with pytest.raises(GenerationError, match="has another tokenizer than"):
+        gen_fp32.generate("Hi", speculative=f"draft:{other}")
+    larger = _copy_bundle(demo_bundle_fp32, tmp_path / "larger")
+    manifest = json.loads((larger / "manifest.json").read_text(encoding="utf-8"))
+    manifest["model"]["config"]["intermediate_size"] *= 4
+    (larger / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(GenerationError, match="is larger than its target"):
+        gen_fp32.generate("Hi", speculative=f"draft:{larger}")
+    assert gen_fp32.generate("Hi", max_new_tokens=3).stats.new_tokens == 3  # still usable
+
+
+def _added(tokenizer: dict[str, object]) -> dict[str, object]:
+    added = tokenizer.get("added_tokens") or []
+    assert isinstance(added, list) and added
+    return {**added[-1], "id": int(added[-1]["id"]) + 1000, "content": "<|extra|>"}
+
+
+def test_gpu_backends_refuse_before_any_token(demo_bundle_fp32: Path) -> None:
+    from edge_sdk.bundle import load_bundle
+    from edge_sdk.runtime import BackendOptions
+
+    backend = OrtCudaBackend(load_bundle(demo_bundle_fp32), BackendOptions())
+    problem = backend.speculation_problem()
+    assert problem is not None and "backend='ort-cpu'" in problem
+
+
+def test_engine_speculates_while_alone(gen_int8: Generator, demo_bundle_int8: Path) -> None:
+    """One request alone in the engine speculates on its slot (verify steps); beside another it
+    decodes in the batch; the output equals the generator's plain output either way."""
+    fixed = SpeculativeOptions("ngram", k_max=4, adaptive=False)
+    plain = gen_int8.generate(COPY_PROMPT, max_new_tokens=40, ignore_eos=True).token_ids
+    story = gen_int8.generate(STORY, max_new_tokens=40, ignore_eos=True).token_ids
+    with Engine(load(demo_bundle_int8, "ort-cpu", threads=1), slots=2) as engine:
+        kinds: list[str] = []
+        engine.add_step_listener(lambda step: kinds.append(step.kind))
+        alone = engine.submit(COPY_PROMPT, max_new_tokens=40, ignore_eos=True, speculative=fixed)
+        result = alone.wait(60)
+        assert result.token_ids == plain and "verify" in kinds
+        check_stats(result.stats, 40)
+        assert result.stats.accepted_tokens > 0
+        both = [
+            engine.submit(COPY_PROMPT, max_new_tokens=40, ignore_eos=True, speculative=fixed),
+            engine.submit(STORY, max_new_tokens=40, ignore_eos=True, speculative=False),
+        ]
+        first, second = (r.wait(60) for r in both)
+        assert first.token_ids == plain and second.token_ids == story
+        assert second.stats.drafted_tokens == 0 and second.stats.model_calls == 40
+        check_stats(first.stats, 40)
+
+
+#: The most the 8-bit kernel's multi-row rounding was seen to move the gap between SmolLM2's
+#: two most likely tokens (runtime/README.md, "Speculative decoding": up to 0.15 measured).
+NEAR_TIE = 0.2
+
+
+def test_smollm2_int8_greedy_equal_up_to_near_ties(smollm2_int8: Path) -> None:
+    """SmolLM2 int8 over 64 tokens: n-gram drafts are accepted, and the output equals plain
+    decoding's, or where the 8-bit kernel's multi-row rounding flips a near tie, equals it up to
+    that token, which was plain's second choice within NEAR_TIE of its first."""
+    code = Path(__file__).read_text(encoding="utf-8")[:1200]
+    with load(smollm2_int8, "ort-cpu", threads=2) as gen:
+        ids = gen.encode(f"Repeat this code exactly:\n\n{code}\n\nRepeated:\n\n{code[:300]}")
+        ask = {"max_new_tokens": 64, "ignore_eos": True, "logprobs": 2}
+        plain = gen.generate(ids, **ask)
+        spec = gen.generate(ids, speculative="ngram", **ask)
+    assert spec.stats.accepted_tokens > 0
+    check_stats(spec.stats, 64)
+    pairs = list(zip(plain.token_ids, spec.token_ids, strict=True))
+    diverged = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
+    if diverged is not None:
+        assert plain.logprobs is not None
+        first, second = plain.logprobs[diverged].top
+        assert spec.token_ids[diverged] == second.token_id
+        assert first.logprob - second.logprob < NEAR_TIE
