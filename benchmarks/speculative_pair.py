@@ -30,7 +30,7 @@ from edge_sdk.exporters import demo_checkpoint_path, export
 from edge_sdk.runtime import load
 
 DEFAULT_WORK = Path("/tmp/edge-sdk-bench")
-TARGET_SIZE = "small"
+TARGET_SIZE = "medium"
 TARGET_STEPS = 300
 TARGET_BATCH = 8
 
@@ -46,13 +46,14 @@ class Pair:
 
 def train_target(
     work: Path,
+    size: str = TARGET_SIZE,
     steps: int = TARGET_STEPS,
     batch: int = TARGET_BATCH,
     threads: int = 1,
     log: Callable[[str], None] = print,
 ) -> Path:
     """The target checkpoint, trained once into ``work`` by the demo's training command."""
-    path = work / f"{TARGET_SIZE}-{steps}-b{batch}.pt"
+    path = work / f"{size}-{steps}-b{batch}.pt"
     if path.is_file():
         return path
     work.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,7 @@ def train_target(
         sys.executable,
         "-m",
         "edge_sdk.exporters.demo.train",
-        *("--size", TARGET_SIZE, "--steps", str(steps), "--batch", str(batch)),
+        *("--size", size, "--steps", str(steps), "--batch", str(batch)),
         *("--threads", str(threads), "-o", str(path)),
     ]
     log(f"training the target ({' '.join(command[1:])}) ...")
@@ -83,6 +84,7 @@ def tokenizer_sha256(bundle: Path) -> str:
 
 def prepare_pair(
     work: Path = DEFAULT_WORK,
+    size: str = TARGET_SIZE,
     steps: int = TARGET_STEPS,
     batch: int = TARGET_BATCH,
     threads: int = 1,
@@ -90,7 +92,7 @@ def prepare_pair(
 ) -> Pair:
     """Make (once) both bundles in ``work`` and check that they share a tokenizer."""
     draft = export_int8(demo_checkpoint_path(), work / "pair-draft-demo-int8", log)
-    checkpoint = train_target(work, steps, batch, threads, log)
+    checkpoint = train_target(work, size, steps, batch, threads, log)
     target = export_int8(checkpoint, work / f"pair-target-{checkpoint.stem}-int8", log)
     digest = tokenizer_sha256(draft)
     if tokenizer_sha256(target) != digest:
@@ -121,13 +123,16 @@ def decode_ms(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache folder")
+    parser.add_argument(
+        "--size", choices=["small", "medium"], default=TARGET_SIZE, help="target's size"
+    )
     parser.add_argument("--steps", type=int, default=TARGET_STEPS, help="target training steps")
     parser.add_argument("--batch", type=int, default=TARGET_BATCH, help="target batch size")
     parser.add_argument("--train-threads", type=int, default=1, help="torch threads")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (timing)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    pair = prepare_pair(args.work, args.steps, args.batch, args.train_threads)
+    pair = prepare_pair(args.work, args.size, args.steps, args.batch, args.train_threads)
     print(f"draft  {pair.draft}\ntarget {pair.target}\ntokenizer sha256 {pair.tokenizer_sha256}")
     ms = decode_ms(
         {"draft": pair.draft, "target": pair.target}, repeats=args.repeats, threads=args.threads

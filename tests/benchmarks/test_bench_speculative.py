@@ -32,10 +32,19 @@ def test_plain_ngram_and_draft_on_the_demo(
 ) -> None:
     out = tmp_path / "speculative.json"
     argv = [f"--bundle=demo={demo_bundle_int8}", f"--draft=demo={demo_bundle_int8}"]
-    argv += ["--tokens", "24", "--repeats", "1", "--threads", "1", "--json", str(out)]
+    argv += ["--tokens", "24", "--repeats", "1", "--threads", "1", "--no-spin", "--json", str(out)]
+    argv += ["--draft-max", "4", "--fixed"]  # the adaptive length would decide by timings
     assert bench_speculative.main(argv) == 0
     report = json.loads(out.read_text())
     assert report["host"]["onnxruntime"] == ort.__version__ and "avx2" in report["host"]["isa"]
+    assert report["settings"] == {
+        "tokens": 24,
+        "repeats": 1,
+        "threads": 1,
+        "no_spin": True,
+        "draft_max": 4,
+        "adaptive": False,
+    }
     rows = report["rows"]
     kinds = ["code-edit", "quote", "json", "free"]
     assert [(r["kind"], r["method"]) for r in rows] == [
@@ -71,5 +80,7 @@ def test_bad_arguments_exit_with_one_line(demo_bundle_int8: Path, tmp_path: Path
         )
     with pytest.raises(SystemExit, match="must include plain"):
         bench_speculative.main(["--bundle", f"a={demo_bundle_int8}", "--methods", "ngram"])
+    with pytest.raises(SystemExit, match="--draft-max must be from 1"):
+        bench_speculative.main(["--bundle", f"a={demo_bundle_int8}", "--draft-max", "0"])
     with pytest.raises(SystemExit, match="unknown gpt2"):
         bench_speculative.main(["--models", "gpt2"])
