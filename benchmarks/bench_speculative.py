@@ -1,7 +1,7 @@
 """Speculative decoding: decode tok/s of plain vs n-gram vs draft-model decoding (issue 24).
 
     python benchmarks/bench_speculative.py [--models smollm2,llama200m,pair]
-        [--bundle NAME=BUNDLE [--draft NAME=BUNDLE]] [--kinds code-edit,quote,json,free]
+        [--bundle NAME=BUNDLE [--draft NAME=BUNDLE] [--ignore-eos]] [--kinds KIND,...]
         [--methods plain,ngram,draft] [--draft-max 8] [--fixed] [--tokens 128] [--repeats 3]
         [--threads 2] [--no-spin] [--work DIR] [--json OUT]
 
@@ -11,9 +11,10 @@ Models (each an int8 bundle on ``ort-cpu``, made once in ``--work``):
   tokenizer);
 - ``llama200m``: ``bench_runtime.py``'s random-weight 200M Llama (speed only: its free text has
   nothing to accept, its copy-heavy prompts still draft);
-- ``pair``: ``speculative_pair.py``'s target (the demo family's 13.8M size trained on the
-  story corpus) with the packaged demo model as its draft (same tokenizer, by hash);
-- ``--bundle NAME=BUNDLE`` (with ``--draft NAME=BUNDLE``): any bundle.
+- ``pair``: ``speculative_pair.py``'s target (the demo family's 26.7M ``medium`` size trained on
+  the story corpus) with the packaged demo model as its draft (same tokenizer, by hash); every run
+  decodes ``--tokens`` (end of sequence ignored: a story ends, the next begins);
+- ``--bundle NAME=BUNDLE`` (with ``--draft NAME=BUNDLE``, ``--ignore-eos``): any bundle.
 
 Each model runs every prompt of :mod:`speculative_prompts` (copy-heavy: ``code-edit``,
 ``quote``, ``json``; ``free``) greedily for at most ``--tokens`` tokens (stopping at end of
@@ -58,11 +59,13 @@ DEFAULT_WORK = Path("/tmp/edge-sdk-bench")
 
 @dataclass(frozen=True)
 class BenchModel:
-    """A target bundle and, for the ``draft`` method, its draft bundle."""
+    """A target bundle and, for the ``draft`` method, its draft bundle; ``ignore_eos``: every
+    run decodes ``--tokens`` (a base model that ends a story and begins the next)."""
 
     name: str
     target: Path
     draft: Path | None = None
+    ignore_eos: bool = False
 
 
 def prepare_model(name: str, work: Path, log: Callable[[str], None] = print) -> BenchModel:
@@ -86,7 +89,7 @@ def prepare_model(name: str, work: Path, log: Callable[[str], None] = print) -> 
         from speculative_pair import prepare_pair
 
         pair = prepare_pair(work, log=log)
-        return BenchModel(name, pair.target, pair.draft)
+        return BenchModel(name, pair.target, pair.draft, ignore_eos=True)
     raise SystemExit(f"unknown model {name!r}: choose from {', '.join(MODELS)}")
 
 
@@ -145,6 +148,7 @@ def measure_model(
                     max_new_tokens=tokens,
                     speculative=speculative_argument(method, model, k_max, adaptive),
                     cache_prompt=False,  # each run prefills its whole prompt: runs independent
+                    ignore_eos=model.ignore_eos,
                 )
                 if round_:
                     runs[prompt.kind, method].append(result)
@@ -236,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bundle", action="append", default=[], help="NAME=BUNDLE_DIR")
     parser.add_argument("--draft", action="append", default=[], help="NAME=DRAFT_BUNDLE_DIR")
+    parser.add_argument(
+        "--ignore-eos", action="store_true", help="--bundle models decode --tokens every run"
+    )
     parser.add_argument("--kinds", default=",".join(p.kind for p in PROMPTS), help="prompts")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma list")
     parser.add_argument(
@@ -275,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     host = host_record()
     print(host_header(host), flush=True)
     models = [prepare_model(name, args.work) for name in names]
-    models += [BenchModel(name, path, drafts.get(name)) for name, path in bundles.items()]
+    models += [
+        BenchModel(name, path, drafts.get(name), args.ignore_eos) for name, path in bundles.items()
+    ]
     prompts = [p for p in PROMPTS if p.kind in kinds]
     config = {SPIN_KEY: "0"} if args.no_spin else None
     rows: list[dict[str, Any]] = []
