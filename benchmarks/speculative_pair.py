@@ -1,12 +1,12 @@
 """The draft/target pair that ``bench_speculative.py`` measures the draft-model drafter on.
 
-    python benchmarks/speculative_pair.py [--work DIR] [--steps 300] [--repeats 5]
+    python benchmarks/speculative_pair.py [--work DIR] [--size medium] [--steps 300] [--repeats 5]
 
 - draft: the packaged demo model (``exporters/demo/model.pt``: ~2 M parameters, hidden 192,
   4 layers), exported int8;
-- target: the same family's ``small`` size (13.8 M parameters, hidden 384, 6 layers) trained on
-  the same story corpus by ``python -m edge_sdk.exporters.demo.train --size small --steps 300
-  --batch 8 --threads 1`` (about 10-20 minutes on one thread; cached in ``--work``, never
+- target: the same family's ``medium`` size (26.7 M parameters, hidden 384, 12 layers) trained on
+  the same story corpus by ``python -m edge_sdk.exporters.demo.train --size medium --steps 300
+  --batch 8 --threads 1`` (9.4 min of CPU on one thread; cached in ``--work``, never
   committed), exported int8.
 
 ``train.py`` trains its tokenizer deterministically on the corpus, so both checkpoints carry the
