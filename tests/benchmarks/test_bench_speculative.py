@@ -44,6 +44,7 @@ def test_plain_ngram_and_draft_on_the_demo(
         "no_spin": True,
         "draft_max": 4,
         "adaptive": False,
+        "draft_threads": None,
     }
     rows = report["rows"]
     kinds = ["code-edit", "quote", "json", "free"]
@@ -71,6 +72,19 @@ def test_plain_ngram_and_draft_on_the_demo(
     assert "| demo | code-edit | draft | 24 |" in printed
 
 
+def test_the_draft_model_on_its_own_threads(demo_bundle_int8: Path, tmp_path: Path) -> None:
+    out = tmp_path / "speculative.json"
+    argv = [f"--bundle=demo={demo_bundle_int8}", f"--draft=demo={demo_bundle_int8}"]
+    argv += ["--kinds", "free", "--methods", "plain,draft", "--draft-threads", "1", "--fixed"]
+    argv += ["--draft-max", "4", "--tokens", "16", "--repeats", "1", "--threads", "1"]
+    assert bench_speculative.main([*argv, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["settings"]["draft_threads"] == 1
+    plain, draft = report["rows"]
+    assert (plain["method"], draft["method"]) == ("plain", "draft")
+    assert draft["acceptance"] >= 0.9 and draft["tokens_per_call"] > 2
+
+
 def test_bad_arguments_exit_with_one_line(demo_bundle_int8: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="give NAME=BUNDLE_DIR"):
         bench_speculative.main(["--bundle", f"demo={tmp_path}"])
@@ -82,5 +96,7 @@ def test_bad_arguments_exit_with_one_line(demo_bundle_int8: Path, tmp_path: Path
         bench_speculative.main(["--bundle", f"a={demo_bundle_int8}", "--methods", "ngram"])
     with pytest.raises(SystemExit, match="--draft-max must be from 1"):
         bench_speculative.main(["--bundle", f"a={demo_bundle_int8}", "--draft-max", "0"])
+    with pytest.raises(SystemExit, match="--draft-threads must be at least 1"):
+        bench_speculative.main(["--bundle", f"a={demo_bundle_int8}", "--draft-threads", "0"])
     with pytest.raises(SystemExit, match="unknown gpt2"):
         bench_speculative.main(["--models", "gpt2"])
