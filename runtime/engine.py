@@ -440,6 +440,8 @@ class Engine:
         if spec is None or slot is None or pending is None:
             return False
         held = self._cache.held(slot)
+        if len(held) != self._model.lengths[slot]:
+            return False  # the ids it holds are not known: draft nothing
         output = request.output
         room = min(output.limit - len(output.token_ids) - 1, self.max_context - len(held) - 2)
         start = time.perf_counter()  # drafting counts: a draft model's calls cost too
@@ -467,7 +469,7 @@ class Engine:
         if not self._model.truncate(slot, keep):
             raise GenerationError("the slot could not cut rejected drafts from its cache")
         self._cache.cut(slot, keep)
-        self._record(start, "verify", {request.id: min(row + 1, len(rows))})
+        self._record(start, "verify", {request.id: row + 1})
         if final is not None:
             with self._cond:
                 self._finish(slot, request, final)

@@ -186,31 +186,29 @@ class DraftLength:
         """The per-token acceptance estimate."""
         return self._hits / self._tries
 
-    def cost(self, rows: int) -> float | None:
-        """Seconds a call of ``rows`` rows takes (measured or interpolated; None before a
-        one-row call was timed)."""
-        if rows in self._seconds:
-            return self._seconds[rows]
-        one = self._seconds.get(1)
+    def costs(self) -> list[float] | None:
+        """Seconds of a call of 1 .. ``k_max + 1`` rows, measured or interpolated (None before
+        a one-row call was timed)."""
+        seconds = self._seconds
+        one = seconds.get(1)
         if one is None:
             return None
-        slopes = [(t - one) / (n - 1) for n, t in self._seconds.items() if n > 1]
+        slopes = [(t - one) / (n - 1) for n, t in seconds.items() if n > 1]
         slope = max(sum(slopes) / len(slopes), 0.0) if slopes else 0.25 * one
-        return one + slope * (rows - 1)
+        return [seconds.get(n, one + slope * (n - 1)) for n in range(1, self.k_max + 2)]
 
     def best(self) -> int:
         """The ``k`` with the most expected tokens per second (0: plain decoding)."""
-        if 1 not in self._seconds:
+        costs = self.costs()
+        if costs is None:
             return 0  # a plain step first: its time is what drafting must beat
         a = min(self.acceptance, 0.999)
-        best_k, best_rate = 0, 0.0
-        for k in range(self.k_max + 1):
-            seconds = self.cost(k + 1)
-            if seconds is None or seconds <= 0:
-                return 0
-            rate = (1 - a ** (k + 1)) / (1 - a) / seconds
-            if rate > best_rate:
-                best_k, best_rate = k, rate
+        best_k, best_rate, expected, power = 0, 0.0, 0.0, 1.0
+        for k, seconds in enumerate(costs):
+            expected += power  # 1 + a + ... + a^k
+            power *= a
+            if seconds > 0 and expected / seconds > best_rate:
+                best_k, best_rate = k, expected / seconds
         return best_k
 
     def next(self) -> int:

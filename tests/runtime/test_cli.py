@@ -47,6 +47,22 @@ def test_standard_graph_flag(demo_bundle_fp32: Path, capsys, monkeypatch) -> Non
     assert runs[False]["token_ids"] == runs[True]["token_ids"]
 
 
+def test_speculative_flag(demo_bundle_fp32: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    prompt = "The cat sat on the mat. The cat sat on the mat. The cat sat on the"
+    runs = {}
+    for extra in ([], ["--speculative", "ngram", "--draft-max", "4"]):
+        code, out, _ = _run(
+            capsys, monkeypatch, str(demo_bundle_fp32), prompt, "-n", "32", "--json", *extra
+        )
+        assert code == 0
+        runs[bool(extra)] = json.loads(out)
+    assert runs[True]["token_ids"] == runs[False]["token_ids"]
+    stats = runs[True]["stats"]
+    assert stats["drafted_tokens"] > 0 and stats["model_calls"] <= 32
+    assert stats["tokens_per_call"] == pytest.approx(32 / stats["model_calls"])
+    assert runs[False]["stats"]["drafted_tokens"] == 0
+
+
 def test_json_with_every_option_and_stdin(demo_bundle_fp32: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     argv = [
         str(demo_bundle_fp32),
@@ -109,6 +125,8 @@ def test_stop_string_and_eos(demo_bundle_fp32: Path, capsys, monkeypatch) -> Non
         ([""], None, "empty"),
         ([], "", "empty"),
         (["hi", "-n", "-3"], None, "max_new_tokens"),
+        (["hi", "--speculative", "medusa"], None, "unknown speculative method 'medusa'"),
+        (["hi", "--speculative", "ngram", "--draft-max", "0"], None, "k_max must be an integer"),
     ],
 )
 def test_errors_are_one_line(
