@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         {"draft": pair.draft, "target": pair.target}, repeats=args.repeats, threads=args.threads
     )
     print(
-        f"decode ms/token ({args.threads} thread): draft {ms['draft']:.3f}, "
+        f"decode ms/token (threads {args.threads}): draft {ms['draft']:.3f}, "
         f"target {ms['target']:.3f}, draft/target {ms['draft'] / ms['target']:.3f}"
     )
     return 0
