@@ -29,8 +29,14 @@ TRAIN_SEED, HELDOUT_SEED, CALIBRATION_SEED = 1, 2, 3
 
 
 # name -> (hidden, layers, heads, kv heads, intermediate): "demo" is the packaged model (~2 M
-# parameters); "small" (13.8 M) is what benchmarks/bench_quant.py trains as its larger model.
-SIZES = {"demo": (192, 4, 6, 2, 512), "small": (384, 6, 6, 2, 1536)}
+# parameters); "small" (13.8 M) is what benchmarks/bench_quant.py trains as its larger model;
+# "medium" (26.7 M, "small" twice as deep) is the target the demo drafts for in
+# benchmarks/bench_speculative.py (benchmarks/speculative_pair.py).
+SIZES = {
+    "demo": (192, 4, 6, 2, 512),
+    "small": (384, 6, 6, 2, 1536),
+    "medium": (384, 12, 6, 2, 1536),
+}
 
 
 def demo_config(eos_id: int, size: str = "demo", family: str = "llama") -> ModelConfig:
@@ -212,7 +218,7 @@ def main() -> None:
         "--size",
         choices=sorted(SIZES),
         default="demo",
-        help="model shape: demo (~2 M parameters, default) or small (13.8 M)",
+        help="model shape: demo (~2 M parameters, default), small (13.8 M) or medium (26.7 M)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
