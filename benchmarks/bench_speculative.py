@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ktoken import SPIN_KEY, host_header, host_record
+from bench_ktoken import SPIN_KEY
+from host import host_info, host_line
 from speculative_prompts import PROMPTS, BenchPrompt
 
 from edge_sdk.runtime import (
@@ -309,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.tokens < 2 or args.repeats < 1:
         raise SystemExit("--tokens must be at least 2 and --repeats at least 1")
 
-    host = host_record()
-    print(host_header(host), flush=True)
+    host = host_info()
+    print(host_line(host), flush=True)
     models = [prepare_model(name, args.work) for name in names]
     models += [
         BenchModel(name, path, drafts.get(name), args.ignore_eos) for name, path in bundles.items()
