@@ -139,7 +139,8 @@ def measure_model(
 ) -> list[dict[str, Any]]:
     """Interleaved runs of every (prompt, method) of ``model``: one row each (see the module
     docstring), with the raw tok/s samples. ``draft_threads``: the draft model runs on its own
-    backend with that many threads (None: the generator loads it with the target's)."""
+    backend with that many threads and the target's session config (None: the generator loads
+    it, on ``DRAFT_THREADS`` with the target's session config)."""
     methods = [m for m in methods if m != "draft" or model.draft is not None]
     generator = load(model.target, "ort-cpu", threads=threads, session_config=session_config)
     drafter = None
@@ -150,6 +151,7 @@ def measure_model(
             backend="ort-cpu",
             threads=draft_threads,
             capacity=generator.max_context,
+            session_config=session_config,
         )
     ids = {prompt.kind: prompt_ids(generator, prompt) for prompt in prompts}
     too_long = [p.kind for p in prompts if len(ids[p.kind]) + tokens > generator.max_context]
@@ -279,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         "--draft-threads",
         type=int,
         default=None,
-        help="threads of the draft model's own backend (default: the generator loads it with "
-        "--threads and onnxruntime's default spinning)",
+        help="threads of the draft model's own backend (default: the generator's choice, "
+        "runtime.drafters.DRAFT_THREADS, with the target's session config)",
     )
     parser.add_argument("--tokens", type=int, default=128, help="most new tokens per run")
     parser.add_argument("--repeats", type=int, default=3, help="recorded rounds")

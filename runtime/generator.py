@@ -258,7 +258,8 @@ class Generator:
         """The speculative state of a generation with ``options`` (None: it does not
         speculate); a :class:`~edge_sdk.GenerationError` naming the fix when this backend
         cannot speculate or the draft bundle does not fit this one. A draft bundle is loaded
-        once, on this generator's backend kind, and kept until :meth:`close`."""
+        once, on this generator's backend kind with its session config, on
+        :data:`~edge_sdk.runtime.drafters.DRAFT_THREADS` thread(s), and kept until :meth:`close`."""
         spec = options.speculation
         if spec is None:
             return None
@@ -276,8 +277,9 @@ class Generator:
                     path,
                     self.bundle,
                     backend=self.backend.name,
-                    threads=self.backend.options.threads,
                     capacity=self.max_context,
+                    session_config=self.backend.options.session_config,
+                    cache_dir=self.backend.options.cache_dir,
                 )
             drafter = self._draft_models[path]
         else:
