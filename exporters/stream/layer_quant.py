@@ -1,6 +1,12 @@
 """One decoder layer's quantization: activation scaling folded in (SmoothQuant for int8, AWQ for
 int4), statistics from the calibration windows, then each MatMul weight quantized.
 
+Each weight is stored twice over when the two graphs want different forms
+(:class:`LayerWeights`): the fused CPU graph keeps int8 weights in blocks (onnxruntime's int8
+kernel quantizes activations per block, and blocks keep its accuracy), the standard graph stores
+those same weights per output channel, the only int8 form TensorRT 10 takes. int4 blocks and
+per-channel int8 are the same in both.
+
 Layer by layer, as GPTQ is defined: the calibration text reaches layer ``i`` through layers
 ``0 .. i-1`` as they are (float for the statistics of int8 and AWQ; quantized for GPTQ's
 Hessians), so the float model is never held whole.
@@ -26,10 +32,32 @@ from edge_sdk.exporters.quantize.scaling import fold_scale
 from edge_sdk.exporters.quantize.w8a8 import smooth_scale
 from edge_sdk.exporters.stream.layerwise import InputStats, Windows
 
-__all__ = ["LayerQuantizer", "dequantized_copy"]
+__all__ = ["LayerQuantizer", "LayerWeights", "dequantized_copy", "int8_pair"]
 
 _SMOOTH_ROWS = 4096  # rows of activations SmoothQuant reads per group (as the traced export did)
 _AWQ_ROWS = 1024
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """A layer's MatMul weights as each graph stores them: ``fused`` (the CPU form) and
+    ``standard`` (TensorRT's form: int8 per output channel where ``fused`` has int8 blocks; the
+    same objects everywhere else)."""
+
+    fused: dict[str, QWeight]
+    standard: dict[str, QWeight]
+
+    @classmethod
+    def same(cls, weights: dict[str, QWeight]) -> LayerWeights:
+        """One form for both graphs."""
+        return cls(weights, weights)
+
+
+def int8_pair(w: np.ndarray, block: int, moments: np.ndarray | None) -> tuple[QWeight, QWeight]:
+    """``w`` [K, N] as int8 in ``block`` inputs (the fused graph's form), and per output channel
+    (the standard graph's; the same object when ``block`` is 0)."""
+    fused = int8_weight(w, block, moments)
+    return fused, (int8_weight(w, 0, moments) if block else fused)
 
 
 @dataclass
@@ -46,12 +74,14 @@ class LayerQuantizer:
     calibrated: int = 0
     solved: int = 0
 
-    def quantize(self, layer: nn.Module, index: int) -> dict[str, QWeight]:
-        """``layer``'s MatMul weights as stored; ``layer`` itself is scaled in place (the same
-        function) and the calibration windows move past it."""
+    def quantize(self, layer: nn.Module, index: int) -> LayerWeights:
+        """``layer``'s MatMul weights as each graph stores them; ``layer`` itself is scaled in
+        place (the same function) and the calibration windows move past it."""
         linears = self.family.linears(layer)
         if self.quant.method == "fp32":
-            return {n: float_weight(lin.weight.detach().numpy().T) for n, lin in linears.items()}
+            return LayerWeights.same(
+                {n: float_weight(lin.weight.detach().numpy().T) for n, lin in linears.items()}
+            )
         moments = self._calibrate(layer, index, linears)
         if self.quant.method == "int8":
             return self._int8(linears, moments)
@@ -96,20 +126,17 @@ class LayerQuantizer:
             for lin in linears.values()
         }
 
-    def _int8(
-        self, linears: dict[str, nn.Linear], moments: dict[int, np.ndarray]
-    ) -> dict[str, QWeight]:
+    def _int8(self, linears: dict[str, nn.Linear], moments: dict[int, np.ndarray]) -> LayerWeights:
         block = int(self.quant.group_size or 0)
-        out: dict[str, QWeight] = {}
+        fused: dict[str, QWeight] = {}
+        standard: dict[str, QWeight] = {}
         for name, lin in linears.items():
             stats = moments.get(id(lin))
             self.calibrated += stats is not None
-            out[name] = int8_weight(lin.weight.detach().numpy().T, block, stats)
-        return out
+            fused[name], standard[name] = int8_pair(lin.weight.detach().numpy().T, block, stats)
+        return LayerWeights(fused, standard)
 
-    def _int4(
-        self, layer: nn.Module, index: int, linears: dict[str, nn.Linear]
-    ) -> dict[str, QWeight]:
+    def _int4(self, layer: nn.Module, index: int, linears: dict[str, nn.Linear]) -> LayerWeights:
         group = int(self.quant.group_size or 0)
         gram: InputStats | None = None
         solving = [n for n in linears if not self._keeps_int8(index, n)]
@@ -117,9 +144,11 @@ class LayerQuantizer:
             gram = InputStats(hessian=True)
             self.quant_calib.run(layer, index, gram.hooks([linears[n] for n in solving]))
         out: dict[str, QWeight] = {}
+        standard: dict[str, QWeight] = {}
         for name, lin in linears.items():
             if self._keeps_int8(index, name):
-                out[name] = int8_weight(lin.weight.detach().numpy().T, INT8_GROUP_SIZE, None)
+                w = lin.weight.detach().numpy().T
+                out[name], standard[name] = int8_pair(w, INT8_GROUP_SIZE, None)
                 continue
             solved = None
             if gram is not None:  # one [K, K] Hessian at a time
@@ -132,10 +161,10 @@ class LayerQuantizer:
                     consume=True,
                 )
                 self.solved += 1
-            out[name] = int4_weight(lin.weight.detach().numpy().T, group, solved)
+            out[name] = standard[name] = int4_weight(lin.weight.detach().numpy().T, group, solved)
         if self.quant_calib is not None:
             self.quant_calib.advance(dequantized_copy(self.family, layer, out), index)
-        return out
+        return LayerWeights(out, standard)
 
     def _keeps_int8(self, index: int, name: str) -> bool:
         q = self.quant
