@@ -38,7 +38,15 @@ from edge_sdk.planner.layers import layer_float_parameters, layer_matmuls
 from edge_sdk.planner.memory import matmul_bytes
 from edge_sdk.planner.precision import INT4_GROUP_SIZE, INT8_GROUP_SIZE, WeightFormat
 
-__all__ = ["BACKENDS", "BackendLayout", "DecodeStepBytes", "backend_layout", "decode_step_bytes"]
+__all__ = [
+    "BACKENDS",
+    "BackendDecode",
+    "BackendLayout",
+    "DecodeStepBytes",
+    "backend_decodes",
+    "backend_layout",
+    "decode_step_bytes",
+]
 
 BACKENDS = ("cpu-fused", "cuda-fused", "tensorrt")
 _ACTIVATIONS = {"cpu-fused": ("fp32", 4), "cuda-fused": ("fp16", 2), "tensorrt": ("fp16", 2)}
@@ -139,4 +147,27 @@ def decode_step_bytes(
         head,
         batch * math.ceil(table / vocab),
         cache,
+    )
+
+
+@dataclass(frozen=True)
+class BackendDecode:
+    """One backend's decode bound: the bytes a step reads, and ``bandwidth / bytes`` as tokens/s
+    of all ``batch`` sequences together (the DRAM bound; the CPU reaches a smaller share of it
+    than the GPU)."""
+
+    backend: str
+    bytes_per_step: int
+    decode_tps: float
+
+
+def backend_decodes(
+    config: ModelConfig, precision: str, context: int, batch: int, bandwidth_bytes_s: float
+) -> tuple[BackendDecode, ...]:
+    """Each backend's decode bound for a ``precision`` bundle (none for other precisions)."""
+    if precision not in ("int8", "int4"):
+        return ()
+    steps = [decode_step_bytes(config, b, precision, context, batch) for b in BACKENDS]
+    return tuple(
+        BackendDecode(s.backend, s.total, batch * bandwidth_bytes_s / s.total) for s in steps
     )

@@ -81,3 +81,17 @@ def test_cuda_reads_fewer_bytes_than_cpu_and_layouts_are_named() -> None:
         backend_layout("rocm", "int8")
     with pytest.raises(ConfigError, match="int8 and int4"):
         backend_layout("tensorrt", "fp16")
+
+
+def test_plan_reports_each_backend_for_int8_and_int4(config: ModelConfig) -> None:
+    from edge_sdk.planner import plan
+    from edge_sdk.planner.report import format_plan
+
+    p = plan(config, "orin-nano-8gb", precision="int8", context=10)
+    bandwidth = p.speed.bandwidth_bytes_s
+    by_name = {d.backend: d for d in p.backends}
+    assert list(by_name) == list(BACKENDS)
+    assert by_name["cpu-fused"].bytes_per_step == 102212  # test_int8_on_each_backend
+    assert by_name["cpu-fused"].decode_tps == pytest.approx(bandwidth / 102212)
+    assert "on cuda-fused" in format_plan(p) and p.to_dict()["backends"][1]["backend"]
+    assert plan(config, "orin-nano-8gb", precision="fp16", context=10).backends == ()
