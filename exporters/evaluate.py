@@ -45,6 +45,7 @@ class AccuracyReport:
     top1_agreement: float
     mean_kl_divergence: float
     gate: str = "not applied"
+    computed_as: str = ""  # how the graph computed: the onnxruntime settings, in words
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict for the manifest."""

@@ -8,6 +8,7 @@ fused graph's check), :func:`evaluate` (the accuracy gate), :func:`write_bundle`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -160,19 +161,39 @@ def evaluate(
     reference = FloatReference(
         texts.evaluation, graphs.evaluation_hidden, float_head(config, source.weights)
     )
-    exported = OrtModel(graphs.standard[0], config, session_config)
+    fused = fused_entry.get("fused_graph")
+    # with a fused graph, the CPU runs that one: model.onnx is TensorRT's and the GPU providers',
+    # which keep activations in float (no int8 activation blocks): it is gated computing so
+    standard_config = {**session_config, **FLOAT_COMPUTE} if fused else session_config
+    exported = OrtModel(graphs.standard[0], config, standard_config)
     report = compare_on_text(reference, exported, job.heldout, job.window, job.heldout_source)
+    report = replace(report, computed_as=_computed_as(standard_config))
     standard = apply_gate(
         report, quant.precision, config.vocab_size, job.force, graphs.standard[0].name
     )
     del exported
-    fused = fused_entry.get("fused_graph")
     if fused is not None:
         windows = FusedWindows(graphs.fused[0], config, session_config, texts.evaluation)
         report = compare_on_text(reference, windows, job.heldout, job.window, job.heldout_source)
+        report = replace(report, computed_as=_computed_as(session_config))
         gated = apply_gate(report, quant.precision, config.vocab_size, job.force, fused["file"])
         fused["quantized_vs_float"] = gated.to_dict()
     return standard
+
+
+def _computed_as(session_config: dict[str, str]) -> str:
+    """The onnxruntime settings a graph was evaluated with, in words."""
+    level = session_config.get("session.qdq_matmulnbits_accuracy_level", "0")
+    if level == "1":
+        return (
+            "weights dequantized, float32 activations (accuracy level 1): as TensorRT and the "
+            "GPU providers compute, up to their fp16"
+        )
+    block = session_config.get("session.qdq_matmulnbits_block_size", "")
+    return (
+        f"onnxruntime's CPU EP as the runtime runs it (accuracy level {level}: int8 activations "
+        f"per block of {block or 'the weights'})"
+    )
 
 
 def _fused_entry(
