@@ -75,6 +75,8 @@ def test_each_graph_is_gated_and_recorded(demo_bundle_int8: Path) -> None:
         assert figures["top1_agreement"] >= 0.95 and figures["perplexity_ratio"] <= 1.03
     assert standard["perplexity_quantized"] != fused["perplexity_quantized"]  # other weights
     assert standard["perplexity_float"] == fused["perplexity_float"]
+    assert "level 1" in standard["computed_as"]  # TensorRT's float activations
+    assert "level 4" in fused["computed_as"]  # the CPU runtime's int8 kernel
 
 
 def test_per_channel_export_shares_one_weight_form(demo_bundle_int8_per_channel: Path) -> None:
