@@ -162,9 +162,12 @@ def evaluate(
         texts.evaluation, graphs.evaluation_hidden, float_head(config, source.weights)
     )
     fused = fused_entry.get("fused_graph")
-    # with a fused graph, the CPU runs that one: model.onnx is TensorRT's and the GPU providers',
-    # which keep activations in float (no int8 activation blocks): it is gated computing so
-    standard_config = {**session_config, **FLOAT_COMPUTE} if fused else session_config
+    # with a fused graph (or none asked for: --no-ort-graph), the CPU does not run model.onnx:
+    # it is TensorRT's and the GPU providers', which keep activations in float (no int8
+    # activation blocks), and is gated computing so; the CPU's graph only when the fused one
+    # could not be built
+    cpu_runs_standard = fused is None and job.ort_graph
+    standard_config = session_config if cpu_runs_standard else {**session_config, **FLOAT_COMPUTE}
     exported = OrtModel(graphs.standard[0], config, standard_config)
     report = compare_on_text(reference, exported, job.heldout, job.window, job.heldout_source)
     report = replace(report, computed_as=_computed_as(standard_config))
