@@ -8,7 +8,6 @@ fused graph's check), :func:`evaluate` (the accuracy gate), :func:`write_bundle`
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,19 @@ import onnx
 from edge_sdk.bundle import BundleWriter
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError
-from edge_sdk.exporters.evaluate import AccuracyReport, apply_gate, compare_on_text
 from edge_sdk.exporters.export_job import ExportJob, ExportResult, result_of, write_text_files
 from edge_sdk.exporters.families import family_of
 from edge_sdk.exporters.fused_graph import FUSED_GRAPH_LOSS, UnsupportedGraph
 from edge_sdk.exporters.fused_graph_check import FLOAT_COMPUTE, GRAPH_TOLERANCE, check_ort_graph
-from edge_sdk.exporters.fused_graph_eval import FusedWindows
 from edge_sdk.exporters.io_names import graph_io_names
 from edge_sdk.exporters.manifest_record import export_manifest
 from edge_sdk.exporters.ort_check import OrtModel
 from edge_sdk.exporters.quantize.config import INT8_GROUP_SIZE, QuantConfig
 from edge_sdk.exporters.quantize.details import quant_details, session_config_for
 from edge_sdk.exporters.sources import ModelSource, check_free_space, check_weights
-from edge_sdk.exporters.stream.checks import FloatReference, check_graph_parity
-from edge_sdk.exporters.stream.heads import EMBEDDING, HEAD, float_head
+from edge_sdk.exporters.stream.checks import check_graph_parity
+from edge_sdk.exporters.stream.gate import evaluate
+from edge_sdk.exporters.stream.heads import EMBEDDING, HEAD
 from edge_sdk.exporters.stream.layerwise import text_windows
 from edge_sdk.exporters.stream.pipeline import StreamedGraphs, Texts, graph_opset, write_graphs
 from edge_sdk.exporters.verify import ParityReport
@@ -132,71 +130,6 @@ def verify(
         raise ExportError(f"the exported graph fails onnx.checker: {exc}") from exc
     model = OrtModel(path, job.config, {**session_config, **FLOAT_COMPUTE})
     return check_graph_parity(model, texts.parity, texts.decode, graphs.parity_logits)
-
-
-def evaluate(
-    source: ModelSource,
-    graphs: StreamedGraphs,
-    job: ExportJob,
-    texts: Texts,
-    session_config: dict[str, str],
-    fused_entry: dict[str, Any],
-) -> AccuracyReport | None:
-    """The accuracy gate: each graph the bundle keeps against the float reference on held-out
-    text, as the runtime runs it (``session_config``); the fused graph's figures go into
-    ``fused_entry["fused_graph"]``. Returns the standard graph's."""
-    quant, config = job.quant, job.config
-    if quant.precision == "fp32":
-        return None
-    graphs_kept = "both graphs" if fused_entry.get("fused_graph") else "the graph"
-    job.progress.stage(
-        "evaluate", f"{len(job.heldout)} held-out tokens, float32 vs {quant.label}, {graphs_kept}"
-    )
-    if not job.evaluate:
-        job.note(
-            "accuracy not evaluated (--no-eval): no accuracy figures, no gate; use it for "
-            "random-weight models only"
-        )
-        return None
-    reference = FloatReference(
-        texts.evaluation, graphs.evaluation_hidden, float_head(config, source.weights)
-    )
-    fused = fused_entry.get("fused_graph")
-    # with a fused graph (or none asked for: --no-ort-graph), the CPU does not run model.onnx:
-    # it is TensorRT's and the GPU providers', which keep activations in float (no int8
-    # activation blocks), and is gated computing so; the CPU's graph only when the fused one
-    # could not be built
-    cpu_runs_standard = fused is None and job.ort_graph
-    standard_config = session_config if cpu_runs_standard else {**session_config, **FLOAT_COMPUTE}
-    exported = OrtModel(graphs.standard[0], config, standard_config)
-    report = compare_on_text(reference, exported, job.heldout, job.window, job.heldout_source)
-    report = replace(report, computed_as=_computed_as(standard_config))
-    standard = apply_gate(
-        report, quant.precision, config.vocab_size, job.force, graphs.standard[0].name
-    )
-    del exported
-    if fused is not None:
-        windows = FusedWindows(graphs.fused[0], config, session_config, texts.evaluation)
-        report = compare_on_text(reference, windows, job.heldout, job.window, job.heldout_source)
-        report = replace(report, computed_as=_computed_as(session_config))
-        gated = apply_gate(report, quant.precision, config.vocab_size, job.force, fused["file"])
-        fused["quantized_vs_float"] = gated.to_dict()
-    return standard
-
-
-def _computed_as(session_config: dict[str, str]) -> str:
-    """The onnxruntime settings a graph was evaluated with, in words."""
-    level = session_config.get("session.qdq_matmulnbits_accuracy_level", "0")
-    if level == "1":
-        return (
-            "weights dequantized, float32 activations (accuracy level 1): as TensorRT and the "
-            "GPU providers compute, up to their fp16"
-        )
-    block = session_config.get("session.qdq_matmulnbits_block_size", "")
-    return (
-        f"onnxruntime's CPU EP as the runtime runs it (accuracy level {level}: int8 activations "
-        f"per block of {block or 'the weights'})"
-    )
 
 
 def _fused_entry(

@@ -42,10 +42,14 @@ _AWQ_ROWS = 1024
 class LayerWeights:
     """A layer's MatMul weights as each graph stores them: ``fused`` (the CPU form) and
     ``standard`` (TensorRT's form: int8 per output channel where ``fused`` has int8 blocks; the
-    same objects everywhere else)."""
+    same objects everywhere else). int8 blocks with SmoothQuant: ``standard`` is quantized from
+    ``standard_layer``, the layer before the migration (TensorRT keeps activations in float,
+    there is nothing to smooth for, and per-channel scales lose accuracy on smoothed weights:
+    Gemma 3 270M top-1 0.915 smoothed); its norms are that layer's too."""
 
     fused: dict[str, QWeight]
     standard: dict[str, QWeight]
+    standard_layer: nn.Module | None = None  # the layer ``standard`` comes from, if not scaled
 
     @classmethod
     def same(cls, weights: dict[str, QWeight]) -> LayerWeights:
@@ -82,19 +86,27 @@ class LayerQuantizer:
             return LayerWeights.same(
                 {n: float_weight(lin.weight.detach().numpy().T) for n, lin in linears.items()}
             )
-        moments = self._calibrate(layer, index, linears)
-        if self.quant.method == "int8":
-            return self._int8(linears, moments)
+        q = self.quant
+        smooths_blocks = (
+            q.method == "int8" and bool(q.group_size) and q.smoothquant_alpha is not None
+        )
+        unsmoothed = (
+            copy.deepcopy(layer) if smooths_blocks and self.float_calib is not None else None
+        )
+        moments, raw = self._calibrate(layer, index, linears)
+        if q.method == "int8":
+            return self._int8(linears, moments, unsmoothed, raw)
         return self._int4(layer, index, linears)
 
     def _calibrate(
         self, layer: nn.Module, index: int, linears: dict[str, nn.Linear]
-    ) -> dict[int, np.ndarray]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """One pass of the float calibration windows through ``layer`` (then past it): the
         activation scales (SmoothQuant or AWQ) folded into the layer, and each Linear's input
-        mean squares as the scaled layer sees them (int8 clipping), by ``id``."""
+        mean squares (int8 clipping) as the scaled layer sees them and as the unscaled one did,
+        by name."""
         if self.float_calib is None:
-            return {}
+            return {}, {}
         alpha = self.quant.smoothquant_alpha if self.quant.method == "int8" else None
         scaling = alpha is not None or self.quant.act_scale
         groups = self.family.scale_groups(self.config, layer, index) if scaling else []
@@ -118,23 +130,33 @@ class LayerQuantizer:
             for lin in group.linears:  # the scaled layer's inputs are x / s
                 divisors[id(lin)] = group.expand(s.to(torch.float64)) ** 2
         if self.quant.method != "int8":
-            return {}
-        return {
-            id(lin): (
-                squares.sums[id(lin)] / squares.counts[id(lin)] / divisors.get(id(lin), 1.0)
-            ).numpy()
-            for lin in linears.values()
-        }
+            return {}, {}
+        raw = {n: squares.sums[id(lin)] / squares.counts[id(lin)] for n, lin in linears.items()}
+        scaled = {n: (raw[n] / divisors.get(id(lin), 1.0)).numpy() for n, lin in linears.items()}
+        return scaled, {n: m.numpy() for n, m in raw.items()}
 
-    def _int8(self, linears: dict[str, nn.Linear], moments: dict[int, np.ndarray]) -> LayerWeights:
+    def _int8(
+        self,
+        linears: dict[str, nn.Linear],
+        moments: dict[str, np.ndarray],
+        unsmoothed: nn.Module | None,
+        raw: dict[str, np.ndarray],
+    ) -> LayerWeights:
         block = int(self.quant.group_size or 0)
         fused: dict[str, QWeight] = {}
         standard: dict[str, QWeight] = {}
         for name, lin in linears.items():
-            stats = moments.get(id(lin))
+            stats = moments.get(name)
             self.calibrated += stats is not None
             fused[name], standard[name] = int8_pair(lin.weight.detach().numpy().T, block, stats)
-        return LayerWeights(fused, standard)
+        if unsmoothed is None:
+            return LayerWeights(fused, standard)
+        originals = self.family.linears(unsmoothed)
+        standard = {
+            name: int8_weight(lin.weight.detach().numpy().T, 0, raw.get(name))
+            for name, lin in originals.items()
+        }
+        return LayerWeights(fused, standard, unsmoothed)
 
     def _int4(self, layer: nn.Module, index: int, linears: dict[str, nn.Linear]) -> LayerWeights:
         group = int(self.quant.group_size or 0)

@@ -169,7 +169,7 @@ def _write(
         matmuls = quantizer.quantize(layer, index)
         streams.evaluation.advance(layer, index)
         _advance_parity(streams, family, layer, matmuls, index)
-        stored = family.layer_tensors(layer, index, matmuls.standard)
+        stored = family.layer_tensors(matmuls.standard_layer or layer, index, matmuls.standard)
         x = family.emit_standard(standard, config, x, shared[layer_kind(config, index)], stored)
         if ort is not None:
             cache = caches[config.local_rope(index)]
@@ -219,7 +219,8 @@ def _advance_parity(
     streams: _Streams, family: Family, layer: torch.nn.Module, matmuls: LayerWeights, index: int
 ) -> None:
     """Move the parity prompt past ``layer`` as each graph stores it."""
-    streams.parity.advance(dequantized_copy(family, layer, matmuls.standard), index)
+    standard = matmuls.standard_layer or layer
+    streams.parity.advance(dequantized_copy(family, standard, matmuls.standard), index)
     if streams.fused_parity is not None:
         streams.fused_parity.advance(dequantized_copy(family, layer, matmuls.fused), index)
 
