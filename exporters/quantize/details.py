@@ -181,7 +181,7 @@ def int8_details(
         "MatMul weight)"
         + (
             f"; {ORT_GRAPH_FILE}: block-wise, one scale per {block} inputs of each output "
-            "channel (the same SmoothQuant-scaled weights)"
+            "channel, after SmoothQuant (model.onnx: the weights before it)"
             if block
             else ""
         ),
