@@ -151,7 +151,8 @@ def _write(
     table_float = weights.get(EMBEDDING)
     table = stored_table(table_float, quant, per_row=True)  # the standard graph's
     split = quant.int8_blocks  # the fused graph keeps int8 blocks: its own weights
-    fused_table = stored_table(table_float, quant) if split else table
+    blocked_table = split and quant.method == "int8"  # int4 keeps one scale per row in both
+    fused_table = stored_table(table_float, quant) if blocked_table else table
     streams = _streams(config, quant, texts, table_float, (table, fused_table if split else None))
     del table_float  # the windows hold copies of their rows
     x, shared = standard_prelude(standard, config, table)
