@@ -65,10 +65,10 @@ def _int8_help() -> str:
     default = QuantConfig.from_precision("int8")
     alpha = default.smoothquant_alpha
     return (
-        f"int8 weights in blocks of {default.group_size} inputs (--group-size; 0: one scale "
-        "per output channel, TensorRT's form and the default with --trt), "
+        f"int8 weights in blocks of {default.group_size} inputs in the CPU graph "
+        "(--group-size; 0: one scale per output channel), "
         + (f"SmoothQuant {alpha:g}, " if alpha is not None else "")
-        + "float activations: the CPU default"
+        + "float activations; the standard graph (TensorRT's) stores them per output channel"
     )
 
 
@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="(int4 and int8) weights per scale along the reduction dimension, a power "
         "of two >= 16 (default 128 for int4, 64 for int8); for int8, 0 stores one "
-        "scale per output channel, TensorRT's form (the default with --trt)",
+        "scale per output channel in both graphs (int8 blocks are the CPU graph's only: "
+        "model.onnx stores them per output channel, TensorRT's form)",
     )
     int4.add_argument(
         "--lm-head-bits",
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     w8a8.add_argument(
         "--no-smoothquant",
         action="store_true",
-        help="no SmoothQuant migration (the int8 default with --trt)",
+        help="no SmoothQuant migration",
     )
     w8a8.add_argument(
         "--exclude",
@@ -257,8 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     trt.add_argument(
         "--trt",
         action="store_true",
-        help="also build a TensorRT engine into the bundle (int8 kernels for int8/w8a8 "
-        "bundles, FP16 kernels unless --fp32); needs JetPack's TensorRT bindings",
+        help="also build a TensorRT engine into the bundle from model.onnx (int8 kernels for "
+        "int8/w8a8 bundles, FP16 kernels unless --fp32); needs JetPack's TensorRT bindings. "
+        "The bundle is the same with or without it: every int8/int4 bundle's model.onnx is "
+        "already in TensorRT's form",
     )
     trt.add_argument(
         "--timing-cache",
@@ -276,8 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-ort-graph",
         action="store_true",
-        help="do not write model.ort.onnx, the CPU graph with fused attention (about 2x the "
-        "CPU decode speed; the same weights again on disk); GPU/TensorRT use model.onnx",
+        help="do not write model.ort.onnx, the CPU graph with fused attention and int8 blocks "
+        "(about 2x the CPU decode speed; the weights again on disk); GPU/TensorRT use model.onnx "
+        "(int8 per output channel), gated then with float activations as they compute",
     )
     parser.add_argument(
         "--force",
@@ -380,15 +384,6 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         fields["gptq_act_order"] = True
     if args.no_smoothquant:
         fields["smoothquant_alpha"] = None
-    if args.trt and args.precision == "int8":  # TensorRT takes int8 weights per channel only
-        if args.group_size not in (None, 0):
-            raise ConfigError(
-                "TensorRT takes int8 weights per output channel only: drop --group-size "
-                "(or give 0) with --trt"
-            )
-        fields["group_size"] = 0
-        if args.smoothquant_alpha is None:  # its activations are float16: nothing to smooth for
-            fields["smoothquant_alpha"] = None
     if args.exclude:
         fields["exclude"] = tuple(args.exclude)
     return QuantConfig(**fields)
@@ -461,6 +456,7 @@ def summary_dict(result: ExportResult) -> dict[str, object]:
         "float32_weight_bytes": result.float_weight_bytes,
         "parity_vs_pytorch": result.parity.worst,
         "accuracy": result.accuracy.to_dict() if result.accuracy else None,
+        "fused_graph_accuracy": _fused_accuracy(result),
         "tensorrt_compatible": result.tensorrt.ok if result.tensorrt else None,
         "max_sequence_length": result.bundle.max_sequence_length,
         "model_max_position_embeddings": result.bundle.config.max_position_embeddings,
@@ -510,6 +506,13 @@ def _fused_line(result: ExportResult) -> str:
     )
 
 
+def _fused_accuracy(result: ExportResult) -> dict[str, Any] | None:
+    """The fused graph's accuracy figures (and its file), when the bundle has them."""
+    fused = result.bundle.manifest["onnxruntime"].get("fused_graph") or {}
+    figures = fused.get("quantized_vs_float")
+    return {**figures, "file": fused["file"]} if figures else None
+
+
 def summary_text(result: ExportResult) -> str:
     """A short readable summary of the export."""
     mb = 1e6
@@ -536,20 +539,26 @@ def summary_text(result: ExportResult) -> str:
                 else "graph FAILS the TensorRT check (see stderr)"
             )
         )
-    elif result.precision == "int8":
-        lines.append(
-            "tensorrt   int8 in blocks is the CPU form; for TensorRT export with --trt "
-            "(or --group-size 0): int8 per output channel"
-        )
     acc = result.accuracy
     if acc:
+        fused = _fused_accuracy(result)
+        name = "model.onnx " if fused else ""
         lines += [
-            f"accuracy   top-1 agreement {acc.top1_agreement:.3f}, perplexity "
+            f"accuracy   {name}top-1 agreement {acc.top1_agreement:.3f}, perplexity "
             f"{acc.perplexity_float:.3f} -> "
             f"{acc.perplexity_quantized:.3f} (x{acc.perplexity_ratio:.4f}), mean KL "
             f"{acc.mean_kl_divergence:.2e}",
-            f"           on {acc.tokens} tokens of {acc.text_source}; gate: {acc.gate}",
         ]
+        if fused:
+            lines.append(
+                f"           {fused['file']} top-1 agreement {fused['top1_agreement']:.3f}, "
+                f"perplexity -> {fused['perplexity_quantized']:.3f} "
+                f"(x{fused['perplexity_ratio']:.4f}), mean KL {fused['mean_kl_divergence']:.2e}"
+            )
+        gate = acc.gate
+        if fused and fused["gate"] != acc.gate:
+            gate = f"{acc.gate} (model.onnx), {fused['gate']} ({fused['file']})"
+        lines.append(f"           on {acc.tokens} tokens of {acc.text_source}; gate: {gate}")
     elif result.precision != "fp32":
         lines.append("accuracy   not evaluated (--no-eval): no figures, no gate")
     return "\n".join(lines) + "\n"

@@ -45,6 +45,7 @@ class AccuracyReport:
     top1_agreement: float
     mean_kl_divergence: float
     gate: str = "not applied"
+    computed_as: str = ""  # how the graph computed: the onnxruntime settings, in words
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict for the manifest."""
@@ -110,10 +111,10 @@ def compare_on_text(
 
 
 def apply_gate(
-    report: AccuracyReport, precision: str, vocab_size: int, force: bool
+    report: AccuracyReport, precision: str, vocab_size: int, force: bool, graph: str = ""
 ) -> AccuracyReport:
     """Return ``report`` with its gate verdict; raise :class:`AccuracyError` when it fails
-    unforced."""
+    unforced (``graph``: the file the report is of, named in the message)."""
     limits = THRESHOLDS.get(precision)
     if limits is None:
         return _with_gate(report, "not applied")
@@ -142,8 +143,9 @@ def apply_gate(
         "int8": "try --group-size 32 (smaller blocks), or export --fp16",
         "w8a8": "try --calib-method percentile or --exclude, or export --int8",
     }
+    of = f" of {graph}" if graph else ""
     raise AccuracyError(
-        f"{precision} accuracy is below the threshold ({'; '.join(failures)}). "
+        f"{precision} accuracy{of} is below the threshold ({'; '.join(failures)}). "
         f"{better.get(precision, 'Export --fp32')}; or keep it anyway with --force"
     )
 

@@ -212,8 +212,8 @@ def result_of(
         for name, rec in bundle.manifest["files"].items()
         if name.startswith("model.onnx")
     )
-    # reported, not enforced: TensorRT is optional; int8 blocks are the CPU form, not TensorRT's
-    trt_report = None if quant.method == "int8" and quant.group_size else check_path(bundle.path)
+    # reported, not enforced: TensorRT is optional (the standard graph is its form)
+    trt_report = check_path(bundle.path)
     return ExportResult(
         bundle,
         quant.precision,

@@ -209,12 +209,22 @@ class GraphRecord:
 
 @dataclass(frozen=True)
 class FusedGraph:
-    """The onnxruntime-only graph (``onnxruntime.fused_graph``, ``model.ort.onnx``)."""
+    """The onnxruntime-only graph (``onnxruntime.fused_graph``, ``model.ort.onnx``).
+
+    ``parity_vs_pytorch``: the graph against the PyTorch reference with its own stored weights
+    (bundles before the default int8 bundle split its weights recorded ``parity_vs_standard``,
+    the graph against the standard one). ``quantized_vs_float``: its accuracy gate's figures
+    (the standard graph's are ``accuracy.quantized_vs_float``). ``weights``: how its weights
+    differ from the standard graph's, in words.
+    """
 
     file: str
     provider: str | None = None
     io_names: IoNames | None = None
     parity_vs_standard: dict[str, Any] | None = None
+    parity_vs_pytorch: dict[str, Any] | None = None
+    quantized_vs_float: dict[str, Any] | None = None
+    weights: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     present: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -227,6 +237,9 @@ class FusedGraph:
             f.opt_text("provider"),
             f.opt_obj("io_names", IoNames.from_dict),
             f.opt_mapping("parity_vs_standard"),
+            f.opt_mapping("parity_vs_pytorch"),
+            f.opt_mapping("quantized_vs_float"),
+            f.opt_text("weights"),
             f.extra(),
         )
         return replace(record, present=f.present())
@@ -243,6 +256,9 @@ class FusedGraph:
                 ("provider", self.provider),
                 ("io_names", None if self.io_names is None else self.io_names.to_dict()),
                 ("parity_vs_standard", self.parity_vs_standard),
+                ("parity_vs_pytorch", self.parity_vs_pytorch),
+                ("quantized_vs_float", self.quantized_vs_float),
+                ("weights", self.weights),
             ],
             self.present,
             self.extra,

@@ -26,7 +26,7 @@ class ModelSource:
     kind: str  # "bundle", "hf-config", "checkpoint", "gguf" or "preset"
     config: ModelConfig
     precision: str | None = None  # a bundle's precision
-    bundle_model_bytes: int | None = None  # a bundle's model.onnx (+ external data) on disk
+    bundle_model_bytes: int | None = None  # a bundle's graph (+ external data) on disk
     group_size: int | None = None  # a bundle's int8/int4 group size (int8 0: per channel)
     max_sequence_length: int | None = None  # a bundle's context limit (manifest graph)
 
@@ -46,11 +46,14 @@ class ModelSource:
 
 def _from_bundle(root: Path) -> ModelSource:
     bundle = load_bundle(root, verify=False)
-    graph = str(bundle.manifest["graph"]["file"])
+    # the graph whose layout the planner's precision describes: the fused CPU graph when the
+    # bundle has one (an int8 bundle's blocks live there; model.onnx is per output channel)
+    fused = (bundle.manifest.get("onnxruntime") or {}).get("fused_graph") or {}
+    graph = str(fused.get("file") or bundle.manifest["graph"]["file"])
     model_bytes = sum(
         int(record["size"])
         for name, record in bundle.manifest["files"].items()
-        if name.startswith(graph)  # model.onnx and its external data, model.onnx.data
+        if name.startswith(graph)  # the graph and its external data, e.g. model.onnx.data
     )
     quant = bundle.manifest["precision"].get("config") or {}
     group = quant.get("group_size")

@@ -35,6 +35,7 @@ __all__ = [
     "WeightBreakdown",
     "estimate_memory",
     "kv_cache_bytes",
+    "matmul_bytes",
     "max_batch",
     "max_context",
     "prefill_workspace_bytes",
@@ -87,7 +88,7 @@ class MemoryEstimate:
         return self.usable - self.total
 
 
-def _matmul_bytes(fmt: WeightFormat, in_features: int, out_features: int) -> int:
+def matmul_bytes(fmt: WeightFormat, in_features: int, out_features: int) -> int:
     """One weight matrix [in, out]: quantized per output channel (int8) or per group (int4)."""
     values = in_features * out_features
     if not fmt.quantized:
@@ -101,7 +102,7 @@ def _matmul_bytes(fmt: WeightFormat, in_features: int, out_features: int) -> int
 def _layers_bytes(config: ModelConfig, fmt: WeightFormat) -> int:
     """Every layer's weight matrices, each in ``fmt``."""
     return sum(
-        _matmul_bytes(fmt, n_in, n_out)
+        matmul_bytes(fmt, n_in, n_out)
         for i in range(config.num_layers)
         for n_in, n_out in layer_matmuls(config, i)
     )
@@ -120,14 +121,14 @@ def weight_bytes(
         # int8: in the weights' blocks along a row where they divide it, else one scale per row
         blocked = bool(fmt.group_size) and h % (fmt.group_size or 1) == 0
         per_row = dataclasses.replace(fmt, group_size=None)
-        table = _matmul_bytes(per_row if fmt.name == "int8" and not blocked else fmt, h, vocab)
+        table = matmul_bytes(per_row if fmt.name == "int8" and not blocked else fmt, h, vocab)
         if fmt.name == "int8" and config.tie_word_embeddings:  # the tied head's own scale copy
             head_scales = table - int(vocab * h * fmt.weight_bytes)
     else:
         table = vocab * h * fmt.float_bytes
     embedding = table + head_scales
     tied = config.tie_word_embeddings
-    lm_head = 0 if tied else _matmul_bytes(fmt, h, vocab)
+    lm_head = 0 if tied else matmul_bytes(fmt, h, vocab)
     tied_copy = table if tied and fmt.tied_copy_at_load else 0
     stored = layers + norms_biases + embedding + lm_head
     row = math.ceil(embedding / vocab)

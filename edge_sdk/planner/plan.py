@@ -8,6 +8,7 @@ from typing import Any
 
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
+from edge_sdk.planner.backends import BackendDecode, backend_decodes
 from edge_sdk.planner.catalog import Device, PowerModeSpec, get_device
 from edge_sdk.planner.cost import (
     DEFAULT_ELECTRICITY_PRICE,
@@ -72,6 +73,7 @@ class Plan:
     context_limit: int = 0  # most tokens a sequence may hold (the model's or the bundle's)
     context_limit_source: str = "model"  # "model" (max_position_embeddings) or "bundle"
     context_capped: bool = False  # the default context was above the limit and planned at it
+    backends: tuple[BackendDecode, ...] = ()  # int8/int4: decode bytes and bound per backend
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (``--json``)."""
@@ -179,6 +181,7 @@ def plan(
         context_limit=limit,
         context_limit_source=context_limit_source,
         context_capped=capped,
+        backends=backend_decodes(config, fmt.name, context, batch, speed.bandwidth_bytes_s),
     )
 
 

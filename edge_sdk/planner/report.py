@@ -126,6 +126,17 @@ def format_plan(p: Plan) -> str:
             ),
         ]
     )
+    if p.backends:
+        lines += _rows(
+            [
+                (
+                    f"  on {d.backend}",
+                    f"<= {d.decode_tps:.1f} tok/s (bandwidth-bound, {_size(d.bytes_per_step)} "
+                    "per step)",
+                )
+                for d in p.backends
+            ]
+        )
     lines += ["", "Energy and cost"]
     lines += _rows(
         [

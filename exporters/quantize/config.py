@@ -187,6 +187,15 @@ class QuantConfig:
         return _PRECISION[self.method]
 
     @property
+    def int8_blocks(self) -> bool:
+        """Some weights are int8 in blocks (the CPU form: int8's default, int4's int8 layers):
+        the fused graph keeps them so, the standard graph stores them per output channel, the
+        only int8 form TensorRT 10 takes (so the two graphs hold different int8 weights)."""
+        if self.method == "int8":
+            return bool(self.group_size)
+        return self.precision == "int4" and bool(self.int8_layers or self.int8_matmuls)
+
+    @property
     def needs_calibration(self) -> bool:
         """Whether calibration text is read (clipping, GPTQ Hessians, AWQ, activation ranges)."""
         return self.method in ("int8", "w8a8", "gptq") or self.act_scale

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE
 from edge_sdk.exporters.ort_check import INT8_SESSION_CONFIG
 from edge_sdk.exporters.quantize.config import INT8_GROUP_SIZE, QuantConfig
 from edge_sdk.exporters.quantize.int4 import Int4Report
@@ -99,7 +100,11 @@ def mixed_record(quant: QuantConfig, graph: onnx.ModelProto) -> dict[str, Any]:
     int8 = int8_matmul_weights(graph)
     return {
         "rule": {"int8_layers": list(quant.int8_layers), "int8_matmuls": list(quant.int8_matmuls)},
-        "int8": {"block_size": INT8_GROUP_SIZE, "weights": int8},
+        "int8": {
+            "block_size": INT8_GROUP_SIZE,
+            "weights": int8,
+            "in_model.onnx": "per output channel (TensorRT's int8 form); blocks in the fused graph",
+        },
         "int4": {
             "block_size": quant.group_size,
             "weights": "every other decoder MatMul" if int8 else "every decoder MatMul",
@@ -168,15 +173,17 @@ def int8_details(
     return {
         "weights": "int8",
         "activations": "float32",
-        "scheme": "weight-only QDQ (DequantizeLinear -> MatMul)"
-        + (", blocked (opset 21): the CPU form" if block else ": TensorRT's int8 weight form"),
+        "scheme": "weight-only QDQ (DequantizeLinear -> MatMul): TensorRT's int8 weight form in "
+        "model.onnx" + (f"; blocked in {ORT_GRAPH_FILE} (the CPU form)" if block else ""),
         "symmetric": True,
         "zero_point": 0,
-        "granularity": (
-            f"block-wise: one scale per {block} inputs (axis 0, block_size {block}) of each "
-            "output channel; the LM head per output channel"
+        "granularity": "model.onnx: per-channel (axis 1: output channels of each [in, out] "
+        "MatMul weight)"
+        + (
+            f"; {ORT_GRAPH_FILE}: block-wise, one scale per {block} inputs of each output "
+            "channel, after SmoothQuant (model.onnx: the weights before it)"
             if block
-            else "per-channel (axis 1: output channels of each [in, out] MatMul weight)"
+            else ""
         ),
         "smoothquant_alpha": quant.smoothquant_alpha,
         "onnxruntime": "fused at load into MatMulNBits (8-bit), accuracy level 4: int8 compute, "

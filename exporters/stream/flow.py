@@ -16,25 +16,19 @@ import onnx
 from edge_sdk.bundle import BundleWriter
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ExportError
-from edge_sdk.exporters.evaluate import AccuracyReport, apply_gate, compare_on_text
 from edge_sdk.exporters.export_job import ExportJob, ExportResult, result_of, write_text_files
 from edge_sdk.exporters.families import family_of
 from edge_sdk.exporters.fused_graph import FUSED_GRAPH_LOSS, UnsupportedGraph
-from edge_sdk.exporters.fused_graph_check import (
-    FLOAT_COMPUTE,
-    GRAPH_TOLERANCE,
-    StandardTrace,
-    check_ort_graph,
-    standard_trace,
-)
+from edge_sdk.exporters.fused_graph_check import FLOAT_COMPUTE, GRAPH_TOLERANCE, check_ort_graph
 from edge_sdk.exporters.io_names import graph_io_names
 from edge_sdk.exporters.manifest_record import export_manifest
 from edge_sdk.exporters.ort_check import OrtModel
-from edge_sdk.exporters.quantize.config import QuantConfig
+from edge_sdk.exporters.quantize.config import INT8_GROUP_SIZE, QuantConfig
 from edge_sdk.exporters.quantize.details import quant_details, session_config_for
 from edge_sdk.exporters.sources import ModelSource, check_free_space, check_weights
-from edge_sdk.exporters.stream.checks import FloatReference, check_graph_parity
-from edge_sdk.exporters.stream.heads import EMBEDDING, HEAD, float_head
+from edge_sdk.exporters.stream.checks import check_graph_parity
+from edge_sdk.exporters.stream.gate import evaluate
+from edge_sdk.exporters.stream.heads import EMBEDDING, HEAD
 from edge_sdk.exporters.stream.layerwise import text_windows
 from edge_sdk.exporters.stream.pipeline import StreamedGraphs, Texts, graph_opset, write_graphs
 from edge_sdk.exporters.verify import ParityReport
@@ -66,9 +60,9 @@ def export_streamed(source: ModelSource, job: ExportJob, output: Path) -> Export
             "verify",
             "the graph vs the PyTorch reference (same weights), prefill and decode with a KV cache",
         )
-        parity, trace = verify(graphs, job, texts, session_config)
-        fused_entry = _fused_entry(graphs, job, session_config, trace)
-        accuracy = evaluate(source, graphs, job, texts, session_config)
+        parity = verify(graphs, job, texts, session_config)
+        fused_entry = _fused_entry(graphs, job, texts, session_config)
+        accuracy = evaluate(source, graphs, job, texts, session_config, fused_entry)
         progress.stage("write", str(writer.target))
         write_text_files(writer.dir, job)
         standard = onnx.load(str(graphs.standard[0]), load_external_data=False)
@@ -126,47 +120,20 @@ def estimate_bundle_bytes(config: ModelConfig, quant: QuantConfig, fused: bool) 
 
 def verify(
     graphs: StreamedGraphs, job: ExportJob, texts: Texts, session_config: dict[str, str]
-) -> tuple[ParityReport, StandardTrace]:
-    """The written standard graph against the PyTorch reference with the same weights, and its
-    run on the fused graph's check prompt (one session, computing in float32)."""
+) -> ParityReport:
+    """The written standard graph against the PyTorch reference with the same weights (computing
+    in float32)."""
     path = graphs.standard[0]
     try:
         onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported graph fails onnx.checker: {exc}") from exc
     model = OrtModel(path, job.config, {**session_config, **FLOAT_COMPUTE})
-    parity = check_graph_parity(model, texts.parity, texts.decode, graphs.parity_logits)
-    return parity, standard_trace(model, job.parity_prompt)
-
-
-def evaluate(
-    source: ModelSource,
-    graphs: StreamedGraphs,
-    job: ExportJob,
-    texts: Texts,
-    session_config: dict[str, str],
-) -> AccuracyReport | None:
-    """The accuracy gate: the quantized graph against the float reference on held-out text."""
-    quant, config = job.quant, job.config
-    if quant.precision == "fp32":
-        return None
-    job.progress.stage("evaluate", f"{len(job.heldout)} held-out tokens, float32 vs {quant.label}")
-    if not job.evaluate:
-        job.note(
-            "accuracy not evaluated (--no-eval): no accuracy figures, no gate; use it for "
-            "random-weight models only"
-        )
-        return None
-    reference = FloatReference(
-        texts.evaluation, graphs.evaluation_hidden, float_head(config, source.weights)
-    )
-    exported = OrtModel(graphs.standard[0], config, session_config)
-    report = compare_on_text(reference, exported, job.heldout, job.window, job.heldout_source)
-    return apply_gate(report, quant.precision, config.vocab_size, job.force)
+    return check_graph_parity(model, texts.parity, texts.decode, graphs.parity_logits)
 
 
 def _fused_entry(
-    graphs: StreamedGraphs, job: ExportJob, session_config: dict[str, str], trace: StandardTrace
+    graphs: StreamedGraphs, job: ExportJob, texts: Texts, session_config: dict[str, str]
 ) -> dict[str, Any]:
     """The manifest's ``fused_graph`` entry: the checked onnxruntime graph, or why there is none."""
     precision = job.quant.precision
@@ -180,7 +147,13 @@ def _fused_entry(
         }
     try:
         entry = check_ort_graph(
-            graphs.fused, job.config, precision, trace, session_config, job.parity_prompt
+            graphs.fused,
+            job.config,
+            precision,
+            graphs.fused_reference,
+            session_config,
+            texts.parity,
+            texts.decode,
         )
     except UnsupportedGraph as exc:
         job.note(
@@ -189,7 +162,19 @@ def _fused_entry(
         return {"fused_graph": None, "fused_graph_skipped": str(exc)}
     fused = onnx.load(str(graphs.fused[0]), load_external_data=False)
     entry["io_names"] = graph_io_names(fused, job.config.num_layers, fused=True)
+    entry["weights"] = _fused_weights(job.quant)
     return {"fused_graph": entry}
+
+
+def _fused_weights(quant: QuantConfig) -> str:
+    """How the fused graph's weights differ from the standard graph's, in words."""
+    if not quant.int8_blocks:
+        return "the standard graph's stored weights"
+    block = quant.group_size if quant.method == "int8" else INT8_GROUP_SIZE
+    return (
+        f"int8 weights in blocks of {block} inputs (onnxruntime's CPU kernel keeps its accuracy "
+        "so); the standard graph stores them per output channel (TensorRT's form)"
+    )
 
 
 def _details(job: ExportJob, standard: onnx.ModelProto, graphs: StreamedGraphs) -> dict[str, Any]:

@@ -35,13 +35,13 @@ HEAD = "lm_head.weight"
 _CHUNK = 16384  # vocabulary rows per block of logits
 
 
-def stored_table(table: np.ndarray, quant: QuantConfig) -> Table:
+def stored_table(table: np.ndarray, quant: QuantConfig, per_row: bool = False) -> Table:
     """The embedding as stored: for the integer methods int8, else float. int8 exports in blocks
     (the CPU form) store the table in the same blocks along each row where they divide it; the
-    others one scale per row (TensorRT takes block-wise scales for int4 weights only, and the
-    tied head reads the table)."""
+    others, and the standard graph (``per_row``: TensorRT takes block-wise scales for int4
+    weights only, and the tied head reads the table), one scale per row."""
     if quant.precision in ("int8", "int4") and quant.quantize_embedding:
-        block = int(quant.group_size or 0) if quant.precision == "int8" else 0
+        block = int(quant.group_size or 0) if quant.precision == "int8" and not per_row else 0
         return Table(*int8_rows(table, block if block and table.shape[1] % block == 0 else 0))
     return Table(np.ascontiguousarray(table, dtype=np.float32))
 
@@ -76,19 +76,25 @@ def head_weight(
     weights: WeightSource,
     moments: np.ndarray | None,
     hessian: Tensor | None,
+    per_channel: bool = False,
 ) -> QWeight | None:
     """The LM head as stored [E, V], or None when it reads the (stored) embedding table.
 
     int8: a tied head reads the int8 table; an untied one is int8 like the other MatMuls
-    (``moments``: its input's mean squares, for clipping). int4: int8 per channel (a tied one the
-    table), or with ``lm_head_bits`` 4 int4 blocks, its own copy, GPTQ-solved on ``hessian``.
+    (``moments``: its input's mean squares, for clipping; ``per_channel``: one scale per output
+    channel whatever the blocks, the standard graph's form). int4: int8 per channel (a tied one
+    the table), or with ``lm_head_bits`` 4 int4 blocks, its own copy, GPTQ-solved on ``hessian``.
     """
     tied = config.tie_word_embeddings
     if quant.precision not in ("int8", "int4") or not quant.quantize_embedding:
         return None if tied else float_weight(weights.get(HEAD).T)
     if quant.precision == "int8":
         return (
-            None if tied else int8_weight(weights.get(HEAD).T, int(quant.group_size or 0), moments)
+            None
+            if tied
+            else int8_weight(
+                weights.get(HEAD).T, 0 if per_channel else int(quant.group_size or 0), moments
+            )
         )
     if quant.lm_head_bits == 8:
         return None if tied else int8_weight(weights.get(HEAD).T, 0, None)

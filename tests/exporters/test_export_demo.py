@@ -92,17 +92,3 @@ def test_fp32_bundle_matches_pytorch_prefill_and_decode(
             ref_logits, ref_past = reference(torch.from_numpy(token), past_key_values=ref_past)
         assert np.abs(logits - ref_logits.numpy()).max() <= 1e-4 * max(1, np.abs(logits).max())
         token = logits[:, -1:].argmax(-1)
-
-
-def test_export_reports_tensorrt_compatibility(demo_checkpoint: Path, tmp_path: Path) -> None:
-    """int8 per channel is TensorRT's form and passes its check; int8 blocks (the CPU default)
-    are not checked for TensorRT, and the summary says how to get its form."""
-    from edge_sdk.exporters import QuantConfig, export
-    from edge_sdk.exporters.cli import summary_text
-
-    per_channel = QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)
-    result = export(demo_checkpoint, tmp_path / "b", quant=per_channel)
-    assert result.tensorrt is not None and result.tensorrt.ok
-    blocks = export(demo_checkpoint, tmp_path / "c", "int8")
-    assert blocks.tensorrt is None and "--trt" in summary_text(blocks)
-    assert blocks.bundle.manifest["precision"]["config"]["group_size"] == 64

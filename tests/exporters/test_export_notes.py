@@ -115,10 +115,10 @@ def test_a_skipped_fused_graph_says_what_is_lost(
     out, err = capsys.readouterr()
     lost = (
         f"note: the fused CPU graph ({ORT_GRAPH_FILE}, about 2x faster decode on "
-        "onnxruntime's CPU EP) was not built: it disagrees with the standard graph"
+        "onnxruntime's CPU EP) was not built: it disagrees with the PyTorch reference"
     )
     assert lost in err and "runs the standard model.onnx instead" in err
-    assert "ort graph  NOT BUILT: it disagrees with the standard graph" in out
+    assert "ort graph  NOT BUILT: it disagrees with the PyTorch reference" in out
     assert "about half the decode speed" in out
     assert "context    64 tokens (--max-seq-len; the model supports 32768)" in out
     assert not (tmp_path / "b" / ORT_GRAPH_FILE).exists()

@@ -58,7 +58,8 @@ def test_config_is_frozen() -> None:
             ["--int8", "--group-size", "0", "--no-smoothquant"],
             QuantConfig(method="int8", group_size=0, smoothquant_alpha=None),
         ),
-        (["--int8", "--trt"], QuantConfig(method="int8", group_size=0, smoothquant_alpha=None)),
+        (["--int8", "--trt"], QuantConfig()),  # model.onnx is TensorRT's form anyway
+        (["--int8", "--trt", "--group-size", "32"], QuantConfig(group_size=32)),
         (
             ["--int8", "--group-size", "32", "--smoothquant-alpha", "0.7"],
             QuantConfig(method="int8", group_size=32, smoothquant_alpha=0.7),
@@ -120,7 +121,6 @@ def test_flags_map_onto_the_config(argv: list[str], expected: QuantConfig) -> No
         ["--int4", "--int8-matmuls", "v_proj"],  # q/k/v share one fused MatMul
         ["--int8", "--int8-layers", "0"],
         ["--int8", "--act-order"],
-        ["--int8", "--trt", "--group-size", "64"],
         ["--int8", "--exclude", "lm_head"],
         ["--int4", "--group-size", "100"],
         ["--fp32", "--quantize-embedding"],

@@ -90,7 +90,7 @@ def test_each_precision_exports_verifies_and_runs(
     assert len(ids) == 10 and drift < 0.05  # decode with a past agrees with one prefill
     fused = manifest["onnxruntime"]["fused_graph"]
     if CONFIGS[name].precision == "int4":  # the onnxruntime graph, with the same block-wise weights
-        assert fused["parity_vs_standard"]["worst"] < 1e-4  # both computing in float32
+        assert fused["parity_vs_pytorch"]["worst"] < 1e-4  # both computing in float32
         with load(result.bundle.path, "ort-cpu") as gen:
             assert gen.backend.fused  # type: ignore[attr-defined]
             assert gen.generate(ids[:4], max_new_tokens=6).token_ids == ids[4:]

@@ -123,7 +123,7 @@ def test_gguf_exports_both_graphs(tokenizer_json: str, tmp_path: Path) -> None:
     result = export(path, tmp_path / "bundle", "int8", eval_tokens=64)
     assert result.parity.worst <= 1e-4
     fused = result.bundle.manifest["onnxruntime"]["fused_graph"]
-    assert fused and fused["parity_vs_standard"]["worst"] <= 1e-4
+    assert fused and fused["parity_vs_pytorch"]["worst"] <= 1e-4
     graph = onnx.load(str(result.bundle.path / fused["file"]), load_external_data=False)
     gqa = [n for n in graph.graph.node if n.op_type == "GroupQueryAttention"]
     assert len(gqa) == 2 and all(n.input[1] and n.input[2] for n in gqa)  # q, k, v apart

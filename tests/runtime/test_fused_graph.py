@@ -47,8 +47,8 @@ def test_manifest_records_the_fused_graph(demo_bundle_fp32: Path, demo_bundle_in
         entry = bundle.manifest["onnxruntime"]["fused_graph"]
         assert entry["file"] == "model.ort.onnx" and entry["file"] in bundle.manifest["files"]
         assert (
-            entry["parity_vs_standard"]["worst"]
-            <= entry["parity_vs_standard"]["tolerance"]
+            entry["parity_vs_pytorch"]["worst"]
+            <= entry["parity_vs_pytorch"]["tolerance"]
             == tolerance
         )
         graph = onnx.load(str(path / entry["file"]), load_external_data=False)
