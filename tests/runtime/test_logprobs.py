@@ -17,9 +17,9 @@ from tests.runtime.logprob_reference import full_forward_log_softmax, prompt_log
 
 PROMPT = "Once upon a time, there was a little dog"
 TOLERANCE = 1e-4
-#: The fused CPU graph's int8 kernels are not the standard graph's: on the demo int8 bundle
-#: their logprobs differ by up to 7e-3 (measured); each graph matches itself within TOLERANCE.
-ACROSS_GRAPHS = 2e-2
+#: The two int8 graphs' summed prompt logprobs on the demo (they hold differently quantized
+#: weights since model.onnx stores TensorRT's per-channel int8): 0.07 apart, measured.
+ACROSS_GRAPHS_SUM = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +100,13 @@ def test_prompt_logprobs_match_a_full_pass_on_both_graphs(
     gen_standard: Generator, gen_int8: Generator, demo_bundle_int8: Path
 ) -> None:
     prompt = gen_standard.encode(PROMPT)
-    rows = full_forward_log_softmax(demo_bundle_int8, prompt)
-    expected = prompt_logprobs(demo_bundle_int8, prompt)
     sums = []
-    for gen, tolerance in ((gen_standard, TOLERANCE), (gen_int8, ACROSS_GRAPHS)):
+    for gen, fused in ((gen_standard, False), (gen_int8, True)):
+        # each graph against one full pass of itself: the int8 graphs hold differently
+        # quantized weights (model.onnx per channel, TensorRT's form; the fused one in blocks)
+        rows = full_forward_log_softmax(demo_bundle_int8, prompt, fused)
+        expected = prompt_logprobs(demo_bundle_int8, prompt, fused)
+        tolerance = TOLERANCE
         result = gen.generate(PROMPT, max_new_tokens=0, prompt_logprobs=3)
         assert result.token_ids == [] and result.stop_reason == "max_new_tokens"
         entries = result.prompt_logprobs
@@ -119,7 +122,7 @@ def test_prompt_logprobs_match_a_full_pass_on_both_graphs(
             np.testing.assert_allclose(
                 [t.logprob for t in entry.top], np.sort(rows[j])[::-1][:3], atol=tolerance
             )
-    assert abs(sums[0] - sum(expected)) < TOLERANCE and abs(sums[1] - sums[0]) < ACROSS_GRAPHS
+    assert abs(sums[1] - sums[0]) < ACROSS_GRAPHS_SUM
 
 
 def test_engine_prompt_logprobs_across_prefill_chunks(
