@@ -3,26 +3,11 @@ and the schema check run and report what the README's table shows."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
+
+import bench_constrained
 
 from edge_sdk.runtime import load
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_constrained = _module("bench_constrained")
 
 
 def test_compare_and_schema_check_on_the_demo(demo_bundle_int8: Path) -> None:

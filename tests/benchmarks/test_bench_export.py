@@ -3,34 +3,22 @@ process measurement and the table. No real export runs here (that is the benchma
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 import sys
 import textwrap
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import bench_export
 import pytest
+import random_models
 
 from edge_sdk import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-random_models = _module("random_models")
-bench_export = _module("bench_export")
 
 TINY_QWEN2: dict[str, Any] = {
     **random_models.SHAPES["qwen2.5-0.5b"],

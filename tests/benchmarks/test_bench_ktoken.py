@@ -3,28 +3,12 @@ ratios and the host record (CPU, ISA flags, onnxruntime version) the README's fi
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
+import bench_ktoken
 import onnxruntime as ort
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_ktoken = _module("bench_ktoken")
 
 
 def test_k_token_table_on_the_demo(

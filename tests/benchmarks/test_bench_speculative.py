@@ -3,28 +3,12 @@ the table, the JSON with the host record, greedy outputs equal to plain decoding
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
+import bench_speculative
 import onnxruntime as ort
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_speculative = _module("bench_speculative")
 
 
 def test_plain_ngram_and_draft_on_the_demo(
