@@ -1,0 +1,129 @@
+"""The fp16 fused graph (``model.cuda.onnx``): written from the fused graph, run on the CPU EP
+against the fp32 fused graph; its GPU checks behind ``-m cuda``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto
+
+from edge_sdk.bundle import load_bundle
+from edge_sdk.exporters.fp16_graph import CUDA_GRAPH_FILE, fp16_agreement, write_fp16_graph
+from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE
+from edge_sdk.exporters.fused_graph_check import FLOAT_COMPUTE, FusedSession
+
+#: The fused graph's contrib ops: each has an fp16 kernel on onnxruntime 1.32's CPU EP.
+_FP16_ON_CPU = (
+    "GroupQueryAttention",
+    "MatMulNBits",
+    "SimplifiedLayerNormalization",
+    "SkipSimplifiedLayerNormalization",
+)
+#: Standard ops of the fused graph with no fp16 CPU kernel: onnxruntime runs them in float32
+#: between Casts it inserts (the CUDA EP has fp16 kernels for them).
+_FLOAT_ONLY_ON_CPU = ("Mul", "Add", "Sigmoid", "QuickGelu")
+
+
+@pytest.fixture(scope="module")
+def fp16_bundle(tmp_path_factory: pytest.TempPathFactory, demo_bundle_int8: Path) -> Path:
+    """A copy of the demo int8 bundle with its fp16 graph written."""
+    folder = tmp_path_factory.mktemp("fp16") / "demo-int8"
+    shutil.copytree(demo_bundle_int8, folder)
+    write_fp16_graph(folder / ORT_GRAPH_FILE)
+    return folder
+
+
+def _cpu_kernel_types(op: str) -> set[str]:
+    from onnxruntime.capi import _pybind_state
+
+    return {
+        kind
+        for kernel in _pybind_state.get_all_opkernel_def()
+        if kernel.op_name == op and kernel.provider == "CPUExecutionProvider"
+        for kind in kernel.type_constraints.get("T", kernel.type_constraints.get("T1", []))
+    }
+
+
+def test_cpu_ep_fp16_kernels() -> None:
+    """Which of the graph's kernels take fp16 on the CPU EP (the fp16 check below runs the
+    others in float32 behind inserted Casts)."""
+    for op in _FP16_ON_CPU:
+        assert "tensor(float16)" in _cpu_kernel_types(op), op
+    for op in _FLOAT_ONLY_ON_CPU:
+        assert "tensor(float16)" not in _cpu_kernel_types(op), op
+
+
+def test_fp16_graph_io_and_shared_weights(fp16_bundle: Path) -> None:
+    model = onnx.load(str(fp16_bundle / CUDA_GRAPH_FILE), load_external_data=False)
+    kinds = {
+        v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]
+    }
+    assert kinds["input_ids"] == TensorProto.INT64
+    assert kinds["logits"] == TensorProto.FLOAT
+    caches = [n for n in kinds if n.startswith(("past", "present"))]
+    assert caches and all(kinds[n] == TensorProto.FLOAT16 for n in caches)
+    assert not [t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT]
+    locations = {
+        entry.value
+        for t in model.graph.initializer
+        for entry in t.external_data
+        if entry.key == "location"
+    }
+    assert locations == {f"{ORT_GRAPH_FILE}.data", f"{CUDA_GRAPH_FILE}.data"}
+    added = (fp16_bundle / f"{CUDA_GRAPH_FILE}.data").stat().st_size
+    assert added < (fp16_bundle / f"{ORT_GRAPH_FILE}.data").stat().st_size / 4
+
+
+def test_fp16_graph_agrees_with_fused_graph(fp16_bundle: Path) -> None:
+    """Every position's top-1 over 64 decoded tokens; logits within fp16's rounding."""
+    config = load_bundle(fp16_bundle, verify=False).config
+    ids = [int(t) for t in np.random.default_rng(0).integers(3, config.vocab_size, 64)]
+    top1, worst = fp16_agreement(fp16_bundle, config, ids, FLOAT_COMPUTE)
+    assert top1 >= 0.99
+    assert 0.0 < worst < 0.05  # measured 0.006 on logits up to 16
+
+
+def test_fp16_graph_batched_rows_match_single(fp16_bundle: Path) -> None:
+    """Two rows side by side (per-row seqlens_k) give each row's single-row logits."""
+    config = load_bundle(fp16_bundle, verify=False).config
+    path = fp16_bundle / CUDA_GRAPH_FILE
+    prompts = np.array([[5, 9, 14, 3], [7, 7, 2, 11]], np.int64)
+    both = FusedSession(path, config, 8, FLOAT_COMPUTE, rows=2)
+    together = [both.run_rows(prompts[:, i : i + 1]) for i in range(4)][-1]
+    for row in range(2):
+        one = FusedSession(path, config, 8, FLOAT_COMPUTE)
+        alone = [one.run([int(t)]) for t in prompts[row]][-1]
+        np.testing.assert_allclose(together[row], alone, atol=2e-2)
+
+
+def test_fp16_graph_must_sit_next_to_the_fused_graph(fp16_bundle: Path, tmp_path: Path) -> None:
+    from edge_sdk.errors import ExportError
+
+    with pytest.raises(ExportError, match="next to"):
+        write_fp16_graph(fp16_bundle / ORT_GRAPH_FILE, tmp_path / CUDA_GRAPH_FILE)
+
+
+def _greedy(session: FusedSession, prompt: list[int], steps: int) -> list[int]:
+    logits = [session.run([t]) for t in prompt][-1]
+    tokens = []
+    for _ in range(steps):
+        tokens.append(int(logits.argmax()))
+        logits = session.run([tokens[-1]])
+    return tokens
+
+
+@pytest.mark.cuda
+def test_cuda_fp16_graph_greedy_equals_cpu_graph(fp16_bundle: Path) -> None:
+    """On the CUDA EP the fp16 graph's first 16 greedy tokens are the CPU fused graph's."""
+    config = load_bundle(fp16_bundle, verify=False).config
+    prompt, capacity = [5, 9, 14, 3, 21, 8], 32
+    cpu = FusedSession(fp16_bundle / ORT_GRAPH_FILE, config, capacity, FLOAT_COMPUTE)
+    cuda = FusedSession(
+        fp16_bundle / CUDA_GRAPH_FILE, config, capacity, {}, provider="CUDAExecutionProvider"
+    )
+    assert "CUDAExecutionProvider" in cuda.session.get_providers()
+    assert _greedy(cuda, prompt, 16) == _greedy(cpu, prompt, 16)
