@@ -87,11 +87,11 @@ def _retyped(values: list[onnx.ValueInfoProto], keep: str) -> list[onnx.ValueInf
 
 def write_fp16_graph(fused: Path, target: Path | None = None) -> list[Path]:
     """Write the fp16 variant of the fused graph at ``fused`` (default: ``model.cuda.onnx`` next
-    to it, in the same folder: it reads the fused graph's external data file); the files
-    written."""
+    to it); the files written. It runs only next to the fused graph's data file, which it
+    reads its integer weights from."""
     target = target or fused.with_name(CUDA_GRAPH_FILE)
-    if target.parent.resolve() != fused.parent.resolve():
-        raise ExportError(f"write {target.name} next to {fused.name}: it shares its weight file")
+    if target.name == fused.name and target.parent.resolve() == fused.parent.resolve():
+        raise ExportError(f"write the fp16 graph under another name than {fused.name}")
     try:
         model = onnx.load(str(fused), load_external_data=False)
     except (OSError, ValueError) as exc:

@@ -100,11 +100,12 @@ def test_fp16_graph_batched_rows_match_single(fp16_bundle: Path) -> None:
         np.testing.assert_allclose(together[row], alone, atol=2e-2)
 
 
-def test_fp16_graph_must_sit_next_to_the_fused_graph(fp16_bundle: Path, tmp_path: Path) -> None:
+def test_fp16_graph_never_overwrites_the_fused_graph(fp16_bundle: Path) -> None:
     from edge_sdk.errors import ExportError
 
-    with pytest.raises(ExportError, match="next to"):
-        write_fp16_graph(fp16_bundle / ORT_GRAPH_FILE, tmp_path / CUDA_GRAPH_FILE)
+    fused = fp16_bundle / ORT_GRAPH_FILE
+    with pytest.raises(ExportError, match="another name"):
+        write_fp16_graph(fused, fused)
 
 
 def _greedy(session: FusedSession, prompt: list[int], steps: int) -> list[int]:
@@ -127,3 +128,27 @@ def test_cuda_fp16_graph_greedy_equals_cpu_graph(fp16_bundle: Path) -> None:
     )
     assert "CUDAExecutionProvider" in cuda.session.get_providers()
     assert _greedy(cuda, prompt, 16) == _greedy(cpu, prompt, 16)
+
+
+def test_add_cuda_graph_to_a_bundle(tmp_path: Path, demo_bundle_int8: Path) -> None:
+    from edge_sdk.exporters.cuda_graph import add_cuda_graph
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(demo_bundle_int8, folder)
+    bundle = add_cuda_graph(folder, positions=16)
+    load_bundle(folder, verify=True)
+    assert {CUDA_GRAPH_FILE, f"{CUDA_GRAPH_FILE}.data"} <= set(bundle.manifest["files"])
+    check = bundle.manifest["onnxruntime"]["cuda_graph"]["cpu_check"]
+    assert check["positions"] == 16 and check["top1_agreement"] >= 0.99
+
+
+def test_cli_cuda_graph_needs_the_fused_graph(
+    demo_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge_sdk.exporters.cli import main
+
+    output = tmp_path / "b"
+    with pytest.raises(SystemExit):
+        main([str(demo_checkpoint), "--int8", "-o", str(output), "--cuda-graph", "--no-ort-graph"])
+    assert "drop --no-ort-graph" in capsys.readouterr().err
+    assert not output.exists()
