@@ -24,17 +24,22 @@ from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE
 from edge_sdk.exporters.fused_graph_check import FLOAT_COMPUTE
 from edge_sdk.exporters.quantize.calibration import DEFAULT_HELDOUT
 
-__all__ = ["CHECK_POSITIONS", "MIN_TOP1", "add_cuda_graph"]
+__all__ = ["CHECK_POSITIONS", "MIN_TOP1", "add_cuda_graph", "link_fused_graph"]
 
 MIN_TOP1 = 0.99  # the fp16 graph's top-1 agreement with the fp32 fused graph, at least
 CHECK_POSITIONS = 64  # held-out tokens decoded by both graphs (256 in the README's figures)
 
 
-def _link(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+def link_fused_graph(bundle: Path, folder: Path) -> Path:
+    """Hard-link (or copy) the bundle's fused graph and its data file into ``folder``; the
+    graph's path there."""
+    for name in (ORT_GRAPH_FILE, f"{ORT_GRAPH_FILE}.data"):
+        if (bundle / name).is_file():
+            try:
+                os.link(bundle / name, folder / name)
+            except OSError:
+                shutil.copy2(bundle / name, folder / name)
+    return folder / ORT_GRAPH_FILE
 
 
 def add_cuda_graph(path: Path, positions: int = CHECK_POSITIONS) -> Bundle:
@@ -47,10 +52,7 @@ def add_cuda_graph(path: Path, positions: int = CHECK_POSITIONS) -> Bundle:
         )
     with tempfile.TemporaryDirectory(dir=bundle.path.parent) as work:
         folder = Path(work)
-        for name in (ORT_GRAPH_FILE, f"{ORT_GRAPH_FILE}.data"):
-            if (bundle.path / name).is_file():
-                _link(bundle.path / name, folder / name)
-        files = write_fp16_graph(folder / ORT_GRAPH_FILE)
+        files = write_fp16_graph(link_fused_graph(bundle.path, folder))
         text = DEFAULT_HELDOUT.read_text(encoding="utf-8")
         ids = Tokenizer.from_file(str(bundle.tokenizer_path)).encode(text).ids[:positions]
         top1, worst = fp16_agreement(folder, bundle.config, ids, FLOAT_COMPUTE)

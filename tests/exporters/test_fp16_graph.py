@@ -152,3 +152,20 @@ def test_cli_cuda_graph_needs_the_fused_graph(
         main([str(demo_checkpoint), "--int8", "-o", str(output), "--cuda-graph", "--no-ort-graph"])
     assert "drop --no-ort-graph" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_fp16_graph_on_smollm2_int8(smollm2_int8: Path, tmp_path: Path) -> None:
+    """SmolLM2-135M int8 (the session fixture): top-1 >= 0.99 over 64 held-out tokens (256 in
+    exporters/README.md: 0.996); a few seconds once the fixture exists."""
+    from tokenizers import Tokenizer
+
+    from edge_sdk.exporters.cuda_graph import link_fused_graph
+    from edge_sdk.exporters.quantize.calibration import DEFAULT_HELDOUT
+
+    bundle = load_bundle(smollm2_int8, verify=False)
+    write_fp16_graph(link_fused_graph(smollm2_int8, tmp_path))
+    text = DEFAULT_HELDOUT.read_text(encoding="utf-8")
+    ids = Tokenizer.from_file(str(bundle.tokenizer_path)).encode(text).ids[:64]
+    top1, worst = fp16_agreement(tmp_path, bundle.config, ids, FLOAT_COMPUTE)
+    assert top1 >= 0.99
+    assert 0.0 < worst < 0.5
