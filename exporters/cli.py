@@ -480,6 +480,8 @@ def summary_dict(result: ExportResult) -> dict[str, object]:
         "context_capped": result.context_capped,
         "fused_graph": bool(result.bundle.manifest["onnxruntime"].get("fused_graph")),
         "fused_graph_skipped": result.bundle.manifest["onnxruntime"].get("fused_graph_skipped"),
+        "cuda_graph": result.bundle.manifest["onnxruntime"].get("cuda_graph"),
+        "cuda_graph_skipped": result.bundle.manifest["onnxruntime"].get("cuda_graph_skipped"),
         "notes": list(result.notes),
         "seconds": round(result.seconds, 2),
         "peak_rss_bytes": result.peak_rss_bytes,
@@ -506,10 +508,21 @@ def _fused_line(result: ExportResult) -> str:
     onnxruntime = result.bundle.manifest["onnxruntime"]
     fused, skipped = onnxruntime.get("fused_graph"), onnxruntime.get("fused_graph_skipped", "")
     if fused:
-        return (
+        line = (
             f"ort graph  {fused['file']}: fused attention for onnxruntime's CPU EP (the "
             "runtime's ort-cpu default)"
         )
+        cuda, not_built = onnxruntime.get("cuda_graph"), onnxruntime.get("cuda_graph_skipped")
+        if not_built:
+            line += f"\ncuda graph NOT BUILT: {not_built}; serve it on the CPU or TensorRT"
+        if cuda:
+            check = cuda["cpu_check"]
+            line += (
+                f"\ncuda graph {cuda['file']}: fp16, for onnxruntime's CUDA EP (top-1 "
+                f"{check['top1_agreement']:.3f} vs the fused graph over {check['positions']} "
+                "tokens on the CPU EP)"
+            )
+        return line
     if result.precision not in GRAPH_TOLERANCE:
         return f"ort graph  {skipped}"
     if skipped.startswith("not asked for"):
