@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write model.cuda.onnx: the fused graph with fp16 activations and KV cache "
         "for onnxruntime's CUDA EP (its int blocks shared with model.ort.onnx.data; adds the "
-        "fp16 scales, about 3%% of the fused graph's bytes), checked on the CPU EP against "
+        "fp16 scales, 3-4%% of the fused graph's bytes), checked on the CPU EP against "
         "the fused graph",
     )
     parser.add_argument(
