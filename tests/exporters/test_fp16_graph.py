@@ -58,6 +58,33 @@ def test_cpu_ep_fp16_kernels() -> None:
         assert "tensor(float16)" not in _cpu_kernel_types(op), op
 
 
+def test_which_nodes_the_cpu_ep_runs_in_fp16(fp16_bundle: Path, tmp_path: Path) -> None:
+    """Profiled: attention and the norms take fp16 inputs; MatMulNBits and the SwiGLU run in
+    float32 behind inserted Casts (exporters/README.md, "The CUDA fused graph")."""
+    import json
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "profile")
+    session = FusedSession(fp16_bundle / CUDA_GRAPH_FILE, load_bundle(fp16_bundle).config, 4, {})
+    session.session = ort.InferenceSession(
+        str(fp16_bundle / CUDA_GRAPH_FILE), options, providers=["CPUExecutionProvider"]
+    )
+    session.run([5, 9])
+    events = json.loads(Path(session.session.end_profiling()).read_text())
+    first_input: dict[str, set[str]] = {}
+    for event in events:
+        args = event.get("args", {})
+        if event.get("cat") == "Node" and args.get("input_type_shape"):
+            kind = next(iter(args["input_type_shape"][0]))
+            first_input.setdefault(args["op_name"], set()).add(kind)
+    for op in ("GroupQueryAttention", "SkipSimplifiedLayerNormalization"):
+        assert first_input[op] == {"float16"}, op
+    assert first_input["MatMulNBits"] == {"float"}
+
+
 def test_fp16_graph_io_and_shared_weights(fp16_bundle: Path) -> None:
     model = onnx.load(str(fp16_bundle / CUDA_GRAPH_FILE), load_external_data=False)
     kinds = {
@@ -118,17 +145,53 @@ def _greedy(session: FusedSession, prompt: list[int], steps: int) -> list[int]:
     return tokens
 
 
+def _cuda_greedy_equals_cpu(folder: Path, bundle: Path, prompt: list[int], steps: int) -> None:
+    """Greedy tokens of ``folder``'s fp16 graph on CUDA against its fused graph on the CPU
+    (``bundle``: where the config comes from)."""
+    config = load_bundle(bundle, verify=False).config
+    capacity = len(prompt) + steps + 1
+    cpu = FusedSession(folder / ORT_GRAPH_FILE, config, capacity, FLOAT_COMPUTE)
+    cuda = FusedSession(
+        folder / CUDA_GRAPH_FILE, config, capacity, {}, provider="CUDAExecutionProvider"
+    )
+    assert cuda.session.get_providers()[0] == "CUDAExecutionProvider"
+    assert _greedy(cuda, prompt, steps) == _greedy(cpu, prompt, steps)
+
+
 @pytest.mark.cuda
 def test_cuda_fp16_graph_greedy_equals_cpu_graph(fp16_bundle: Path) -> None:
     """On the CUDA EP the fp16 graph's first 16 greedy tokens are the CPU fused graph's."""
+    _cuda_greedy_equals_cpu(fp16_bundle, fp16_bundle, [5, 9, 14, 3, 21, 8], 16)
+
+
+@pytest.mark.cuda
+def test_cuda_fp16_graph_greedy_equals_cpu_graph_smollm2(
+    smollm2_int8: Path, tmp_path: Path
+) -> None:
+    """The same on SmolLM2-135M int8, 16 tokens after a held-out prompt."""
+    from tokenizers import Tokenizer
+
+    from edge_sdk.exporters.cuda_graph import link_fused_graph
+    from edge_sdk.exporters.quantize.calibration import DEFAULT_HELDOUT
+
+    write_fp16_graph(link_fused_graph(smollm2_int8, tmp_path))
+    tokenizer = Tokenizer.from_file(str(smollm2_int8 / "tokenizer.json"))
+    prompt = tokenizer.encode(DEFAULT_HELDOUT.read_text(encoding="utf-8")).ids[:32]
+    _cuda_greedy_equals_cpu(tmp_path, smollm2_int8, prompt, 16)
+
+
+@pytest.mark.cuda
+def test_cuda_fp16_graph_batched_rows_match_single(fp16_bundle: Path) -> None:
+    """On the CUDA EP two rows side by side give each row's single-row greedy logits."""
     config = load_bundle(fp16_bundle, verify=False).config
-    prompt, capacity = [5, 9, 14, 3, 21, 8], 32
-    cpu = FusedSession(fp16_bundle / ORT_GRAPH_FILE, config, capacity, FLOAT_COMPUTE)
-    cuda = FusedSession(
-        fp16_bundle / CUDA_GRAPH_FILE, config, capacity, {}, provider="CUDAExecutionProvider"
-    )
-    assert "CUDAExecutionProvider" in cuda.session.get_providers()
-    assert _greedy(cuda, prompt, 16) == _greedy(cpu, prompt, 16)
+    path, cuda = fp16_bundle / CUDA_GRAPH_FILE, "CUDAExecutionProvider"
+    prompts = np.array([[5, 9, 14, 3], [7, 7, 2, 11]], np.int64)
+    both = FusedSession(path, config, 8, {}, rows=2, provider=cuda)
+    together = [both.run_rows(prompts[:, i : i + 1]) for i in range(4)][-1]
+    for row in range(2):
+        one = FusedSession(path, config, 8, {}, provider=cuda)
+        alone = [one.run([int(t)]) for t in prompts[row]][-1]
+        assert int(together[row].argmax()) == int(alone.argmax())
 
 
 def test_add_cuda_graph_to_a_bundle(tmp_path: Path, demo_bundle_int8: Path) -> None:
