@@ -54,7 +54,14 @@ def _retyped_initializers(model: onnx.ModelProto, folder: Path, g: GraphBuilder)
     external data read where it already is (the fused graph's file)."""
     for tensor in model.graph.initializer:
         if tensor.data_type == TensorProto.FLOAT:
-            values = _float_values(tensor, folder).astype(np.float16)
+            wide = _float_values(tensor, folder)
+            finite = np.abs(wide[np.isfinite(wide)])
+            if finite.size and finite.max() > np.finfo(np.float16).max:
+                raise ExportError(
+                    f"{tensor.name} holds values beyond fp16's range (|x| > 65504): this model "
+                    "has no fp16 graph; serve it with the fused or the standard graph"
+                )
+            values = wide.astype(np.float16)
             g.tensor(tensor.name, TensorProto.FLOAT16, tuple(tensor.dims), values)
         else:
             g.initializers.append(tensor)

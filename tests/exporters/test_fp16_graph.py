@@ -266,3 +266,23 @@ def test_a_cuda_graph_below_the_check_is_recorded_not_added(
     assert CUDA_GRAPH_FILE not in bundle.manifest["files"]
     assert not (folder / CUDA_GRAPH_FILE).exists()
     assert "needs float32 activations" in bundle.manifest["onnxruntime"]["cuda_graph_skipped"]
+
+
+def test_a_weight_beyond_fp16_range_has_no_fp16_graph(tmp_path: Path) -> None:
+    from onnx import helper
+
+    from edge_sdk.errors import ExportError
+
+    big = helper.make_tensor("w", TensorProto.FLOAT, [2], [1.0, 1e6])
+    node = helper.make_node("Mul", ["x", "w"], ["logits"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2])],
+        [big],
+    )
+    onnx.save_model(helper.make_model(graph), str(tmp_path / ORT_GRAPH_FILE))
+    with pytest.raises(ExportError, match="beyond fp16's range"):
+        write_fp16_graph(tmp_path / ORT_GRAPH_FILE)
+    assert not (tmp_path / CUDA_GRAPH_FILE).exists()
