@@ -54,28 +54,34 @@ def add_cuda_graph(path: Path, positions: int = CHECK_POSITIONS) -> Bundle:
             "export without --no-ort-graph (fp32, int8 or int4)"
         )
     with tempfile.TemporaryDirectory(dir=bundle.path.parent) as work:
-        folder = Path(work)
-        files = write_fp16_graph(link_fused_graph(bundle.path, folder))
-        text = DEFAULT_HELDOUT.read_text(encoding="utf-8")
-        ids = Tokenizer.from_file(str(bundle.tokenizer_path)).encode(text).ids[:positions]
-        top1, worst = fp16_agreement(folder, bundle.config, ids, FLOAT_COMPUTE)
-        if top1 < MIN_TOP1:
-            record: dict[str, Any] = {
-                "cuda_graph": None,
-                "cuda_graph_skipped": f"the fp16 graph's top-1 agreement with the fused graph "
-                f"is {top1:.1%} over {len(ids)} tokens (below {MIN_TOP1:.0%}): this model "
-                "needs float32 activations",
-            }
-            added: dict[str, Path] = {}
-        else:
-            record = {"cuda_graph": _entry(files, top1, worst, len(ids))}
-            added = {f.name: f for f in files}
+        record, added = _written_and_checked(bundle, Path(work), positions)
 
         def edit(manifest: dict[str, Any]) -> dict[str, Any]:
             manifest["onnxruntime"].update(record)
             return manifest
 
         return update_bundle(bundle.path, edit, added)
+
+
+def _written_and_checked(
+    bundle: Bundle, folder: Path, positions: int
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The manifest record and the files to add: the fp16 graph written in ``folder`` and
+    checked, or ``cuda_graph_skipped`` and nothing."""
+    try:
+        files = write_fp16_graph(link_fused_graph(bundle.path, folder))
+    except ExportError as exc:
+        return {"cuda_graph": None, "cuda_graph_skipped": str(exc)}, {}
+    text = DEFAULT_HELDOUT.read_text(encoding="utf-8")
+    ids = Tokenizer.from_file(str(bundle.tokenizer_path)).encode(text).ids[:positions]
+    top1, worst = fp16_agreement(folder, bundle.config, ids, FLOAT_COMPUTE)
+    if top1 < MIN_TOP1:
+        reason = (
+            f"the fp16 graph's top-1 agreement with the fused graph is {top1:.1%} over "
+            f"{len(ids)} tokens (below {MIN_TOP1:.0%}): this model needs float32 activations"
+        )
+        return {"cuda_graph": None, "cuda_graph_skipped": reason}, {}
+    return {"cuda_graph": _entry(files, top1, worst, len(ids))}, {f.name: f for f in files}
 
 
 def _entry(files: list[Path], top1: float, worst: float, positions: int) -> dict[str, Any]:
