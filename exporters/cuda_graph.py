@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import onnx
 from tokenizers import Tokenizer
 
 from edge_sdk.bundle import Bundle, load_bundle
@@ -24,6 +25,7 @@ from edge_sdk.errors import ExportError
 from edge_sdk.exporters.fp16_graph import fp16_agreement, write_fp16_graph
 from edge_sdk.exporters.fused_graph import ORT_GRAPH_FILE
 from edge_sdk.exporters.fused_graph_check import FLOAT_COMPUTE
+from edge_sdk.exporters.io_names import graph_io_names
 from edge_sdk.exporters.quantize.calibration import DEFAULT_HELDOUT
 
 __all__ = ["CHECK_POSITIONS", "MIN_TOP1", "add_cuda_graph", "link_fused_graph"]
@@ -81,7 +83,10 @@ def _written_and_checked(
             f"{len(ids)} tokens (below {MIN_TOP1:.0%}): this model needs float32 activations"
         )
         return {"cuda_graph": None, "cuda_graph_skipped": reason}, {}
-    return {"cuda_graph": _entry(files, top1, worst, len(ids))}, {f.name: f for f in files}
+    entry = _entry(files, top1, worst, len(ids))
+    model = onnx.load(str(files[0]), load_external_data=False)
+    entry["io_names"] = graph_io_names(model, bundle.config.num_layers, fused=True)
+    return {"cuda_graph": entry}, {f.name: f for f in files}
 
 
 def _entry(files: list[Path], top1: float, worst: float, positions: int) -> dict[str, Any]:

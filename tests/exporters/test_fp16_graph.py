@@ -202,6 +202,8 @@ def test_add_cuda_graph_to_a_bundle(tmp_path: Path, demo_bundle_int8: Path) -> N
     bundle = add_cuda_graph(folder, positions=16)
     load_bundle(folder, verify=True)
     assert {CUDA_GRAPH_FILE, f"{CUDA_GRAPH_FILE}.data"} <= set(bundle.manifest["files"])
+    fused = bundle.manifest["onnxruntime"]["fused_graph"]
+    assert bundle.manifest["onnxruntime"]["cuda_graph"]["io_names"] == fused["io_names"]
     check = bundle.manifest["onnxruntime"]["cuda_graph"]["cpu_check"]
     assert check["positions"] == 16 and check["top1_agreement"] >= 0.99
 
