@@ -26,7 +26,8 @@ class FusedSession:
     """A CPU session over the onnxruntime graph, bound like the runtime binds it: one buffer per
     KV tensor, read and written in place; a past and a present buffer per state tensor (the
     present copied back after each run). ``rows``: sequences decoded side by side (a sequence
-    longer than one token runs at one row only, as in the graph)."""
+    longer than one token runs at one row only, as in the graph). ``provider``: another EP
+    (CUDA's, in the GPU tests), the buffers still bound in host memory."""
 
     def __init__(
         self,
@@ -35,15 +36,21 @@ class FusedSession:
         capacity: int,
         session_config: dict[str, str],
         rows: int = 1,
+        provider: str = "CPUExecutionProvider",
     ) -> None:
-        self.session = cpu_session(path, session_config)
+        self.session = cpu_session(path, session_config, provider=provider)
         self.config = config
+        kinds = {i.name: i.type for i in self.session.get_inputs()}
         self.tensors = cache_tensors(config)
+        #: the KV buffers' dtype: float32, or fp16 in the CUDA fused graph
+        self.dtype = np.dtype(
+            np.float16 if kinds.get(self.tensors[0].past) == "tensor(float16)" else np.float32
+        )
         self.reset(rows, capacity)
 
     def reset(self, rows: int, capacity: int) -> None:
         """Empty caches of ``rows`` sequences of up to ``capacity`` positions (same session)."""
-        self.past = [np.zeros((rows, *t.sized(capacity)), np.float32) for t in self.tensors]
+        self.past = [np.zeros((rows, *t.sized(capacity)), self.dtype) for t in self.tensors]
         self.present = [
             p if t.grows else p.copy() for t, p in zip(self.tensors, self.past, strict=True)
         ]
@@ -64,10 +71,9 @@ class FusedSession:
         bind.bind_cpu_input("seqlens_k", np.full(rows, total - 1, np.int32))
         bind.bind_cpu_input("total_sequence_length", np.array(total, np.int32))
         for tensor, past, present in zip(self.tensors, self.past, self.present, strict=True):
-            bind.bind_input(tensor.past, "cpu", 0, np.float32, list(past.shape), past.ctypes.data)
-            bind.bind_output(
-                tensor.present, "cpu", 0, np.float32, list(present.shape), present.ctypes.data
-            )
+            shape, kind = list(past.shape), self.dtype.type
+            bind.bind_input(tensor.past, "cpu", 0, kind, shape, past.ctypes.data)
+            bind.bind_output(tensor.present, "cpu", 0, kind, shape, present.ctypes.data)
         logits = np.empty((rows, 1, self.config.vocab_size), np.float32)
         bind.bind_output("logits", "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
         self.session.run_with_iobinding(bind)

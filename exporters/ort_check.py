@@ -28,8 +28,14 @@ INT8_SESSION_CONFIG: dict[str, str] = {
 }
 
 
-def cpu_session(path: Path, session_config: dict[str, str], threads: int = 0) -> Any:
-    """An onnxruntime CPU session over ``path`` with these session config entries."""
+def cpu_session(
+    path: Path,
+    session_config: dict[str, str],
+    threads: int = 0,
+    provider: str = "CPUExecutionProvider",
+) -> Any:
+    """An onnxruntime CPU session (or ``provider``'s) over ``path`` with these session config
+    entries."""
     ort = require("onnxruntime", "Checking the exported model")
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -38,7 +44,7 @@ def cpu_session(path: Path, session_config: dict[str, str], threads: int = 0) ->
     for key, value in session_config.items():
         options.add_session_config_entry(key, value)
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=[provider])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         raise ExportError(f"onnxruntime cannot load the exported {path.name}: {exc}") from exc
 
