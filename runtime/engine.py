@@ -247,8 +247,7 @@ class Engine:
         queued, where the slots cannot check drafts in one call and cut them."""
         if options.speculation is None:
             return None
-        multi_row = getattr(self._model, "multi_row", not self._model.batched)
-        if not multi_row:
+        if not self._model.multi_row:
             raise GenerationError(
                 "this bundle's fused graph returns the last position's logits only: export "
                 "it again to speculate in the engine, or send the request without speculative"

@@ -74,6 +74,8 @@ class FusedSlotModel(SlotModel):
         # the graph's optional input: logits for the last n positions (None: it predates it)
         defaults = {i.name for i in session.get_overridable_initializers()}
         self._keep = np.ones(1, np.int64) if LOGITS_TO_KEEP in defaults else None
+        self._rows: np.ndarray | None = None  # prefill_all's output while it runs
+        self.multi_row = self._keep is not None  # prefill_all: one call per chunk
         self._prefill_bind = session.io_binding()
         self._decode_bind = session.io_binding()
         self._decode_rows = 0  # the batch size the decode binding is bound for
@@ -175,24 +177,29 @@ class FusedSlotModel(SlotModel):
         bind = self._prefill_bind
         self._bind_positions(bind)
         self._bind_rows(bind, slot, 1)
-        length = self.lengths[slot]
-        for start in range(0, ids.size, PREFILL_CHUNK):
-            chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
-            total = length + start + chunk.shape[1]
-            self._seqlens[slot], self._total[()] = total - 1, total
-            bind.bind_input(
-                self._io.input_ids, "cpu", 0, np.int64, list(chunk.shape), chunk.ctypes.data
-            )
-            self._run(bind)
-            self._keep_states((slot,))
-        last: np.ndarray = self._logits[slot, 0]
+        length, rows, keep = self.lengths[slot], self._rows, self._keep
+        if rows is not None:  # prefill_all: every position's logits, logits_to_keep per chunk
+            assert keep is not None
+            bind.bind_input(LOGITS_TO_KEEP, "cpu", 0, np.int64, [1], keep.ctypes.data)
+        try:
+            for start in range(0, ids.size, PREFILL_CHUNK):
+                chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
+                n = chunk.shape[1]
+                total = length + start + n
+                self._seqlens[slot], self._total[()] = total - 1, total
+                bind.bind_input(self._io.input_ids, "cpu", 0, np.int64, [1, n], chunk.ctypes.data)
+                if rows is not None and keep is not None:
+                    keep[0] = n
+                    out = rows[start : start + n]
+                    shape = [1, n, rows.shape[1]]
+                    bind.bind_output(self._io.logits, "cpu", 0, np.float32, shape, out.ctypes.data)
+                self._run(bind)
+                self._keep_states((slot,))
+        finally:
+            if keep is not None:
+                keep[0] = 1
+        last: np.ndarray = self._logits[slot, 0] if rows is None else rows[-1]
         return last
-
-    @property
-    def multi_row(self) -> bool:
-        """Whether :meth:`prefill_all` is one model call per chunk (the graph has
-        ``logits_to_keep``)."""
-        return self._keep is not None
 
     def prefill_all(self, slot: int, ids: np.ndarray | Sequence[int]) -> np.ndarray:
         """As :meth:`prefill`, but every position's logits [n, vocab], one model call per
@@ -200,35 +207,12 @@ class FusedSlotModel(SlotModel):
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if self._keep is None:
             return super().prefill_all(slot, ids)
-        if self.lengths[slot] + ids.size > self.capacity:
-            raise GenerationError(
-                f"{ids.size} more tokens do not fit slot {slot}: "
-                f"{self.lengths[slot]} of {self.capacity} positions are used"
-            )
-        bind = self._prefill_bind
-        self._bind_positions(bind)
-        self._bind_rows(bind, slot, 1)
-        bind.bind_input(LOGITS_TO_KEEP, "cpu", 0, np.int64, [1], self._keep.ctypes.data)
-        rows = np.empty((ids.size, self._logits.shape[2]), np.float32)
-        length = self.lengths[slot]
+        self._rows = np.empty((ids.size, self._logits.shape[2]), np.float32)
         try:
-            for start in range(0, ids.size, PREFILL_CHUNK):
-                chunk = np.ascontiguousarray(ids[start : start + PREFILL_CHUNK]).reshape(1, -1)
-                n = chunk.shape[1]
-                total = length + start + n
-                self._seqlens[slot], self._total[()] = total - 1, total
-                self._keep[0] = n
-                bind.bind_input(self._io.input_ids, "cpu", 0, np.int64, [1, n], chunk.ctypes.data)
-                out = rows[start : start + n]
-                bind.bind_output(
-                    self._io.logits, "cpu", 0, np.float32, [1, n, rows.shape[1]], out.ctypes.data
-                )
-                self._run(bind)
-                self._keep_states((slot,))
+            self.prefill(slot, ids)  # checks the room; _prefill writes every row into _rows
+            return self._rows
         finally:
-            self._keep[0] = 1
-        self.lengths[slot] += ids.size
-        return rows
+            self._rows = None
 
     def _decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         rows = max(slots) + 1

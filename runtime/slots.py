@@ -31,6 +31,9 @@ class SlotModel(ABC):
 
     #: Whether :meth:`decode` runs all busy rows in one model call.
     batched: bool = True
+    #: Whether :meth:`prefill_all` returns every row from one call per chunk (speculative
+    #: decoding checks its drafts that way); the default :meth:`prefill_all` runs a call per token.
+    multi_row: bool = False
 
     def __init__(self, slots: int, capacity: int) -> None:
         if slots < 1:
@@ -146,6 +149,7 @@ class SingleSlotModel(SlotModel):
     """One row over any :class:`~edge_sdk.runtime.Backend` (its own KV cache)."""
 
     batched = False
+    multi_row = True  # the backend's forward_all (its speculation_problem says when it cannot)
 
     def __init__(self, backend: Backend, capacity: int) -> None:
         super().__init__(1, capacity)
