@@ -141,6 +141,11 @@ def _build(args: argparse.Namespace) -> int:
         dla_core=args.dla,
         device=args.device,
     )
+    from edge_sdk.exporters.tensorrt.compat import missed_gate
+
+    missed = missed_gate(Path(args.bundle))
+    if missed is not None:
+        print(missed.format(), file=sys.stderr)
     progress = Progress(5, quiet=args.json)
     result = build_engine(args.bundle, options, progress)
     if args.json:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -430,4 +430,31 @@ def check_path(
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, OSError
         raise BundleError(f"cannot read the ONNX graph {onnx_path}: {exc}") from exc
-    return check_model(model, target, profiles, longest, str(path), onnx_path.parent, rewrite)
+    report = check_model(model, target, profiles, longest, str(path), onnx_path.parent, rewrite)
+    missed = missed_gate(root) if root.is_dir() else None
+    if missed is None:
+        return report
+    return replace(report, findings=(*report.findings, missed))
+
+
+def missed_gate(bundle: Path) -> Finding | None:
+    """A warning when the bundle's ``model.onnx`` (TensorRT's graph) missed its accuracy gate at
+    export and was kept for the CPU's fused graph; None when it passed or the record is absent."""
+    try:
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+        gate = str(manifest["accuracy"]["quantized_vs_float"]["gate"])
+        graph = str(manifest["graph"]["file"])
+        precision = str(manifest.get("precision", {}).get("weights", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not gate.startswith("missed"):
+        return None
+    other = "--int4 or --fp16" if "int8" in precision else "--fp16"
+    return Finding(
+        "warning",
+        graph,
+        "",
+        f"this graph missed its accuracy gate at export ({gate}); an engine built from it "
+        "is less accurate than the bundle's CPU graph",
+        f"for TensorRT, export the model again with {other}",
+    )

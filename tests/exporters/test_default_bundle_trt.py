@@ -6,6 +6,8 @@ Held: ``edge-engine --check`` passes on the default bundles of the demo model.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import onnx
@@ -46,6 +48,23 @@ def test_default_int8_bundle_passes_edge_engine_check(
 ) -> None:
     assert edge_engine(["--check", str(demo_bundle_int8)]) == 0, capsys.readouterr().out
     assert "PASS" in capsys.readouterr().out
+
+
+def test_check_warns_when_the_tensorrt_graph_missed_its_gate(
+    demo_bundle_int8: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle kept for its CPU graph (model.onnx below the gate, as Gemma 3's int8) still
+    passes --check, with a warning that says to export --int4 or --fp16 for TensorRT."""
+    bundle = tmp_path / "kept"
+    shutil.copytree(demo_bundle_int8, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["accuracy"]["quantized_vs_float"]["gate"] = "missed, kept for the CPU graph: top-1"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert edge_engine(["--check", str(bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "missed its accuracy gate" in out and "--int4 or --fp16" in out
+    assert edge_engine(["--check", str(demo_bundle_int8)]) == 0
+    assert "missed its accuracy gate" not in capsys.readouterr().out
 
 
 def test_default_int4_bundle_passes_edge_engine_check(
