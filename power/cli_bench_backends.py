@@ -118,9 +118,10 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise PowerError("--tokens and --prompt-tokens must be at least 1")
 
 
-def run_report(args: argparse.Namespace, runtime: BenchRuntime, bundle: Bundle) -> dict[str, Any]:
-    """Measure every backend of ``--backends`` on ``bundle`` and return the report."""
-    names = backend_names(args.backends, runtime)
+def run_report(
+    args: argparse.Namespace, runtime: BenchRuntime, bundle: Bundle, names: list[str]
+) -> dict[str, Any]:
+    """Measure backends ``names`` on ``bundle`` and return the report."""
     ids, note = prompt_plan(bundle, args.prompt_tokens, args.tokens)
     if note:
         _note(note)
@@ -165,13 +166,13 @@ def cmd_bench_backends(args: argparse.Namespace) -> int:
     """``edge-power bench BUNDLE --backends ...`` (see the module docstring)."""
     _check_flags(args)
     runtime: BenchRuntime = args.load_bench_runtime()
+    names = backend_names(args.backends, runtime)
     bundle = load_bundle(args.bundle)  # checked once; each backend then loads it unverified
     with _maybe_mode(args):
         if args.dry_run:
-            names = backend_names(args.backends, runtime)
             _note(f"dry run: would measure {', '.join(names)} on {args.bundle}")
             return EXIT_OK
-        report = run_report(args, runtime, bundle)
+        report = run_report(args, runtime, bundle, names)
     if args.output:
         try:
             write_json_atomic(Path(args.output), report, indent=2)
