@@ -17,6 +17,7 @@ The power module never imports the runtime: :class:`BenchRuntime` is what the CL
 from __future__ import annotations
 
 import gc
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge_sdk.errors import BackendUnavailableError, EdgeError
-from edge_sdk.power.efficiency import EfficiencyLog, PhaseFigures
+from edge_sdk.power.efficiency import EfficiencyLog, EfficiencySummary, PhaseFigures
 from edge_sdk.power.process_memory import gpu_memory, reset_peak_rss, rss_bytes
 from edge_sdk.power.sampler import PowerSampler
 from edge_sdk.power.sensors import PowerSensor
@@ -41,6 +42,7 @@ __all__ = [
     "BenchRuntime",
     "Reference",
     "bench_backend",
+    "combine_runs",
 ]
 
 #: The backend every other one is compared with.
@@ -80,13 +82,15 @@ class BenchRuntime:
 @dataclass(frozen=True)
 class BenchPlan:
     """What every backend runs: ``prompt_ids`` (measured), ``warmup_ids`` (the same length, no
-    shared first token, so the measured prompt is not reused from the cache), ``new_tokens``."""
+    shared first token, so the measured prompt is not reused from the cache), ``new_tokens``,
+    ``repeats`` measured generations."""
 
     prompt_ids: list[int]
     warmup_ids: list[int]
     new_tokens: int
     sensor: PowerSensor | None = None
     interval: float | None = None
+    repeats: int = 3
     baseline_s: float = 0.2  # power sampled before the prompt starts
 
 
@@ -135,23 +139,36 @@ class BackendResult:
         return asdict(self)
 
 
-def _phase(p: PhaseFigures | None) -> dict[str, Any] | None:
-    if p is None:
+def combine_runs(runs: Sequence[PhaseFigures]) -> dict[str, Any] | None:
+    """One phase over several runs of the same size: the median rate (and every run's), the
+    energy per run and tokens per joule over all of them (a ~10 Hz sensor sees a short prefill
+    only across runs); None without runs."""
+    if not runs:
         return None
+    rates = [p.tokens_per_s for p in runs if p.tokens_per_s is not None]
+    tokens = sum(p.tokens or 0 for p in runs)
+    duration = sum(p.duration_s for p in runs)
+    energies = [p.energy_j for p in runs]
+    energy = sum(e for e in energies if e is not None) if None not in energies else None
+    peaks = [p.peak_w for p in runs if p.peak_w is not None]
     return {
-        "tokens": p.tokens,
-        "duration_s": p.duration_s,
-        "tokens_per_s": p.tokens_per_s,
-        "energy_j": p.energy_j,
-        "avg_w": p.avg_w,
-        "peak_w": p.peak_w,
-        "tokens_per_joule": p.tokens_per_joule,
-        "mj_per_token": p.mj_per_token,
+        "tokens": runs[0].tokens,
+        "runs": len(runs),
+        "duration_s": statistics.median(p.duration_s for p in runs),
+        "tokens_per_s": statistics.median(rates) if rates else None,
+        "tokens_per_s_runs": rates,
+        "energy_j": energy / len(runs) if energy is not None else None,
+        "avg_w": energy / duration if energy is not None and duration > 0 else None,
+        "peak_w": max(peaks) if peaks else None,
+        "tokens_per_joule": tokens / energy if energy and tokens else None,
+        "mj_per_token": 1000.0 * energy / tokens if energy is not None and tokens else None,
     }
 
 
-def _timed_generation(model: BenchModel, plan: BenchPlan) -> tuple[EfficiencyLog, Any]:
-    """One greedy generation of the plan's prompt, its token times and power in the log."""
+def _timed_generation(
+    model: BenchModel, plan: BenchPlan, prompt_ids: list[int]
+) -> tuple[EfficiencySummary, Any]:
+    """One greedy generation after ``prompt_ids``: its phases (power included) and result."""
     log = EfficiencyLog()
     sampler = (
         PowerSampler(plan.sensor, plan.interval, on_sample=log.add_sample) if plan.sensor else None
@@ -160,7 +177,7 @@ def _timed_generation(model: BenchModel, plan: BenchPlan) -> tuple[EfficiencyLog
         if sampler:
             sampler.start()
             time.sleep(plan.baseline_s)
-        stream = model.stream(plan.prompt_ids, max_new_tokens=plan.new_tokens, ignore_eos=True)
+        stream = model.stream(prompt_ids, max_new_tokens=plan.new_tokens, ignore_eos=True)
         log.start(prompt_tokens=len(stream.prompt_ids))
         for event in stream:
             log.token(token_id=event.token_id)
@@ -168,7 +185,24 @@ def _timed_generation(model: BenchModel, plan: BenchPlan) -> tuple[EfficiencyLog
     finally:
         if sampler:
             sampler.stop()
-    return log, stream.result
+    return log.summary(), stream.result
+
+
+def _measure(model: BenchModel, plan: BenchPlan, result: BackendResult) -> None:
+    """``plan.repeats`` generations, the measured prompt and the warm-up one in turn (so no run
+    finds its prompt in the cache); the first one's ids are the backend's greedy ids."""
+    runs: dict[str, list[PhaseFigures]] = {"prefill": [], "decode": []}
+    cached = 0
+    for repeat in range(plan.repeats):
+        ids = plan.prompt_ids if repeat % 2 == 0 else plan.warmup_ids
+        summary, generation = _timed_generation(model, plan, ids)
+        for phase in summary.phases:
+            runs[phase.name].append(phase)
+        cached = max(cached, generation.stats.cached_tokens)
+        if repeat == 0:
+            result.token_ids = list(generation.token_ids)
+    result.prefill, result.decode = combine_runs(runs["prefill"]), combine_runs(runs["decode"])
+    result.cached_tokens = cached
 
 
 def teacher_forced_logits(model: BenchModel, prompt_ids: Sequence[int], ids: Sequence[int]) -> Any:
@@ -235,12 +269,7 @@ def bench_backend(
         started = time.perf_counter()
         model.generate(plan.warmup_ids, max_new_tokens=min(4, plan.new_tokens), ignore_eos=True)
         result.warmup_s = time.perf_counter() - started
-        log, generation = _timed_generation(model, plan)
-        summary = log.summary()
-        phases = {p.name: p for p in summary.phases}
-        result.prefill, result.decode = _phase(phases.get("prefill")), _phase(phases.get("decode"))
-        result.cached_tokens = generation.stats.cached_tokens
-        result.token_ids = list(generation.token_ids)
+        _measure(model, plan, result)
         on_gpu = base != REFERENCE
         result.memory = {
             "rss_before_bytes": rss_before,

@@ -55,7 +55,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     mode_text = mode.get("current") or mode.get("note") or "unknown"
     lines = [
         f"bench {report['bundle']['path']}: {report['prompt_tokens']}-token prompt, "
-        f"{report['new_tokens']} new tokens (greedy, end-of-text ignored); mode: {mode_text}; "
+        f"{report['new_tokens']} new tokens (greedy, end-of-text ignored), median of "
+        f"{report['repeats']} run{'s' if report['repeats'] != 1 else ''}; mode: {mode_text}; "
         f"sensor: {report['sensor'] or 'no sensor (tok/J not measured)'}",
         "  ".join(
             f"{title:>{width}}" if i else f"{title:<{width}}"

@@ -365,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
         "when prompt and --tokens exceed the bundle's context)",
     )
     p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        metavar="R",
+        help="with --backends: measured generations per backend (default 3): rates are "
+        "their median, tok/J is over all of them",
+    )
+    p.add_argument(
         "--output",
         metavar="FILE",
         help="with --backends: write the report as JSON to FILE (atomically)",

@@ -114,8 +114,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise PowerError(
             f"{', '.join(given)} measure one backend: drop --backends, or drop {given[0]}"
         )
-    if args.tokens < 1 or args.prompt_tokens < 1:
-        raise PowerError("--tokens and --prompt-tokens must be at least 1")
+    if min(args.tokens, args.prompt_tokens, args.repeats) < 1:
+        raise PowerError("--tokens, --prompt-tokens and --repeats must be at least 1")
 
 
 def run_report(
@@ -126,7 +126,7 @@ def run_report(
     if note:
         _note(note)
     sensor = _sensor_or_none(args.sensor)
-    plan = BenchPlan(ids, ids[::-1], args.tokens, sensor, args.interval)
+    plan = BenchPlan(ids, ids[::-1], args.tokens, sensor, args.interval, args.repeats)
     reference: Reference | None = None
     rows: list[BackendResult] = []
     try:
@@ -142,7 +142,7 @@ def run_report(
             )
             reference = ref or reference
             rows.append(row)
-            _note(f"{name}: {row.status}" + (f" ({row.reason})" if row.reason else ""))
+            _note(f"{name}: {row.status}")
     finally:
         if sensor:
             sensor.close()
@@ -155,6 +155,7 @@ def run_report(
         "prompt_tokens": len(ids),
         "prompt_note": note or None,
         "new_tokens": args.tokens,
+        "repeats": args.repeats,
         "greedy": True,
         "ignore_eos": True,
         "reference": REFERENCE if REFERENCE in names else None,

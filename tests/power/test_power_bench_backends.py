@@ -14,8 +14,10 @@ import pytest
 
 from edge_sdk.bundle import load_bundle
 from edge_sdk.errors import BackendUnavailableError
+from edge_sdk.power.backend_bench import combine_runs
 from edge_sdk.power.cli import main
 from edge_sdk.power.cli_bench_backends import prompt_plan
+from edge_sdk.power.efficiency import PhaseFigures
 
 PROMPT, NEW = 48, 12
 NANO_VDD_IN_W = 5.080 * 1.2  # the fake Orin Nano's VDD_IN: 5080 mV, 1200 mA
@@ -47,6 +49,7 @@ def test_report_on_a_fake_orin_nano(fake_board, bundle: Path, tmp_path: Path, ca
     output = tmp_path / "out" / "report.json"
     argv = ["bench", str(bundle), "--backends", "all", "--mode", "7W", "--sensor", "ina3221"]
     argv += ["--interval", "0.01", "--prompt-tokens", str(PROMPT), "--tokens", str(NEW)]
+    argv += ["--repeats", "1"]
     assert main([*argv, "--output", str(output), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert json.loads(output.read_text()) == report
@@ -72,6 +75,7 @@ def test_report_on_a_fake_orin_nano(fake_board, bundle: Path, tmp_path: Path, ca
     assert cpu["status"] == "ok" and "CPUExecutionProvider" in cpu["device"]
     assert cpu["cached_tokens"] == 0  # the warm-up prompt did not give the measured one away
     assert cpu["prefill"]["tokens"] == PROMPT and cpu["decode"]["tokens"] == NEW - 1
+    assert cpu["prefill"]["runs"] == 1
     for phase in (cpu["prefill"], cpu["decode"]):
         assert phase["avg_w"] == pytest.approx(NANO_VDD_IN_W, rel=1e-6)
         assert phase["tokens_per_joule"] == pytest.approx(
@@ -112,6 +116,7 @@ def test_table_without_a_sensor(not_a_jetson, bundle: Path, capsys) -> None:
     assert main([*argv, "--prompt-tokens", "600"]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
+    assert "4 new tokens (greedy, end-of-text ignored), median of 3 runs;" in lines[0]
     assert "mode: not a Jetson: no nvpmodel" in lines[0]
     assert "sensor: no sensor (tok/J not measured)" in lines[0]
     assert lines[1].split()[:3] == ["backend", "prefill", "tok/s"]
@@ -140,3 +145,35 @@ def test_bad_flags_are_one_line(
     assert main(["bench", str(bundle), *extra]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_runs_combine_into_median_rates_and_joules_over_all() -> None:
+    def phase(seconds: float, joules: float | None) -> PhaseFigures:
+        watts = joules / seconds if joules is not None else None
+        per_j = 100 / joules if joules else None
+        return PhaseFigures(
+            "decode",
+            0.0,
+            seconds,
+            100,
+            "generated",
+            seconds,
+            100 / seconds,
+            joules,
+            watts,
+            watts,
+            per_j,
+            None,
+        )
+
+    combined = combine_runs([phase(1.0, 6.0), phase(4.0, 20.0), phase(2.0, 10.0)])
+    assert combined is not None
+    assert combined["tokens_per_s"] == 50.0 and combined["tokens_per_s_runs"] == [100, 25, 50]
+    assert (combined["tokens"], combined["runs"], combined["duration_s"]) == (100, 3, 2.0)
+    assert combined["energy_j"] == 12.0 and combined["tokens_per_joule"] == 300 / 36
+    assert combined["avg_w"] == 36 / 7 and combined["peak_w"] == 6.0
+    assert combined["mj_per_token"] == pytest.approx(120.0)
+    unpowered = combine_runs([phase(1.0, None), phase(2.0, 4.0)])
+    assert unpowered is not None and unpowered["energy_j"] is None
+    assert unpowered["tokens_per_joule"] is None and unpowered["tokens_per_s"] == 75.0
+    assert combine_runs([]) is None
