@@ -1,8 +1,9 @@
 """``edge-power``: power modes, sensors and efficiency on a Jetson (or any Linux machine).
 
 Commands: ``status``, ``modes``, ``set MODE``, ``restore``, ``monitor``, ``run -- COMMAND``,
-``bench BUNDLE``. Every command takes ``--json`` (one JSON object on stdout) and ``--debug``.
-Hardware paths come from :mod:`edge_sdk.power.paths` (``EDGE_SDK_*`` environment variables).
+``bench BUNDLE`` (``--backends all``: every usable backend, one report). Every command takes
+``--json`` (one JSON object on stdout) and ``--debug``. Hardware paths come from
+:mod:`edge_sdk.power.paths` (``EDGE_SDK_*`` environment variables).
 """
 
 from __future__ import annotations
