@@ -242,6 +242,35 @@ def _check(runtime: BenchRuntime, name: str, has_fused_graph: bool) -> str | Non
     return None
 
 
+def _run_loaded(
+    model: BenchModel,
+    name: str,
+    plan: BenchPlan,
+    reference: Reference | None,
+    result: BackendResult,
+) -> Reference | None:
+    """Warm up, measure, record memory and agreement in ``result``; for the reference backend,
+    return its :class:`Reference`."""
+    started = time.perf_counter()
+    model.generate(plan.warmup_ids, max_new_tokens=min(4, plan.new_tokens), ignore_eos=True)
+    result.warmup_s = time.perf_counter() - started
+    _measure(model, plan, result)
+    on_gpu = CPU_VARIANTS.get(name, (name,))[0] != REFERENCE
+    result.memory = {
+        **(result.memory or {}),
+        "rss_peak_bytes": rss_bytes("VmHWM"),
+        "gpu": gpu_memory(on_gpu).to_dict(),
+    }
+    if name == REFERENCE:  # its own agreement: the step-by-step path against generation
+        logits = teacher_forced_logits(model, plan.prompt_ids, result.token_ids)
+        reference = Reference(name, result.token_ids, logits)
+    elif reference is not None:  # fed the reference's ids, whatever this backend picked
+        logits = teacher_forced_logits(model, plan.prompt_ids, reference.tokens)
+    if reference is not None:
+        result.agreement = agreement(reference, result.token_ids, logits).to_dict()
+    return reference if name == REFERENCE else None
+
+
 def bench_backend(
     runtime: BenchRuntime,
     bundle: str | Path,
@@ -252,47 +281,35 @@ def bench_backend(
     debug: bool = False,
 ) -> tuple[BackendResult, Reference | None]:
     """Measure ``bundle`` on backend ``name``; returns its row and, for the reference backend,
-    the :class:`Reference` the others are compared with."""
+    the :class:`Reference` the others are compared with. A backend the runtime's check refuses,
+    or that refuses to start (:class:`BackendUnavailableError`: e.g. no engine built for this
+    GPU), is ``unavailable``; any other error while it loads or runs makes it ``failed``."""
     reason = _check(runtime, name, has_fused_graph)
     if reason is not None:
         return BackendResult(name, "unavailable", reason), None
     base, options = CPU_VARIANTS.get(name, (name, {}))
-    result = BackendResult(name, "ok")
     reset_peak_rss()
-    rss_before = rss_bytes()
+    result = BackendResult(name, "ok", memory={"rss_before_bytes": rss_bytes()})
     model: BenchModel | None = None
+    own_reference = None
     try:
         started = time.perf_counter()
-        model = runtime.load(bundle, backend=base, verify=False, **options)
+        try:
+            model = runtime.load(bundle, backend=base, verify=False, **options)
+        except BackendUnavailableError as exc:  # listed, but cannot start here (no engine for
+            return BackendResult(name, "unavailable", str(exc)), None  # this GPU, no CUDA libs)
         result.load_s = time.perf_counter() - started
         result.device = str(model.backend.device)
-        started = time.perf_counter()
-        model.generate(plan.warmup_ids, max_new_tokens=min(4, plan.new_tokens), ignore_eos=True)
-        result.warmup_s = time.perf_counter() - started
-        _measure(model, plan, result)
-        on_gpu = base != REFERENCE
-        result.memory = {
-            "rss_before_bytes": rss_before,
-            "rss_peak_bytes": rss_bytes("VmHWM"),
-            "gpu": gpu_memory(on_gpu).to_dict(),
-        }
-        if name == REFERENCE:  # its own agreement: the step-by-step path against generation
-            logits = teacher_forced_logits(model, plan.prompt_ids, result.token_ids)
-            reference = Reference(name, result.token_ids, logits)
-        elif reference is not None:  # fed the reference's ids, whatever this backend picked
-            logits = teacher_forced_logits(model, plan.prompt_ids, reference.tokens)
-        if reference is not None:
-            result.agreement = agreement(reference, result.token_ids, logits).to_dict()
+        own_reference = _run_loaded(model, name, plan, reference, result)
     except Exception as exc:  # one backend's failure is a row of the report, not the end of it
         if debug:
             raise
-        result.status = "failed"
-        what = str(exc) if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
-        result.reason = what.strip().splitlines()[0] if what.strip() else type(exc).__name__
-        reference = None if name == REFERENCE else reference
+        what = str(exc).strip() if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
+        result.status, result.reason = "failed", what.splitlines()[0] if what else repr(exc)
+        own_reference = None
     finally:
         if model is not None:
             model.close()
         del model
         gc.collect()
-    return result, (reference if name == REFERENCE else None)
+    return result, own_reference

@@ -177,3 +177,30 @@ def test_runs_combine_into_median_rates_and_joules_over_all() -> None:
     assert unpowered is not None and unpowered["energy_j"] is None
     assert unpowered["tokens_per_joule"] is None and unpowered["tokens_per_s"] == 75.0
     assert combine_runs([]) is None
+
+
+def test_a_backend_that_fails_is_a_row_and_exit_1(
+    not_a_jetson, bundle: Path, tmp_path: Path, capsys
+) -> None:
+    """A bundle whose standard graph is not ONNX (its hashes updated, so it verifies): the fused
+    CPU graph is measured, the standard one is a failed row, the report is written, exit 1."""
+    import shutil
+
+    from edge_sdk.bundle_update import update_bundle
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not an onnx graph" * 8)
+    update_bundle(broken, add_files={"model.onnx": garbage})
+    output = tmp_path / "report.json"
+    argv = ["bench", str(broken), "--backends", "ort-cpu,ort-cpu-standard", "--tokens", "4"]
+    assert main([*argv, "--prompt-tokens", "16", "--repeats", "1", "--output", str(output)]) == 1
+    rows = _rows(json.loads(output.read_text()))
+    assert rows["ort-cpu"]["status"] == "ok" and rows["ort-cpu"]["decode"]["tokens_per_s"] > 0
+    failed = rows["ort-cpu-standard"]
+    assert failed["status"] == "failed" and "INVALID_PROTOBUF" in failed["reason"]
+    assert failed["agreement"] is None and failed["prefill"] is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edge-power: error: ort-cpu-standard is usable here but failed: ")
+    assert not any("Traceback" in line for line in err)
