@@ -256,9 +256,11 @@ def _run_loaded(
     result.warmup_s = time.perf_counter() - started
     _measure(model, plan, result)
     on_gpu = CPU_VARIANTS.get(name, (name,))[0] != REFERENCE
+    before, peak = (result.memory or {}).get("rss_before_bytes"), rss_bytes("VmHWM")
     result.memory = {
-        **(result.memory or {}),
-        "rss_peak_bytes": rss_bytes("VmHWM"),
+        "rss_before_bytes": before,
+        "rss_peak_bytes": peak,
+        "rss_added_bytes": peak - before if peak is not None and before is not None else None,
         "gpu": gpu_memory(on_gpu).to_dict(),
     }
     if name == REFERENCE:  # its own agreement: the step-by-step path against generation

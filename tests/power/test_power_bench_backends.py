@@ -83,6 +83,7 @@ def test_report_on_a_fake_orin_nano(fake_board, bundle: Path, tmp_path: Path, ca
         )
     memory = cpu["memory"]
     assert memory["rss_peak_bytes"] >= memory["rss_before_bytes"] > 0
+    assert memory["rss_added_bytes"] == memory["rss_peak_bytes"] - memory["rss_before_bytes"]
     assert memory["gpu"] == {"bytes": None, "source": None, "note": "runs on the CPU"}
     assert cpu["agreement"]["matching_prefix"] == NEW
     assert (cpu["agreement"]["top1_agreement"], cpu["agreement"]["max_logit_diff"]) == (1.0, 0.0)
