@@ -309,7 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the program and its arguments, after --",
     )
     p.set_defaults(func=cli_measure.cmd_run)
-    p = sub.add_parser("bench", help="generate with a bundle under a mode; log tokens/s per watt")
+    p = sub.add_parser(
+        "bench",
+        help="generate with a bundle under a mode; log tokens/s per watt (--backends: every "
+        "usable backend, one report)",
+    )
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle directory made by edge-export")
     _add_mode_flags(p)
     _add_sensor_flags(p)
@@ -333,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prompt",
         default="The Jetson Orin is",
-        help="the prompt (its tokens are the prefill phase)",
+        help="the prompt (its tokens are the prefill phase); --backends measures a fixed "
+        "English text cut to --prompt-tokens instead",
     )
     p.add_argument(
         "--budget",
