@@ -2,13 +2,12 @@
 
 For each backend (``ort-cpu`` first: it is the reference) :func:`bench_backend` checks that the
 backend is usable here with the runtime's own check, loads the bundle on it, warms it up, then
-measures one greedy generation of ``new_tokens`` after a fixed ``prompt_tokens``-token prompt::
+measures ``repeats`` greedy generations of ``new_tokens`` after a fixed-length prompt::
 
-    prefill   the prompt (its tokens over the time to the first token)
-    decode    the generated tokens after the first
-    memory    peak RSS over load + warm-up + generation, GPU memory after it (NVML / jtop)
-    agreement the generated ids against the reference's (matching prefix), and a teacher-forced
-              pass over the reference's ids: top-1 agreement and the largest logit difference
+    prefill   the prompt (its tokens over the time to the first token), median over the runs
+    decode    the generated tokens after the first, median over the runs; tok/J over all runs
+    memory    peak RSS over load + warm-up + runs, GPU memory after them (NVML / jtop)
+    agreement against the reference (:mod:`edge_sdk.power.bench_agreement`)
 
 The power module never imports the runtime: :class:`BenchRuntime` is what the CLI top hands in
 (``edge_sdk.runtime.load`` and the backends' availability checks).
@@ -24,9 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from edge_sdk.errors import BackendUnavailableError, EdgeError
+from edge_sdk.power.bench_agreement import Reference, agreement, teacher_forced_logits
 from edge_sdk.power.efficiency import EfficiencyLog, EfficiencySummary, PhaseFigures
 from edge_sdk.power.process_memory import gpu_memory, reset_peak_rss, rss_bytes
 from edge_sdk.power.sampler import PowerSampler
@@ -35,12 +33,10 @@ from edge_sdk.power.sensors import PowerSensor
 __all__ = [
     "CPU_VARIANTS",
     "REFERENCE",
-    "Agreement",
     "BackendResult",
     "BenchModel",
     "BenchPlan",
     "BenchRuntime",
-    "Reference",
     "bench_backend",
     "combine_runs",
 ]
@@ -92,29 +88,6 @@ class BenchPlan:
     interval: float | None = None
     repeats: int = 3
     baseline_s: float = 0.2  # power sampled before the prompt starts
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The reference backend's greedy ids and its teacher-forced logits [n, vocab]."""
-
-    name: str
-    tokens: list[int]
-    logits: np.ndarray
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """A backend's greedy ids against the reference's over the first ``tokens`` ids."""
-
-    reference: str
-    tokens: int
-    matching_prefix: int  # generated ids equal to the reference's before the first difference
-    top1_agreement: float  # teacher-forced on the reference's ids: share of equal argmax
-    max_logit_diff: float  # teacher-forced: largest |logit - reference logit|
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "matching_prefix_fraction": self.matching_prefix / self.tokens}
 
 
 @dataclass
@@ -205,31 +178,6 @@ def _measure(model: BenchModel, plan: BenchPlan, result: BackendResult) -> None:
     result.cached_tokens = cached
 
 
-def teacher_forced_logits(model: BenchModel, prompt_ids: Sequence[int], ids: Sequence[int]) -> Any:
-    """Logits [len(ids), vocab] after the prompt and after each of ``ids`` but the last, one
-    decode step at a time on the model's backend (the reference's ids, whatever this backend
-    would have picked)."""
-    backend = model.backend
-    backend.reset()
-    backend.allocate(len(prompt_ids) + len(ids))
-    rows = [np.array(backend.forward(np.asarray(prompt_ids, dtype=np.int64)), copy=True)]
-    for token in ids[:-1]:
-        rows.append(np.array(backend.forward(np.asarray([token], dtype=np.int64)), copy=True))
-    backend.reset()
-    return np.stack(rows)
-
-
-def agreement(reference: Reference, generated: Sequence[int], logits: Any) -> Agreement:
-    """``generated`` ids and teacher-forced ``logits`` against the reference."""
-    n = min(len(reference.tokens), len(generated), len(logits))
-    prefix = 0
-    while prefix < n and generated[prefix] == reference.tokens[prefix]:
-        prefix += 1
-    top1 = np.argmax(logits[:n], axis=-1) == np.asarray(reference.tokens[:n])
-    diff = np.abs(np.asarray(logits[:n], np.float32) - reference.logits[:n])
-    return Agreement(reference.name, n, prefix, float(top1.mean()), float(diff.max()))
-
-
 def _check(runtime: BenchRuntime, name: str, has_fused_graph: bool) -> str | None:
     """Why backend ``name`` is unusable here, or None."""
     base = CPU_VARIANTS.get(name, (name, {}))[0]
@@ -264,10 +212,10 @@ def _run_loaded(
         "gpu": gpu_memory(on_gpu).to_dict(),
     }
     if name == REFERENCE:  # its own agreement: the step-by-step path against generation
-        logits = teacher_forced_logits(model, plan.prompt_ids, result.token_ids)
+        logits = teacher_forced_logits(model.backend, plan.prompt_ids, result.token_ids)
         reference = Reference(name, result.token_ids, logits)
     elif reference is not None:  # fed the reference's ids, whatever this backend picked
-        logits = teacher_forced_logits(model, plan.prompt_ids, reference.tokens)
+        logits = teacher_forced_logits(model.backend, plan.prompt_ids, reference.tokens)
     if reference is not None:
         result.agreement = agreement(reference, result.token_ids, logits).to_dict()
     return reference if name == REFERENCE else None

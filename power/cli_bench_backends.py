@@ -20,9 +20,9 @@ from edge_sdk.power.backend_bench import (
     BackendResult,
     BenchPlan,
     BenchRuntime,
-    Reference,
     bench_backend,
 )
+from edge_sdk.power.bench_agreement import Reference
 from edge_sdk.power.bench_host import host_record
 from edge_sdk.power.bench_table import report_lines
 from edge_sdk.power.cli_measure import _maybe_mode, _note, _sensor_or_none
