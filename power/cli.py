@@ -1,8 +1,9 @@
 """``edge-power``: power modes, sensors and efficiency on a Jetson (or any Linux machine).
 
 Commands: ``status``, ``modes``, ``set MODE``, ``restore``, ``monitor``, ``run -- COMMAND``,
-``bench BUNDLE``. Every command takes ``--json`` (one JSON object on stdout) and ``--debug``.
-Hardware paths come from :mod:`edge_sdk.power.paths` (``EDGE_SDK_*`` environment variables).
+``bench BUNDLE`` (``--backends all``: every usable backend, one report). Every command takes
+``--json`` (one JSON object on stdout) and ``--debug``. Hardware paths come from
+:mod:`edge_sdk.power.paths` (``EDGE_SDK_*`` environment variables).
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from edge_sdk._optional import require
 from edge_sdk.cli_support import EXIT_OK, add_common_flags, print_json, run_command
 from edge_sdk.errors import BackendUnavailableError, PowerError
 from edge_sdk.power.paths import sysfs
+
+if TYPE_CHECKING:
+    from edge_sdk.power.backend_bench import BenchRuntime
 
 __all__ = ["build_parser", "main"]
 
@@ -304,7 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the program and its arguments, after --",
     )
     p.set_defaults(func=cli_measure.cmd_run)
-    p = sub.add_parser("bench", help="generate with a bundle under a mode; log tokens/s per watt")
+    p = sub.add_parser(
+        "bench",
+        help="generate with a bundle under a mode; log tokens/s per watt (--backends: every "
+        "usable backend, one report)",
+    )
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle directory made by edge-export")
     _add_mode_flags(p)
     _add_sensor_flags(p)
@@ -328,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prompt",
         default="The Jetson Orin is",
-        help="the prompt (its tokens are the prefill phase)",
+        help="the prompt (its tokens are the prefill phase); --backends measures a fixed "
+        "English text cut to --prompt-tokens instead",
     )
     p.add_argument(
         "--budget",
@@ -345,7 +355,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="PNG of power and token rate (needs the plot extra: matplotlib; checked "
         "before the run)",
     )
-    p.set_defaults(func=cli_measure.cmd_bench, load_runtime=_load_runtime)
+    p.add_argument(
+        "--backends",
+        metavar="LIST",
+        help="measure the bundle on each of these backends and write one report: all, or "
+        "a comma-separated list of ort-cpu, ort-cpu-standard (the standard graph on the "
+        "CPU), ort-cuda, ort-tensorrt, tensorrt; an unusable one is listed with the reason",
+    )
+    p.add_argument(
+        "--prompt-tokens",
+        type=int,
+        default=512,
+        metavar="N",
+        help="with --backends: the measured prompt's length in tokens (default 512; fewer "
+        "when prompt and --tokens exceed the bundle's context)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        metavar="R",
+        help="with --backends: measured generations per backend (default 3): rates are "
+        "their median, tok/J is over all of them",
+    )
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="with --backends: write the report as JSON to FILE (atomically)",
+    )
+    p.set_defaults(func=_bench, load_runtime=_load_runtime, load_bench_runtime=_load_bench_runtime)
     for action in sub.choices.values():
         add_common_flags(action)
     return parser
@@ -369,6 +407,37 @@ def _load_runtime() -> Any:
             "cannot generate; measure any program with: edge-power run -- COMMAND"
         ) from exc
     return load
+
+
+def _load_bench_runtime() -> BenchRuntime:
+    """The runtime as the backend report uses it: ``load``, the backend names, each backend's
+    availability check and onnxruntime's version and providers (composed here, at the top)."""
+    load = _load_runtime()
+    from edge_sdk.power.backend_bench import BenchRuntime
+    from edge_sdk.runtime.backend import BACKEND_TABLE, BACKENDS
+
+    def check(name: str) -> None:
+        BACKEND_TABLE[name].backend_class().check_available()
+
+    try:
+        onnxruntime = require("onnxruntime", "The backend report")
+        ort: dict[str, Any] = {
+            "version": onnxruntime.__version__,
+            "providers": list(onnxruntime.get_available_providers()),
+        }
+    except BackendUnavailableError:
+        ort = {"version": None, "providers": []}
+    return BenchRuntime(load=load, backends=BACKENDS, check=check, onnxruntime=ort)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from edge_sdk.power import cli_bench_backends, cli_measure
+
+    if args.backends:
+        return cli_bench_backends.cmd_bench_backends(args)
+    if args.output:
+        raise PowerError("--output writes a backend report: add --backends all (or a list)")
+    return cli_measure.cmd_bench(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 from edge_sdk.errors import EdgeError, PowerError
 from edge_sdk.power import paths
 from edge_sdk.power.controller import ModeChange, PowerController
+from edge_sdk.power.files import write_json_atomic
 
 __all__ = [
     "PowerModeGuard",
@@ -53,22 +54,9 @@ def record_state(kind: str, snapshot: dict[str, Any]) -> bool:
     path = _record_path(kind)
     if path.exists():
         return False
+    record = {"kind": kind, "snapshot": snapshot, "recorded_at": time.time(), "pid": os.getpid()}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(
-                {
-                    "kind": kind,
-                    "snapshot": snapshot,
-                    "recorded_at": time.time(),
-                    "pid": os.getpid(),
-                },
-                fh,
-            )
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_json_atomic(path, record)
     except OSError as exc:
         raise PowerError(
             f"cannot record the current power state in {path.parent} ({exc}); set "

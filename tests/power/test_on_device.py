@@ -85,3 +85,25 @@ def test_generation_stays_within_budget_and_logs_efficiency(tmp_path: Path) -> N
     records = [json.loads(line) for line in log_path.open()]
     assert any(r["type"] == "token" for r in records)
     assert any(r["type"] == "sample" for r in records)
+
+
+def test_backend_report_runs_every_usable_backend(tmp_path: Path) -> None:
+    """``edge-power bench --backends all`` under the current mode: no backend that is usable
+    fails, ort-cpu is measured with the INA3221, every GPU backend that ran agrees with it."""
+    bundle = _bundle_or_skip()
+    from edge_sdk.power.cli import main
+
+    output = tmp_path / "report.json"
+    argv = ["bench", str(bundle), "--backends", "all", "--sensor", "ina3221"]
+    assert main([*argv, "--tokens", "64", "--output", str(output)]) == 0, output
+    report = json.loads(output.read_text())
+    rows = {row["name"]: row for row in report["backends"]}
+    assert report["sensor"].startswith("INA3221") and report["host"]["l4t"]
+    assert all(row["status"] in ("ok", "unavailable") for row in rows.values()), rows
+    assert rows["ort-cpu"]["status"] == "ok"
+    for row in rows.values():
+        if row["status"] != "ok":
+            assert row["reason"], row
+            continue
+        assert row["decode"]["tokens_per_s"] > 0 and row["decode"]["tokens_per_joule"] > 0
+        assert row["agreement"]["top1_agreement"] >= 0.9, row
