@@ -479,7 +479,9 @@ class OrtCudaBackend(OrtBackend):
         return self.bundle.spec.cuda_graph
 
     def activate(self) -> None:
-        if self.session is None and self.options.fused_graph and not self.fused:
+        starting = self.session is None
+        super().activate()
+        if starting and self.options.fused_graph and self.fused_graph_record() is None:
             skipped = (self.bundle.manifest.get("onnxruntime") or {}).get("cuda_graph_skipped")
             why = f" ({skipped})" if skipped else ""
             self.fused_fallback = f"the bundle has no CUDA graph{why}"
@@ -489,7 +491,6 @@ class OrtCudaBackend(OrtBackend):
                 RuntimeWarning,
                 stacklevel=2,
             )
-        super().activate()
 
     def providers(self) -> list[Any]:
         return [
