@@ -482,7 +482,8 @@ class OrtCudaBackend(OrtBackend):
         starting = self.session is None
         super().activate()
         if starting and self.options.fused_graph and self.fused_graph_record() is None:
-            skipped = (self.bundle.manifest.get("onnxruntime") or {}).get("cuda_graph_skipped")
+            record = self.bundle.spec.onnxruntime
+            skipped = None if record is None else record.cuda_graph_skipped
             why = f" ({skipped})" if skipped else ""
             self.fused_fallback = f"the bundle has no CUDA graph{why}"
             warnings.warn(

@@ -153,12 +153,22 @@ def test_the_tensorrt_ep_keeps_the_standard_graph(cuda_bundle: Path) -> None:
 # -- on a GPU ----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def ort_cuda() -> None:
+    """Skip where onnxruntime has no CUDA EP (a GPU with the CPU-only wheel)."""
+    from edge_sdk.runtime import available_backends
+
+    if "ort-cuda" not in available_backends():
+        pytest.skip("onnxruntime here has no CUDA EP (pip install 'edge-sdk-orin[gpu]')")
+
+
 def _greedy(bundle: Path, backend: str, prompt: str, steps: int) -> list[int]:
     with load(bundle, backend) as generator:
         return generator.generate(prompt, max_new_tokens=steps, ignore_eos=True).token_ids
 
 
 @pytest.mark.cuda
+@pytest.mark.usefixtures("ort_cuda")
 def test_cuda_greedy_equals_the_cpu_graph(cuda_bundle: Path) -> None:
     """ort-cuda on model.cuda.onnx: its first 16 greedy tokens are ort-cpu's (model.ort.onnx)."""
     with load(cuda_bundle, "ort-cuda") as generator:
@@ -168,6 +178,7 @@ def test_cuda_greedy_equals_the_cpu_graph(cuda_bundle: Path) -> None:
 
 
 @pytest.mark.cuda
+@pytest.mark.usefixtures("ort_cuda")
 def test_cuda_greedy_equals_the_cpu_graph_smollm2(smollm2_int8: Path, tmp_path: Path) -> None:
     bundle = with_cuda_graph(smollm2_int8, tmp_path / "smollm2")
     prompt = "The history of the printing press begins"
@@ -175,6 +186,7 @@ def test_cuda_greedy_equals_the_cpu_graph_smollm2(smollm2_int8: Path, tmp_path: 
 
 
 @pytest.mark.cuda
+@pytest.mark.usefixtures("ort_cuda")
 def test_cuda_batched_equals_single_and_the_cache_stays_on_the_device(cuda_bundle: Path) -> None:
     with load(cuda_bundle, "ort-cuda") as generator:
         want = [generator.generate(p, max_new_tokens=12).token_ids for p in PROMPTS]
