@@ -105,14 +105,19 @@ class Place:
         if self.device == "cpu":
             copy_host(dst, src, nbytes)
             return
-        code = _cudart().cudaMemcpy(
+        cudart = _cudart()
+        code = cudart.cudaMemcpy(
             ctypes.c_void_p(dst),
             ctypes.c_void_p(src),
             ctypes.c_size_t(nbytes),
             _CUDA_MEMCPY_DEFAULT,
         )
         if code != 0:
-            raise GenerationError(f"cudaMemcpy of {nbytes} bytes failed (CUDA error {code})")
+            reason = cudart.cudaGetErrorString(code).decode(errors="replace")
+            raise GenerationError(
+                f"cudaMemcpy of {nbytes} bytes failed: {reason} (CUDA error {code}); "
+                "check the GPU with nvidia-smi (tegrastats on a Jetson), or run on ort-cpu"
+            )
 
 
 HOST = Place()
@@ -127,6 +132,7 @@ def _cudart() -> Any:
         except OSError:
             continue
         library.cudaMemcpy.restype = ctypes.c_int
+        library.cudaGetErrorString.restype = ctypes.c_char_p
         return library
     raise BackendUnavailableError(
         "copying cache rows on the GPU needs the CUDA runtime (libcudart), which onnxruntime's "

@@ -145,6 +145,21 @@ def test_a_cuda_graph_that_does_not_load_falls_back(cuda_bundle: Path, tmp_path:
         assert not backend.fused and "model.cuda.onnx" in backend.fused_fallback  # type: ignore[attr-defined]
 
 
+def test_a_gpu_row_copy_without_a_usable_gpu_says_so_in_one_line() -> None:
+    """No CUDA runtime library, or one without a driver (this machine): one EdgeError naming
+    the way out; with a GPU, cudaMemcpyDefault copies host to host too."""
+    from edge_sdk.errors import EdgeError
+    from edge_sdk.runtime.ort_buffers import Place
+
+    source, target = np.arange(4, dtype=np.float16), np.zeros(4, np.float16)
+    try:
+        Place("cuda", ort_values=True).copy(target.ctypes.data, source.ctypes.data, 8)
+    except EdgeError as exc:
+        assert "\n" not in str(exc) and "ort-cpu" in str(exc)
+    else:
+        np.testing.assert_array_equal(target, source)
+
+
 def test_the_tensorrt_ep_keeps_the_standard_graph(cuda_bundle: Path) -> None:
     backend = OrtTensorrtBackend(load_bundle(cuda_bundle), BackendOptions())
     assert backend.fused_graph_record() is None and not backend.fused
