@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.errors import BundleError, GenerationError
+from edge_sdk.errors import GenerationError
 from edge_sdk.manifest import IoNames
 from edge_sdk.onnx_io import LOGITS_TO_KEEP
 from edge_sdk.runtime.ort_buffers import HOST, Buffer, Place, element_type
@@ -73,9 +73,8 @@ class FusedSlotModel(SlotModel):
         self._cache_type = element_type(session, self._past[0])
         self._shapes = [tuple(shape) for shape in shapes]
         rows = [(slots, *(capacity if d is None else d for d in shape)) for shape in shapes]
-        self._buffers = [
-            place.allocate(row, self._cache_type) for row in rows
-        ]  # read (K/V: +write)
+        # read by each step (K/V: written in place too)
+        self._buffers = [place.allocate(row, self._cache_type) for row in rows]
         self._written = [  # where each tensor's step writes: in place for K/V
             b if None in shape else place.allocate(b.shape, self._cache_type)
             for b, shape in zip(self._buffers, shapes, strict=True)
@@ -88,12 +87,7 @@ class FusedSlotModel(SlotModel):
             max((self._buffers[i].row_nbytes for i in self._states), default=0), np.uint8
         )
         self._checkpoints = [-1] * slots  # the length each row's snapshot was taken at
-        self._logits = np.zeros((slots, 1, vocab), element_type(session, self._io.logits))
-        if self._logits.dtype != np.float32:
-            raise BundleError(
-                f"the graph's {self._io.logits} is {self._logits.dtype}; the runtime reads "
-                "float32 logits: export the bundle again"
-            )
+        self._logits = np.zeros((slots, 1, vocab), np.float32)  # the backend checked the type
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
         self._total = np.zeros((), np.int32)
