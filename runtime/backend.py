@@ -58,9 +58,10 @@ class BackendOptions:
     the bundle's manifest records. ``cache_dir``: where TensorRT engines and optimized CPU
     graphs are kept (None: ``$EDGE_SDK_CACHE_DIR`` or ``~/.cache/edge-sdk``).
     ``optimized_cache``: load the CPU graph from that cache (see
-    :mod:`edge_sdk.runtime.ort_cache`). ``device_id``: the CUDA device. ``fused_graph``: on the
-    CPU, run the bundle's onnxruntime graph (fused attention; ``model.ort.onnx``) when it has one
-    (False: always the standard ``model.onnx``).
+    :mod:`edge_sdk.runtime.ort_cache`). ``device_id``: the CUDA device. ``fused_graph``: run the
+    bundle's fused onnxruntime graph when it has one for the provider (fused attention, batched
+    slots: ``model.ort.onnx`` on the CPU, ``model.cuda.onnx`` on the CUDA EP); False: always the
+    standard ``model.onnx``.
     """
 
     threads: int | None = None

@@ -2,11 +2,14 @@
 
 Each requests its execution provider followed by the ones after it in the order
 TensorRT EP -> CUDA EP -> CPU, so a node one provider cannot run falls back to the next.
-The KV cache lives where the provider computes (device memory for CUDA and TensorRT, host memory
-for the CPU) and is bound with I/O binding (see :mod:`edge_sdk.runtime.kv_cache`); only the
-token ids go in and the last position's logits come out each step. On the CPU a bundle's fused
-graph (``model.ort.onnx``: GroupQueryAttention over one in-place cache buffer per tensor) runs
-instead of ``model.onnx`` unless ``fused_graph=False``; its buffers are bound once per cache.
+The KV cache lives where the provider computes (device ``OrtValue`` s for CUDA and TensorRT,
+host numpy arrays for the CPU: :mod:`edge_sdk.runtime.ort_buffers`) and is bound with I/O binding
+(see :mod:`edge_sdk.runtime.kv_cache`); only the token ids go in and the last position's logits
+come out each step. A bundle's fused graph (GroupQueryAttention over one in-place cache buffer
+per tensor) runs instead of ``model.onnx`` unless ``fused_graph=False``: ``model.ort.onnx`` on
+the CPU, ``model.cuda.onnx`` (fp16 activations and cache) on the CUDA EP; its buffers are bound
+once per cache, and its rows batch (:meth:`OrtBackend.slot_model`). The TensorRT EP runs the
+standard graph (TensorRT takes no contrib ops). The cache's element type is the session's.
 Inputs and outputs are bound by the names the manifest records for the graph that runs
 (``io_names``; the conventional names for bundles that predate them).
 """
@@ -22,11 +25,12 @@ import numpy as np
 from edge_sdk._optional import require
 from edge_sdk.bundle import INT8_QDQ_PRECISIONS, Bundle
 from edge_sdk.errors import BackendUnavailableError, BundleError, EdgeError, GenerationError
-from edge_sdk.manifest import IoNames
+from edge_sdk.manifest import CudaGraph, FusedGraph, IoNames
 from edge_sdk.onnx_io import LOGITS_TO_KEEP, cache_tensors
 from edge_sdk.runtime.backend import BackendOptions, KVCacheBackend, install_hint
 from edge_sdk.runtime.disk_cache import EntryLease, enforce_cap, use_entry
-from edge_sdk.runtime.kv_cache import Clearer, Copier, KVCache, clear_numpy, copy_host
+from edge_sdk.runtime.kv_cache import Clearer, Copier, KVCache
+from edge_sdk.runtime.ort_buffers import Place, element_type
 from edge_sdk.runtime.ort_cache import default_cache_dir, optimized_model
 from edge_sdk.runtime.slots import SlotModel
 from edge_sdk.shapes import PREFILL_CHUNK, ep_ranges
@@ -49,6 +53,8 @@ class OrtBackend(KVCacheBackend):
 
     provider: ClassVar[str] = "CPUExecutionProvider"
     cache_device: ClassVar[str] = "cpu"
+    #: The cache is OrtValues on ``cache_device`` (else host numpy arrays).
+    ort_values: ClassVar[bool] = False
 
     def __init__(self, bundle: Bundle, options: BackendOptions) -> None:
         super().__init__(bundle, options)
@@ -56,6 +62,8 @@ class OrtBackend(KVCacheBackend):
         self._layers = config.num_layers
         self._cache_shapes = [t.shape for t in cache_tensors(config)]
         self._vocab = config.vocab_size
+        self.place = Place(self.cache_device, options.device_id, self.ort_values)
+        self._cache_type: type[np.floating[Any]] = np.float32  # the session's, once it loads
         self._io = self._io_names(fused=False)
         self._past, self._present = self._io.past, self._io.present
         self.session: Any = None
@@ -77,19 +85,23 @@ class OrtBackend(KVCacheBackend):
         # forward_all); None when the graph predates it
         self._keep: np.ndarray | None = None
 
+    def fused_graph_record(self) -> FusedGraph | CudaGraph | None:
+        """The manifest's record of the fused graph this backend's provider runs, if any."""
+        return self.bundle.spec.fused_graph
+
     def _fused_graph_file(self) -> str | None:
-        """The bundle's onnxruntime graph, when this backend runs it (the CPU EP only)."""
-        entry = self.bundle.spec.fused_graph
-        if entry is None or not self.options.fused_graph or self.cache_device != "cpu":
+        """The bundle's fused graph file, when this backend runs it."""
+        entry = self.fused_graph_record()
+        if entry is None or not self.options.fused_graph:
             return None
         return entry.file
 
     def _io_names(self, fused: bool) -> IoNames:
         """The names of the graph this backend runs, as the manifest records them."""
         layers = self.bundle.config.num_layers
-        spec = self.bundle.spec
-        if fused and spec.fused_graph is not None:
-            names, where, roles = spec.fused_graph.names(layers), "fused graph", _FUSED_ROLES
+        spec, entry = self.bundle.spec, self.fused_graph_record()
+        if fused and entry is not None:
+            names, where, roles = entry.names(layers), "fused graph", _FUSED_ROLES
         else:
             names, where, roles = spec.graph.names(layers), "graph", _STANDARD_ROLES
         missing = [role for role in roles if getattr(names, role) is None]
@@ -146,6 +158,9 @@ class OrtBackend(KVCacheBackend):
         """The provider list handed to onnxruntime, most preferred first."""
         return ["CPUExecutionProvider"]
 
+    #: What running the standard graph instead of the fused one costs, in words.
+    fallback_cost: ClassVar[str] = "slower on the CPU"
+
     def activate(self) -> None:
         if self.session is not None:
             return
@@ -157,7 +172,7 @@ class OrtBackend(KVCacheBackend):
             # e.g. an onnxruntime too old for GroupQueryAttention: the standard graph still runs
             self.fused, self.fused_fallback = False, str(exc)
             warnings.warn(
-                f"running the standard graph, slower on the CPU: {exc}",
+                f"running the standard graph, {self.fallback_cost}: {exc}",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -201,13 +216,20 @@ class OrtBackend(KVCacheBackend):
         missing = [n for n in self._io.inputs if n not in names]
         if missing:
             raise BundleError(f"{path} lacks the inputs {', '.join(missing)}; export it again")
+        self._cache_type = element_type(self.session, self._past[0])
+        if element_type(self.session, self._io.logits) != np.float32:
+            raise BundleError(
+                f"{path}'s {self._io.logits} is not float32, which the runtime reads: "
+                "export the bundle again"
+            )
         self._binding = self.session.io_binding()
         self._fused_bound = False
         defaults = {i.name for i in self.session.get_overridable_initializers()}
         self._keep = np.ones(1, np.int64) if self.fused and LOGITS_TO_KEEP in defaults else None
 
     def slot_model(self, slots: int, capacity: int) -> SlotModel | None:
-        """Rows over the fused CPU graph (:mod:`edge_sdk.runtime.ort_slots`); None otherwise."""
+        """Rows over the fused graph (:mod:`edge_sdk.runtime.ort_slots`), their cache at
+        :attr:`place`; None on the standard graph."""
         if self.session is None:
             self.activate()
         if not self.fused:
@@ -215,7 +237,14 @@ class OrtBackend(KVCacheBackend):
         from edge_sdk.runtime.ort_slots import FusedSlotModel
 
         return FusedSlotModel(
-            self.session, self._cache_shapes, self._vocab, slots, capacity, self.device, self._io
+            self.session,
+            self._cache_shapes,
+            self._vocab,
+            slots,
+            capacity,
+            self.device,
+            self._io,
+            self.place,
         )
 
     def deactivate(self) -> None:
@@ -239,26 +268,17 @@ class OrtBackend(KVCacheBackend):
     # -- cache ----------------------------------------------------------------------------------
 
     def _allocator(self) -> tuple[Any, Clearer]:
-        """Allocate a flat float32 buffer where the provider computes; zero one."""
-        if self.cache_device == "cpu":
+        """Allocate a flat buffer of the cache's element type at :attr:`place`; zero one."""
+        place, kind = self.place, self._cache_type
 
-            def allocate(n: int) -> tuple[Any, int]:
-                buf = np.empty(n, dtype=np.float32)
-                return buf, int(buf.ctypes.data)
+        def allocate(n: int) -> tuple[Any, int]:
+            buffer = place.allocate((n,), kind)
+            return buffer, buffer.pointer
 
-            return allocate, clear_numpy
-        ort = require("onnxruntime", f"The {self.name} backend")
+        def clear(buffer: Any, _n: int) -> None:
+            place.clear(buffer)
 
-        def allocate_device(n: int) -> tuple[Any, int]:
-            value = ort.OrtValue.ortvalue_from_shape_and_type(
-                [n], np.float32, self.cache_device, self.options.device_id
-            )
-            return value, int(value.data_ptr())
-
-        def clear_device(value: Any, n: int) -> None:
-            value.update_inplace(np.zeros(n, np.float32))
-
-        return allocate_device, clear_device
+        return allocate, clear
 
     def allocate(self, max_length: int) -> None:
         if self.session is None:
@@ -271,9 +291,16 @@ class OrtBackend(KVCacheBackend):
         allocate, clear = self._allocator()
         # on a GPU the standard graph's cache is not shortened (no device copy here): a new
         # prompt reuses it only when it extends what the cache holds
-        copy: Copier | None = copy_host if self.cache_device == "cpu" else None
+        copy: Copier | None = self.place.copy if self.cache_device == "cpu" else None
+        itemsize = np.dtype(self._cache_type).itemsize
         self.cache = KVCache(
-            self._cache_shapes, max_length, allocate, shared=self.fused, clear=clear, copy=copy
+            self._cache_shapes,
+            max_length,
+            allocate,
+            itemsize,
+            shared=self.fused,
+            clear=clear,
+            copy=copy,
         )
         self._mask = np.ones((1, max_length), dtype=np.int64)
 
@@ -330,10 +357,11 @@ class OrtBackend(KVCacheBackend):
             bind.bind_output(name, "cpu", 0, np.float32, list(one.shape), one.ctypes.data)
 
     def speculation_problem(self) -> str | None:
-        if self.cache_device != "cpu":
+        if self.cache_device != "cpu" and not self.fused:
             return (
-                f"the {self.name} backend cannot cut rejected drafts from its cache on the GPU: "
-                "load the bundle with backend='ort-cpu', or generate without speculative"
+                f"the {self.name} backend cannot cut rejected drafts from the standard graph's "
+                "cache on the GPU: load the bundle with backend='ort-cpu' (or a bundle with the "
+                "CUDA graph on ort-cuda), or generate without speculative"
             )
         if any(None not in shape for shape in self._cache_shapes):
             return (
@@ -384,10 +412,11 @@ class OrtBackend(KVCacheBackend):
         device, device_id = self.cache_device, self.options.device_id
         past_shapes, present_shapes = cache.past_shapes(), cache.present_shapes(n)
         past, present = cache.past_pointers, cache.present_pointers
+        kind = self._cache_type
         for i in range(len(past)) if only is None else only:
-            bind.bind_input(self._past[i], device, device_id, np.float32, past_shapes[i], past[i])
+            bind.bind_input(self._past[i], device, device_id, kind, past_shapes[i], past[i])
             bind.bind_output(
-                self._present[i], device, device_id, np.float32, present_shapes[i], present[i]
+                self._present[i], device, device_id, kind, present_shapes[i], present[i]
             )
 
     def _bind_fused(self, cache: KVCache, ids: np.ndarray) -> None:
@@ -433,11 +462,36 @@ class OrtCpuBackend(OrtBackend):
 
 
 class OrtCudaBackend(OrtBackend):
-    """onnxruntime's CUDA EP, then the CPU for nodes CUDA cannot run."""
+    """onnxruntime's CUDA EP, then the CPU for nodes CUDA cannot run.
+
+    Runs the bundle's CUDA fused graph (``model.cuda.onnx``, fp16) when it has one: its cache is
+    device ``OrtValue`` s bound once, its rows batch; else the standard graph with one slot
+    (with one warning that says why).
+    """
 
     name = "ort-cuda"
     provider = "CUDAExecutionProvider"
     cache_device = "cuda"
+    ort_values = True
+    fallback_cost = "one slot on the GPU"
+
+    def fused_graph_record(self) -> CudaGraph | None:
+        return self.bundle.spec.cuda_graph
+
+    def activate(self) -> None:
+        starting = self.session is None
+        super().activate()
+        if starting and self.options.fused_graph and self.fused_graph_record() is None:
+            record = self.bundle.spec.onnxruntime
+            skipped = None if record is None else record.cuda_graph_skipped
+            why = f" ({skipped})" if skipped else ""
+            self.fused_fallback = f"the bundle has no CUDA graph{why}"
+            warnings.warn(
+                f"running the standard graph, {self.fallback_cost}: {self.fused_fallback}; "
+                "export it with edge-export --cuda-graph for batched fp16 decoding",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def providers(self) -> list[Any]:
         return [
@@ -456,6 +510,10 @@ class OrtTensorrtBackend(OrtBackend):
     name = "ort-tensorrt"
     provider = "TensorrtExecutionProvider"
     cache_device = "cuda"
+    ort_values = True
+
+    def fused_graph_record(self) -> None:
+        return None  # TensorRT takes no contrib ops: the standard graph, one slot
 
     def engine_cache_dir(self) -> Path:
         """Where TensorRT engines for this bundle are kept."""

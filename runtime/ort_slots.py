@@ -1,4 +1,5 @@
-"""KV-cache slots on onnxruntime's fused CPU graph (``model.ort.onnx``).
+"""KV-cache slots on onnxruntime's fused graphs: ``model.ort.onnx`` on the CPU EP,
+``model.cuda.onnx`` (fp16) on the CUDA EP.
 
 The graph's ``GroupQueryAttention`` reads a right-padded cache with one length per row
 (``seqlens_k``), so rows of different lengths decode in one call. Each cache tensor is one
@@ -22,10 +23,18 @@ is cut only to a :meth:`~FusedSlotModel.checkpoint` (one per row: a copy of its 
 the engine when a prompt's prefill ends), whose states are copied back.
 
 The session is the backend's (weights are shared with the generator); only the cache is new.
+Its buffers live at the backend's :class:`~edge_sdk.runtime.ort_buffers.Place` (host numpy
+arrays on ``ort-cpu``; ``OrtValue`` s on the GPU for ``ort-cuda``, one per tensor, bound at row
+offsets) in the graph's cache element type (float32, or float16 for the CUDA graph). Token ids,
+``seqlens_k``, ``total_sequence_length`` and the logits are host arrays: a decode step copies
+B ids and B lengths in and B float32 logits rows out; the cache never leaves the device. Row
+copies (hybrid states, checkpoints, the host store's :meth:`~FusedSlotModel.copy_out` /
+:meth:`~FusedSlotModel.copy_in`) are byte copies between addresses (:meth:`Place.copy`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +43,7 @@ import numpy as np
 from edge_sdk.errors import GenerationError
 from edge_sdk.manifest import IoNames
 from edge_sdk.onnx_io import LOGITS_TO_KEEP
+from edge_sdk.runtime.ort_buffers import HOST, Buffer, Place, element_type
 from edge_sdk.runtime.slots import SlotModel
 from edge_sdk.shapes import PREFILL_CHUNK
 
@@ -41,7 +51,7 @@ __all__ = ["FusedSlotModel"]
 
 
 class FusedSlotModel(SlotModel):
-    """``slots`` rows over a CPU session of the fused graph (see the module docstring)."""
+    """``slots`` rows over a session of a fused graph (see the module docstring)."""
 
     def __init__(
         self,
@@ -52,22 +62,32 @@ class FusedSlotModel(SlotModel):
         capacity: int,
         device: str,
         io_names: IoNames | None = None,
+        place: Place = HOST,
     ) -> None:
         super().__init__(slots, capacity)
         self._session = session
         self._device = device
+        self._place = place
         self._io = io_names or IoNames.fused(len(shapes) // 2)  # the bundle's, else conventional
         self._past, self._present = self._io.past, self._io.present
+        self._cache_type = element_type(session, self._past[0])
+        self._shapes = [tuple(shape) for shape in shapes]
         rows = [(slots, *(capacity if d is None else d for d in shape)) for shape in shapes]
-        self._buffers = [np.zeros(row, np.float32) for row in rows]  # read (and K/V written)
+        # read by each step (K/V: written in place too)
+        self._buffers = [place.allocate(row, self._cache_type) for row in rows]
         self._written = [  # where each tensor's step writes: in place for K/V
-            b if None in shape else np.zeros_like(b)
+            b if None in shape else place.allocate(b.shape, self._cache_type)
             for b, shape in zip(self._buffers, shapes, strict=True)
         ]
         self._states = [i for i, shape in enumerate(shapes) if None not in shape]
-        self._snapshots = [np.zeros_like(self._buffers[i]) for i in self._states]
+        self._snapshots = [
+            place.allocate(self._buffers[i].shape, self._cache_type) for i in self._states
+        ]
+        self._zeros = np.zeros(  # the source that clears a state row
+            max((self._buffers[i].row_nbytes for i in self._states), default=0), np.uint8
+        )
         self._checkpoints = [-1] * slots  # the length each row's snapshot was taken at
-        self._logits = np.zeros((slots, 1, vocab), np.float32)
+        self._logits = np.zeros((slots, 1, vocab), np.float32)  # the backend checked the type
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
         self._total = np.zeros((), np.int32)
@@ -97,11 +117,16 @@ class FusedSlotModel(SlotModel):
         self._prefill_bind = self._decode_bind = None
         self._buffers, self._written, self._snapshots = [], [], []
 
+    def _copy_rows(self, dst: Buffer, src: Buffer, slots: Sequence[int]) -> None:
+        for s in slots:
+            self._place.copy(dst.row(s), src.row(s), src.row_nbytes)
+
     def release(self, slot: int) -> None:
         super().release(slot)
         self._checkpoints[slot] = -1
         for i in self._states:
-            self._buffers[i][slot] = 0
+            state = self._buffers[i]
+            self._place.copy(state.row(slot), self._zeros.ctypes.data, state.row_nbytes)
 
     def reusable(self, slot: int, length: int) -> int:
         if not self._states:
@@ -111,20 +136,44 @@ class FusedSlotModel(SlotModel):
 
     def checkpoint(self, slot: int) -> None:
         for snapshot, i in zip(self._snapshots, self._states, strict=True):
-            snapshot[slot] = self._buffers[i][slot]
+            self._copy_rows(snapshot, self._buffers[i], (slot,))
         self._checkpoints[slot] = self.lengths[slot]
+
+    def _positions(self, index: int, slot: int, length: int, host: np.ndarray, out: bool) -> None:
+        """Copy the first ``length`` positions of K/V tensor ``index``'s row ``slot`` to
+        (``out``) or from the host array ``host`` [kv_heads, >= length, head_dim], one block
+        per head."""
+        buffer, shape = self._buffers[index], self._shapes[index]
+        axis = shape.index(None)
+        heads = math.prod(d for d in shape[:axis] if d is not None)
+        position = math.prod(d for d in shape[axis + 1 :] if d is not None) * host.itemsize
+        held, base = host.shape[axis], int(host.ctypes.data)
+        for h in range(heads):
+            device = buffer.row(slot) + h * self.capacity * position
+            there = base + h * held * position
+            if out:
+                self._place.copy(there, device, length * position)
+            else:
+                self._place.copy(device, there, length * position)
 
     def copy_out(self, slot: int) -> list[np.ndarray] | None:
         if self._states:  # a state is not stored: only K/V rows are copied exactly
             return None
         length = self.lengths[slot]
-        return [b[slot][:, :length].copy() for b in self._buffers]
+        tensors = []
+        for i, buffer in enumerate(self._buffers):
+            shape = [length if d is None else d for d in self._shapes[i]]
+            tensor = np.empty(shape, buffer.dtype)
+            self._positions(i, slot, length, tensor, out=True)
+            tensors.append(tensor)
+        return tensors
 
     def copy_in(self, slot: int, tensors: Sequence[np.ndarray], length: int) -> bool:
         if self._states or length > self.capacity:
             return False
-        for buffer, tensor in zip(self._buffers, tensors, strict=True):
-            buffer[slot][:, :length] = tensor[:, :length]
+        for i, tensor in enumerate(tensors):
+            host = np.ascontiguousarray(tensor, self._buffers[i].dtype)
+            self._positions(i, slot, length, host, out=False)
         self.lengths[slot] = length
         return True
 
@@ -134,14 +183,13 @@ class FusedSlotModel(SlotModel):
         if length != self._checkpoints[slot]:
             return False
         for snapshot, i in zip(self._snapshots, self._states, strict=True):
-            self._buffers[i][slot] = snapshot[slot]
+            self._copy_rows(self._buffers[i], snapshot, (slot,))
         return True
 
     def _keep_states(self, slots: Sequence[int]) -> None:
         """Copy the states the last call wrote for ``slots`` into the buffers the next one reads."""
         for i in self._states:
-            for s in slots:
-                self._buffers[i][s] = self._written[i][s]
+            self._copy_rows(self._buffers[i], self._written[i], slots)
 
     def _bind_positions(self, bind: Any) -> None:
         bind.bind_input(
@@ -149,12 +197,13 @@ class FusedSlotModel(SlotModel):
         )
 
     def _bind_rows(self, bind: Any, first: int, rows: int) -> None:
+        place, kind = self._place, self._cache_type
         tensors = zip(self._past, self._present, self._buffers, self._written, strict=True)
         for past, present, read, written in tensors:
             shape = [rows, *read.shape[1:]]
-            offset = first * read[0].nbytes
-            bind.bind_input(past, "cpu", 0, np.float32, shape, read.ctypes.data + offset)
-            bind.bind_output(present, "cpu", 0, np.float32, shape, written.ctypes.data + offset)
+            where = (place.device, place.device_id, kind, shape)
+            bind.bind_input(past, *where, read.row(first))
+            bind.bind_output(present, *where, written.row(first))
         bind.bind_input(
             self._io.seqlens_k, "cpu", 0, np.int32, [rows], self._seqlens.ctypes.data + 4 * first
         )

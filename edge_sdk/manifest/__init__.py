@@ -8,7 +8,8 @@
     ├── GraphRecord          graph: file, opset, inputs/outputs (TensorSpec), context, KV layout
     │   └── IoNames          graph.io_names: each input and output's name, by role
     ├── Quantization         precision: name, config, weights, calibration, ...
-    ├── OrtRecord            onnxruntime: session config, fused_graph (FusedGraph, its IoNames)
+    ├── OrtRecord            onnxruntime: session config, fused_graph (FusedGraph, its IoNames),
+    │                        cuda_graph (CudaGraph: the fp16 fused graph for the CUDA EP)
     ├── Accuracy             accuracy: parity_vs_pytorch (Parity), quantized_vs_float, thresholds
     ├── EngineRecord         engines[i]: one TensorRT engine
     └── FileRecord           files[name]: size, SHA-256
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from edge_sdk.manifest.accuracy import Accuracy, Parity
 from edge_sdk.manifest.engine import EngineRecord
-from edge_sdk.manifest.graphs import FusedGraph, GraphRecord, IoNames, TensorSpec
+from edge_sdk.manifest.graphs import CudaGraph, FusedGraph, GraphRecord, IoNames, TensorSpec
 from edge_sdk.manifest.manifest import (
     FileRecord,
     Manifest,
@@ -34,6 +35,7 @@ from edge_sdk.manifest.quantization import Quantization
 
 __all__ = [
     "Accuracy",
+    "CudaGraph",
     "EngineRecord",
     "FileRecord",
     "FusedGraph",

@@ -1,4 +1,5 @@
-"""The manifest's graph records: the standard graph, the fused onnxruntime graph, I/O names."""
+"""The manifest's graph records: the standard graph, the fused onnxruntime graphs (CPU and
+CUDA), I/O names."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ if TYPE_CHECKING:
 
 from edge_sdk.manifest._fields import Fields, emit, invalid
 
-__all__ = ["FusedGraph", "GraphRecord", "IoNames", "TensorSpec"]
+__all__ = ["CudaGraph", "FusedGraph", "GraphRecord", "IoNames", "TensorSpec"]
 
 
 def _past(layers: int) -> tuple[str, ...]:
@@ -259,6 +260,63 @@ class FusedGraph:
                 ("parity_vs_pytorch", self.parity_vs_pytorch),
                 ("quantized_vs_float", self.quantized_vs_float),
                 ("weights", self.weights),
+            ],
+            self.present,
+            self.extra,
+        )
+
+
+@dataclass(frozen=True)
+class CudaGraph:
+    """The CUDA fused graph (``onnxruntime.cuda_graph``, ``model.cuda.onnx``): the fused graph
+    with fp16 activations and KV cache, for onnxruntime's CUDA EP.
+
+    ``dtype``: its element types, in words (the runtime reads them from the session).
+    ``cpu_check``: its top-1 agreement with the fp32 fused graph on the CPU EP, as exported.
+    Its I/O names are the fused graph's roles (``seqlens_k``, ``total_sequence_length``).
+    """
+
+    file: str
+    provider: str | None = None
+    io_names: IoNames | None = None
+    dtype: str | None = None
+    weights: str | None = None
+    inputs: str | None = None
+    cpu_check: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    present: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "onnxruntime.cuda_graph") -> Self:
+        """Parse and check the JSON form."""
+        f = Fields(data, where)
+        record = cls(
+            f.text("file"),
+            f.opt_text("provider"),
+            f.opt_obj("io_names", IoNames.from_dict),
+            f.opt_text("dtype"),
+            f.opt_text("weights"),
+            f.opt_text("inputs"),
+            f.opt_mapping("cpu_check"),
+            f.extra(),
+        )
+        return replace(record, present=f.present())
+
+    def names(self, layers: int) -> IoNames:
+        """The recorded I/O names, or the fused graph's conventional ones."""
+        return self.io_names or IoNames.fused(layers)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form (the keys it was read with, plus any it did not know)."""
+        return emit(
+            [
+                ("file", self.file),
+                ("provider", self.provider),
+                ("dtype", self.dtype),
+                ("weights", self.weights),
+                ("inputs", self.inputs),
+                ("cpu_check", self.cpu_check),
+                ("io_names", None if self.io_names is None else self.io_names.to_dict()),
             ],
             self.present,
             self.extra,

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 from edge_sdk.manifest._fields import Fields, emit
 from edge_sdk.manifest.accuracy import Accuracy
 from edge_sdk.manifest.engine import EngineRecord
-from edge_sdk.manifest.graphs import FusedGraph, GraphRecord
+from edge_sdk.manifest.graphs import CudaGraph, FusedGraph, GraphRecord
 from edge_sdk.manifest.quantization import Quantization
 
 __all__ = ["FileRecord", "Manifest", "ModelRecord", "OrtRecord", "TokenizerRecord"]
@@ -98,11 +98,14 @@ class TokenizerRecord:
 
 @dataclass(frozen=True)
 class OrtRecord:
-    """``onnxruntime``: session config entries, the fused graph (or why there is none)."""
+    """``onnxruntime``: session config entries, the fused CPU and CUDA graphs (or why there is
+    none)."""
 
     session_config: dict[str, Any] | None = None
     fused_graph: FusedGraph | None = None
     fused_graph_skipped: str | None = None
+    cuda_graph: CudaGraph | None = None
+    cuda_graph_skipped: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     present: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -114,18 +117,22 @@ class OrtRecord:
             f.opt_mapping("session_config"),
             f.opt_obj("fused_graph", FusedGraph.from_dict),
             f.opt_text("fused_graph_skipped"),
+            f.opt_obj("cuda_graph", CudaGraph.from_dict),
+            f.opt_text("cuda_graph_skipped"),
             f.extra(),
         )
         return replace(record, present=f.present())
 
     def to_dict(self) -> dict[str, object]:
         """JSON form."""
-        fused = self.fused_graph
+        fused, cuda = self.fused_graph, self.cuda_graph
         return emit(
             [
                 ("session_config", self.session_config),
                 ("fused_graph", None if fused is None else fused.to_dict()),
                 ("fused_graph_skipped", self.fused_graph_skipped),
+                ("cuda_graph", None if cuda is None else cuda.to_dict()),
+                ("cuda_graph_skipped", self.cuda_graph_skipped),
             ],
             self.present,
             self.extra,
@@ -190,11 +197,19 @@ class Manifest:
         fused = self.fused_graph
         if fused is not None and fused.io_names is not None:
             fused.io_names.check_layers(layers, f.path("onnxruntime.fused_graph.io_names"))
+        cuda = self.cuda_graph
+        if cuda is not None and cuda.io_names is not None:
+            cuda.io_names.check_layers(layers, f.path("onnxruntime.cuda_graph.io_names"))
 
     @property
     def fused_graph(self) -> FusedGraph | None:
         """The onnxruntime graph, when the bundle has one."""
         return None if self.onnxruntime is None else self.onnxruntime.fused_graph
+
+    @property
+    def cuda_graph(self) -> CudaGraph | None:
+        """The CUDA fused graph (fp16), when the bundle has one."""
+        return None if self.onnxruntime is None else self.onnxruntime.cuda_graph
 
     def to_dict(self) -> dict[str, object]:
         """JSON form, as written to ``manifest.json``."""

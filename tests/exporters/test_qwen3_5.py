@@ -60,6 +60,34 @@ def test_batched_serving_equals_one_request_at_a_time(qwen3_5: tuple[Any, Path])
     assert [g.token_ids for g in got] == [w.token_ids for w in want]
 
 
+def test_hybrid_rows_on_ortvalue_buffers(qwen3_5: tuple[Any, Path]) -> None:
+    """The slots' state rows copied by address in OrtValue buffers (ort-cuda's code path; the
+    fp16 CUDA graph does not cover hybrid models): batched == alone, and the prompt cache's
+    checkpoint restores a state row."""
+    from edge_sdk.runtime import Engine, load
+    from tests.runtime.cuda_path import ort_values_generator
+
+    _, bundle = qwen3_5
+    prompts = ["Once upon a time there was", "The cat", "A big red ball rolled", "Mia"]
+    with load(bundle, "ort-cpu", threads=2) as alone:
+        want = [alone.generate(p, max_new_tokens=9, ignore_eos=True).token_ids for p in prompts]
+        story = alone.encode("Once upon a time there was a cat")
+    with Engine(ort_values_generator(bundle), slots=3) as engine:
+        assert engine.batched
+        requests = [engine.submit(p, max_new_tokens=9, ignore_eos=True) for p in prompts]
+        assert [r.wait(timeout=60).token_ids for r in requests] == want
+        first = engine.submit(story, max_new_tokens=6, ignore_eos=True).wait(timeout=60)
+        turn = story + first.token_ids[:-1] + [7, 8, 9]
+        results = [engine.submit(turn, max_new_tokens=6, ignore_eos=True).wait(60) for _ in "ab"]
+        longer = engine.submit([*turn, 21], max_new_tokens=6, ignore_eos=True).wait(timeout=60)
+    assert results[0].token_ids == results[1].token_ids
+    assert longer.stats.cached_tokens == len(turn)  # cut back to the checkpoint's state
+    with load(bundle, "ort-cpu", threads=2) as alone:
+        assert alone.generate([*turn, 21], max_new_tokens=6, ignore_eos=True).token_ids == (
+            longer.token_ids
+        )
+
+
 def test_the_linear_layers_cache_is_a_fixed_state(qwen3_5: tuple[Any, Path]) -> None:
     from edge_sdk.runtime import load
 
