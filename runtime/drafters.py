@@ -6,7 +6,9 @@
   with each new token, so a step costs a few dictionary look-ups, not a scan of the context.
 * :class:`DraftModelDrafter`: a smaller bundle with the same tokenizer, on its own backend and
   KV cache, drafts greedily. Its cache follows the target's accepted context: before each
-  proposal it is cut back to what it shares with the context and the rest is run.
+  proposal it is cut back to what it shares with the context and the rest is run. A hybrid
+  draft model (recurrent states) is cut back to its checkpoint, taken where the last proposal's
+  context ended, and runs the accepted drafts with the rest.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class DraftModelDrafter:
         self.backend = backend
         self.capacity = min(capacity, bundle.max_sequence_length)
         self._ids: list[int] = []  # the ids in the draft's cache
+        self._mark = -1  # the cache length at its checkpoint (the last proposal's context)
         self._allocated = False
 
     @classmethod
@@ -154,14 +157,17 @@ class DraftModelDrafter:
             self._allocated = True
         if backend.cache_length != len(self._ids):  # run behind our back: trust nothing
             backend.reset()
-            self._ids = []
+            self._ids, self._mark = [], -1
         keep = min(common_prefix(self._ids, context), len(context) - 1)
         if keep != backend.cache_length and not backend.truncate(keep):
-            backend.reset()
-            keep = 0
+            keep = self._mark if 0 <= self._mark <= keep and backend.truncate(self._mark) else 0
+            if keep == 0:
+                backend.reset()
         del self._ids[keep:]
         self._ids.extend(int(t) for t in context[keep:])
         logits = backend.forward(np.asarray(self._ids[keep:], dtype=np.int64))
+        backend.checkpoint()  # a hybrid draft's states: the next proposal may cut back here
+        self._mark = len(self._ids)
         drafts: list[int] = []
         while True:
             token = int(np.argmax(logits))

@@ -19,7 +19,8 @@ a decode batch keeps its state, and a released row's state is zeroed.
 Cutting a row to fewer positions (the prompt cache) only lowers its length: ``seqlens_k`` hides
 the positions beyond, which the next writes replace. A hybrid row's state cannot be rewound: it
 is cut only to a :meth:`~FusedSlotModel.checkpoint` (one per row: a copy of its states, taken by
-the engine when a prompt's prefill ends), whose states are copied back.
+the engine when a prompt's prefill ends) or to the :meth:`~FusedSlotModel.mark` of a speculative
+verify step (one row's copy: one row speculates at a time), whose states are copied back.
 
 The session is the backend's (weights are shared with the generator); only the cache is new.
 """
@@ -67,6 +68,8 @@ class FusedSlotModel(SlotModel):
         self._states = [i for i, shape in enumerate(shapes) if None not in shape]
         self._snapshots = [np.zeros_like(self._buffers[i]) for i in self._states]
         self._checkpoints = [-1] * slots  # the length each row's snapshot was taken at
+        self._marked: list[np.ndarray] = [np.zeros_like(self._buffers[i][0]) for i in self._states]
+        self._mark = (-1, -1)  # (row, length) of the marked states
         self._logits = np.zeros((slots, 1, vocab), np.float32)
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
@@ -87,6 +90,7 @@ class FusedSlotModel(SlotModel):
             sum(b.nbytes for b in self._buffers)
             + sum(self._written[i].nbytes for i in self._states)
             + sum(s.nbytes for s in self._snapshots)
+            + sum(m.nbytes for m in self._marked)
         )
 
     @property
@@ -95,11 +99,13 @@ class FusedSlotModel(SlotModel):
 
     def close(self) -> None:
         self._prefill_bind = self._decode_bind = None
-        self._buffers, self._written, self._snapshots = [], [], []
+        self._buffers, self._written, self._snapshots, self._marked = [], [], [], []
 
     def release(self, slot: int) -> None:
         super().release(slot)
         self._checkpoints[slot] = -1
+        if self._mark[0] == slot:
+            self._mark = (-1, -1)
         for i in self._states:
             self._buffers[i][slot] = 0
 
@@ -113,6 +119,11 @@ class FusedSlotModel(SlotModel):
         for snapshot, i in zip(self._snapshots, self._states, strict=True):
             snapshot[slot] = self._buffers[i][slot]
         self._checkpoints[slot] = self.lengths[slot]
+
+    def mark(self, slot: int) -> None:
+        for marked, i in zip(self._marked, self._states, strict=True):
+            marked[...] = self._buffers[i][slot]
+        self._mark = (slot, self.lengths[slot])
 
     def copy_out(self, slot: int) -> list[np.ndarray] | None:
         if self._states:  # a state is not stored: only K/V rows are copied exactly
@@ -131,10 +142,16 @@ class FusedSlotModel(SlotModel):
     def _truncate(self, slot: int, length: int) -> bool:
         if not self._states:
             return True
-        if length != self._checkpoints[slot]:
+        if length == self._checkpoints[slot]:
+            saved = [snapshot[slot] for snapshot in self._snapshots]
+            if self._mark[0] == slot and length < self._mark[1]:
+                self._mark = (-1, -1)  # its positions will be written anew
+        elif (slot, length) == self._mark:
+            saved = self._marked
+        else:
             return False
-        for snapshot, i in zip(self._snapshots, self._states, strict=True):
-            self._buffers[i][slot] = snapshot[slot]
+        for state, i in zip(saved, self._states, strict=True):
+            self._buffers[i][slot] = state
         return True
 
     def _keep_states(self, slots: Sequence[int]) -> None:
