@@ -456,7 +456,7 @@ class Engine:
         request.pending, request.calls = None, request.calls + 1
         now, accepted, final = time.perf_counter(), 0, None
         for row, logits in enumerate(rows):
-            event, final = output.push(logits, now - request.submitted)
+            event, final = output.push(logits, now - request.submitted, spec.proposal(row))
             request.deliver(event)
             hit = row < len(drafts) and event.token_id == drafts[row]
             accepted += hit

@@ -285,7 +285,7 @@ class Generator:
         else:
             assert spec.drafter is not None
             drafter = spec.drafter
-        return Speculation(spec, drafter, self.bundle.config.vocab_size)
+        return Speculation(spec, drafter, self.bundle.config.vocab_size, options.sampling)
 
     def __enter__(self) -> Generator:
         return self
@@ -481,11 +481,13 @@ class Stream:
                 reason = "max_new_tokens"
             drafts: list[int] = []  # rows[i] checks drafts[i] (rows[-1]: the pick after all)
             rows, row = logits[None], 0
+            spec = self._speculation
             while output.limit and not self._cancelled.is_set():
-                event, final = output.push(rows[row], clock() - self._started)
+                drafted = None if spec is None else spec.proposal(row)
+                event, final = output.push(rows[row], clock() - self._started, drafted)
                 hit = row < len(drafts) and event.token_id == drafts[row]
-                if hit and self._speculation is not None:
-                    self._speculation.accepted += 1
+                if hit and spec is not None:
+                    spec.accepted += 1
                 with gen._lock:
                     if gen._epoch != self._epoch:
                         break  # superseded: leave the new stream's state alone
