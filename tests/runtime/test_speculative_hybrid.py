@@ -91,14 +91,16 @@ def test_a_hybrid_draft_model_follows_rejections(
         assert drafter.propose(context, 3) == want
 
 
-def test_engine_speculates_alone_on_a_hybrid_slot(hybrid: Path) -> None:
-    """On the fused graph's slots: a partial accept restores the row's marked states and runs
-    the accepted tokens again; the prompt's checkpoint stays for the next turn."""
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "standard"])
+def test_engine_speculates_alone_on_a_hybrid_slot(hybrid: Path, fused: bool) -> None:
+    """On the fused graph's slots a partial accept restores the row's marked states and runs
+    the accepted tokens again, and the prompt's checkpoint stays for the next turn; on the
+    standard graph's one slot the backend's checkpoint does the same."""
     with load(hybrid, "ort-cpu", threads=1) as gen:
         ids = gen.encode(PROMPT)
         plain = gen.generate(ids, max_new_tokens=TOKENS, ignore_eos=True).token_ids
-    with Engine(load(hybrid, "ort-cpu", threads=1), slots=2) as engine:
-        assert engine.batched
+    with Engine(load(hybrid, "ort-cpu", threads=1, fused_graph=fused), slots=2) as engine:
+        assert engine.batched is fused
         kinds: list[str] = []
         engine.add_step_listener(lambda step: kinds.append(step.kind))
         missing = SpeculativeOptions(
@@ -111,9 +113,9 @@ def test_engine_speculates_alone_on_a_hybrid_slot(hybrid: Path) -> None:
         ngram = engine.submit(ids, max_new_tokens=TOKENS, ignore_eos=True, speculative="ngram")
         again = ngram.wait(60)
         assert again.token_ids == plain
-        turn = [*ids, 7, 8]  # the prompt's checkpoint (not the verify mark) is reused
+        turn = [*ids, 7, 8]  # fused: the prompt's checkpoint (not the verify mark) is reused
         reply = engine.submit(turn, max_new_tokens=6, ignore_eos=True).wait(60)
-        assert reply.stats.cached_tokens == len(ids)
+        assert reply.stats.cached_tokens == (len(ids) if fused else 0)
     with load(hybrid, "ort-cpu", threads=1) as gen:
         assert reply.token_ids == gen.generate(turn, max_new_tokens=6, ignore_eos=True).token_ids
 
