@@ -80,12 +80,8 @@ class Drafter(Protocol):
 
 
 @runtime_checkable
-class SamplingDrafter(Protocol):
+class SamplingDrafter(Drafter, Protocol):
     """A :class:`Drafter` that can also draw its drafts (a draft model)."""
-
-    def propose(self, context: Sequence[int], k: int) -> list[int]: ...
-
-    def reset(self) -> None: ...
 
     def propose_sampled(
         self, context: Sequence[int], k: int, sampler: Sampler
