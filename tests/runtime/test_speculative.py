@@ -460,3 +460,19 @@ def test_fused_graph_checks_drafts_in_one_call(demo_bundle_fp32: Path) -> None:
         assert slots.truncate(1, len(prompt) + 2)
         np.testing.assert_allclose(slots.decode([1], [300])[1], singles[2], atol=1e-5)
         slots.close()
+
+
+def test_engine_draws_drafts_when_sampling(demo_bundle_int8: Path) -> None:
+    """Alone in the engine, a sampled request's draft model draws its drafts and the verify
+    step keeps them by min(1, p/q): the bundle drafting for itself has q = p (up to the
+    kernel's rounding between one-row and multi-row calls), so nearly every draft lands, where
+    comparing drawn drafts with the target's own draws keeps only about sum(p^2) of them; a
+    seed gives the same tokens again."""
+    draft = SpeculativeOptions("draft", draft=demo_bundle_int8, k_max=4, adaptive=False)
+    ask = {"max_new_tokens": 48, "ignore_eos": True, "temperature": 0.8, "seed": 5}
+    with Engine(load(demo_bundle_int8, "ort-cpu", threads=1), slots=2) as engine:
+        spec = engine.generator.speculation(GenerationOptions(temperature=0.8, speculative=draft))
+        assert spec is not None and spec.sampled
+        first, again = (engine.submit(STORY, speculative=draft, **ask).wait(60) for _ in "ab")
+    assert first.token_ids == again.token_ids and len(first.token_ids) == 48
+    assert first.stats.drafted_tokens > 0 and first.stats.acceptance_rate > 0.9
