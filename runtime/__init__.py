@@ -48,6 +48,7 @@ from edge_sdk.runtime.speculative import (
     MAX_DRAFT_TOKENS,
     Drafter,
     DraftLength,
+    SamplingDrafter,
     SpeculativeOptions,
 )
 from edge_sdk.runtime.stats import GenerationStats, StopReason
@@ -90,6 +91,7 @@ __all__ = [
     "Request",
     "ResponseFormat",
     "Sampler",
+    "SamplingDrafter",
     "SamplingOptions",
     "SpeculativeOptions",
     "StepRecord",

@@ -137,6 +137,14 @@ class Backend(ABC):
         An optional hook: the default keeps the cache only when nothing is cut."""
         return length == self.cache_length
 
+    def checkpoint(self) -> None:
+        """Remember the cache as it is now, so that :meth:`truncate` can come back to this
+        length exactly even where a length alone cannot say it (a hybrid model's recurrent
+        states: copied). Speculative decoding takes one before it checks drafts.
+
+        An optional hook: the default does nothing (a cut of K/V needs no checkpoint)."""
+        return None
+
     @abstractmethod
     def forward(self, token_ids: np.ndarray) -> np.ndarray:
         """Run ``token_ids`` [n] int64 on top of the cache; return the last position's logits.
@@ -158,7 +166,8 @@ class Backend(ABC):
     def speculation_problem(self) -> str | None:
         """Why speculative decoding cannot run here (None: it can): it needs
         :meth:`forward_all` in one model call and an exact :meth:`truncate` of rejected
-        positions. The message names the fix. The default: it cannot."""
+        positions (back to a :meth:`checkpoint` where states must be restored). The message
+        names the fix. The default: it cannot."""
         return (
             f"the {self.name} backend cannot check drafted tokens in one call and cut them from "
             "its cache: load the bundle on the ort-cpu backend, or generate without speculative"
@@ -205,6 +214,10 @@ class KVCacheBackend(Backend):
         if self.cache is None:
             return length == 0
         return self.cache.truncate(length)
+
+    def checkpoint(self) -> None:
+        if self.cache is not None:
+            self.cache.checkpoint()
 
     @property
     def cache_bytes(self) -> int:

@@ -5,8 +5,11 @@
   followed the latest match are the draft. An index (n-gram -> where it last ended) is updated
   with each new token, so a step costs a few dictionary look-ups, not a scan of the context.
 * :class:`DraftModelDrafter`: a smaller bundle with the same tokenizer, on its own backend and
-  KV cache, drafts greedily. Its cache follows the target's accepted context: before each
-  proposal it is cut back to what it shares with the context and the rest is run.
+  KV cache, drafts greedily (or draws its drafts: :meth:`DraftModelDrafter.propose_sampled`).
+  Its cache follows the target's accepted context: before each
+  proposal it is cut back to what it shares with the context and the rest is run. A hybrid
+  draft model (recurrent states) is cut back to its checkpoint, taken where the last proposal's
+  context ended, and runs the accepted drafts with the rest.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from edge_sdk.bundle import Bundle, load_bundle
 from edge_sdk.errors import GenerationError
 from edge_sdk.runtime.backend import Backend, BackendOptions, create_backend
 from edge_sdk.runtime.prefix_store import common_prefix
+from edge_sdk.runtime.sampling import Sampler
 
 __all__ = ["DRAFT_THREADS", "DraftModelDrafter", "NGramDrafter", "check_draft_pair"]
 
@@ -104,7 +108,7 @@ def check_draft_pair(draft: Bundle, target: Bundle) -> None:
 
 
 class DraftModelDrafter:
-    """A smaller bundle that drafts greedily on its own backend (see the module docstring).
+    """A smaller bundle that drafts on its own backend (see the module docstring).
 
     ``backend``: the draft's :class:`~edge_sdk.runtime.Backend`, active; its cache holds
     ``capacity`` positions (proposals stop when the context fills it)."""
@@ -114,6 +118,7 @@ class DraftModelDrafter:
         self.backend = backend
         self.capacity = min(capacity, bundle.max_sequence_length)
         self._ids: list[int] = []  # the ids in the draft's cache
+        self._mark = -1  # the cache length at its checkpoint (the last proposal's context)
         self._allocated = False
 
     @classmethod
@@ -146,28 +151,48 @@ class DraftModelDrafter:
 
     def propose(self, context: Sequence[int], k: int) -> list[int]:
         """Up to ``k`` greedy tokens of the draft model after ``context``."""
+        return self._run(context, k, None)[0]
+
+    def propose_sampled(
+        self, context: Sequence[int], k: int, sampler: Sampler
+    ) -> tuple[list[int], list[np.ndarray]]:
+        """Up to ``k`` tokens, each drawn from the draft's distribution q by ``sampler``
+        (temperature, top-k, top-p), and those distributions [vocab] (speculative sampling)."""
+        return self._run(context, k, sampler)
+
+    def _run(
+        self, context: Sequence[int], k: int, sampler: Sampler | None
+    ) -> tuple[list[int], list[np.ndarray]]:
         if k <= 0 or not context or len(context) + k > self.capacity:
-            return []
+            return [], []
         backend = self.backend
         if not self._allocated:
             backend.allocate(self.capacity)
             self._allocated = True
         if backend.cache_length != len(self._ids):  # run behind our back: trust nothing
             backend.reset()
-            self._ids = []
+            self._ids, self._mark = [], -1
         keep = min(common_prefix(self._ids, context), len(context) - 1)
         if keep != backend.cache_length and not backend.truncate(keep):
-            backend.reset()
-            keep = 0
+            keep = self._mark if 0 <= self._mark <= keep and backend.truncate(self._mark) else 0
+            if keep == 0:
+                backend.reset()
         del self._ids[keep:]
         self._ids.extend(int(t) for t in context[keep:])
         logits = backend.forward(np.asarray(self._ids[keep:], dtype=np.int64))
+        backend.checkpoint()  # a hybrid draft's states: the next proposal may cut back here
+        self._mark = len(self._ids)
         drafts: list[int] = []
+        probs: list[np.ndarray] = []
         while True:
-            token = int(np.argmax(logits))
+            if sampler is None:
+                token = int(np.argmax(logits))
+            else:
+                probs.append(sampler.distribution(logits))
+                token = sampler.draw(probs[-1])
             drafts.append(token)
             if len(drafts) == k:
-                return drafts
+                return drafts, probs
             logits = backend.forward(np.asarray([token], dtype=np.int64))
             self._ids.append(token)
 

@@ -36,7 +36,9 @@ from a cached prefix.
 **Speculative decoding** (a request's ``speculative`` option, or the engine's default): while
 a request runs alone in the engine, each step checks its pending token and the drafts in one
 :meth:`SlotModel.prefill_all` on its slot and cuts the rejected ones (:meth:`SlotModel.truncate`;
-step kind ``"verify"``, whose ``tokens`` are the tokens it output); beside other requests it
+a hybrid row goes back to its :meth:`SlotModel.mark` taken before the call and runs the accepted
+tokens again, one more call on a partial accept; step kind ``"verify"``, whose ``tokens`` are the
+tokens it output); beside other requests it
 decodes in the batch like them (a batched verify step is not done: see runtime/README.md).
 
 **Prompt (prefix) cache** (:mod:`edge_sdk.runtime.prompt_cache`): a slot keeps what it holds
@@ -447,13 +449,14 @@ class Engine:
         drafts = spec.draft([*held, pending], room)
         if not drafts:
             return False
+        self._model.mark(slot)  # a hybrid row's states, for a partial accept
         rows = self._model.prefill_all(slot, [pending, *drafts])
-        spec.timed(len(rows), time.perf_counter() - start)
+        verified = time.perf_counter() - start
         self._cache.ran(slot, [pending, *drafts])
         request.pending, request.calls = None, request.calls + 1
         now, accepted, final = time.perf_counter(), 0, None
         for row, logits in enumerate(rows):
-            event, final = output.push(logits, now - request.submitted)
+            event, final = output.push(logits, now - request.submitted, spec.proposal(row))
             request.deliver(event)
             hit = row < len(drafts) and event.token_id == drafts[row]
             accepted += hit
@@ -465,8 +468,13 @@ class Engine:
         spec.accepted += accepted
         spec.adapt(len(drafts), accepted)
         keep = len(held) + 1 + accepted
-        if not self._model.truncate(slot, keep):
-            raise GenerationError("the slot could not cut rejected drafts from its cache")
+        cut = time.perf_counter()
+        if not self._model.truncate(slot, keep):  # a hybrid row: back to the mark, run again
+            if not self._model.truncate(slot, len(held)):
+                raise GenerationError("the slot could not cut rejected drafts from its cache")
+            self._model.prefill(slot, [pending, *drafts[:accepted]])
+            request.calls += 1
+        spec.timed(len(rows), verified + time.perf_counter() - cut)
         self._cache.cut(slot, keep)
         self._record(start, "verify", {request.id: row + 1})
         if final is not None:

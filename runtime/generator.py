@@ -285,7 +285,7 @@ class Generator:
         else:
             assert spec.drafter is not None
             drafter = spec.drafter
-        return Speculation(spec, drafter, self.bundle.config.vocab_size)
+        return Speculation(spec, drafter, self.bundle.config.vocab_size, options.sampling)
 
     def __enter__(self) -> Generator:
         return self
@@ -408,7 +408,9 @@ class Stream:
     ) -> None:
         self._owner = owner
         self._speculation = speculation
-        self._calls = 0  # model calls that produced output tokens
+        self._calls = 0  # model calls that produced output tokens (and re-runs: _cut)
+        self._checkpoint = -1  # the cache length at the last verify call's checkpoint
+        self._verified = (0, 0.0)  # the last verify call's rows and seconds (timed after _cut)
         self.cached = cached
         self._splitter = splitter
         self._epoch = epoch
@@ -479,11 +481,13 @@ class Stream:
                 reason = "max_new_tokens"
             drafts: list[int] = []  # rows[i] checks drafts[i] (rows[-1]: the pick after all)
             rows, row = logits[None], 0
+            spec = self._speculation
             while output.limit and not self._cancelled.is_set():
-                event, final = output.push(rows[row], clock() - self._started)
+                drafted = None if spec is None else spec.proposal(row)
+                event, final = output.push(rows[row], clock() - self._started, drafted)
                 hit = row < len(drafts) and event.token_id == drafts[row]
-                if hit and self._speculation is not None:
-                    self._speculation.accepted += 1
+                if hit and spec is not None:
+                    spec.accepted += 1
                 with gen._lock:
                     if gen._epoch != self._epoch:
                         break  # superseded: leave the new stream's state alone
@@ -505,11 +509,7 @@ class Stream:
             if gen._current is self:
                 gen._current = None
             with gen._lock:  # drafts the stream ended before checking leave the cache
-                if (
-                    gen._epoch == self._epoch
-                    and backend.cache_length > len(gen._context)
-                    and not backend.truncate(len(gen._context))
-                ):
+                if gen._epoch == self._epoch and not self._cut():
                     gen._context, gen._pending = [], []
             if output is None:  # ended before the prompt ran: no tokens
                 unconstrained = self._options.replace(response_format=None)  # nothing to mask
@@ -550,8 +550,13 @@ class Stream:
             gen._pending = []
             return logits[None], []
         spec.adapt(len(drafts), accepted)
-        if backend.cache_length > len(gen._context) and not backend.truncate(len(gen._context)):
+        began = time.perf_counter()
+        if not self._cut():
             raise GenerationError(f"{backend.name} could not cut rejected drafts from its cache")
+        rows_run, seconds = self._verified
+        if rows_run:  # a re-run on a partial accept is part of the verify call's cost
+            spec.timed(rows_run, seconds + time.perf_counter() - began)
+            self._verified = (0, 0.0)
         pending = gen._pending
         gen._context += pending  # extended in place: no copy of the context per step
         gen._pending = []
@@ -562,9 +567,30 @@ class Stream:
         began = time.perf_counter()  # drafting counts: a draft model's calls cost too
         new = spec.draft(gen._context, room)
         ids = np.asarray(pending + new, dtype=np.int64)
-        rows = backend.forward_all(ids) if new else backend.forward(ids)[None]
-        spec.timed(ids.size, time.perf_counter() - began)
+        if not new:
+            rows = backend.forward(ids)[None]
+            spec.timed(ids.size, time.perf_counter() - began)
+            return rows, new
+        self._checkpoint = backend.cache_length
+        backend.checkpoint()  # a hybrid model's states, for a partial accept (_cut)
+        rows = backend.forward_all(ids)
+        self._verified = (ids.size, time.perf_counter() - began)
         return rows, new
+
+    def _cut(self) -> bool:
+        """Cut the rejected drafts from the cache (it then holds the context), with the lock
+        held; False when it cannot. Where the cache cannot be cut by a length (a hybrid
+        model's recurrent states) it goes back to the verify call's checkpoint and runs the
+        accepted tokens again: one more model call on a partial accept."""
+        gen, backend = self._owner, self._owner.backend
+        length, mark = len(gen._context), self._checkpoint
+        if backend.cache_length <= length or backend.truncate(length):
+            return True
+        if not 0 <= mark < length or not backend.truncate(mark):
+            return False
+        backend.forward(np.asarray(gen._context[mark:length], dtype=np.int64))
+        self._calls += 1
+        return True
 
     def _split(self, event: TokenEvent, last: bool) -> TokenEvent:
         """``event`` with its text split into answer and reasoning (as it is without one)."""

@@ -25,8 +25,10 @@ shared buffer that is only a shorter length (the positions beyond are overwritte
 step). In a ping-pong pair the past is laid out [kv_heads, length, head_dim] by its current
 length, so a shorter past is a different layout: the first n positions of each head are copied
 into the other buffer ([kv_heads, n, head_dim]) with the backend's ``copy`` (a memmove on the
-host, a device-to-device copy for TensorRT), and the pair swaps. A state cannot be rewound: a
-cache with states truncates only to its own length.
+host, a device-to-device copy for TensorRT), and the pair swaps. A state cannot be rewound by a
+length: a cache with states truncates only to its own length, or to its :meth:`KVCache.checkpoint`
+(a copy of the states taken at that length, copied back; speculative decoding takes one before it
+checks drafts).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class KVCache:
         self.length = 0
         self._clear = clear
         self._copy = copy
+        self._allocate = allocate
         self._itemsize = itemsize
         sizes = [math.prod(capacity if d is None else d for d in s) for s in self.shapes]
         copies = [1 if shared and None in s else 2 for s in self.shapes]
@@ -93,6 +96,8 @@ class KVCache:
         self.moving = tuple(i for i, c in enumerate(copies) if c == 2)
         self._states = [i for i, s in enumerate(self.shapes) if None not in s]
         self.nbytes = sum(n * c for n, c in zip(sizes, copies, strict=True)) * itemsize
+        self._snapshots: list[tuple[Any, int]] = []  # a copy of each state (checkpoint)
+        self._checkpoint = -1  # the length the snapshots were taken at (-1: none)
         self._clear_states()
 
     def _positions(self, new: int) -> int:
@@ -128,12 +133,26 @@ class KVCache:
     def reset(self) -> None:
         """Forget every position and zero the states (the memory stays allocated)."""
         self.length = 0
+        self._checkpoint = -1
         self._clear_states()
+
+    def checkpoint(self) -> None:
+        """Copy the states as they are now, so that :meth:`truncate` can come back to this
+        length exactly (a no-op for a cache without states; one checkpoint at a time). The
+        copies are allocated by the first call (:attr:`nbytes` grows by one set of states)."""
+        if not self._states or self._copy is None:
+            return
+        if not self._snapshots:
+            self._snapshots = [self._allocate(self._sizes[i]) for i in self._states]
+            self.nbytes += sum(self._sizes[i] for i in self._states) * self._itemsize
+        for (_, snapshot), i in zip(self._snapshots, self._states, strict=True):
+            self._copy(snapshot, self._read[i], self._sizes[i] * self._itemsize)
+        self._checkpoint = self.length
 
     def truncate(self, length: int) -> bool:
         """Keep the first ``length`` positions (module docstring); False when that cannot be
-        done exactly (a state to rewind, or no ``copy`` for a ping-pong pair): the cache is
-        then unchanged and the caller resets it."""
+        done exactly (states, unless ``length`` is the checkpoint's; no ``copy`` for a
+        ping-pong pair): the cache is then unchanged and the caller resets it."""
         if not 0 <= length <= self.length:
             raise ValueError(f"cannot truncate {self.length} positions to {length}")
         if length == self.length:
@@ -141,14 +160,18 @@ class KVCache:
         if length == 0:
             self.reset()
             return True
-        if self._states:
+        if self._states and length != self._checkpoint:
             return False
         if not self.shared:
             if self._copy is None:
                 return False
             for i in self.moving:
-                self._compact(i, length)
-                self._read[i], self._write[i] = self._write[i], self._read[i]
+                if i not in self._states:
+                    self._compact(i, length)
+                    self._read[i], self._write[i] = self._write[i], self._read[i]
+        for (_, snapshot), i in zip(self._snapshots, self._states, strict=True):
+            assert self._copy is not None  # a checkpoint was taken with it
+            self._copy(self._read[i], snapshot, self._sizes[i] * self._itemsize)
         self.length = length
         return True
 

@@ -363,11 +363,6 @@ class OrtBackend(KVCacheBackend):
                 "cache on the GPU: load the bundle with backend='ort-cpu' (or a bundle with the "
                 "CUDA graph on ort-cuda), or generate without speculative"
             )
-        if any(None not in shape for shape in self._cache_shapes):
-            return (
-                "a hybrid model's recurrent state cannot be rewound past rejected drafts: "
-                "generate without speculative"
-            )
         if self.session is not None and self.fused and self._keep is None:
             return (
                 f"the fused graph of {self.bundle.path} returns the last position's logits "

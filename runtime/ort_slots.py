@@ -20,7 +20,8 @@ a decode batch keeps its state, and a released row's state is zeroed.
 Cutting a row to fewer positions (the prompt cache) only lowers its length: ``seqlens_k`` hides
 the positions beyond, which the next writes replace. A hybrid row's state cannot be rewound: it
 is cut only to a :meth:`~FusedSlotModel.checkpoint` (one per row: a copy of its states, taken by
-the engine when a prompt's prefill ends), whose states are copied back.
+the engine when a prompt's prefill ends) or to the :meth:`~FusedSlotModel.mark` of a speculative
+verify step (one row's copy: one row speculates at a time), whose states are copied back.
 
 The session is the backend's (weights are shared with the generator); only the cache is new.
 Its buffers live at the backend's :class:`~edge_sdk.runtime.ort_buffers.Place` (host numpy
@@ -87,6 +88,10 @@ class FusedSlotModel(SlotModel):
             max((self._buffers[i].row_nbytes for i in self._states), default=0), np.uint8
         )
         self._checkpoints = [-1] * slots  # the length each row's snapshot was taken at
+        self._marked = [  # one row's states, marked before a verify call
+            place.allocate((1, *self._buffers[i].shape[1:]), self._cache_type) for i in self._states
+        ]
+        self._mark = (-1, -1)  # (row, length) of the marked states
         self._logits = np.zeros((slots, 1, vocab), np.float32)  # the backend checked the type
         self._ids = np.zeros((slots, 1), np.int64)
         self._seqlens = np.zeros(slots, np.int32)
@@ -107,6 +112,7 @@ class FusedSlotModel(SlotModel):
             sum(b.nbytes for b in self._buffers)
             + sum(self._written[i].nbytes for i in self._states)
             + sum(s.nbytes for s in self._snapshots)
+            + sum(m.nbytes for m in self._marked)
         )
 
     @property
@@ -115,7 +121,7 @@ class FusedSlotModel(SlotModel):
 
     def close(self) -> None:
         self._prefill_bind = self._decode_bind = None
-        self._buffers, self._written, self._snapshots = [], [], []
+        self._buffers, self._written, self._snapshots, self._marked = [], [], [], []
 
     def _copy_rows(self, dst: Buffer, src: Buffer, slots: Sequence[int]) -> None:
         for s in slots:
@@ -124,6 +130,8 @@ class FusedSlotModel(SlotModel):
     def release(self, slot: int) -> None:
         super().release(slot)
         self._checkpoints[slot] = -1
+        if self._mark[0] == slot:
+            self._mark = (-1, -1)
         for i in self._states:
             state = self._buffers[i]
             self._place.copy(state.row(slot), self._zeros.ctypes.data, state.row_nbytes)
@@ -138,6 +146,11 @@ class FusedSlotModel(SlotModel):
         for snapshot, i in zip(self._snapshots, self._states, strict=True):
             self._copy_rows(snapshot, self._buffers[i], (slot,))
         self._checkpoints[slot] = self.lengths[slot]
+
+    def mark(self, slot: int) -> None:
+        for marked, i in zip(self._marked, self._states, strict=True):
+            self._place.copy(marked.row(0), self._buffers[i].row(slot), marked.row_nbytes)
+        self._mark = (slot, self.lengths[slot])
 
     def _positions(self, index: int, slot: int, length: int, host: np.ndarray, out: bool) -> None:
         """Copy the first ``length`` positions of K/V tensor ``index``'s row ``slot`` to
@@ -180,10 +193,17 @@ class FusedSlotModel(SlotModel):
     def _truncate(self, slot: int, length: int) -> bool:
         if not self._states:
             return True
-        if length != self._checkpoints[slot]:
+        if length == self._checkpoints[slot]:
+            saved = [snapshot.row(slot) for snapshot in self._snapshots]
+            if self._mark[0] == slot and length < self._mark[1]:
+                self._mark = (-1, -1)  # its positions will be written anew
+        elif (slot, length) == self._mark:
+            saved = [marked.row(0) for marked in self._marked]
+        else:
             return False
-        for snapshot, i in zip(self._snapshots, self._states, strict=True):
-            self._copy_rows(self._buffers[i], snapshot, (slot,))
+        for source, i in zip(saved, self._states, strict=True):
+            state = self._buffers[i]
+            self._place.copy(state.row(slot), source, state.row_nbytes)
         return True
 
     def _keep_states(self, slots: Sequence[int]) -> None:

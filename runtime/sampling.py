@@ -1,4 +1,5 @@
-"""Choosing the next token from logits: greedy, temperature, top-k, top-p, repetition penalty.
+"""Choosing the next token from logits: greedy, temperature, top-k, top-p, repetition penalty,
+and speculative sampling's acceptance rule for a token a draft model drew (:meth:`Sampler.verify`).
 
 Everything is numpy over one [vocab] vector, so the per-token cost does not grow with the
 context: the repetition penalty keeps a [vocab] mask of the ids seen so far.
@@ -70,10 +71,13 @@ class Sampler:
         self,
         logits: np.ndarray,
         restrict: Callable[[np.ndarray, bool], np.ndarray] | None = None,
+        drafted: tuple[int, np.ndarray] | None = None,
     ) -> int:
         """The next token id for ``logits`` [vocab] (not modified). ``restrict(logits,
         greedy)``, applied after the repetition penalty and before the pick, returns the logits
-        with the tokens a constraint forbids at ``-inf`` (structured output)."""
+        with the tokens a constraint forbids at ``-inf`` (structured output). ``drafted``: a
+        draft token and the distribution q [vocab] it was drawn from (speculative sampling:
+        :meth:`verify`; ignored when greedy)."""
         opts = self.options
         if self._seen is not None:
             logits = logits.copy()
@@ -83,17 +87,53 @@ class Sampler:
             )
         if restrict is not None:
             logits = restrict(logits, opts.greedy)
-        token = int(np.argmax(logits)) if opts.greedy else self._draw(logits)
+        if opts.greedy:
+            token = int(np.argmax(logits))
+        elif drafted is None:
+            token = self._draw(logits)
+        else:
+            token = self.verify(self.distribution(logits), *drafted)
         if self._seen is not None:
             self._seen[token] = True
         return token
 
+    def distribution(self, logits: np.ndarray) -> np.ndarray:
+        """The probabilities [vocab] (float64) a draw from ``logits`` follows: temperature,
+        then top-k and top-p (zero outside them). Not for greedy options."""
+        candidates, probs = self._candidates(logits)
+        if candidates is None:
+            return probs
+        full = np.zeros(logits.size, dtype=np.float64)
+        full[candidates] = probs
+        return full
+
+    def draw(self, probs: np.ndarray) -> int:
+        """A token drawn from ``probs`` [vocab] (a :meth:`distribution`)."""
+        return int(self._rng.choice(probs.size, p=probs))
+
+    def verify(self, p: np.ndarray, draft: int, q: np.ndarray) -> int:
+        """Speculative sampling's rule for ``draft`` drawn from ``q``, the target's
+        distribution being ``p`` (both [vocab]): keep it with probability min(1, p/q), else
+        draw from max(0, p - q) normalized; the token that comes out follows ``p``."""
+        if self._rng.random() * q[draft] < p[draft]:
+            return draft
+        residual = np.maximum(p - q, 0.0)
+        total = residual.sum()
+        return self.draw(residual / total if total > 0 else p)
+
     def _draw(self, logits: np.ndarray) -> int:
+        candidates, probs = self._candidates(logits)
+        if candidates is None:
+            return self.draw(probs)
+        return int(candidates[self._rng.choice(candidates.size, p=probs)])
+
+    def _candidates(self, logits: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """The ids a draw chooses among (None: the whole vocabulary) and their probabilities."""
         opts = self.options
         scaled = logits.astype(np.float64) / opts.temperature
         if opts.top_k == 0 and opts.top_p >= 1.0:  # the whole vocabulary: no order needed
             probs = np.exp(scaled - scaled.max())
-            return int(self._rng.choice(probs.size, p=probs / probs.sum()))
+            return None, probs / probs.sum()
         if 0 < opts.top_k < scaled.size:
             candidates = np.argpartition(scaled, -opts.top_k)[-opts.top_k :]
         elif opts.top_k == 0:  # top-p alone: sort only the most likely tokens that reach it
@@ -111,7 +151,7 @@ class Sampler:
         if opts.top_p < 1.0:
             keep = int(np.searchsorted(np.cumsum(probs), opts.top_p) + 1)
             candidates, probs = candidates[:keep], probs[:keep] / probs[:keep].sum()
-        return int(candidates[self._rng.choice(candidates.size, p=probs)])
+        return candidates, probs
 
 
 def _nucleus_candidates(scaled: np.ndarray, top_p: float) -> np.ndarray:

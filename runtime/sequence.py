@@ -108,10 +108,17 @@ class SequenceOutput:
         """How many tokens this generation may output (0: it only scores its prompt)."""
         return self._limit
 
-    def push(self, logits: np.ndarray, now: float) -> tuple[TokenEvent, StopReason | None]:
+    def push(
+        self, logits: np.ndarray, now: float, drafted: tuple[int, np.ndarray] | None = None
+    ) -> tuple[TokenEvent, StopReason | None]:
         """Sample the next token from ``logits`` [vocab] at time ``now``; its event, and why the
-        generation ends with it (None: it goes on)."""
-        token = self._sampler(logits) if self._format is None else self._constrained(logits)
+        generation ends with it (None: it goes on). ``drafted``: a draft model's sampled token
+        and its distribution, checked by speculative sampling's rule (:class:`Sampler`)."""
+        token = (
+            self._sampler(logits, drafted=drafted)
+            if self._format is None
+            else self._constrained(logits, drafted)
+        )
         scored: TokenLogprobs | None = None
         if self._top is not None:  # the model's own distribution: ``logits`` as it returned them
             scored = TokenLogprobs.of(logits, token, self._top)
@@ -143,10 +150,12 @@ class SequenceOutput:
         )
         return event, final
 
-    def _constrained(self, logits: np.ndarray) -> int:
+    def _constrained(
+        self, logits: np.ndarray, drafted: tuple[int, np.ndarray] | None = None
+    ) -> int:
         """The pick among the tokens the response format allows; the format moves past it."""
         assert self._format is not None
-        token = self._sampler(logits, restrict=self._format.restrict)
+        token = self._sampler(logits, restrict=self._format.restrict, drafted=drafted)
         self._format.advance(token)
         return token
 

@@ -129,6 +129,13 @@ class SlotModel(ABC):
         cut back there later (an optional hook: a no-op where any cut is exact)."""
         return None
 
+    def mark(self, slot: int) -> None:
+        """Remember row ``slot``'s state at its current length before a speculative verify
+        step, so that :meth:`truncate` can cut back there (one mark per model: one row
+        speculates at a time; it leaves :meth:`checkpoint` alone). An optional hook: a no-op
+        where any cut is exact."""
+        return None
+
     def copy_out(self, slot: int) -> list[np.ndarray] | None:
         """Copies of row ``slot``'s positions, one array per cache tensor, for
         :meth:`copy_in` later (the prompt cache's host store); None where rows cannot be
@@ -176,6 +183,9 @@ class SingleSlotModel(SlotModel):
 
     def _truncate(self, slot: int, length: int) -> bool:
         return self.backend.truncate(length)
+
+    def mark(self, slot: int) -> None:
+        self.backend.checkpoint()
 
     @property
     def nbytes(self) -> int:

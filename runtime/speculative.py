@@ -10,9 +10,19 @@ Each step runs the pending token and up to ``k`` drafted tokens in one model cal
 (:meth:`~edge_sdk.runtime.Backend.forward_all`: every position's logits), then pushes the rows
 through the sequence's sampler in order: a sampled token equal to the draft goes on to the next
 row, the first one that differs is the correction and the rest are dropped (the cache is cut
-back with :meth:`~edge_sdk.runtime.Backend.truncate`). For a deterministic drafter this is the
-standard speculative-sampling rule, so the output is what plain decoding gives (greedy: token
-for token; sampled: the same distribution, and the same tokens for a seed).
+back with :meth:`~edge_sdk.runtime.Backend.truncate`; a hybrid model's recurrent states go back
+to a :meth:`~edge_sdk.runtime.Backend.checkpoint` and the accepted tokens run again). For a
+deterministic drafter this is the standard speculative-sampling rule, so the output is what
+plain decoding gives (greedy: token for token; sampled: the same distribution, and the same
+tokens for a seed).
+
+When sampling (temperature > 0) with a drafter that can sample (:class:`SamplingDrafter`: the
+draft model), the drafts are drawn from the draft's distribution q (the request's temperature,
+top-k and top-p applied to the draft's logits; a random stream of its own), and each row keeps
+its draft with probability min(1, p/q), else draws from max(0, p - q) normalized
+(:meth:`~edge_sdk.runtime.Sampler.verify`): the standard rule, whose output follows p, and which
+accepts more than checking a greedy draft when p is spread out. The same tokens for a seed as
+plain decoding are then not kept (the draws differ), only the distribution.
 
 :class:`DraftLength` picks ``k`` from the measured acceptance and the measured cost of a call by
 its number of rows (expected tokens per second), probing now and then from 0, so a prompt with
@@ -30,13 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from edge_sdk.errors import GenerationError
+from edge_sdk.runtime.sampling import Sampler, SamplingOptions
 
 __all__ = [
     "MAX_DRAFT_TOKENS",
     "SPECULATIVE_METHODS",
     "DraftLength",
     "Drafter",
+    "SamplingDrafter",
     "Speculation",
     "SpeculativeOptions",
     "speculative_options",
@@ -62,6 +76,18 @@ class Drafter(Protocol):
 
     def reset(self) -> None:
         """Forget the previous generation."""
+        ...
+
+
+@runtime_checkable
+class SamplingDrafter(Drafter, Protocol):
+    """A :class:`Drafter` that can also draw its drafts (a draft model)."""
+
+    def propose_sampled(
+        self, context: Sequence[int], k: int, sampler: Sampler
+    ) -> tuple[list[int], list[np.ndarray]]:
+        """Up to ``k`` tokens, each drawn with ``sampler`` from its distribution q
+        (:meth:`~edge_sdk.runtime.Sampler.distribution`), and those distributions."""
         ...
 
 
@@ -271,29 +297,62 @@ class DraftLength:
 class Speculation:
     """One generation's speculative state: its drafter, the draft length and the counts
     (:attr:`drafted`: tokens proposed and run through the model; :attr:`accepted`: of them,
-    those the sampler picked too)."""
+    those the sampler picked too). ``sampling``: the generation's options; when they sample
+    and the drafter is a :class:`SamplingDrafter`, drafts are drawn (module docstring)."""
 
-    def __init__(self, options: SpeculativeOptions, drafter: Drafter, vocab_size: int) -> None:
+    def __init__(
+        self,
+        options: SpeculativeOptions,
+        drafter: Drafter,
+        vocab_size: int,
+        sampling: SamplingOptions | None = None,
+    ) -> None:
         self.drafter = drafter
         self.length = DraftLength(options)
         self.vocab_size = vocab_size
         self.drafted = 0
         self.accepted = 0
+        self._sampler: Sampler | None = None
+        if sampling is not None and not sampling.greedy and isinstance(drafter, SamplingDrafter):
+            seed = None if sampling.seed is None else sampling.seed + 1  # a stream of its own
+            draws = SamplingOptions(sampling.temperature, sampling.top_k, sampling.top_p, seed=seed)
+            self._sampler = Sampler(draws, vocab_size)
+        self._drafts: list[int] = []  # the last draft, and its distributions when drawn
+        self._probs: list[np.ndarray] = []
         drafter.reset()
+
+    @property
+    def sampled(self) -> bool:
+        """Whether drafts are drawn from the draft's distribution (else proposed as they are)."""
+        return self._sampler is not None
 
     def draft(self, context: Sequence[int], room: int) -> list[int]:
         """The tokens to check after ``context`` (at most ``room``); ids outside the
         vocabulary end the draft."""
         k = min(self.length.next(), room)
+        self._drafts, self._probs = [], []
         if k <= 0:
             return []
+        if self._sampler is not None:
+            assert isinstance(self.drafter, SamplingDrafter)
+            proposed, probs = self.drafter.propose_sampled(context, k, self._sampler)
+        else:
+            proposed, probs = list(self.drafter.propose(context, k)), []
         drafts: list[int] = []
-        for token in list(self.drafter.propose(context, k))[:k]:
+        for token in proposed[:k]:
             if not 0 <= int(token) < self.vocab_size:
                 break
             drafts.append(int(token))
+        self._drafts, self._probs = drafts, probs[: len(drafts)]
         self.drafted += len(drafts)
-        return drafts
+        return list(drafts)
+
+    def proposal(self, row: int) -> tuple[int, np.ndarray] | None:
+        """What the verify call's row ``row`` checks by speculative sampling's rule: the drawn
+        draft and its distribution (None: the row is sampled as it is, and compared)."""
+        if row < len(self._probs):
+            return self._drafts[row], self._probs[row]
+        return None
 
     def adapt(self, drafted: int, accepted: int) -> None:
         """The last step kept ``accepted`` of its ``drafted`` tokens (the caller counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,21 @@ def smollm2_int8(
     assert result.accuracy is not None and result.accuracy.gate == "passed"
     assert result.parity.worst <= 1e-4  # the float graph against PyTorch
     return result.bundle.path
+
+
+@pytest.fixture(scope="session")
+def qwen3_5_random(
+    demo_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, Path]:
+    """A tiny random Qwen3.5 from transformers (one linear-attention layer, one attention
+    layer; the demo's tokenizer, 2048 ids) and our fp32 bundle of it (a second or two)."""
+    pytest.importorskip("transformers.models.qwen3_5")
+    from edge_sdk.checkpoint import read_checkpoint_metadata
+    from edge_sdk.exporters import export
+    from tests.exporters.hf_models import make_hf_folder
+
+    tokenizer = str(read_checkpoint_metadata(demo_checkpoint)["tokenizer"])
+    folder = tmp_path_factory.mktemp("qwen3_5")
+    hf = make_hf_folder("qwen3_5", folder / "hf", tokenizer, vocab_size=2048)
+    bundle = export(folder / "hf", folder / "bundle", "fp32").bundle.path
+    return hf, bundle

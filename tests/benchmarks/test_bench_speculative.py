@@ -29,6 +29,7 @@ def test_plain_ngram_and_draft_on_the_demo(
         "draft_max": 4,
         "adaptive": False,
         "draft_threads": None,
+        "temperature": 0.0,
     }
     rows = report["rows"]
     kinds = ["code-edit", "quote", "json", "free"]
@@ -84,3 +85,24 @@ def test_bad_arguments_exit_with_one_line(demo_bundle_int8: Path, tmp_path: Path
         bench_speculative.main(["--bundle", f"a={demo_bundle_int8}", "--draft-threads", "0"])
     with pytest.raises(SystemExit, match="unknown gpt2"):
         bench_speculative.main(["--models", "gpt2"])
+
+
+def test_sampled_runs_compare_the_two_acceptance_rules(
+    demo_bundle_int8: Path, tmp_path: Path
+) -> None:
+    """``--temperature``: every method samples; ``draft-greedy`` checks the draft's greedy
+    tokens (the rule before speculative sampling), ``draft`` draws them; no output equality."""
+    out = tmp_path / "speculative.json"
+    argv = [f"--bundle=demo={demo_bundle_int8}", f"--draft=demo={demo_bundle_int8}"]
+    argv += ["--kinds", "free", "--methods", "plain,draft,draft-greedy", "--temperature", "0.7"]
+    argv += ["--draft-max", "4", "--fixed", "--tokens", "16", "--repeats", "1", "--threads", "1"]
+    assert bench_speculative.main([*argv, "--ignore-eos", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["settings"]["temperature"] == 0.7
+    rows = {r["method"]: r for r in report["rows"]}
+    assert set(rows) == {"plain", "draft", "draft-greedy"}
+    assert all(r["same_as_plain"] is None for r in rows.values())
+    for method in ("draft", "draft-greedy"):  # the demo drafting for itself
+        assert rows[method]["acceptance"] > 0.3 and rows[method]["draft"] == str(demo_bundle_int8)
+    with pytest.raises(SystemExit, match="--temperature must be >= 0"):
+        bench_speculative.main([*argv[:2], "--temperature", "-1"])

@@ -14,19 +14,14 @@ import torch
 from edge_sdk.checkpoint import read_checkpoint_metadata
 from edge_sdk.exporters import export
 from edge_sdk.onnx_io import cache_tensors
-from tests.exporters.hf_models import make_hf_folder
 
 pytest.importorskip("transformers.models.qwen3_5")
 
 
 @pytest.fixture(scope="module")
-def qwen3_5(demo_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
-    """transformers' model and our fp32 bundle of it (one linear layer, one attention layer)."""
-    tokenizer = str(read_checkpoint_metadata(demo_checkpoint)["tokenizer"])
-    folder = tmp_path_factory.mktemp("qwen3_5")
-    hf = make_hf_folder("qwen3_5", folder / "hf", tokenizer, vocab_size=2048)
-    bundle = export(folder / "hf", folder / "bundle", "fp32").bundle.path
-    return hf, bundle
+def qwen3_5(qwen3_5_random: tuple[Any, Path]) -> tuple[Any, Path]:
+    """transformers' model and our fp32 bundle of it (the session's, tests/conftest.py)."""
+    return qwen3_5_random
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "standard"])

@@ -19,10 +19,13 @@ from edge_sdk.bundle import file_record
 from edge_sdk.runtime import (
     DraftLength,
     Engine,
+    GenerationOptions,
     GenerationStats,
     Generator,
     NGramDrafter,
     ResponseFormat,
+    Sampler,
+    SamplingOptions,
     SpeculativeOptions,
     load,
 )
@@ -145,43 +148,116 @@ def _chi_square_limit(df: int, z: float = 3.719) -> float:
     return float(df * (1 - c + z * math.sqrt(c)) ** 3)
 
 
-def test_sampled_pairs_follow_the_model(gen_fp32: Generator) -> None:
-    """Two tokens at temperature 1 among the top 3, the second checked against a drafter that
-    always proposes the first token's favourite: the pairs follow the model's probabilities
-    (chi-square over 600 seeds)."""
-    top = 3
-    prompt = gen_fp32.encode("Once upon a time, there was a")
-    first = gen_fp32.generate(prompt, max_new_tokens=1, logprobs=top)
+def _pairs_follow_the_model(
+    gen: Generator, speculative: SpeculativeOptions, samples: int = 600, top: int = 3
+) -> int:
+    """Two tokens at temperature 1 among the top ``top``, the second checked against a draft:
+    the pairs must follow the model's probabilities (chi-square over ``samples`` seeds, p =
+    1e-4). The drafts accepted, in total."""
+    prompt = gen.encode("Once upon a time, there was a")
+    first = gen.generate(prompt, max_new_tokens=1, logprobs=top)
     assert first.logprobs is not None
     firsts = first.logprobs[0].top
     expected: dict[tuple[int, int], float] = {}
     p1 = _renormalized([t.logprob for t in firsts])
     for a, pa in zip(firsts, p1, strict=True):
-        second = gen_fp32.generate([*prompt, a.token_id], max_new_tokens=1, logprobs=top)
+        second = gen.generate([*prompt, a.token_id], max_new_tokens=1, logprobs=top)
         assert second.logprobs is not None
         seconds = second.logprobs[0].top
         for b, pb in zip(seconds, _renormalized([t.logprob for t in seconds]), strict=True):
             expected[(a.token_id, b.token_id)] = pa * pb
-    drafter = FixedDrafter([max(expected, key=expected.__getitem__)[1]])
-    samples = 600
     seen: Counter[tuple[int, int]] = Counter()
     accepted = 0
     for seed in range(samples):
-        result = gen_fp32.generate(
+        result = gen.generate(
             prompt,
             max_new_tokens=3,  # the draft checks the second; the third needs none
             temperature=1.0,
             top_k=top,
             seed=seed,
             ignore_eos=True,
-            speculative=SpeculativeOptions("custom", drafter=drafter, adaptive=False, k_max=1),
+            speculative=speculative,
         )
         seen[(result.token_ids[0], result.token_ids[1])] += 1
         accepted += result.stats.accepted_tokens
     assert set(seen) <= set(expected)
-    assert 0 < accepted < samples  # the draft was both taken and refused
     chi2 = sum((seen[c] - samples * p) ** 2 / (samples * p) for c, p in expected.items())
     assert chi2 < _chi_square_limit(len(expected) - 1)
+    return accepted
+
+
+def test_sampled_pairs_follow_the_model(gen_fp32: Generator) -> None:
+    """A drafter that always proposes one token (the likeliest pair's second): a row keeps it
+    when the sampler draws it (q one-hot)."""
+    prompt = gen_fp32.encode("Once upon a time, there was a")
+    favourite = gen_fp32.generate(prompt, max_new_tokens=2, ignore_eos=True).token_ids[1]
+    drafter = FixedDrafter([favourite])
+    fixed = SpeculativeOptions("custom", drafter=drafter, adaptive=False, k_max=1)
+    accepted = _pairs_follow_the_model(gen_fp32, fixed)
+    assert 0 < accepted < 600  # the draft was both taken and refused
+
+
+class SkewedDrafter:
+    """Draws its one draft from a fixed q: uniform over ``tokens`` (a sampling drafter that
+    knows nothing of the model: drafts are often refused, and the refusals redraw)."""
+
+    def __init__(self, tokens: Sequence[int], vocab: int) -> None:
+        self.q = np.zeros(vocab)
+        self.q[list(tokens)] = 1 / len(tokens)
+
+    def propose(self, context: Sequence[int], k: int) -> list[int]:
+        raise AssertionError("a sampling drafter draws when the generation samples")
+
+    def propose_sampled(
+        self, context: Sequence[int], k: int, sampler: Sampler
+    ) -> tuple[list[int], list[np.ndarray]]:
+        return [sampler.draw(self.q)], [self.q]
+
+    def reset(self) -> None:
+        return None
+
+
+def test_drawn_drafts_follow_the_model(gen_fp32: Generator, demo_bundle_int8: Path) -> None:
+    """When sampling, a draft model draws its drafts from its own top-3 distribution q; a row
+    keeps one with probability min(1, p/q), else draws from max(0, p - q): the pairs still
+    follow the target, with the demo's int8 bundle drafting (q close to p: most kept) and with
+    a q far from p (uniform over a few ids: many refused)."""
+    draft = SpeculativeOptions("draft", draft=demo_bundle_int8, adaptive=False, k_max=1)
+    spec = gen_fp32.speculation(GenerationOptions(temperature=1.0, top_k=3, speculative=draft))
+    assert spec is not None and spec.sampled
+    assert _pairs_follow_the_model(gen_fp32, draft) > 400
+    prompt = gen_fp32.encode("Once upon a time, there was a")
+    seconds = gen_fp32.generate(prompt, max_new_tokens=2, logprobs=3).logprobs
+    assert seconds is not None
+    tokens = [*(t.token_id for t in seconds[1].top[:2]), 5, 6, 7]  # two of p's, three not
+    skewed = SkewedDrafter(tokens, gen_fp32.bundle.config.vocab_size)
+    custom = SpeculativeOptions("custom", drafter=skewed, adaptive=False, k_max=1)
+    assert 50 < _pairs_follow_the_model(gen_fp32, custom) < 400
+
+
+def test_the_acceptance_rule_keeps_the_target_distribution() -> None:
+    """Sampler.verify over 6 tokens: drafts drawn from q, kept with min(1, p/q), else redrawn
+    from max(0, p - q): the tokens follow p (temperature 0.7, top-k 4: p is zero on two ids)
+    whatever q is (one close to p, one that puts mass where p has none)."""
+    logits = np.array([2.0, 1.5, 0.3, -0.2, -1.0, 0.9])
+    sampler = Sampler(SamplingOptions(temperature=0.7, top_k=4, seed=1), 6)
+    p = sampler.distribution(logits)
+    assert p[[3, 4]].tolist() == [0.0, 0.0] and p.sum() == pytest.approx(1.0)
+    draws = np.random.default_rng(2)
+    samples = 20000
+    for q in (np.full(6, 1 / 6), np.array([0.05, 0.05, 0.1, 0.4, 0.3, 0.1])):
+        counts = np.zeros(6)
+        kept = 0
+        for _ in range(samples):
+            draft = int(draws.choice(6, p=q))
+            token = sampler(logits, drafted=(draft, q))
+            counts[token] += 1
+            kept += token == draft
+        assert counts[[3, 4]].sum() == 0
+        live = p > 0
+        chi2 = float((((counts - samples * p) ** 2)[live] / (samples * p[live])).sum())
+        assert chi2 < _chi_square_limit(int(live.sum()) - 1)
+        assert kept / samples == pytest.approx(np.minimum(p, q).sum(), abs=0.02)
 
 
 def _renormalized(logprobs: Sequence[float]) -> list[float]:
@@ -384,3 +460,19 @@ def test_fused_graph_checks_drafts_in_one_call(demo_bundle_fp32: Path) -> None:
         assert slots.truncate(1, len(prompt) + 2)
         np.testing.assert_allclose(slots.decode([1], [300])[1], singles[2], atol=1e-5)
         slots.close()
+
+
+def test_engine_draws_drafts_when_sampling(demo_bundle_int8: Path) -> None:
+    """Alone in the engine, a sampled request's draft model draws its drafts and the verify
+    step keeps them by min(1, p/q): the bundle drafting for itself has q = p (up to the
+    kernel's rounding between one-row and multi-row calls), so nearly every draft lands, where
+    comparing drawn drafts with the target's own draws keeps only about sum(p^2) of them; a
+    seed gives the same tokens again."""
+    draft = SpeculativeOptions("draft", draft=demo_bundle_int8, k_max=4, adaptive=False)
+    ask = {"max_new_tokens": 48, "ignore_eos": True, "temperature": 0.8, "seed": 5}
+    with Engine(load(demo_bundle_int8, "ort-cpu", threads=1), slots=2) as engine:
+        spec = engine.generator.speculation(GenerationOptions(temperature=0.8, speculative=draft))
+        assert spec is not None and spec.sampled
+        first, again = (engine.submit(STORY, speculative=draft, **ask).wait(60) for _ in "ab")
+    assert first.token_ids == again.token_ids and len(first.token_ids) == 48
+    assert first.stats.drafted_tokens > 0 and first.stats.acceptance_rate > 0.9
