@@ -217,6 +217,8 @@ def hf_config(shape: str | dict[str, Any], num_layers: int | None = None) -> dic
         config["num_hidden_layers"] = num_layers
         if "max_window_layers" in config:
             config["max_window_layers"] = min(int(config["max_window_layers"]), num_layers)
+        if config.get("layer_types"):  # a hybrid model's kinds of layer, one per layer
+            config["layer_types"] = config["layer_types"][:num_layers]
     return config
 
 

@@ -46,7 +46,9 @@ window is the last K-1 positions of that concatenation.
 Shapes: B batch, S new tokens, N = ceil(S / C) chunks, Hk/Hv key/value heads (each key head
 serves Hv/Hk consecutive value heads), Dk/Dv their widths, Ch conv channels (q, k, v), K the
 conv kernel. Recurrent state [B, Hv, Dk, Dv], conv state [B, Ch, K-1] (Hugging Face's layouts).
-``delta_rule`` switches with an ``If`` on S: the step when S = 1, the chunked form otherwise.
+``delta_rule`` switches with an ``If`` on S: the step when S = 1, the chunked form otherwise,
+in chunks of 8 (:data:`SHORT_CHUNK`) for S <= 8 (a speculative verify call: padding 2-8 tokens to
+a chunk of 64 made it cost ~2.5x a one-token call), of 64 beyond.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ if TYPE_CHECKING:  # families import this module: no import of them at run time
 __all__ = [
     "CHUNK",
     "L2_EPS",
+    "SHORT_CHUNK",
     "RuleInputs",
     "causal_conv",
     "delta_rule",
@@ -78,6 +81,7 @@ __all__ = [
 ]
 
 CHUNK = 64  # tokens per chunk of the prefill form
+SHORT_CHUNK = 8  # tokens per chunk when a call has 2..8 (a speculative verify call)
 L2_EPS = 1e-6  # q and k are divided by sqrt(sum(x^2) + L2_EPS), as in Hugging Face's l2norm
 _LAST = np.iinfo(np.int64).max
 
@@ -282,20 +286,43 @@ def delta_rule_chunked(
     return o, new
 
 
+def _several(name: str, x: RuleInputs, chunk: int) -> onnx.GraphProto:
+    """The chunked form as a subgraph: with chunks of :data:`SHORT_CHUNK` when S is at most that
+    (a speculative verify call of a few tokens: a chunk of 64 would pad them to 64, ~15x the
+    cost), of ``chunk`` otherwise."""
+    if chunk <= SHORT_CHUNK:
+        chunked = _Nodes(f"{name}.chunked")
+        return chunked.graph(_chunked(chunked, x, chunk))
+    n = _Nodes(f"{name}.several")
+    few = n("LessOrEqual", [_new_tokens(n, x.v), n.ints("short", [SHORT_CHUNK])], "few")
+    short, long = _Nodes(f"{name}.short"), _Nodes(f"{name}.chunked")
+    outputs = [f"{n.prefix}.o", f"{n.prefix}.state"]
+    n(
+        "If",
+        [few],
+        "pick",
+        outputs=outputs,
+        then_branch=short.graph(_chunked(short, x, SHORT_CHUNK)),
+        else_branch=long.graph(_chunked(long, x, chunk)),
+    )
+    return n.graph(outputs)
+
+
 def delta_rule(
     g: GraphBuilder, x: RuleInputs, outputs: tuple[str, str], name: str, chunk: int = CHUNK
 ) -> None:
     """The gated delta rule over S new tokens, written as ``outputs`` (o [B, H, S, Dv], new state
-    [B, H, Dk, Dv]): an ``If`` running the recurrent step when S = 1, the chunked form otherwise."""
+    [B, H, Dk, Dv]): an ``If`` running the recurrent step when S = 1, the chunked form otherwise
+    (chunks of :data:`SHORT_CHUNK` up to that many tokens, of ``chunk`` beyond)."""
     n = _Nodes(name, g)
     single = n("Equal", [_new_tokens(n, x.v), n.ints("one", [1])], "single")
-    step, chunked = _Nodes(f"{name}.step"), _Nodes(f"{name}.chunked")
+    step = _Nodes(f"{name}.step")
     g.op(
         "If",
         [single],
         outputs=list(outputs),
         then_branch=step.graph(_step(step, x)),
-        else_branch=chunked.graph(_chunked(chunked, x, chunk)),
+        else_branch=_several(name, x, chunk),
     )
 
 

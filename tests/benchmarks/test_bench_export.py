@@ -59,6 +59,13 @@ def test_real_shapes_have_their_parameter_counts() -> None:
         assert counts[name] == config.parameter_count(), name
 
 
+def test_a_cut_hybrid_model_keeps_one_layer_type_per_layer() -> None:
+    """--layers N cuts Qwen3.5's layer_types with its layers, so the cut config loads."""
+    config = random_models.hf_config("qwen3.5-0.8b", num_layers=8)
+    assert len(config["layer_types"]) == 8
+    assert ModelConfig.from_hf_dict(config).num_layers == 8
+
+
 def torch_numel(shape: tuple[int, ...]) -> int:
     n = 1
     for d in shape:

@@ -244,8 +244,9 @@ def _both(
 
 @pytest.mark.parametrize(("chunk", "opset"), [(64, 18), (16, 21)])
 def test_onnx_mixer_follows_the_reference(tmp_path: Path, chunk: int, opset: int) -> None:
-    """Prompts from a new sequence (one token, shorter than a chunk, one chunk, across chunk
-    boundaries), then a prompt continued by decode steps and a second prompt from its state."""
+    """Prompts from a new sequence (one token, 2-8 tokens in the short chunk, shorter than a
+    chunk, one chunk, across chunk boundaries), then a prompt continued by decode steps, verify-
+    sized calls and a second prompt from its state."""
     config = _config()
     net = GatedDeltaNet(config).eval()
     _randomized(net, seed=2)
@@ -253,10 +254,10 @@ def test_onnx_mixer_follows_the_reference(tmp_path: Path, chunk: int, opset: int
     session = _mixer_session(tmp_path / "mixer.onnx", config, net, chunk, opset)
     gen = torch.Generator().manual_seed(3)
     worst = 0.0
-    for s in (1, 11, 64, 100, 130):
+    for s in (1, 2, 8, 9, 11, 64, 100, 130):
         worst = max(worst, _both(session, net, torch.randn(2, s, 64, generator=gen), None)[0])
     state: LinearState | None = None
-    for s in (37, 1, 1, 1, 5, 1):
+    for s in (37, 1, 1, 1, 5, 1, 3, 8):
         diff, state = _both(session, net, torch.randn(2, s, 64, generator=gen), state)
         worst = max(worst, diff)
     assert worst <= 1e-4
@@ -281,7 +282,7 @@ def rule_session(tmp_path_factory: pytest.TempPathFactory) -> ort.InferenceSessi
     return _rule_session(tmp_path_factory.mktemp("rule") / "rule.onnx", 2, 16, 16)
 
 
-@pytest.mark.parametrize("tokens", [1, 150])
+@pytest.mark.parametrize("tokens", [1, 5, 150])
 def test_onnx_rule_is_exact_on_repeated_keys(
     rule_session: ort.InferenceSession, tokens: int
 ) -> None:
