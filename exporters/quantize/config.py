@@ -12,9 +12,11 @@ Methods: ``int8`` (weights int8 in blocks of ``group_size`` inputs, or per chann
 ``gptq`` (weights int4 block-wise along the reduction dimension), ``w8a8`` (int8 weights and
 int8 activations, static calibration: TensorRT's explicit-quantization form), ``fp16``, ``fp32``.
 ``quantize_embedding`` (default on) also quantizes the embedding table (int8 per row) and the LM
-head: int8 per output channel, or for int4 ``lm_head_bits`` 8 (default: a tied head reads the
-int8 table) or 4 (int4 blocks, its own copy); off, both stay float, which costs size and speed
-but no accuracy.
+head: int8 per output channel, or for int4 ``lm_head_bits`` 8 (a tied head reads the int8 table)
+or 4 (int4 blocks, its own copy); off, both stay float, which costs size and speed but no
+accuracy. int4's ``embedding_bits`` 4 (the ``--int4`` default) stores the table itself as int4
+blocks of ``embedding_group_size`` along each row, stored once: both graphs gather rows from it and
+a tied head multiplies by it (``lm_head_bits`` then applies to an untied head only).
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ from typing import Any
 
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.quantize.mixed import check_mixed, mixed_label
-from edge_sdk.planner.precision import INT4_GROUP_SIZE, INT8_GROUP_SIZE
+from edge_sdk.planner.precision import EMBEDDING_GROUP_SIZE, INT4_GROUP_SIZE, INT8_GROUP_SIZE
 
-__all__ = ["CALIB_METHODS", "INT4_DEFAULT", "INT8_GROUP_SIZE", "METHODS", "QuantConfig"]
+__all__ = [
+    "CALIB_METHODS",
+    "EMBEDDING_GROUP_SIZE",
+    "INT4_DEFAULT",
+    "INT8_GROUP_SIZE",
+    "METHODS",
+    "QuantConfig",
+]
 
 METHODS = ("int8", "w8a8", "rtn", "gptq", "fp16", "fp32")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
@@ -88,6 +97,8 @@ class QuantConfig:
     lm_head_bits: int | None = None
     int8_layers: tuple[int, ...] = ()
     int8_matmuls: tuple[str, ...] = ()
+    embedding_bits: int | None = None
+    embedding_group_size: int | None = None
 
     def __post_init__(self) -> None:
         method = str(self.method).lower()
@@ -123,6 +134,26 @@ class QuantConfig:
             object.__setattr__(self, "lm_head_bits", 8)
         if self.lm_head_bits not in (None, 4, 8):
             raise ConfigError(f"lm_head_bits must be 4 or 8, got {self.lm_head_bits}")
+        self._check_embedding()
+
+    def _check_embedding(self) -> None:
+        """int4's table: ``embedding_bits`` 8 (int8 per row), 4 (in blocks of
+        ``embedding_group_size``, :data:`EMBEDDING_GROUP_SIZE` unless set) or None (the export
+        chooses by model: ``stream.heads.table_bits``)."""
+        if self.precision != "int4":
+            return
+        if self.embedding_bits not in (None, 4, 8):
+            raise ConfigError(f"embedding_bits must be 4 or 8, got {self.embedding_bits}")
+        if self.embedding_bits == 4 and not self.quantize_embedding:
+            raise ConfigError("embedding_bits 4 needs quantize_embedding (the table quantized)")
+        if self.embedding_group_size is None:
+            object.__setattr__(self, "embedding_group_size", EMBEDDING_GROUP_SIZE)
+        g = self.embedding_group_size
+        if not (isinstance(g, int) and g >= 16 and not g & (g - 1)):
+            raise ConfigError(
+                f"embedding_group_size must be a power of two >= 16 (onnxruntime's "
+                f"GatherBlockQuantized), got {g}"
+            )
 
     def _check_ranges(self) -> None:
         g = self.group_size
@@ -170,6 +201,8 @@ class QuantConfig:
             "lm_head_bits": ("rtn", "gptq"),
             "int8_layers": ("rtn", "gptq"),
             "int8_matmuls": ("rtn", "gptq"),
+            "embedding_bits": ("rtn", "gptq"),
+            "embedding_group_size": ("rtn", "gptq"),
         }
         for name, methods in only.items():
             if changed(name) and self.method not in methods:
@@ -208,6 +241,7 @@ class QuantConfig:
                 f"int4-{self.method}-g{self.group_size}"
                 + ("+act_scale" if self.act_scale else "")
                 + mixed_label(self.int8_layers, self.int8_matmuls)
+                + (f"+emb4-g{self.embedding_group_size}" if self.embedding_bits == 4 else "")
             )
         alpha = "none" if self.smoothquant_alpha is None else f"{self.smoothquant_alpha:g}"
         if self.method == "w8a8":
@@ -236,6 +270,9 @@ class QuantConfig:
             if self.method == "gptq":
                 data.update(gptq_damp=self.gptq_damp, gptq_act_order=self.gptq_act_order)
             data.update(int8_layers=list(self.int8_layers), int8_matmuls=list(self.int8_matmuls))
+            data.update(
+                embedding_bits=self.embedding_bits, embedding_group_size=self.embedding_group_size
+            )
         if self.method == "int8":
             data.update(group_size=self.group_size, smoothquant_alpha=self.smoothquant_alpha)
         if self.method == "w8a8":

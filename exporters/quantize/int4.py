@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_sdk.exporters.quantize.int8 import CLIP_RATIOS
+
 __all__ = ["QMAX", "QMIN", "Int4Report", "dequantize_int4", "int4_packed", "rtn_int4"]
 
 QMIN, QMAX = -8, 7
@@ -36,15 +38,32 @@ class Int4Report:
     float_bytes_left: int
 
 
-def rtn_int4(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
+def rtn_int4(
+    w: np.ndarray, group: int, moments: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Round-to-nearest int4 of ``w`` [K, N] in blocks of ``group`` rows: (q [K, N], scale [B,
-    N])."""
+    N]); each block's clipping from ``moments`` [K] (the least ``moments``-weighted squared error
+    over :data:`~.int8.CLIP_RATIOS`), else its max |w|."""
     k, n = w.shape
     blocks = -(-k // group)
     padded = np.zeros((blocks * group, n), dtype=np.float32)
     padded[:k] = w
-    peak = np.abs(padded.reshape(blocks, group, n)).max(axis=1)  # [B, N]
+    grid = padded.reshape(blocks, group, n)
+    peak = np.abs(grid).max(axis=1)  # [B, N]
     scale = (np.where(peak > 0, peak, 1.0) / QMAX).astype(np.float32)
+    if moments is not None:
+        weights = np.zeros(blocks * group, dtype=np.float32)
+        weights[:k] = moments
+        weights = weights.reshape(blocks, group, 1)
+        best = np.full(peak.shape, np.inf, dtype=np.float32)
+        base = scale
+        for ratio in CLIP_RATIOS:
+            candidate = base * np.float32(ratio)
+            q = np.clip(np.rint(grid / candidate[:, None]), QMIN, QMAX)
+            err = (weights * (grid - q * candidate[:, None]) ** 2).sum(axis=1)
+            better = err < best
+            best = np.where(better, err, best)
+            scale = np.where(better, candidate, scale)
     q = np.clip(np.rint(w / np.repeat(scale, group, axis=0)[:k]), QMIN, QMAX).astype(np.int8)
     return q, scale
 

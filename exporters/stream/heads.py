@@ -19,6 +19,7 @@ from edge_sdk.exporters.quantize.qweight import (
 )
 from edge_sdk.exporters.stream.graphs import Table
 from edge_sdk.exporters.weights.source import WeightSource
+from edge_sdk.planner.layers import matmul_parameters
 
 __all__ = [
     "EMBEDDING",
@@ -28,6 +29,7 @@ __all__ = [
     "head_logits",
     "head_weight",
     "stored_table",
+    "table_bits",
 ]
 
 EMBEDDING = "model.embed_tokens.weight"
@@ -35,11 +37,38 @@ HEAD = "lm_head.weight"
 _CHUNK = 16384  # vocabulary rows per block of logits
 
 
-def stored_table(table: np.ndarray, quant: QuantConfig, per_row: bool = False) -> Table:
-    """The embedding as stored: for the integer methods int8, else float. int8 exports in blocks
-    (the CPU form) store the table in the same blocks along each row where they divide it; the
-    others, and the standard graph (``per_row``: TensorRT takes block-wise scales for int4
-    weights only, and the tied head reads the table), one scale per row."""
+def table_bits(config: ModelConfig, quant: QuantConfig) -> int:
+    """Bits of the stored table: 4 for int4 with ``embedding_bits`` 4, or ``None`` (the
+    default) when the table holds more parameters than the decoder layers' MatMuls (Gemma 3
+    270M: 168 M against 100 M; SmolLM2-135M: 28 M against 106 M), where its blocks divide the
+    hidden size and the vocabulary is even (the standard graph reads two columns of the
+    transposed table per byte); else 8 (32: float)."""
+    if not (quant.precision in ("int8", "int4") and quant.quantize_embedding):
+        return 32
+    bits = quant.embedding_bits
+    if quant.precision == "int4" and bits is None:
+        bits = 4 if config.vocab_size * config.hidden_size > matmul_parameters(config) else 8
+    group = int(quant.embedding_group_size or 0)
+    fits = group and config.hidden_size % group == 0 and config.vocab_size % 2 == 0
+    return 4 if bits == 4 and fits else 8
+
+
+def stored_table(
+    table: np.ndarray,
+    quant: QuantConfig,
+    per_row: bool = False,
+    bits: int = 8,
+    moments: np.ndarray | None = None,
+) -> Table:
+    """The embedding as stored: for the integer methods int8 (``bits`` 4: int4 blocks of
+    ``embedding_group_size`` along each row, round to nearest with each block's clipping
+    weighted by ``moments`` [E], the tied head's inputs' mean squares), else float. int8 exports in
+    blocks (the CPU form) store the table in the same blocks along each row where they divide
+    it; the others, and the standard graph (``per_row``: TensorRT takes block-wise scales for
+    int4 weights only, and the tied head reads the table), one scale per row."""
+    if bits == 4:
+        levels = int4_weight(table.T, int(quant.embedding_group_size or 0), None, moments)
+        return Table(levels.values.T, levels.scale.T if levels.scale is not None else None, 4)
     if quant.precision in ("int8", "int4") and quant.quantize_embedding:
         block = int(quant.group_size or 0) if quant.precision == "int8" and not per_row else 0
         return Table(*int8_rows(table, block if block and table.shape[1] % block == 0 else 0))
@@ -83,9 +112,12 @@ def head_weight(
     int8: a tied head reads the int8 table; an untied one is int8 like the other MatMuls
     (``moments``: its input's mean squares, for clipping; ``per_channel``: one scale per output
     channel whatever the blocks, the standard graph's form). int4: int8 per channel (a tied one
-    the table), or with ``lm_head_bits`` 4 int4 blocks, its own copy, GPTQ-solved on ``hessian``.
+    the table), or with ``lm_head_bits`` 4 int4 blocks, its own copy, GPTQ-solved on ``hessian``;
+    a tied head reads a 4-bit table (:func:`table_bits`) whatever ``lm_head_bits``.
     """
     tied = config.tie_word_embeddings
+    if tied and table_bits(config, quant) == 4:
+        return None
     if quant.precision not in ("int8", "int4") or not quant.quantize_embedding:
         return None if tied else float_weight(weights.get(HEAD).T)
     if quant.precision == "int8":

@@ -76,6 +76,22 @@ class GraphBuilder:
         self.initializers.append(proto)
         return name
 
+    def alias(
+        self, name: str, of: str, data_type: int | None = None, dims: tuple[int, ...] = ()
+    ) -> str:
+        """A second initializer over the bytes of initializer ``of`` (the same place in the data
+        file: stored once), optionally read as another type and shape of the same byte count."""
+        source = next(init for init in self.initializers if init.name == of)
+        proto = onnx.TensorProto()
+        proto.CopyFrom(source)
+        proto.name = name
+        if data_type is not None:
+            proto.data_type = data_type
+            del proto.dims[:]
+            proto.dims.extend(dims)
+        self.initializers.append(proto)
+        return name
+
     def const(self, name: str, value: np.ndarray) -> str:
         """A constant tensor (numpy dtype kept)."""
         data_type = helper.np_dtype_to_tensor_dtype(value.dtype)

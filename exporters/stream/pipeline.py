@@ -32,7 +32,13 @@ from edge_sdk.exporters.stream.graphs import (
     standard_prelude,
     standard_tail,
 )
-from edge_sdk.exporters.stream.heads import EMBEDDING, head_logits, head_weight, stored_table
+from edge_sdk.exporters.stream.heads import (
+    EMBEDDING,
+    head_logits,
+    head_weight,
+    stored_table,
+    table_bits,
+)
 from edge_sdk.exporters.stream.layer_quant import LayerQuantizer, LayerWeights, dequantized_copy
 from edge_sdk.exporters.stream.layerwise import InputStats, Windows
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
@@ -149,7 +155,12 @@ def _write(
     config, weights = source.config, source.weights
     family = family_of(config)
     table_float = weights.get(EMBEDDING)
-    table = stored_table(table_float, quant, per_row=True)  # the standard graph's
+    final = weights.get("model.norm.weight") + np.float32(config.norm_offset)
+    # a 4-bit table's clipping weighs each column by the square of the final norm's weight: the
+    # tied head's input is the normalized state times it
+    head_moments = np.square(final, dtype=np.float32)
+    bits = table_bits(config, quant)
+    table = stored_table(table_float, quant, True, bits, head_moments)  # the standard graph's
     split = quant.int8_blocks  # the fused graph keeps int8 blocks: its own weights
     blocked_table = split and quant.method == "int8"  # int4 keeps one scale per row in both
     fused_table = stored_table(table_float, quant) if blocked_table else table
@@ -180,7 +191,6 @@ def _write(
         del layer, matmuls, stored
         progress.update(index + 1, config.num_layers, f"layers ({quant.label})")
     norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-    final = weights.get("model.norm.weight") + np.float32(config.norm_offset)
     norm.weight.data = torch.from_numpy(final)
     moments = _head_inputs(norm, streams.float_calib, moments=True)
     hessian = _head_inputs(norm, streams.quant_calib, hessian=True)
