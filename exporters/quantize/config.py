@@ -26,7 +26,12 @@ from typing import Any
 
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.quantize.mixed import check_mixed, mixed_label
-from edge_sdk.planner.precision import EMBEDDING_GROUP_SIZE, INT4_GROUP_SIZE, INT8_GROUP_SIZE
+from edge_sdk.planner.precision import (
+    EMBEDDING_GROUP_SIZE,
+    INT4_GROUP_SIZE,
+    INT4_INT8_LAYERS,
+    INT8_GROUP_SIZE,
+)
 
 __all__ = [
     "CALIB_METHODS",
@@ -49,11 +54,13 @@ _GROUP_SIZE = {"rtn": INT4_GROUP_SIZE, "gptq": INT4_GROUP_SIZE, "int8": INT8_GRO
 # SmolLM2-135M-Instruct (benchmarks/bench_quant.py --model smollm2): RTN g128 top-1 0.619, ppl
 # x1.478; GPTQ + AWQ + act-order g128 0.857, x1.065 (0.594x the int8 bundle); with layer 0 at int8
 # 0.866, x1.056 (0.607x). Gemma 3 270M at GPTQ + AWQ + act-order g64: 0.794 (misses the gate).
+# ``embedding_bits`` None: the table is int4 where it outweighs the layers (Gemma 3: it is 168 MB
+# of the 274 MB int8 graph), int8 otherwise (SmolLM2's figures above).
 INT4_DEFAULT: dict[str, Any] = {
     "method": "gptq",
     "act_scale": True,
     "gptq_act_order": True,
-    "int8_layers": (0,),
+    "int8_layers": INT4_INT8_LAYERS,
 }
 _PRECISION = {
     "int8": "int8",

@@ -23,6 +23,7 @@ from edge_sdk.onnx_io import LOGITS_TO_KEEP, cache_tensors
 __all__ = [
     "LayerKind",
     "Table",
+    "embedding",
     "fused_prelude",
     "fused_tail",
     "layer_kind",
@@ -140,7 +141,7 @@ def _int4_rows_fused(g: GraphBuilder, table: Table, ids: str, name: str) -> str:
     return g.op("Transpose", [columns], name, perm=[1, 2, 0])
 
 
-def _embedding(
+def embedding(
     g: GraphBuilder, config: ModelConfig, table: Table, ids: str, fused: bool = False
 ) -> str:
     """``Gather`` of the rows of ``ids`` (int8 or int4 rows times their scales: only those rows
@@ -224,7 +225,7 @@ def standard_prelude(
     mask = g.input("attention_mask", TensorProto.INT64, ["batch", "total_sequence"])
     positions = g.input("position_ids", TensorProto.INT64, ["batch", "sequence"])
     _past_inputs(g, config, "past_sequence")
-    x = _embedding(g, config, table, ids)
+    x = embedding(g, config, table, ids)
     position = g.op(
         "Unsqueeze", [g.op("Cast", [positions], to=TensorProto.FLOAT), g.ints("rope.last", [-1])]
     )
@@ -322,7 +323,7 @@ def fused_prelude(
             g.const(f"{p}cos_cache", np.ascontiguousarray(cos, dtype=np.float32)),
             g.const(f"{p}sin_cache", np.ascontiguousarray(sin, dtype=np.float32)),
         )
-    return FusedState(_embedding(g, config, table, ids, fused=True)), caches
+    return FusedState(embedding(g, config, table, ids, fused=True)), caches
 
 
 def fused_tail(
