@@ -76,6 +76,7 @@ VARIANTS = {
     ),
     "int4 default+int8 last": QuantConfig.from_precision("int4").with_changes(int8_layers=(0, -1)),
     "int4 default g64": QuantConfig.from_precision("int4").with_changes(group_size=64),
+    "int4 default g32": QuantConfig.from_precision("int4").with_changes(group_size=32),
 }
 
 
@@ -175,6 +176,8 @@ def main() -> None:
             result = export(source, Path(tmp) / label.replace(" ", "_"), quant=config, force=True)
             seconds = time.perf_counter() - started
             acc = result.accuracy
+            fused = result.bundle.manifest.get("onnxruntime", {}).get("fused_graph") or {}
+            fused_acc = fused.get("quantized_vs_float") or {}
             bundles[label] = result.bundle.path
             rows[label] = {
                 "config": config.label,
@@ -185,6 +188,8 @@ def main() -> None:
                 "ppl": acc.perplexity_quantized if acc else float("nan"),
                 "ppl_ratio": acc.perplexity_ratio if acc else 1.0,
                 "top1": acc.top1_agreement if acc else 1.0,
+                "fused_top1": float(fused_acc.get("top1_agreement", float("nan"))),
+                "fused_ppl_ratio": float(fused_acc.get("perplexity_ratio", float("nan"))),
                 "kl": acc.mean_kl_divergence if acc else 0.0,
                 "ppl_float": acc.perplexity_float if acc else float("nan"),
             }
@@ -225,13 +230,15 @@ def main() -> None:
     )
     print(
         f"{'variant':36s} {'MB':>7s} {'xfp32':>6s} {'xint8':>6s} {'tok/s':>7s} {'ort-cpu':>8s} "
-        f"{'ppl':>8s} {'ratio':>7s} {'top1':>6s} {'KL':>8s} {'export s':>8s}"
+        f"{'ppl':>8s} {'ratio':>7s} {'top1':>6s} {'KL':>8s} {'export s':>8s} {'cpu top1':>8s} "
+        f"{'cpu ratio':>9s}"
     )
     for label, r in rows.items():
         print(
             f"{label:36s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['bundle_vs_int8']:6.3f} "
             f"{r['tok_s']:7.1f} {r['runtime_tok_s']:8.1f} {r['ppl']:8.3f} "
-            f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e} {r['export_s']:8.1f}"
+            f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e} {r['export_s']:8.1f} "
+            f"{r['fused_top1']:8.3f} {r['fused_ppl_ratio']:9.4f}"
         )
     out = args.out or Path(f"bench-results/quant-{args.model}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -107,13 +107,15 @@ def check_inputs(source: ModelSource, job: ExportJob, output: Path) -> None:
 def estimate_bundle_bytes(config: ModelConfig, quant: QuantConfig, fused: bool) -> int:
     """About what the bundle takes on disk: the stored weights, twice with the fused graph (int8
     and int4: the planner's layouts of ``model.onnx`` and the fused graph, which the default
-    configs write)."""
+    configs write; an int4 table once: both graphs read the same bytes)."""
     if quant.precision in ("int8", "int4") and quant.quantize_embedding:
         standard = decode_step_bytes(config, "tensorrt", quant.precision, 1)
         graphs = standard.weights - standard.embedding_rows
         if fused:
             cpu = decode_step_bytes(config, "cpu-fused", quant.precision, 1)
             graphs += cpu.weights - cpu.embedding_rows
+            if quant.precision == "int4" and config.tie_word_embeddings:
+                graphs -= standard.head  # model.onnx reads the table from the fused graph's file
         return graphs
     group = int(quant.group_size or 0)
     per_weight = {"fp32": 4.0, "int8": 1.0 + (4.0 / group if group else 0.0)}.get(

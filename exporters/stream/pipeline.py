@@ -93,8 +93,8 @@ def write_graphs(
 ) -> StreamedGraphs:
     """Write ``model.onnx`` (and ``model.ort.onnx`` when ``fused``) into ``folder``."""
     family_of(source.config)  # an unsupported family fails before anything is written
-    standard = GraphBuilder(folder / "model.onnx", "edge-sdk")
     ort = GraphBuilder(folder / ORT_GRAPH_FILE, "edge-sdk-ort") if fused else None
+    standard = GraphBuilder(folder / "model.onnx", "edge-sdk", lender=ort)
     try:
         return _write(source, quant, texts, standard, ort, max_seq_len, progress)
     except BaseException:
@@ -166,10 +166,12 @@ def _write(
     fused_table = stored_table(table_float, quant) if blocked_table else table
     streams = _streams(config, quant, texts, table_float, (table, fused_table if split else None))
     del table_float  # the windows hold copies of their rows
-    x, shared = standard_prelude(standard, config, table)
+    # the fused graph writes each part first: the standard graph reads the tensors both store
+    # alike from its data file (GraphBuilder's lender)
     state, caches = (
         fused_prelude(ort, config, fused_table, max_seq_len) if ort else (FusedState(""), {})
     )
+    x, shared = standard_prelude(standard, config, table)
     quantizer = LayerQuantizer(family, config, quant, streams.float_calib, streams.quant_calib)
     for index in range(config.num_layers):
         prefix = f"model.layers.{index}."
@@ -181,13 +183,13 @@ def _write(
         matmuls = quantizer.quantize(layer, index)
         streams.evaluation.advance(layer, index)
         _advance_parity(streams, family, layer, matmuls, index)
-        stored = family.layer_tensors(matmuls.standard_layer or layer, index, matmuls.standard)
-        x = family.emit_standard(standard, config, x, shared[layer_kind(config, index)], stored)
         if ort is not None:
             cache = caches[config.local_rope(index)]
-            if matmuls.fused is not matmuls.standard:
-                stored = family.layer_tensors(layer, index, matmuls.fused)
-            state = family.emit_fused(ort, config, state, cache, stored)
+            fused_stored = family.layer_tensors(layer, index, matmuls.fused)
+            state = family.emit_fused(ort, config, state, cache, fused_stored)
+            del fused_stored
+        stored = family.layer_tensors(matmuls.standard_layer or layer, index, matmuls.standard)
+        x = family.emit_standard(standard, config, x, shared[layer_kind(config, index)], stored)
         del layer, matmuls, stored
         progress.update(index + 1, config.num_layers, f"layers ({quant.label})")
     norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
@@ -205,9 +207,9 @@ def _write(
     head = fused_head
     if quant.precision == "int8" and split:  # int8 blocks: the standard graph's per channel
         head = head_weight(config, quant, weights, head_moments, None, per_channel=True)
-    standard_tail(standard, config, x, final, table, head)
     if ort is not None:
         fused_tail(ort, config, state, final, fused_table, fused_head)
+    standard_tail(standard, config, x, final, table, head)
     with torch.no_grad():
         parity_logits = head_logits(norm(streams.parity.rows()), table, head)
         fused_parity_logits = (
