@@ -167,9 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=[4, 8],
         metavar="{4,8}",
-        help="embedding table: 4 (int4 blocks of --embedding-group-size along each row, stored "
-        "once; a tied LM head reads it) or 8 (int8 per row); default: 4 where the table holds "
-        "more parameters than the layers' MatMuls (Gemma 3), else 8",
+        help="embedding table: 8 (default: int8 per row) or 4 (int4 blocks of "
+        "--embedding-group-size along each row: a smaller bundle, less accurate; a tied LM "
+        "head reads it)",
     )
     int4.add_argument(
         "--embedding-group-size",

@@ -20,9 +20,7 @@ backend          MatMul weights (int8 / int4)                float parts, KV cac
 The embedding table is int8: in the MatMuls' int8 blocks along each row where they divide it
 (the fused graphs of int8 bundles), else one scale per row; a tied LM head reads it. int4
 bundles keep an untied LM head at int8 per output channel (``--lm-head-bits 8``, the default)
-and the default's int8 layers (layer 0) in int8 blocks (per channel for TensorRT); their table
-is int4 in blocks of 32 where it outweighs the layers' MatMuls (Gemma 3), a tied head reading
-it (``precision.int4_table_bits``).
+and the default's int8 layers (layer 0) in int8 blocks (per channel for TensorRT).
 A step reads every MatMul weight with its scales once (whatever the batch), the float parts,
 one embedding row per sequence, and the cache it attends over (:mod:`.cache`); decode at small
 batch is bandwidth-bound, so ``bandwidth / bytes`` bounds its tokens/s.
@@ -38,7 +36,7 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
 from edge_sdk.planner.cache import estimate_cache
 from edge_sdk.planner.layers import layer_float_parameters, layer_matmuls
-from edge_sdk.planner.memory import int4_layer_format, int4_table_format, matmul_bytes
+from edge_sdk.planner.memory import int4_layer_format, matmul_bytes
 from edge_sdk.planner.precision import INT4_GROUP_SIZE, INT8_GROUP_SIZE, WeightFormat
 
 __all__ = [
@@ -120,13 +118,8 @@ class DecodeStepBytes:
         return self.weights + self.cache
 
 
-def _table_format(layout: BackendLayout, config: ModelConfig) -> WeightFormat:
-    """The table's blocks where they divide a row, else one scale per row; int4's 4-bit table
-    where the export writes one (:func:`~.memory.int4_table_format`)."""
-    hidden = config.hidden_size
-    four = int4_table_format(config, layout.matmul)
-    if four is not None:
-        return four
+def _table_format(layout: BackendLayout, hidden: int) -> WeightFormat:
+    """The table's blocks where they divide a row, else one scale per row."""
     group = layout.table.group_size
     if group and hidden % group == 0:
         return layout.table
@@ -147,7 +140,7 @@ def decode_step_bytes(
         for n_in, n_out in layer_matmuls(config, i)
     )
     floats = sum(layer_float_parameters(config, i) for i in range(config.num_layers)) + h
-    table = matmul_bytes(_table_format(layout, config), h, vocab)  # [vocab, hidden]: per row
+    table = matmul_bytes(_table_format(layout, h), h, vocab)  # [vocab, hidden]: per row
     head = table if config.tie_word_embeddings else matmul_bytes(layout.head, h, vocab)
     cache = estimate_cache(config, context, batch, layout.activation_dtype).step_bytes
     return DecodeStepBytes(

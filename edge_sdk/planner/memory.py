@@ -29,10 +29,8 @@ from edge_sdk.planner.catalog import Device
 from edge_sdk.planner.layers import layer_float_parameters, layer_matmuls
 from edge_sdk.planner.precision import (
     DTYPE_BYTES,
-    EMBEDDING_GROUP_SIZE,
     WeightFormat,
     int4_int8_layer,
-    int4_table_bits,
     weight_format,
 )
 
@@ -113,14 +111,6 @@ def int4_layer_format(
     return int8 if fmt.name == "int4" and int4_int8_layer(config, index) else fmt
 
 
-def int4_table_format(config: ModelConfig, fmt: WeightFormat) -> WeightFormat | None:
-    """The 4-bit table of an int4 export (blocks of :data:`EMBEDDING_GROUP_SIZE`), or None
-    where the table stays int8 (:func:`int4_table_bits`)."""
-    if fmt.name != "int4" or int4_table_bits(config) != 4:
-        return None
-    return dataclasses.replace(fmt, group_size=EMBEDDING_GROUP_SIZE)
-
-
 def _layers_bytes(config: ModelConfig, fmt: WeightFormat) -> int:
     """Every layer's weight matrices, each in ``fmt`` (int4: the default's int8 layers in int8
     blocks)."""
@@ -145,9 +135,8 @@ def weight_bytes(
         # int8: in the weights' blocks along a row where they divide it, else one scale per row
         blocked = bool(fmt.group_size) and h % (fmt.group_size or 1) == 0
         per_row = dataclasses.replace(fmt, group_size=None)
-        if fmt.name == "int4":  # a 4-bit table, or int8 per row
-            per_row = dataclasses.replace(weight_format("int8"), group_size=None)
-            table_format = int4_table_format(config, fmt) or per_row
+        if fmt.name == "int4":  # the int8 table, one scale per row
+            table_format = dataclasses.replace(weight_format("int8"), group_size=None)
         else:
             table_format = per_row if not blocked else fmt
         table = matmul_bytes(table_format, h, vocab)

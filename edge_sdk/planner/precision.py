@@ -9,10 +9,10 @@
   and biases fp32. Activations and the KV cache are fp32 (the graph dequantizes to fp32).
 - ``int4``: the layout ``edge-export --int4`` writes: 4-bit weights, symmetric (no zero point),
   one fp32 scale per group of ``group_size`` input values; the default's int8 layers
-  (:data:`INT4_INT8_LAYERS`) int8 in blocks of :data:`INT8_GROUP_SIZE`; the embedding table int4
-  in blocks of :data:`EMBEDDING_GROUP_SIZE` when it holds more parameters than the layers'
-  MatMuls (:func:`int4_table_bits`: Gemma 3), else int8 per row; norms fp32. Activations and the
-  KV cache are counted fp16 (the GPU's form).
+  (:data:`INT4_INT8_LAYERS`) int8 in blocks of :data:`INT8_GROUP_SIZE`; the embedding table int8
+  per row (``--embedding-bits 4``, int4 blocks of :data:`EMBEDDING_GROUP_SIZE`, is not the
+  default and not modelled); norms fp32. Activations and the KV cache are counted fp16 (the
+  GPU's form).
 
 Tied embeddings: every bundle stores the table once (the exporter writes the LM head as
 ``MatMul(x, Transpose(table))``, for int8 through ``DequantizeLinear(axis=1)`` with the row scales
@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
-from edge_sdk.planner.layers import matmul_parameters
 
 __all__ = [
     "DTYPE_BYTES",
@@ -40,7 +39,6 @@ __all__ = [
     "PRECISIONS",
     "WeightFormat",
     "int4_int8_layer",
-    "int4_table_bits",
     "weight_format",
 ]
 
@@ -72,20 +70,10 @@ PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8", "int4")
 #: group defaults; ``edge_sdk.exporters.QuantConfig`` takes them from here.
 INT8_GROUP_SIZE = 64
 INT4_GROUP_SIZE = 128
-#: int4's 4-bit embedding table (the ``--int4`` default): values per scale along each row.
+#: int4's 4-bit embedding table (``--embedding-bits 4``): values per scale along each row.
 EMBEDDING_GROUP_SIZE = 32
 #: The decoder layers the ``--int4`` default keeps at int8 (negative: from the end).
 INT4_INT8_LAYERS: tuple[int, ...] = (0,)
-
-
-def int4_table_bits(config: ModelConfig, group: int = EMBEDDING_GROUP_SIZE) -> int:
-    """Bits of an int4 export's table by default: 4 when the table holds more parameters than
-    the decoder layers' MatMuls (Gemma 3 270M: 168 M against 100 M; SmolLM2-135M: 28 M against
-    106 M keeps int8) and can be stored so (``group`` divides the hidden size, an even
-    vocabulary), else 8."""
-    fits = config.hidden_size % group == 0 and config.vocab_size % 2 == 0
-    outweighs = config.vocab_size * config.hidden_size > matmul_parameters(config)
-    return 4 if fits and outweighs else 8
 
 
 def int4_int8_layer(config: ModelConfig, index: int) -> bool:

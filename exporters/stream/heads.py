@@ -19,7 +19,6 @@ from edge_sdk.exporters.quantize.qweight import (
 )
 from edge_sdk.exporters.stream.graphs import Table
 from edge_sdk.exporters.weights.source import WeightSource
-from edge_sdk.planner.precision import int4_table_bits
 
 __all__ = [
     "EMBEDDING",
@@ -38,17 +37,13 @@ _CHUNK = 16384  # vocabulary rows per block of logits
 
 
 def table_bits(config: ModelConfig, quant: QuantConfig) -> int:
-    """Bits of the stored table: 4 for int4 with ``embedding_bits`` 4, or ``None`` (the
-    default) when the table outweighs the layers' MatMuls (``planner.precision.int4_table_bits``:
-    Gemma 3 270M, not SmolLM2-135M), where its blocks divide the hidden size and the vocabulary
-    is even (the standard graph reads two columns of the transposed table per byte); else 8
-    (32: float)."""
+    """Bits of the stored table: 4 for int4 with ``embedding_bits`` 4 where its blocks divide
+    the hidden size and the vocabulary is even (the standard graph reads two columns of the
+    transposed table per byte), else 8 (32: float)."""
     if not (quant.precision in ("int8", "int4") and quant.quantize_embedding):
         return 32
     group = int(quant.embedding_group_size or 0)
     bits = quant.embedding_bits
-    if quant.precision == "int4" and bits is None:
-        bits = int4_table_bits(config, group)
     fits = group and config.hidden_size % group == 0 and config.vocab_size % 2 == 0
     return 4 if bits == 4 and fits else 8
 
