@@ -6,10 +6,11 @@ consecutive inputs (the reduction dimension) of each output channel. onnxruntime
 into its 4-bit ``MatMulNBits`` kernel at load time (measured, also when G does not divide K: the
 last block is then shorter, as ONNX's blocked quantization defines, so no padding is stored);
 TensorRT reads the same standard form. The levels come from round to nearest (:func:`rtn_int4`:
-scale = block max |w| / 7) or from GPTQ (:mod:`.gptq`). The embedding table stays int8 per row (a
-Gather of int4 rows has no onnxruntime kernel); the LM head is int8 per output channel (a tied
-head reads the int8 table, as llama.cpp keeps its output tensor at higher precision) or, with
-``lm_head_bits`` 4, int4 blocks of its own (as onnxruntime-genai does).
+scale = block max |w| / 7, or the clipping of least weighted error) or from GPTQ (:mod:`.gptq`).
+The embedding table is int8 per row by default, or with ``embedding_bits`` 4 int4 blocks along
+each row (``stream.graphs``: ``GatherBlockQuantized`` in the fused graph); the LM head is int8 per
+output channel (a tied head reads the table, as llama.cpp keeps its output tensor at higher
+precision) or, with ``lm_head_bits`` 4, int4 blocks of its own (as onnxruntime-genai does).
 """
 
 from __future__ import annotations
