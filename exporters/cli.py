@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="(int4 and int8) weights per scale along the reduction dimension, a power "
-        "of two >= 16 (default 128 for int4, 64 for int8); for int8, 0 stores one "
+        "of two >= 16 (default 32 for --int4 alone, 128 with --method, 64 for int8); for int8, "
+        "0 stores one "
         "scale per output channel in both graphs (int8 blocks are the CPU graph's only: "
         "model.onnx stores them per output channel, TensorRT's form)",
     )

@@ -37,7 +37,7 @@ from edge_sdk.errors import ConfigError
 from edge_sdk.planner.cache import estimate_cache
 from edge_sdk.planner.layers import layer_float_parameters, layer_matmuls
 from edge_sdk.planner.memory import int4_layer_format, matmul_bytes
-from edge_sdk.planner.precision import INT4_GROUP_SIZE, INT8_GROUP_SIZE, WeightFormat
+from edge_sdk.planner.precision import INT4_DEFAULT_GROUP_SIZE, INT8_GROUP_SIZE, WeightFormat
 
 __all__ = [
     "BACKENDS",
@@ -87,7 +87,14 @@ def backend_layout(backend: str, precision: str) -> BackendLayout:
         matmul = per_channel if backend == "tensorrt" else _int8(INT8_GROUP_SIZE, scale)
         return BackendLayout(backend, precision, matmul, matmul, matmul, activation, float_bytes)
     int4 = WeightFormat(
-        "int4", 0.5, float_bytes, activation, "fp16", True, INT4_GROUP_SIZE, scale_bytes=scale
+        "int4",
+        0.5,
+        float_bytes,
+        activation,
+        "fp16",
+        True,
+        INT4_DEFAULT_GROUP_SIZE,
+        scale_bytes=scale,
     )
     int8 = per_channel if backend == "tensorrt" else _int8(INT8_GROUP_SIZE, scale)
     return BackendLayout(

@@ -28,6 +28,7 @@ from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.quantize.mixed import check_mixed, mixed_label
 from edge_sdk.planner.precision import (
     EMBEDDING_GROUP_SIZE,
+    INT4_DEFAULT_GROUP_SIZE,
     INT4_GROUP_SIZE,
     INT4_INT8_LAYERS,
     INT8_GROUP_SIZE,
@@ -53,10 +54,13 @@ _GROUP_SIZE = {"rtn": INT4_GROUP_SIZE, "gptq": INT4_GROUP_SIZE, "int8": INT8_GRO
 # What ``--int4`` alone (and ``export(..., "int4")``) makes, chosen from measurements on
 # SmolLM2-135M-Instruct (benchmarks/bench_quant.py --model smollm2): RTN g128 top-1 0.619, ppl
 # x1.478; GPTQ + AWQ + act-order g128 0.857, x1.065 (0.594x the int8 bundle); with layer 0 at int8
-# 0.866, x1.056 (0.607x). Gemma 3 270M at GPTQ + AWQ + act-order g64: 0.794 (misses the gate).
-# The table stays int8 (one copy for both graphs): at 4 bits Gemma 3 270M's reached top-1 0.686.
+# 0.866, x1.056 (0.607x). Gemma 3 270M (bench_quant --model gemma3, the table int8 and stored once
+# for both graphs): this default at g128 0.797 on the CPU graph (misses 0.80), at g32 0.820, ppl
+# x1.048, 0.509x the int8 bundle: the default group is 32 (SmolLM2: see README "Real models").
+# The table stays int8: at 4 bits Gemma 3 270M's reached top-1 0.686.
 INT4_DEFAULT: dict[str, Any] = {
     "method": "gptq",
+    "group_size": INT4_DEFAULT_GROUP_SIZE,
     "act_scale": True,
     "gptq_act_order": True,
     "int8_layers": INT4_INT8_LAYERS,
