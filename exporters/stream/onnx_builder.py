@@ -50,7 +50,6 @@ class GraphBuilder:
         self._count = 0
         self.lender = lender
         self._written: dict[tuple[int, tuple[int, ...], bytes], onnx.TensorProto] = {}
-        self.borrowed_bytes = 0
 
     # -- tensors ----------------------------------------------------------------------------
 
@@ -65,7 +64,6 @@ class GraphBuilder:
         if data.nbytes > INLINE_LIMIT and self.lender is not None:
             lent = self.lender._written.get(key)
             if lent is not None:
-                self.borrowed_bytes += data.nbytes
                 return self.alias(name, lent.name, source=lent)
         proto = onnx.TensorProto()
         proto.name, proto.data_type = name, data_type
