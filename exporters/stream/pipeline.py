@@ -158,9 +158,9 @@ def _write(
     final = weights.get("model.norm.weight") + np.float32(config.norm_offset)
     # a 4-bit table's clipping weighs each column by the square of the final norm's weight: the
     # tied head's input is the normalized state times it
-    head_moments = np.square(final, dtype=np.float32)
+    table_moments = np.square(final, dtype=np.float32)
     bits = table_bits(config, quant)
-    table = stored_table(table_float, quant, True, bits, head_moments)  # the standard graph's
+    table = stored_table(table_float, quant, True, bits, table_moments)  # the standard graph's
     split = quant.int8_blocks  # the fused graph keeps int8 blocks: its own weights
     blocked_table = split and quant.method == "int8"  # int4 keeps one scale per row in both
     fused_table = stored_table(table_float, quant) if blocked_table else table
