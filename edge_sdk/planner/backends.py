@@ -17,9 +17,10 @@ backend          MatMul weights (int8 / int4)                float parts, KV cac
                  fp32 scales as the graph stores them
 ===============  ==========================================  ======================  ===========
 
-Every bundle's embedding table is int8: in the MatMuls' int8 blocks along each row where they
-divide it (the fused graphs of int8 bundles), else one scale per row; a tied LM head reads it.
-int4 bundles keep the LM head at int8 per output channel (``--lm-head-bits 8``, the default).
+The embedding table is int8: in the MatMuls' int8 blocks along each row where they divide it
+(the fused graphs of int8 bundles), else one scale per row; a tied LM head reads it. int4
+bundles keep an untied LM head at int8 per output channel (``--lm-head-bits 8``, the default)
+and the default's int8 layers (layer 0) in int8 blocks (per channel for TensorRT).
 A step reads every MatMul weight with its scales once (whatever the batch), the float parts,
 one embedding row per sequence, and the cache it attends over (:mod:`.cache`); decode at small
 batch is bandwidth-bound, so ``bandwidth / bytes`` bounds its tokens/s.
@@ -35,8 +36,8 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
 from edge_sdk.planner.cache import estimate_cache
 from edge_sdk.planner.layers import layer_float_parameters, layer_matmuls
-from edge_sdk.planner.memory import matmul_bytes
-from edge_sdk.planner.precision import INT4_GROUP_SIZE, INT8_GROUP_SIZE, WeightFormat
+from edge_sdk.planner.memory import int4_layer_format, matmul_bytes
+from edge_sdk.planner.precision import INT4_DEFAULT_GROUP_SIZE, INT8_GROUP_SIZE, WeightFormat
 
 __all__ = [
     "BACKENDS",
@@ -64,6 +65,7 @@ class BackendLayout:
     head: WeightFormat  # an untied LM head
     activation_dtype: str  # activations and the KV cache
     float_bytes: int  # norms and biases
+    int8_matmul: WeightFormat | None = None  # int4: the default's int8 layers
 
 
 def _int8(group: int | None, scale_bytes: int) -> WeightFormat:
@@ -85,10 +87,18 @@ def backend_layout(backend: str, precision: str) -> BackendLayout:
         matmul = per_channel if backend == "tensorrt" else _int8(INT8_GROUP_SIZE, scale)
         return BackendLayout(backend, precision, matmul, matmul, matmul, activation, float_bytes)
     int4 = WeightFormat(
-        "int4", 0.5, float_bytes, activation, "fp16", True, INT4_GROUP_SIZE, scale_bytes=scale
+        "int4",
+        0.5,
+        float_bytes,
+        activation,
+        "fp16",
+        True,
+        INT4_DEFAULT_GROUP_SIZE,
+        scale_bytes=scale,
     )
+    int8 = per_channel if backend == "tensorrt" else _int8(INT8_GROUP_SIZE, scale)
     return BackendLayout(
-        backend, precision, int4, per_channel, per_channel, activation, float_bytes
+        backend, precision, int4, per_channel, per_channel, activation, float_bytes, int8
     )
 
 
@@ -130,8 +140,9 @@ def decode_step_bytes(
     ``backend`` (see the module docstring)."""
     layout = backend_layout(backend, precision)
     h, vocab = config.hidden_size, config.vocab_size
+    int8 = layout.int8_matmul or layout.matmul
     matmuls = sum(
-        matmul_bytes(layout.matmul, n_in, n_out)
+        matmul_bytes(int4_layer_format(config, layout.matmul, i, int8), n_in, n_out)
         for i in range(config.num_layers)
         for n_in, n_out in layer_matmuls(config, i)
     )

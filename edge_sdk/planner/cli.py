@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--group-size",
         type=int,
         default=None,
-        help="input values per scale: int4 (default 128), int8 (default 64, as "
+        help="input values per scale: int4 (default 32, as edge-export --int4), int8 "
+        "(default 64, as "
         "edge-export; 0: one scale per output channel)",
     )
     parser.add_argument(

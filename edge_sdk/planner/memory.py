@@ -27,7 +27,12 @@ from edge_sdk.errors import ConfigError
 from edge_sdk.planner.cache import KV_BUFFERS, CacheEstimate, estimate_cache, kv_cache_bytes
 from edge_sdk.planner.catalog import Device
 from edge_sdk.planner.layers import layer_float_parameters, layer_matmuls
-from edge_sdk.planner.precision import DTYPE_BYTES, WeightFormat
+from edge_sdk.planner.precision import (
+    DTYPE_BYTES,
+    WeightFormat,
+    int4_int8_layer,
+    weight_format,
+)
 
 __all__ = [
     "KV_BUFFERS",
@@ -99,10 +104,19 @@ def matmul_bytes(fmt: WeightFormat, in_features: int, out_features: int) -> int:
     return int(values * fmt.weight_bytes + groups * (fmt.scale_bytes + fmt.zero_point_bytes))
 
 
+def int4_layer_format(
+    config: ModelConfig, fmt: WeightFormat, index: int, int8: WeightFormat
+) -> WeightFormat:
+    """``fmt``, or ``int8`` for the layers the ``--int4`` default keeps at int8 (``fmt`` int4)."""
+    return int8 if fmt.name == "int4" and int4_int8_layer(config, index) else fmt
+
+
 def _layers_bytes(config: ModelConfig, fmt: WeightFormat) -> int:
-    """Every layer's weight matrices, each in ``fmt``."""
+    """Every layer's weight matrices, each in ``fmt`` (int4: the default's int8 layers in int8
+    blocks)."""
+    int8 = weight_format("int8")
     return sum(
-        matmul_bytes(fmt, n_in, n_out)
+        matmul_bytes(int4_layer_format(config, fmt, i, int8), n_in, n_out)
         for i in range(config.num_layers)
         for n_in, n_out in layer_matmuls(config, i)
     )
@@ -121,7 +135,11 @@ def weight_bytes(
         # int8: in the weights' blocks along a row where they divide it, else one scale per row
         blocked = bool(fmt.group_size) and h % (fmt.group_size or 1) == 0
         per_row = dataclasses.replace(fmt, group_size=None)
-        table = matmul_bytes(per_row if fmt.name == "int8" and not blocked else fmt, h, vocab)
+        if fmt.name == "int4":  # the int8 table, one scale per row
+            table_format = dataclasses.replace(weight_format("int8"), group_size=None)
+        else:
+            table_format = per_row if not blocked else fmt
+        table = matmul_bytes(table_format, h, vocab)
         if fmt.name == "int8" and config.tie_word_embeddings:  # the tied head's own scale copy
             head_scales = table - int(vocab * h * fmt.weight_bytes)
     else:

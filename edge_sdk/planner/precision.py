@@ -7,9 +7,12 @@
   output channel (or, the default, per block of ``group_size`` inputs); the embedding table int8
   in the same blocks along each row where they divide it, else with one fp32 scale per row; norms
   and biases fp32. Activations and the KV cache are fp32 (the graph dequantizes to fp32).
-- ``int4``: block-wise weight-only quantization as ORT ``MatMulNBits``, AWQ/GPTQ and MLC q4f16
-  store it: 4-bit weights, per group of ``group_size`` input values one fp16 scale and one 4-bit
-  zero point. Float parts (norms, biases, a kept embedding) fp16, activations and KV cache fp16.
+- ``int4``: the layout ``edge-export --int4`` writes: 4-bit weights, symmetric (no zero point),
+  one fp32 scale per group of ``group_size`` input values; the default's int8 layers
+  (:data:`INT4_INT8_LAYERS`) int8 in blocks of :data:`INT8_GROUP_SIZE`; the embedding table int8
+  per row (``--embedding-bits 4``, int4 blocks of :data:`EMBEDDING_GROUP_SIZE`, is not the
+  default and not modelled); norms fp32. Activations and the KV cache are counted fp16 (the
+  GPU's form).
 
 Tied embeddings: every bundle stores the table once (the exporter writes the LM head as
 ``MatMul(x, Transpose(table))``, for int8 through ``DequantizeLinear(axis=1)`` with the row scales
@@ -26,9 +29,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_sdk.config import ModelConfig
 from edge_sdk.errors import ConfigError
 
-__all__ = ["DTYPE_BYTES", "PRECISIONS", "WeightFormat", "weight_format"]
+__all__ = [
+    "DTYPE_BYTES",
+    "EMBEDDING_GROUP_SIZE",
+    "INT4_DEFAULT_GROUP_SIZE",
+    "INT4_INT8_LAYERS",
+    "PRECISIONS",
+    "WeightFormat",
+    "int4_int8_layer",
+    "weight_format",
+]
 
 DTYPE_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 
@@ -58,10 +71,24 @@ PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8", "int4")
 #: group defaults; ``edge_sdk.exporters.QuantConfig`` takes them from here.
 INT8_GROUP_SIZE = 64
 INT4_GROUP_SIZE = 128
+#: The ``--int4`` default's group (``--method`` alone keeps :data:`INT4_GROUP_SIZE`): Gemma 3 270M
+#: passes its gate at 32 (top-1 0.820), not at 128 (0.797).
+INT4_DEFAULT_GROUP_SIZE = 32
+#: int4's 4-bit embedding table (``--embedding-bits 4``): values per scale along each row.
+EMBEDDING_GROUP_SIZE = 32
+#: The decoder layers the ``--int4`` default keeps at int8 (negative: from the end).
+INT4_INT8_LAYERS: tuple[int, ...] = (0,)
+
+
+def int4_int8_layer(config: ModelConfig, index: int) -> bool:
+    """Whether the ``--int4`` default stores decoder layer ``index``'s MatMuls at int8."""
+    n = config.num_layers
+    return any(i % n == index for i in INT4_INT8_LAYERS if -n <= i < n)
 
 
 def weight_format(name: str, group_size: int | None = None) -> WeightFormat:
-    """The format of precision ``name``; ``group_size`` applies to int4 (default 128) and int8
+    """The format of precision ``name``; ``group_size`` applies to int4 (default 32, the
+    ``--int4`` default's) and int8
     (default 64 inputs per fp32 scale; 0: one scale per output channel)."""
     key = name.strip().lower()
     if key in ("float32", "fp32"):
@@ -86,18 +113,10 @@ def weight_format(name: str, group_size: int | None = None) -> WeightFormat:
             tied_copy_at_load=True,
         )
     if key.startswith("int4"):
-        group_size = INT4_GROUP_SIZE if group_size is None else group_size
+        group_size = INT4_DEFAULT_GROUP_SIZE if group_size is None else group_size
         if group_size <= 0:
             raise ConfigError(f"--group-size must be a positive integer, got {group_size}")
         return WeightFormat(
-            "int4",
-            0.5,
-            2,
-            "fp16",
-            "fp16",
-            quantized=True,
-            group_size=group_size,
-            scale_bytes=2,
-            zero_point_bytes=0.5,
+            "int4", 0.5, 4, "fp16", "fp16", quantized=True, group_size=group_size, scale_bytes=4
         )
     raise ConfigError(f"unknown precision {name!r}; valid precisions: {', '.join(PRECISIONS)}")

@@ -12,9 +12,11 @@ Methods: ``int8`` (weights int8 in blocks of ``group_size`` inputs, or per chann
 ``gptq`` (weights int4 block-wise along the reduction dimension), ``w8a8`` (int8 weights and
 int8 activations, static calibration: TensorRT's explicit-quantization form), ``fp16``, ``fp32``.
 ``quantize_embedding`` (default on) also quantizes the embedding table (int8 per row) and the LM
-head: int8 per output channel, or for int4 ``lm_head_bits`` 8 (default: a tied head reads the
-int8 table) or 4 (int4 blocks, its own copy); off, both stay float, which costs size and speed
-but no accuracy.
+head: int8 per output channel, or for int4 ``lm_head_bits`` 8 (a tied head reads the int8 table)
+or 4 (int4 blocks, its own copy); off, both stay float, which costs size and speed but no
+accuracy. int4's ``embedding_bits`` 4 (the ``--int4`` default) stores the table itself as int4
+blocks of ``embedding_group_size`` along each row, stored once: both graphs gather rows from it and
+a tied head multiplies by it (``lm_head_bits`` then applies to an untied head only).
 """
 
 from __future__ import annotations
@@ -24,9 +26,22 @@ from typing import Any
 
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.quantize.mixed import check_mixed, mixed_label
-from edge_sdk.planner.precision import INT4_GROUP_SIZE, INT8_GROUP_SIZE
+from edge_sdk.planner.precision import (
+    EMBEDDING_GROUP_SIZE,
+    INT4_DEFAULT_GROUP_SIZE,
+    INT4_GROUP_SIZE,
+    INT4_INT8_LAYERS,
+    INT8_GROUP_SIZE,
+)
 
-__all__ = ["CALIB_METHODS", "INT4_DEFAULT", "INT8_GROUP_SIZE", "METHODS", "QuantConfig"]
+__all__ = [
+    "CALIB_METHODS",
+    "EMBEDDING_GROUP_SIZE",
+    "INT4_DEFAULT",
+    "INT8_GROUP_SIZE",
+    "METHODS",
+    "QuantConfig",
+]
 
 METHODS = ("int8", "w8a8", "rtn", "gptq", "fp16", "fp32")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
@@ -39,12 +54,17 @@ _GROUP_SIZE = {"rtn": INT4_GROUP_SIZE, "gptq": INT4_GROUP_SIZE, "int8": INT8_GRO
 # What ``--int4`` alone (and ``export(..., "int4")``) makes, chosen from measurements on
 # SmolLM2-135M-Instruct (benchmarks/bench_quant.py --model smollm2): RTN g128 top-1 0.619, ppl
 # x1.478; GPTQ + AWQ + act-order g128 0.857, x1.065 (0.594x the int8 bundle); with layer 0 at int8
-# 0.866, x1.056 (0.607x). Gemma 3 270M at GPTQ + AWQ + act-order g64: 0.794 (misses the gate).
+# 0.866, x1.056 (0.607x). Gemma 3 270M (bench_quant --model gemma3, the table int8 and stored once
+# for both graphs): this default at g128 0.797 on the CPU graph (misses 0.80), at g32 0.820, ppl
+# x1.048, 0.509x the int8 bundle: the default group is 32 (SmolLM2 at it: 0.874 on the CPU graph,
+# x1.036, 0.512x).
+# The table stays int8: at 4 bits Gemma 3 270M's reached top-1 0.686.
 INT4_DEFAULT: dict[str, Any] = {
     "method": "gptq",
+    "group_size": INT4_DEFAULT_GROUP_SIZE,
     "act_scale": True,
     "gptq_act_order": True,
-    "int8_layers": (0,),
+    "int8_layers": INT4_INT8_LAYERS,
 }
 _PRECISION = {
     "int8": "int8",
@@ -88,6 +108,8 @@ class QuantConfig:
     lm_head_bits: int | None = None
     int8_layers: tuple[int, ...] = ()
     int8_matmuls: tuple[str, ...] = ()
+    embedding_bits: int | None = None
+    embedding_group_size: int | None = None
 
     def __post_init__(self) -> None:
         method = str(self.method).lower()
@@ -123,6 +145,27 @@ class QuantConfig:
             object.__setattr__(self, "lm_head_bits", 8)
         if self.lm_head_bits not in (None, 4, 8):
             raise ConfigError(f"lm_head_bits must be 4 or 8, got {self.lm_head_bits}")
+        self._check_embedding()
+
+    def _check_embedding(self) -> None:
+        """int4's table: ``embedding_bits`` 8 (int8 per row, the default) or 4 (in blocks of
+        ``embedding_group_size``, :data:`EMBEDDING_GROUP_SIZE` unless set)."""
+        if self.precision != "int4":
+            return
+        if self.embedding_bits is None:
+            object.__setattr__(self, "embedding_bits", 8)
+        if self.embedding_bits not in (4, 8):
+            raise ConfigError(f"embedding_bits must be 4 or 8, got {self.embedding_bits}")
+        if self.embedding_bits == 4 and not self.quantize_embedding:
+            raise ConfigError("embedding_bits 4 needs quantize_embedding (the table quantized)")
+        if self.embedding_group_size is None:
+            object.__setattr__(self, "embedding_group_size", EMBEDDING_GROUP_SIZE)
+        g = self.embedding_group_size
+        if not (isinstance(g, int) and g >= 16 and not g & (g - 1)):
+            raise ConfigError(
+                f"embedding_group_size must be a power of two >= 16 (onnxruntime's "
+                f"GatherBlockQuantized), got {g}"
+            )
 
     def _check_ranges(self) -> None:
         g = self.group_size
@@ -170,6 +213,8 @@ class QuantConfig:
             "lm_head_bits": ("rtn", "gptq"),
             "int8_layers": ("rtn", "gptq"),
             "int8_matmuls": ("rtn", "gptq"),
+            "embedding_bits": ("rtn", "gptq"),
+            "embedding_group_size": ("rtn", "gptq"),
         }
         for name, methods in only.items():
             if changed(name) and self.method not in methods:
@@ -208,6 +253,7 @@ class QuantConfig:
                 f"int4-{self.method}-g{self.group_size}"
                 + ("+act_scale" if self.act_scale else "")
                 + mixed_label(self.int8_layers, self.int8_matmuls)
+                + (f"+emb4-g{self.embedding_group_size}" if self.embedding_bits == 4 else "")
             )
         alpha = "none" if self.smoothquant_alpha is None else f"{self.smoothquant_alpha:g}"
         if self.method == "w8a8":
@@ -236,6 +282,9 @@ class QuantConfig:
             if self.method == "gptq":
                 data.update(gptq_damp=self.gptq_damp, gptq_act_order=self.gptq_act_order)
             data.update(int8_layers=list(self.int8_layers), int8_matmuls=list(self.int8_matmuls))
+            data.update(
+                embedding_bits=self.embedding_bits, embedding_group_size=self.embedding_group_size
+            )
         if self.method == "int8":
             data.update(group_size=self.group_size, smoothquant_alpha=self.smoothquant_alpha)
         if self.method == "w8a8":

@@ -32,7 +32,12 @@ def session_config_for(quant: QuantConfig) -> dict[str, str]:
 def weight_counts(graph: onnx.ModelProto) -> dict[str, int]:
     """Bytes by kind of a graph's initializers (read from the dims: no weights loaded)."""
     counts = {"int8": 0, "int4": 0, "scale": 0, "float": 0, "dequantized": 0}
+    stored: set[tuple[str, ...]] = set()
     for init in graph.graph.initializer:
+        place = tuple(entry.value for entry in init.external_data)
+        if place and place in stored:  # an alias over bytes already counted (a 4-bit table)
+            continue
+        stored.add(place)
         size = int(np.prod(init.dims)) if init.dims else 1
         if init.data_type == TensorProto.INT8:
             counts["int8"] += size
@@ -112,6 +117,25 @@ def mixed_record(quant: QuantConfig, graph: onnx.ModelProto) -> dict[str, Any]:
     }
 
 
+def embedding_record(quant: QuantConfig, graph: onnx.ModelProto) -> dict[str, Any]:
+    """How an int4 export stored the embedding table and the LM head (read from the graph)."""
+    names = {init.name for init in graph.graph.initializer}
+    tied = "lm_head.weight.int4" not in names and "lm_head.weight.int8" not in names
+    if not quant.quantize_embedding:
+        return {"bits": 32, "table": "float32 table and LM head"}
+    if "model.embed_tokens.weight.int4" in names:
+        return {
+            "bits": 4,
+            "block_size": quant.embedding_group_size,
+            "table": "int4 blocks along each row, stored once, transposed [E, V]: "
+            "GatherBlockQuantized in the fused graph, a Gather of its bytes in model.onnx"
+            + ("; the tied LM head multiplies by the same bytes" if tied else ""),
+            "lm_head": "the table" if tied else f"int{quant.lm_head_bits}",
+        }
+    head = "the int8 table" if tied and quant.lm_head_bits == 8 else f"int{quant.lm_head_bits}"
+    return {"bits": 8, "table": "int8, one scale per row", "lm_head": head}
+
+
 def int4_details(
     quant: QuantConfig,
     report: Int4Report,
@@ -133,17 +157,7 @@ def int4_details(
         "channel; a last block shorter when the group size does not divide K",
         "algorithm": ("GPTQ" if quant.method == "gptq" else "round to nearest")
         + (" after AWQ-style activation-aware scaling" if quant.act_scale else ""),
-        "embedding": (
-            (
-                "int8 per-row table; the LM head int8 per output channel (a tied head reads "
-                "the int8 table)"
-                if quant.lm_head_bits == 8
-                else "int8 per-row table; the LM head int4 block-wise (a tied head as its own "
-                "[E, V] copy)"
-            )
-            if quant.quantize_embedding
-            else "float32 table and LM head"
-        ),
+        "embedding": embedding_record(quant, graph),
         "quantized_matmuls": report.matmuls,
         "gptq_matmuls": report.solved,
         "int4_weight_bytes": report.int4_bytes,

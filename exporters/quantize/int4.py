@@ -6,10 +6,11 @@ consecutive inputs (the reduction dimension) of each output channel. onnxruntime
 into its 4-bit ``MatMulNBits`` kernel at load time (measured, also when G does not divide K: the
 last block is then shorter, as ONNX's blocked quantization defines, so no padding is stored);
 TensorRT reads the same standard form. The levels come from round to nearest (:func:`rtn_int4`:
-scale = block max |w| / 7) or from GPTQ (:mod:`.gptq`). The embedding table stays int8 per row (a
-Gather of int4 rows has no onnxruntime kernel); the LM head is int8 per output channel (a tied
-head reads the int8 table, as llama.cpp keeps its output tensor at higher precision) or, with
-``lm_head_bits`` 4, int4 blocks of its own (as onnxruntime-genai does).
+scale = block max |w| / 7, or the clipping of least weighted error) or from GPTQ (:mod:`.gptq`).
+The embedding table is int8 per row by default, or with ``embedding_bits`` 4 int4 blocks along
+each row (``stream.graphs``: ``GatherBlockQuantized`` in the fused graph); the LM head is int8 per
+output channel (a tied head reads the table, as llama.cpp keeps its output tensor at higher
+precision) or, with ``lm_head_bits`` 4, int4 blocks of its own (as onnxruntime-genai does).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from edge_sdk.exporters.quantize.int8 import CLIP_RATIOS
 
 __all__ = ["QMAX", "QMIN", "Int4Report", "dequantize_int4", "int4_packed", "rtn_int4"]
 
@@ -36,15 +39,32 @@ class Int4Report:
     float_bytes_left: int
 
 
-def rtn_int4(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray]:
+def rtn_int4(
+    w: np.ndarray, group: int, moments: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Round-to-nearest int4 of ``w`` [K, N] in blocks of ``group`` rows: (q [K, N], scale [B,
-    N])."""
+    N]); each block's clipping from ``moments`` [K] (the least ``moments``-weighted squared error
+    over :data:`~.int8.CLIP_RATIOS`), else its max |w|."""
     k, n = w.shape
     blocks = -(-k // group)
     padded = np.zeros((blocks * group, n), dtype=np.float32)
     padded[:k] = w
-    peak = np.abs(padded.reshape(blocks, group, n)).max(axis=1)  # [B, N]
+    grid = padded.reshape(blocks, group, n)
+    peak = np.abs(grid).max(axis=1)  # [B, N]
     scale = (np.where(peak > 0, peak, 1.0) / QMAX).astype(np.float32)
+    if moments is not None:
+        weights = np.zeros(blocks * group, dtype=np.float32)
+        weights[:k] = moments
+        weights = weights.reshape(blocks, group, 1)
+        best = np.full(peak.shape, np.inf, dtype=np.float32)
+        base = scale
+        for ratio in CLIP_RATIOS:
+            candidate = base * np.float32(ratio)
+            q = np.clip(np.rint(grid / candidate[:, None]), QMIN, QMAX)
+            err = (weights * (grid - q * candidate[:, None]) ** 2).sum(axis=1)
+            better = err < best
+            best = np.where(better, err, best)
+            scale = np.where(better, candidate, scale)
     q = np.clip(np.rint(w / np.repeat(scale, group, axis=0)[:k]), QMIN, QMAX).astype(np.int8)
     return q, scale
 

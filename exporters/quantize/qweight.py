@@ -105,8 +105,17 @@ def int8_weight(w: np.ndarray, block: int, moments: np.ndarray | None) -> QWeigh
     return QWeight(q, scale, 8, 0)
 
 
-def int4_weight(w: np.ndarray, block: int, solved: tuple[np.ndarray, np.ndarray] | None) -> QWeight:
-    """Symmetric int4 of ``w`` [K, N] in blocks of ``block`` inputs: round to nearest, or the
-    ``solved`` levels and scales (GPTQ)."""
-    q, scale = solved if solved is not None else _by_columns(lambda part: rtn_int4(part, block), w)
+def int4_weight(
+    w: np.ndarray,
+    block: int,
+    solved: tuple[np.ndarray, np.ndarray] | None,
+    moments: np.ndarray | None = None,
+) -> QWeight:
+    """Symmetric int4 of ``w`` [K, N] in blocks of ``block`` inputs: round to nearest (clipping
+    chosen on ``moments`` [K] when given), or the ``solved`` levels and scales (GPTQ)."""
+    q, scale = (
+        solved
+        if solved is not None
+        else _by_columns(lambda part: rtn_int4(part, block, moments), w)
+    )
     return QWeight(q.astype(np.int8), scale.astype(np.float32), 4, block)

@@ -32,6 +32,7 @@ from edge_sdk.exporters.stream.heads import EMBEDDING, HEAD
 from edge_sdk.exporters.stream.layerwise import text_windows
 from edge_sdk.exporters.stream.pipeline import StreamedGraphs, Texts, graph_opset, write_graphs
 from edge_sdk.exporters.verify import ParityReport
+from edge_sdk.planner.backends import decode_step_bytes
 
 __all__ = ["STREAMED_METHODS", "estimate_bundle_bytes", "export_streamed"]
 
@@ -104,13 +105,22 @@ def check_inputs(source: ModelSource, job: ExportJob, output: Path) -> None:
 
 
 def estimate_bundle_bytes(config: ModelConfig, quant: QuantConfig, fused: bool) -> int:
-    """About what the bundle takes on disk: the stored weights, twice with the fused graph."""
+    """About what the bundle takes on disk: the stored weights, twice with the fused graph (int8
+    and int4: the planner's layouts of ``model.onnx`` and the fused graph, which the default
+    configs write; an int4 table once: both graphs read the same bytes)."""
+    if quant.precision in ("int8", "int4") and quant.quantize_embedding:
+        standard = decode_step_bytes(config, "tensorrt", quant.precision, 1)
+        graphs = standard.weights - standard.embedding_rows
+        if fused:
+            cpu = decode_step_bytes(config, "cpu-fused", quant.precision, 1)
+            graphs += cpu.weights - cpu.embedding_rows
+            if quant.precision == "int4" and config.tie_word_embeddings:
+                graphs -= standard.head  # model.onnx reads the table from the fused graph's file
+        return graphs
     group = int(quant.group_size or 0)
-    per_weight = {
-        "fp32": 4.0,
-        "int8": 1.0 + (4.0 / group if group else 0.0),
-        "int4": 0.5 + (4.0 / group if group else 0.0),
-    }.get(quant.precision, 4.0)
+    per_weight = {"fp32": 4.0, "int8": 1.0 + (4.0 / group if group else 0.0)}.get(
+        quant.precision, 0.5 + (4.0 / group if group else 0.0)
+    )
     table = config.vocab_size * config.hidden_size
     table_bytes = table * (1.0 if quant.precision != "fp32" and quant.quantize_embedding else 4.0)
     head = 0 if config.tie_word_embeddings else table * per_weight

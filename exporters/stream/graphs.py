@@ -14,6 +14,7 @@ from edge_sdk.config import ModelConfig
 from edge_sdk.exporters.families.base import StandardInputs
 from edge_sdk.exporters.fused_graph import rope_tables
 from edge_sdk.exporters.model import rope_inverse_frequencies
+from edge_sdk.exporters.quantize.int4 import int4_packed
 from edge_sdk.exporters.quantize.qweight import QWeight
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
 from edge_sdk.exporters.stream.ops import FusedState, rms_norm, skip_norm
@@ -22,6 +23,7 @@ from edge_sdk.onnx_io import LOGITS_TO_KEEP, cache_tensors
 __all__ = [
     "LayerKind",
     "Table",
+    "embedding",
     "fused_prelude",
     "fused_tail",
     "layer_kind",
@@ -49,10 +51,12 @@ def _kinds(config: ModelConfig) -> list[LayerKind]:
 @dataclass(frozen=True)
 class Table:
     """The token embedding [V, E]: float32, or int8 with one scale per row (``scale`` [V]) or
-    per ``block`` columns of a row (``scale`` [V, E / block])."""
+    per ``block`` columns of a row (``scale`` [V, E / block]); ``bits`` 4: int4 levels (-8..7)
+    in blocks, which the graphs store transposed, [E, V], as the tied head's int4 weight."""
 
     values: np.ndarray
     scale: np.ndarray | None = None
+    bits: int = 8
 
     @property
     def block(self) -> int:
@@ -76,25 +80,88 @@ class Table:
         return rows
 
 
-def _embedding(g: GraphBuilder, config: ModelConfig, table: Table, ids: str) -> str:
-    """``Gather`` of the rows of ``ids`` (int8 rows times their scales: only those rows are
-    dequantized), times the model's embedding scale (Gemma)."""
+def _int4_table(g: GraphBuilder, table: Table) -> tuple[str, str]:
+    """The 4-bit table written once, transposed [E, V] as the tied head's int4 weight, and its
+    scales [E / block, V]: their initializer names."""
+    assert table.scale is not None
+    vocab, hidden = table.values.shape
+    levels = int4_packed(np.ascontiguousarray(table.values.T))
+    data = g.tensor(f"{_TABLE}.int4", TensorProto.INT4, (hidden, vocab), levels)
+    return data, g.const(f"{_TABLE}.scale", np.ascontiguousarray(table.scale.T))
+
+
+def _int4_rows_standard(g: GraphBuilder, table: Table, ids: str, name: str) -> str:
+    """Rows [B, S, E] of the 4-bit table in standard ops: the [E, V] table read as int8
+    [E, V / 2] (two vocabulary columns per byte, the even one in the low nibble), the byte of
+    each id gathered and its nibble taken in float arithmetic, times the gathered scales."""
+    vocab, hidden = table.values.shape
+    data, scale = _int4_table(g, table)
+    pairs = g.alias(f"{_TABLE}.int4_pairs", data, TensorProto.INT8, (hidden, vocab // 2))
+    p = _EMBEDDED
+    two = g.const(f"{p}.two", np.array(2, np.int64))
+    column = g.op("Div", [ids, two], f"{p}.pair")
+    odd = g.op("Cast", [g.op("Mod", [ids, two])], f"{p}.odd", to=TensorProto.BOOL)
+    byte = g.op("Gather", [pairs, column], f"{p}.bytes", axis=1)  # [E, B, S]
+    byte = g.op("Cast", [byte], f"{p}.byte_values", to=TensorProto.FLOAT)
+    sixteen = g.const(f"{p}.sixteen", np.array(16.0, np.float32))
+    high = g.op("Floor", [g.op("Div", [byte, sixteen])], f"{p}.high")  # signed: -8..7
+    low = g.op("Sub", [byte, g.op("Mul", [high, sixteen])], f"{p}.low_bits")  # 0..15
+    wraps = g.op("GreaterOrEqual", [low, g.const(f"{p}.eight", np.array(8.0, np.float32))])
+    low = g.op("Where", [wraps, g.op("Sub", [low, sixteen]), low], f"{p}.low")
+    levels = g.op("Where", [odd, high, low], f"{p}.levels")  # [E, B, S]
+    levels = g.op("Transpose", [levels], f"{p}.rows", perm=[1, 2, 0])
+    scales = g.op("Gather", [scale, ids], f"{p}.scale_columns", axis=1)  # [E / block, B, S]
+    scales = g.op("Transpose", [scales], f"{p}.scale_rows", perm=[1, 2, 0])
+    return _blocks_scaled(g, levels, scales, table.block, name)
+
+
+def _blocks_scaled(g: GraphBuilder, rows: str, scale: str, block: int, name: str) -> str:
+    """Rows [B, S, E] as [B, S, E / block, block] times the scales [B, S, E / block, 1]."""
+    scale = g.op("Unsqueeze", [scale, g.ints(f"{_EMBEDDED}.last_axis", [-1])])
+    blocks = g.ints(f"{_EMBEDDED}.blocks", [0, 0, -1, block])
+    rows = g.op("Reshape", [rows, blocks], f"{_EMBEDDED}.blocked")
+    scaled = g.op("Mul", [rows, scale], f"{_EMBEDDED}.scaled")
+    return g.op("Reshape", [scaled, g.ints(f"{_EMBEDDED}.merged", [0, 0, -1])], name)
+
+
+def _int4_rows_fused(g: GraphBuilder, table: Table, ids: str, name: str) -> str:
+    """Rows [B, S, E] of the 4-bit table by onnxruntime's ``GatherBlockQuantized`` (int4 data,
+    gathered along the [E, V] table's columns, its blocks along E)."""
+    data, scale = _int4_table(g, table)
+    columns = g.op(
+        "GatherBlockQuantized",
+        [data, ids, scale],
+        f"{_EMBEDDED}.columns",
+        domain="com.microsoft",
+        gather_axis=1,
+        quantize_axis=0,
+        block_size=table.block,
+        bits=4,
+    )  # [E, B, S]
+    return g.op("Transpose", [columns], name, perm=[1, 2, 0])
+
+
+def embedding(
+    g: GraphBuilder, config: ModelConfig, table: Table, ids: str, fused: bool = False
+) -> str:
+    """``Gather`` of the rows of ``ids`` (int8 or int4 rows times their scales: only those rows
+    are dequantized; ``fused``: the fused graph's contrib op for int4), times the model's
+    embedding scale (Gemma)."""
     multiplier = config.embedding_scale
     name = _EMBEDDED if multiplier == 1.0 else f"{_EMBEDDED}.unscaled"
-    if table.scale is None:
+    if table.bits == 4:
+        rows = (_int4_rows_fused if fused else _int4_rows_standard)(g, table, ids, name)
+    elif table.scale is None:
         rows = g.op("Gather", [g.const(_TABLE, table.values), ids], name)
     else:
         ints = g.op("Gather", [g.const(f"{_TABLE}.int8", table.values), ids], f"{_EMBEDDED}.int8")
         scale = g.op("Gather", [g.const(f"{_TABLE}.scale", table.scale), ids], f"{name}.scale")
-        scale = g.op("Unsqueeze", [scale, g.ints(f"{_EMBEDDED}.last_axis", [-1])])
         ints = g.op("Cast", [ints], f"{_EMBEDDED}.rows", to=TensorProto.FLOAT)
         if not table.block:
+            scale = g.op("Unsqueeze", [scale, g.ints(f"{_EMBEDDED}.last_axis", [-1])])
             rows = g.op("Mul", [ints, scale], name)
-        else:  # [B, S, E] as [B, S, E / block, block] times the scales [B, S, E / block, 1]
-            blocks = g.ints(f"{_EMBEDDED}.blocks", [0, 0, -1, table.block])
-            ints = g.op("Reshape", [ints, blocks], f"{_EMBEDDED}.blocked")
-            scaled = g.op("Mul", [ints, scale], f"{_EMBEDDED}.scaled")
-            rows = g.op("Reshape", [scaled, g.ints(f"{_EMBEDDED}.merged", [0, 0, -1])], name)
+        else:
+            rows = _blocks_scaled(g, ints, scale, table.block, name)
     if multiplier == 1.0:
         return rows
     factor = g.const(f"{_EMBEDDED}.multiplier", np.array(multiplier, np.float32))
@@ -105,6 +172,14 @@ def _head(g: GraphBuilder, x: str, table: Table, head: QWeight | None) -> str:
     """Logits of ``x``: the untied (or separately quantized) head, or the tied table."""
     if head is not None:
         return g.op("MatMul", [x, g.weight("lm_head.weight", head)], "logits")
+    if table.bits == 4:  # the [E, V] int4 table under names of its own (the fused graph's
+        # MatMulNBits fusion takes a weight only its DequantizeLinear reads)
+        levels = g.alias("lm_head.tied.int4", f"{_TABLE}.int4")
+        scale = g.alias("lm_head.tied.scale", f"{_TABLE}.scale")
+        weight = g.op(
+            "DequantizeLinear", [levels, scale], "lm_head.tied", axis=0, block_size=table.block
+        )
+        return g.op("MatMul", [x, weight], "logits")
     if table.scale is None:
         transposed = g.op("Transpose", [_TABLE], "lm_head.tied", perm=[1, 0])
         return g.op("MatMul", [x, transposed], "logits")
@@ -150,7 +225,7 @@ def standard_prelude(
     mask = g.input("attention_mask", TensorProto.INT64, ["batch", "total_sequence"])
     positions = g.input("position_ids", TensorProto.INT64, ["batch", "sequence"])
     _past_inputs(g, config, "past_sequence")
-    x = _embedding(g, config, table, ids)
+    x = embedding(g, config, table, ids)
     position = g.op(
         "Unsqueeze", [g.op("Cast", [positions], to=TensorProto.FLOAT), g.ints("rope.last", [-1])]
     )
@@ -248,7 +323,7 @@ def fused_prelude(
             g.const(f"{p}cos_cache", np.ascontiguousarray(cos, dtype=np.float32)),
             g.const(f"{p}sin_cache", np.ascontiguousarray(sin, dtype=np.float32)),
         )
-    return FusedState(_embedding(g, config, table, ids)), caches
+    return FusedState(embedding(g, config, table, ids, fused=True)), caches
 
 
 def fused_tail(

@@ -28,6 +28,7 @@ __all__ = [
     "head_logits",
     "head_weight",
     "stored_table",
+    "table_bits",
 ]
 
 EMBEDDING = "model.embed_tokens.weight"
@@ -35,11 +36,34 @@ HEAD = "lm_head.weight"
 _CHUNK = 16384  # vocabulary rows per block of logits
 
 
-def stored_table(table: np.ndarray, quant: QuantConfig, per_row: bool = False) -> Table:
-    """The embedding as stored: for the integer methods int8, else float. int8 exports in blocks
-    (the CPU form) store the table in the same blocks along each row where they divide it; the
-    others, and the standard graph (``per_row``: TensorRT takes block-wise scales for int4
-    weights only, and the tied head reads the table), one scale per row."""
+def table_bits(config: ModelConfig, quant: QuantConfig) -> int:
+    """Bits of the stored table: 4 for int4 with ``embedding_bits`` 4 where its blocks divide
+    the hidden size and the vocabulary is even (the standard graph reads two columns of the
+    transposed table per byte), else 8 (32: float)."""
+    if not (quant.precision in ("int8", "int4") and quant.quantize_embedding):
+        return 32
+    group = int(quant.embedding_group_size or 0)
+    bits = quant.embedding_bits
+    fits = group and config.hidden_size % group == 0 and config.vocab_size % 2 == 0
+    return 4 if bits == 4 and fits else 8
+
+
+def stored_table(
+    table: np.ndarray,
+    quant: QuantConfig,
+    per_row: bool = False,
+    bits: int = 8,
+    moments: np.ndarray | None = None,
+) -> Table:
+    """The embedding as stored: for the integer methods int8 (``bits`` 4: int4 blocks of
+    ``embedding_group_size`` along each row, round to nearest with each block's clipping
+    weighted by ``moments`` [E], the tied head's inputs' mean squares), else float. int8 exports in
+    blocks (the CPU form) store the table in the same blocks along each row where they divide
+    it; the others, and the standard graph (``per_row``: TensorRT takes block-wise scales for
+    int4 weights only, and the tied head reads the table), one scale per row."""
+    if bits == 4:
+        levels = int4_weight(table.T, int(quant.embedding_group_size or 0), None, moments)
+        return Table(levels.values.T, levels.scale.T if levels.scale is not None else None, 4)
     if quant.precision in ("int8", "int4") and quant.quantize_embedding:
         block = int(quant.group_size or 0) if quant.precision == "int8" and not per_row else 0
         return Table(*int8_rows(table, block if block and table.shape[1] % block == 0 else 0))
@@ -83,9 +107,12 @@ def head_weight(
     int8: a tied head reads the int8 table; an untied one is int8 like the other MatMuls
     (``moments``: its input's mean squares, for clipping; ``per_channel``: one scale per output
     channel whatever the blocks, the standard graph's form). int4: int8 per channel (a tied one
-    the table), or with ``lm_head_bits`` 4 int4 blocks, its own copy, GPTQ-solved on ``hessian``.
+    the table), or with ``lm_head_bits`` 4 int4 blocks, its own copy, GPTQ-solved on ``hessian``;
+    a tied head reads a 4-bit table (:func:`table_bits`) whatever ``lm_head_bits``.
     """
     tied = config.tie_word_embeddings
+    if tied and table_bits(config, quant) == 4:
+        return None
     if quant.precision not in ("int8", "int4") or not quant.quantize_embedding:
         return None if tied else float_weight(weights.get(HEAD).T)
     if quant.precision == "int8":

@@ -9,6 +9,7 @@ layer is read.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,9 +29,14 @@ _ALIGN = 64
 
 
 class GraphBuilder:
-    """Nodes, inputs and outputs of one graph; weights streamed to ``path.data``."""
+    """Nodes, inputs and outputs of one graph; weights streamed to ``path.data``.
 
-    def __init__(self, path: Path, name: str) -> None:
+    ``lender``: another graph of the same folder written alongside; a tensor with the same type,
+    shape and bytes as one the lender already wrote is not written again but read from the
+    lender's data file (the standard graph's int4 table and the MatMul weights both graphs
+    store alike, once per bundle)."""
+
+    def __init__(self, path: Path, name: str, lender: GraphBuilder | None = None) -> None:
         self.path = path
         self.data_path = path.with_name(path.name + ".data")
         self.name = name
@@ -42,6 +48,8 @@ class GraphBuilder:
         self._data: BinaryIO | None = None
         self._offset = 0
         self._count = 0
+        self.lender = lender
+        self._written: dict[tuple[int, tuple[int, ...], bytes], onnx.TensorProto] = {}
 
     # -- tensors ----------------------------------------------------------------------------
 
@@ -52,6 +60,11 @@ class GraphBuilder:
         would keep them in its arena while it lives (the graph's whole life).
         """
         data = np.ascontiguousarray(raw)
+        key = (data_type, dims, hashlib.blake2b(data.data, digest_size=20).digest())
+        if data.nbytes > INLINE_LIMIT and self.lender is not None:
+            lent = self.lender._written.get(key)
+            if lent is not None:
+                return self.alias(name, lent.name, source=lent)
         proto = onnx.TensorProto()
         proto.name, proto.data_type = name, data_type
         proto.dims.extend(dims)
@@ -65,14 +78,38 @@ class GraphBuilder:
             self._offset += pad
             self._data.write(data.data)
             proto.data_location = TensorProto.EXTERNAL
-            for key, value in (
+            for field_name, value in (
                 ("location", self.data_path.name),
                 ("offset", str(self._offset)),
                 ("length", str(data.nbytes)),
             ):
                 entry = proto.external_data.add()
-                entry.key, entry.value = key, value
+                entry.key, entry.value = field_name, value
             self._offset += data.nbytes
+            self._written[key] = proto
+        self.initializers.append(proto)
+        return name
+
+    def alias(
+        self,
+        name: str,
+        of: str,
+        data_type: int | None = None,
+        dims: tuple[int, ...] = (),
+        source: onnx.TensorProto | None = None,
+    ) -> str:
+        """A second initializer over the bytes of initializer ``of`` (the same place in the data
+        file: stored once), optionally read as another type and shape of the same byte count;
+        ``source``: the initializer itself (the lender's)."""
+        if source is None:
+            source = next(init for init in self.initializers if init.name == of)
+        proto = onnx.TensorProto()
+        proto.CopyFrom(source)
+        proto.name = name
+        if data_type is not None:
+            proto.data_type = data_type
+            del proto.dims[:]
+            proto.dims.extend(dims)
         self.initializers.append(proto)
         return name
 

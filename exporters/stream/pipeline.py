@@ -32,7 +32,13 @@ from edge_sdk.exporters.stream.graphs import (
     standard_prelude,
     standard_tail,
 )
-from edge_sdk.exporters.stream.heads import EMBEDDING, head_logits, head_weight, stored_table
+from edge_sdk.exporters.stream.heads import (
+    EMBEDDING,
+    head_logits,
+    head_weight,
+    stored_table,
+    table_bits,
+)
 from edge_sdk.exporters.stream.layer_quant import LayerQuantizer, LayerWeights, dequantized_copy
 from edge_sdk.exporters.stream.layerwise import InputStats, Windows
 from edge_sdk.exporters.stream.onnx_builder import GraphBuilder
@@ -87,8 +93,8 @@ def write_graphs(
 ) -> StreamedGraphs:
     """Write ``model.onnx`` (and ``model.ort.onnx`` when ``fused``) into ``folder``."""
     family_of(source.config)  # an unsupported family fails before anything is written
-    standard = GraphBuilder(folder / "model.onnx", "edge-sdk")
     ort = GraphBuilder(folder / ORT_GRAPH_FILE, "edge-sdk-ort") if fused else None
+    standard = GraphBuilder(folder / "model.onnx", "edge-sdk", lender=ort)
     try:
         return _write(source, quant, texts, standard, ort, max_seq_len, progress)
     except BaseException:
@@ -149,16 +155,23 @@ def _write(
     config, weights = source.config, source.weights
     family = family_of(config)
     table_float = weights.get(EMBEDDING)
-    table = stored_table(table_float, quant, per_row=True)  # the standard graph's
+    final = weights.get("model.norm.weight") + np.float32(config.norm_offset)
+    # a 4-bit table's clipping weighs each column by the square of the final norm's weight: the
+    # tied head's input is the normalized state times it
+    table_moments = np.square(final, dtype=np.float32)
+    bits = table_bits(config, quant)
+    table = stored_table(table_float, quant, True, bits, table_moments)  # the standard graph's
     split = quant.int8_blocks  # the fused graph keeps int8 blocks: its own weights
     blocked_table = split and quant.method == "int8"  # int4 keeps one scale per row in both
     fused_table = stored_table(table_float, quant) if blocked_table else table
     streams = _streams(config, quant, texts, table_float, (table, fused_table if split else None))
     del table_float  # the windows hold copies of their rows
-    x, shared = standard_prelude(standard, config, table)
+    # the fused graph writes each part first: the standard graph reads the tensors both store
+    # alike from its data file (GraphBuilder's lender)
     state, caches = (
         fused_prelude(ort, config, fused_table, max_seq_len) if ort else (FusedState(""), {})
     )
+    x, shared = standard_prelude(standard, config, table)
     quantizer = LayerQuantizer(family, config, quant, streams.float_calib, streams.quant_calib)
     for index in range(config.num_layers):
         prefix = f"model.layers.{index}."
@@ -170,17 +183,16 @@ def _write(
         matmuls = quantizer.quantize(layer, index)
         streams.evaluation.advance(layer, index)
         _advance_parity(streams, family, layer, matmuls, index)
-        stored = family.layer_tensors(matmuls.standard_layer or layer, index, matmuls.standard)
-        x = family.emit_standard(standard, config, x, shared[layer_kind(config, index)], stored)
         if ort is not None:
             cache = caches[config.local_rope(index)]
-            if matmuls.fused is not matmuls.standard:
-                stored = family.layer_tensors(layer, index, matmuls.fused)
-            state = family.emit_fused(ort, config, state, cache, stored)
+            fused_stored = family.layer_tensors(layer, index, matmuls.fused)
+            state = family.emit_fused(ort, config, state, cache, fused_stored)
+            del fused_stored
+        stored = family.layer_tensors(matmuls.standard_layer or layer, index, matmuls.standard)
+        x = family.emit_standard(standard, config, x, shared[layer_kind(config, index)], stored)
         del layer, matmuls, stored
         progress.update(index + 1, config.num_layers, f"layers ({quant.label})")
     norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-    final = weights.get("model.norm.weight") + np.float32(config.norm_offset)
     norm.weight.data = torch.from_numpy(final)
     moments = _head_inputs(norm, streams.float_calib, moments=True)
     hessian = _head_inputs(norm, streams.quant_calib, hessian=True)
@@ -195,9 +207,9 @@ def _write(
     head = fused_head
     if quant.precision == "int8" and split:  # int8 blocks: the standard graph's per channel
         head = head_weight(config, quant, weights, head_moments, None, per_channel=True)
-    standard_tail(standard, config, x, final, table, head)
     if ort is not None:
         fused_tail(ort, config, state, final, fused_table, fused_head)
+    standard_tail(standard, config, x, final, table, head)
     with torch.no_grad():
         parity_logits = head_logits(norm(streams.parity.rows()), table, head)
         fused_parity_logits = (

@@ -10,6 +10,7 @@ import torch
 
 from edge_sdk import load_bundle
 from edge_sdk.exporters import load_model
+from edge_sdk.exporters.export_job import borrowed_bytes
 from edge_sdk.exporters.ort_check import OrtModel
 
 
@@ -43,8 +44,11 @@ def test_int8_weights_are_int8_in_the_file(demo_bundle_int8: Path, demo_bundle_f
 
 
 def _graph_bytes(bundle: Path) -> int:
-    """model.onnx and its external weights (the streamed exporter writes them beside it)."""
-    return sum(p.stat().st_size for p in bundle.glob("model.onnx*"))
+    """model.onnx and its external weights (the streamed exporter writes them beside it, and
+    reads those it stores like the fused graph from the fused graph's file)."""
+    return sum(p.stat().st_size for p in bundle.glob("model.onnx*")) + borrowed_bytes(
+        bundle / "model.onnx"
+    )
 
 
 def test_manifest_describes_the_bundle(demo_bundle_int8: Path) -> None:

@@ -37,6 +37,10 @@ def test_the_guide_example_works() -> None:
         (dict(method="w8a8", smoothquant_alpha=1.5), "smoothquant_alpha must be"),
         (dict(method="fp32", quantize_embedding=True), "quantize_embedding applies"),
         (dict(method="w8a8", exclude="lm_head"), "tuple"),
+        (dict(method="int8", embedding_bits=4), "embedding_bits applies to"),
+        (dict(method="rtn", embedding_bits=2), "embedding_bits must be 4 or 8"),
+        (dict(method="rtn", embedding_bits=4, embedding_group_size=24), "power of two"),
+        (dict(method="rtn", embedding_bits=4, quantize_embedding=False), "needs quantize_emb"),
     ],
 )
 def test_invalid_configs_raise(kwargs: dict[str, object], message: str) -> None:
@@ -71,6 +75,10 @@ def test_config_is_frozen() -> None:
             QuantConfig(**{**INT4_DEFAULT, "group_size": 32, "int8_layers": ()}),
         ),
         (["--int4", "--method", "rtn"], QuantConfig(method="rtn")),
+        (
+            ["--int4", "--embedding-bits", "4", "--embedding-group-size", "64"],
+            QuantConfig(**{**INT4_DEFAULT, "embedding_bits": 4, "embedding_group_size": 64}),
+        ),
         (
             ["--int4", "--method", "rtn", "--int8-layers", "0,1,-1", "--int8-matmuls", "down_proj"],
             QuantConfig(method="rtn", int8_layers=(0, 1, -1), int8_matmuls=("down_proj",)),
