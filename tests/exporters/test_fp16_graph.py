@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -268,6 +269,20 @@ def test_a_cuda_graph_below_the_check_is_recorded_not_added(
     assert CUDA_GRAPH_FILE not in bundle.manifest["files"]
     assert not (folder / CUDA_GRAPH_FILE).exists()
     assert "needs float32 activations" in bundle.manifest["onnxruntime"]["cuda_graph_skipped"]
+
+
+def test_a_cuda_graph_onnxruntime_refuses_is_recorded_not_raised(
+    tmp_path: Path, qwen3_5_random: tuple[Any, Path]
+) -> None:
+    """Qwen3.5's fp16 graph does not load (a float16/float32 clash in its linear layers' conv):
+    the bundle is kept without it and says why, as a graph below the check is."""
+    from edge_sdk.exporters import cuda_graph
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(qwen3_5_random[1], folder)
+    bundle = cuda_graph.add_cuda_graph(folder, positions=16)
+    assert CUDA_GRAPH_FILE not in bundle.manifest["files"]
+    assert "cannot load" in bundle.manifest["onnxruntime"]["cuda_graph_skipped"]
 
 
 def test_a_weight_beyond_fp16_range_has_no_fp16_graph(tmp_path: Path) -> None:
