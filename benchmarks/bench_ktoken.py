@@ -44,8 +44,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from host import host_info, host_line, loadavg
+from host import host_info, host_line
 
+from edge_sdk.board import read_load_average
 from edge_sdk.runtime import load
 
 SPIN_KEY = "session.intra_op.allow_spinning"
@@ -320,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             args.profile,
             all_logits=args.all_logits,
         )
-    host["loadavg_after"] = loadavg()
+    host["loadavg_after"] = read_load_average() or "?"
     call = "forward_all (every row's logits)" if args.all_logits else "forward"
     print(f"{call} of k tokens after {args.prompt}, medians of {args.repeats} interleaved")
     print(table(rows, args.ks))

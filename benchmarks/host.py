@@ -15,6 +15,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from edge_sdk.board import read_cpu_model, read_load_average
+
 __all__ = ["ISA_FLAGS", "host_info", "host_line"]
 
 #: x86: AVX2, AVX-512 (F, VNNI, BF16), AVX-VNNI, AMX; Arm: NEON (asimd), dot product (asimddp),
@@ -33,18 +35,14 @@ ISA_FLAGS = (
 )
 
 
-def _cpuinfo(path: Path) -> tuple[str, set[str]]:
-    """The CPU's model name and flags (x86 ``flags``, Arm ``Features``) from ``path``."""
-    model, flags = "", set[str]()
+def _cpu_flags(path: Path) -> set[str]:
+    """The CPU's flags (x86 ``flags``, Arm ``Features``) from ``path``."""
     if path.is_file():
         for line in path.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "Model", "Hardware") and not model:
-                model = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    return model, flags
+            if key.strip() in ("flags", "Features"):
+                return set(value.split())
+    return set()
 
 
 def _read(path: Path) -> str:
@@ -60,8 +58,8 @@ def host_info(
     board: Path = Path("/proc/device-tree/model"),
 ) -> dict[str, Any]:
     """CPU model, ISA flags, core count, RAM, Python, onnxruntime and the load average."""
-    model, flags = _cpuinfo(cpuinfo)
-    model = model or _read(board) or platform.processor() or platform.machine()
+    flags = _cpu_flags(cpuinfo)
+    model = read_cpu_model(cpuinfo) or _read(board) or platform.processor() or platform.machine()
     isa = {flag: flag in flags for flag in ISA_FLAGS}
     isa["amx"] = any(f.startswith("amx") for f in flags)
     mem: dict[str, int] = {}
@@ -85,13 +83,8 @@ def host_info(
         "mem_available_bytes": mem.get("MemAvailable"),
         "python": platform.python_version(),
         "onnxruntime": ort_version,
-        "loadavg": loadavg(),
+        "loadavg": read_load_average() or "?",
     }
-
-
-def loadavg() -> str:
-    """The 1, 5 and 15 minute load averages ("?" where unknown)."""
-    return " ".join(_read(Path("/proc/loadavg")).split()[:3]) or "?"
 
 
 def host_line(host: dict[str, Any]) -> str:

@@ -17,7 +17,9 @@ __all__ = [
     "detect_module",
     "module_name",
     "read_board_model",
+    "read_cpu_model",
     "read_l4t_release",
+    "read_load_average",
     "read_mem_total",
 ]
 
@@ -93,3 +95,25 @@ def detect_module() -> str | None:
     """The catalog name of the Jetson module this runs on, or None when it is not one."""
     model = read_board_model()
     return None if model is None else module_name(model, read_mem_total())
+
+
+def read_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model name in ``cpuinfo`` (x86 ``model name``, Arm ``Model`` / ``Hardware``),
+    or None."""
+    try:
+        lines = cpuinfo.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+            return value.strip()
+    return None
+
+
+def read_load_average() -> str | None:
+    """The 1, 5 and 15 minute load averages of ``/proc/loadavg`` ("0.52 0.61 0.70"), or None."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3]) or None
+    except OSError:
+        return None

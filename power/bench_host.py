@@ -12,28 +12,21 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.board import detect_module, read_board_model, read_l4t_release, read_mem_total
+from edge_sdk.board import (
+    detect_module,
+    read_board_model,
+    read_cpu_model,
+    read_l4t_release,
+    read_load_average,
+    read_mem_total,
+)
 
 __all__ = ["cpu_model", "host_line", "host_record"]
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The CPU's model name (x86 ``model name``, Arm ``Model``/``Hardware``), else the ISA."""
-    try:
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
+    return read_cpu_model(cpuinfo) or platform.processor() or platform.machine()
 
 
 def host_record(onnxruntime: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +43,7 @@ def host_record(onnxruntime: dict[str, Any]) -> dict[str, Any]:
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.get("version"),
         "providers": onnxruntime.get("providers", []),
-        "loadavg": _loadavg(),
+        "loadavg": read_load_average() or "?",
     }
 
 
