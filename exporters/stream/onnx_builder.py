@@ -49,6 +49,9 @@ class GraphBuilder:
         self._offset = 0
         self._count = 0
         self.lender = lender
+        self._lends = False  # another builder borrows from this one: key what it writes
+        if lender is not None:
+            lender._lends = True
         self._written: dict[tuple[int, tuple[int, ...], bytes], onnx.TensorProto] = {}
 
     # -- tensors ----------------------------------------------------------------------------
@@ -60,8 +63,10 @@ class GraphBuilder:
         would keep them in its arena while it lives (the graph's whole life).
         """
         data = np.ascontiguousarray(raw)
-        key = (data_type, dims, hashlib.blake2b(data.data, digest_size=20).digest())
-        if data.nbytes > INLINE_LIMIT and self.lender is not None:
+        key = None  # hashed only where a tensor may be shared: external, lent or borrowed
+        if data.nbytes > INLINE_LIMIT and (self._lends or self.lender is not None):
+            key = (data_type, dims, hashlib.blake2b(data.data, digest_size=20).digest())
+        if key is not None and self.lender is not None:
             lent = self.lender._written.get(key)
             if lent is not None:
                 return self.alias(name, lent.name, source=lent)
@@ -86,7 +91,8 @@ class GraphBuilder:
                 entry = proto.external_data.add()
                 entry.key, entry.value = field_name, value
             self._offset += data.nbytes
-            self._written[key] = proto
+            if key is not None and self._lends:
+                self._written[key] = proto
         self.initializers.append(proto)
         return name
 
