@@ -183,12 +183,14 @@ def _write(
         matmuls = quantizer.quantize(layer, index)
         streams.evaluation.advance(layer, index)
         _advance_parity(streams, family, layer, matmuls, index)
-        if ort is not None:
+        stored = family.layer_tensors(matmuls.standard_layer or layer, index, matmuls.standard)
+        if ort is not None:  # written first: the standard graph borrows what both store alike
             cache = caches[config.local_rope(index)]
-            fused_stored = family.layer_tensors(layer, index, matmuls.fused)
+            fused_stored = stored
+            if matmuls.fused is not matmuls.standard:
+                fused_stored = family.layer_tensors(layer, index, matmuls.fused)
             state = family.emit_fused(ort, config, state, cache, fused_stored)
             del fused_stored
-        stored = family.layer_tensors(matmuls.standard_layer or layer, index, matmuls.standard)
         x = family.emit_standard(standard, config, x, shared[layer_kind(config, index)], stored)
         del layer, matmuls, stored
         progress.update(index + 1, config.num_layers, f"layers ({quant.label})")
