@@ -14,7 +14,7 @@ int8 activations, static calibration: TensorRT's explicit-quantization form), ``
 ``quantize_embedding`` (default on) also quantizes the embedding table (int8 per row) and the LM
 head: int8 per output channel, or for int4 ``lm_head_bits`` 8 (a tied head reads the int8 table)
 or 4 (int4 blocks, its own copy); off, both stay float, which costs size and speed but no
-accuracy. int4's ``embedding_bits`` 4 (the ``--int4`` default) stores the table itself as int4
+accuracy. int4's ``embedding_bits`` 4 (an option; the default is 8) stores the table as int4
 blocks of ``embedding_group_size`` along each row, stored once: both graphs gather rows from it and
 a tied head multiplies by it (``lm_head_bits`` then applies to an untied head only).
 """
