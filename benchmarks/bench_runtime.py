@@ -112,14 +112,18 @@ def export_edge(
     group_size: int = 128,
     max_seq_len: int = 512,
     log: Callable[[str], None] = print,
+    int4_default: bool = False,
 ) -> Path:
-    """This SDK's bundle of ``hf`` at int8 or int4 (RTN, ``group_size``, int4 LM head too: as
-    genai's int4), made once; ``force``: kept whatever its accuracy check says."""
+    """This SDK's bundle of ``hf`` at int8 or int4, made once, kept whatever its accuracy check
+    says. int4: RTN in blocks of ``group_size``, or with ``int4_default`` the ``--int4`` default
+    recipe (GPTQ + AWQ, layer 0 int8) at that group size."""
     from edge_sdk.exporters import QuantConfig, export
 
     quant = (
         QuantConfig(method="int8")
         if precision == "int8"
+        else QuantConfig.from_precision("int4").with_changes(group_size=group_size)
+        if int4_default
         else QuantConfig(method="rtn", group_size=group_size, quantize_embedding=True)
     )
     if not (out / "manifest.json").is_file():

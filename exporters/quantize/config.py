@@ -56,8 +56,10 @@ _GROUP_SIZE = {"rtn": INT4_GROUP_SIZE, "gptq": INT4_GROUP_SIZE, "int8": INT8_GRO
 # x1.478; GPTQ + AWQ + act-order g128 0.857, x1.065 (0.594x the int8 bundle); with layer 0 at int8
 # 0.866, x1.056 (0.607x). Gemma 3 270M (bench_quant --model gemma3, the table int8 and stored once
 # for both graphs): this default at g128 0.797 on the CPU graph (misses 0.80), at g32 0.820, ppl
-# x1.048, 0.509x the int8 bundle: the default group is 32 (SmolLM2 at it: 0.874 on the CPU graph,
-# x1.036, 0.512x).
+# x1.048, 0.509x the int8 bundle: the default group was 32 (SmolLM2 at it: 0.874 on the CPU graph,
+# x1.036, 0.512x). With GPTQ's act-order scales clipped on the Hessian's diagonal (.gptq), group 64
+# passes with margin (CPU graph: Gemma 0.812, x1.015; SmolLM2 0.874, x1.013) at 4.5 bits per
+# weight, as llama.cpp's Q4_0, and decodes faster than group 32: the default group is 64.
 # The table stays int8: at 4 bits Gemma 3 270M's reached top-1 0.686.
 INT4_DEFAULT: dict[str, Any] = {
     "method": "gptq",

@@ -56,7 +56,7 @@ def test_compare_devices_and_precisions(capsys: pytest.CaptureFixture[str]) -> N
     )
     assert code == 0 and [p["precision"] for p in json.loads(out)["plans"]] == [
         "fp16",
-        "int4 (group 32)",
+        "int4 (group 64)",
     ]
 
 
