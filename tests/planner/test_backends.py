@@ -54,15 +54,15 @@ def test_int8_on_each_backend(config: ModelConfig) -> None:
 
 def test_int4_on_each_backend(config: ModelConfig) -> None:
     # the --int4 default: layer 0 int8 (blocks of 64: 576 scales; TensorRT per channel), layer 1
-    # int4 in blocks of 32: 2 per output channel (K 64), 4 for down (K 128) -> 1152 scales
-    int4_layer = WEIGHTS // 2 + 1152 * 4
+    # int4 in blocks of 64: 1 per output channel (K 64), 2 for down (K 128) -> 576 scales
+    int4_layer = WEIGHTS // 2 + 576 * 4
     cpu = decode_step_bytes(config, "cpu-fused", "int4", context=10, batch=3)
     assert cpu.matmuls == (WEIGHTS + 576 * 4) + int4_layer
     assert cpu.head == 256 * 64 + 256 * 4  # the int8 table, one scale per row
     assert cpu.embedding_rows == 3 * 68  # one row per sequence
     assert cpu.cache == 3 * 2 * 10 * 64 * 4
     cuda = decode_step_bytes(config, "cuda-fused", "int4", context=10)
-    cuda_layers = (WEIGHTS + 576 * 2) + WEIGHTS // 2 + 1152 * 2
+    cuda_layers = (WEIGHTS + 576 * 2) + WEIGHTS // 2 + 576 * 2
     assert cuda.matmuls == cuda_layers
     assert cuda.weights == cuda_layers + 320 * 2 + (16384 + 512) + 66
     trt = decode_step_bytes(config, "tensorrt", "int4", context=10)
