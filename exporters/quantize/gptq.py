@@ -5,14 +5,16 @@ calibration text reaches a layer through the earlier layers as quantized, forwar
 Linear's input Hessian ``H = 2 X^T X / n``, and :func:`gptq_int4` quantizes the weight column by
 column in the reduction dimension, spreading every column's rounding error over the columns not
 yet quantized through the Cholesky factor of ``H^-1`` (damped by ``damp`` x mean diagonal), in
-lazy batches of 128 columns. A block's scale (max |w| / 7) is taken when its first column is
-reached, from the error-updated weights; with ``act_order`` (columns by decreasing Hessian
-diagonal) the scales are fixed up front so that blocks stay contiguous along K, which the ONNX
-form needs, each block's clipped to the least squared error weighted by the Hessian's diagonal
-(the inputs' mean squares; :func:`~.int4.rtn_int4`'s search, as the GPTQ reference's ``mse``
-option searches). That search took the ``--int4`` default at group 64 from top-1 0.802 to 0.812
+lazy batches of 128 columns. A block's scale is clipped to the least squared error weighted by
+the Hessian's diagonal (the inputs' mean squares; :func:`~.int4.rtn_int4`'s search, as the GPTQ
+reference's ``mse`` option searches): taken when its first column is reached, from the
+error-updated weights, or with ``act_order`` (columns by decreasing Hessian diagonal) fixed up
+front from the weights as they are, so that blocks stay contiguous along K, which the ONNX form
+needs. That search took the ``--int4`` default at group 64 from top-1 0.802 to 0.812
 and perplexity x1.046 to x1.015 on Gemma 3 270M's CPU graph (SmolLM2: 0.866 to 0.874, x1.041 to
-x1.013), which let the default group go from 32 to 64.
+x1.013), which let the default group go from 32 to 64; without act-order (``--method gptq``
+alone) on SmolLM2, g32 0.827 -> 0.863 and g64 0.793 -> 0.848 (``bench_quant --variants
+int4-gptq-g32,int4-gptq-g64``, CPU graph).
 
 Cost: the factorization ([K, K]) is float64 for its conditioning; the solve is float32 on one
 thread (see :func:`~.scaling.one_thread`); the Hessians come from one float32 matmul over the whole
@@ -102,8 +104,9 @@ def _solve(
         for i in range(i2 - i1):
             col = order[i1 + i]
             if not act_order and col % group == 0:  # a group starts; the batch holds it whole
-                peak = w1[:, i : i + group].abs().amax(dim=1)
-                scale[:, col // group] = torch.where(peak > 0, peak, 1.0) / QMAX
+                block = w1[:, i : i + group].T.numpy()
+                clipped = rtn_int4(block, group, importance[col : col + group])[1]
+                scale[:, col // group] = torch.from_numpy(clipped[0])
             s = scale[:, col // group]
             qcol = torch.clamp(torch.round(w1[:, i] / s), QMIN, QMAX)
             q[:, i1 + i] = qcol

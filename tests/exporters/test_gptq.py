@@ -42,7 +42,8 @@ def test_act_order_scales_are_clipped_and_never_exceed_the_block_peak() -> None:
 
 def test_gptq_output_error_is_below_round_to_nearest() -> None:
     """With act-order (the default's) well below RTN clipped on the same statistics; without it
-    (scales max |w| / 7 of the error-updated weights) below RTN at max |w| / 7."""
+    (each block's scale clipped on the error-updated weights) well below RTN at max |w| / 7 (with
+    unclipped max / 7 scales it was at 0.59x)."""
     weight, hessian, x = _problem(seed=1)
     moments = np.square(x).mean(axis=0)
     rtn_peak = _output_error(x, weight, *rtn_int4(weight.numpy().T, GROUP))
@@ -51,4 +52,4 @@ def test_gptq_output_error_is_below_round_to_nearest() -> None:
     plain = _output_error(x, weight, *gptq_int4(weight, hessian, GROUP, act_order=False))
     assert rtn_clipped < 0.8 * rtn_peak
     assert ordered < 0.5 * rtn_clipped
-    assert plain < 0.9 * rtn_peak
+    assert plain < 0.45 * rtn_peak
