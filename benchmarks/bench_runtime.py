@@ -119,13 +119,12 @@ def export_edge(
     recipe (GPTQ + AWQ, layer 0 int8) at that group size."""
     from edge_sdk.exporters import QuantConfig, export
 
-    quant = (
-        QuantConfig(method="int8")
-        if precision == "int8"
-        else QuantConfig.from_precision("int4").with_changes(group_size=group_size)
-        if int4_default
-        else QuantConfig(method="rtn", group_size=group_size, quantize_embedding=True)
-    )
+    if precision == "int8":
+        quant = QuantConfig(method="int8")
+    elif int4_default:
+        quant = QuantConfig.from_precision("int4").with_changes(group_size=group_size)
+    else:
+        quant = QuantConfig(method="rtn", group_size=group_size, quantize_embedding=True)
     if not (out / "manifest.json").is_file():
         log(f"exporting {hf.name} with edge-sdk ({quant.label}) ...")
         export(hf, out, quant=quant, max_seq_len=max_seq_len, eval_tokens=256, force=True)

@@ -16,8 +16,8 @@ from edge_sdk.config import DEFAULT_MAX_SEQ_LEN
 from edge_sdk.errors import ConfigError
 from edge_sdk.exporters.evaluate import THRESHOLDS
 from edge_sdk.exporters.hub import is_hub_id
-from edge_sdk.exporters.quantize.config import INT4_DEFAULT, INT8_GROUP_SIZE, QuantConfig
-from edge_sdk.planner.precision import INT4_GROUP_SIZE
+from edge_sdk.exporters.quantize.config import INT4_DEFAULT, QuantConfig
+from edge_sdk.planner.precision import INT4_DEFAULT_GROUP_SIZE, INT4_GROUP_SIZE, INT8_GROUP_SIZE
 
 if TYPE_CHECKING:  # torch: imported when an export runs, so --help works without it
     from edge_sdk.exporters.export import ExportResult
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="(int4 and int8) weights per scale along the reduction dimension, a power "
-        f"of two >= 16 (default {INT4_DEFAULT['group_size']} for --int4 alone, "
+        f"of two >= 16 (default {INT4_DEFAULT_GROUP_SIZE} for --int4 alone, "
         f"{INT4_GROUP_SIZE} with --method, {INT8_GROUP_SIZE} for int8); for int8, "
         "0 stores one "
         "scale per output channel in both graphs (int8 blocks are the CPU graph's only: "
